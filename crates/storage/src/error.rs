@@ -1,0 +1,52 @@
+use std::path::PathBuf;
+
+/// Every failure the storage layer reports. Variants that describe bad input carry enough context for
+/// the broker to map them to a Kafka error code; I/O failures carry the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Framing, magic, CRC or header-field problems in batches from a client, or malformed metadata.
+    #[error("corrupt message: {0}")]
+    CorruptMessage(String),
+
+    #[error("batch of {size} bytes exceeds the maximum of {max} bytes")]
+    MessageTooLarge { size: usize, max: u32 },
+
+    #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+
+    #[error("producer {producer_id}: epoch {epoch} is older than the current epoch {current_epoch}")]
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current_epoch: i16 },
+
+    #[error("producer {producer_id}: out of order sequence {found}, expected {expected}")]
+    OutOfOrderSequence { producer_id: i64, expected: i32, found: i32 },
+
+    /// Data read back from our own files does not parse although it was validated when written
+    /// (bit rot, or a file changed behind our back).
+    #[error("corrupt log file {path}: {reason}")]
+    CorruptLog { path: PathBuf, reason: String },
+
+    #[error("i/o error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl StorageError {
+    pub(crate) fn corrupt(reason: impl Into<String>) -> StorageError {
+        StorageError::CorruptMessage(reason.into())
+    }
+
+    pub(crate) fn corrupt_log(path: &std::path::Path, reason: impl Into<String>) -> StorageError {
+        StorageError::CorruptLog { path: path.to_path_buf(), reason: reason.into() }
+    }
+}
+
+/// Attaches a path to `std::io::Error`s, because an error without the file name is useless in a
+/// broker that holds thousands of files open.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, StorageError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, StorageError> {
+        self.map_err(|source| StorageError::Io { path: path.to_path_buf(), source })
+    }
+}

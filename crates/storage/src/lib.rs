@@ -1,0 +1,61 @@
+//! Strom's partition log: segments, indexes, recovery, retention and idempotent-producer state.
+//! No networking; the broker calls [`PartitionLog`] under its own locks.
+//!
+//! # On-disk layout of a partition directory
+//!
+//! - `NNNNNNNNNNNNNNNNNNNN.log` — a segment: Kafka RecordBatch v2 batches, byte for byte as the
+//!   broker accepted them except for the rewritten baseOffset / partitionLeaderEpoch (and, under
+//!   LogAppendTime, timestamps and CRC). The name is the base offset, zero-padded to 20 digits.
+//! - `NNNNNNNNNNNNNNNNNNNN.index` — sparse offset index: big-endian (u32 offset relative to the
+//!   base, u32 byte position) of a batch start, one entry per `index_interval_bytes` of data.
+//! - `NNNNNNNNNNNNNNNNNNNN.timeindex` — (i64 timestamp, u32 relative offset) each time a batch
+//!   raises the segment's maximum timestamp; the last entry is the segment's maximum.
+//! - `log-start-offset` — text checkpoint of the DeleteRecords / retention start offset.
+//! - `leader-epoch-checkpoint` — Kafka-style text list of (epoch, start offset).
+//! - `producer-state` — CRC-protected snapshot of the idempotent-producer state and the log
+//!   offset it covers (everything below).
+//! - `.clean-shutdown` — present only between a clean `close` and the next `open`.
+//!
+//! Metadata files are replaced atomically (tmp file, fsync, rename, fsync directory).
+//!
+//! # Invariants
+//!
+//! - A segment file holds whole batches with contiguous offsets, the first at its base offset;
+//!   segments are contiguous with each other (a segment's next offset is the next one's base).
+//!   The valid length of a segment is tracked in memory; reads never return bytes past it, so a
+//!   read returns whole batches only.
+//! - A segment stops receiving appends only after its log and index files were fsynced, and only
+//!   then is its successor created. Hence after a crash only the last segment can hold a torn
+//!   write; older segments are trusted after a cheap consistency check of their indexes (a failed
+//!   check rebuilds them by a full scan).
+//! - Index files are caches: an entry is never trusted past the valid file length, and a stale or
+//!   missing index is rebuilt from its segment.
+//!
+//! # Recovery
+//!
+//! Without the clean-shutdown marker, `open` scans the last segment batch by batch, checking
+//! framing, magic, CRC and offset continuity, cuts the file at the first bad byte (logging how many
+//! bytes were dropped) and rebuilds its indexes. A segment that does not continue its
+//! predecessor's offsets is dropped with everything after it. The result is always a prefix of
+//! whole batches of what was written; everything fsynced (by `flush`, a roll or `close`) is kept.
+//! The producer state is reloaded from its snapshot and the batch headers after it (or the whole
+//! log when the snapshot is missing, damaged or ahead of the recovered log). The leader-epoch cache
+//! is trimmed to the recovered log.
+
+mod batch;
+mod checkpoint;
+mod error;
+mod index;
+mod log;
+mod producer_state;
+mod segment;
+
+#[cfg(test)]
+mod testutil;
+#[cfg(test)]
+mod tests;
+
+pub use batch::{validate_batches, BatchHeader, HEADER_LEN};
+pub use error::StorageError;
+pub use log::{AppendInfo, LogConfig, PartitionLog, ReadResult};
+pub use producer_state::{ProducerStateManager, SequenceCheck};

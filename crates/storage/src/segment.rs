@@ -1,0 +1,392 @@
+//! One segment: a `.log` file of whole batches with contiguous offsets starting at `base_offset`,
+//! plus its sparse offset index and time index.
+//!
+//! The in-memory `size` is the authority on how much of the file is valid: reads never go past
+//! it, appends write at it, and recovery cuts the file to it.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::batch::{verify_crc, BatchHeader, HEADER_LEN};
+use crate::error::{IoContext, StorageError};
+use crate::index::{IndexFile, OffsetEntry, TimeEntry};
+
+pub(crate) const LOG_EXT: &str = "log";
+pub(crate) const INDEX_EXT: &str = "index";
+pub(crate) const TIME_INDEX_EXT: &str = "timeindex";
+
+/// Index positions are u32, so a segment never grows beyond this.
+pub(crate) const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
+
+pub(crate) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// Running state that decides which batches get index entries. Shared by append and rebuild so a
+/// rebuilt index is identical to the one written while appending.
+#[derive(Clone, Copy, Debug)]
+struct IndexState {
+    bytes_since_index: u64,
+    max_timestamp: i64,
+}
+
+impl IndexState {
+    const EMPTY: IndexState = IndexState { bytes_since_index: 0, max_timestamp: -1 };
+
+    fn observe(
+        &mut self,
+        base_offset: i64,
+        header: &BatchHeader,
+        file_position: u64,
+        interval: u32,
+        offsets: &mut Vec<OffsetEntry>,
+        times: &mut Vec<TimeEntry>,
+    ) {
+        let rel = header.base_offset - base_offset;
+        debug_assert!((0..=i64::from(u32::MAX)).contains(&rel));
+        debug_assert!(file_position <= MAX_SEGMENT_BYTES);
+        let rel = rel as u32;
+        if self.bytes_since_index >= u64::from(interval) {
+            offsets.push(OffsetEntry { rel_offset: rel, position: file_position as u32 });
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.len as u64;
+        if header.max_timestamp > self.max_timestamp {
+            times.push(TimeEntry { timestamp: header.max_timestamp, rel_offset: rel });
+            self.max_timestamp = header.max_timestamp;
+        }
+    }
+}
+
+pub(crate) struct Segment {
+    base_offset: i64,
+    next_offset: i64,
+    size: u64,
+    state: IndexState,
+    /// When the segment started to fill; drives segment.ms rolling.
+    roll_base_ms: Option<i64>,
+    log: File,
+    log_path: PathBuf,
+    offset_index: IndexFile<OffsetEntry>,
+    time_index: IndexFile<TimeEntry>,
+}
+
+impl Segment {
+    pub fn create(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
+        let log_path = segment_path(dir, base_offset, LOG_EXT);
+        let log = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&log_path).at(&log_path)?;
+        Ok(Segment {
+            base_offset,
+            next_offset: base_offset,
+            size: 0,
+            state: IndexState::EMPTY,
+            roll_base_ms: None,
+            log,
+            log_path,
+            offset_index: IndexFile::create(&segment_path(dir, base_offset, INDEX_EXT))?,
+            time_index: IndexFile::create(&segment_path(dir, base_offset, TIME_INDEX_EXT))?,
+        })
+    }
+
+    /// Opens an existing segment. With `trust`, the file length and the index files are believed
+    /// after a cheap consistency check (falling back to a full scan when it fails); without it,
+    /// every batch is checked and the indexes are rebuilt.
+    pub fn open(dir: &Path, base_offset: i64, trust: bool, interval: u32) -> Result<Segment, StorageError> {
+        let log_path = segment_path(dir, base_offset, LOG_EXT);
+        let log = OpenOptions::new().read(true).write(true).open(&log_path).at(&log_path)?;
+        let file_len = log.metadata().at(&log_path)?.len();
+        if trust {
+            if let Some(segment) = Self::open_trusted(dir, base_offset, &log, &log_path, file_len)? {
+                return Ok(segment);
+            }
+            tracing::warn!(segment = %log_path.display(), "segment index is inconsistent; rebuilding it");
+        }
+        Self::recover(dir, base_offset, log, log_path, file_len, interval)
+    }
+
+    fn open_trusted(
+        dir: &Path,
+        base_offset: i64,
+        log: &File,
+        log_path: &Path,
+        file_len: u64,
+    ) -> Result<Option<Segment>, StorageError> {
+        if file_len > MAX_SEGMENT_BYTES {
+            return Ok(None);
+        }
+        let Some(offset_index) = IndexFile::<OffsetEntry>::load(&segment_path(dir, base_offset, INDEX_EXT))? else {
+            return Ok(None);
+        };
+        let Some(time_index) = IndexFile::<TimeEntry>::load(&segment_path(dir, base_offset, TIME_INDEX_EXT))? else {
+            return Ok(None);
+        };
+        let offsets = offset_index.entries();
+        let offsets_sane = offsets.windows(2).all(|w| w[0].rel_offset < w[1].rel_offset && w[0].position < w[1].position)
+            && offsets.last().is_none_or(|e| u64::from(e.position) < file_len);
+        if !offsets_sane {
+            return Ok(None);
+        }
+        // Walk the headers after the last index entry: the only part whose offsets we do not know.
+        let (mut pos, mut next) = match offsets.last() {
+            Some(e) => (u64::from(e.position), base_offset + i64::from(e.rel_offset)),
+            None => (0, base_offset),
+        };
+        while pos < file_len {
+            let Ok(h) = read_header_at(log, pos, file_len) else { return Ok(None) };
+            if h.base_offset != next || pos + h.len as u64 > file_len {
+                return Ok(None);
+            }
+            pos += h.len as u64;
+            next = h.last_offset() + 1;
+        }
+        let times = time_index.entries();
+        let times_sane = times.windows(2).all(|w| w[0].timestamp < w[1].timestamp && w[0].rel_offset <= w[1].rel_offset)
+            && times.last().is_none_or(|e| i64::from(e.rel_offset) < next - base_offset);
+        if !times_sane {
+            return Ok(None);
+        }
+        let state = IndexState {
+            bytes_since_index: file_len - offsets.last().map_or(0, |e| u64::from(e.position)),
+            max_timestamp: times.last().map_or(-1, |e| e.timestamp),
+        };
+        let roll_base_ms = first_batch_timestamp(log, file_len);
+        Ok(Some(Segment {
+            base_offset,
+            next_offset: next,
+            size: file_len,
+            state,
+            roll_base_ms,
+            log: log.try_clone().at(log_path)?,
+            log_path: log_path.to_path_buf(),
+            offset_index,
+            time_index,
+        }))
+    }
+
+    fn recover(
+        dir: &Path,
+        base_offset: i64,
+        log: File,
+        log_path: PathBuf,
+        file_len: u64,
+        interval: u32,
+    ) -> Result<Segment, StorageError> {
+        let mut pos = 0u64;
+        let mut next = base_offset;
+        let mut state = IndexState::EMPTY;
+        let (mut offsets, mut times) = (Vec::new(), Vec::new());
+        let mut buf = Vec::new();
+        let limit = file_len.min(MAX_SEGMENT_BYTES);
+        let stop_reason = loop {
+            if pos == limit {
+                break None;
+            }
+            let h = match read_header_at(&log, pos, limit) {
+                Ok(h) => h,
+                Err(e) => break Some(e.to_string()),
+            };
+            if h.base_offset != next {
+                break Some(format!("batch offset {} where {next} was expected", h.base_offset));
+            }
+            if pos + h.len as u64 > limit {
+                break Some("last batch is truncated".to_string());
+            }
+            buf.resize(h.len, 0);
+            log.read_exact_at(&mut buf, pos).at(&log_path)?;
+            if let Err(e) = verify_crc(&h, &buf) {
+                break Some(e.to_string());
+            }
+            state.observe(base_offset, &h, pos, interval, &mut offsets, &mut times);
+            pos += h.len as u64;
+            next = h.last_offset() + 1;
+        };
+        if pos < file_len {
+            tracing::warn!(
+                segment = %log_path.display(),
+                bytes_dropped = file_len - pos,
+                valid_bytes = pos,
+                reason = stop_reason.as_deref().unwrap_or("segment too large"),
+                "truncating torn or corrupt tail of segment"
+            );
+            log.set_len(pos).at(&log_path)?;
+            log.sync_all().at(&log_path)?;
+        }
+        let mut offset_index = IndexFile::create(&segment_path(dir, base_offset, INDEX_EXT))?;
+        offset_index.rewrite(offsets)?;
+        let mut time_index = IndexFile::create(&segment_path(dir, base_offset, TIME_INDEX_EXT))?;
+        time_index.rewrite(times)?;
+        let roll_base_ms = first_batch_timestamp(&log, pos);
+        Ok(Segment { base_offset, next_offset: next, size: pos, state, roll_base_ms, log, log_path, offset_index, time_index })
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// One past the last offset in the segment (== base_offset when empty).
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Largest batch maxTimestamp in the segment, -1 when there is none.
+    pub fn max_timestamp(&self) -> i64 {
+        self.state.max_timestamp
+    }
+
+    /// The first batch that reached the segment's max timestamp.
+    pub fn max_timestamp_offset(&self) -> Option<i64> {
+        self.time_index.entries().last().map(|e| self.base_offset + i64::from(e.rel_offset))
+    }
+
+    pub fn roll_base_ms(&self) -> Option<i64> {
+        self.roll_base_ms
+    }
+
+    /// Whether appending `bytes` more bytes ending at `last_offset` would break the limits of the
+    /// index formats.
+    pub fn can_hold(&self, bytes: u64, last_offset: i64) -> bool {
+        self.size + bytes <= MAX_SEGMENT_BYTES && last_offset - self.base_offset <= i64::from(u32::MAX)
+    }
+
+    /// Header of the batch at `pos`, None at the end of the segment.
+    pub fn read_header(&self, pos: u64) -> Result<Option<BatchHeader>, StorageError> {
+        if pos >= self.size {
+            return Ok(None);
+        }
+        let h = read_header_at(&self.log, pos, self.size).map_err(|e| StorageError::corrupt_log(&self.log_path, e.to_string()))?;
+        if pos + h.len as u64 > self.size {
+            return Err(StorageError::corrupt_log(&self.log_path, format!("batch at {pos} runs past the segment end")));
+        }
+        Ok(Some(h))
+    }
+
+    /// Header (with file position) of the first batch whose last offset is >= `offset`.
+    pub fn find_batch(&self, offset: i64) -> Result<Option<BatchHeader>, StorageError> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let rel = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        self.scan_from(u64::from(self.offset_index.lookup(rel)), offset)
+    }
+
+    /// Header of the first batch holding a timestamp >= `timestamp` could be at or after this.
+    pub fn find_batch_for_timestamp(&self, timestamp: i64) -> Result<Option<BatchHeader>, StorageError> {
+        let rel = self.time_index.start_for(timestamp);
+        self.find_batch(self.base_offset + i64::from(rel))
+    }
+
+    fn scan_from(&self, mut pos: u64, offset: i64) -> Result<Option<BatchHeader>, StorageError> {
+        while let Some(h) = self.read_header(pos)? {
+            if h.last_offset() >= offset {
+                return Ok(Some(h));
+            }
+            pos += h.len as u64;
+        }
+        Ok(None)
+    }
+
+    /// Appends `len` bytes at `pos` to `out`.
+    pub fn read_into(&self, pos: u64, len: usize, out: &mut Vec<u8>) -> Result<(), StorageError> {
+        debug_assert!(pos + len as u64 <= self.size);
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.log.read_exact_at(&mut out[start..], pos).at(&self.log_path)
+    }
+
+    /// Writes already validated and offset-assigned batches with one positional write. On failure
+    /// nothing changes: the file and indexes are cut back so no partial batch can be served.
+    pub fn append(&mut self, buf: &[u8], headers: &[BatchHeader], interval: u32, now_ms: i64) -> Result<(), StorageError> {
+        debug_assert!(headers.first().is_some_and(|h| h.base_offset == self.next_offset && h.position == 0));
+        debug_assert!(headers.last().is_some_and(|h| h.end_position() == buf.len()));
+        debug_assert!(self.can_hold(buf.len() as u64, headers.last().map_or(0, |h| h.last_offset())));
+        let mut state = self.state;
+        let (mut offsets, mut times) = (Vec::new(), Vec::new());
+        for h in headers {
+            state.observe(self.base_offset, h, self.size + h.position as u64, interval, &mut offsets, &mut times);
+        }
+        let (offsets_len, times_len) = (self.offset_index.entries().len(), self.time_index.entries().len());
+        let written = self
+            .log
+            .write_all_at(buf, self.size)
+            .at(&self.log_path)
+            .and_then(|()| self.offset_index.append(&offsets))
+            .and_then(|()| self.time_index.append(&times));
+        if let Err(e) = written {
+            tracing::error!(segment = %self.log_path.display(), error = %e, "append failed; cutting the segment back");
+            let _ = self.log.set_len(self.size);
+            let _ = self.offset_index.truncate(offsets_len);
+            let _ = self.time_index.truncate(times_len);
+            return Err(e);
+        }
+        self.size += buf.len() as u64;
+        self.next_offset = headers.last().map_or(self.next_offset, |h| h.last_offset() + 1);
+        self.state = state;
+        self.roll_base_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    /// Removes the batch holding `offset` and everything after it.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        let Some(h) = self.find_batch(offset)? else { return Ok(()) };
+        let new_size = h.position as u64;
+        self.log.set_len(new_size).at(&self.log_path)?;
+        let keep_offsets = self.offset_index.entries().partition_point(|e| u64::from(e.position) < new_size);
+        self.offset_index.truncate(keep_offsets)?;
+        let new_rel = h.base_offset - self.base_offset;
+        let keep_times = self.time_index.entries().partition_point(|e| i64::from(e.rel_offset) < new_rel);
+        self.time_index.truncate(keep_times)?;
+        self.size = new_size;
+        self.next_offset = h.base_offset;
+        self.state = IndexState {
+            bytes_since_index: new_size - self.offset_index.entries().last().map_or(0, |e| u64::from(e.position)),
+            max_timestamp: self.time_index.entries().last().map_or(-1, |e| e.timestamp),
+        };
+        if new_size == 0 {
+            self.roll_base_ms = None;
+        }
+        Ok(())
+    }
+
+    /// fdatasync of the log and both indexes.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.log.sync_data().at(&self.log_path)?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    pub fn delete(self) -> Result<(), StorageError> {
+        // The log goes first: an index without its log is an orphan that open() removes, while a
+        // log without its index is merely rebuilt.
+        for path in [self.log_path.as_path(), self.offset_index.path(), self.time_index.path()] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).at(path),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads and parses the header at `pos`, refusing to read past `limit`.
+fn read_header_at(log: &File, pos: u64, limit: u64) -> Result<BatchHeader, StorageError> {
+    if limit.saturating_sub(pos) < HEADER_LEN as u64 {
+        return Err(StorageError::corrupt("batch header is truncated"));
+    }
+    let mut h = [0u8; HEADER_LEN];
+    log.read_exact_at(&mut h, pos).map_err(|e| StorageError::corrupt(format!("reading header: {e}")))?;
+    BatchHeader::from_array(&h, pos as usize)
+}
+
+fn first_batch_timestamp(log: &File, size: u64) -> Option<i64> {
+    read_header_at(log, 0, size).ok().map(|h| h.max_timestamp).filter(|ts| *ts >= 0)
+}
