@@ -1,0 +1,94 @@
+//! The broker's shared state: config, metadata image, hosted partitions. Handlers get `&Broker`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::config::BrokerConfig;
+use crate::metadata::{MetadataError, MetadataRecord, MetadataStore};
+use crate::partition::PartitionError;
+use crate::replica_manager::ReplicaManager;
+use crate::sync::lock;
+
+pub struct Broker {
+    pub config: Arc<BrokerConfig>,
+    pub metadata: MetadataStore,
+    pub replicas: ReplicaManager,
+    /// Producer ids are reserved from the metadata image in blocks, so an id is never handed out
+    /// twice even across restarts (idempotence state on disk is keyed by it).
+    producer_ids: Mutex<std::ops::Range<i64>>,
+    _dir_lock: DirLock,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot use data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("data directory {0} is in use by another strom process")]
+    DataDirLocked(String),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
+}
+
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+impl Broker {
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        let config = Arc::new(config);
+        let dir = &config.log_dir;
+        let shown = dir.display().to_string();
+        std::fs::create_dir_all(dir).map_err(|e| BrokerError::DataDir(shown.clone(), e))?;
+        let dir_lock = DirLock::acquire(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => BrokerError::DataDirLocked(shown.clone()),
+            _ => BrokerError::DataDir(shown.clone(), e),
+        })?;
+        let metadata = MetadataStore::open(dir)?;
+        let replicas = ReplicaManager::new(config.clone());
+        replicas.sync_with(&metadata.image())?;
+        Ok(Arc::new(Broker { config, metadata, replicas, producer_ids: Mutex::new(0..0), _dir_lock: dir_lock }))
+    }
+
+    pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
+        let mut ids = lock(&self.producer_ids);
+        if ids.is_empty() {
+            let image = self
+                .metadata
+                .commit::<std::convert::Infallible>(|img| {
+                    Ok(vec![MetadataRecord::ProducerIdsAllocated { next_producer_id: img.next_producer_id + PRODUCER_ID_BLOCK }])
+                })?
+                .unwrap_or_else(|never| match never {});
+            *ids = image.next_producer_id - PRODUCER_ID_BLOCK..image.next_producer_id;
+        }
+        let id = ids.start;
+        ids.start += 1;
+        Ok(id)
+    }
+
+    pub fn shutdown(&self) {
+        self.replicas.close_all();
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An exclusive `flock` on `<log_dir>/.lock`: two brokers writing one directory would corrupt it.
+struct DirLock { _file: std::fs::File }
+
+impl DirLock {
+    fn acquire(dir: &Path) -> std::io::Result<DirLock> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".lock"))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(DirLock { _file: f })
+    }
+}

@@ -1,0 +1,467 @@
+//! Broker configuration, spelled with Apache Kafka's own property names.
+//!
+//! Sources are applied in order: built-in defaults, the properties file, then each `--override`.
+//! A key Strom does not know is a startup error that names it, because a silently ignored typo
+//! (`log.retension.ms`) is the kind of mistake that costs data weeks later. Keys that Kafka knows
+//! but Strom does not act on are accepted and logged once, so a stock `server.properties` works.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use strom_storage::LogConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown config key `{0}` (Strom takes Kafka's property names; check the spelling)")]
+    UnknownKey(String),
+    #[error("config `{key}` has an invalid value `{value}`: {reason}")]
+    InvalidValue { key: String, value: String, reason: String },
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot parse config file {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("override `{0}` is not of the form key=value")]
+    BadOverride(String),
+}
+
+/// Keys Apache Kafka accepts that Strom deliberately does not act on (yet). Accepted, logged once.
+const IGNORED_KAFKA_KEYS: &[&str] = &[
+    "broker.rack",
+    "compression.type",
+    "controller.listener.names",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "delete.topic.enable",
+    "group.initial.rebalance.delay.ms",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "min.insync.replicas",
+    "num.io.threads",
+    "num.network.threads",
+    "num.recovery.threads.per.data.dir",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "process.roles",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "socket.receive.buffer.bytes",
+    "socket.send.buffer.bytes",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.replication.factor",
+    "unclean.leader.election.enable",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+];
+
+/// Every key Strom acts on, with its default. `strom server --help-config` prints this table.
+pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
+    ("node.id", "1", "this broker's id (`broker.id` is accepted as an alias)"),
+    ("listeners", "PLAINTEXT://127.0.0.1:9092", "where to accept clients; port 0 picks a free port"),
+    ("advertised.listeners", "(listeners)", "the address given to clients in Metadata"),
+    ("log.dirs", "./strom-data", "data directory (`log.dir` is an alias; one directory for now)"),
+    ("num.partitions", "1", "partitions of an auto-created topic or a CreateTopics request with -1"),
+    ("default.replication.factor", "1", "replication factor when a request leaves it at -1"),
+    ("auto.create.topics.enable", "true", "create a topic when Metadata or Produce names an unknown one"),
+    ("log.segment.bytes", "1073741824", "roll a segment at this size (topic: segment.bytes)"),
+    ("log.roll.ms", "(log.roll.hours)", "roll a segment at this age (topic: segment.ms)"),
+    ("log.roll.hours", "168", "roll a segment at this age, in hours"),
+    ("log.retention.ms", "(log.retention.minutes)", "delete segments older than this; -1 keeps forever (topic: retention.ms)"),
+    ("log.retention.minutes", "(log.retention.hours)", "as log.retention.ms, in minutes"),
+    ("log.retention.hours", "168", "as log.retention.ms, in hours"),
+    ("log.retention.bytes", "-1", "delete oldest segments past this size per partition (topic: retention.bytes)"),
+    ("log.retention.check.interval.ms", "300000", "how often retention runs"),
+    ("log.index.interval.bytes", "4096", "bytes between offset-index entries (topic: index.interval.bytes)"),
+    ("log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime (topic: message.timestamp.type)"),
+    ("log.cleanup.policy", "delete", "delete or compact (topic: cleanup.policy)"),
+    ("message.max.bytes", "1048588", "largest record batch accepted (topic: max.message.bytes)"),
+    ("socket.request.max.bytes", "104857600", "largest request frame; larger closes the connection"),
+];
+
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub log_segment_bytes: u64,
+    pub log_roll_ms: i64,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: u64,
+    pub log_index_interval_bytes: u32,
+    pub log_append_time: bool,
+    pub log_cleanup_policy: String,
+    pub message_max_bytes: u32,
+    pub socket_request_max_bytes: usize,
+    /// Known-but-ignored keys that were set, for the one-time log line.
+    pub ignored: Vec<String>,
+    /// The properties this config was built from, so dynamic broker configs can be layered on top.
+    pub props: BTreeMap<String, String>,
+}
+
+/// Broker keys that AlterConfigs may change at run time (Kafka's cluster-wide dynamic log configs).
+pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
+    "log.cleanup.policy",
+    "log.index.interval.bytes",
+    "log.message.timestamp.type",
+    "log.retention.bytes",
+    "log.retention.ms",
+    "log.roll.ms",
+    "log.segment.bytes",
+    "message.max.bytes",
+];
+
+impl BrokerConfig {
+    /// Builds the config from an optional properties file and `key=value` overrides.
+    pub fn load(file: Option<&std::path::Path>, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut props: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(path) = file {
+            let f = std::fs::File::open(path)
+                .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            let map = java_properties::read(std::io::BufReader::new(f))
+                .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), reason: e.to_string() })?;
+            props.extend(map);
+        }
+        for o in overrides {
+            let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
+            props.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Self::from_props(&props)
+    }
+
+    pub fn from_props(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut ignored = Vec::new();
+        for key in props.keys() {
+            let known = KNOWN_KEYS.iter().any(|(k, _, _)| k == key)
+                || matches!(key.as_str(), "broker.id" | "log.dir");
+            if known {
+                continue;
+            }
+            if IGNORED_KAFKA_KEYS.contains(&key.as_str()) || key.starts_with("listener.name.") {
+                ignored.push(key.clone());
+                continue;
+            }
+            return Err(ConfigError::UnknownKey(key.clone()));
+        }
+        let get = |k: &str| props.get(k).map(String::as_str);
+        let node_id = match (get("node.id"), get("broker.id")) {
+            (Some(v), _) => parse("node.id", v)?,
+            (None, Some(v)) => parse("broker.id", v)?,
+            (None, None) => 1,
+        };
+        let listeners = parse_listeners("listeners", get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092"))?;
+        let advertised_listeners = match get("advertised.listeners") {
+            Some(v) => parse_listeners("advertised.listeners", v)?,
+            None => listeners.clone(),
+        };
+        let log_dir = match (get("log.dirs"), get("log.dir")) {
+            (Some(v), _) => first_dir("log.dirs", v)?,
+            (None, Some(v)) => first_dir("log.dir", v)?,
+            (None, None) => PathBuf::from("./strom-data"),
+        };
+        let hours = |ms: i64| ms * 3_600_000;
+        let log_roll_ms = match get("log.roll.ms") {
+            Some(v) => parse("log.roll.ms", v)?,
+            None => hours(get("log.roll.hours").map(|v| parse("log.roll.hours", v)).transpose()?.unwrap_or(168)),
+        };
+        let log_retention_ms = if let Some(v) = get("log.retention.ms") {
+            parse("log.retention.ms", v)?
+        } else if let Some(v) = get("log.retention.minutes") {
+            let m: i64 = parse("log.retention.minutes", v)?;
+            if m < 0 { -1 } else { m * 60_000 }
+        } else {
+            let h: i64 = get("log.retention.hours").map(|v| parse("log.retention.hours", v)).transpose()?.unwrap_or(168);
+            if h < 0 { -1 } else { hours(h) }
+        };
+        let timestamp_type = get("log.message.timestamp.type").unwrap_or("CreateTime");
+        let log_append_time = parse_timestamp_type("log.message.timestamp.type", timestamp_type)?;
+        let cfg = BrokerConfig {
+            node_id,
+            listeners,
+            advertised_listeners,
+            log_dir,
+            num_partitions: positive("num.partitions", get("num.partitions").unwrap_or("1"))?,
+            default_replication_factor: positive("default.replication.factor", get("default.replication.factor").unwrap_or("1"))?,
+            auto_create_topics: parse("auto.create.topics.enable", get("auto.create.topics.enable").unwrap_or("true"))?,
+            log_segment_bytes: positive("log.segment.bytes", get("log.segment.bytes").unwrap_or("1073741824"))?,
+            log_roll_ms: min_value("log.roll.ms", log_roll_ms, 1)?,
+            log_retention_ms,
+            log_retention_bytes: parse("log.retention.bytes", get("log.retention.bytes").unwrap_or("-1"))?,
+            log_retention_check_interval_ms: positive("log.retention.check.interval.ms", get("log.retention.check.interval.ms").unwrap_or("300000"))?,
+            log_index_interval_bytes: positive("log.index.interval.bytes", get("log.index.interval.bytes").unwrap_or("4096"))?,
+            log_append_time,
+            log_cleanup_policy: parse_cleanup_policy("log.cleanup.policy", get("log.cleanup.policy").unwrap_or("delete"))?,
+            message_max_bytes: positive("message.max.bytes", get("message.max.bytes").unwrap_or("1048588"))?,
+            socket_request_max_bytes: positive("socket.request.max.bytes", get("socket.request.max.bytes").unwrap_or("104857600"))?,
+            ignored,
+            props: props.clone(),
+        };
+        Ok(cfg)
+    }
+
+    /// This config with dynamic broker configs (set through AlterConfigs) on top.
+    pub fn with_dynamic(&self, dynamic: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        if dynamic.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut props = self.props.clone();
+        props.extend(dynamic.iter().map(|(k, v)| (k.clone(), v.clone())));
+        BrokerConfig::from_props(&props)
+    }
+
+    /// The log settings a topic gets when it overrides nothing.
+    pub fn default_log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.log_segment_bytes,
+            segment_ms: self.log_roll_ms,
+            retention_ms: self.log_retention_ms,
+            retention_bytes: self.log_retention_bytes,
+            index_interval_bytes: self.log_index_interval_bytes,
+            max_message_bytes: self.message_max_bytes,
+        }
+    }
+
+    /// The broker-level default of each topic-level config, as DescribeConfigs reports them.
+    pub fn topic_defaults(&self) -> Vec<(&'static str, &'static str, String)> {
+        vec![
+            ("cleanup.policy", "log.cleanup.policy", self.log_cleanup_policy.clone()),
+            ("retention.ms", "log.retention.ms", self.log_retention_ms.to_string()),
+            ("retention.bytes", "log.retention.bytes", self.log_retention_bytes.to_string()),
+            ("segment.bytes", "log.segment.bytes", self.log_segment_bytes.to_string()),
+            ("segment.ms", "log.roll.ms", self.log_roll_ms.to_string()),
+            ("max.message.bytes", "message.max.bytes", self.message_max_bytes.to_string()),
+            ("index.interval.bytes", "log.index.interval.bytes", self.log_index_interval_bytes.to_string()),
+            (
+                "message.timestamp.type",
+                "log.message.timestamp.type",
+                if self.log_append_time { "LogAppendTime" } else { "CreateTime" }.to_string(),
+            ),
+        ]
+    }
+
+    pub fn bootstrap_address(&self) -> String {
+        self.advertised_listeners
+            .first()
+            .map(|l| format!("{}:{}", l.host, l.port))
+            .unwrap_or_default()
+    }
+}
+
+/// Topic-level configs that take effect, and Kafka's other topic keys that are accepted as stored values.
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "max.message.bytes",
+    "index.interval.bytes",
+    "message.timestamp.type",
+    // Accepted and stored, not yet acted on:
+    "compression.type",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "max.compaction.lag.ms",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "unclean.leader.election.enable",
+];
+
+/// Validates one topic config value; the error text goes back to the client in INVALID_CONFIG.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
+    if !TOPIC_CONFIG_KEYS.contains(&key) {
+        return Err(format!("unknown topic config `{key}`"));
+    }
+    let r = match key {
+        "cleanup.policy" => parse_cleanup_policy(key, value).map(|_| ()),
+        "message.timestamp.type" => parse_timestamp_type(key, value).map(|_| ()),
+        "retention.ms" | "retention.bytes" => parse::<i64>(key, value).and_then(|v| min_value(key, v, -1)).map(|_| ()),
+        "segment.bytes" => parse::<u64>(key, value).and_then(|v| min_value(key, v, 14)).map(|_| ()),
+        "segment.ms" => parse::<i64>(key, value).and_then(|v| min_value(key, v, 1)).map(|_| ()),
+        "max.message.bytes" | "index.interval.bytes" => parse::<u32>(key, value).map(|_| ()),
+        _ => Ok(()),
+    };
+    r.map_err(|e| e.to_string())
+}
+
+/// A topic's effective log config: broker defaults with the topic's overrides on top.
+pub fn topic_log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> (LogConfig, bool) {
+    let mut c = broker.default_log_config();
+    let mut append_time = broker.log_append_time;
+    for (k, v) in overrides {
+        // Values were validated when they were set; a value that fails here keeps the default.
+        match k.as_str() {
+            "retention.ms" => c.retention_ms = v.parse().unwrap_or(c.retention_ms),
+            "retention.bytes" => c.retention_bytes = v.parse().unwrap_or(c.retention_bytes),
+            "segment.bytes" => c.segment_bytes = v.parse().unwrap_or(c.segment_bytes),
+            "segment.ms" => c.segment_ms = v.parse().unwrap_or(c.segment_ms),
+            "max.message.bytes" => c.max_message_bytes = v.parse().unwrap_or(c.max_message_bytes),
+            "index.interval.bytes" => c.index_interval_bytes = v.parse().unwrap_or(c.index_interval_bytes),
+            "message.timestamp.type" => append_time = v == "LogAppendTime",
+            _ => {}
+        }
+    }
+    (c, append_time)
+}
+
+fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.trim().parse::<T>().map_err(|e| ConfigError::InvalidValue {
+        key: key.into(),
+        value: v.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn min_value<T: PartialOrd + std::fmt::Display + Copy>(key: &str, v: T, min: T) -> Result<T, ConfigError> {
+    if v < min {
+        return Err(ConfigError::InvalidValue { key: key.into(), value: v.to_string(), reason: format!("must be at least {min}") });
+    }
+    Ok(v)
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default + std::fmt::Display + Copy>(key: &str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let n: T = parse(key, v)?;
+    if n <= T::default() {
+        return Err(ConfigError::InvalidValue { key: key.into(), value: v.into(), reason: "must be positive".into() });
+    }
+    Ok(n)
+}
+
+fn parse_timestamp_type(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "CreateTime" => Ok(false),
+        "LogAppendTime" => Ok(true),
+        _ => Err(ConfigError::InvalidValue { key: key.into(), value: v.into(), reason: "must be CreateTime or LogAppendTime".into() }),
+    }
+}
+
+fn parse_cleanup_policy(key: &str, v: &str) -> Result<String, ConfigError> {
+    let ok = v.split(',').map(str::trim).all(|p| p == "delete" || p == "compact") && !v.trim().is_empty();
+    if !ok {
+        return Err(ConfigError::InvalidValue { key: key.into(), value: v.into(), reason: "must be delete, compact or both".into() });
+    }
+    Ok(v.to_string())
+}
+
+fn first_dir(key: &str, v: &str) -> Result<PathBuf, ConfigError> {
+    let dirs: Vec<&str> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    match dirs.as_slice() {
+        [one] => Ok(PathBuf::from(one)),
+        [] => Err(ConfigError::InvalidValue { key: key.into(), value: v.into(), reason: "no directory given".into() }),
+        _ => Err(ConfigError::InvalidValue { key: key.into(), value: v.into(), reason: "Strom takes one data directory for now".into() }),
+    }
+}
+
+fn parse_listeners(key: &str, v: &str) -> Result<Vec<Listener>, ConfigError> {
+    let bad = |reason: &str| ConfigError::InvalidValue { key: key.into(), value: v.into(), reason: reason.into() };
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = item.split_once("://").ok_or_else(|| bad("expected NAME://host:port"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("expected NAME://host:port"))?;
+        let port: u16 = port.parse().map_err(|_| bad("port must be a number 0-65535"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        out.push(Listener { name: name.to_string(), host: host.to_string(), port });
+    }
+    if out.is_empty() {
+        return Err(bad("no listener given"));
+    }
+    Ok(out)
+}
+
+impl Listener {
+    pub fn socket_addr(&self) -> Result<SocketAddr, std::io::Error> {
+        use std::net::ToSocketAddrs;
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("cannot resolve {}", self.host)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_kafka() {
+        let c = BrokerConfig::from_props(&BTreeMap::new()).unwrap();
+        assert_eq!(c.bootstrap_address(), "127.0.0.1:9092");
+        assert_eq!(c.log_retention_ms, 168 * 3_600_000);
+        assert_eq!(c.message_max_bytes, 1048588);
+        assert_eq!(c.log_dir, PathBuf::from("./strom-data"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = BrokerConfig::from_props(&props(&[("log.retension.ms", "5")])).unwrap_err();
+        assert!(e.to_string().contains("log.retension.ms"), "{e}");
+    }
+
+    #[test]
+    fn ignored_kafka_key_is_accepted_and_remembered() {
+        let c = BrokerConfig::from_props(&props(&[("num.network.threads", "3")])).unwrap();
+        assert_eq!(c.ignored, vec!["num.network.threads".to_string()]);
+    }
+
+    #[test]
+    fn retention_precedence_ms_over_minutes_over_hours() {
+        let c = BrokerConfig::from_props(&props(&[("log.retention.hours", "1"), ("log.retention.minutes", "2")])).unwrap();
+        assert_eq!(c.log_retention_ms, 120_000);
+        let c = BrokerConfig::from_props(&props(&[("log.retention.ms", "7"), ("log.retention.minutes", "2")])).unwrap();
+        assert_eq!(c.log_retention_ms, 7);
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let e = BrokerConfig::from_props(&props(&[("num.partitions", "zero")])).unwrap_err();
+        assert!(e.to_string().contains("num.partitions"), "{e}");
+        let e = BrokerConfig::from_props(&props(&[("listeners", "127.0.0.1:9092")])).unwrap_err();
+        assert!(e.to_string().contains("listeners"), "{e}");
+    }
+
+    #[test]
+    fn topic_overrides_apply() {
+        let b = BrokerConfig::from_props(&BTreeMap::new()).unwrap();
+        let (c, t) = topic_log_config(&b, &props(&[("retention.ms", "1000"), ("message.timestamp.type", "LogAppendTime")]));
+        assert_eq!(c.retention_ms, 1000);
+        assert!(t);
+        assert!(validate_topic_config("retention.ms", "abc").is_err());
+        assert!(validate_topic_config("retention.mss", "1").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+    }
+}

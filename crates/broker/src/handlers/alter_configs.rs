@@ -1,0 +1,39 @@
+//! AlterConfigs (the legacy, whole-set form): the given configs replace all of a resource's
+//! dynamic configs; anything not named goes back to its default.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::describe_configs::{is_this_broker, RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::broker::Broker;
+use crate::topics::AdminError;
+
+pub fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let configs: std::collections::BTreeMap<String, String> = r
+                .configs
+                .iter()
+                .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                .collect();
+            let replace = |m: &mut std::collections::BTreeMap<String, String>| *m = configs;
+            let result = match r.resource_type {
+                RESOURCE_TOPIC => broker.alter_topic_configs(r.resource_name.as_str(), replace, req.validate_only),
+                RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => broker.alter_broker_configs(replace, req.validate_only),
+                _ => Err(AdminError::new(ResponseError::InvalidRequest, "Unsupported resource")),
+            };
+            let resp = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name);
+            match result {
+                Ok(()) => resp,
+                Err(e) => resp.with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),
+            }
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,79 @@
+//! CreateTopics: partitions, replication factor (or a manual assignment), configs, validate_only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::describe_configs::topic_config_entries;
+use crate::broker::Broker;
+use crate::topics::AdminError;
+
+pub fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let result = CreatableTopicResult::default().with_name(t.name.clone());
+            match create(broker, &t, req.validate_only) {
+                Ok((topic_id, partitions, rf, configs)) => {
+                    let entries = (version >= 5).then(|| {
+                        topic_config_entries(broker, &configs)
+                            .into_iter()
+                            .map(|e| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(StrBytes::from_static_str(e.name))
+                                    .with_value(Some(StrBytes::from_string(e.value)))
+                                    .with_config_source(e.source)
+                            })
+                            .collect()
+                    });
+                    result.with_topic_id(topic_id).with_num_partitions(partitions).with_replication_factor(rf).with_configs(entries)
+                }
+                Err(e) => result
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(StrBytes::from_string(e.message)))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+type Created = (uuid::Uuid, i32, i16, BTreeMap<String, String>);
+
+fn create(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Result<Created, AdminError> {
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        // A null value means "use the default", as in Kafka.
+        if let Some(v) = &c.value {
+            configs.insert(c.name.to_string(), v.to_string());
+        }
+    }
+    let (partitions, rf) = if t.assignments.is_empty() {
+        (t.num_partitions, t.replication_factor)
+    } else {
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return Err(AdminError::new(
+                ResponseError::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+            ));
+        }
+        let node = broker.config.node_id;
+        let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+        indexes.sort_unstable();
+        let contiguous = indexes.iter().enumerate().all(|(i, p)| *p == i as i32);
+        let on_this_node = t.assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node);
+        if !contiguous || !on_this_node {
+            return Err(AdminError::new(ResponseError::InvalidReplicaAssignment, "Replica assignment must name this broker once per partition, for partitions 0..n."));
+        }
+        (t.assignments.len() as i32, 1)
+    };
+    let topic = broker.create_topic(t.name.as_str(), partitions, rf, configs, validate_only)?;
+    Ok((topic.id, topic.partitions, topic.replication_factor, topic.configs.clone()))
+}

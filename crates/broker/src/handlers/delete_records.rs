@@ -1,0 +1,45 @@
+//! DeleteRecords: raise a partition's log start offset (offset -1 means the high watermark).
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+use super::storage_error_code;
+use crate::broker::Broker;
+
+pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let resp = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
+                    let Some(partition) = broker.replicas.partition(t.name.as_str(), p.partition_index) else {
+                        return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let hw = partition.high_watermark();
+                    let target = if p.offset == -1 { hw } else { p.offset };
+                    if target < 0 || target > hw {
+                        return resp.with_error_code(ResponseError::OffsetOutOfRange.code());
+                    }
+                    match partition.with_log_mut(|log| {
+                        if target > log.log_start_offset() {
+                            log.advance_log_start_offset(target)?;
+                        }
+                        Ok(log.log_start_offset())
+                    }) {
+                        Ok(low) => resp.with_low_watermark(low),
+                        Err(e) => resp.with_error_code(storage_error_code(&e).code()),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}

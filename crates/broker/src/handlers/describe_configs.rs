@@ -1,0 +1,125 @@
+//! DescribeConfigs for topics (resource type 2) and brokers (resource type 4).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::config::{BrokerConfig, KNOWN_KEYS};
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+// Kafka's ConfigSource values.
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
+const STATIC_BROKER_CONFIG: i8 = 4;
+const DEFAULT_CONFIG: i8 = 5;
+
+pub struct ConfigEntry {
+    pub name: &'static str,
+    pub value: String,
+    pub source: i8,
+}
+
+/// A topic's configs: its overrides, then the broker defaults for the rest.
+pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    let image = broker.metadata.image();
+    let effective = broker.config.with_dynamic(&image.broker_configs).unwrap_or_else(|_| (*broker.config).clone());
+    let mut out: Vec<ConfigEntry> = effective
+        .topic_defaults()
+        .into_iter()
+        .map(|(name, broker_key, default)| match overrides.get(name) {
+            Some(v) => ConfigEntry { name, value: v.clone(), source: DYNAMIC_TOPIC_CONFIG },
+            None => ConfigEntry { name, value: default, source: broker_source(&broker.config, &image.broker_configs, broker_key) },
+        })
+        .collect();
+    // Accepted-but-inert overrides are reported too, so what was set can be read back.
+    for (k, v) in overrides {
+        if let Some(name) = crate::config::TOPIC_CONFIG_KEYS.iter().find(|n| **n == k.as_str()) {
+            if !out.iter().any(|e| e.name == *name) {
+                out.push(ConfigEntry { name, value: v.clone(), source: DYNAMIC_TOPIC_CONFIG });
+            }
+        }
+    }
+    out
+}
+
+fn broker_source(config: &BrokerConfig, dynamic: &BTreeMap<String, String>, key: &str) -> i8 {
+    if dynamic.contains_key(key) {
+        DYNAMIC_DEFAULT_BROKER_CONFIG
+    } else if config.props.contains_key(key) {
+        STATIC_BROKER_CONFIG
+    } else {
+        DEFAULT_CONFIG
+    }
+}
+
+fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
+    let image = broker.metadata.image();
+    KNOWN_KEYS
+        .iter()
+        .map(|(key, default, _)| {
+            let value = image
+                .broker_configs
+                .get(*key)
+                .or_else(|| broker.config.props.get(*key))
+                .cloned()
+                .unwrap_or_else(|| default.to_string());
+            ConfigEntry { name: key, value, source: broker_source(&broker.config, &image.broker_configs, key) }
+        })
+        .collect()
+}
+
+pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = DescribeConfigsResult::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+            let entries = match r.resource_type {
+                RESOURCE_TOPIC => match broker.metadata.image().topic(r.resource_name.as_str()) {
+                    Some(t) => topic_config_entries(broker, &t.configs),
+                    None => {
+                        return result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(StrBytes::from_string(format!("Topic '{}' does not exist.", r.resource_name.as_str()))))
+                    }
+                },
+                RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => broker_config_entries(broker),
+                RESOURCE_BROKER => {
+                    return result
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(StrBytes::from_string(format!("Unexpected broker id {}", r.resource_name.as_str()))))
+                }
+                _ => {
+                    return result
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(StrBytes::from_static_str("Unsupported resource type")))
+                }
+            };
+            let wanted = r.configuration_keys.map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+            let configs = entries
+                .into_iter()
+                .filter(|e| wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == e.name)))
+                .map(|e| {
+                    DescribeConfigsResourceResult::default()
+                        .with_name(StrBytes::from_static_str(e.name))
+                        .with_value(Some(StrBytes::from_string(e.value)))
+                        .with_config_source(e.source)
+                })
+                .collect();
+            result.with_configs(configs)
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Broker resources are named by node id; the empty name means the cluster-wide default.
+pub fn is_this_broker(broker: &Broker, name: &str) -> bool {
+    name.is_empty() || name.parse::<i32>().ok() == Some(broker.config.node_id)
+}

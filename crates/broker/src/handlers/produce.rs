@@ -1,0 +1,96 @@
+//! Produce: append each partition's record batches to its log.
+//!
+//! Batches are stored byte for byte as produced; the storage layer checks framing and CRC and
+//! rewrites only the base offset and leader epoch (both outside the CRC). With one replica the
+//! high watermark moves with the append, so acks=1 and acks=all answer at the same moment.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::storage_error_code;
+use crate::broker::{now_ms, Broker};
+
+pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let acks_valid = matches!(acks, -1..=1);
+    let now = now_ms();
+    let mut appended = false;
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let partition_responses = topic
+                .partition_data
+                .into_iter()
+                .map(|p| {
+                    let r = if acks_valid {
+                        append(broker, topic.name.as_str(), p.index, p.records, now)
+                    } else {
+                        Err((ResponseError::InvalidRequiredAcks, None))
+                    };
+                    let resp = PartitionProduceResponse::default().with_index(p.index);
+                    match r {
+                        Ok(ok) => {
+                            appended |= !ok.duplicate;
+                            resp.with_base_offset(ok.base_offset)
+                                .with_log_append_time_ms(ok.log_append_time)
+                                .with_log_start_offset(ok.log_start_offset)
+                        }
+                        Err((code, message)) => resp
+                            .with_error_code(code.code())
+                            .with_base_offset(-1)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(-1)
+                            .with_error_message(message.map(StrBytes::from_string)),
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partition_responses)
+        })
+        .collect();
+    if appended {
+        broker.replicas.data_arrived.notify_waiters();
+    }
+    // acks=0: the client expects no response at all.
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+struct Appended {
+    base_offset: i64,
+    log_append_time: i64,
+    log_start_offset: i64,
+    duplicate: bool,
+}
+
+fn append(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+    now: i64,
+) -> Result<Appended, (ResponseError, Option<String>)> {
+    let partition = broker
+        .replicas
+        .partition(topic, index)
+        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+    let records = records.ok_or((ResponseError::CorruptMessage, Some("produce request without records".into())))?;
+    // The decoded request shares the frame's buffer, so the batches are copied once into a
+    // mutable buffer for the in-place offset rewrite; that is the only copy before the file.
+    let mut batches = records.to_vec();
+    let info = partition.append(&mut batches, now).map_err(|e| {
+        tracing::debug!(topic, partition = index, error = %e, "produce rejected");
+        (storage_error_code(&e), Some(e.to_string()))
+    })?;
+    let log_start_offset = partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(-1);
+    Ok(Appended {
+        base_offset: info.first_offset,
+        log_append_time: if partition.uses_log_append_time() { now } else { -1 },
+        log_start_offset,
+        duplicate: info.duplicate,
+    })
+}

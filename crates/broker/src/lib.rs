@@ -1,0 +1,26 @@
+//! Strom's broker: a Kafka-wire-compatible server over `strom-storage` partition logs.
+//!
+//! Layering, outside in: `server` (listen, signals, background tasks) → `connection` (frames,
+//! decode, ordered responses) → `handlers` (one file per Kafka API, thin) → the subsystems that
+//! own the work: `topics` (admin rules), `metadata` (cluster image), `replica_manager` and
+//! `partition` (logs, high watermark). See ARCHITECTURE.md at the repository root.
+
+pub mod alloc_guard;
+pub mod broker;
+pub mod config;
+mod connection;
+mod fsutil;
+pub mod handlers;
+pub mod metadata;
+pub mod partition;
+pub mod replica_manager;
+pub mod server;
+mod sync;
+pub mod topics;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+
+#[cfg(test)]
+#[global_allocator]
+static ALLOC: alloc_guard::GuardedAlloc = alloc_guard::GuardedAlloc;

@@ -1,0 +1,101 @@
+//! All partitions this broker hosts, keyed by topic name and partition index.
+//!
+//! The map is rebuilt from the metadata image (`sync_with`), so the image stays the single source
+//! of truth for which partitions exist; this module only owns their open logs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Notify;
+
+use crate::config::{topic_log_config, BrokerConfig};
+use crate::metadata::MetadataImage;
+use crate::partition::{Partition, PartitionError};
+use crate::sync::{read, write};
+
+pub struct ReplicaManager {
+    config: Arc<BrokerConfig>,
+    log_dir: PathBuf,
+    topics: RwLock<HashMap<String, Vec<Arc<Partition>>>>,
+    /// Woken on every append so that long-polling fetches re-check. One broker-wide signal is
+    /// enough at this scale; a per-partition purgatory (as Kafka has) can replace it if many idle
+    /// consumers make the wake-ups show up in profiles.
+    pub data_arrived: Notify,
+}
+
+impl ReplicaManager {
+    pub fn new(config: Arc<BrokerConfig>) -> Self {
+        let log_dir = config.log_dir.clone();
+        ReplicaManager { config, log_dir, topics: RwLock::new(HashMap::new()), data_arrived: Notify::new() }
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let topics = read(&self.topics);
+        let parts = topics.get(topic)?;
+        usize::try_from(index).ok().and_then(|i| parts.get(i)).cloned()
+    }
+
+    pub fn partitions_of(&self, topic: &str) -> Vec<Arc<Partition>> {
+        read(&self.topics).get(topic).cloned().unwrap_or_default()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        read(&self.topics).values().flatten().cloned().collect()
+    }
+
+    /// Opens every partition the image names and not yet open, and applies current configs.
+    /// Called at startup and after each metadata change.
+    pub fn sync_with(&self, image: &MetadataImage) -> Result<(), PartitionError> {
+        // Dynamic broker configs were validated when set; should that ever fail, keep the static ones.
+        let config = self.config.with_dynamic(&image.broker_configs).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "ignoring invalid dynamic broker configs");
+            (*self.config).clone()
+        });
+        for topic in image.topics.values() {
+            let (log_config, append_time) = topic_log_config(&config, &topic.configs);
+            let have = self.partitions_of(&topic.name);
+            for p in &have {
+                p.set_config(log_config.clone(), append_time);
+            }
+            let mut opened = Vec::new();
+            for index in have.len() as i32..topic.partitions {
+                let p = Partition::open(&self.log_dir, &topic.name, topic.id, index, log_config.clone(), append_time)?;
+                opened.push(Arc::new(p));
+            }
+            if !opened.is_empty() {
+                write(&self.topics).entry(topic.name.clone()).or_default().extend(opened);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a deleted topic's partitions and their data.
+    pub fn delete_topic(&self, topic: &str) -> Result<(), PartitionError> {
+        let removed = write(&self.topics).remove(topic).unwrap_or_default();
+        for p in removed {
+            p.delete()?;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: every log flushed and marked clean.
+    pub fn close_all(&self) {
+        for p in self.all() {
+            if let Err(e) = p.close() {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing partition failed; it will be recovered on next start");
+            }
+        }
+    }
+
+    /// Time- and size-based retention for every partition (the background task's body).
+    pub fn enforce_retention(&self, now_ms: i64) {
+        for p in self.all() {
+            match p.with_log_mut(|log| log.enforce_retention(now_ms)) {
+                Ok(0) | Err(PartitionError::Closed) => {}
+                Ok(n) => tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
+                Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The listener: binds, accepts, spawns a task per connection, runs the background retention
+//! task, and on SIGTERM / Ctrl-C closes every log cleanly so the next start needs no recovery.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::broker::{now_ms, Broker, BrokerError};
+use crate::config::BrokerConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr} (from `listeners`): {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+/// Runs the broker until a shutdown signal. `on_ready` receives the bootstrap address once the
+/// broker accepts connections.
+pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str)) -> Result<(), ServerError> {
+    for key in &config.ignored {
+        tracing::info!(key, "config key is accepted for compatibility with Kafka but has no effect in Strom");
+    }
+    let mut listeners = Vec::new();
+    for (i, l) in config.listeners.clone().into_iter().enumerate() {
+        let addr = format!("{}:{}", l.host, l.port);
+        let bind = |source| ServerError::Bind { addr: addr.clone(), source };
+        let sock = l.socket_addr().map_err(bind)?;
+        let listener = TcpListener::bind(sock).await.map_err(bind)?;
+        let port = listener.local_addr().map_err(bind)?.port();
+        // Port 0 means "pick one": advertise the port actually bound (tests rely on this).
+        if l.port == 0 {
+            config.listeners[i].port = port;
+            if let Some(a) = config.advertised_listeners.get_mut(i) {
+                if a.port == 0 {
+                    a.port = port;
+                }
+            }
+        }
+        listeners.push(listener);
+    }
+    let broker = Broker::open(config)?;
+    let bootstrap = broker.config.bootstrap_address();
+    for listener in listeners {
+        tokio::spawn(accept_loop(broker.clone(), listener));
+    }
+    tokio::spawn(retention_loop(broker.clone()));
+    on_ready(&broker, &bootstrap);
+    shutdown_signal().await;
+    tracing::info!("shutting down: closing logs");
+    broker.shutdown();
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(crate::connection::serve(broker.clone(), stream, peer));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn retention_loop(broker: Arc<Broker>) {
+    let every = Duration::from_millis(broker.config.log_retention_check_interval_ms);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let b = broker.clone();
+        // File deletion is blocking work; keep it off the reactor threads.
+        let _ = tokio::task::spawn_blocking(move || b.replicas.enforce_retention(now_ms())).await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

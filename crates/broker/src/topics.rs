@@ -1,0 +1,214 @@
+//! Topic administration: the rules for creating, growing, deleting and configuring topics.
+//! Handlers translate requests into these calls and the errors back into Kafka error codes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::config::validate_topic_config;
+use crate::metadata::{MetadataImage, MetadataRecord, TopicImage};
+
+/// A Kafka error code with the message a real broker would attach.
+#[derive(Debug, Clone)]
+pub struct AdminError {
+    pub code: ResponseError,
+    pub message: String,
+}
+
+impl AdminError {
+    pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        AdminError { code, message: message.into() }
+    }
+}
+
+/// Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
+    let bad = |why: &str| Err(AdminError::new(ResponseError::InvalidTopicException, format!("Topic name \"{name}\" is illegal, {why}")));
+    if name.is_empty() {
+        return bad("it can't be empty");
+    }
+    if name == "." || name == ".." {
+        return bad("it can't be '.' or '..'");
+    }
+    if name.len() > 249 {
+        return bad("it can't be longer than 249 characters");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return bad("it contains a character other than ASCII alphanumerics, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+fn metadata_failure(e: impl std::fmt::Display) -> AdminError {
+    tracing::error!(error = %e, "metadata write failed");
+    AdminError::new(ResponseError::KafkaStorageError, e.to_string())
+}
+
+impl Broker {
+    /// Creates a topic. `partitions`/`replication_factor` of -1 take the broker defaults.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<TopicImage>, AdminError> {
+        validate_topic_name(name)?;
+        let partitions = if partitions == -1 { self.config.num_partitions } else { partitions };
+        let replication_factor = if replication_factor == -1 { self.config.default_replication_factor } else { replication_factor };
+        if partitions <= 0 {
+            return Err(AdminError::new(ResponseError::InvalidPartitions, "Number of partitions must be larger than 0."));
+        }
+        if replication_factor <= 0 {
+            return Err(AdminError::new(ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0."));
+        }
+        let live_brokers = 1;
+        if replication_factor > live_brokers {
+            return Err(AdminError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {live_brokers} broker(s) are registered."),
+            ));
+        }
+        for (k, v) in &configs {
+            validate_topic_config(k, v).map_err(|m| AdminError::new(ResponseError::InvalidConfig, m))?;
+        }
+        let topic = TopicImage { name: name.to_string(), id: Uuid::new_v4(), partitions, replication_factor, configs };
+        let exists = |img: &MetadataImage| {
+            if img.topics.contains_key(name) {
+                Err(AdminError::new(ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")))
+            } else {
+                Ok(())
+            }
+        };
+        if validate_only {
+            exists(&self.metadata.image())?;
+            return Ok(Arc::new(topic));
+        }
+        let image = self
+            .metadata
+            .commit(|img| exists(img).map(|_| vec![MetadataRecord::TopicCreated(topic)]))
+            .map_err(metadata_failure)??;
+        self.replicas.sync_with(&image).map_err(metadata_failure)?;
+        tracing::info!(topic = name, partitions, "created topic");
+        image.topic(name).cloned().ok_or_else(|| AdminError::new(ResponseError::UnknownServerError, "topic vanished"))
+    }
+
+    /// Metadata auto-creation (`auto.create.topics.enable`); racing creators both succeed.
+    pub fn auto_create_topic(&self, name: &str) -> Result<Arc<TopicImage>, AdminError> {
+        match self.create_topic(name, -1, -1, BTreeMap::new(), false) {
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => self
+                .metadata
+                .image()
+                .topic(name)
+                .cloned()
+                .ok_or_else(|| AdminError::new(ResponseError::UnknownTopicOrPartition, "topic was deleted while being created")),
+            other => other,
+        }
+    }
+
+    /// Deletes a topic and its data; returns the deleted topic's id.
+    pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
+        let mut deleted = Uuid::nil();
+        self.metadata
+            .commit(|img| match img.topic(name) {
+                Some(t) => {
+                    deleted = t.id;
+                    Ok(vec![MetadataRecord::TopicDeleted { name: name.to_string() }])
+                }
+                None => Err(AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.")),
+            })
+            .map_err(metadata_failure)??;
+        // The image no longer names the topic, so a crash before the files go leaves only an
+        // orphan directory, which a later topic of the same name replaces (partition.metadata).
+        self.replicas.delete_topic(name).map_err(metadata_failure)?;
+        tracing::info!(topic = name, "deleted topic");
+        Ok(deleted)
+    }
+
+    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+        let check = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
+            let t = img
+                .topic(name)
+                .ok_or_else(|| AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition."))?;
+            if count < t.partitions {
+                return Err(AdminError::new(ResponseError::InvalidPartitions, format!("Topic currently has {} partitions, which is higher than the requested {count}.", t.partitions)));
+            }
+            if count == t.partitions {
+                return Err(AdminError::new(ResponseError::InvalidPartitions, format!("Topic already has {count} partitions.")));
+            }
+            Ok(vec![MetadataRecord::PartitionsIncreased { name: name.to_string(), partitions: count }])
+        };
+        if validate_only {
+            return check(&self.metadata.image()).map(|_| ());
+        }
+        let image = self.metadata.commit(check).map_err(metadata_failure)??;
+        self.replicas.sync_with(&image).map_err(metadata_failure)
+    }
+
+    /// Replaces (`incremental = false`, AlterConfigs) or edits (IncrementalAlterConfigs) a topic's configs.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut BTreeMap<String, String>),
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
+            let t = img
+                .topic(name)
+                .ok_or_else(|| AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition."))?;
+            let mut configs = t.configs.clone();
+            edit(&mut configs);
+            for (k, v) in &configs {
+                validate_topic_config(k, v).map_err(|m| AdminError::new(ResponseError::InvalidConfig, m))?;
+            }
+            Ok(vec![MetadataRecord::TopicConfigsSet { name: name.to_string(), configs }])
+        };
+        if validate_only {
+            return build(&self.metadata.image()).map(|_| ());
+        }
+        let image = self.metadata.commit(build).map_err(metadata_failure)??;
+        self.replicas.sync_with(&image).map_err(metadata_failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        for bad in ["", ".", "..", "a b", "ä", &"x".repeat(250)] {
+            let e = validate_topic_name(bad).unwrap_err();
+            assert_eq!(e.code, ResponseError::InvalidTopicException, "{bad:?}");
+        }
+    }
+}
+
+impl Broker {
+    /// Changes cluster-wide dynamic broker configs (AlterConfigs on a broker resource).
+    pub fn alter_broker_configs(
+        &self,
+        edit: impl FnOnce(&mut BTreeMap<String, String>),
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
+            let mut configs = img.broker_configs.clone();
+            edit(&mut configs);
+            if let Some(k) = configs.keys().find(|k| !crate::config::DYNAMIC_BROKER_KEYS.contains(&k.as_str())) {
+                return Err(AdminError::new(ResponseError::InvalidConfig, format!("Cannot update config `{k}` dynamically; set it in server.properties")));
+            }
+            self.config.with_dynamic(&configs).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+            Ok(vec![MetadataRecord::BrokerConfigsSet { configs }])
+        };
+        if validate_only {
+            return build(&self.metadata.image()).map(|_| ());
+        }
+        let image = self.metadata.commit(build).map_err(metadata_failure)??;
+        self.replicas.sync_with(&image).map_err(metadata_failure)
+    }
+}

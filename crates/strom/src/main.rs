@@ -1,0 +1,66 @@
+//! The `strom` binary: the one command for running and operating Strom.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use strom_broker::alloc_guard::GuardedAlloc;
+use strom_broker::BrokerConfig;
+
+#[global_allocator]
+static ALLOC: GuardedAlloc = GuardedAlloc;
+
+#[derive(Parser)]
+#[command(name = "strom", version, about = "A Kafka-compatible event-streaming platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker. With no arguments: a single node on 127.0.0.1:9092, data in ./strom-data.
+    Server {
+        /// A Kafka-style server.properties file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Set one property, overriding the file (repeatable), as kafka-server-start.sh --override.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Print every config key Strom acts on, with its default, and exit.
+        #[arg(long)]
+        help_config: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        Command::Server { help_config: true, .. } => {
+            for (key, default, doc) in strom_broker::config::KNOWN_KEYS {
+                println!("{key:<34} {default:<28} {doc}");
+            }
+            Ok(())
+        }
+        Command::Server { config, overrides, .. } => {
+            let cfg = BrokerConfig::load(config.as_deref(), &overrides).context("invalid configuration")?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+            runtime.block_on(strom_broker::server::run(cfg, |broker, bootstrap| {
+                println!(
+                    "Strom {} broker {} is ready: bootstrap.servers={bootstrap} (data in {}; Ctrl-C stops it cleanly)",
+                    env!("CARGO_PKG_VERSION"),
+                    broker.config.node_id,
+                    broker.config.log_dir.display()
+                );
+            }))?;
+            Ok(())
+        }
+    }
+}
