@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every Strom test: Rust unit and model tests, then the end-to-end suite that drives the
+# real `strom` binary with real Kafka clients (kafka-python, confluent-kafka) from a virtualenv
+# this script creates. Usage: scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cache="${STROM_CACHE:-$HOME/.cache/strom}"
+venv="${STROM_VENV:-$cache/venv}"
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null || python=python3
+
+echo "== cargo test (release: one build serves the tests and the end-to-end binary)"
+cargo build --release --locked -p strom
+cargo test --release --locked --workspace --exclude strom-bench
+
+echo "== python test clients in $venv"
+req=tests/e2e/requirements.txt
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$venv/.requirements"
+fi
+
+echo "== end-to-end tests"
+target="${CARGO_TARGET_DIR:-target}"
+export STROM_BIN="${STROM_BIN:-$(cd "$target/release" && pwd)/strom}"
+"$venv/bin/python" -m pytest tests/e2e -q "$@"
