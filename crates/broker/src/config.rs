@@ -66,7 +66,7 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("log.dirs", "./strom-data", "data directory (`log.dir` is an alias; one directory for now)"),
     ("num.partitions", "1", "partitions of an auto-created topic or a CreateTopics request with -1"),
     ("default.replication.factor", "1", "replication factor when a request leaves it at -1"),
-    ("auto.create.topics.enable", "true", "create a topic when Metadata or Produce names an unknown one"),
+    ("auto.create.topics.enable", "true", "create a topic when a Metadata request names an unknown one"),
     ("log.segment.bytes", "1073741824", "roll a segment at this size (topic: segment.bytes)"),
     ("log.roll.ms", "(log.roll.hours)", "roll a segment at this age (topic: segment.ms)"),
     ("log.roll.hours", "168", "roll a segment at this age, in hours"),
@@ -463,5 +463,20 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "abc").is_err());
         assert!(validate_topic_config("retention.mss", "1").is_err());
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    /// docs/configuration.md is the user's reference: every key Strom acts on must be in it.
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../../docs/configuration.md");
+        for (key, _, _) in super::KNOWN_KEYS {
+            assert!(doc.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
+        }
+        for key in super::TOPIC_CONFIG_KEYS.iter().take(8) {
+            assert!(doc.contains(&format!("`{key}`")), "docs/configuration.md does not document topic key `{key}`");
+        }
     }
 }

@@ -33,20 +33,46 @@ enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// Requests decoded ahead of the one being handled. Reading the next request while the current
+/// one appends lets socket copies and file writes overlap on different cores; the bound caps the
+/// memory one connection can pin (at most this many frames of `socket.request.max.bytes`).
+const READ_AHEAD: usize = 4;
+
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (r, mut w) = stream.into_split();
-    let mut reader = BufReader::with_capacity(256 * 1024, r);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let reader_broker = broker.clone();
+    let reader = tokio::spawn(async move {
+        let mut reader = BufReader::with_capacity(256 * 1024, r);
+        loop {
+            let next = next_request(&reader_broker, &mut reader).await;
+            let stop = !matches!(next, Ok(Some(_)));
+            // The handler side is gone: the connection is closing anyway.
+            if tx.send(next).await.is_err() || stop {
+                return;
+            }
+        }
+    });
     let mut out = BytesMut::with_capacity(64 * 1024);
-    loop {
-        match next_request(&broker, &mut reader).await {
-            Ok(None) => return,
+    while let Some(next) = rx.recv().await {
+        match next {
+            Ok(None) => break,
             Ok(Some(Incoming::Request { api_key, version, header, request })) => {
+                // A fetch may long-poll: never hold earlier responses back behind it.
+                if api_key == ApiKey::Fetch && !out.is_empty() {
+                    if let Err(e) = flush(&mut w, &mut out).await {
+                        if !is_disconnect(&e) {
+                            tracing::debug!(%peer, error = %e, "write failed");
+                        }
+                        break;
+                    }
+                }
                 let response = handlers::handle(&broker, &header, request).await;
                 if let Some(response) = response {
                     if let Err(e) = encode_response(&mut out, api_key, version, header.correlation_id, &response) {
                         tracing::error!(%peer, error = %e, "closing connection");
-                        return;
+                        break;
                     }
                 }
             }
@@ -56,29 +82,39 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 let response = ResponseKind::ApiVersions(handlers::api_versions::unsupported());
                 if let Err(e) = encode_response(&mut out, ApiKey::ApiVersions, 0, correlation_id, &response) {
                     tracing::error!(%peer, error = %e, "closing connection");
-                    return;
+                    break;
                 }
             }
-            Err(FrameError::Io(e)) if is_disconnect(&e) => return,
+            Err(FrameError::Io(e)) if is_disconnect(&e) => break,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
-                return;
+                break;
             }
         }
-        if !out.is_empty() {
-            if let Err(e) = w.write_all(&out).await {
+        // Batch the responses of pipelined requests into one write when more are already waiting.
+        if !out.is_empty() && (rx.is_empty() || out.len() >= 1024 * 1024) {
+            if let Err(e) = flush(&mut w, &mut out).await {
                 if !is_disconnect(&e) {
                     tracing::debug!(%peer, error = %e, "write failed");
                 }
-                return;
-            }
-            out.clear();
-            // Do not keep a huge buffer alive after one big fetch response.
-            if out.capacity() > 8 * 1024 * 1024 {
-                out = BytesMut::with_capacity(64 * 1024);
+                break;
             }
         }
     }
+    if !out.is_empty() {
+        let _ = w.write_all(&out).await;
+    }
+    reader.abort();
+}
+
+async fn flush(w: &mut tokio::net::tcp::OwnedWriteHalf, out: &mut BytesMut) -> std::io::Result<()> {
+    w.write_all(out).await?;
+    out.clear();
+    // Do not keep a huge buffer alive after one big fetch response.
+    if out.capacity() > 8 * 1024 * 1024 {
+        *out = BytesMut::with_capacity(64 * 1024);
+    }
+    Ok(())
 }
 
 fn is_disconnect(e: &std::io::Error) -> bool {
@@ -104,8 +140,15 @@ async fn next_request(
     if size < 8 || size as usize > max {
         return Err(FrameError::Size(size, max));
     }
-    let mut frame = BytesMut::zeroed(size as usize);
-    reader.read_exact(&mut frame).await?;
+    // Read into uninitialised capacity: no zero-fill pass over a frame that may be megabytes.
+    let size = size as usize;
+    let mut frame = BytesMut::with_capacity(size);
+    while frame.len() < size {
+        let want = (size - frame.len()) as u64;
+        if (&mut *reader).take(want).read_buf(&mut frame).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
     decode_frame(frame.freeze()).map(Some)
 }
 

@@ -22,7 +22,12 @@ pub fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> Metad
     // v0 had no flag: auto-creation was always requested.
     let client_allows_create = version < 4 || req.allow_auto_topic_creation;
     let image = broker.metadata.image();
-    let topics = match req.topics {
+    // In v0 the list could not be null: an empty list meant "all topics".
+    let requested = match req.topics {
+        Some(t) if t.is_empty() && version == 0 => None,
+        other => other,
+    };
+    let topics = match requested {
         None => image.topics.values().map(|t| topic_response(node, t)).collect(),
         Some(requested) => requested
             .into_iter()
