@@ -22,7 +22,8 @@ pub(crate) struct OffsetEntry {
     pub position: u32,
 }
 
-/// Records that the batch at `rel_offset` raised the segment's maximum timestamp to `timestamp`.
+/// The segment's largest timestamp up to an index point (`timestamp`), and the batch that first
+/// reached it (`rel_offset`): no batch before that index point has a larger timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimeEntry {
     pub timestamp: i64,

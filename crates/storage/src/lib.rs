@@ -8,8 +8,10 @@
 //!   LogAppendTime, timestamps and CRC). The name is the base offset, zero-padded to 20 digits.
 //! - `NNNNNNNNNNNNNNNNNNNN.index` — sparse offset index: big-endian (u32 offset relative to the
 //!   base, u32 byte position) of a batch start, one entry per `index_interval_bytes` of data.
-//! - `NNNNNNNNNNNNNNNNNNNN.timeindex` — (i64 timestamp, u32 relative offset) each time a batch
-//!   raises the segment's maximum timestamp; the last entry is the segment's maximum.
+//! - `NNNNNNNNNNNNNNNNNNNN.timeindex` — sparse time index, written with each offset-index entry
+//!   (as Kafka does): (i64 largest timestamp so far, u32 relative offset of the batch that first
+//!   reached it), strictly increasing. Batches after the last entry are walked on open, so the
+//!   segment's exact maximum is always known in memory.
 //! - `log-start-offset` — text checkpoint of the DeleteRecords / retention start offset.
 //! - `leader-epoch-checkpoint` — Kafka-style text list of (epoch, start offset).
 //! - `producer-state` — CRC-protected snapshot of the idempotent-producer state and the log
@@ -59,3 +61,9 @@ pub use batch::{validate_batches, BatchHeader, HEADER_LEN};
 pub use error::StorageError;
 pub use log::{AppendInfo, LogConfig, PartitionLog, ReadResult};
 pub use producer_state::{ProducerStateManager, SequenceCheck};
+
+// The broker shares logs between threads behind a lock.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PartitionLog>();
+};

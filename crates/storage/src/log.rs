@@ -552,13 +552,30 @@ impl PartitionLog {
 
     /// Drops all data and starts an empty log at `offset`.
     fn reset_to(&mut self, offset: i64) -> Result<(), StorageError> {
-        for segment in self.segments.drain(..).rev() {
-            segment.delete()?;
-        }
-        self.segments.push(Segment::create(&self.dir, offset)?);
-        fsync_dir(&self.dir)?;
+        // The start offset goes first: should we crash with no segment left, open() recreates the
+        // log at the checkpointed start, which must not be below offsets already handed out.
         self.log_start_offset = offset;
         self.persist_log_start_offset()?;
+        // The list of segments must never be empty, even when an I/O error interrupts this. A
+        // segment already based at `offset` is emptied and kept: creating a new one would clobber
+        // its files.
+        let mut old = std::mem::take(&mut self.segments);
+        let new = match old.iter().position(|s| s.base_offset() == offset) {
+            Some(i) => old.remove(i),
+            None => match Segment::create(&self.dir, offset) {
+                Ok(segment) => segment,
+                Err(e) => {
+                    self.segments = old;
+                    return Err(e);
+                }
+            },
+        };
+        self.segments.push(new);
+        for segment in old.into_iter().rev() {
+            segment.delete()?;
+        }
+        self.active_mut().truncate_to(offset)?;
+        fsync_dir(&self.dir)?;
         self.epochs.clear();
         self.persist_epochs()?;
         self.producers.clear();
@@ -762,4 +779,12 @@ fn remove_segment_files(dir: &Path, base: i64) -> Result<(), StorageError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+impl PartitionLog {
+    /// (base offset, next offset, size) of every segment, oldest first.
+    pub(crate) fn segment_info(&self) -> Vec<(i64, i64, u64)> {
+        self.segments.iter().map(|s| (s.base_offset(), s.next_offset(), s.size())).collect()
+    }
 }

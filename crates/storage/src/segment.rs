@@ -25,14 +25,24 @@ pub(crate) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
 
 /// Running state that decides which batches get index entries. Shared by append and rebuild so a
 /// rebuilt index is identical to the one written while appending.
+///
+/// Both indexes are sparse, as in Kafka: an entry every `index.interval.bytes` of log. A time
+/// entry rides along with each offset entry and records the largest timestamp seen so far and
+/// the batch that first reached it, so every batch before that point has a timestamp no larger.
+/// A lookup may therefore start at the last entry below its target; the segment's exact maximum
+/// lives in memory (rebuilt on open by walking the batches after the last index entry).
 #[derive(Clone, Copy, Debug)]
 struct IndexState {
     bytes_since_index: u64,
     max_timestamp: i64,
+    /// Relative offset of the first batch that reached `max_timestamp`.
+    max_timestamp_rel: u32,
+    /// Timestamp of the last time-index entry; entries strictly increase.
+    indexed_timestamp: i64,
 }
 
 impl IndexState {
-    const EMPTY: IndexState = IndexState { bytes_since_index: 0, max_timestamp: -1 };
+    const EMPTY: IndexState = IndexState { bytes_since_index: 0, max_timestamp: -1, max_timestamp_rel: 0, indexed_timestamp: -1 };
 
     fn observe(
         &mut self,
@@ -49,12 +59,20 @@ impl IndexState {
         let rel = rel as u32;
         if self.bytes_since_index >= u64::from(interval) {
             offsets.push(OffsetEntry { rel_offset: rel, position: file_position as u32 });
+            if self.max_timestamp > self.indexed_timestamp {
+                times.push(TimeEntry { timestamp: self.max_timestamp, rel_offset: self.max_timestamp_rel });
+                self.indexed_timestamp = self.max_timestamp;
+            }
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += header.len as u64;
-        if header.max_timestamp > self.max_timestamp {
-            times.push(TimeEntry { timestamp: header.max_timestamp, rel_offset: rel });
-            self.max_timestamp = header.max_timestamp;
+        self.observe_timestamp(header.max_timestamp, rel);
+    }
+
+    fn observe_timestamp(&mut self, timestamp: i64, rel: u32) {
+        if timestamp > self.max_timestamp {
+            self.max_timestamp = timestamp;
+            self.max_timestamp_rel = rel;
         }
     }
 }
@@ -132,24 +150,28 @@ impl Segment {
             Some(e) => (u64::from(e.position), base_offset + i64::from(e.rel_offset)),
             None => (0, base_offset),
         };
+        let times = time_index.entries();
+        let mut state = IndexState {
+            bytes_since_index: file_len - offsets.last().map_or(0, |e| u64::from(e.position)),
+            max_timestamp: times.last().map_or(-1, |e| e.timestamp),
+            max_timestamp_rel: times.last().map_or(0, |e| e.rel_offset),
+            indexed_timestamp: times.last().map_or(-1, |e| e.timestamp),
+        };
         while pos < file_len {
             let Ok(h) = read_header_at(log, pos, file_len) else { return Ok(None) };
             if h.base_offset != next || pos + h.len as u64 > file_len {
                 return Ok(None);
             }
+            // The time index does not cover the batches after its last entry.
+            state.observe_timestamp(h.max_timestamp, (h.base_offset - base_offset) as u32);
             pos += h.len as u64;
             next = h.last_offset() + 1;
         }
-        let times = time_index.entries();
         let times_sane = times.windows(2).all(|w| w[0].timestamp < w[1].timestamp && w[0].rel_offset <= w[1].rel_offset)
             && times.last().is_none_or(|e| i64::from(e.rel_offset) < next - base_offset);
         if !times_sane {
             return Ok(None);
         }
-        let state = IndexState {
-            bytes_since_index: file_len - offsets.last().map_or(0, |e| u64::from(e.position)),
-            max_timestamp: times.last().map_or(-1, |e| e.timestamp),
-        };
         let roll_base_ms = first_batch_timestamp(log, file_len);
         Ok(Some(Segment {
             base_offset,
@@ -244,7 +266,7 @@ impl Segment {
 
     /// The first batch that reached the segment's max timestamp.
     pub fn max_timestamp_offset(&self) -> Option<i64> {
-        self.time_index.entries().last().map(|e| self.base_offset + i64::from(e.rel_offset))
+        (self.state.max_timestamp >= 0).then(|| self.base_offset + i64::from(self.state.max_timestamp_rel))
     }
 
     pub fn roll_base_ms(&self) -> Option<i64> {
@@ -346,10 +368,21 @@ impl Segment {
         self.time_index.truncate(keep_times)?;
         self.size = new_size;
         self.next_offset = h.base_offset;
-        self.state = IndexState {
-            bytes_since_index: new_size - self.offset_index.entries().last().map_or(0, |e| u64::from(e.position)),
-            max_timestamp: self.time_index.entries().last().map_or(-1, |e| e.timestamp),
+        let last_indexed = self.offset_index.entries().last().map_or(0, |e| u64::from(e.position));
+        let last_time = self.time_index.entries().last().copied();
+        let mut state = IndexState {
+            bytes_since_index: new_size - last_indexed,
+            max_timestamp: last_time.map_or(-1, |e| e.timestamp),
+            max_timestamp_rel: last_time.map_or(0, |e| e.rel_offset),
+            indexed_timestamp: last_time.map_or(-1, |e| e.timestamp),
         };
+        // Batches after the last offset entry are not covered by the time index: walk them.
+        let mut pos = last_indexed;
+        while let Some(b) = self.read_header(pos)? {
+            state.observe_timestamp(b.max_timestamp, (b.base_offset - self.base_offset) as u32);
+            pos += b.len as u64;
+        }
+        self.state = state;
         if new_size == 0 {
             self.roll_base_ms = None;
         }
