@@ -15,6 +15,16 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 #[derive(Parser)]
+struct Cli {
+    /// Instead of a broker run, measure loopback TCP bandwidth (one stream, 4 GiB): the
+    /// machine's own limit, printed beside the broker's figures.
+    #[arg(long)]
+    loopback: bool,
+    #[command(flatten)]
+    args: Args,
+}
+
+#[derive(clap::Args)]
 struct Args {
     #[arg(long, default_value = "127.0.0.1:9092")]
     bootstrap_server: String,
@@ -48,7 +58,11 @@ impl ProducerContext for LatencyContext {
 }
 
 fn main() -> anyhow::Result<()> {
-    let a = Args::parse();
+    let cli = Cli::parse();
+    if cli.loopback {
+        return loopback();
+    }
+    let a = cli.args;
     let payload = vec![b'x'; a.record_size];
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &a.bootstrap_server)
@@ -137,5 +151,34 @@ fn main() -> anyhow::Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     println!("fetch:   {n} records: {:.0} msgs/s, {:.1} MB/s", n as f64 / secs, bytes as f64 / 1e6 / secs);
+    Ok(())
+}
+
+fn loopback() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    const TOTAL: usize = 4 << 30;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let reader = std::thread::spawn(move || -> std::io::Result<usize> {
+        let (mut s, _) = listener.accept()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0;
+        loop {
+            match s.read(&mut buf)? {
+                0 => return Ok(n),
+                k => n += k,
+            }
+        }
+    });
+    let mut s = std::net::TcpStream::connect(addr)?;
+    let buf = vec![7u8; 1 << 20];
+    let start = Instant::now();
+    for _ in 0..TOTAL / buf.len() {
+        s.write_all(&buf)?;
+    }
+    drop(s);
+    let got = reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
+    let secs = start.elapsed().as_secs_f64();
+    println!("loopback TCP, one stream: {:.1} Gbit/s ({:.0} MB/s)", got as f64 * 8.0 / 1e9 / secs, got as f64 / 1e6 / secs);
     Ok(())
 }
