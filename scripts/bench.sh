@@ -30,4 +30,8 @@ for size in 100 1024; do
     "$bin/strom-bench" --bootstrap-server "$bootstrap" --topic "bench-$size-$acks" --records "$records" --record-size "$size" --acks "$acks"
   done
 done
+for acks in 1 all; do
+  echo "== latency: 1 KiB records paced at 50,000/s (50 MB/s), acks=$acks ($(uptime | sed 's/.*load/load/'))"
+  "$bin/strom-bench" --bootstrap-server "$bootstrap" --topic "paced-$acks" --records 500000 --record-size 1024 --acks "$acks" --throughput 50000 --producer-prop linger.ms=1
+done
 echo "== broker RSS after the runs: $(ps -o rss= -p $pid) KiB, CPU time $(ps -o cputime= -p $pid)"

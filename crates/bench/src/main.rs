@@ -39,6 +39,10 @@ struct Args {
     acks: String,
     #[arg(long, default_value = "none")]
     compression: String,
+    /// Records per second to send at (0: as fast as possible). A paced run measures the latency
+    /// the broker adds; an unpaced one mostly measures the client's own queue.
+    #[arg(long, default_value_t = 0)]
+    throughput: u64,
     /// Extra producer properties, key=value.
     #[arg(long = "producer-prop")]
     producer_props: Vec<String>,
@@ -79,7 +83,13 @@ fn main() -> anyhow::Result<()> {
     let producer: ThreadedProducer<LatencyContext> = cfg.create_with_context(LatencyContext)?;
     let (tx, rx) = std::sync::mpsc::channel();
     let start = Instant::now();
-    for _ in 0..a.records {
+    for i in 0..a.records {
+        if a.throughput > 0 {
+            let due = start + Duration::from_secs_f64(i as f64 / a.throughput as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
         let mut opaque = Box::new((Instant::now(), tx.clone()));
         loop {
             match producer.send(BaseRecord::with_opaque_to(&a.topic, opaque).payload(&payload[..]).key("")) {
@@ -109,10 +119,11 @@ fn main() -> anyhow::Result<()> {
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
     let mb = (a.records * a.record_size) as f64 / 1e6;
     println!(
-        "produce: {} records x {} B, acks={}: {:.0} msgs/s, {:.1} MB/s, latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
+        "produce: {} records x {} B, acks={}{}: {:.0} msgs/s, {:.1} MB/s, latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
         a.records,
         a.record_size,
         a.acks,
+        if a.throughput > 0 { format!(", paced at {} records/s", a.throughput) } else { String::new() },
         a.records as f64 / produce_secs,
         mb / produce_secs,
         pct(0.50),
@@ -128,6 +139,11 @@ fn main() -> anyhow::Result<()> {
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
         .set("queued.max.messages.kbytes", "1048576")
+        // librdkafka stops fetching for fetch.queue.backoff.ms (1 s) whenever its local queue
+        // holds queued.min.messages (100k); one response of small records can carry that many,
+        // and the bench would then measure the client's back-off, not the broker.
+        .set("queued.min.messages", "10000000")
+        .set("fetch.queue.backoff.ms", "5")
         .create()?;
     let md = consumer.fetch_metadata(Some(&a.topic), Duration::from_secs(10))?;
     let parts = md.topics().first().map(|t| t.partitions().len()).unwrap_or(1);
