@@ -43,6 +43,9 @@ struct Args {
     /// the broker adds; an unpaced one mostly measures the client's own queue.
     #[arg(long, default_value_t = 0)]
     throughput: u64,
+    /// Skip producing: fetch `records` already in the topic.
+    #[arg(long)]
+    fetch_only: bool,
     /// Extra producer properties, key=value.
     #[arg(long = "producer-prop")]
     producer_props: Vec<String>,
@@ -67,6 +70,13 @@ fn main() -> anyhow::Result<()> {
         return loopback();
     }
     let a = cli.args;
+    if !a.fetch_only {
+        produce(&a)?;
+    }
+    fetch(&a)
+}
+
+fn produce(a: &Args) -> anyhow::Result<()> {
     let payload = vec![b'x'; a.record_size];
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &a.bootstrap_server)
@@ -131,7 +141,10 @@ fn main() -> anyhow::Result<()> {
         pct(0.999),
         lat[lat.len() - 1].as_secs_f64() * 1000.0
     );
+    Ok(())
+}
 
+fn fetch(a: &Args) -> anyhow::Result<()> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &a.bootstrap_server)
         .set("group.id", "strom-bench")
