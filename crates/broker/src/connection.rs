@@ -15,7 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::broker::Broker;
-use crate::handlers;
+use crate::handlers::{self, Reply};
+use crate::zero_copy;
 
 #[derive(Debug, thiserror::Error)]
 enum FrameError {
@@ -68,11 +69,36 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                         break;
                     }
                 }
-                let response = handlers::handle(&broker, &header, request).await;
-                if let Some(response) = response {
-                    if let Err(e) = encode_response(&mut out, api_key, version, header.correlation_id, &response) {
-                        tracing::error!(%peer, error = %e, "closing connection");
-                        break;
+                let reply = handlers::handle(&broker, &header, request).await;
+                match reply {
+                    None => {}
+                    Some(Reply { body, files }) if files.is_empty() => {
+                        if let Err(e) = encode_response(&mut out, api_key, version, header.correlation_id, &body) {
+                            tracing::error!(%peer, error = %e, "closing connection");
+                            break;
+                        }
+                    }
+                    Some(Reply { body, files }) => {
+                        // Record bytes go from the segment files to the socket by sendfile; the
+                        // earlier responses were flushed above, so order is kept.
+                        let ResponseKind::Fetch(body) = body else {
+                            tracing::error!(%peer, "file ranges attached to a response that is not a fetch");
+                            break;
+                        };
+                        let parts = match encode_scattered(api_key, version, header.correlation_id, &body, files) {
+                            Ok(parts) => parts,
+                            Err(e) => {
+                                tracing::error!(%peer, error = %e, "closing connection");
+                                break;
+                            }
+                        };
+                        if let Err(e) = zero_copy::write_parts(&mut w, parts).await {
+                            if !is_disconnect(&e) {
+                                tracing::warn!(%peer, error = %e, "closing connection during a fetch response");
+                            }
+                            break;
+                        }
+                        continue;
                     }
                 }
             }
@@ -174,6 +200,29 @@ fn decode_frame(mut frame: Bytes) -> Result<Incoming, FrameError> {
     let request = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| FrameError::Decode(api_key, version, e.to_string()))?;
     Ok(Incoming::Request { api_key, version, header, request })
+}
+
+fn encode_scattered(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &kafka_protocol::messages::FetchResponse,
+    files: Vec<strom_storage::FileSlice>,
+) -> Result<Vec<zero_copy::Part>, FrameError> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = api_key.response_header_version(version);
+    let err = |e: String| FrameError::Encode(api_key, version, e);
+    let size = header.compute_size(header_version).map_err(|e| err(e.to_string()))?
+        + response.compute_size(version).map_err(|e| err(e.to_string()))?;
+    let size = i32::try_from(size).map_err(|_| err(format!("response of {size} bytes")))?;
+    let mut buf = zero_copy::ScatterBuf::new(files);
+    buf.put_i32(size);
+    header.encode(&mut buf, header_version).map_err(|e| err(e.to_string()))?;
+    response.encode(&mut buf, version).map_err(|e| err(e.to_string()))?;
+    match buf.finish() {
+        Some((parts, len)) if len == size as usize + 4 => Ok(parts),
+        _ => Err(err("record placeholders did not match the file ranges".into())),
+    }
 }
 
 fn encode_response(

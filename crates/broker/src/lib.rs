@@ -17,6 +17,7 @@ pub mod replica_manager;
 pub mod server;
 mod sync;
 pub mod topics;
+mod zero_copy;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

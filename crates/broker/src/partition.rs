@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use strom_storage::{AppendInfo, LogConfig, PartitionLog, ReadResult, StorageError};
+use strom_storage::{AppendInfo, LogConfig, PartitionLog, ReadSlices, StorageError};
 use uuid::Uuid;
 
 use crate::sync::{read, write};
@@ -98,12 +98,12 @@ impl Partition {
         Ok(info)
     }
 
-    /// Reads whole batches below the high watermark. Runs under a shared lock; appends wait only
-    /// for the positional reads to be issued, not for the network.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, PartitionError> {
+    /// Finds whole batches below the high watermark, as file ranges. Runs under a shared lock for
+    /// a few index lookups; the bytes themselves are sent later, outside any lock.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadSlices, PartitionError> {
         let guard = read(&self.log);
         let log = guard.as_ref().ok_or(PartitionError::Closed)?;
-        Ok(log.read(offset, max_bytes, self.high_watermark())?)
+        Ok(log.read_slices(offset, max_bytes, self.high_watermark())?)
     }
 
     pub fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> Result<T, StorageError>) -> Result<T, PartitionError> {

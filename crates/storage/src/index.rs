@@ -139,6 +139,18 @@ impl IndexFile<OffsetEntry> {
     }
 }
 
+impl IndexFile<OffsetEntry> {
+    /// Position of the last indexed batch starting at or before byte `position`; 0 when none does.
+    pub fn floor_position(&self, position: u32) -> u32 {
+        let n = self.entries.partition_point(|e| e.position <= position);
+        if n == 0 {
+            0
+        } else {
+            self.entries[n - 1].position
+        }
+    }
+}
+
 impl IndexFile<TimeEntry> {
     /// Relative offset of the last batch known to hold only timestamps below `timestamp`: every
     /// earlier batch has a smaller maximum, so a search for `timestamp` can start there.

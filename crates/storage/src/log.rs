@@ -2,11 +2,14 @@
 //! (log start offset, leader-epoch cache, idempotent-producer state).
 
 use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{assign_offset, find_record, set_log_append_time, validate_batches, BatchHeader, HEADER_LEN};
+use crate::batch::{assign_offset, find_record, set_log_append_time, validate_batches};
 use crate::checkpoint::{
     decode_entries, encode_entries, fsync_dir, read_optional, write_atomic, CLEAN_SHUTDOWN_FILE, LEADER_EPOCH_FILE,
     LOG_START_OFFSET_FILE, PRODUCER_STATE_FILE, TMP_SUFFIX,
@@ -56,6 +59,34 @@ pub struct AppendInfo {
     /// The batch was a retry of one already in the log; nothing was written and the offsets are
     /// those of the original.
     pub duplicate: bool,
+}
+
+/// Whole batches of a read, as ranges of segment files.
+#[derive(Clone, Debug)]
+pub struct ReadSlices {
+    pub slices: Vec<FileSlice>,
+    /// Total bytes over all slices.
+    pub len: usize,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// A range of a segment file holding whole batches.
+#[derive(Clone, Debug)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub path: PathBuf,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileSlice {
+    /// Appends the slice's bytes to `out` with one positional read.
+    pub fn read_into(&self, out: &mut Vec<u8>) -> Result<(), StorageError> {
+        let start = out.len();
+        out.resize(start + self.len, 0);
+        self.file.read_exact_at(&mut out[start..], self.position).at(&self.path)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -265,13 +296,28 @@ impl PartitionLog {
     }
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (but at least one batch), all
-    /// ending below `max_offset`.
+    /// ending below `max_offset`, copied into memory. The broker's fetch path uses
+    /// [`PartitionLog::read_slices`] instead and lets the kernel move the bytes.
     pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<ReadResult, StorageError> {
+        let r = self.read_slices(offset, max_bytes, max_offset)?;
+        let mut data = Vec::with_capacity(r.len);
+        for slice in &r.slices {
+            slice.read_into(&mut data)?;
+        }
+        Ok(ReadResult { data: Bytes::from(data), log_start_offset: r.log_start_offset, log_end_offset: r.log_end_offset })
+    }
+
+    /// As [`PartitionLog::read`], but returns the file ranges holding the batches instead of their
+    /// bytes. The ranges stay readable after retention deletes or truncation shortens the file
+    /// (the slice holds the file open; a shortened file yields fewer bytes, which the caller must
+    /// treat as an error).
+    pub fn read_slices(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<ReadSlices, StorageError> {
         let (log_start_offset, log_end_offset) = (self.log_start_offset, self.log_end_offset());
         if offset < log_start_offset || offset > log_end_offset {
             return Err(StorageError::OffsetOutOfRange { offset, log_start_offset, log_end_offset });
         }
-        let mut data = Vec::new();
+        let mut slices = Vec::new();
+        let mut total = 0u64;
         if offset < log_end_offset && offset < max_offset {
             let first = self.segment_index_for(offset);
             for (i, segment) in self.segments[first..].iter().enumerate() {
@@ -283,12 +329,34 @@ impl PartitionLog {
                 } else {
                     0
                 };
-                if read_from_segment(segment, start, &mut data, max_bytes, max_offset)? {
+                if start >= segment.size() {
+                    continue;
+                }
+                // Batches ending at or above the high watermark are not visible yet.
+                let visible_end = if max_offset < segment.next_offset() {
+                    segment.find_batch(max_offset)?.map_or(segment.size(), |h| h.position as u64)
+                } else {
+                    segment.size()
+                };
+                let budget = (max_bytes as u64).saturating_sub(total);
+                let mut end = segment.boundary_at_or_before(start, start.saturating_add(budget))?.min(visible_end);
+                if total == 0 && end <= start && start < visible_end {
+                    // The first batch goes out whole even when larger than the budget.
+                    if let Some(h) = segment.read_header(start)? {
+                        end = start + h.len as u64;
+                    }
+                }
+                if end > start {
+                    slices.push(segment.slice(start, end - start));
+                    total += end - start;
+                }
+                if end < segment.size() || total >= max_bytes as u64 {
                     break;
                 }
             }
         }
-        Ok(ReadResult { data: Bytes::from(data), log_start_offset, log_end_offset })
+        debug_assert_eq!(total, slices.iter().map(|s| s.len as u64).sum::<u64>());
+        Ok(ReadSlices { slices, len: total as usize, log_start_offset, log_end_offset })
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -640,61 +708,6 @@ impl PartitionLog {
 
 /// Appends to `out` the whole batches of `segment` from `start` that fit the budget and end below
 /// `max_offset`. Returns true when the read is complete (budget or `max_offset` reached).
-fn read_from_segment(
-    segment: &Segment,
-    start: u64,
-    out: &mut Vec<u8>,
-    max_bytes: usize,
-    max_offset: i64,
-) -> Result<bool, StorageError> {
-    let available = segment.size().saturating_sub(start);
-    if available == 0 {
-        return Ok(false);
-    }
-    let want = if out.is_empty() {
-        let h = segment
-            .read_header(start)?
-            .ok_or_else(|| StorageError::corrupt("no batch at a position the index gave"))?;
-        if h.last_offset() >= max_offset {
-            return Ok(true);
-        }
-        // The first batch goes out whole even when larger than the budget.
-        (max_bytes as u64).max(h.len as u64).min(available)
-    } else {
-        let room = max_bytes.saturating_sub(out.len()) as u64;
-        if room < HEADER_LEN as u64 {
-            return Ok(true);
-        }
-        room.min(available)
-    };
-    let chunk_start = out.len();
-    segment.read_into(start, want as usize, out)?;
-    let chunk = &out[chunk_start..];
-    let mut keep = 0usize;
-    let mut complete = want < available;
-    while keep < chunk.len() {
-        if chunk.len() - keep < HEADER_LEN {
-            complete = true;
-            break;
-        }
-        let h = BatchHeader::parse(chunk, keep).map_err(|e| StorageError::CorruptLog {
-            path: PathBuf::from(format!("segment {}", segment.base_offset())),
-            reason: e.to_string(),
-        })?;
-        if keep + h.len > chunk.len() {
-            complete = true;
-            break;
-        }
-        if h.last_offset() >= max_offset {
-            complete = true;
-            break;
-        }
-        keep += h.len;
-    }
-    out.truncate(chunk_start + keep);
-    Ok(complete)
-}
-
 /// Kafka's truncateFromStart: entries that begin below the new start collapse into one that
 /// begins at it.
 fn truncate_epochs_from_start(epochs: &mut Vec<(i32, i64)>, start: i64) {

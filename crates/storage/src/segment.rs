@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::batch::{verify_crc, BatchHeader, HEADER_LEN};
 use crate::error::{IoContext, StorageError};
@@ -84,7 +85,7 @@ pub(crate) struct Segment {
     state: IndexState,
     /// When the segment started to fill; drives segment.ms rolling.
     roll_base_ms: Option<i64>,
-    log: File,
+    log: Arc<File>,
     log_path: PathBuf,
     offset_index: IndexFile<OffsetEntry>,
     time_index: IndexFile<TimeEntry>,
@@ -100,7 +101,7 @@ impl Segment {
             size: 0,
             state: IndexState::EMPTY,
             roll_base_ms: None,
-            log,
+            log: Arc::new(log),
             log_path,
             offset_index: IndexFile::create(&segment_path(dir, base_offset, INDEX_EXT))?,
             time_index: IndexFile::create(&segment_path(dir, base_offset, TIME_INDEX_EXT))?,
@@ -179,7 +180,7 @@ impl Segment {
             size: file_len,
             state,
             roll_base_ms,
-            log: log.try_clone().at(log_path)?,
+            log: Arc::new(log.try_clone().at(log_path)?),
             log_path: log_path.to_path_buf(),
             offset_index,
             time_index,
@@ -239,7 +240,7 @@ impl Segment {
         let mut time_index = IndexFile::create(&segment_path(dir, base_offset, TIME_INDEX_EXT))?;
         time_index.rewrite(times)?;
         let roll_base_ms = first_batch_timestamp(&log, pos);
-        Ok(Segment { base_offset, next_offset: next, size: pos, state, roll_base_ms, log, log_path, offset_index, time_index })
+        Ok(Segment { base_offset, next_offset: next, size: pos, state, roll_base_ms, log: Arc::new(log), log_path, offset_index, time_index })
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -314,6 +315,30 @@ impl Segment {
             pos += h.len as u64;
         }
         Ok(None)
+    }
+
+    /// End of the last whole batch that ends at or before byte `limit`, starting from the batch
+    /// boundary `from`: the nearest offset-index entry below `limit` bounds the header walk to about
+    /// one index interval, so finding a fetch's end costs a few small reads, not a read of the data.
+    pub fn boundary_at_or_before(&self, from: u64, limit: u64) -> Result<u64, StorageError> {
+        let limit = limit.min(self.size);
+        let indexed = u64::from(self.offset_index.floor_position(limit.min(MAX_SEGMENT_BYTES) as u32));
+        // Index entries are batch starts, so both candidates are batch boundaries.
+        let mut pos = indexed.max(from);
+        while let Some(h) = self.read_header(pos)? {
+            let end = pos + h.len as u64;
+            if end > limit {
+                break;
+            }
+            pos = end;
+        }
+        Ok(pos)
+    }
+
+    /// A range of this segment's file, for the broker to send without copying it through memory.
+    pub fn slice(&self, position: u64, len: u64) -> crate::FileSlice {
+        debug_assert!(position + len <= self.size, "slices never reach past the valid length");
+        crate::FileSlice { file: self.log.clone(), path: self.log_path.clone(), position, len: len as usize }
     }
 
     /// Appends `len` bytes at `pos` to `out`.

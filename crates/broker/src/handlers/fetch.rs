@@ -11,16 +11,20 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use bytes::Bytes;
+use strom_storage::{FileSlice, ReadSlices};
 use tokio::time::Instant;
 
 use super::storage_error_code;
 use crate::broker::Broker;
 use crate::partition::PartitionError;
+use crate::zero_copy;
 
 /// The broker caps what one response may carry whatever the client asks, to bound memory.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
-pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> FetchResponse {
+/// The response, and the file ranges its placeholder records stand for (see `zero_copy`).
+pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> (FetchResponse, Vec<FileSlice>) {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_bytes = (req.max_bytes.max(0) as usize).min(MAX_RESPONSE_BYTES);
@@ -30,9 +34,9 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> FetchResponse {
         let notified = broker.replicas.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (responses, bytes, has_error) = read_all(broker, &req.topics, max_bytes);
+        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes);
         if bytes >= min_bytes || has_error || Instant::now() >= deadline {
-            return FetchResponse::default().with_session_id(0).with_responses(responses);
+            return (FetchResponse::default().with_session_id(0).with_responses(responses), files);
         }
         tokio::select! {
             _ = notified => {}
@@ -41,8 +45,11 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> FetchResponse {
     }
 }
 
-fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> (Vec<FetchableTopicResponse>, usize, bool) {
+type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool);
+
+fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> ReadAll {
     let mut total = 0usize;
+    let mut files = Vec::new();
     let mut has_error = false;
     let responses = topics
         .iter()
@@ -70,12 +77,17 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> (Vec<Fe
                     let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
                     match partition.read(p.fetch_offset, limit) {
                         Ok(r) => {
-                            total += r.data.len();
+                            total += r.len;
                             let hw = partition.high_watermark();
-                            resp.with_high_watermark(hw)
-                                .with_last_stable_offset(hw)
-                                .with_log_start_offset(r.log_start_offset)
-                                .with_records(Some(r.data))
+                            let resp = resp.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(r.log_start_offset);
+                            match records(r, &mut files) {
+                                Ok(records) => resp.with_records(Some(records)),
+                                Err(e) => {
+                                    has_error = true;
+                                    tracing::warn!(topic = %topic.topic.as_str(), partition = p.partition, error = %e, "fetch read failed");
+                                    error(resp, ResponseError::KafkaStorageError)
+                                }
+                            }
                         }
                         Err(e) => {
                             has_error = true;
@@ -94,7 +106,28 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> (Vec<Fe
             FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions)
         })
         .collect();
-    (responses, total, has_error)
+    (responses, files, total, has_error)
+}
+
+/// The records field for one partition: a placeholder whose bytes go out by `sendfile`, or for a
+/// records field too large for the placeholder (a single huge batch), the bytes themselves.
+fn records(r: ReadSlices, files: &mut Vec<FileSlice>) -> Result<Bytes, strom_storage::StorageError> {
+    if r.len == 0 {
+        return Ok(Bytes::new());
+    }
+    match zero_copy::placeholder(r.len) {
+        Some(p) => {
+            files.extend(r.slices);
+            Ok(p)
+        }
+        None => {
+            let mut data = Vec::with_capacity(r.len);
+            for s in &r.slices {
+                s.read_into(&mut data)?;
+            }
+            Ok(Bytes::from(data))
+        }
+    }
 }
 
 fn error(resp: PartitionData, code: ResponseError) -> PartitionData {

@@ -46,14 +46,24 @@ pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED.iter().find(|(k, _, _)| *k == key).map(|(_, lo, hi)| (*lo, *hi))
 }
 
+/// A response, and the segment file ranges that its placeholder records fields stand for
+/// (in encoding order; see `zero_copy`). Only Fetch has any.
+pub struct Reply {
+    pub body: ResponseKind,
+    pub files: Vec<strom_storage::FileSlice>,
+}
+
 /// Routes a decoded request to its handler. `None` means no response is sent (Produce, acks=0).
-pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind) -> Option<ResponseKind> {
+pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind) -> Option<Reply> {
     let v = header.request_api_version;
-    Some(match request {
+    if let RequestKind::Fetch(r) = request {
+        let (body, files) = fetch::handle(broker, r).await;
+        return Some(Reply { body: ResponseKind::Fetch(body), files });
+    }
+    let body = match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v)),
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r)?),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r)),
@@ -72,7 +82,8 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
             tracing::error!(request = ?std::mem::discriminant(&other), "request reached dispatch without a handler");
             return None;
         }
-    })
+    };
+    Some(Reply { body, files: Vec::new() })
 }
 
 /// Kafka error code for a storage-level failure on the produce/fetch paths.
