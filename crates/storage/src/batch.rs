@@ -418,3 +418,57 @@ mod tests {
         assert_eq!(increment_sequence(5, 0), 5);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! The validator sees bytes straight from the network: it must reject, never panic, and never
+    //! accept a batch whose CRC-covered bytes changed.
+    use super::*;
+    use crate::testutil::{build_batch, BatchSpec};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(buf in prop::collection::vec(any::<u8>(), 0..400), max in 0u32..2000) {
+            if let Ok(headers) = validate_batches(&buf, max) {
+                // Whatever is accepted tiles the buffer exactly with whole batches.
+                let mut pos = 0;
+                for h in &headers {
+                    prop_assert_eq!(h.position, pos);
+                    pos = h.end_position();
+                }
+                prop_assert_eq!(pos, buf.len());
+            }
+        }
+
+        #[test]
+        fn any_change_under_the_crc_is_caught(
+            records in 1usize..5,
+            value_len in 0usize..40,
+            at in any::<prop::sample::Index>(),
+            xor in 1u8..=255,
+        ) {
+            let spec = BatchSpec { timestamps: vec![0; records], value_len, ..BatchSpec::default() };
+            let mut buf = build_batch(&spec);
+            prop_assert!(validate_batches(&buf, u32::MAX).is_ok());
+            let i = at.index(buf.len());
+            buf[i] ^= xor;
+            let r = validate_batches(&buf, u32::MAX);
+            // baseOffset (0..8) and partitionLeaderEpoch (12..16) are outside the CRC by design.
+            if (0..8).contains(&i) || (12..16).contains(&i) {
+                prop_assert!(r.is_ok());
+            } else {
+                prop_assert!(r.is_err(), "flipping byte {} went unnoticed", i);
+            }
+        }
+
+        #[test]
+        fn truncated_batches_are_rejected(records in 1usize..5, cut in 1usize..60) {
+            let buf = build_batch(&BatchSpec { timestamps: vec![0; records], ..BatchSpec::default() });
+            let cut = cut.min(buf.len() - 1);
+            prop_assert!(validate_batches(&buf[..buf.len() - cut], u32::MAX).is_err());
+        }
+    }
+}
