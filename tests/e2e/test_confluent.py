@@ -132,3 +132,25 @@ def test_sigkill_mid_produce_keeps_every_acked_record(broker):
     assert not missing, f"{len(missing)} acknowledged records lost or changed"
     offs = sorted(stored)
     assert offs == list(range(len(offs))), "offsets after recovery must be contiguous"
+
+
+def test_offsets_for_times(broker):
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    base = int(time.time() * 1000) - 50_000
+    for i in range(20):
+        p.produce("ck-times", value=b"x", timestamp=base + i * 1000)
+    assert p.flush(10) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    found = c.offsets_for_times([TopicPartition("ck-times", 0, base + 7500)], timeout=10)
+    assert found[0].offset == 8
+    none = c.offsets_for_times([TopicPartition("ck-times", 0, base + 10_000_000)], timeout=10)
+    assert none[0].offset == -1  # OFFSET_END: no record that late
+    assert c.get_watermark_offsets(TopicPartition("ck-times", 0), timeout=10) == (0, 20)
+    c.close()
+
+
+def test_consume_from_given_offset(broker):
+    produce(broker.bootstrap, "ck-seek", 300)
+    got = consume(broker.bootstrap, "ck-seek", 50, start=250)
+    assert [m.offset() for m in got] == list(range(250, 300))
+    assert got[0].value() == b"v250"
