@@ -166,8 +166,22 @@ impl BrokerConfig {
         };
         let listeners = parse_listeners("listeners", get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092"))?;
         let advertised_listeners = match get("advertised.listeners") {
-            Some(v) => parse_listeners("advertised.listeners", v)?,
-            None => listeners.clone(),
+            Some(v) => {
+                let l = parse_listeners("advertised.listeners", v)?;
+                if let Some(bad) = l.iter().find(|l| is_meta_address(&l.host)) {
+                    return Err(ConfigError::InvalidValue {
+                        key: "advertised.listeners".into(),
+                        value: v.into(),
+                        reason: format!("{} is not an address a client can connect to", bad.host),
+                    });
+                }
+                l
+            }
+            // As Kafka: a listener bound to every interface is advertised under the host name.
+            None => listeners
+                .iter()
+                .map(|l| Listener { host: if is_meta_address(&l.host) { host_name() } else { l.host.clone() }, ..l.clone() })
+                .collect(),
         };
         let log_dir = match (get("log.dirs"), get("log.dir")) {
             (Some(v), _) => first_dir("log.dirs", v)?,
@@ -399,6 +413,21 @@ fn parse_listeners(key: &str, v: &str) -> Result<Vec<Listener>, ConfigError> {
     Ok(out)
 }
 
+fn is_meta_address(host: &str) -> bool {
+    matches!(host, "0.0.0.0" | "::" | "")
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if rc == 0 && !name.is_empty() => name.to_string(),
+        _ => "localhost".to_string(),
+    }
+}
+
 impl Listener {
     pub fn socket_addr(&self) -> Result<SocketAddr, std::io::Error> {
         use std::net::ToSocketAddrs;
@@ -452,6 +481,15 @@ mod tests {
         assert!(e.to_string().contains("num.partitions"), "{e}");
         let e = BrokerConfig::from_props(&props(&[("listeners", "127.0.0.1:9092")])).unwrap_err();
         assert!(e.to_string().contains("listeners"), "{e}");
+    }
+
+    #[test]
+    fn wildcard_listener_is_advertised_by_host_name() {
+        let c = BrokerConfig::from_props(&props(&[("listeners", "PLAINTEXT://0.0.0.0:9093")])).unwrap();
+        assert_ne!(c.advertised_listeners[0].host, "0.0.0.0");
+        assert_eq!(c.advertised_listeners[0].port, 9093);
+        let e = BrokerConfig::from_props(&props(&[("advertised.listeners", "PLAINTEXT://0.0.0.0:9093")])).unwrap_err();
+        assert!(e.to_string().contains("advertised.listeners"), "{e}");
     }
 
     #[test]
