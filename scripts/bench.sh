@@ -35,3 +35,13 @@ for acks in 1 all; do
   "$bin/strom-bench" --bootstrap-server "$bootstrap" --topic "paced-$acks" --records 500000 --record-size 1024 --acks "$acks" --throughput 50000 --producer-prop linger.ms=1
 done
 echo "== broker RSS after the runs: $(ps -o rss= -p $pid) KiB, CPU time $(ps -o cputime= -p $pid)"
+kill $pid; wait $pid || true
+
+echo "== durable: a broker with log.flush.interval.messages=1 (fsync before every acknowledgement)"
+"$bin/strom" server --override "log.dirs=$work/durable" --override listeners=PLAINTEXT://127.0.0.1:0 \
+  --override log.flush.interval.messages=1 >"$work/out2" 2>"$work/err2" &
+pid=$!
+for _ in $(seq 100); do grep -q bootstrap.servers "$work/out2" && break; sleep 0.1; done
+bootstrap=$(grep -o 'bootstrap.servers=[^ ]*' "$work/out2" | cut -d= -f2)
+"$bin/strom-bench" --bootstrap-server "$bootstrap" --topic durable --records "$records" --record-size 1024 --acks all
+"$bin/strom-bench" --bootstrap-server "$bootstrap" --topic durable-paced --records 500000 --record-size 1024 --acks all --throughput 20000 --producer-prop linger.ms=1

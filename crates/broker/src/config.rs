@@ -36,7 +36,6 @@ const IGNORED_KAFKA_KEYS: &[&str] = &[
     "group.initial.rebalance.delay.ms",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
-    "log.flush.interval.messages",
     "log.flush.interval.ms",
     "log.cleaner.enable",
     "log.cleaner.threads",
@@ -79,6 +78,7 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime (topic: message.timestamp.type)"),
     ("log.cleanup.policy", "delete", "delete or compact (topic: cleanup.policy)"),
     ("message.max.bytes", "1048588", "largest record batch accepted (topic: max.message.bytes)"),
+    ("log.flush.interval.messages", "9223372036854775807", "fsync before acknowledging once this many messages are unflushed; 1 = every batch (topic: flush.messages)"),
     ("socket.request.max.bytes", "104857600", "largest request frame; larger closes the connection"),
 ];
 
@@ -106,6 +106,7 @@ pub struct BrokerConfig {
     pub log_index_interval_bytes: u32,
     pub log_append_time: bool,
     pub log_cleanup_policy: String,
+    pub log_flush_interval_messages: i64,
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: usize,
     /// Known-but-ignored keys that were set, for the one-time log line.
@@ -117,6 +118,7 @@ pub struct BrokerConfig {
 /// Broker keys that AlterConfigs may change at run time (Kafka's cluster-wide dynamic log configs).
 pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
     "log.cleanup.policy",
+    "log.flush.interval.messages",
     "log.index.interval.bytes",
     "log.message.timestamp.type",
     "log.retention.bytes",
@@ -220,6 +222,7 @@ impl BrokerConfig {
             log_index_interval_bytes: positive("log.index.interval.bytes", get("log.index.interval.bytes").unwrap_or("4096"))?,
             log_append_time,
             log_cleanup_policy: parse_cleanup_policy("log.cleanup.policy", get("log.cleanup.policy").unwrap_or("delete"))?,
+            log_flush_interval_messages: positive("log.flush.interval.messages", get("log.flush.interval.messages").unwrap_or("9223372036854775807"))?,
             message_max_bytes: positive("message.max.bytes", get("message.max.bytes").unwrap_or("1048588"))?,
             socket_request_max_bytes: positive("socket.request.max.bytes", get("socket.request.max.bytes").unwrap_or("104857600"))?,
             ignored,
@@ -265,6 +268,7 @@ impl BrokerConfig {
                 "log.message.timestamp.type",
                 if self.log_append_time { "LogAppendTime" } else { "CreateTime" }.to_string(),
             ),
+            ("flush.messages", "log.flush.interval.messages", self.log_flush_interval_messages.to_string()),
         ]
     }
 
@@ -286,11 +290,11 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "max.message.bytes",
     "index.interval.bytes",
     "message.timestamp.type",
+    "flush.messages",
     // Accepted and stored, not yet acted on:
     "compression.type",
     "delete.retention.ms",
     "file.delete.delay.ms",
-    "flush.messages",
     "flush.ms",
     "max.compaction.lag.ms",
     "message.timestamp.after.max.ms",
@@ -315,17 +319,26 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         "message.timestamp.type" => parse_timestamp_type(key, value).map(|_| ()),
         "retention.ms" | "retention.bytes" => parse::<i64>(key, value).and_then(|v| min_value(key, v, -1)).map(|_| ()),
         "segment.bytes" => parse::<u64>(key, value).and_then(|v| min_value(key, v, 14)).map(|_| ()),
-        "segment.ms" => parse::<i64>(key, value).and_then(|v| min_value(key, v, 1)).map(|_| ()),
+        "segment.ms" | "flush.messages" => parse::<i64>(key, value).and_then(|v| min_value(key, v, 1)).map(|_| ()),
         "max.message.bytes" | "index.interval.bytes" => parse::<u32>(key, value).map(|_| ()),
         _ => Ok(()),
     };
     r.map_err(|e| e.to_string())
 }
 
-/// A topic's effective log config: broker defaults with the topic's overrides on top.
-pub fn topic_log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> (LogConfig, bool) {
+/// What a topic's configs mean for its partitions: broker defaults with its overrides on top.
+#[derive(Clone, Debug)]
+pub struct TopicSettings {
+    pub log: LogConfig,
+    pub log_append_time: bool,
+    /// fsync before acknowledging once this many messages are unflushed (Kafka's flush.messages).
+    pub flush_messages: i64,
+}
+
+pub fn topic_settings(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicSettings {
     let mut c = broker.default_log_config();
     let mut append_time = broker.log_append_time;
+    let mut flush_messages = broker.log_flush_interval_messages;
     for (k, v) in overrides {
         // Values were validated when they were set; a value that fails here keeps the default.
         match k.as_str() {
@@ -336,10 +349,11 @@ pub fn topic_log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, Stri
             "max.message.bytes" => c.max_message_bytes = v.parse().unwrap_or(c.max_message_bytes),
             "index.interval.bytes" => c.index_interval_bytes = v.parse().unwrap_or(c.index_interval_bytes),
             "message.timestamp.type" => append_time = v == "LogAppendTime",
+            "flush.messages" => flush_messages = v.parse().unwrap_or(flush_messages),
             _ => {}
         }
     }
-    (c, append_time)
+    TopicSettings { log: c, log_append_time: append_time, flush_messages }
 }
 
 fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError>
@@ -495,9 +509,11 @@ mod tests {
     #[test]
     fn topic_overrides_apply() {
         let b = BrokerConfig::from_props(&BTreeMap::new()).unwrap();
-        let (c, t) = topic_log_config(&b, &props(&[("retention.ms", "1000"), ("message.timestamp.type", "LogAppendTime")]));
-        assert_eq!(c.retention_ms, 1000);
-        assert!(t);
+        let t = topic_settings(&b, &props(&[("retention.ms", "1000"), ("message.timestamp.type", "LogAppendTime"), ("flush.messages", "1")]));
+        assert_eq!(t.log.retention_ms, 1000);
+        assert!(t.log_append_time);
+        assert_eq!(t.flush_messages, 1);
+        assert_eq!(topic_settings(&b, &BTreeMap::new()).flush_messages, i64::MAX);
         assert!(validate_topic_config("retention.ms", "abc").is_err());
         assert!(validate_topic_config("retention.mss", "1").is_err());
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
@@ -513,7 +529,7 @@ mod doc_tests {
         for (key, _, _) in super::KNOWN_KEYS {
             assert!(doc.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
         }
-        for key in super::TOPIC_CONFIG_KEYS.iter().take(8) {
+        for key in super::TOPIC_CONFIG_KEYS.iter().take(9) {
             assert!(doc.contains(&format!("`{key}`")), "docs/configuration.md does not document topic key `{key}`");
         }
     }

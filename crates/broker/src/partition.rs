@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use strom_storage::{AppendInfo, LogConfig, PartitionLog, ReadSlices, StorageError};
+use strom_storage::{AppendInfo, PartitionLog, ReadSlices, StorageError};
+
+use crate::config::TopicSettings;
 use uuid::Uuid;
 
 use crate::sync::{read, write};
@@ -22,6 +24,13 @@ pub struct Partition {
     log: RwLock<Option<PartitionLog>>,
     high_watermark: AtomicI64,
     log_append_time: AtomicBool,
+    flush_messages: AtomicI64,
+    /// Messages appended since the last fsync (approximate under concurrency, as in Kafka).
+    unflushed: AtomicI64,
+    /// Every offset below this is on disk (fsynced).
+    durable_offset: AtomicI64,
+    /// One fsync at a time; appends that arrive meanwhile are covered by the next one.
+    sync_lock: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +58,7 @@ impl Partition {
         topic: &str,
         topic_id: Uuid,
         index: i32,
-        config: LogConfig,
-        log_append_time: bool,
+        settings: &TopicSettings,
     ) -> Result<Partition, PartitionError> {
         let dir = Self::dir_for(log_dir, topic, index);
         let meta_path = dir.join(PARTITION_METADATA);
@@ -67,7 +75,7 @@ impl Partition {
         if !meta_path.exists() {
             crate::fsutil::write_atomic(&meta_path, expected.as_bytes()).map_err(|e| PartitionError::Io(dir.clone(), e))?;
         }
-        let log = PartitionLog::open(&dir, config)?;
+        let log = PartitionLog::open(&dir, settings.log.clone())?;
         let hw = log.log_end_offset();
         Ok(Partition {
             topic: Arc::from(topic),
@@ -76,7 +84,13 @@ impl Partition {
             dir,
             log: RwLock::new(Some(log)),
             high_watermark: AtomicI64::new(hw),
-            log_append_time: AtomicBool::new(log_append_time),
+            log_append_time: AtomicBool::new(settings.log_append_time),
+            flush_messages: AtomicI64::new(settings.flush_messages),
+            unflushed: AtomicI64::new(0),
+            // After a process crash the recovered tail may exist only in the page cache, so
+            // nothing is assumed durable: the first sync covers everything.
+            durable_offset: AtomicI64::new(0),
+            sync_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -95,7 +109,39 @@ impl Partition {
         let info = log.append(batches, self.leader_epoch, now_ms, append_time)?;
         // Single replica: everything written is committed.
         self.high_watermark.store(log.log_end_offset(), Ordering::Release);
+        if !info.duplicate {
+            self.unflushed.fetch_add(info.last_offset - info.first_offset + 1, Ordering::Relaxed);
+        }
         Ok(info)
+    }
+
+    /// Whether `flush.messages` asks for an fsync before the last append is acknowledged.
+    pub fn needs_sync(&self) -> bool {
+        self.unflushed.load(Ordering::Relaxed) >= self.flush_messages.load(Ordering::Relaxed)
+    }
+
+    /// Makes every offset below `offset` durable. Group commit: the fsync runs without the log's
+    /// lock, so appends continue meanwhile, and callers that queue behind a running fsync find
+    /// their offsets covered by the next one, so one fsync acknowledges many batches.
+    pub async fn make_durable(&self, offset: i64) -> Result<(), PartitionError> {
+        if self.durable_offset.load(Ordering::Acquire) >= offset {
+            return Ok(());
+        }
+        let _one_at_a_time = self.sync_lock.lock().await;
+        if self.durable_offset.load(Ordering::Acquire) >= offset {
+            return Ok(());
+        }
+        let handle = {
+            let guard = read(&self.log);
+            guard.as_ref().ok_or(PartitionError::Closed)?.sync_handle()
+        };
+        self.unflushed.store(0, Ordering::Relaxed);
+        let up_to = handle.up_to;
+        tokio::task::spawn_blocking(move || handle.sync())
+            .await
+            .map_err(|e| PartitionError::Io(self.dir.clone(), std::io::Error::other(e)))??;
+        self.durable_offset.fetch_max(up_to, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Finds whole batches below the high watermark, as file ranges. Runs under a shared lock for
@@ -121,10 +167,11 @@ impl Partition {
         Ok(r)
     }
 
-    pub fn set_config(&self, config: LogConfig, log_append_time: bool) {
-        self.log_append_time.store(log_append_time, Ordering::Relaxed);
+    pub fn set_settings(&self, settings: &TopicSettings) {
+        self.log_append_time.store(settings.log_append_time, Ordering::Relaxed);
+        self.flush_messages.store(settings.flush_messages, Ordering::Relaxed);
         if let Some(log) = write(&self.log).as_mut() {
-            log.set_config(config);
+            log.set_config(settings.log.clone());
         }
     }
 
@@ -147,5 +194,74 @@ impl Partition {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    fn batch(records: i32) -> Vec<u8> {
+        // A minimal valid v2 batch: header, then `records` empty records; CRC over [21..].
+        let mut body = Vec::new();
+        for i in 0..records {
+            // length, attributes, timestampDelta, offsetDelta (zigzag varints), key -1, value -1, 0 headers
+            let rec = [0u8, 0, (i as u8) << 1, 1, 1, 0];
+            body.push((rec.len() as u8) << 1);
+            body.extend_from_slice(&rec);
+        }
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&((49 + body.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.push(2);
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&(records - 1).to_be_bytes());
+        b.extend_from_slice(&1i64.to_be_bytes());
+        b.extend_from_slice(&1i64.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&records.to_be_bytes());
+        b.extend_from_slice(&body);
+        let crc = crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    // CRC-32C (Castagnoli), bitwise: tests should not share code with what they test.
+    fn crc32c(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[tokio::test]
+    async fn flush_messages_asks_for_group_committed_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = crate::config::topic_settings(&BrokerConfig::from_props(&Default::default()).unwrap(), &Default::default());
+        let p = Partition::open(dir.path(), "t", Uuid::new_v4(), 0, &settings).unwrap();
+        p.append(&mut batch(3), 0).unwrap();
+        assert!(!p.needs_sync(), "the default never forces an fsync");
+        settings.flush_messages = 5;
+        p.set_settings(&settings);
+        p.append(&mut batch(2), 0).unwrap();
+        assert!(p.needs_sync(), "5 unflushed messages reach flush.messages=5");
+        p.make_durable(5).await.unwrap();
+        assert_eq!(p.durable_offset.load(Ordering::Acquire), 5);
+        assert!(!p.needs_sync());
+        // Already covered: returns without another sync.
+        p.make_durable(4).await.unwrap();
+        p.append(&mut batch(1), 0).unwrap();
+        assert!(!p.needs_sync());
+        p.make_durable(6).await.unwrap();
+        assert_eq!(p.durable_offset.load(Ordering::Acquire), 6);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
 
-use crate::config::{topic_log_config, BrokerConfig};
+use crate::config::{topic_settings, BrokerConfig};
 use crate::metadata::MetadataImage;
 use crate::partition::{Partition, PartitionError};
 use crate::sync::{read, write};
@@ -53,14 +53,14 @@ impl ReplicaManager {
             (*self.config).clone()
         });
         for topic in image.topics.values() {
-            let (log_config, append_time) = topic_log_config(&config, &topic.configs);
+            let settings = topic_settings(&config, &topic.configs);
             let have = self.partitions_of(&topic.name);
             for p in &have {
-                p.set_config(log_config.clone(), append_time);
+                p.set_settings(&settings);
             }
             let mut opened = Vec::new();
             for index in have.len() as i32..topic.partitions {
-                let p = Partition::open(&self.log_dir, &topic.name, topic.id, index, log_config.clone(), append_time)?;
+                let p = Partition::open(&self.log_dir, &topic.name, topic.id, index, &settings)?;
                 opened.push(Arc::new(p));
             }
             if !opened.is_empty() {

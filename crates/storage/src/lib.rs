@@ -59,7 +59,7 @@ mod tests;
 
 pub use batch::{validate_batches, BatchHeader, HEADER_LEN};
 pub use error::StorageError;
-pub use log::{AppendInfo, FileSlice, LogConfig, PartitionLog, ReadResult, ReadSlices};
+pub use log::{AppendInfo, FileSlice, LogConfig, PartitionLog, ReadResult, ReadSlices, SyncHandle};
 pub use producer_state::{ProducerStateManager, SequenceCheck};
 
 // The broker shares logs between threads behind a lock.

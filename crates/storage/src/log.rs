@@ -71,6 +71,21 @@ pub struct ReadSlices {
     pub log_end_offset: i64,
 }
 
+/// See [`PartitionLog::sync_handle`].
+#[derive(Debug)]
+pub struct SyncHandle {
+    file: Arc<File>,
+    path: PathBuf,
+    /// Every offset below this is durable once `sync` returns.
+    pub up_to: i64,
+}
+
+impl SyncHandle {
+    pub fn sync(&self) -> Result<(), StorageError> {
+        self.file.sync_data().at(&self.path)
+    }
+}
+
 /// A range of a segment file holding whole batches.
 #[derive(Clone, Debug)]
 pub struct FileSlice {
@@ -535,6 +550,15 @@ impl PartitionLog {
 
     pub fn flush(&mut self) -> Result<(), StorageError> {
         self.active().flush()
+    }
+
+    /// What a caller needs to make everything appended so far durable *without* holding this
+    /// log's lock (group commit: appends go on while the fsync runs). Older segments were synced
+    /// when they rolled, so syncing the active segment's file covers everything below `up_to`.
+    pub fn sync_handle(&self) -> SyncHandle {
+        let active = self.active();
+        let slice = active.slice(0, 0);
+        SyncHandle { file: slice.file, path: slice.path, up_to: self.log_end_offset() }
     }
 
     /// Clean shutdown: after this the next open trusts the files without scanning.

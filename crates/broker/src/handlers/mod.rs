@@ -63,7 +63,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
     let body = match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v)),
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r)?),
+        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r).await?),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r)),

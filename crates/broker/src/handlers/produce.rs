@@ -14,33 +14,58 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::storage_error_code;
 use crate::broker::{now_ms, Broker};
+use crate::partition::Partition;
 
-pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
     let now = now_ms();
-    let mut appended = false;
-    let responses = req
-        .topic_data
+    // Append everything first, then wait for any fsyncs `flush.messages` asks for: the waits of
+    // several partitions (and of other connections) then overlap instead of queueing.
+    let mut results = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let mut parts = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data {
+            let r = if acks_valid {
+                append(broker, topic.name.as_str(), p.index, p.records, now)
+            } else {
+                Err((ResponseError::InvalidRequiredAcks, None))
+            };
+            parts.push((p.index, r));
+        }
+        results.push((topic.name, parts));
+    }
+    if results.iter().flat_map(|(_, ps)| ps).any(|(_, r)| matches!(r, Ok(a) if !a.duplicate)) {
+        broker.replicas.data_arrived.notify_waiters();
+    }
+    for (_, parts) in &mut results {
+        for (_, r) in parts.iter_mut() {
+            if let Ok(a) = r {
+                if a.partition.needs_sync() {
+                    if let Err(e) = a.partition.make_durable(a.end_offset).await {
+                        tracing::error!(error = %e, "fsync failed; the produce is not acknowledged");
+                        *r = Err((ResponseError::KafkaStorageError, Some(e.to_string())));
+                    }
+                }
+            }
+        }
+    }
+    if acks == 0 {
+        // acks=0: the client expects no response at all.
+        return None;
+    }
+    let responses = results
         .into_iter()
-        .map(|topic| {
-            let partition_responses = topic
-                .partition_data
+        .map(|(name, parts)| {
+            let partition_responses = parts
                 .into_iter()
-                .map(|p| {
-                    let r = if acks_valid {
-                        append(broker, topic.name.as_str(), p.index, p.records, now)
-                    } else {
-                        Err((ResponseError::InvalidRequiredAcks, None))
-                    };
-                    let resp = PartitionProduceResponse::default().with_index(p.index);
+                .map(|(index, r)| {
+                    let resp = PartitionProduceResponse::default().with_index(index);
                     match r {
-                        Ok(ok) => {
-                            appended |= !ok.duplicate;
-                            resp.with_base_offset(ok.base_offset)
-                                .with_log_append_time_ms(ok.log_append_time)
-                                .with_log_start_offset(ok.log_start_offset)
-                        }
+                        Ok(ok) => resp
+                            .with_base_offset(ok.base_offset)
+                            .with_log_append_time_ms(ok.log_append_time)
+                            .with_log_start_offset(ok.log_start_offset),
                         Err((code, message)) => resp
                             .with_error_code(code.code())
                             .with_base_offset(-1)
@@ -50,17 +75,16 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceRespon
                     }
                 })
                 .collect();
-            TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partition_responses)
+            TopicProduceResponse::default().with_name(name).with_partition_responses(partition_responses)
         })
         .collect();
-    if appended {
-        broker.replicas.data_arrived.notify_waiters();
-    }
-    // acks=0: the client expects no response at all.
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    Some(ProduceResponse::default().with_responses(responses))
 }
 
 struct Appended {
+    partition: Arc<Partition>,
+    /// One past the last offset appended (what must be durable before acknowledging).
+    end_offset: i64,
     base_offset: i64,
     log_append_time: i64,
     log_start_offset: i64,
@@ -88,9 +112,11 @@ fn append(
     })?;
     let log_start_offset = partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(-1);
     Ok(Appended {
+        end_offset: info.last_offset + 1,
         base_offset: info.first_offset,
         log_append_time: if partition.uses_log_append_time() { now } else { -1 },
         log_start_offset,
         duplicate: info.duplicate,
+        partition,
     })
 }
