@@ -24,8 +24,10 @@ class Broker:
         self.proc = None
         self.bootstrap = None
         self.log_lines = []
+        self.started_at_line = 0
 
     def start(self, timeout=30):
+        self.started_at_line = len(self.log_lines)
         port = self.bootstrap.rsplit(":", 1)[1] if self.bootstrap else "0"
         args = [STROM_BIN, "server",
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
@@ -71,6 +73,18 @@ class Broker:
 
     def log(self):
         return "".join(self.log_lines)
+
+    def log_since_start(self):
+        return "".join(self.log_lines[self.started_at_line:])
+
+    def wait_for_log(self, text, timeout=10):
+        """Log lines arrive through a reader thread; wait until `text` shows up since the last start."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in self.log_since_start():
+                return True
+            time.sleep(0.05)
+        return False
 
 
 @pytest.fixture

@@ -105,7 +105,8 @@ def test_data_survives_clean_restart(broker):
     assert broker.stop() == 0
     broker.start()
     # A clean stop marks every log clean: the restart trusts it and does not scan.
-    assert "clean=true" in broker.log() and "truncating" not in broker.log()
+    assert broker.wait_for_log("clean=true"), broker.log_since_start()
+    assert "clean=false" not in broker.log_since_start() and "truncating" not in broker.log_since_start()
     got = consume_all(broker.bootstrap, "kp-restart", 100)
     assert [int(m.value) for m in got] == list(range(100))
     # and it keeps accepting writes after the restart, at the right offsets
@@ -137,7 +138,7 @@ def test_sigkill_mid_produce_keeps_every_acked_record(broker):
     p.close(timeout=5)
     assert len(acked) >= 10000
     broker.start()
-    assert "clean=false" in broker.log(), "a crashed broker must recover its logs"
+    assert broker.wait_for_log("clean=false"), "a crashed broker must recover its logs"
     c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
     tp = TopicPartition("kp-crash", 0)
     high = c.end_offsets([tp])[tp]
