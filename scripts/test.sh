@@ -23,6 +23,15 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements" 2>/dev/n
   cp "$req" "$venv/.requirements"
 fi
 
+if ! command -v kcat >/dev/null; then
+  echo "== installing kcat (Debian's package; a third real client, on an older librdkafka)"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null || echo "kcat could not be installed; its tests will be skipped"
+  else
+    echo "not root: install kcat yourself to run its tests"
+  fi
+fi
+
 echo "== end-to-end tests"
 target="${CARGO_TARGET_DIR:-target}"
 export STROM_BIN="${STROM_BIN:-$(cd "$target/release" && pwd)/strom}"

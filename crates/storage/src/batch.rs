@@ -246,8 +246,28 @@ pub(crate) fn set_log_append_time(buf: &mut [u8], header: &mut BatchHeader, time
     Ok(())
 }
 
+/// A copy of the v2 batch `original` (whole batch bytes) holding `records` (the records field,
+/// compressed with `compression` when that is not 0) and `records_count` records. Everything else
+/// in the header is kept: baseOffset, lastOffsetDelta, timestamps, producer fields, leader epoch,
+/// and the attribute bits other than the codec. The CRC is recomputed.
+pub(crate) fn rebuild_batch(original: &[u8], records: &[u8], records_count: i32, compression: i16) -> Vec<u8> {
+    debug_assert!(original.len() >= HEADER_LEN);
+    let mut out = Vec::with_capacity(HEADER_LEN + records.len());
+    out.extend_from_slice(&original[..HEADER_LEN]);
+    out.extend_from_slice(records);
+    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = i16::from_be_bytes([original[OFF_ATTRIBUTES], original[OFF_ATTRIBUTES + 1]]);
+    let attributes = (attributes & !ATTR_COMPRESSION_MASK) | (compression & ATTR_COMPRESSION_MASK);
+    out[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[57..61].copy_from_slice(&records_count.to_be_bytes());
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
 /// Reads a zigzag varint of at most `max_bytes` bytes.
-fn read_varlong(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<i64, StorageError> {
+pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<i64, StorageError> {
     let mut raw: u64 = 0;
     for i in 0..max_bytes {
         let byte = *buf.get(*pos).ok_or_else(|| StorageError::corrupt("record varint is truncated"))?;

@@ -16,12 +16,21 @@ use crate::index::{IndexFile, OffsetEntry, TimeEntry};
 pub(crate) const LOG_EXT: &str = "log";
 pub(crate) const INDEX_EXT: &str = "index";
 pub(crate) const TIME_INDEX_EXT: &str = "timeindex";
+/// Compaction output being written (deleted on open).
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+/// Compaction output fully written and committed (completed on open).
+pub(crate) const SWAP_SUFFIX: &str = ".swap";
 
 /// Index positions are u32, so a segment never grows beyond this.
 pub(crate) const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
 
 pub(crate) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// `NNN.ext` plus a suffix such as [`CLEANED_SUFFIX`].
+pub(crate) fn suffixed_path(dir: &Path, base_offset: i64, ext: &str, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}{suffix}"))
 }
 
 /// Running state that decides which batches get index entries. Shared by append and rebuild so a
@@ -160,7 +169,8 @@ impl Segment {
         };
         while pos < file_len {
             let Ok(h) = read_header_at(log, pos, file_len) else { return Ok(None) };
-            if h.base_offset != next || pos + h.len as u64 > file_len {
+            // Offsets strictly increase; a compacted segment may skip some (gaps).
+            if h.base_offset < next || pos + h.len as u64 > file_len {
                 return Ok(None);
             }
             // The time index does not cover the batches after its last entry.
@@ -209,8 +219,9 @@ impl Segment {
                 Ok(h) => h,
                 Err(e) => break Some(e.to_string()),
             };
-            if h.base_offset != next {
-                break Some(format!("batch offset {} where {next} was expected", h.base_offset));
+            // Offsets strictly increase; compaction leaves gaps, so a larger offset is fine.
+            if h.base_offset < next {
+                break Some(format!("batch offset {} where at least {next} was expected", h.base_offset));
             }
             if pos + h.len as u64 > limit {
                 break Some("last batch is truncated".to_string());
@@ -241,6 +252,15 @@ impl Segment {
         time_index.rewrite(times)?;
         let roll_base_ms = first_batch_timestamp(&log, pos);
         Ok(Segment { base_offset, next_offset: next, size: pos, state, roll_base_ms, log: Arc::new(log), log_path, offset_index, time_index })
+    }
+
+    /// The segment's `.log` file handle (compaction reads it without the log's lock).
+    pub fn file(&self) -> &Arc<File> {
+        &self.log
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -392,7 +412,8 @@ impl Segment {
         let keep_times = self.time_index.entries().partition_point(|e| i64::from(e.rel_offset) < new_rel);
         self.time_index.truncate(keep_times)?;
         self.size = new_size;
-        self.next_offset = h.base_offset;
+        // The end of the last batch kept (compaction may leave a gap before the cut batch).
+        self.next_offset = self.base_offset;
         let last_indexed = self.offset_index.entries().last().map_or(0, |e| u64::from(e.position));
         let last_time = self.time_index.entries().last().copied();
         let mut state = IndexState {
@@ -406,6 +427,7 @@ impl Segment {
         while let Some(b) = self.read_header(pos)? {
             state.observe_timestamp(b.max_timestamp, (b.base_offset - self.base_offset) as u32);
             pos += b.len as u64;
+            self.next_offset = b.last_offset() + 1;
         }
         self.state = state;
         if new_size == 0 {
@@ -447,4 +469,80 @@ fn read_header_at(log: &File, pos: u64, limit: u64) -> Result<BatchHeader, Stora
 
 fn first_batch_timestamp(log: &File, size: u64) -> Option<i64> {
     read_header_at(log, 0, size).ok().map(|h| h.max_timestamp).filter(|ts| *ts >= 0)
+}
+
+/// Writes a compacted copy of a segment to `NNN.log.cleaned` (+ `.index.cleaned`,
+/// `.timeindex.cleaned`), building its indexes exactly as appends would. Batches must be whole,
+/// valid, and in strictly increasing offset order.
+pub(crate) struct CleanedWriter {
+    base_offset: i64,
+    interval: u32,
+    log: std::io::BufWriter<File>,
+    log_path: PathBuf,
+    size: u64,
+    next_offset: i64,
+    state: IndexState,
+    offsets: Vec<OffsetEntry>,
+    times: Vec<TimeEntry>,
+    dir: PathBuf,
+}
+
+impl CleanedWriter {
+    pub fn create(dir: &Path, base_offset: i64, interval: u32) -> Result<CleanedWriter, StorageError> {
+        let log_path = suffixed_path(dir, base_offset, LOG_EXT, CLEANED_SUFFIX);
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&log_path).at(&log_path)?;
+        Ok(CleanedWriter {
+            base_offset,
+            interval,
+            log: std::io::BufWriter::with_capacity(1 << 16, file),
+            log_path,
+            size: 0,
+            next_offset: base_offset,
+            state: IndexState::EMPTY,
+            offsets: Vec::new(),
+            times: Vec::new(),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn append(&mut self, batch: &[u8]) -> Result<(), StorageError> {
+        use std::io::Write;
+        let h = BatchHeader::parse(batch, 0)?;
+        if h.len != batch.len() || h.base_offset < self.next_offset || self.size + batch.len() as u64 > MAX_SEGMENT_BYTES {
+            return Err(StorageError::corrupt_log(&self.log_path, "compacted batch does not fit the segment"));
+        }
+        self.state.observe(self.base_offset, &h, self.size, self.interval, &mut self.offsets, &mut self.times);
+        self.log.write_all(batch).at(&self.log_path)?;
+        self.size += batch.len() as u64;
+        self.next_offset = h.last_offset() + 1;
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Writes the indexes and fsyncs all three files. Returns the log size.
+    pub fn finish(self) -> Result<u64, StorageError> {
+        let file = self.log.into_inner().map_err(|e| e.into_error()).at(&self.log_path)?;
+        file.sync_all().at(&self.log_path)?;
+        let mut offsets = IndexFile::create(&suffixed_path(&self.dir, self.base_offset, INDEX_EXT, CLEANED_SUFFIX))?;
+        offsets.append(&self.offsets)?;
+        offsets.sync()?;
+        let mut times = IndexFile::create(&suffixed_path(&self.dir, self.base_offset, TIME_INDEX_EXT, CLEANED_SUFFIX))?;
+        times.append(&self.times)?;
+        times.sync()?;
+        Ok(self.size)
+    }
+}
+
+/// Removes the `.cleaned` files of segment `base_offset`, if any.
+pub(crate) fn remove_cleaned_files(dir: &Path, base_offset: i64) {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        let _ = std::fs::remove_file(suffixed_path(dir, base_offset, ext, CLEANED_SUFFIX));
+    }
 }

@@ -16,7 +16,7 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -41,7 +41,11 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest) -> ListOffsetsRespo
                         })
                     });
                     match found {
-                        Ok(Some((ts, offset))) => resp.with_timestamp(ts).with_offset(offset).with_leader_epoch(partition.leader_epoch),
+                        // The leader epoch field exists from v4; the codec refuses it set below.
+                        Ok(Some((ts, offset))) if version >= 4 => {
+                            resp.with_timestamp(ts).with_offset(offset).with_leader_epoch(partition.leader_epoch)
+                        }
+                        Ok(Some((ts, offset))) => resp.with_timestamp(ts).with_offset(offset),
                         Ok(None) => resp.with_timestamp(-1).with_offset(-1),
                         Err(e) => resp.with_error_code(storage_error_code(&e).code()).with_timestamp(-1).with_offset(-1),
                     }

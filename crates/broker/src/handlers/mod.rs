@@ -64,7 +64,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v)),
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r).await?),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r)),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r)),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(broker, r)),
