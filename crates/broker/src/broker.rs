@@ -45,7 +45,7 @@ impl Broker {
         })?;
         let metadata = MetadataStore::open(dir)?;
         let replicas = ReplicaManager::new(config.clone());
-        replicas.sync_with(&metadata.image())?;
+        replicas.sync_with(&metadata)?;
         Ok(Arc::new(Broker { config, metadata, replicas, producer_ids: Mutex::new(0..0), _dir_lock: dir_lock }))
     }
 

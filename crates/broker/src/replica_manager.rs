@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
 use crate::config::{topic_settings, BrokerConfig};
-use crate::metadata::MetadataImage;
+use crate::metadata::MetadataStore;
 use crate::partition::{Partition, PartitionError};
 use crate::sync::{read, write};
 
@@ -18,6 +18,9 @@ pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
     log_dir: PathBuf,
     topics: RwLock<HashMap<String, Vec<Arc<Partition>>>>,
+    /// Serialises `sync_with`: two concurrent syncs would both see a topic's old partition count
+    /// and open the same new partition twice, which would mean two writers for one log.
+    syncing: std::sync::Mutex<()>,
     /// Woken on every append so that long-polling fetches re-check. One broker-wide signal is
     /// enough at this scale; a per-partition purgatory (as Kafka has) can replace it if many idle
     /// consumers make the wake-ups show up in profiles.
@@ -27,7 +30,13 @@ pub struct ReplicaManager {
 impl ReplicaManager {
     pub fn new(config: Arc<BrokerConfig>) -> Self {
         let log_dir = config.log_dir.clone();
-        ReplicaManager { config, log_dir, topics: RwLock::new(HashMap::new()), data_arrived: Notify::new() }
+        ReplicaManager {
+            config,
+            log_dir,
+            topics: RwLock::new(HashMap::new()),
+            syncing: std::sync::Mutex::new(()),
+            data_arrived: Notify::new(),
+        }
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
@@ -44,9 +53,12 @@ impl ReplicaManager {
         read(&self.topics).values().flatten().cloned().collect()
     }
 
-    /// Opens every partition the image names and not yet open, and applies current configs.
-    /// Called at startup and after each metadata change.
-    pub fn sync_with(&self, image: &MetadataImage) -> Result<(), PartitionError> {
+    /// Opens every partition the current image names and not yet open, and applies current
+    /// configs. Called at startup and after each metadata change. It reads the image itself, under
+    /// its lock, so an older snapshot can never be applied after a newer one.
+    pub fn sync_with(&self, metadata: &MetadataStore) -> Result<(), PartitionError> {
+        let _one_at_a_time = crate::sync::lock(&self.syncing);
+        let image = metadata.image();
         // Dynamic broker configs were validated when set; should that ever fail, keep the static ones.
         let config = self.config.with_dynamic(&image.broker_configs).unwrap_or_else(|e| {
             tracing::error!(error = %e, "ignoring invalid dynamic broker configs");
@@ -72,6 +84,7 @@ impl ReplicaManager {
 
     /// Removes a deleted topic's partitions and their data.
     pub fn delete_topic(&self, topic: &str) -> Result<(), PartitionError> {
+        let _one_at_a_time = crate::sync::lock(&self.syncing);
         let removed = write(&self.topics).remove(topic).unwrap_or_default();
         for p in removed {
             p.delete()?;

@@ -92,7 +92,7 @@ impl Broker {
             .metadata
             .commit(|img| exists(img).map(|_| vec![MetadataRecord::TopicCreated(topic)]))
             .map_err(metadata_failure)??;
-        self.replicas.sync_with(&image).map_err(metadata_failure)?;
+        self.replicas.sync_with(&self.metadata).map_err(metadata_failure)?;
         tracing::info!(topic = name, partitions, "created topic");
         image.topic(name).cloned().ok_or_else(|| AdminError::new(ResponseError::UnknownServerError, "topic vanished"))
     }
@@ -145,8 +145,8 @@ impl Broker {
         if validate_only {
             return check(&self.metadata.image()).map(|_| ());
         }
-        let image = self.metadata.commit(check).map_err(metadata_failure)??;
-        self.replicas.sync_with(&image).map_err(metadata_failure)
+        self.metadata.commit(check).map_err(metadata_failure)??;
+        self.replicas.sync_with(&self.metadata).map_err(metadata_failure)
     }
 
     /// Replaces (`incremental = false`, AlterConfigs) or edits (IncrementalAlterConfigs) a topic's configs.
@@ -170,8 +170,8 @@ impl Broker {
         if validate_only {
             return build(&self.metadata.image()).map(|_| ());
         }
-        let image = self.metadata.commit(build).map_err(metadata_failure)??;
-        self.replicas.sync_with(&image).map_err(metadata_failure)
+        self.metadata.commit(build).map_err(metadata_failure)??;
+        self.replicas.sync_with(&self.metadata).map_err(metadata_failure)
     }
 }
 
@@ -208,7 +208,7 @@ impl Broker {
         if validate_only {
             return build(&self.metadata.image()).map(|_| ());
         }
-        let image = self.metadata.commit(build).map_err(metadata_failure)??;
-        self.replicas.sync_with(&image).map_err(metadata_failure)
+        self.metadata.commit(build).map_err(metadata_failure)??;
+        self.replicas.sync_with(&self.metadata).map_err(metadata_failure)
     }
 }
