@@ -250,6 +250,8 @@ impl BrokerConfig {
             retention_bytes: self.log_retention_bytes,
             index_interval_bytes: self.log_index_interval_bytes,
             max_message_bytes: self.message_max_bytes,
+            cleanup_policy: strom_storage::CleanupPolicy::parse(&self.log_cleanup_policy).unwrap_or_default(),
+            delete_retention_ms: 86_400_000,
         }
     }
 

@@ -22,8 +22,13 @@
 //!
 //! # Invariants
 //!
-//! - A segment file holds whole batches with contiguous offsets, the first at its base offset;
-//!   segments are contiguous with each other (a segment's next offset is the next one's base).
+//! - A segment file holds whole batches with strictly increasing offsets, none below its base
+//!   offset; segments are contiguous with each other (a segment's next offset is the next one's
+//!   base). Offsets within a segment are contiguous too unless it was compacted: compaction
+//!   leaves gaps but always keeps the segment's last batch (possibly empty), so its next offset
+//!   never changes.
+//! - `NNN.{log,index,timeindex}.cleaned` / `.swap` — compaction output in flight; see
+//!   [`compaction`] for the rename protocol and what `open` does with leftovers.
 //!   The valid length of a segment is tracked in memory; reads never return bytes past it, so a
 //!   read returns whole batches only.
 //! - A segment stops receiving appends only after its log and index files were fsynced, and only
@@ -35,8 +40,9 @@
 //!
 //! # Recovery
 //!
-//! Without the clean-shutdown marker, `open` scans the last segment batch by batch, checking
-//! framing, magic, CRC and offset continuity, cuts the file at the first bad byte (logging how many
+//! First, `open` completes or rolls back an interrupted compaction swap. Without the
+//! clean-shutdown marker, it then scans the last segment batch by batch, checking framing, magic,
+//! CRC and that offsets increase, cuts the file at the first bad byte (logging how many
 //! bytes were dropped) and rebuilds its indexes. A segment that does not continue its
 //! predecessor's offsets is dropped with everything after it. The result is always a prefix of
 //! whole batches of what was written; everything fsynced (by `flush`, a roll or `close`) is kept.
@@ -46,6 +52,7 @@
 
 mod batch;
 mod checkpoint;
+pub mod compaction;
 mod error;
 mod index;
 mod log;
@@ -56,14 +63,20 @@ mod segment;
 mod testutil;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod compaction_tests;
 
 pub use batch::{validate_batches, BatchHeader, HEADER_LEN};
+pub use compaction::{CompactionPlan, CompactionResult, CompactionStats};
 pub use error::StorageError;
-pub use log::{AppendInfo, FileSlice, LogConfig, PartitionLog, ReadResult, ReadSlices, SyncHandle};
+pub use log::{AppendInfo, CleanupPolicy, FileSlice, LogConfig, PartitionLog, ReadResult, ReadSlices, SyncHandle};
 pub use producer_state::{ProducerStateManager, SequenceCheck};
 
 // The broker shares logs between threads behind a lock.
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<PartitionLog>();
+    // Compaction's heavy step runs on another thread, without the log's lock.
+    assert_send_sync::<CompactionPlan>();
+    assert_send_sync::<CompactionResult>();
 };

@@ -14,9 +14,12 @@ use crate::checkpoint::{
     decode_entries, encode_entries, fsync_dir, read_optional, write_atomic, CLEAN_SHUTDOWN_FILE, LEADER_EPOCH_FILE,
     LOG_START_OFFSET_FILE, PRODUCER_STATE_FILE, TMP_SUFFIX,
 };
+use crate::compaction::{CompactionPlan, CompactionResult, CompactionStats, SegmentRef, DEFAULT_MAX_DECOMPRESSED_BYTES};
 use crate::error::{IoContext, StorageError};
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
-use crate::segment::{segment_path, Segment, INDEX_EXT, LOG_EXT, MAX_SEGMENT_BYTES, TIME_INDEX_EXT};
+use crate::segment::{
+    segment_path, suffixed_path, Segment, CLEANED_SUFFIX, INDEX_EXT, LOG_EXT, MAX_SEGMENT_BYTES, SWAP_SUFFIX, TIME_INDEX_EXT,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -31,6 +34,53 @@ pub struct LogConfig {
     pub index_interval_bytes: u32,
     /// Largest batch accepted.
     pub max_message_bytes: u32,
+    /// Kafka's cleanup.policy. Time and size retention apply only when it includes delete;
+    /// compaction is run by the broker (see [`PartitionLog::compaction_plan`]).
+    pub cleanup_policy: CleanupPolicy,
+    /// Kafka's delete.retention.ms: how long tombstones outlive their batch's maxTimestamp before
+    /// compaction removes them. The broker passes it to [`PartitionLog::compaction_plan`].
+    pub delete_retention_ms: i64,
+}
+
+/// Kafka's cleanup.policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    /// `delete`: time and size retention.
+    #[default]
+    Delete,
+    /// `compact`: compaction only, no retention deletion.
+    Compact,
+    /// `compact,delete`: both.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    pub fn includes_delete(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    pub fn includes_compact(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Parses Kafka's `cleanup.policy` list: `delete`, `compact`, or both in either order
+    /// (comma-separated, spaces allowed). None for anything else, including an empty list.
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let (mut delete, mut compact) = (false, false);
+        for part in value.split(',').map(str::trim) {
+            match part {
+                "delete" => delete = true,
+                "compact" => compact = true,
+                _ => return None,
+            }
+        }
+        match (compact, delete) {
+            (false, true) => Some(CleanupPolicy::Delete),
+            (true, false) => Some(CleanupPolicy::Compact),
+            (true, true) => Some(CleanupPolicy::CompactDelete),
+            (false, false) => None,
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -43,6 +93,8 @@ impl Default for LogConfig {
             retention_bytes: -1,
             index_interval_bytes: 4096,
             max_message_bytes: 1_048_588,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 86_400_000,
         }
     }
 }
@@ -122,6 +174,8 @@ pub struct PartitionLog {
     producers: ProducerStateManager,
     /// (epoch, start offset), both strictly increasing.
     epochs: Vec<(i32, i64)>,
+    /// Bumped by every truncation, so a compaction planned before one is not installed.
+    generation: u64,
 }
 
 impl PartitionLog {
@@ -131,6 +185,7 @@ impl PartitionLog {
         std::fs::create_dir_all(dir).at(dir)?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
+        complete_interrupted_compaction(dir)?;
         let bases = scan_dir(dir)?;
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
         for (i, &base) in bases.iter().enumerate() {
@@ -176,6 +231,7 @@ impl PartitionLog {
             log_start_offset: checkpointed_start.unwrap_or(first_base).max(first_base),
             producers: ProducerStateManager::new(),
             epochs,
+            generation: 0,
         };
         if log.log_start_offset > log.log_end_offset() {
             tracing::warn!(
@@ -467,12 +523,15 @@ impl PartitionLog {
         self.delete_segments_below_start()
     }
 
-    /// Time- and size-based retention; also rolls an over-age active segment. Returns how many
-    /// segments were deleted.
+    /// Time- and size-based retention (only when the cleanup policy includes delete); also rolls
+    /// an over-age active segment, whatever the policy. Returns how many segments were deleted.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
         let active = self.active();
         if !active.is_empty() && active.roll_base_ms().is_some_and(|b| now_ms.saturating_sub(b) > self.config.segment_ms) {
             self.roll()?;
+        }
+        if !self.config.cleanup_policy.includes_delete() {
+            return Ok(0);
         }
         let n = self.segments.len();
         // An empty active segment is never deleted: it holds the log end offset.
@@ -523,6 +582,7 @@ impl PartitionLog {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.generation += 1;
         if offset < self.log_start_offset {
             return self.reset_to(offset);
         }
@@ -577,6 +637,121 @@ impl PartitionLog {
         let dir = self.dir.clone();
         drop(self);
         std::fs::remove_dir_all(&dir).at(&dir)
+    }
+
+    /// Step 1 of a compaction (see [`crate::compaction`]): cheap, needs only shared access. Plans
+    /// to clean every non-empty non-active segment that lies entirely below `high_watermark`; the
+    /// records below `high_watermark` in later segments (the active one included) only feed the
+    /// key map. Pass the partition's high watermark: records above it may still be truncated, so
+    /// they must not supersede older ones (`i64::MAX` when nothing can be truncated, e.g. a
+    /// single replica). `delete_retention_ms` < 0 keeps tombstones forever.
+    pub fn compaction_plan(&self, now_ms: i64, delete_retention_ms: i64, high_watermark: i64) -> Result<CompactionPlan, StorageError> {
+        let to_ref = |s: &Segment| SegmentRef {
+            base_offset: s.base_offset(),
+            next_offset: s.next_offset(),
+            size: s.size(),
+            file: s.file().clone(),
+            path: s.log_path().to_path_buf(),
+        };
+        let n = self.segments.len();
+        let cleanable = self.segments[..n - 1].iter().take_while(|s| s.next_offset() <= high_watermark).count();
+        Ok(CompactionPlan {
+            dir: self.dir.clone(),
+            generation: self.generation,
+            now_ms,
+            delete_retention_ms,
+            index_interval_bytes: self.config.index_interval_bytes,
+            max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
+            high_watermark,
+            segments: self.segments[..cleanable].iter().filter(|s| !s.is_empty()).map(to_ref).collect(),
+            others: self.segments[cleanable..].iter().filter(|s| !s.is_empty()).map(to_ref).collect(),
+        })
+    }
+
+    /// Step 3 of a compaction: swaps the cleaned copies in, oldest first, with the crash-safe
+    /// rename sequence described in [`crate::compaction`]. Cost: a few renames, two directory
+    /// fsyncs and a trusted open per cleaned segment. When the log was truncated since the plan,
+    /// or a planned segment changed (another compaction installed first), nothing is installed
+    /// and the result comes back with `discarded` set; segments that retention or DeleteRecords
+    /// removed meanwhile are skipped. On an I/O error the in-memory log may lag the directory:
+    /// reopen it.
+    pub fn install_compaction(&mut self, result: CompactionResult) -> Result<CompactionStats, StorageError> {
+        self.install_compaction_until(result, None)
+    }
+
+    /// Plan, execute and install in one call, all under the caller's exclusive access: simple,
+    /// but blocks produce and fetch for the whole rewrite. Prefer the three steps.
+    pub fn compact(&mut self, now_ms: i64, delete_retention_ms: i64, high_watermark: i64) -> Result<CompactionStats, StorageError> {
+        let result = self.compaction_plan(now_ms, delete_retention_ms, high_watermark)?.execute()?;
+        self.install_compaction(result)
+    }
+
+    /// `steps`: test hook simulating a crash after that many rename steps (None: all of them).
+    pub(crate) fn install_compaction_until(
+        &mut self,
+        mut result: CompactionResult,
+        mut steps: Option<usize>,
+    ) -> Result<CompactionStats, StorageError> {
+        if result.dir != self.dir {
+            return Err(StorageError::corrupt_log(&result.dir, "compaction result belongs to another log"));
+        }
+        let mut stats = result.stats;
+        let discard = |mut stats: CompactionStats| {
+            stats.discarded = true;
+            stats.segments_cleaned = 0;
+            Ok(stats)
+        };
+        if result.generation != self.generation {
+            tracing::info!(dir = %self.dir.display(), "log truncated during compaction; discarding the result");
+            return discard(stats);
+        }
+        // Validate everything before touching any file.
+        let first_base = self.segments[0].base_offset();
+        let mut targets = Vec::new();
+        for (k, cleaned) in result.segments.iter().enumerate() {
+            match self.segments.iter().position(|s| s.base_offset() == cleaned.base_offset) {
+                None if cleaned.base_offset < first_base => {
+                    // Removed by retention or DeleteRecords meanwhile.
+                    stats.segments_cleaned -= 1;
+                }
+                Some(i)
+                    if i + 1 < self.segments.len()
+                        && Arc::ptr_eq(self.segments[i].file(), &cleaned.old_file)
+                        && self.segments[i].size() == cleaned.old_size
+                        && self.segments[i].next_offset() == cleaned.old_next_offset =>
+                {
+                    targets.push((k, i));
+                }
+                _ => {
+                    tracing::info!(dir = %self.dir.display(), base_offset = cleaned.base_offset, "segment changed during compaction; discarding the result");
+                    return discard(stats);
+                }
+            }
+        }
+        for (k, i) in targets {
+            let base = result.segments[k].base_offset;
+            if !swap_in(&self.dir, base, &mut steps)? {
+                // Simulated crash: leave the files exactly as they are.
+                std::mem::forget(result);
+                return Ok(stats);
+            }
+            result.segments[k].installed = true;
+            let segment = Segment::open(&self.dir, base, true, self.config.index_interval_bytes)?;
+            if segment.next_offset() != self.segments[i].next_offset() {
+                return Err(StorageError::corrupt_log(segment.log_path(), "compacted segment changed its next offset"));
+            }
+            // The old files were renamed over, not deleted: readers holding slices keep them.
+            self.segments[i] = segment;
+        }
+        tracing::info!(
+            dir = %self.dir.display(),
+            segments = stats.segments_cleaned,
+            records_removed = stats.records_removed,
+            bytes_before = stats.bytes_before,
+            bytes_after = stats.bytes_after,
+            "compacted log"
+        );
+        Ok(stats)
     }
 
     /// Kafka's OffsetForLeaderEpoch: the largest epoch <= `epoch` and the offset where the next
@@ -644,6 +819,7 @@ impl PartitionLog {
 
     /// Drops all data and starts an empty log at `offset`.
     fn reset_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        self.generation += 1;
         // The start offset goes first: should we crash with no segment left, open() recreates the
         // log at the checkpointed start, which must not be below offsets already handed out.
         self.log_start_offset = offset;
@@ -806,6 +982,99 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>, StorageError> {
     Ok(logs.into_iter().collect())
 }
 
+/// Takes one rename step unless the test budget is exhausted.
+fn proceed(steps: &mut Option<usize>) -> bool {
+    match steps {
+        Some(0) => false,
+        Some(n) => {
+            *n -= 1;
+            true
+        }
+        None => true,
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), StorageError> {
+    std::fs::rename(from, to).at(from)
+}
+
+/// The rename sequence that replaces segment `base` by its `.cleaned` copy. Returns false when the
+/// test budget stopped it early.
+fn swap_in(dir: &Path, base: i64, steps: &mut Option<usize>) -> Result<bool, StorageError> {
+    let indexes = [INDEX_EXT, TIME_INDEX_EXT];
+    if !proceed(steps) {
+        return Ok(false);
+    }
+    for ext in indexes {
+        rename(&suffixed_path(dir, base, ext, CLEANED_SUFFIX), &suffixed_path(dir, base, ext, SWAP_SUFFIX))?;
+    }
+    if !proceed(steps) {
+        return Ok(false);
+    }
+    // Commit point: from here on, open() completes the swap.
+    rename(&suffixed_path(dir, base, LOG_EXT, CLEANED_SUFFIX), &suffixed_path(dir, base, LOG_EXT, SWAP_SUFFIX))?;
+    fsync_dir(dir)?;
+    if !proceed(steps) {
+        return Ok(false);
+    }
+    for ext in indexes {
+        rename(&suffixed_path(dir, base, ext, SWAP_SUFFIX), &segment_path(dir, base, ext))?;
+    }
+    if !proceed(steps) {
+        return Ok(false);
+    }
+    rename(&suffixed_path(dir, base, LOG_EXT, SWAP_SUFFIX), &segment_path(dir, base, LOG_EXT))?;
+    fsync_dir(dir)?;
+    Ok(true)
+}
+
+/// Finishes or rolls back a compaction interrupted by a crash: a `NNN.log.swap` was fully written
+/// and committed, so it replaces `NNN.log` (its index swaps first, when still there); index
+/// `.swap` files without a log swap and every `.cleaned` file are uncommitted leftovers.
+fn complete_interrupted_compaction(dir: &Path) -> Result<(), StorageError> {
+    let log_swap_suffix = format!(".{LOG_EXT}{SWAP_SUFFIX}");
+    let mut committed = BTreeSet::new();
+    let mut leftovers = Vec::new();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(&log_swap_suffix) {
+            if let Ok(base) = stem.parse::<i64>() {
+                if stem.len() == 20 {
+                    committed.insert(base);
+                    continue;
+                }
+            }
+        }
+        if name.ends_with(CLEANED_SUFFIX) || name.ends_with(SWAP_SUFFIX) {
+            leftovers.push(entry.path());
+        }
+    }
+    let changed = !committed.is_empty() || !leftovers.is_empty();
+    for &base in &committed {
+        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+            let swap = suffixed_path(dir, base, ext, SWAP_SUFFIX);
+            if swap.exists() {
+                rename(&swap, &segment_path(dir, base, ext))?;
+            }
+        }
+        rename(&suffixed_path(dir, base, LOG_EXT, SWAP_SUFFIX), &segment_path(dir, base, LOG_EXT))?;
+        tracing::info!(dir = %dir.display(), base_offset = base, "completed interrupted compaction swap");
+    }
+    for path in leftovers {
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(file = %path.display(), "removed leftover of an interrupted compaction"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).at(&path),
+        }
+    }
+    if changed {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
 fn remove_segment_files(dir: &Path, base: i64) -> Result<(), StorageError> {
     for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
         let path = segment_path(dir, base, ext);
@@ -823,5 +1092,10 @@ impl PartitionLog {
     /// (base offset, next offset, size) of every segment, oldest first.
     pub(crate) fn segment_info(&self) -> Vec<(i64, i64, u64)> {
         self.segments.iter().map(|s| (s.base_offset(), s.next_offset(), s.size())).collect()
+    }
+
+    /// Starts a new segment now (when the active one holds data).
+    pub(crate) fn force_roll(&mut self) {
+        self.roll().unwrap();
     }
 }

@@ -518,10 +518,6 @@ impl CleanedWriter {
         Ok(())
     }
 
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     pub fn next_offset(&self) -> i64 {
         self.next_offset
     }

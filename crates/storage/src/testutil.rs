@@ -77,3 +77,158 @@ pub(crate) fn build_batch(spec: &BatchSpec) -> Vec<u8> {
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b
 }
+
+/// One record of [`build_keyed_batch`]; None key / value are null.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Rec {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+pub(crate) fn rec(key: Option<&str>, value: Option<&str>) -> Rec {
+    Rec { key: key.map(|k| k.as_bytes().to_vec()), value: value.map(|v| v.as_bytes().to_vec()) }
+}
+
+pub(crate) fn encode_records(records: &[Rec]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let mut body = vec![0u8];
+        put_varint(&mut body, i as i64); // timestampDelta
+        put_varint(&mut body, i as i64); // offsetDelta
+        match &r.key {
+            Some(k) => {
+                put_varint(&mut body, k.len() as i64);
+                body.extend_from_slice(k);
+            }
+            None => put_varint(&mut body, -1),
+        }
+        match &r.value {
+            Some(v) => {
+                put_varint(&mut body, v.len() as i64);
+                body.extend_from_slice(v);
+            }
+            None => put_varint(&mut body, -1),
+        }
+        put_varint(&mut body, 0);
+        put_varint(&mut out, body.len() as i64);
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// A keyed batch whose records field is `payload` (already compressed with `compression`), with
+/// `count` records and lastOffsetDelta `count - 1`. Record i has timestamp base + i.
+pub(crate) fn keyed_batch_from_payload(base_timestamp: i64, count: usize, payload: &[u8], compression: i16, producer: (i64, i16, i32)) -> Vec<u8> {
+    let n = count as i32;
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((49 + payload.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&compression.to_be_bytes());
+    b.extend_from_slice(&(n - 1).to_be_bytes());
+    b.extend_from_slice(&base_timestamp.to_be_bytes());
+    b.extend_from_slice(&(base_timestamp + i64::from(n) - 1).to_be_bytes());
+    b.extend_from_slice(&producer.0.to_be_bytes());
+    b.extend_from_slice(&producer.1.to_be_bytes());
+    b.extend_from_slice(&producer.2.to_be_bytes());
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend_from_slice(payload);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+pub(crate) fn build_keyed_batch(base_timestamp: i64, records: &[Rec]) -> Vec<u8> {
+    keyed_batch_from_payload(base_timestamp, records.len(), &encode_records(records), 0, (-1, -1, -1))
+}
+
+fn get_varint(buf: &[u8], pos: &mut usize) -> i64 {
+    let mut raw = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = buf[*pos];
+        *pos += 1;
+        raw |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return (raw >> 1) as i64 ^ -((raw & 1) as i64);
+        }
+        shift += 7;
+    }
+}
+
+/// One decoded record of a read: (offset, record).
+pub(crate) type Decoded = (i64, Rec);
+/// (baseOffset, lastOffsetDelta, recordsCount, compression) of a batch.
+pub(crate) type BatchShape = (i64, i32, i32, i16);
+
+/// Decodes every record of the whole batches in `data` (test-side decoder, independent of the
+/// code under test; gzip / snappy (xerial or raw) / lz4 decompressed with the crates directly).
+/// Also returns each batch's (baseOffset, lastOffsetDelta, recordsCount, compression).
+pub(crate) fn decode_all(data: &[u8]) -> (Vec<Decoded>, Vec<BatchShape>) {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut batches = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let base = i64::from_be_bytes(data[pos..pos + 8].try_into().unwrap());
+        let len = 12 + i32::from_be_bytes(data[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        let batch = &data[pos..pos + len];
+        assert_eq!(crc32c::crc32c(&batch[21..]), u32::from_be_bytes(batch[17..21].try_into().unwrap()), "bad CRC");
+        let compression = i16::from_be_bytes(batch[21..23].try_into().unwrap()) & 7;
+        let lod = i32::from_be_bytes(batch[23..27].try_into().unwrap());
+        let count = i32::from_be_bytes(batch[57..61].try_into().unwrap());
+        batches.push((base, lod, count, compression));
+        let payload = &batch[61..];
+        let records: Vec<u8> = match compression {
+            0 => payload.to_vec(),
+            1 => {
+                let mut v = Vec::new();
+                flate2::read::GzDecoder::new(payload).read_to_end(&mut v).unwrap();
+                v
+            }
+            2 => {
+                if payload.starts_with(&[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0]) {
+                    let mut v = Vec::new();
+                    let mut p = 16;
+                    while p < payload.len() {
+                        let l = u32::from_be_bytes(payload[p..p + 4].try_into().unwrap()) as usize;
+                        v.extend(snap::raw::Decoder::new().decompress_vec(&payload[p + 4..p + 4 + l]).unwrap());
+                        p += 4 + l;
+                    }
+                    v
+                } else {
+                    snap::raw::Decoder::new().decompress_vec(payload).unwrap()
+                }
+            }
+            3 => {
+                let mut v = Vec::new();
+                lz4_flex::frame::FrameDecoder::new(payload).read_to_end(&mut v).unwrap();
+                v
+            }
+            c => panic!("codec {c}"),
+        };
+        let mut p = 0;
+        let mut prev = -1;
+        for _ in 0..count {
+            let l = get_varint(&records, &mut p) as usize;
+            let end = p + l;
+            p += 1;
+            get_varint(&records, &mut p);
+            let od = get_varint(&records, &mut p);
+            assert!(od > prev && od <= i64::from(lod), "offset delta {od} out of order");
+            prev = od;
+            let kl = get_varint(&records, &mut p);
+            let key = (kl >= 0).then(|| records[p..p + kl as usize].to_vec());
+            p += kl.max(0) as usize;
+            let vl = get_varint(&records, &mut p);
+            let value = (vl >= 0).then(|| records[p..p + vl as usize].to_vec());
+            p = end;
+            out.push((base + od, Rec { key, value }));
+        }
+        assert_eq!(p, records.len());
+        pos += len;
+    }
+    (out, batches)
+}

@@ -1,0 +1,499 @@
+//! Log compaction (`cleanup.policy=compact`): keeps, for every key, only its record with the
+//! highest offset.
+//!
+//! # Work split and locking
+//!
+//! 1. [`PartitionLog::compaction_plan`](crate::PartitionLog::compaction_plan) (cheap, `&self`):
+//!    the non-active segments below the high watermark to clean, their file handles and sizes, and
+//!    the later segments (read for the key map only, up to the high watermark).
+//! 2. [`CompactionPlan::execute`] (no lock): reads the old segment files through those handles,
+//!    builds the key map and writes `NNN.{log,index,timeindex}.cleaned`, fsynced.
+//! 3. [`PartitionLog::install_compaction`](crate::PartitionLog::install_compaction) (`&mut self`,
+//!    brief: renames plus a trusted open of each new segment): checks that no truncation happened
+//!    and that every cleaned segment is still the same file, then swaps them in, oldest first.
+//!
+//! # Rules
+//!
+//! - **Key map**: full key bytes → highest offset, built over every record below the high
+//!   watermark given to the plan, active segment included (so a key rewritten in the active
+//!   segment is removed from older ones). Records at or above the high watermark may still be
+//!   truncated away by a leader change, so they never supersede anything, and segments reaching
+//!   past it are not cleaned (Kafka's cleaner stops at the high watermark too). Full keys mean no hash collisions; memory is the size of the
+//!   distinct keys plus about 50 bytes per key.
+//! - **Survivors**: a record survives when its key is null (kept; the broker rejects null keys on
+//!   compacted topics), or when it is its key's latest record and not a removable tombstone.
+//! - **Tombstones** (null value) that are their key's latest record are removed when their batch's
+//!   maxTimestamp is >= 0 and older than `now_ms - delete_retention_ms` at cleaning time (a
+//!   negative `delete_retention_ms` keeps them forever, as does a batch without timestamps).
+//!   Segments are installed oldest first, so a crash between two segments can never leave a
+//!   removed tombstone with an older value of its key still present.
+//! - **Batches**: offsets are never renumbered. A batch keeping all its records is copied byte for
+//!   byte; a partially cleaned one is rebuilt with the same baseOffset, lastOffsetDelta,
+//!   timestamps (maxTimestamp is kept as it was), producer id/epoch/baseSequence, leader epoch and
+//!   attributes, recordsCount = survivors (each keeping its offsetDelta), new CRC, re-compressed
+//!   with its original codec. A batch losing all its records disappears, except that it is kept
+//!   as an empty (recordsCount 0, uncompressed) batch when it is the last batch of its segment
+//!   (so every segment keeps its next offset and segments stay contiguous) or the last batch of
+//!   its producer id (so the idempotent-producer state survives a replay, as in Kafka).
+//! - **Kept whole and ignored by the key map**: control batches, transactional batches (aborted
+//!   transactions are not tracked), batches failing their CRC, zstd batches (no codec built in),
+//!   and compressed batches that fail to decompress or would decompress past
+//!   `max_decompressed_bytes` (64 MiB by default): a decompression bomb costs at most that much
+//!   memory. Ignoring their keys only ever keeps more records, never fewer.
+//!
+//! # Crash safety
+//!
+//! Per segment: `.index.cleaned`/`.timeindex.cleaned` → `.swap`; then `.log.cleaned` →
+//! `.log.swap` and fsync of the directory (the commit point); then the index swaps and finally
+//! the log swap are renamed over the old files. On open, a `NNN.log.swap` wins (its index swaps
+//! are renamed into place, then the log), stray index `.swap` files and all `.cleaned` files are
+//! deleted.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::batch::{read_varlong, rebuild_batch, verify_crc, BatchHeader, HEADER_LEN};
+use crate::error::{IoContext, StorageError};
+use crate::segment::{remove_cleaned_files, CleanedWriter};
+
+/// Default cap on the decompressed size of one batch.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+
+/// What a compaction did. Counts cover the segments that were installed, except `discarded`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Segments read and considered for cleaning.
+    pub segments_planned: usize,
+    /// Segments replaced by a cleaned copy.
+    pub segments_cleaned: usize,
+    /// Records removed (tombstones included).
+    pub records_removed: u64,
+    /// Tombstones removed because their delete retention had passed.
+    pub tombstones_removed: u64,
+    /// Batches kept whole without looking at their keys (control, transactional, unsupported or
+    /// oversized compression, bad CRC).
+    pub batches_kept_whole: u64,
+    /// Size of the cleaned segments before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// The log changed under the compaction (truncation, another compaction): nothing installed.
+    pub discarded: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct SegmentRef {
+    pub base_offset: i64,
+    pub next_offset: i64,
+    pub size: u64,
+    pub file: Arc<File>,
+    pub path: PathBuf,
+}
+
+/// See [`PartitionLog::compaction_plan`](crate::PartitionLog::compaction_plan).
+#[derive(Debug)]
+pub struct CompactionPlan {
+    pub(crate) dir: PathBuf,
+    pub(crate) generation: u64,
+    pub(crate) now_ms: i64,
+    pub(crate) delete_retention_ms: i64,
+    pub(crate) index_interval_bytes: u32,
+    pub(crate) max_decompressed_bytes: usize,
+    /// Records at or above this offset neither get cleaned nor supersede older records.
+    pub(crate) high_watermark: i64,
+    /// Segments to clean, oldest first: non-active, non-empty, entirely below the high watermark.
+    pub(crate) segments: Vec<SegmentRef>,
+    /// The segments after them, read for the key map only (below the high watermark).
+    pub(crate) others: Vec<SegmentRef>,
+}
+
+pub(crate) struct CleanedSegment {
+    pub base_offset: i64,
+    pub old_file: Arc<File>,
+    pub old_size: u64,
+    pub old_next_offset: i64,
+    pub installed: bool,
+}
+
+/// Cleaned copies written by [`CompactionPlan::execute`], waiting to be installed. Dropping it
+/// without installing deletes the copies.
+pub struct CompactionResult {
+    pub(crate) dir: PathBuf,
+    pub(crate) generation: u64,
+    pub(crate) segments: Vec<CleanedSegment>,
+    pub(crate) stats: CompactionStats,
+}
+
+impl std::fmt::Debug for CompactionResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompactionResult")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.iter().map(|s| s.base_offset).collect::<Vec<_>>())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl CompactionResult {
+    /// What the compaction would do once installed.
+    pub fn stats(&self) -> &CompactionStats {
+        &self.stats
+    }
+}
+
+impl Drop for CompactionResult {
+    fn drop(&mut self) {
+        for s in self.segments.iter().filter(|s| !s.installed) {
+            remove_cleaned_files(&self.dir, s.base_offset);
+        }
+    }
+}
+
+impl CompactionPlan {
+    /// Number of segments that will be considered for cleaning.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Caps the decompressed size of one batch (default [`DEFAULT_MAX_DECOMPRESSED_BYTES`]);
+    /// batches beyond it are kept whole.
+    pub fn set_max_decompressed_bytes(&mut self, bytes: usize) {
+        self.max_decompressed_bytes = bytes;
+    }
+
+    /// The heavy part, run without the log's lock: reads the planned segments through their file
+    /// handles and writes cleaned copies next to them. Nothing visible changes until
+    /// [`PartitionLog::install_compaction`](crate::PartitionLog::install_compaction).
+    pub fn execute(self) -> Result<CompactionResult, StorageError> {
+        let cap = self.max_decompressed_bytes;
+        let mut result = CompactionResult {
+            dir: self.dir.clone(),
+            generation: self.generation,
+            segments: Vec::new(),
+            stats: CompactionStats { segments_planned: self.segments.len(), ..CompactionStats::default() },
+        };
+        if self.segments.is_empty() {
+            return Ok(result);
+        }
+        // Pass 1: the latest offset of every key, and the last batch of every producer.
+        let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut producer_last: HashMap<i64, i64> = HashMap::new();
+        let hw = self.high_watermark;
+        for seg in self.segments.iter().chain(self.others.iter().filter(|s| s.base_offset < hw)) {
+            for_each_batch(seg, |h, batch| {
+                if h.base_offset >= hw {
+                    return Ok(());
+                }
+                if h.producer_id >= 0 {
+                    producer_last.insert(h.producer_id, h.base_offset);
+                }
+                if let Analysis::Records { data, records } = analyze(h, batch, cap) {
+                    for r in &records {
+                        let Some((ks, ke)) = r.key else { continue };
+                        let offset = h.base_offset + i64::from(r.offset_delta);
+                        if offset >= hw {
+                            break;
+                        }
+                        match latest.get_mut(&data[ks..ke]) {
+                            Some(l) => *l = (*l).max(offset),
+                            None => {
+                                latest.insert(data[ks..ke].to_vec(), offset);
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+
+        // Pass 2: write the survivors of each segment.
+        let horizon =
+            if self.delete_retention_ms < 0 { i64::MIN } else { self.now_ms.saturating_sub(self.delete_retention_ms) };
+        for seg in &self.segments {
+            let mut writer = CleanedWriter::create(&self.dir, seg.base_offset, self.index_interval_bytes)?;
+            result.segments.push(CleanedSegment {
+                base_offset: seg.base_offset,
+                old_file: seg.file.clone(),
+                old_size: seg.size,
+                old_next_offset: seg.next_offset,
+                installed: false,
+            });
+            let mut changed = false;
+            let mut stats = CompactionStats::default();
+            for_each_batch(seg, |h, batch| {
+                let must_keep_header = h.end_position() as u64 == seg.size
+                    || (h.producer_id >= 0 && producer_last.get(&h.producer_id) == Some(&h.base_offset));
+                let (data, records) = match analyze(h, batch, cap) {
+                    Analysis::Opaque(reason) => {
+                        tracing::trace!(base_offset = h.base_offset, reason, "compaction keeps batch whole");
+                        stats.batches_kept_whole += 1;
+                        return writer.append(batch);
+                    }
+                    Analysis::Records { data, records } => (data, records),
+                };
+                let mut keep = Vec::with_capacity(records.len());
+                for r in &records {
+                    let survives = match r.key {
+                        None => true,
+                        Some((ks, ke)) => {
+                            let offset = h.base_offset + i64::from(r.offset_delta);
+                            let is_latest = latest.get(&data[ks..ke]).is_none_or(|&l| l <= offset);
+                            if !is_latest {
+                                false
+                            } else if r.tombstone && h.max_timestamp >= 0 && h.max_timestamp < horizon {
+                                stats.tombstones_removed += 1;
+                                false
+                            } else {
+                                true
+                            }
+                        }
+                    };
+                    if survives {
+                        keep.push(r);
+                    }
+                }
+                stats.records_removed += (records.len() - keep.len()) as u64;
+                // An already empty batch that is no longer needed goes; anything else untouched is copied.
+                if keep.len() == records.len() && (must_keep_header || !records.is_empty()) {
+                    return writer.append(batch);
+                }
+                changed = true;
+                if keep.is_empty() {
+                    return if must_keep_header { writer.append(&rebuild_batch(batch, &[], 0, 0)) } else { Ok(()) };
+                }
+                let mut payload = Vec::with_capacity(keep.iter().map(|r| r.end - r.start).sum());
+                for r in &keep {
+                    payload.extend_from_slice(&data[r.start..r.end]);
+                }
+                let codec = h.compression();
+                let rebuilt = if codec == 0 {
+                    rebuild_batch(batch, &payload, keep.len() as i32, 0)
+                } else {
+                    match compress(codec, &payload) {
+                        Some(compressed) => rebuild_batch(batch, &compressed, keep.len() as i32, codec),
+                        None => rebuild_batch(batch, &payload, keep.len() as i32, 0),
+                    }
+                };
+                writer.append(&rebuilt)
+            })?;
+            if !changed {
+                drop(writer);
+                remove_cleaned_files(&self.dir, seg.base_offset);
+                result.segments.pop();
+                continue;
+            }
+            if writer.next_offset() != seg.next_offset {
+                return Err(StorageError::corrupt_log(&seg.path, "compacted copy does not end where the segment ends"));
+            }
+            let new_size = writer.finish()?;
+            result.stats.bytes_before += seg.size;
+            result.stats.bytes_after += new_size;
+            result.stats.records_removed += stats.records_removed;
+            result.stats.tombstones_removed += stats.tombstones_removed;
+            result.stats.batches_kept_whole += stats.batches_kept_whole;
+            result.stats.segments_cleaned += 1;
+        }
+        Ok(result)
+    }
+}
+
+fn for_each_batch(
+    seg: &SegmentRef,
+    mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    let mut pos = 0u64;
+    let mut buf = Vec::new();
+    while pos < seg.size {
+        if seg.size - pos < HEADER_LEN as u64 {
+            return Err(StorageError::corrupt_log(&seg.path, format!("truncated batch header at {pos}")));
+        }
+        let mut h = [0u8; HEADER_LEN];
+        seg.file.read_exact_at(&mut h, pos).at(&seg.path)?;
+        let header = BatchHeader::from_array(&h, pos as usize).map_err(|e| StorageError::corrupt_log(&seg.path, e.to_string()))?;
+        if pos + header.len as u64 > seg.size {
+            return Err(StorageError::corrupt_log(&seg.path, format!("batch at {pos} runs past the segment end")));
+        }
+        buf.resize(header.len, 0);
+        seg.file.read_exact_at(&mut buf, pos).at(&seg.path)?;
+        f(&header, &buf)?;
+        pos += header.len as u64;
+    }
+    Ok(())
+}
+
+/// One record inside the (decompressed) records field.
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    /// Byte range of the whole record, length prefix included.
+    start: usize,
+    end: usize,
+    offset_delta: i32,
+    key: Option<(usize, usize)>,
+    tombstone: bool,
+}
+
+enum Analysis<'a> {
+    /// Keep the batch whole; its keys are unknown.
+    Opaque(&'static str),
+    Records { data: Cow<'a, [u8]>, records: Vec<Record> },
+}
+
+fn analyze<'a>(h: &BatchHeader, batch: &'a [u8], cap: usize) -> Analysis<'a> {
+    if h.is_control() {
+        return Analysis::Opaque("control batch");
+    }
+    if h.is_transactional() {
+        return Analysis::Opaque("transactional batch");
+    }
+    if verify_crc(h, batch).is_err() {
+        return Analysis::Opaque("CRC mismatch");
+    }
+    let payload = &batch[HEADER_LEN..];
+    let data = match h.compression() {
+        0 => Cow::Borrowed(payload),
+        codec => match decompress(codec, payload, cap) {
+            Ok(d) => Cow::Owned(d),
+            Err(reason) => return Analysis::Opaque(reason),
+        },
+    };
+    match parse_records(&data, h) {
+        Ok(records) => Analysis::Records { data, records },
+        Err(_) => Analysis::Opaque("malformed records"),
+    }
+}
+
+fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>, StorageError> {
+    let bad = |why: &str| StorageError::corrupt(format!("batch at offset {}: {why}", h.base_offset));
+    let mut records = Vec::with_capacity((h.records_count as usize).min(4096));
+    let mut pos = 0usize;
+    let mut prev_delta = -1i64;
+    for _ in 0..h.records_count {
+        let start = pos;
+        let len = read_varlong(data, &mut pos, 5)?;
+        if len < 1 || len as u64 > (data.len() - pos) as u64 {
+            return Err(bad("record length runs past the records"));
+        }
+        let end = pos + len as usize;
+        let rec = &data[..end];
+        let mut p = pos + 1; // attributes
+        read_varlong(rec, &mut p, 10)?; // timestampDelta
+        let offset_delta = read_varlong(rec, &mut p, 5)?;
+        if offset_delta <= prev_delta || offset_delta > i64::from(h.last_offset_delta) {
+            return Err(bad("offset deltas are not increasing within the batch"));
+        }
+        let key_len = read_varlong(rec, &mut p, 5)?;
+        let key = if key_len < 0 {
+            None
+        } else {
+            let ke = p.checked_add(key_len as usize).filter(|&e| e <= end).ok_or_else(|| bad("key runs past its record"))?;
+            let k = (p, ke);
+            p = ke;
+            Some(k)
+        };
+        let value_len = read_varlong(rec, &mut p, 5)?;
+        if value_len >= 0 && p.checked_add(value_len as usize).is_none_or(|e| e > end) {
+            return Err(bad("value runs past its record"));
+        }
+        records.push(Record { start, end, offset_delta: offset_delta as i32, key, tombstone: value_len < 0 });
+        prev_delta = offset_delta;
+        pos = end;
+    }
+    if pos != data.len() {
+        return Err(bad("bytes after the last record"));
+    }
+    Ok(records)
+}
+
+const GZIP: i16 = 1;
+const SNAPPY: i16 = 2;
+const LZ4: i16 = 3;
+const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+const XERIAL_HEADER_LEN: usize = 16;
+const XERIAL_BLOCK: usize = 32 * 1024;
+
+/// Reads at most `cap` bytes from `r`; more is an error (decompression bomb).
+fn read_capped(r: impl Read, cap: usize) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::new();
+    r.take(cap as u64 + 1).read_to_end(&mut out).map_err(|_| "decompression failed")?;
+    if out.len() > cap {
+        return Err("decompressed size exceeds the cap");
+    }
+    Ok(out)
+}
+
+/// Decompresses a records field, never producing (or allocating for) more than `cap` bytes.
+pub(crate) fn decompress(codec: i16, data: &[u8], cap: usize) -> Result<Vec<u8>, &'static str> {
+    match codec {
+        GZIP => read_capped(flate2::read::GzDecoder::new(data), cap),
+        SNAPPY => {
+            if data.len() >= XERIAL_HEADER_LEN && data[..8] == XERIAL_MAGIC {
+                // Java clients: xerial snappy-java framing, a header then (u32 length, raw block)*.
+                let mut out = Vec::new();
+                let mut pos = XERIAL_HEADER_LEN;
+                while pos < data.len() {
+                    let len_bytes = data.get(pos..pos + 4).ok_or("truncated snappy block length")?;
+                    let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+                    pos += 4;
+                    let block = data.get(pos..pos.saturating_add(len)).ok_or("truncated snappy block")?;
+                    pos += len;
+                    snappy_raw(block, cap - out.len(), &mut out)?;
+                }
+                Ok(out)
+            } else {
+                let mut out = Vec::new();
+                snappy_raw(data, cap, &mut out)?;
+                Ok(out)
+            }
+        }
+        LZ4 => read_capped(lz4_flex::frame::FrameDecoder::new(data), cap),
+        _ => Err("unsupported compression codec"),
+    }
+}
+
+fn snappy_raw(block: &[u8], room: usize, out: &mut Vec<u8>) -> Result<(), &'static str> {
+    let len = snap::raw::decompress_len(block).map_err(|_| "bad snappy block")?;
+    if len > room {
+        return Err("decompressed size exceeds the cap");
+    }
+    let start = out.len();
+    out.resize(start + len, 0);
+    let n = snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(|_| "bad snappy block")?;
+    out.truncate(start + n);
+    Ok(())
+}
+
+/// Compresses a records field the way Kafka's Java clients do (gzip; xerial-framed snappy; LZ4
+/// frame with independent 64 KiB blocks). None when the codec is not supported.
+pub(crate) fn compress(codec: i16, data: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    match codec {
+        GZIP => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).ok()?;
+            e.finish().ok()
+        }
+        SNAPPY => {
+            let mut out = XERIAL_MAGIC.to_vec();
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut encoder = snap::raw::Encoder::new();
+            for chunk in data.chunks(XERIAL_BLOCK) {
+                let block = encoder.compress_vec(chunk).ok()?;
+                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            Some(out)
+        }
+        LZ4 => {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(data).ok()?;
+            e.finish().ok()
+        }
+        _ => None,
+    }
+}
+
