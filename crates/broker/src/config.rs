@@ -37,7 +37,6 @@ const IGNORED_KAFKA_KEYS: &[&str] = &[
     "inter.broker.listener.name",
     "listener.security.protocol.map",
     "log.flush.interval.ms",
-    "log.cleaner.enable",
     "log.cleaner.threads",
     "min.insync.replicas",
     "num.io.threads",
@@ -76,7 +75,10 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("log.retention.check.interval.ms", "300000", "how often retention runs"),
     ("log.index.interval.bytes", "4096", "bytes between offset-index entries (topic: index.interval.bytes)"),
     ("log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime (topic: message.timestamp.type)"),
-    ("log.cleanup.policy", "delete", "delete or compact (topic: cleanup.policy)"),
+    ("log.cleanup.policy", "delete", "delete, compact, or compact,delete (topic: cleanup.policy)"),
+    ("log.cleaner.enable", "true", "run the log cleaner for compacted topics"),
+    ("log.cleaner.backoff.ms", "15000", "pause between two passes of the log cleaner"),
+    ("log.cleaner.delete.retention.ms", "86400000", "how long tombstones survive compaction (topic: delete.retention.ms)"),
     ("message.max.bytes", "1048588", "largest record batch accepted (topic: max.message.bytes)"),
     ("log.flush.interval.messages", "9223372036854775807", "fsync before acknowledging once this many messages are unflushed; 1 = every batch (topic: flush.messages)"),
     ("socket.request.max.bytes", "104857600", "largest request frame; larger closes the connection"),
@@ -107,6 +109,9 @@ pub struct BrokerConfig {
     pub log_append_time: bool,
     pub log_cleanup_policy: String,
     pub log_flush_interval_messages: i64,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
+    pub log_cleaner_delete_retention_ms: i64,
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: usize,
     /// Known-but-ignored keys that were set, for the one-time log line.
@@ -223,6 +228,9 @@ impl BrokerConfig {
             log_append_time,
             log_cleanup_policy: parse_cleanup_policy("log.cleanup.policy", get("log.cleanup.policy").unwrap_or("delete"))?,
             log_flush_interval_messages: positive("log.flush.interval.messages", get("log.flush.interval.messages").unwrap_or("9223372036854775807"))?,
+            log_cleaner_enable: parse("log.cleaner.enable", get("log.cleaner.enable").unwrap_or("true"))?,
+            log_cleaner_backoff_ms: positive("log.cleaner.backoff.ms", get("log.cleaner.backoff.ms").unwrap_or("15000"))?,
+            log_cleaner_delete_retention_ms: parse("log.cleaner.delete.retention.ms", get("log.cleaner.delete.retention.ms").unwrap_or("86400000"))?,
             message_max_bytes: positive("message.max.bytes", get("message.max.bytes").unwrap_or("1048588"))?,
             socket_request_max_bytes: positive("socket.request.max.bytes", get("socket.request.max.bytes").unwrap_or("104857600"))?,
             ignored,
@@ -251,7 +259,7 @@ impl BrokerConfig {
             index_interval_bytes: self.log_index_interval_bytes,
             max_message_bytes: self.message_max_bytes,
             cleanup_policy: strom_storage::CleanupPolicy::parse(&self.log_cleanup_policy).unwrap_or_default(),
-            delete_retention_ms: 86_400_000,
+            delete_retention_ms: self.log_cleaner_delete_retention_ms,
         }
     }
 
@@ -271,6 +279,7 @@ impl BrokerConfig {
                 if self.log_append_time { "LogAppendTime" } else { "CreateTime" }.to_string(),
             ),
             ("flush.messages", "log.flush.interval.messages", self.log_flush_interval_messages.to_string()),
+            ("delete.retention.ms", "log.cleaner.delete.retention.ms", self.log_cleaner_delete_retention_ms.to_string()),
         ]
     }
 
@@ -293,9 +302,9 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "index.interval.bytes",
     "message.timestamp.type",
     "flush.messages",
+    "delete.retention.ms",
     // Accepted and stored, not yet acted on:
     "compression.type",
-    "delete.retention.ms",
     "file.delete.delay.ms",
     "flush.ms",
     "max.compaction.lag.ms",
@@ -322,6 +331,7 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         "retention.ms" | "retention.bytes" => parse::<i64>(key, value).and_then(|v| min_value(key, v, -1)).map(|_| ()),
         "segment.bytes" => parse::<u64>(key, value).and_then(|v| min_value(key, v, 14)).map(|_| ()),
         "segment.ms" | "flush.messages" => parse::<i64>(key, value).and_then(|v| min_value(key, v, 1)).map(|_| ()),
+        "delete.retention.ms" => parse::<i64>(key, value).and_then(|v| min_value(key, v, 0)).map(|_| ()),
         "max.message.bytes" | "index.interval.bytes" => parse::<u32>(key, value).map(|_| ()),
         _ => Ok(()),
     };
@@ -352,6 +362,8 @@ pub fn topic_settings(broker: &BrokerConfig, overrides: &BTreeMap<String, String
             "index.interval.bytes" => c.index_interval_bytes = v.parse().unwrap_or(c.index_interval_bytes),
             "message.timestamp.type" => append_time = v == "LogAppendTime",
             "flush.messages" => flush_messages = v.parse().unwrap_or(flush_messages),
+            "cleanup.policy" => c.cleanup_policy = strom_storage::CleanupPolicy::parse(v).unwrap_or(c.cleanup_policy),
+            "delete.retention.ms" => c.delete_retention_ms = v.parse().unwrap_or(c.delete_retention_ms),
             _ => {}
         }
     }
@@ -531,7 +543,7 @@ mod doc_tests {
         for (key, _, _) in super::KNOWN_KEYS {
             assert!(doc.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
         }
-        for key in super::TOPIC_CONFIG_KEYS.iter().take(9) {
+        for key in super::TOPIC_CONFIG_KEYS.iter().take(10) {
             assert!(doc.contains(&format!("`{key}`")), "docs/configuration.md does not document topic key `{key}`");
         }
     }

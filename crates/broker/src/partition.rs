@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use strom_storage::{AppendInfo, PartitionLog, ReadSlices, StorageError};
+use strom_storage::{AppendInfo, CompactionStats, PartitionLog, ReadSlices, StorageError};
 
 use crate::config::TopicSettings;
 use uuid::Uuid;
@@ -165,6 +165,29 @@ impl Partition {
         let leo = log.log_end_offset();
         self.high_watermark.fetch_min(leo, Ordering::AcqRel);
         Ok(r)
+    }
+
+    /// One pass of the log cleaner over this partition, if its policy includes compact. The
+    /// expensive middle step (reading old segments, writing cleaned copies) runs without the log's
+    /// lock; only the plan (a shared lock) and the install (a brief exclusive lock) take it.
+    /// Blocking: call from a blocking thread.
+    pub fn compact(&self, now_ms: i64) -> Result<Option<CompactionStats>, PartitionError> {
+        let plan = {
+            let guard = read(&self.log);
+            let log = guard.as_ref().ok_or(PartitionError::Closed)?;
+            let config = log.config();
+            if !config.cleanup_policy.includes_compact() {
+                return Ok(None);
+            }
+            log.compaction_plan(now_ms, config.delete_retention_ms, self.high_watermark())?
+        };
+        if plan.segment_count() == 0 {
+            return Ok(None);
+        }
+        let result = plan.execute()?;
+        let mut guard = write(&self.log);
+        let log = guard.as_mut().ok_or(PartitionError::Closed)?;
+        Ok(Some(log.install_compaction(result)?))
     }
 
     pub fn set_settings(&self, settings: &TopicSettings) {

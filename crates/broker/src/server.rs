@@ -1,5 +1,5 @@
 //! The listener: binds, accepts, spawns a task per connection, runs the background retention
-//! task, and on SIGTERM / Ctrl-C closes every log cleanly so the next start needs no recovery.
+//! and log-cleaner tasks, and on SIGTERM / Ctrl-C closes every log cleanly so the next start needs no recovery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +47,9 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         tokio::spawn(accept_loop(broker.clone(), listener));
     }
     tokio::spawn(retention_loop(broker.clone()));
+    if broker.config.log_cleaner_enable {
+        tokio::spawn(cleaner_loop(broker.clone()));
+    }
     on_ready(&broker, &bootstrap);
     shutdown_signal().await;
     tracing::info!("shutting down: closing logs");
@@ -80,6 +83,16 @@ async fn retention_loop(broker: Arc<Broker>) {
         let b = broker.clone();
         // File deletion is blocking work; keep it off the reactor threads.
         let _ = tokio::task::spawn_blocking(move || b.replicas.enforce_retention(now_ms())).await;
+    }
+}
+
+async fn cleaner_loop(broker: Arc<Broker>) {
+    let pause = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
+    loop {
+        tokio::time::sleep(pause).await;
+        let b = broker.clone();
+        // Reading and rewriting segments is blocking work; keep it off the reactor threads.
+        let _ = tokio::task::spawn_blocking(move || b.replicas.compact_all(now_ms())).await;
     }
 }
 
