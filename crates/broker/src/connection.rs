@@ -69,7 +69,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                         break;
                     }
                 }
-                let reply = handlers::handle(&broker, &header, request).await;
+                let reply = handlers::handle(&broker, &header, *request).await;
                 match reply {
                     None => {}
                     Some(Reply { body, files }) if files.is_empty() => {
@@ -149,7 +149,8 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 }
 
 enum Incoming {
-    Request { api_key: ApiKey, version: i16, header: RequestHeader, request: RequestKind },
+    /// Boxed: decoded requests are large and travel through the read-ahead channel.
+    Request { api_key: ApiKey, version: i16, header: RequestHeader, request: Box<RequestKind> },
     UnsupportedApiVersions { correlation_id: i32 },
 }
 
@@ -199,7 +200,7 @@ fn decode_frame(mut frame: Bytes) -> Result<Incoming, FrameError> {
         .map_err(|e| FrameError::Decode(api_key, version, e.to_string()))?;
     let request = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| FrameError::Decode(api_key, version, e.to_string()))?;
-    Ok(Incoming::Request { api_key, version, header, request })
+    Ok(Incoming::Request { api_key, version, header, request: Box::new(request) })
 }
 
 fn encode_scattered(
