@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::config::BrokerConfig;
+use crate::group_service::GroupService;
 use crate::metadata::{MetadataError, MetadataRecord, MetadataStore};
 use crate::partition::PartitionError;
 use crate::replica_manager::ReplicaManager;
@@ -13,6 +14,7 @@ pub struct Broker {
     pub config: Arc<BrokerConfig>,
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
+    pub groups: GroupService,
     /// Producer ids are reserved from the metadata image in blocks, so an id is never handed out
     /// twice even across restarts (idempotence state on disk is keyed by it).
     producer_ids: Mutex<std::ops::Range<i64>>,
@@ -46,7 +48,8 @@ impl Broker {
         let metadata = MetadataStore::open(dir)?;
         let replicas = ReplicaManager::new(config.clone());
         replicas.sync_with(&metadata)?;
-        Ok(Arc::new(Broker { config, metadata, replicas, producer_ids: Mutex::new(0..0), _dir_lock: dir_lock }))
+        let groups = GroupService::new(config.groups.coordinator.clone());
+        Ok(Arc::new(Broker { config, metadata, replicas, groups, producer_ids: Mutex::new(0..0), _dir_lock: dir_lock }))
     }
 
     pub fn next_producer_id(&self) -> Result<i64, MetadataError> {

@@ -33,7 +33,6 @@ const IGNORED_KAFKA_KEYS: &[&str] = &[
     "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "delete.topic.enable",
-    "group.initial.rebalance.delay.ms",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
     "log.flush.interval.ms",
@@ -42,8 +41,6 @@ const IGNORED_KAFKA_KEYS: &[&str] = &[
     "num.io.threads",
     "num.network.threads",
     "num.recovery.threads.per.data.dir",
-    "offsets.topic.num.partitions",
-    "offsets.topic.replication.factor",
     "process.roles",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
@@ -82,6 +79,16 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("message.max.bytes", "1048588", "largest record batch accepted (topic: max.message.bytes)"),
     ("log.flush.interval.messages", "9223372036854775807", "fsync before acknowledging once this many messages are unflushed; 1 = every batch (topic: flush.messages)"),
     ("socket.request.max.bytes", "104857600", "largest request frame; larger closes the connection"),
+    ("group.min.session.timeout.ms", "6000", "shortest session timeout a group member may ask for"),
+    ("group.max.session.timeout.ms", "1800000", "longest session timeout a group member may ask for"),
+    ("group.initial.rebalance.delay.ms", "3000", "how long the first rebalance of an empty group waits for more members"),
+    ("group.max.size", "2147483647", "most members a group may have"),
+    ("offset.metadata.max.bytes", "4096", "largest metadata string of a committed offset"),
+    ("offsets.retention.minutes", "10080", "committed offsets of an empty group are dropped after this"),
+    ("offsets.retention.check.interval.ms", "600000", "how often expired committed offsets are looked for"),
+    ("offsets.topic.num.partitions", "50", "partitions of __consumer_offsets (fixed once the topic exists)"),
+    ("offsets.topic.replication.factor", "3", "replication factor of __consumer_offsets, capped at the live brokers"),
+    ("offsets.topic.segment.bytes", "104857600", "segment size of __consumer_offsets"),
 ];
 
 #[derive(Clone, Debug)]
@@ -114,10 +121,21 @@ pub struct BrokerConfig {
     pub log_cleaner_delete_retention_ms: i64,
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: usize,
+    pub groups: GroupSettings,
     /// Known-but-ignored keys that were set, for the one-time log line.
     pub ignored: Vec<String>,
     /// The properties this config was built from, so dynamic broker configs can be layered on top.
     pub props: BTreeMap<String, String>,
+}
+
+/// The group coordinator's settings.
+#[derive(Clone, Debug)]
+pub struct GroupSettings {
+    pub coordinator: crate::group::GroupConfig,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: u64,
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 /// Broker keys that AlterConfigs may change at run time (Kafka's cluster-wide dynamic log configs).
@@ -233,6 +251,7 @@ impl BrokerConfig {
             log_cleaner_delete_retention_ms: parse("log.cleaner.delete.retention.ms", get("log.cleaner.delete.retention.ms").unwrap_or("86400000"))?,
             message_max_bytes: positive("message.max.bytes", get("message.max.bytes").unwrap_or("1048588"))?,
             socket_request_max_bytes: positive("socket.request.max.bytes", get("socket.request.max.bytes").unwrap_or("104857600"))?,
+            groups: group_settings(&get)?,
             ignored,
             props: props.clone(),
         };
@@ -289,6 +308,42 @@ impl BrokerConfig {
             .map(|l| format!("{}:{}", l.host, l.port))
             .unwrap_or_default()
     }
+}
+
+fn group_settings<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<GroupSettings, ConfigError> {
+    let v = |k: &str, default: &'static str| get(k).unwrap_or(default);
+    let min_session: i32 = positive("group.min.session.timeout.ms", v("group.min.session.timeout.ms", "6000"))?;
+    let max_session: i32 = positive("group.max.session.timeout.ms", v("group.max.session.timeout.ms", "1800000"))?;
+    if max_session < min_session {
+        return Err(ConfigError::InvalidValue {
+            key: "group.max.session.timeout.ms".into(),
+            value: max_session.to_string(),
+            reason: format!("must be at least group.min.session.timeout.ms ({min_session})"),
+        });
+    }
+    let max_size: i32 = positive("group.max.size", v("group.max.size", "2147483647"))?;
+    let retention_minutes: i64 = positive("offsets.retention.minutes", v("offsets.retention.minutes", "10080"))?;
+    Ok(GroupSettings {
+        coordinator: crate::group::GroupConfig {
+            group_min_session_timeout_ms: min_session,
+            group_max_session_timeout_ms: max_session,
+            group_initial_rebalance_delay_ms: min_value(
+                "group.initial.rebalance.delay.ms",
+                parse("group.initial.rebalance.delay.ms", v("group.initial.rebalance.delay.ms", "3000"))?,
+                0,
+            )?,
+            offsets_retention_ms: retention_minutes.saturating_mul(60_000),
+            group_max_size: (max_size < i32::MAX).then_some(max_size as usize),
+            offset_metadata_max_bytes: positive("offset.metadata.max.bytes", v("offset.metadata.max.bytes", "4096"))?,
+        },
+        offsets_topic_num_partitions: positive("offsets.topic.num.partitions", v("offsets.topic.num.partitions", "50"))?,
+        offsets_topic_replication_factor: positive("offsets.topic.replication.factor", v("offsets.topic.replication.factor", "3"))?,
+        offsets_topic_segment_bytes: positive("offsets.topic.segment.bytes", v("offsets.topic.segment.bytes", "104857600"))?,
+        offsets_retention_check_interval_ms: positive(
+            "offsets.retention.check.interval.ms",
+            v("offsets.retention.check.interval.ms", "600000"),
+        )?,
+    })
 }
 
 /// Topic-level configs that take effect, and Kafka's other topic keys that are accepted as stored values.

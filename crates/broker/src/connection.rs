@@ -60,8 +60,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         match next {
             Ok(None) => break,
             Ok(Some(Incoming::Request { api_key, version, header, request })) => {
-                // A fetch may long-poll: never hold earlier responses back behind it.
-                if api_key == ApiKey::Fetch && !out.is_empty() {
+                // A fetch may long-poll and a join may park: never hold earlier responses back
+                // behind them.
+                if handlers::may_wait(api_key) && !out.is_empty() {
                     if let Err(e) = flush(&mut w, &mut out).await {
                         if !is_disconnect(&e) {
                             tracing::debug!(%peer, error = %e, "write failed");
@@ -69,7 +70,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                         break;
                     }
                 }
-                let reply = handlers::handle(&broker, &header, *request).await;
+                let reply = handlers::handle(&broker, &header, *request, peer).await;
                 match reply {
                     None => {}
                     Some(Reply { body, files }) if files.is_empty() => {
@@ -296,8 +297,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut props = std::collections::BTreeMap::new();
         props.insert("log.dirs".to_string(), dir.path().display().to_string());
+        props.insert("offsets.topic.num.partitions".to_string(), "3".to_string());
         let broker = crate::Broker::open(crate::BrokerConfig::from_props(&props).unwrap()).unwrap();
         broker.create_topic("t", 1, 1, Default::default(), false).unwrap();
+        broker.groups.load(&broker);
+        let group = || GroupId(StrBytes::from_static_str("g"));
         let name = || TopicName(StrBytes::from_static_str("t"));
         let record = Record {
             transactional: false,
@@ -369,6 +373,71 @@ mod tests {
                 }
                 ApiKey::CreatePartitions => vec![RequestKind::CreatePartitions(CreatePartitionsRequest::default().with_validate_only(true))],
                 ApiKey::DescribeCluster => vec![RequestKind::DescribeCluster(DescribeClusterRequest::default())],
+                ApiKey::FindCoordinator => vec![RequestKind::FindCoordinator(
+                    FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_static_str("g"))
+                        .with_coordinator_keys(vec![StrBytes::from_static_str("g"), StrBytes::from_static_str("")]),
+                )],
+                // Only requests that answer at once: a join that parks would stall the test.
+                ApiKey::JoinGroup => vec![
+                    RequestKind::JoinGroup(JoinGroupRequest::default().with_session_timeout_ms(10_000)),
+                    RequestKind::JoinGroup(
+                        JoinGroupRequest::default()
+                            .with_group_id(group())
+                            .with_member_id(StrBytes::from_static_str("unknown"))
+                            .with_session_timeout_ms(10_000)
+                            .with_protocol_type(StrBytes::from_static_str("consumer"))
+                            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                                .with_name(StrBytes::from_static_str("range"))]),
+                    ),
+                ],
+                ApiKey::SyncGroup => vec![RequestKind::SyncGroup(SyncGroupRequest::default().with_group_id(group()).with_generation_id(1))],
+                ApiKey::Heartbeat => vec![RequestKind::Heartbeat(HeartbeatRequest::default().with_group_id(group()))],
+                ApiKey::LeaveGroup => vec![RequestKind::LeaveGroup(
+                    LeaveGroupRequest::default().with_group_id(group()).with_member_id(StrBytes::from_static_str("m")).with_members(vec![
+                        leave_group_request::MemberIdentity::default().with_member_id(StrBytes::from_static_str("m")),
+                    ]),
+                )],
+                ApiKey::OffsetCommit => vec![RequestKind::OffsetCommit(
+                    OffsetCommitRequest::default().with_group_id(group()).with_generation_id_or_member_epoch(-1).with_topics(vec![
+                        offset_commit_request::OffsetCommitRequestTopic::default().with_name(name()).with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default().with_committed_offset(1),
+                            offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(9),
+                        ]),
+                    ]),
+                )],
+                ApiKey::OffsetFetch => vec![
+                    RequestKind::OffsetFetch(
+                        OffsetFetchRequest::default()
+                            .with_group_id(group())
+                            .with_topics(None)
+                            .with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(group()).with_topics(None)]),
+                    ),
+                    RequestKind::OffsetFetch(
+                        OffsetFetchRequest::default()
+                            .with_group_id(group())
+                            .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+                                .with_name(name())
+                                .with_partition_indexes(vec![0, 1])]))
+                            .with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(group()).with_topics(
+                                Some(vec![offset_fetch_request::OffsetFetchRequestTopics::default()
+                                    .with_name(name())
+                                    .with_partition_indexes(vec![0, 1])]),
+                            )]),
+                    ),
+                ],
+                ApiKey::ListGroups => vec![RequestKind::ListGroups(ListGroupsRequest::default())],
+                ApiKey::DescribeGroups => vec![RequestKind::DescribeGroups(
+                    DescribeGroupsRequest::default().with_groups(vec![group(), GroupId(StrBytes::from_static_str("none"))]),
+                )],
+                ApiKey::DeleteGroups => vec![RequestKind::DeleteGroups(
+                    DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_static_str("none"))]),
+                )],
+                ApiKey::OffsetDelete => vec![RequestKind::OffsetDelete(OffsetDeleteRequest::default().with_group_id(group()).with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default().with_name(name()).with_partitions(vec![
+                        offset_delete_request::OffsetDeleteRequestPartition::default(),
+                    ]),
+                ]))],
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };
@@ -378,7 +447,8 @@ mod tests {
             for version in *lo..=*hi {
                 for request in requests(*key) {
                     let header = RequestHeader::default().with_request_api_key(*key as i16).with_request_api_version(version);
-                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request).await else { continue };
+                    let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
+                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, peer).await else { continue };
                     let r = if let (false, ResponseKind::Fetch(f)) = (files.is_empty(), &body) {
                         encode_scattered(*key, version, 1, f, files).map(|_| ())
                     } else {

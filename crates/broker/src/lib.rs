@@ -8,6 +8,8 @@
 pub mod alloc_guard;
 pub mod broker;
 pub mod config;
+pub mod group;
+pub mod group_service;
 mod connection;
 mod fsutil;
 pub mod handlers;

@@ -50,6 +50,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     if broker.config.log_cleaner_enable {
         tokio::spawn(cleaner_loop(broker.clone()));
     }
+    tokio::spawn(group_loop(broker.clone()));
     on_ready(&broker, &bootstrap);
     shutdown_signal().await;
     tracing::info!("shutting down: closing logs");
@@ -93,6 +94,28 @@ async fn cleaner_loop(broker: Arc<Broker>) {
         let b = broker.clone();
         // Reading and rewriting segments is blocking work; keep it off the reactor threads.
         let _ = tokio::task::spawn_blocking(move || b.replicas.compact_all(now_ms())).await;
+    }
+}
+
+/// Replays `__consumer_offsets` (group requests wait with COORDINATOR_LOAD_IN_PROGRESS until
+/// it is done), then drives the group timers: sessions, rebalance timeouts, offset expiry.
+async fn group_loop(broker: Arc<Broker>) {
+    let b = broker.clone();
+    let _ = tokio::task::spawn_blocking(move || b.groups.load(&b)).await;
+    // Timers are checked every 100 ms: a session timeout is at least
+    // group.min.session.timeout.ms (seconds), so this is precise enough and costs nothing
+    // while no deadline is due.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let expiry_every = broker.config.groups.offsets_retention_check_interval_ms as i64;
+    let mut next_expiry = now_ms() + expiry_every;
+    loop {
+        tick.tick().await;
+        broker.groups.tick(&broker);
+        if now_ms() >= next_expiry {
+            broker.groups.expire_offsets(&broker);
+            next_expiry = now_ms() + expiry_every;
+        }
     }
 }
 

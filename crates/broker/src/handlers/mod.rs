@@ -2,6 +2,7 @@
 //! work (topics, partitions, metadata). `SUPPORTED` is the single list of what Strom implements:
 //! ApiVersions advertises exactly it, and the connection rejects anything outside it.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
@@ -12,16 +13,27 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 /// (API, lowest version, highest version) handled. Produce v13 and Fetch v13+ address topics by
 /// id only; they come with topic-id support.
@@ -40,7 +52,26 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    // The classic group protocol. FindCoordinator v6 adds share-group keys (KIP-932), which
+    // come with share groups.
+    (ApiKey::FindCoordinator, 0, 5),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
+
+/// Requests that may wait for other clients (long-poll fetches, parked JoinGroup/SyncGroup):
+/// the connection sends every earlier response before handling one of them.
+pub fn may_wait(key: ApiKey) -> bool {
+    matches!(key, ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup)
+}
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED.iter().find(|(k, _, _)| *k == key).map(|(_, lo, hi)| (*lo, *hi))
@@ -54,7 +85,9 @@ pub struct Reply {
 }
 
 /// Routes a decoded request to its handler. `None` means no response is sent (Produce, acks=0).
-pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind) -> Option<Reply> {
+/// `peer` is the client's address (group members report it as their host).
+pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind, peer: SocketAddr) -> Option<Reply> {
+    let client_id = header.client_id.as_deref().unwrap_or("");
     let v = header.request_api_version;
     if let RequestKind::Fetch(r) = request {
         let (body, files) = fetch::handle(broker, r).await;
@@ -76,6 +109,17 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         }
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, r)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v)),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, r, v, client_id, peer).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(broker, r, v)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(broker, r)),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, v)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(broker, r)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(broker, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(broker, r)),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(broker, r)),
         // The connection only decodes APIs listed in SUPPORTED, so this is unreachable in
         // practice; answering nothing would hang the client, so log loudly instead.
         other => {

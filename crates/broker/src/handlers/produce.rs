@@ -98,6 +98,10 @@ fn append(
     records: Option<Bytes>,
     now: i64,
 ) -> Result<Appended, (ResponseError, Option<String>)> {
+    if crate::group_service::is_internal(topic) {
+        // Kafka: only the broker itself writes internal topics.
+        return Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {topic}"))));
+    }
     let partition = broker
         .replicas
         .partition(topic, index)

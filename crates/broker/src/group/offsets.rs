@@ -1,0 +1,257 @@
+//! Committed offsets: OffsetCommit, OffsetFetch, OffsetDelete, retention.
+
+use std::collections::BTreeSet;
+
+use kafka_protocol::error::ResponseError;
+
+use super::coordinator::GroupCoordinator;
+use super::group::{Group, StoredOffset};
+use super::record::OffsetRecord;
+use super::types::*;
+
+impl GroupCoordinator {
+    /// OffsetCommit. The group's membership is checked as Kafka's `doCommitOffsets`; a commit
+    /// with generation -1 to an Empty (or unknown, then created) group is a standalone consumer.
+    pub fn commit_offsets(&mut self, req: OffsetCommitRequest, now_ms: i64) -> (Vec<PartitionResult>, Vec<Effect>) {
+        let mut fx = Vec::new();
+        let all = |offsets: &[CommitOffset], error: ErrorCode| {
+            offsets
+                .iter()
+                .map(|o| PartitionResult { topic: o.topic.clone(), partition: o.partition, error })
+                .collect::<Vec<_>>()
+        };
+        if req.group_id.is_empty() {
+            return (all(&req.offsets, Some(ResponseError::InvalidGroupId)), fx);
+        }
+        if !self.groups.contains_key(&req.group_id) {
+            if req.generation_id >= 0 {
+                // A member of a generation this coordinator never saw.
+                return (all(&req.offsets, Some(ResponseError::IllegalGeneration)), fx);
+            }
+            self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now_ms));
+        }
+        let max_metadata = self.config.offset_metadata_max_bytes;
+        let Some(group) = self.groups.get_mut(&req.group_id) else {
+            return (all(&req.offsets, Some(ResponseError::UnknownServerError)), fx);
+        };
+        let check = if group.is_fenced(req.group_instance_id.as_deref(), &req.member_id) {
+            Some(ResponseError::FencedInstanceId)
+        } else if req.generation_id < 0 && group.state == GroupState::Empty {
+            None
+        } else if !group.has_member(&req.member_id) {
+            Some(ResponseError::UnknownMemberId)
+        } else if req.generation_id != group.generation_id {
+            Some(ResponseError::IllegalGeneration)
+        } else {
+            match group.state {
+                // Commits during PreparingRebalance are allowed: the member learns about the
+                // rebalance from its next heartbeat (Kafka's comment).
+                GroupState::Stable | GroupState::PreparingRebalance => None,
+                GroupState::CompletingRebalance => Some(ResponseError::RebalanceInProgress),
+                GroupState::Empty | GroupState::Dead => Some(ResponseError::UnknownMemberId),
+            }
+        };
+        if check.is_some() {
+            return (all(&req.offsets, check), fx);
+        }
+        // A commit is a sign of life, like a heartbeat.
+        if let Some(m) = group.members.iter_mut().find(|m| m.id == req.member_id) {
+            m.last_heartbeat_ms = now_ms;
+        }
+        let mut results = Vec::with_capacity(req.offsets.len());
+        let mut records = Vec::new();
+        for o in req.offsets {
+            if o.metadata.len() > max_metadata {
+                results.push(PartitionResult {
+                    topic: o.topic,
+                    partition: o.partition,
+                    error: Some(ResponseError::OffsetMetadataTooLarge),
+                });
+                continue;
+            }
+            group.offsets.insert(
+                (o.topic.clone(), o.partition),
+                StoredOffset {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata.clone(),
+                    commit_timestamp_ms: now_ms,
+                },
+            );
+            records.push(OffsetRecord {
+                group_id: req.group_id.clone(),
+                topic: o.topic.clone(),
+                partition: o.partition,
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata: o.metadata,
+                commit_timestamp_ms: now_ms,
+            });
+            results.push(PartitionResult { topic: o.topic, partition: o.partition, error: None });
+        }
+        if !records.is_empty() {
+            fx.push(Effect::PersistOffsets { group_id: req.group_id, offsets: records });
+        }
+        (results, fx)
+    }
+
+    /// OffsetFetch: the given partitions (-1 where nothing is committed), or with `None` every
+    /// committed partition of the group.
+    pub fn fetch_offsets(&self, group_id: &str, partitions: Option<&[(String, i32)]>) -> OffsetFetchResponse {
+        if group_id.is_empty() {
+            return OffsetFetchResponse { error: Some(ResponseError::InvalidGroupId), partitions: Vec::new() };
+        }
+        let group = self.groups.get(group_id);
+        let fetched = |topic: &str, partition: i32, o: Option<&StoredOffset>| FetchedOffset {
+            topic: topic.to_string(),
+            partition,
+            offset: o.map_or(-1, |o| o.offset),
+            leader_epoch: o.map_or(-1, |o| o.leader_epoch),
+            metadata: o.map(|o| o.metadata.clone()).unwrap_or_default(),
+        };
+        let partitions = match partitions {
+            Some(wanted) => wanted
+                .iter()
+                .map(|(t, p)| fetched(t, *p, group.and_then(|g| g.offsets.get(&(t.clone(), *p)))))
+                .collect(),
+            None => {
+                group.map(|g| g.offsets.iter().map(|((t, p), o)| fetched(t, *p, Some(o))).collect()).unwrap_or_default()
+            }
+        };
+        OffsetFetchResponse { error: None, partitions }
+    }
+
+    /// OffsetDelete (KIP-496): refused for topics the group's members are subscribed to.
+    pub fn delete_offsets(
+        &mut self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> (OffsetDeleteResponse, Vec<Effect>) {
+        let mut fx = Vec::new();
+        let top = |error| OffsetDeleteResponse { error: Some(error), partitions: Vec::new() };
+        if group_id.is_empty() {
+            return (top(ResponseError::InvalidGroupId), fx);
+        }
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return (top(ResponseError::GroupIdNotFound), fx);
+        };
+        let subscribed = if group.state == GroupState::Empty {
+            Subscribed::Topics(BTreeSet::new())
+        } else if group.protocol_type.as_deref() == Some("consumer") {
+            consumer_subscriptions(group)
+        } else {
+            // Kafka only knows the subscriptions of the "consumer" protocol.
+            return (top(ResponseError::NonEmptyGroup), fx);
+        };
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut deleted = Vec::new();
+        for (topic, partition) in partitions {
+            let error = if subscribed.contains(topic) {
+                Some(ResponseError::GroupSubscribedToTopic)
+            } else {
+                if group.offsets.remove(&(topic.clone(), *partition)).is_some() {
+                    deleted.push((topic.clone(), *partition));
+                }
+                None
+            };
+            results.push(PartitionResult { topic: topic.clone(), partition: *partition, error });
+        }
+        if !deleted.is_empty() {
+            fx.push(Effect::DeleteOffsets { group_id: group_id.to_string(), partitions: deleted });
+        }
+        (OffsetDeleteResponse { error: None, partitions: results }, fx)
+    }
+
+    /// Offset retention, to be called periodically (Kafka: every
+    /// `offsets.retention.check.interval.ms`, default 10 minutes).
+    ///
+    /// Only groups without members lose offsets. A group that had members (it has a protocol
+    /// type) keeps an offset for `offsets.retention.ms` after the later of becoming Empty and the
+    /// offset's commit; a standalone group (never had members) measures from each commit. Kafka
+    /// measures the first case from becoming Empty alone, which can drop a standalone commit made
+    /// to a long-empty group right away; taking the later of the two avoids that. Offsets of
+    /// Stable groups for topics no longer subscribed are not expired (Kafka does; not done here).
+    /// An Empty group left with no offsets is deleted, as Kafka's cleanup does.
+    pub fn expire_offsets(&mut self, now_ms: i64) -> Vec<Effect> {
+        let retention = self.config.offsets_retention_ms;
+        let mut fx = Vec::new();
+        let mut dead = Vec::new();
+        for g in self.groups.values_mut() {
+            if g.state != GroupState::Empty {
+                continue;
+            }
+            let empty_since = if g.protocol_type.is_some() { g.state_timestamp_ms } else { i64::MIN };
+            let expired: Vec<(String, i32)> = g
+                .offsets
+                .iter()
+                .filter(|(_, o)| now_ms.saturating_sub(o.commit_timestamp_ms.max(empty_since)) >= retention)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &expired {
+                g.offsets.remove(k);
+            }
+            if !expired.is_empty() {
+                fx.push(Effect::DeleteOffsets { group_id: g.id.clone(), partitions: expired });
+            }
+            if g.offsets.is_empty() && g.pending.is_empty() {
+                dead.push(g.id.clone());
+            }
+        }
+        for id in dead {
+            self.groups.remove(&id);
+            fx.push(Effect::DeleteGroup { group_id: id });
+        }
+        fx
+    }
+}
+
+enum Subscribed {
+    Topics(BTreeSet<String>),
+    /// Some member's metadata could not be parsed: treat every topic as subscribed, because
+    /// deleting the offsets of a topic a member consumes would rewind it.
+    Unknown,
+}
+
+impl Subscribed {
+    fn contains(&self, topic: &str) -> bool {
+        match self {
+            Subscribed::Topics(t) => t.contains(topic),
+            Subscribed::Unknown => true,
+        }
+    }
+}
+
+/// The union of the topics in the members' ConsumerProtocolSubscription metadata (every
+/// protocol they offered, so a member whose preferred protocol was not chosen still counts).
+fn consumer_subscriptions(group: &Group) -> Subscribed {
+    let mut topics = BTreeSet::new();
+    for m in &group.members {
+        for (_, metadata) in &m.protocols {
+            match parse_subscription_topics(metadata) {
+                Some(ts) => topics.extend(ts),
+                None => return Subscribed::Unknown,
+            }
+        }
+    }
+    Subscribed::Topics(topics)
+}
+
+/// ConsumerProtocolSubscription starts, in every version (0-3, none flexible), with
+/// `version: int16, topics: [string]` (int32 count, int16-length strings).
+pub(super) fn parse_subscription_topics(b: &[u8]) -> Option<Vec<String>> {
+    let rest = b.get(2..)?;
+    let count = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    let mut rest = rest.get(4..)?;
+    if count < 0 || count as usize > rest.len() / 2 {
+        return None;
+    }
+    let mut topics = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = i16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+        let len = usize::try_from(len).ok()?;
+        let name = rest.get(2..2 + len)?;
+        topics.push(String::from_utf8(name.to_vec()).ok()?);
+        rest = rest.get(2 + len..)?;
+    }
+    Some(topics)
+}

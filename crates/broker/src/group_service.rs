@@ -1,0 +1,373 @@
+//! The group coordinator as the broker runs it: the pure state machine of [`crate::group`]
+//! behind one lock, its log in the internal compacted topic `__consumer_offsets`, parked
+//! JoinGroup/SyncGroup requests, timers, and the replay of the log on start.
+//!
+//! Why one `std` mutex for every group: each call is a few map operations plus, at most, one
+//! `pwrite` of a small batch to a page-cached file, so contention costs less than the sharding
+//! would; nothing is awaited while it is held. A parked request waits on a oneshot channel
+//! outside the lock.
+//!
+//! Persistence follows Kafka's order: the records a call produces are appended to the group's
+//! offsets partition *before* any response of that call is released, so an acknowledged commit
+//! is in the log (and survives a crash of the process: the page cache keeps it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::sync::oneshot;
+
+use crate::broker::{now_ms, Broker};
+use crate::group::{
+    Effect, GroupConfig, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, SyncOutcome,
+    SyncRequest, SyncResponse, Ticket,
+};
+use crate::sync::lock;
+
+/// Kafka's name for the offsets topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Topics clients may read but not write or delete.
+pub fn is_internal(topic: &str) -> bool {
+    topic == OFFSETS_TOPIC
+}
+
+/// The offsets partition that owns a group: Kafka's `abs(groupId.hashCode) % partitions`, with
+/// Java's `String.hashCode` over UTF-16 code units, so a group maps to the same partition number
+/// as on a Kafka cluster with the same partition count.
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    let hash = group_id.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    // Kafka's Utils.abs maps MIN_VALUE to 0.
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
+}
+
+pub struct GroupService {
+    state: Mutex<State>,
+    /// False until `load` has replayed `__consumer_offsets`; group requests meanwhile get
+    /// COORDINATOR_LOAD_IN_PROGRESS and retry.
+    loaded: AtomicBool,
+}
+
+struct State {
+    coordinator: GroupCoordinator,
+    joins: HashMap<Ticket, oneshot::Sender<JoinResponse>>,
+    syncs: HashMap<Ticket, oneshot::Sender<SyncResponse>>,
+}
+
+impl GroupService {
+    pub fn new(config: GroupConfig) -> Self {
+        GroupService {
+            state: Mutex::new(State {
+                coordinator: GroupCoordinator::new(config),
+                joins: HashMap::new(),
+                syncs: HashMap::new(),
+            }),
+            loaded: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Whether group requests can be served now: the log is replayed and `__consumer_offsets`
+    /// exists. The topic is created on first use, as Kafka creates it on the first
+    /// FindCoordinator, so a broker that never sees a group never has one.
+    pub fn ready(&self, broker: &Broker) -> Result<(), ResponseError> {
+        if !self.is_loaded() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        if broker.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let s = &broker.config.groups;
+        // Kafka refuses to create the topic until offsets.topic.replication.factor brokers are
+        // up, which leaves a fresh single-node cluster without groups; Strom caps the factor
+        // at the brokers there are.
+        let live_brokers = 1;
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), s.offsets_topic_segment_bytes.to_string()),
+        ]);
+        let rf = s.offsets_topic_replication_factor.min(live_brokers);
+        match broker.create_topic(OFFSETS_TOPIC, s.offsets_topic_num_partitions, rf, configs, false) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Rebuilds every group and committed offset from `__consumer_offsets`, then opens for
+    /// requests. Blocking: run it on a blocking thread. A record that cannot be decoded is
+    /// logged and skipped; it never stops the broker.
+    pub fn load(&self, broker: &Broker) {
+        let started = std::time::Instant::now();
+        let now = now_ms();
+        let config = lock(&self.state).coordinator.config().clone();
+        let mut coordinator = GroupCoordinator::new(config);
+        let (mut records, mut bad) = (0u64, 0u64);
+        for partition in broker.replicas.partitions_of(OFFSETS_TOPIC) {
+            let mut offset = partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(0);
+            loop {
+                let slices = match partition.read(offset, 1 << 20) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(partition = partition.index, offset, error = %e, "cannot read the offsets topic; groups of this partition start empty");
+                        break;
+                    }
+                };
+                if slices.slices.is_empty() {
+                    break;
+                }
+                let mut buf = Vec::with_capacity(slices.len);
+                if let Some(e) = slices.slices.iter().find_map(|s| s.read_into(&mut buf).err()) {
+                    tracing::error!(partition = partition.index, offset, error = %e, "cannot read the offsets topic");
+                    break;
+                }
+                let buf = Bytes::from(buf);
+                // Batch by batch, so that a batch whose records were all compacted away still
+                // moves the read position past it.
+                let mut pos = 0;
+                while pos < buf.len() {
+                    let header = match strom_storage::BatchHeader::parse(&buf, pos) {
+                        Ok(h) if h.end_position() <= buf.len() => h,
+                        _ => break,
+                    };
+                    let mut batch = buf.slice(pos..header.end_position());
+                    pos = header.end_position();
+                    offset = header.last_offset() + 1;
+                    let set = match RecordBatchDecoder::decode(&mut batch) {
+                        Ok(set) => set,
+                        Err(e) => {
+                            bad += 1;
+                            tracing::error!(partition = partition.index, offset = header.base_offset, error = %e, "skipping an undecodable offsets-topic batch");
+                            continue;
+                        }
+                    };
+                    for r in set.records {
+                        let Some(key) = r.key.as_deref() else { continue };
+                        match coordinator.load_record(key, r.value.as_deref(), now) {
+                            Ok(()) => records += 1,
+                            Err(e) => {
+                                bad += 1;
+                                tracing::warn!(partition = partition.index, offset = r.offset, error = %e, "skipping an offsets-topic record");
+                            }
+                        }
+                    }
+                }
+                if pos == 0 {
+                    break;
+                }
+            }
+        }
+        let mut state = lock(&self.state);
+        state.coordinator = coordinator;
+        drop(state);
+        self.loaded.store(true, Ordering::Release);
+        let groups = lock(&self.state).coordinator.group_ids().count();
+        tracing::info!(groups, records, skipped = bad, ms = started.elapsed().as_millis() as u64, "group coordinator loaded");
+    }
+
+    /// Runs `f` on the coordinator and carries out its effects: appends the records, then
+    /// releases completions. `f` may register waiters for the tickets it returns.
+    fn call<R>(
+        &self,
+        broker: &Broker,
+        f: impl FnOnce(&mut State) -> (R, Vec<Effect>),
+    ) -> (R, Result<(), ResponseError>) {
+        let mut state = lock(&self.state);
+        let (r, fx) = f(&mut state);
+        let persisted = persist(broker, &fx);
+        for e in fx {
+            match e {
+                Effect::CompleteJoin { ticket, response } => {
+                    if let Some(tx) = state.joins.remove(&ticket) {
+                        let _ = tx.send(response);
+                    }
+                }
+                Effect::CompleteSync { ticket, response } => {
+                    let response = match persisted {
+                        Ok(()) => response,
+                        Err(code) => SyncResponse::error(code),
+                    };
+                    if let Some(tx) = state.syncs.remove(&ticket) {
+                        let _ = tx.send(response);
+                    }
+                }
+                _ => {}
+            }
+        }
+        (r, persisted)
+    }
+
+    pub async fn join(&self, broker: &Broker, req: JoinRequest) -> JoinResponse {
+        let member_id = req.member_id.clone();
+        let (waiting, _) = self.call(broker, |s| {
+            let (out, fx) = s.coordinator.join_group(req, now_ms());
+            let out = match out {
+                JoinOutcome::Ready(r) => Ok(r),
+                JoinOutcome::Pending(t) => {
+                    let (tx, rx) = oneshot::channel();
+                    s.joins.insert(t, tx);
+                    Err(rx)
+                }
+            };
+            (out, fx)
+        });
+        match waiting {
+            Ok(r) => r,
+            // The coordinator completes every ticket; a dropped sender means the service went
+            // away (shutdown), and the client retries elsewhere.
+            Err(rx) => rx.await.unwrap_or_else(|_| JoinResponse::error(ResponseError::CoordinatorNotAvailable, &member_id)),
+        }
+    }
+
+    pub async fn sync(&self, broker: &Broker, req: SyncRequest) -> SyncResponse {
+        let (waiting, persisted) = self.call(broker, |s| {
+            let (out, fx) = s.coordinator.sync_group(req, now_ms());
+            let out = match out {
+                SyncOutcome::Ready(r) => Ok(r),
+                SyncOutcome::Pending(t) => {
+                    let (tx, rx) = oneshot::channel();
+                    s.syncs.insert(t, tx);
+                    Err(rx)
+                }
+            };
+            (out, fx)
+        });
+        match (waiting, persisted) {
+            (Ok(_), Err(code)) => SyncResponse::error(code),
+            (Ok(r), Ok(())) => r,
+            (Err(rx), _) => rx.await.unwrap_or_else(|_| SyncResponse::error(ResponseError::CoordinatorNotAvailable)),
+        }
+    }
+
+    /// Any other coordinator call: `f` gets the state machine and returns its answer and effects.
+    /// The answer comes with the result of appending the effects' records.
+    pub fn with<R>(
+        &self,
+        broker: &Broker,
+        f: impl FnOnce(&mut GroupCoordinator) -> (R, Vec<Effect>),
+    ) -> (R, Result<(), ResponseError>) {
+        self.call(broker, |s| f(&mut s.coordinator))
+    }
+
+    /// Read-only access (OffsetFetch, ListGroups, DescribeGroups).
+    pub fn read<R>(&self, f: impl FnOnce(&GroupCoordinator) -> R) -> R {
+        f(&lock(&self.state).coordinator)
+    }
+
+    /// Session and rebalance timers; cheap when nothing is due.
+    pub fn tick(&self, broker: &Broker) {
+        let now = now_ms();
+        if self.is_loaded() {
+            // A failed append was logged; timers have nobody to answer.
+            let _ = self.call(broker, |s| ((), s.coordinator.tick(now)));
+        }
+    }
+
+    /// Drops committed offsets past `offsets.retention.minutes` (of Empty groups).
+    pub fn expire_offsets(&self, broker: &Broker) {
+        let now = now_ms();
+        if self.is_loaded() {
+            let _ = self.call(broker, |s| ((), s.coordinator.expire_offsets(now)));
+        }
+    }
+}
+
+/// Appends the effects' records to their groups' offsets partitions, one batch per partition.
+/// Kafka's mapping of append failures to coordinator errors: a missing partition is
+/// COORDINATOR_NOT_AVAILABLE (the client retries), an oversized batch INVALID_COMMIT_OFFSET_SIZE,
+/// anything else UNKNOWN_SERVER_ERROR.
+fn persist(broker: &Broker, fx: &[Effect]) -> Result<(), ResponseError> {
+    let mut by_partition: BTreeMap<i32, Vec<LogRecord>> = BTreeMap::new();
+    let partitions = offsets_partitions(broker);
+    for e in fx {
+        let records = e.log_records();
+        if let Some(first) = records.first() {
+            by_partition.entry(partition_for(first.group_id(), partitions)).or_default().extend(records);
+        }
+    }
+    let now = now_ms();
+    for (index, records) in by_partition {
+        let partition = broker.replicas.partition(OFFSETS_TOPIC, index).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        // Offsets are relative (storage assigns the real ones). The encoder keeps records in one
+        // batch only while offset minus sequence is constant; sequence `i - 1` also makes the
+        // batch's base sequence -1, "none", as a non-idempotent producer writes it.
+        let records: Vec<Record> = records
+            .iter()
+            .zip(0i64..)
+            .map(|(r, i)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: i as i32 - 1,
+                timestamp: now,
+                key: Some(r.key()),
+                value: r.value(),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot encode an offsets-topic batch");
+                ResponseError::UnknownServerError
+            })?;
+        partition.append(&mut buf, now).map_err(|e| {
+            tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
+            match e {
+                crate::partition::PartitionError::Closed => ResponseError::NotCoordinator,
+                crate::partition::PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => {
+                    ResponseError::InvalidCommitOffsetSize
+                }
+                _ => ResponseError::UnknownServerError,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// The offsets topic's partition count: the topic's own once it exists, else the config's.
+pub fn offsets_partitions(broker: &Broker) -> i32 {
+    broker
+        .metadata
+        .image()
+        .topic(OFFSETS_TOPIC)
+        .map(|t| t.partitions)
+        .unwrap_or(broker.config.groups.offsets_topic_num_partitions)
+}
+
+/// Where `partition_for` is pinned against Java's `String.hashCode`.
+#[cfg(test)]
+mod tests {
+    use super::partition_for;
+
+    #[test]
+    fn group_partition_matches_java_string_hashcode() {
+        // Java: "test-group".hashCode() == 627841412, "my-group".hashCode() == -1906497762.
+        assert_eq!(partition_for("test-group", 50), 12);
+        assert_eq!(partition_for("my-group", 50), 12);
+        assert_eq!(partition_for("my-group", 7), 1906497762 % 7);
+        // "".hashCode() == 0.
+        assert_eq!(partition_for("", 50), 0);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Kafka's Utils.abs maps to 0.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        // A non-ASCII id hashes UTF-16 code units: "é" is 0xE9 = 233.
+        assert_eq!(partition_for("é", 50), 233 % 50);
+    }
+}

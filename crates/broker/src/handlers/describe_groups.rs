@@ -1,0 +1,53 @@
+//! DescribeGroups: state, protocol and members of each group; an unknown group is reported as
+//! Dead with no error, as Kafka does.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::group::error_code;
+
+/// "Not requested" for the authorized-operations field.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+pub fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let ready = broker.groups.ready(broker).err();
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|id| {
+            if let Some(code) = ready {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(code.code())
+                    .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+            }
+            let g = broker.groups.read(|c| c.describe_group(id.as_str()));
+            let members = g
+                .members
+                .into_iter()
+                .map(|m| {
+                    DescribedGroupMember::default()
+                        .with_member_id(StrBytes::from_string(m.member_id))
+                        .with_group_instance_id(m.group_instance_id.map(StrBytes::from_string))
+                        .with_client_id(StrBytes::from_string(m.client_id))
+                        .with_client_host(StrBytes::from_string(m.client_host))
+                        .with_member_metadata(m.metadata)
+                        .with_member_assignment(m.assignment)
+                })
+                .collect();
+            DescribedGroup::default()
+                .with_error_code(error_code(g.error))
+                .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                .with_group_state(StrBytes::from_static_str(g.state.as_str()))
+                .with_protocol_type(StrBytes::from_string(g.protocol_type))
+                .with_protocol_data(StrBytes::from_string(g.protocol))
+                .with_members(members)
+                .with_authorized_operations(OPERATIONS_NOT_REQUESTED)
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,25 @@
+//! Heartbeat: keeps a member's session alive and tells it when to rejoin
+//! (REBALANCE_IN_PROGRESS).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use crate::broker::{now_ms, Broker};
+use crate::group::{error_code, HeartbeatRequest as Beat};
+
+pub fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
+    let error = match broker.groups.ready(broker) {
+        Err(code) => Some(code),
+        Ok(()) => {
+            let beat = Beat {
+                group_id: req.group_id.to_string(),
+                generation_id: req.generation_id,
+                member_id: req.member_id.to_string(),
+                group_instance_id: req.group_instance_id.map(|s| s.to_string()),
+            };
+            broker.groups.with(broker, |c| (c.heartbeat(beat, now_ms()), Vec::new())).0
+        }
+    };
+    HeartbeatResponse::default().with_error_code(error_code(error))
+}

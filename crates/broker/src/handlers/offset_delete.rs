@@ -1,0 +1,48 @@
+//! OffsetDelete (KIP-496): drops a group's committed offsets for some partitions, unless the
+//! group is still consuming them (GROUP_SUBSCRIBED_TO_TOPIC).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+
+use crate::broker::Broker;
+use crate::group::error_code;
+
+pub fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    if let Err(code) = broker.groups.ready(broker) {
+        return OffsetDeleteResponse::default().with_error_code(code.code());
+    }
+    let partitions: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), p.partition_index)))
+        .collect();
+    let group_id = req.group_id.to_string();
+    let (r, persisted) = broker.groups.with(broker, |c| c.delete_offsets(&group_id, &partitions));
+    if r.error.is_some() || persisted.is_err() {
+        return OffsetDeleteResponse::default().with_error_code(error_code(r.error.or(persisted.err())));
+    }
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let parts = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let error = r
+                        .partitions
+                        .iter()
+                        .find(|x| x.topic.as_str() == t.name.as_str() && x.partition == p.partition_index)
+                        .and_then(|x| x.error);
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error_code(error))
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(parts)
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
+}

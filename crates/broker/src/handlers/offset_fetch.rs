@@ -1,0 +1,100 @@
+//! OffsetFetch: committed positions of one group (v0-7) or of several at once (v8+); -1 where
+//! nothing is committed, every committed partition when the topic list is null.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::group::{error_code, FetchedOffset};
+
+pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect()
+                });
+                let (error, offsets) = fetch(broker, &g.group_id, wanted);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_error_code(error_code(error))
+                    .with_topics(group_by_topic(offsets, |name, parts| {
+                        OffsetFetchResponseTopics::default().with_name(name).with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|o| {
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(o.partition)
+                                        .with_committed_offset(o.offset)
+                                        .with_committed_leader_epoch(o.leader_epoch)
+                                        .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                                })
+                                .collect(),
+                        )
+                    }))
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = req
+        .topics
+        .map(|ts| ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect());
+    let (error, offsets) = fetch(broker, &req.group_id, wanted);
+    // Before v2 there is no top-level error: Kafka puts it on every partition.
+    let partition_error = if version < 2 { error } else { None };
+    let topics = group_by_topic(offsets, |name, parts| {
+        OffsetFetchResponseTopic::default().with_name(name).with_partitions(
+            parts
+                .into_iter()
+                .map(|o| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(o.partition)
+                        .with_committed_offset(o.offset)
+                        .with_committed_leader_epoch(o.leader_epoch)
+                        .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                        .with_error_code(error_code(partition_error))
+                })
+                .collect(),
+        )
+    });
+    OffsetFetchResponse::default().with_error_code(error_code(error)).with_topics(topics)
+}
+
+/// One group's answer. On an error the requested partitions come back at -1 (Kafka's shape).
+fn fetch(broker: &Broker, group_id: &GroupId, wanted: Option<Vec<(String, i32)>>) -> (Option<ResponseError>, Vec<FetchedOffset>) {
+    let unknown = |wanted: Option<Vec<(String, i32)>>| {
+        wanted
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(topic, partition)| FetchedOffset { topic, partition, offset: -1, leader_epoch: -1, metadata: String::new() })
+            .collect()
+    };
+    if let Err(code) = broker.groups.ready(broker) {
+        return (Some(code), unknown(wanted));
+    }
+    let r = broker.groups.read(|c| c.fetch_offsets(group_id.as_str(), wanted.as_deref()));
+    match r.error {
+        Some(e) => (Some(e), unknown(wanted)),
+        None => (None, r.partitions),
+    }
+}
+
+fn group_by_topic<T>(offsets: Vec<FetchedOffset>, make: impl Fn(TopicName, Vec<FetchedOffset>) -> T) -> Vec<T> {
+    let mut topics: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
+    for o in offsets {
+        match topics.iter_mut().find(|(t, _)| *t == o.topic) {
+            Some((_, v)) => v.push(o),
+            None => topics.push((o.topic.clone(), vec![o])),
+        }
+    }
+    topics.into_iter().map(|(t, parts)| make(TopicName(StrBytes::from_string(t)), parts)).collect()
+}
