@@ -57,3 +57,23 @@ def test_compaction_keeps_latest_per_key_across_restart(broker_factory):
     got, high = read_all(b.bootstrap, "compacted")
     assert high == 202
     assert [(m.offset(), m.key(), m.value()) for m in got] == before
+
+
+def test_compacted_topic_refuses_records_without_a_key(broker):
+    """Kafka's rule: a compacted topic answers INVALID_RECORD (87) to a record without a key,
+    compressed or not, and stores nothing of it; keyed records and tombstones still go in."""
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic("keyed-only", 1, 1, config={"cleanup.policy": "compact"})])["keyed-only"].result(10)
+    errors = []
+    for codec in ("none", "gzip", "lz4"):
+        p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": codec, "linger.ms": 0,
+                      "message.send.max.retries": 0})
+        p.produce("keyed-only", value=b"no key", on_delivery=lambda err, msg: errors.append(err))
+        p.flush(10)
+        p.produce("keyed-only", key=b"k-" + codec.encode(), value=b"v", on_delivery=lambda err, msg: errors.append(err))
+        p.produce("keyed-only", key=b"t-" + codec.encode(), value=None, on_delivery=lambda err, msg: errors.append(err))
+        p.flush(10)
+    assert [e.code() if e else None for e in errors] == [87, None, None] * 3, errors
+    got, high = read_all(broker.bootstrap, "keyed-only")
+    assert high == 6
+    assert all(m.key() for m in got)

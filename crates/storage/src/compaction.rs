@@ -366,6 +366,23 @@ fn analyze<'a>(h: &BatchHeader, batch: &'a [u8], cap: usize) -> Analysis<'a> {
     }
 }
 
+/// Kafka's rule for compacted topics: every record has a key (a keyless record could never be
+/// compacted away). Produce calls this for each batch of a compacted topic; compressed batches
+/// are decompressed with the same cap as the cleaner's. zstd batches, which this build cannot
+/// decompress, are accepted unchecked (the cleaner keeps them whole).
+pub(crate) fn check_keys(h: &BatchHeader, batch: &[u8]) -> Result<(), StorageError> {
+    let payload = batch.get(HEADER_LEN..).ok_or_else(|| StorageError::corrupt("batch shorter than its header"))?;
+    let data = match h.compression() {
+        0 => Cow::Borrowed(payload),
+        ZSTD => return Ok(()),
+        codec => Cow::Owned(decompress(codec, payload, DEFAULT_MAX_DECOMPRESSED_BYTES).map_err(StorageError::corrupt)?),
+    };
+    if parse_records(&data, h)?.iter().any(|r| r.key.is_none()) {
+        return Err(StorageError::InvalidRecord("Compacted topic cannot accept message without key".into()));
+    }
+    Ok(())
+}
+
 fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>, StorageError> {
     let bad = |why: &str| StorageError::corrupt(format!("batch at offset {}: {why}", h.base_offset));
     let mut records = Vec::with_capacity((h.records_count as usize).min(4096));
@@ -411,6 +428,7 @@ fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>, StorageErr
 const GZIP: i16 = 1;
 const SNAPPY: i16 = 2;
 const LZ4: i16 = 3;
+const ZSTD: i16 = 4;
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_LEN: usize = 16;
 const XERIAL_BLOCK: usize = 32 * 1024;

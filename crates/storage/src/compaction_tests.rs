@@ -706,3 +706,29 @@ fn cleanup_policy_parses_kafka_lists() {
     assert!(CleanupPolicy::CompactDelete.includes_delete() && CleanupPolicy::CompactDelete.includes_compact());
     assert!(!CleanupPolicy::Compact.includes_delete());
 }
+
+/// Kafka's rule for compacted topics: a record without a key is refused with INVALID_RECORD
+/// (whether or not its batch is compressed), nothing of the request is written, and keyed
+/// records still go in. A delete-policy log takes keyless records as before.
+#[test]
+fn a_compacted_log_refuses_keyless_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let compacted = LogConfig { cleanup_policy: crate::CleanupPolicy::Compact, ..config() };
+    let mut log = PartitionLog::open(dir.path(), compacted).unwrap();
+    put(&mut log, 100, &[rec(Some("k"), Some("v"))]);
+    let keyless = [rec(Some("k1"), Some("a")), rec(None, Some("x"))];
+    let plain = build_keyed_batch(200, &keyless);
+    let zipped = keyed_batch_from_payload(200, 2, &gzip(&encode_records(&keyless)), 1, (-1, -1, -1));
+    for mut batch in [plain, zipped] {
+        let err = log.append(&mut batch, 0, 200, None).unwrap_err();
+        assert!(matches!(err, StorageError::InvalidRecord(_)), "{err:?}");
+    }
+    assert_eq!(log.log_end_offset(), 1, "a refused batch writes nothing");
+    let mut keyed = keyed_batch_from_payload(300, 1, &gzip(&encode_records(&[rec(Some("k2"), None)])), 1, (-1, -1, -1));
+    assert_eq!(log.append(&mut keyed, 0, 300, None).unwrap().first_offset, 1, "keyed records (tombstones too) go in");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut plain_log = PartitionLog::open(dir.path(), config()).unwrap();
+    let mut batch = build_keyed_batch(200, &keyless);
+    assert!(plain_log.append(&mut batch, 0, 200, None).is_ok());
+}

@@ -8,6 +8,11 @@ pub enum StorageError {
     #[error("corrupt message: {0}")]
     CorruptMessage(String),
 
+    /// A well-formed batch whose records break a rule of the topic (a compacted topic's record
+    /// without a key): Kafka's INVALID_RECORD.
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+
     #[error("batch of {size} bytes exceeds the maximum of {max} bytes")]
     MessageTooLarge { size: usize, max: u32 },
 

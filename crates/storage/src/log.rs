@@ -288,6 +288,11 @@ impl PartitionLog {
                 )));
             }
         }
+        if self.config.cleanup_policy.includes_compact() {
+            for h in &headers {
+                crate::compaction::check_keys(h, &batches[h.position..h.end_position()])?;
+            }
+        }
         if batches.len() as u64 > MAX_SEGMENT_BYTES {
             return Err(StorageError::MessageTooLarge { size: batches.len(), max: self.config.max_message_bytes });
         }

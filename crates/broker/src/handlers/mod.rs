@@ -140,6 +140,7 @@ pub fn storage_error_code(e: &crate::partition::PartitionError) -> kafka_protoco
         P::Io(..) => R::KafkaStorageError,
         P::Storage(s) => match s {
             S::MessageTooLarge { .. } => R::MessageTooLarge,
+            S::InvalidRecord(_) => R::InvalidRecord,
             S::CorruptMessage { .. } => R::CorruptMessage,
             S::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
             S::OutOfOrderSequence { .. } => R::OutOfOrderSequenceNumber,
