@@ -153,7 +153,7 @@ impl Broker {
     pub fn alter_topic_configs(
         &self,
         name: &str,
-        edit: impl FnOnce(&mut BTreeMap<String, String>),
+        edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
@@ -161,7 +161,7 @@ impl Broker {
                 .topic(name)
                 .ok_or_else(|| AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition."))?;
             let mut configs = t.configs.clone();
-            edit(&mut configs);
+            edit(&mut configs)?;
             for (k, v) in &configs {
                 validate_topic_config(k, v).map_err(|m| AdminError::new(ResponseError::InvalidConfig, m))?;
             }
@@ -193,12 +193,12 @@ impl Broker {
     /// Changes cluster-wide dynamic broker configs (AlterConfigs on a broker resource).
     pub fn alter_broker_configs(
         &self,
-        edit: impl FnOnce(&mut BTreeMap<String, String>),
+        edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
             let mut configs = img.broker_configs.clone();
-            edit(&mut configs);
+            edit(&mut configs)?;
             if let Some(k) = configs.keys().find(|k| !crate::config::DYNAMIC_BROKER_KEYS.contains(&k.as_str())) {
                 return Err(AdminError::new(ResponseError::InvalidConfig, format!("Cannot update config `{k}` dynamically; set it in server.properties")));
             }

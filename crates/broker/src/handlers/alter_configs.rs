@@ -22,7 +22,10 @@ pub fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsRes
                 .iter()
                 .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
                 .collect();
-            let replace = |m: &mut std::collections::BTreeMap<String, String>| *m = configs;
+            let replace = |m: &mut std::collections::BTreeMap<String, String>| {
+                *m = configs;
+                Ok(())
+            };
             let result = match r.resource_type {
                 RESOURCE_TOPIC => broker.alter_topic_configs(r.resource_name.as_str(), replace, req.validate_only),
                 RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => broker.alter_broker_configs(replace, req.validate_only),

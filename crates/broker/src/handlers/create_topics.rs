@@ -27,7 +27,7 @@ pub fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> C
                             .map(|e| {
                                 CreatableTopicConfigs::default()
                                     .with_name(StrBytes::from_static_str(e.name))
-                                    .with_value(Some(StrBytes::from_string(e.value)))
+                                    .with_value(e.value.map(StrBytes::from_string))
                                     .with_config_source(e.source)
                             })
                             .collect()

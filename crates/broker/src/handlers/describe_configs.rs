@@ -22,7 +22,9 @@ const DEFAULT_CONFIG: i8 = 5;
 
 pub struct ConfigEntry {
     pub name: &'static str,
-    pub value: String,
+    /// `None` for a broker key that is unset and derived from another one (log.retention.ms
+    /// from log.retention.hours), which Kafka reports as null.
+    pub value: Option<String>,
     pub source: i8,
 }
 
@@ -34,15 +36,15 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
         .topic_defaults()
         .into_iter()
         .map(|(name, broker_key, default)| match overrides.get(name) {
-            Some(v) => ConfigEntry { name, value: v.clone(), source: DYNAMIC_TOPIC_CONFIG },
-            None => ConfigEntry { name, value: default, source: broker_source(&broker.config, &image.broker_configs, broker_key) },
+            Some(v) => ConfigEntry { name, value: Some(v.clone()), source: DYNAMIC_TOPIC_CONFIG },
+            None => ConfigEntry { name, value: Some(default), source: broker_source(&broker.config, &image.broker_configs, broker_key) },
         })
         .collect();
     // Accepted-but-inert overrides are reported too, so what was set can be read back.
     for (k, v) in overrides {
         if let Some(name) = crate::config::TOPIC_CONFIG_KEYS.iter().find(|n| **n == k.as_str()) {
             if !out.iter().any(|e| e.name == *name) {
-                out.push(ConfigEntry { name, value: v.clone(), source: DYNAMIC_TOPIC_CONFIG });
+                out.push(ConfigEntry { name, value: Some(v.clone()), source: DYNAMIC_TOPIC_CONFIG });
             }
         }
     }
@@ -69,7 +71,8 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
                 .get(*key)
                 .or_else(|| broker.config.props.get(*key))
                 .cloned()
-                .unwrap_or_else(|| default.to_string());
+                // "(other.key)" in the help table means "derived from other.key": unset.
+                .or_else(|| (!default.starts_with('(')).then(|| default.to_string()));
             ConfigEntry { name: key, value, source: broker_source(&broker.config, &image.broker_configs, key) }
         })
         .collect()
@@ -109,7 +112,7 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest) -> DescribeConf
                 .map(|e| {
                     DescribeConfigsResourceResult::default()
                         .with_name(StrBytes::from_static_str(e.name))
-                        .with_value(Some(StrBytes::from_string(e.value)))
+                        .with_value(e.value.map(StrBytes::from_string))
                         .with_config_source(e.source)
                 })
                 .collect();

@@ -27,10 +27,21 @@ pub fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -> Incr
             let result = match r.configs.iter().find(|c| !(SET..=SUBTRACT).contains(&c.config_operation)) {
                 Some(c) => Err(AdminError::new(ResponseError::InvalidRequest, format!("Unknown operation {} for {}", c.config_operation, c.name.as_str()))),
                 None => {
-                    let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs);
+                    let image = broker.metadata.image();
+                    let effective = broker.config.with_dynamic(&image.broker_configs).unwrap_or_else(|_| (*broker.config).clone());
                     match r.resource_type {
-                        RESOURCE_TOPIC => broker.alter_topic_configs(r.resource_name.as_str(), edit, req.validate_only),
-                        RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => broker.alter_broker_configs(edit, req.validate_only),
+                        // A list key the topic does not set starts from its broker default.
+                        RESOURCE_TOPIC => {
+                            let defaults = effective.topic_defaults();
+                            let default_of = |k: &str| defaults.iter().find(|(n, _, _)| *n == k).map(|(_, _, v)| v.clone());
+                            let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs, default_of);
+                            broker.alter_topic_configs(r.resource_name.as_str(), edit, req.validate_only)
+                        }
+                        RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => {
+                            let default_of = |k: &str| effective.props.get(k).cloned().or_else(|| (k == "log.cleanup.policy").then(|| effective.log_cleanup_policy.clone()));
+                            let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs, default_of);
+                            broker.alter_broker_configs(edit, req.validate_only)
+                        }
                         _ => Err(AdminError::new(ResponseError::InvalidRequest, "Unsupported resource")),
                     }
                 }
@@ -43,9 +54,17 @@ pub fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -> Incr
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
+/// Keys whose values are comma-separated lists: the only ones APPEND and SUBTRACT apply to.
+const LIST_KEYS: &[&str] = &["cleanup.policy", "log.cleanup.policy"];
 
-/// List-valued configs (cleanup.policy) take APPEND/SUBTRACT as comma-separated list edits.
-fn apply(configs: &mut BTreeMap<String, String>, ops: &[AlterableConfig]) {
+/// Applies the operations in order. APPEND/SUBTRACT edit a list key as a list, starting from the
+/// key's default (`default_of`) when it is not set; on any other key they are INVALID_CONFIG,
+/// as in Kafka.
+fn apply(
+    configs: &mut BTreeMap<String, String>,
+    ops: &[AlterableConfig],
+    default_of: impl Fn(&str) -> Option<String>,
+) -> Result<(), AdminError> {
     for op in ops {
         let key = op.name.to_string();
         let value = op.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
@@ -57,8 +76,17 @@ fn apply(configs: &mut BTreeMap<String, String>, ops: &[AlterableConfig]) {
                 configs.remove(&key);
             }
             APPEND | SUBTRACT => {
+                if !LIST_KEYS.contains(&key.as_str()) {
+                    let verb = if op.config_operation == APPEND { "append" } else { "subtract" };
+                    return Err(AdminError::new(
+                        ResponseError::InvalidConfig,
+                        format!("Config value {verb} is not allowed for config key: {key}"),
+                    ));
+                }
                 let mut items: Vec<String> = configs
                     .get(&key)
+                    .cloned()
+                    .or_else(|| default_of(&key))
                     .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
                     .unwrap_or_default();
                 for v in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -77,4 +105,5 @@ fn apply(configs: &mut BTreeMap<String, String>, ops: &[AlterableConfig]) {
             _ => {}
         }
     }
+    Ok(())
 }
