@@ -51,7 +51,15 @@ def test_compaction_keeps_latest_per_key_across_restart(broker_factory):
     assert offsets == sorted(offsets), "order is kept"
     for key, (off, value) in latest.items():
         assert (off, value) in [(m.offset(), m.value()) for m in got if m.key() == key], f"latest {key} lost"
+    # The cleaner may still be installing the rest of its pass: wait until two reads agree.
     before = [(m.offset(), m.key(), m.value()) for m in got]
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        time.sleep(0.5)
+        again = [(m.offset(), m.key(), m.value()) for m in read_all(b.bootstrap, "compacted")[0]]
+        if again == before:
+            break
+        before = again
     b.stop()
     b.start()
     got, high = read_all(b.bootstrap, "compacted")

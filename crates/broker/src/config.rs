@@ -75,6 +75,7 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("log.cleanup.policy", "delete", "delete, compact, or compact,delete (topic: cleanup.policy)"),
     ("log.cleaner.enable", "true", "run the log cleaner for compacted topics"),
     ("log.cleaner.backoff.ms", "15000", "pause between two passes of the log cleaner"),
+    ("log.cleaner.min.cleanable.ratio", "0.5", "compact a log once this share of it was written since its last compaction (topic: min.cleanable.dirty.ratio)"),
     ("log.cleaner.delete.retention.ms", "86400000", "how long tombstones survive compaction (topic: delete.retention.ms)"),
     ("message.max.bytes", "1048588", "largest record batch accepted (topic: max.message.bytes)"),
     ("log.flush.interval.messages", "9223372036854775807", "fsync before acknowledging once this many messages are unflushed; 1 = every batch (topic: flush.messages)"),
@@ -119,6 +120,7 @@ pub struct BrokerConfig {
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub log_cleaner_delete_retention_ms: i64,
+    pub log_cleaner_min_cleanable_ratio: f64,
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: usize,
     pub groups: GroupSettings,
@@ -249,6 +251,7 @@ impl BrokerConfig {
             log_cleaner_enable: parse("log.cleaner.enable", get("log.cleaner.enable").unwrap_or("true"))?,
             log_cleaner_backoff_ms: positive("log.cleaner.backoff.ms", get("log.cleaner.backoff.ms").unwrap_or("15000"))?,
             log_cleaner_delete_retention_ms: parse("log.cleaner.delete.retention.ms", get("log.cleaner.delete.retention.ms").unwrap_or("86400000"))?,
+            log_cleaner_min_cleanable_ratio: parse_ratio("log.cleaner.min.cleanable.ratio", get("log.cleaner.min.cleanable.ratio").unwrap_or("0.5"))?,
             message_max_bytes: positive("message.max.bytes", get("message.max.bytes").unwrap_or("1048588"))?,
             socket_request_max_bytes: positive("socket.request.max.bytes", get("socket.request.max.bytes").unwrap_or("104857600"))?,
             groups: group_settings(&get)?,
@@ -279,6 +282,7 @@ impl BrokerConfig {
             max_message_bytes: self.message_max_bytes,
             cleanup_policy: strom_storage::CleanupPolicy::parse(&self.log_cleanup_policy).unwrap_or_default(),
             delete_retention_ms: self.log_cleaner_delete_retention_ms,
+            min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
         }
     }
 
@@ -299,6 +303,7 @@ impl BrokerConfig {
             ),
             ("flush.messages", "log.flush.interval.messages", self.log_flush_interval_messages.to_string()),
             ("delete.retention.ms", "log.cleaner.delete.retention.ms", self.log_cleaner_delete_retention_ms.to_string()),
+            ("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", self.log_cleaner_min_cleanable_ratio.to_string()),
         ]
     }
 
@@ -358,6 +363,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "message.timestamp.type",
     "flush.messages",
     "delete.retention.ms",
+    "min.cleanable.dirty.ratio",
     // Accepted and stored, not yet acted on:
     "compression.type",
     "file.delete.delay.ms",
@@ -366,7 +372,6 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.difference.max.ms",
-    "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
     "min.insync.replicas",
     "preallocate",
@@ -387,6 +392,7 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         "segment.bytes" => parse::<u64>(key, value).and_then(|v| min_value(key, v, 14)).map(|_| ()),
         "segment.ms" | "flush.messages" => parse::<i64>(key, value).and_then(|v| min_value(key, v, 1)).map(|_| ()),
         "delete.retention.ms" => parse::<i64>(key, value).and_then(|v| min_value(key, v, 0)).map(|_| ()),
+        "min.cleanable.dirty.ratio" => parse_ratio(key, value).map(|_| ()),
         "max.message.bytes" | "index.interval.bytes" => parse::<u32>(key, value).map(|_| ()),
         _ => Ok(()),
     };
@@ -419,6 +425,7 @@ pub fn topic_settings(broker: &BrokerConfig, overrides: &BTreeMap<String, String
             "flush.messages" => flush_messages = v.parse().unwrap_or(flush_messages),
             "cleanup.policy" => c.cleanup_policy = strom_storage::CleanupPolicy::parse(v).unwrap_or(c.cleanup_policy),
             "delete.retention.ms" => c.delete_retention_ms = v.parse().unwrap_or(c.delete_retention_ms),
+            "min.cleanable.dirty.ratio" => c.min_cleanable_dirty_ratio = v.parse().unwrap_or(c.min_cleanable_dirty_ratio),
             _ => {}
         }
     }
@@ -452,6 +459,14 @@ where
         return Err(ConfigError::InvalidValue { key: key.into(), value: v.into(), reason: "must be positive".into() });
     }
     Ok(n)
+}
+
+fn parse_ratio(key: &str, v: &str) -> Result<f64, ConfigError> {
+    let r: f64 = parse(key, v)?;
+    if !(0.0..=1.0).contains(&r) {
+        return Err(ConfigError::InvalidValue { key: key.into(), value: v.into(), reason: "must be between 0 and 1".into() });
+    }
+    Ok(r)
 }
 
 fn parse_timestamp_type(key: &str, v: &str) -> Result<bool, ConfigError> {

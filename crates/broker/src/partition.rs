@@ -176,7 +176,7 @@ impl Partition {
             let guard = read(&self.log);
             let log = guard.as_ref().ok_or(PartitionError::Closed)?;
             let config = log.config();
-            if !config.cleanup_policy.includes_compact() {
+            if !config.cleanup_policy.includes_compact() || !log.compaction_due(now_ms, self.high_watermark()) {
                 return Ok(None);
             }
             log.compaction_plan(now_ms, config.delete_retention_ms, self.high_watermark())?

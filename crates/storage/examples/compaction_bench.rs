@@ -43,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_message_bytes: 8 << 20,
         cleanup_policy: CleanupPolicy::Compact,
         delete_retention_ms: 86_400_000,
+        min_cleanable_dirty_ratio: 0.5,
     };
     let mut log = PartitionLog::open(&dir, config)?;
     let total_records = ((gb * (1u64 << 30) as f64) / VALUE_BYTES as f64) as u64;
@@ -75,12 +76,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // still supersede older records.
     for pass in 1..=2 {
         let t = Instant::now();
+        let due = log.compaction_due(1_700_000_000_000, i64::MAX);
         let plan = log.compaction_plan(1_700_000_000_000, 86_400_000, i64::MAX)?;
         let result = plan.execute()?;
         let stats = log.install_compaction(result)?;
         let s = t.elapsed().as_secs_f64();
         println!(
-            "pass {pass}: {:.1} s, read {:.0} MiB at {:.0} MB/s, wrote {:.0} MiB, removed {} records, {} segments cleaned",
+            "pass {pass} (due: {due}): {:.1} s, read {:.0} MiB at {:.0} MB/s, wrote {:.0} MiB, removed {} records, {} segments cleaned",
             s,
             stats.bytes_before as f64 / (1 << 20) as f64,
             stats.bytes_before as f64 / 1e6 / s,

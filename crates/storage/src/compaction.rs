@@ -124,6 +124,10 @@ pub(crate) struct CleanedSegment {
 pub struct CompactionResult {
     pub(crate) dir: PathBuf,
     pub(crate) generation: u64,
+    /// The next offset of the last planned segment: below it the log is clean once installed.
+    pub(crate) planned_through: i64,
+    /// When the earliest kept tombstone may go (`i64::MAX`: none kept).
+    pub(crate) tombstones_due_ms: i64,
     pub(crate) segments: Vec<CleanedSegment>,
     pub(crate) stats: CompactionStats,
 }
@@ -173,6 +177,8 @@ impl CompactionPlan {
         let mut result = CompactionResult {
             dir: self.dir.clone(),
             generation: self.generation,
+            planned_through: self.segments.last().map_or(0, |s| s.next_offset),
+            tombstones_due_ms: i64::MAX,
             segments: Vec::new(),
             stats: CompactionStats { segments_planned: self.segments.len(), ..CompactionStats::default() },
         };
@@ -213,6 +219,7 @@ impl CompactionPlan {
         // Pass 2: write the survivors of each segment.
         let horizon =
             if self.delete_retention_ms < 0 { i64::MIN } else { self.now_ms.saturating_sub(self.delete_retention_ms) };
+        let mut tombstones_due = i64::MAX;
         for seg in &self.segments {
             let mut writer = CleanedWriter::create(&self.dir, seg.base_offset, self.index_interval_bytes)?;
             result.segments.push(CleanedSegment {
@@ -248,6 +255,10 @@ impl CompactionPlan {
                                 stats.tombstones_removed += 1;
                                 false
                             } else {
+                                if r.tombstone && self.delete_retention_ms >= 0 {
+                                    let due = h.max_timestamp.max(0).saturating_add(self.delete_retention_ms).saturating_add(1);
+                                    tombstones_due = tombstones_due.min(due);
+                                }
                                 true
                             }
                         }
@@ -297,6 +308,7 @@ impl CompactionPlan {
             result.stats.batches_kept_whole += stats.batches_kept_whole;
             result.stats.segments_cleaned += 1;
         }
+        result.tombstones_due_ms = tombstones_due;
         Ok(result)
     }
 }

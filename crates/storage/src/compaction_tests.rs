@@ -732,3 +732,37 @@ fn a_compacted_log_refuses_keyless_records() {
     let mut batch = build_keyed_batch(200, &keyless);
     assert!(plain_log.append(&mut batch, 0, 200, None).is_ok());
 }
+
+/// The cleaner's gate (Kafka's min.cleanable.dirty.ratio): a log is due only when enough of it
+/// was written since its last compaction, or when a tombstone the last pass kept has become
+/// removable; the active segment and data above the high watermark never count.
+#[test]
+fn compaction_is_due_by_dirty_ratio_and_tombstone_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), LogConfig { min_cleanable_dirty_ratio: 0.5, ..config() }).unwrap();
+    put(&mut log, 100, &[rec(Some("a"), Some("1")), rec(Some("b"), Some("1"))]);
+    assert!(!log.compaction_due(1000, i64::MAX), "only the active segment: nothing cleanable");
+    log.force_roll();
+    assert!(log.compaction_due(1000, i64::MAX), "never compacted: all dirty");
+    assert!(!log.compaction_due(1000, 1), "a segment not entirely below the high watermark is not cleanable");
+    log.compact(1000, 10_000, i64::MAX).unwrap();
+    assert!(!log.compaction_due(1000, i64::MAX), "just compacted, nothing new");
+    // A small new segment: dirty share below one half.
+    put(&mut log, 200, &[rec(Some("a"), Some("2"))]);
+    log.force_roll();
+    assert!(!log.compaction_due(1000, i64::MAX), "dirty share under min.cleanable.dirty.ratio");
+    // More new data than old: due.
+    put(&mut log, 300, &[rec(Some("c"), Some("3")), rec(Some("d"), Some("3")), rec(Some("e"), Some("3"))]);
+    log.force_roll();
+    assert!(log.compaction_due(1000, i64::MAX));
+    // A tombstone (written at 400) that must be kept for delete.retention.ms = 10 s.
+    put(&mut log, 400, &[rec(Some("b"), None)]);
+    log.force_roll();
+    let stats = log.compact(1000, 10_000, i64::MAX).unwrap();
+    assert_eq!(stats.tombstones_removed, 0);
+    assert!(!log.compaction_due(5_000, i64::MAX), "clean, and the tombstone is not due yet");
+    assert!(log.compaction_due(10_401, i64::MAX), "the kept tombstone became removable");
+    let stats = log.compact(10_401, 10_000, i64::MAX).unwrap();
+    assert_eq!(stats.tombstones_removed, 1);
+    assert!(!log.compaction_due(i64::MAX / 2, i64::MAX), "nothing left to do, ever, without new data");
+}

@@ -21,7 +21,7 @@ use crate::segment::{
     segment_path, suffixed_path, Segment, CLEANED_SUFFIX, INDEX_EXT, LOG_EXT, MAX_SEGMENT_BYTES, SWAP_SUFFIX, TIME_INDEX_EXT,
 };
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogConfig {
     /// Roll when the active segment would exceed this size.
     pub segment_bytes: u64,
@@ -40,6 +40,9 @@ pub struct LogConfig {
     /// Kafka's delete.retention.ms: how long tombstones outlive their batch's maxTimestamp before
     /// compaction removes them. The broker passes it to [`PartitionLog::compaction_plan`].
     pub delete_retention_ms: i64,
+    /// Kafka's min.cleanable.dirty.ratio: compact only once this share of the cleanable bytes
+    /// was written since the last compaction (see [`PartitionLog::compaction_due`]).
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 /// Kafka's cleanup.policy.
@@ -95,6 +98,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             cleanup_policy: CleanupPolicy::Delete,
             delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -176,6 +180,12 @@ pub struct PartitionLog {
     epochs: Vec<(i32, i64)>,
     /// Bumped by every truncation, so a compaction planned before one is not installed.
     generation: u64,
+    /// Everything below this offset was compacted by the last pass; the bytes above it are the
+    /// "dirty" part. In memory only: after a restart the first pass cleans everything once more.
+    cleaned_through: i64,
+    /// When the earliest tombstone the last pass had to keep becomes removable (`i64::MAX`:
+    /// none), so a clean log is compacted again for its tombstones' sake only then.
+    tombstones_due_ms: i64,
 }
 
 impl PartitionLog {
@@ -232,6 +242,8 @@ impl PartitionLog {
             producers: ProducerStateManager::new(),
             epochs,
             generation: 0,
+            cleaned_through: 0,
+            tombstones_due_ms: i64::MAX,
         };
         if log.log_start_offset > log.log_end_offset() {
             tracing::warn!(
@@ -673,6 +685,29 @@ impl PartitionLog {
         })
     }
 
+    /// Whether a compaction pass is worth running now, as Kafka's cleaner decides: some segment
+    /// below `high_watermark` other than the active one was never compacted and the dirty
+    /// bytes are at least `min_cleanable_dirty_ratio` of the cleanable ones, or a tombstone
+    /// that the last pass had to keep is due for removal.
+    pub fn compaction_due(&self, now_ms: i64, high_watermark: i64) -> bool {
+        let n = self.segments.len();
+        let cleanable = self.segments[..n - 1].iter().take_while(|s| s.next_offset() <= high_watermark);
+        let (mut dirty, mut total) = (0u64, 0u64);
+        for s in cleanable {
+            total += s.size();
+            if s.next_offset() > self.cleaned_through {
+                dirty += s.size();
+            }
+        }
+        if total == 0 {
+            return false;
+        }
+        if dirty == 0 {
+            return now_ms >= self.tombstones_due_ms;
+        }
+        dirty as f64 >= self.config.min_cleanable_dirty_ratio * total as f64
+    }
+
     /// Step 3 of a compaction: swaps the cleaned copies in, oldest first, with the crash-safe
     /// rename sequence described in [`crate::compaction`]. Cost: a few renames, two directory
     /// fsyncs and a trusted open per cleaned segment. When the log was truncated since the plan,
@@ -733,6 +768,9 @@ impl PartitionLog {
                 }
             }
         }
+        // Whatever happens below, the planned range counts as cleaned only once it is installed.
+        let planned_through = result.planned_through;
+        let tombstones_due = result.tombstones_due_ms;
         for (k, i) in targets {
             let base = result.segments[k].base_offset;
             if !swap_in(&self.dir, base, &mut steps)? {
@@ -748,6 +786,8 @@ impl PartitionLog {
             // The old files were renamed over, not deleted: readers holding slices keep them.
             self.segments[i] = segment;
         }
+        self.cleaned_through = self.cleaned_through.max(planned_through);
+        self.tombstones_due_ms = tombstones_due;
         tracing::info!(
             dir = %self.dir.display(),
             segments = stats.segments_cleaned,
