@@ -1,7 +1,9 @@
 """Protocol details from the broker-core issue that the client suites do not otherwise touch."""
+import os
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic as KNewTopic
@@ -39,9 +41,19 @@ def test_null_keys_with_confluent(broker):
 
 
 def test_validate_only_creates_nothing(broker):
+    """CreateTopics with validate_only creates nothing, in Metadata or on disk, yet validates:
+    a bad config and an existing name are refused as they would be for real."""
     a = AdminClient({"bootstrap.servers": broker.bootstrap})
-    a.create_topics([NewTopic("dry", 2, 1)], validate_only=True)["dry"].result(10)
+    a.create_topics([NewTopic("dry", 2, 1, config={"retention.ms": "1000"})], validate_only=True)["dry"].result(10)
     assert "dry" not in a.list_topics(timeout=10).topics
+    assert not any(d.startswith("dry") for d in os.listdir(broker.data_dir))
+    a.create_topics([NewTopic("exists", 1, 1)])["exists"].result(10)
+    for topic, code in [(NewTopic("dry-bad", 1, 1, config={"retention.mss": "1"}), KafkaError.INVALID_CONFIG),
+                        (NewTopic("exists", 1, 1), KafkaError.TOPIC_ALREADY_EXISTS)]:
+        with pytest.raises(KafkaException) as e:
+            a.create_topics([topic], validate_only=True)[topic.topic].result(10)
+        assert e.value.args[0].code() == code, topic.topic
+    assert "dry-bad" not in a.list_topics(timeout=10).topics
 
 
 def test_legacy_alter_configs_replace_the_whole_set(broker):
