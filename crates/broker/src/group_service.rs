@@ -52,6 +52,8 @@ pub struct GroupService {
     /// False until `load` has replayed `__consumer_offsets`; group requests meanwhile get
     /// COORDINATOR_LOAD_IN_PROGRESS and retry.
     loaded: AtomicBool,
+    /// Set once `__consumer_offsets` exists with every partition open.
+    topic_ready: AtomicBool,
 }
 
 struct State {
@@ -69,6 +71,7 @@ impl GroupService {
                 syncs: HashMap::new(),
             }),
             loaded: AtomicBool::new(false),
+            topic_ready: AtomicBool::new(false),
         }
     }
 
@@ -83,7 +86,18 @@ impl GroupService {
         if !self.is_loaded() {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
-        if broker.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+        if self.topic_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC) {
+            // The topic is in the image before its partitions are open (another request may be
+            // creating it right now): answer "retry" until they are, or a join could succeed
+            // whose assignment cannot be stored.
+            let open = (0..topic.partitions).all(|p| broker.replicas.partition(OFFSETS_TOPIC, p).is_some());
+            if !open {
+                return Err(ResponseError::CoordinatorLoadInProgress);
+            }
+            self.topic_ready.store(true, Ordering::Release);
             return Ok(());
         }
         let s = &broker.config.groups;
@@ -97,8 +111,12 @@ impl GroupService {
         ]);
         let rf = s.offsets_topic_replication_factor.min(live_brokers);
         match broker.create_topic(OFFSETS_TOPIC, s.offsets_topic_num_partitions, rf, configs, false) {
-            Ok(_) => Ok(()),
-            Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
+            // create_topic returns once the partitions are open.
+            Ok(_) => {
+                self.topic_ready.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => Err(ResponseError::CoordinatorLoadInProgress),
             Err(e) => {
                 tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
                 Err(ResponseError::CoordinatorNotAvailable)
@@ -185,8 +203,26 @@ impl GroupService {
         f: impl FnOnce(&mut State) -> (R, Vec<Effect>),
     ) -> (R, Result<(), ResponseError>) {
         let mut state = lock(&self.state);
-        let (r, fx) = f(&mut state);
+        let (r, mut fx) = f(&mut state);
         let persisted = persist(broker, &fx);
+        if persisted.is_err() {
+            // A generation whose assignment is not in the log must not stay Stable in memory.
+            // The rebalance this starts writes nothing that matters if it fails too (its record
+            // is written again when the group settles), so it is tried once.
+            let now = now_ms();
+            let lost: Vec<(String, i32)> = fx
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::PersistGroup { group_id, record } => Some((group_id.clone(), record.generation_id)),
+                    _ => None,
+                })
+                .collect();
+            for (group_id, generation) in lost {
+                let more = state.coordinator.assignment_not_stored(&group_id, generation, now);
+                let _ = persist(broker, &more);
+                fx.extend(more);
+            }
+        }
         for e in fx {
             match e {
                 Effect::CompleteJoin { ticket, response } => {

@@ -83,6 +83,14 @@ impl GroupCoordinator {
         (out, fx)
     }
 
+    /// The caller could not append a `PersistGroup` record for `generation`: see
+    /// `Group::assignment_not_stored`.
+    pub fn assignment_not_stored(&mut self, group_id: &str, generation: i32, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.with_group(group_id, now_ms, &mut fx, |g, ctx| g.assignment_not_stored(generation, ctx));
+        fx
+    }
+
     /// Heartbeats never complete parked requests, so there are no effects.
     pub fn heartbeat(&mut self, req: HeartbeatRequest, now_ms: i64) -> ErrorCode {
         if req.group_id.is_empty() {

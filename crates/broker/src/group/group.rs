@@ -563,6 +563,20 @@ impl Group {
         }
     }
 
+    /// The record of this generation's assignment could not be written. As Kafka
+    /// (`resetAndPropagateAssignmentError`, then a rebalance): the assignment is forgotten and
+    /// the group rebalances, so no member keeps working from an assignment a restart would not
+    /// know. The syncs of that call were already answered with the append's error.
+    pub fn assignment_not_stored(&mut self, generation: i32, ctx: &mut Ctx) {
+        if self.generation_id != generation || self.state != GroupState::Stable {
+            return;
+        }
+        for m in &mut self.members {
+            m.assignment = Bytes::new();
+        }
+        self.maybe_prepare_rebalance(ctx);
+    }
+
     // ---------------------------------------------------------------- Heartbeat / LeaveGroup
 
     pub fn heartbeat(&mut self, req: &HeartbeatRequest, ctx: &mut Ctx) -> ErrorCode {

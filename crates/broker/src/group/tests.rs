@@ -970,3 +970,19 @@ proptest::proptest! {
         }
     }
 }
+
+/// When the assignment's record cannot be written, the group must not stay Stable on it (as
+/// Kafka's resetAndPropagateAssignmentError): it is dropped and the group rebalances; members
+/// learn it from their next heartbeat. A stale generation changes nothing.
+#[test]
+fn an_assignment_that_was_not_stored_is_dropped_and_the_group_rebalances() {
+    let mut c = GroupCoordinator::new(cfg());
+    let (a, _b) = two_stable(&mut c);
+    assert!(c.assignment_not_stored(G, 1, 5).is_empty(), "an older generation is ignored");
+    assert_eq!(c.snapshot(G).unwrap().state, GroupState::Stable);
+    c.assignment_not_stored(G, 2, 5);
+    let snap = c.snapshot(G).unwrap();
+    assert_eq!(snap.state, GroupState::PreparingRebalance);
+    assert!(snap.members.iter().all(|m| m.assignment.is_empty()), "{snap:?}");
+    assert_eq!(hb(&mut c, &a, 2, 6), Some(E::RebalanceInProgress));
+}
