@@ -1,5 +1,7 @@
 //! The `strom` binary: the one command for running and operating Strom.
 
+mod tools;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -31,9 +33,26 @@ enum Command {
         #[arg(long)]
         help_config: bool,
     },
+    /// Create, list, describe, alter and delete topics (kafka-topics.sh).
+    Topics(tools::topics::Args),
+    /// Send one record per line of standard input (kafka-console-producer.sh).
+    ConsoleProducer(tools::console_producer::Args),
+    /// Print records as they arrive (kafka-console-consumer.sh).
+    ConsoleConsumer(tools::console_consumer::Args),
+    /// Print partitions' earliest, latest or by-time offsets (kafka-get-offsets.sh).
+    GetOffsets(tools::get_offsets::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    // One line, the causes joined by ": ", and no backtrace, whatever RUST_BACKTRACE says:
+    // these errors are for the person at the terminal.
+    if let Err(e) = run() {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -43,6 +62,10 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match cli.command {
+        Command::Topics(a) => tools::topics::run(a),
+        Command::ConsoleProducer(a) => tools::console_producer::run(a),
+        Command::ConsoleConsumer(a) => tools::console_consumer::run(a),
+        Command::GetOffsets(a) => tools::get_offsets::run(a),
         Command::Server { help_config: true, .. } => {
             for (key, default, doc) in strom_broker::config::KNOWN_KEYS {
                 println!("{key:<34} {default:<28} {doc}");

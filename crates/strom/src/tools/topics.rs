@@ -1,0 +1,195 @@
+//! `strom topics`: Kafka's `kafka-topics.sh`: create, list, describe, alter and delete topics.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+
+use super::{block_on, metadata, parse_properties, Connection, TIMEOUT};
+
+#[derive(clap::Args, Debug)]
+#[command(group = clap::ArgGroup::new("action").required(true).args(["create", "list", "describe", "alter", "delete"]))]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Create a new topic.
+    #[arg(long)]
+    pub create: bool,
+    /// List all topics.
+    #[arg(long)]
+    pub list: bool,
+    /// Describe topics: one line per topic, one per partition (leader, replicas, in-sync replicas).
+    #[arg(long)]
+    pub describe: bool,
+    /// Change the number of partitions of a topic.
+    #[arg(long)]
+    pub alter: bool,
+    /// Delete a topic.
+    #[arg(long)]
+    pub delete: bool,
+    /// The topic (with --list and --describe: all topics if absent).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Number of partitions, for --create and --alter (broker default if absent at --create).
+    #[arg(long)]
+    pub partitions: Option<i32>,
+    /// Replication factor for --create (broker default if absent).
+    #[arg(long)]
+    pub replication_factor: Option<i32>,
+    /// A topic config for --create, key=value (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub configs: Vec<String>,
+    /// With --create: no error if the topic exists already.
+    #[arg(long)]
+    pub if_not_exists: bool,
+    /// With --alter and --delete: no error if the topic does not exist.
+    #[arg(long)]
+    pub if_exists: bool,
+    /// With --list and --describe: leave out internal topics (__consumer_offsets).
+    #[arg(long)]
+    pub exclude_internal: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        a.connection.client_config(&[])?.create().context("cannot create the admin client")?;
+    let opts = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
+    let bootstrap = &a.connection.bootstrap_server;
+    if a.list {
+        let md = metadata(admin.inner(), bootstrap)?;
+        let mut names: Vec<&str> = md
+            .topics()
+            .iter()
+            .map(|t| t.name())
+            .filter(|n| !(a.exclude_internal && is_internal(n)))
+            .filter(|n| a.topic.as_deref().is_none_or(|t| t == *n))
+            .collect();
+        names.sort_unstable();
+        for n in names {
+            println!("{n}");
+        }
+        return Ok(());
+    }
+    if a.describe {
+        return describe(&admin, &opts, &a);
+    }
+    let Some(topic) = a.topic.as_deref() else { bail!("--topic is required with --create, --alter and --delete") };
+    if a.create {
+        let configs = parse_properties("--config", &a.configs)?;
+        let replication = TopicReplication::Fixed(a.replication_factor.unwrap_or(-1));
+        let mut new = NewTopic::new(topic, a.partitions.unwrap_or(-1), replication);
+        for (k, v) in &configs {
+            new = new.set(k, v);
+        }
+        let results = block_on(admin.create_topics([&new], &opts))??;
+        for r in results {
+            match r {
+                Ok(_) => println!("Created topic {topic}."),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if a.if_not_exists => {}
+                Err((name, code)) => bail!("cannot create topic {name}: {code} ({})", code_name(code)),
+            }
+        }
+        return Ok(());
+    }
+    if a.alter {
+        let Some(n) = a.partitions else { bail!("--alter needs --partitions") };
+        let n = usize::try_from(n).map_err(|_| anyhow::anyhow!("--partitions must be positive"))?;
+        let results = block_on(admin.create_partitions([&NewPartitions::new(topic, n)], &opts))??;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) if a.if_exists => {}
+                Err((name, code)) => bail!("cannot alter topic {name}: {code} ({})", code_name(code)),
+            }
+        }
+        return Ok(());
+    }
+    // --delete
+    let results = block_on(admin.delete_topics(&[topic], &opts))??;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) if a.if_exists => {}
+            Err((name, code)) => bail!("cannot delete topic {name}: {code} ({})", code_name(code)),
+        }
+    }
+    Ok(())
+}
+
+/// Kafka's `--describe` format, tab-separated: a topic line with its non-default configs, then
+/// one line per partition.
+fn describe(admin: &AdminClient<DefaultClientContext>, opts: &AdminOptions, a: &Args) -> anyhow::Result<()> {
+    let md = metadata(admin.inner(), &a.connection.bootstrap_server)?;
+    let mut topics: Vec<_> = md
+        .topics()
+        .iter()
+        .filter(|t| !(a.exclude_internal && is_internal(t.name())))
+        .filter(|t| a.topic.as_deref().is_none_or(|want| want == t.name()))
+        .collect();
+    topics.sort_by(|x, y| x.name().cmp(y.name()));
+    if let (Some(want), true) = (&a.topic, topics.is_empty()) {
+        bail!("Topic '{want}' does not exist as expected");
+    }
+    let specs: Vec<ResourceSpecifier> = topics.iter().map(|t| ResourceSpecifier::Topic(t.name())).collect();
+    let configs = block_on(admin.describe_configs(&specs, opts))??;
+    let mut overrides: BTreeMap<String, String> = BTreeMap::new();
+    for r in configs.into_iter().flatten() {
+        let set: Vec<String> = r
+            .entries
+            .iter()
+            .filter(|e| matches!(e.source, ConfigSource::DynamicTopic))
+            .filter_map(|e| e.value.as_ref().map(|v| format!("{}={v}", e.name)))
+            .collect();
+        if let rdkafka::admin::OwnedResourceSpecifier::Topic(name) = &r.specifier {
+            overrides.insert(name.clone(), set.join(","));
+        }
+    }
+    for t in topics {
+        if t.error().is_some() {
+            continue;
+        }
+        let replication = t.partitions().first().map_or(0, |p| p.replicas().len());
+        println!(
+            "Topic: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+            t.name(),
+            t.partitions().len(),
+            replication,
+            overrides.get(t.name()).map(String::as_str).unwrap_or("")
+        );
+        let mut partitions: Vec<_> = t.partitions().iter().collect();
+        partitions.sort_by_key(|p| p.id());
+        for p in partitions {
+            println!(
+                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                t.name(),
+                p.id(),
+                if p.leader() < 0 { "none".to_string() } else { p.leader().to_string() },
+                join(p.replicas()),
+                join(p.isr())
+            );
+        }
+    }
+    Ok(())
+}
+
+fn join(ids: &[i32]) -> String {
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn is_internal(topic: &str) -> bool {
+    topic.starts_with("__")
+}
+
+/// Kafka's upper-case name of an error code, as its tools print it.
+pub fn code_name(code: RDKafkaErrorCode) -> String {
+    let mut out = String::new();
+    for (i, ch) in format!("{code:?}").chars().enumerate() {
+        if ch.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}

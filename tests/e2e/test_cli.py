@@ -1,0 +1,146 @@
+"""The `strom` command-line tools (Kafka's kafka-*.sh) against a real broker: output formats
+pinned, exit codes, and records typed into console-producer read back by console-consumer and
+by other clients."""
+import os
+import subprocess
+import time
+
+from kafka.partitioner.default import murmur2
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from conftest import STROM_BIN
+
+
+def strom(*args, input=None, timeout=60):
+    return subprocess.run([STROM_BIN, *args], input=input, capture_output=True, text=True, timeout=timeout)
+
+
+def test_topics_create_list_describe_alter_delete(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    r = strom("topics", *bs, "--create", "--topic", "orders", "--partitions", "3", "--replication-factor", "1",
+              "--config", "retention.ms=3600000", "--config", "cleanup.policy=compact")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "Created topic orders.\n", "")
+    r = strom("topics", *bs, "--create", "--topic", "orders", "--partitions", "3")
+    assert r.returncode != 0 and "TOPIC_ALREADY_EXISTS" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert strom("topics", *bs, "--create", "--topic", "orders", "--if-not-exists").returncode == 0
+    assert strom("topics", *bs, "--create", "--topic", "audit").returncode == 0
+    r = strom("topics", *bs, "--list")
+    assert (r.returncode, r.stdout) == (0, "audit\norders\n")
+    r = strom("topics", *bs, "--describe", "--topic", "orders")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (
+        "Topic: orders\tPartitionCount: 3\tReplicationFactor: 1\tConfigs: cleanup.policy=compact,retention.ms=3600000\n"
+        "\tTopic: orders\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\n"
+        "\tTopic: orders\tPartition: 1\tLeader: 1\tReplicas: 1\tIsr: 1\n"
+        "\tTopic: orders\tPartition: 2\tLeader: 1\tReplicas: 1\tIsr: 1\n"), r.stdout
+    assert strom("topics", *bs, "--alter", "--topic", "orders", "--partitions", "5").returncode == 0
+    r = strom("topics", *bs, "--describe", "--topic", "orders")
+    assert "PartitionCount: 5" in r.stdout and r.stdout.count("\tPartition: ") == 5
+    r = strom("topics", *bs, "--alter", "--topic", "orders", "--partitions", "2")
+    assert r.returncode != 0 and "INVALID_PARTITIONS" in r.stderr, r.stderr
+    assert strom("topics", *bs, "--delete", "--topic", "audit").returncode == 0
+    assert strom("topics", *bs, "--list").stdout == "orders\n"
+    r = strom("topics", *bs, "--delete", "--topic", "audit")
+    assert r.returncode != 0 and "UNKNOWN_TOPIC_OR_PART" in r.stderr, r.stderr
+    assert strom("topics", *bs, "--delete", "--topic", "audit", "--if-exists").returncode == 0
+    r = strom("topics", *bs, "--describe", "--topic", "nope")
+    assert r.returncode != 0 and "does not exist" in r.stderr
+
+
+def test_console_producer_to_console_consumer_with_keys_and_headers(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    assert strom("topics", *bs, "--create", "--topic", "lines", "--partitions", "4").returncode == 0
+    keys = [f"user-{i}" for i in range(12)]
+    lines = "".join(f"{k}:hello {i}\n" for i, k in enumerate(keys)) + "no separator here\n" + "last:one\n"
+    r = strom("console-producer", *bs, "--topic", "lines", "--property", "parse.key=true",
+              "--property", "key.separator=:", input=lines)
+    # The bad line is named and skipped, the rest is sent, and the exit code says so.
+    assert r.returncode != 0
+    assert "line 13" in r.stderr and "no separator here" in r.stderr, r.stderr
+    r = strom("console-consumer", *bs, "--topic", "lines", "--from-beginning", "--max-messages", "13",
+              "--timeout-ms", "10000", "--property", "print.key=true", "--property", "print.partition=true",
+              "--property", "print.offset=true", "--property", "key.separator=|")
+    assert r.returncode == 0, r.stderr
+    assert "Processed a total of 13 messages" in r.stderr
+    got = [line.split("|") for line in r.stdout.splitlines()]
+    assert len(got) == 13
+    by_key = {k: (int(p.split(":")[1]), v) for p, o, k, v in got}
+    for i, k in enumerate(keys + ["last"]):
+        # Java's partitioner: murmur2 of the key bytes, positive, modulo the partition count.
+        expected = (murmur2(k.encode()) & 0x7FFFFFFF) % 4
+        value = f"hello {i}" if k != "last" else "one"
+        assert by_key[k] == (expected, value), (k, by_key[k], expected)
+    # Offsets are per partition and contiguous from 0.
+    for p in range(4):
+        offs = sorted(int(o.split(":")[1]) for part, o, _, _ in got if part == f"Partition:{p}")
+        assert offs == list(range(len(offs)))
+
+    # Headers and null markers, read back by confluent-kafka.
+    r = strom("console-producer", *bs, "--topic", "lines", "--property", "parse.headers=true",
+              "--property", "parse.key=true", "--property", "null.marker=NULL",
+              input="h1:a,h2:b\tk\tv\nh3:NULL\tNULL\tNULL\n")
+    assert r.returncode == 0, r.stderr
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "check", "auto.offset.reset": "earliest"})
+    c.subscribe(["lines"])
+    seen, deadline = [], time.time() + 20
+    while len(seen) < 15 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            seen.append(m)
+    c.close()
+    extra = [m for m in seen if m.headers()]
+    got = {(m.key(), m.value(), tuple(m.headers())) for m in extra}
+    assert got == {(None, None, (("h3", None),)), (b"k", b"v", (("h1", b"a"), ("h2", b"b")))}, got
+
+
+def test_console_consumer_group_commits_and_partition_offset(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce("cc", value=f"v{i}".encode(), partition=0)
+    assert p.flush(10) == 0
+    r = strom("console-consumer", *bs, "--topic", "cc", "--group", "cg", "--from-beginning", "--max-messages", "4")
+    assert (r.returncode, r.stdout) == (0, "v0\nv1\nv2\nv3\n"), r.stderr
+    # The group's position was committed on exit: the next run continues after v3.
+    r = strom("console-consumer", *bs, "--topic", "cc", "--group", "cg", "--max-messages", "2")
+    assert (r.returncode, r.stdout) == (0, "v4\nv5\n"), r.stderr
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "cg"})
+    assert c.committed([TopicPartition("cc", 0)], timeout=10)[0].offset == 6
+    c.close()
+    r = strom("console-consumer", *bs, "--topic", "cc", "--partition", "0", "--offset", "7", "--timeout-ms", "3000",
+              "--property", "print.offset=true", "--property", "print.timestamp=true")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [(o, v) for _, o, v in rows] == [("Offset:7", "v7"), ("Offset:8", "v8"), ("Offset:9", "v9")]
+    assert all(ts.startswith("CreateTime:") for ts, _, _ in rows)
+    r = strom("console-consumer", *bs, "--topic", "missing", "--timeout-ms", "1000")
+    assert r.returncode != 0 and "does not exist" in r.stderr
+
+
+def test_get_offsets(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    assert strom("topics", *bs, "--create", "--topic", "go", "--partitions", "2").returncode == 0
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(5):
+        p.produce("go", value=b"x", partition=0, timestamp=1_000 + i)
+    p.produce("go", value=b"y", partition=1, timestamp=5_000)
+    assert p.flush(10) == 0
+    assert strom("get-offsets", *bs, "--topic", "go").stdout == "go:0:5\ngo:1:1\n"
+    assert strom("get-offsets", *bs, "--topic", "go", "--time", "-2").stdout == "go:0:0\ngo:1:0\n"
+    assert strom("get-offsets", *bs, "--topic", "go", "--time", "1003", "--partitions", "0").stdout == "go:0:3\n"
+    r = strom("get-offsets", *bs, "--topic", "nope")
+    assert r.returncode != 0 and "does not exist" in r.stderr
+
+
+def test_a_broker_that_is_down_is_one_line_and_a_nonzero_exit(broker):
+    port = broker.bootstrap.rsplit(":", 1)[1]
+    broker.stop()
+    start = time.time()
+    r = strom("topics", "--bootstrap-server", f"127.0.0.1:{port}", "--list", timeout=60)
+    assert r.returncode != 0
+    assert time.time() - start < 30
+    lines = [l for l in r.stderr.splitlines() if l.startswith("Error")]
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], r.stderr
+    assert "backtrace" not in r.stderr.lower() and "panicked" not in r.stderr
+    r = strom("topics", "--bootstrap-server", f"127.0.0.1:{port}", "--no-such-flag")
+    assert r.returncode != 0 and "--no-such-flag" in r.stderr
