@@ -175,20 +175,6 @@ impl Broker {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_names_follow_kafka_rules() {
-        assert!(validate_topic_name("orders.v1_x-2").is_ok());
-        for bad in ["", ".", "..", "a b", "ä", &"x".repeat(250)] {
-            let e = validate_topic_name(bad).unwrap_err();
-            assert_eq!(e.code, ResponseError::InvalidTopicException, "{bad:?}");
-        }
-    }
-}
-
 impl Broker {
     /// Changes cluster-wide dynamic broker configs (AlterConfigs on a broker resource).
     pub fn alter_broker_configs(
@@ -210,5 +196,19 @@ impl Broker {
         }
         self.metadata.commit(build).map_err(metadata_failure)??;
         self.replicas.sync_with(&self.metadata).map_err(metadata_failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        for bad in ["", ".", "..", "a b", "ä", &"x".repeat(250)] {
+            let e = validate_topic_name(bad).unwrap_err();
+            assert_eq!(e.code, ResponseError::InvalidTopicException, "{bad:?}");
+        }
     }
 }

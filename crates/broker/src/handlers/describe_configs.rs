@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -26,6 +26,26 @@ pub struct ConfigEntry {
     /// from log.retention.hours), which Kafka reports as null.
     pub value: Option<String>,
     pub source: i8,
+    /// Every level that sets the key, highest precedence first (Kafka's synonyms): the topic's
+    /// override, then the broker key's dynamic, static and default values.
+    pub synonyms: Vec<(String, Option<String>, i8)>,
+}
+
+/// The broker-level levels of `key`, highest precedence first.
+fn broker_synonyms(config: &BrokerConfig, dynamic: &BTreeMap<String, String>, key: &str) -> Vec<(String, Option<String>, i8)> {
+    let mut out = Vec::new();
+    if let Some(v) = dynamic.get(key) {
+        out.push((key.to_string(), Some(v.clone()), DYNAMIC_DEFAULT_BROKER_CONFIG));
+    }
+    if let Some(v) = config.props.get(key) {
+        out.push((key.to_string(), Some(v.clone()), STATIC_BROKER_CONFIG));
+    }
+    if let Some((_, default, _)) = KNOWN_KEYS.iter().find(|(k, _, _)| *k == key) {
+        if !default.starts_with('(') {
+            out.push((key.to_string(), Some(default.to_string()), DEFAULT_CONFIG));
+        }
+    }
+    out
 }
 
 /// A topic's configs: its overrides, then the broker defaults for the rest.
@@ -35,16 +55,28 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
     let mut out: Vec<ConfigEntry> = effective
         .topic_defaults()
         .into_iter()
-        .map(|(name, broker_key, default)| match overrides.get(name) {
-            Some(v) => ConfigEntry { name, value: Some(v.clone()), source: DYNAMIC_TOPIC_CONFIG },
-            None => ConfigEntry { name, value: Some(default), source: broker_source(&broker.config, &image.broker_configs, broker_key) },
+        .map(|(name, broker_key, default)| {
+            let mut synonyms = broker_synonyms(&broker.config, &image.broker_configs, broker_key);
+            match overrides.get(name) {
+                Some(v) => {
+                    synonyms.insert(0, (name.to_string(), Some(v.clone()), DYNAMIC_TOPIC_CONFIG));
+                    ConfigEntry { name, value: Some(v.clone()), source: DYNAMIC_TOPIC_CONFIG, synonyms }
+                }
+                None => ConfigEntry {
+                    name,
+                    value: Some(default),
+                    source: broker_source(&broker.config, &image.broker_configs, broker_key),
+                    synonyms,
+                },
+            }
         })
         .collect();
     // Accepted-but-inert overrides are reported too, so what was set can be read back.
     for (k, v) in overrides {
         if let Some(name) = crate::config::TOPIC_CONFIG_KEYS.iter().find(|n| **n == k.as_str()) {
             if !out.iter().any(|e| e.name == *name) {
-                out.push(ConfigEntry { name, value: Some(v.clone()), source: DYNAMIC_TOPIC_CONFIG });
+                let synonyms = vec![(name.to_string(), Some(v.clone()), DYNAMIC_TOPIC_CONFIG)];
+                out.push(ConfigEntry { name, value: Some(v.clone()), source: DYNAMIC_TOPIC_CONFIG, synonyms });
             }
         }
     }
@@ -73,7 +105,8 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
                 .cloned()
                 // "(other.key)" in the help table means "derived from other.key": unset.
                 .or_else(|| (!default.starts_with('(')).then(|| default.to_string()));
-            ConfigEntry { name: key, value, source: broker_source(&broker.config, &image.broker_configs, key) }
+            let synonyms = broker_synonyms(&broker.config, &image.broker_configs, key);
+            ConfigEntry { name: key, value, source: broker_source(&broker.config, &image.broker_configs, key), synonyms }
         })
         .collect()
 }
@@ -105,6 +138,7 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest) -> DescribeConf
                         .with_error_message(Some(StrBytes::from_static_str("Unsupported resource type")))
                 }
             };
+            let with_synonyms = req.include_synonyms;
             let wanted = r.configuration_keys.map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
             let configs = entries
                 .into_iter()
@@ -114,6 +148,19 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest) -> DescribeConf
                         .with_name(StrBytes::from_static_str(e.name))
                         .with_value(e.value.map(StrBytes::from_string))
                         .with_config_source(e.source)
+                        .with_synonyms(if with_synonyms {
+                            e.synonyms
+                                .into_iter()
+                                .map(|(name, value, source)| {
+                                    DescribeConfigsSynonym::default()
+                                        .with_name(StrBytes::from_string(name))
+                                        .with_value(value.map(StrBytes::from_string))
+                                        .with_source(source)
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
+                        })
                 })
                 .collect();
             result.with_configs(configs)
