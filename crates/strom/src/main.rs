@@ -41,6 +41,14 @@ enum Command {
     ConsoleConsumer(tools::console_consumer::Args),
     /// Print partitions' earliest, latest or by-time offsets (kafka-get-offsets.sh).
     GetOffsets(tools::get_offsets::Args),
+    /// List, describe, reset and delete consumer groups (kafka-consumer-groups.sh).
+    ConsumerGroups(tools::consumer_groups::Args),
+    /// Describe and change topic and broker configs (kafka-configs.sh).
+    Configs(tools::configs::Args),
+    /// Measure produce throughput and latency (kafka-producer-perf-test.sh).
+    ProducerPerfTest(tools::perf::ProducerArgs),
+    /// Measure consume throughput (kafka-consumer-perf-test.sh).
+    ConsumerPerfTest(tools::perf::ConsumerArgs),
 }
 
 fn main() {
@@ -66,6 +74,10 @@ fn run() -> anyhow::Result<()> {
         Command::ConsoleProducer(a) => tools::console_producer::run(a),
         Command::ConsoleConsumer(a) => tools::console_consumer::run(a),
         Command::GetOffsets(a) => tools::get_offsets::run(a),
+        Command::ConsumerGroups(a) => tools::consumer_groups::run(a),
+        Command::Configs(a) => tools::configs::run(a),
+        Command::ProducerPerfTest(a) => tools::perf::run_producer(a),
+        Command::ConsumerPerfTest(a) => tools::perf::run_consumer(a),
         Command::Server { help_config: true, .. } => {
             for (key, default, doc) in strom_broker::config::KNOWN_KEYS {
                 println!("{key:<34} {default:<28} {doc}");

@@ -2,7 +2,7 @@
 //! as a member of a group (by default a fresh one, `console-consumer-NNNNN`, as Kafka does) or
 //! from one partition at a given offset.
 //!
-//! Ctrl-C (or --max-messages, or --timeout-ms without a record) ends it cleanly: the position
+//! Ctrl-C or SIGTERM (or --max-messages, or --timeout-ms without a record) ends it cleanly: the position
 //! is committed and the group is left at once, as a group member's close does.
 
 use std::io::Write;
@@ -181,6 +181,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let group = a.group.clone().unwrap_or_else(|| format!("console-consumer-{}", std::process::id() % 100_000));
     let mut settings = vec![
+        ("client.id".to_string(), "console-consumer".to_string()),
         ("group.id".to_string(), group),
         ("auto.offset.reset".to_string(), if a.from_beginning { "earliest" } else { "latest" }.to_string()),
         ("isolation.level".to_string(), a.isolation_level.clone()),
@@ -218,8 +219,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let flag = stop.clone();
     std::thread::spawn(move || {
         if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            // Ctrl-C or SIGTERM (what `kill` and service managers send): finish cleanly.
             rt.block_on(async {
-                let _ = tokio::signal::ctrl_c().await;
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
             });
             flag.store(true, Ordering::SeqCst);
         }

@@ -142,6 +142,7 @@ impl ProducerContext for Deliveries {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let format = LineFormat::from_properties(&parse_properties("--property", &a.properties)?)?;
     let mut settings = vec![
+        ("client.id".to_string(), "console-producer".to_string()),
         // Java's partitioner: murmur2 of the key; records without a key are spread.
         ("partitioner".to_string(), "murmur2_random".to_string()),
         ("acks".to_string(), a.request_required_acks.clone()),

@@ -3,9 +3,12 @@
 //! librdkafka (the `rdkafka` crate): the same client most non-Java Kafka applications use, so
 //! the tools exercise the broker the way real traffic does (see ARCHITECTURE.md for why).
 
+pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;
+pub mod consumer_groups;
 pub mod get_offsets;
+pub mod perf;
 pub mod topics;
 
 use std::path::PathBuf;

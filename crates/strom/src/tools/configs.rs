@@ -1,0 +1,662 @@
+//! `strom configs`: Kafka's `kafka-configs.sh` for topics and brokers: `--describe` a resource's
+//! dynamic configs (or all of them with `--all`), `--alter` them incrementally.
+//!
+//! Both go to librdkafka directly (the [`native`] module below): the `rdkafka` crate wraps
+//! neither IncrementalAlterConfigs nor the synonyms and per-resource errors of DescribeConfigs.
+//! `--alter` is IncrementalAlterConfigs (DELETE for each `--delete-config` key, then SET for each
+//! `--add-config` pair, in one request, as Kafka's tool sends them): keys not named keep their
+//! values, and nothing is read and written back, so concurrent changes are not lost.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+
+use super::{metadata, Connection, TIMEOUT};
+use native::{Entry, Op, ResourceKind};
+
+// Kafka's ConfigSource ids (DescribeConfigs v1+).
+const DYNAMIC_TOPIC_CONFIG: i32 = 1;
+const DYNAMIC_BROKER_CONFIG: i32 = 2;
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i32 = 3;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityType {
+    Topics,
+    Brokers,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group = clap::ArgGroup::new("action").required(true).args(["describe", "alter"]))]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// List the entity's dynamic configs (all of them with --all).
+    #[arg(long)]
+    pub describe: bool,
+    /// Change the entity's configs: --add-config and/or --delete-config; other keys keep their values.
+    #[arg(long)]
+    pub alter: bool,
+    /// With --describe: every config, defaults included, not only the dynamic ones.
+    #[arg(long, conflicts_with = "alter")]
+    pub all: bool,
+    /// The kind of entity.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub entity_type: Option<EntityType>,
+    /// The topic name or broker id (with --describe: all of them if absent).
+    #[arg(long, value_name = "NAME")]
+    pub entity_name: Option<String>,
+    /// With --entity-type brokers: the cluster-wide default broker configs.
+    #[arg(long)]
+    pub entity_default: bool,
+    /// The topic (--entity-type topics --entity-name TOPIC).
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// The broker (--entity-type brokers --entity-name ID).
+    #[arg(long, value_name = "ID")]
+    pub broker: Option<String>,
+    /// The cluster-wide default broker configs (--entity-type brokers --entity-default).
+    #[arg(long)]
+    pub broker_defaults: bool,
+    /// Configs to set, k1=v1,k2=v2; a value with commas goes in brackets: cleanup.policy=[compact,delete].
+    #[arg(long, value_name = "K=V,...", conflicts_with = "describe")]
+    pub add_config: Option<String>,
+    /// A properties file of configs to set (--add-config wins for a key in both).
+    #[arg(long, value_name = "FILE", conflicts_with = "describe")]
+    pub add_config_file: Option<std::path::PathBuf>,
+    /// Config keys to remove (back to their defaults), k1,k2.
+    #[arg(long, value_name = "K,...", value_delimiter = ',', conflicts_with = "describe")]
+    pub delete_config: Vec<String>,
+}
+
+/// What the command is about, after Kafka's shorthands are resolved.
+#[derive(Debug, PartialEq, Eq)]
+enum Entity {
+    Topic(String),
+    Broker(i32),
+    /// The cluster-wide default of every broker (Kafka's empty broker name).
+    BrokerDefault,
+    AllTopics,
+    /// Every broker, then the cluster-wide default (--describe without a name).
+    AllBrokers,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let entity = entity(&a)?;
+    let admin: AdminClient<DefaultClientContext> =
+        a.connection.client_config(&[])?.create().context("cannot create the admin client")?;
+    if a.alter {
+        alter(&admin, &a, &entity)
+    } else {
+        describe(&admin, &a, &entity)
+    }
+}
+
+/// Resolves --topic / --broker / --broker-defaults and --entity-{type,name,default}, with
+/// Kafka's checks and messages.
+fn entity(a: &Args) -> anyhow::Result<Entity> {
+    let shorthands = [a.topic.is_some(), a.broker.is_some(), a.broker_defaults].iter().filter(|b| **b).count();
+    let long_form = a.entity_type.is_some() || a.entity_name.is_some() || a.entity_default;
+    if shorthands > 0 && long_form {
+        bail!("--entity-{{type,name,default}} should not be used in conjunction with specific entity flags");
+    }
+    if shorthands > 1 {
+        bail!("Only one of --topic, --broker and --broker-defaults may be specified");
+    }
+    let (kind, name) = if let Some(t) = &a.topic {
+        (EntityType::Topics, Some(t.clone()))
+    } else if let Some(b) = &a.broker {
+        (EntityType::Brokers, Some(b.clone()))
+    } else if a.broker_defaults {
+        (EntityType::Brokers, Some(String::new()))
+    } else {
+        let Some(kind) = a.entity_type else { bail!("At least one entity type must be specified") };
+        if a.entity_name.is_some() && a.entity_default {
+            bail!("Only one of --entity-name and --entity-default may be specified");
+        }
+        if a.entity_default && kind == EntityType::Topics {
+            bail!("--entity-default applies to brokers only, not to topics");
+        }
+        (kind, if a.entity_default { Some(String::new()) } else { a.entity_name.clone() })
+    };
+    Ok(match (kind, name) {
+        (EntityType::Topics, Some(t)) if t.is_empty() => bail!("The topic name must not be empty"),
+        (EntityType::Topics, Some(t)) => Entity::Topic(t),
+        (EntityType::Topics, None) if a.alter => bail!("An entity name must be specified with --alter of topics"),
+        (EntityType::Topics, None) => Entity::AllTopics,
+        (EntityType::Brokers, Some(b)) if b.is_empty() => Entity::BrokerDefault,
+        (EntityType::Brokers, Some(b)) => match b.parse::<i32>() {
+            Ok(id) if id >= 0 => Entity::Broker(id),
+            _ => bail!("The entity name for brokers must be a valid integer broker id, but it is: {b}"),
+        },
+        (EntityType::Brokers, None) if a.alter => bail!("An entity-name or default entity must be specified with --alter of brokers"),
+        (EntityType::Brokers, None) => Entity::AllBrokers,
+    })
+}
+
+/// Kafka's describe format: a header per entity, then one line per config, sorted by name:
+/// `  key=value sensitive=false synonyms={SOURCE:key=value, ...}`.
+fn describe(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -> anyhow::Result<()> {
+    let bootstrap = &a.connection.bootstrap_server;
+    let targets: Vec<Entity> = match entity {
+        Entity::Topic(t) => vec![Entity::Topic(t.clone())],
+        Entity::Broker(id) => {
+            check_broker(admin, bootstrap, *id)?;
+            vec![Entity::Broker(*id)]
+        }
+        Entity::BrokerDefault => vec![Entity::BrokerDefault],
+        Entity::AllTopics => {
+            let md = metadata(admin.inner(), bootstrap)?;
+            let mut names: Vec<String> = md.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_string()).collect();
+            names.sort_unstable();
+            names.into_iter().map(Entity::Topic).collect()
+        }
+        Entity::AllBrokers => {
+            let md = metadata(admin.inner(), bootstrap)?;
+            let mut ids: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+            ids.sort_unstable();
+            ids.into_iter().map(Entity::Broker).chain([Entity::BrokerDefault]).collect()
+        }
+    };
+    for target in &targets {
+        let (header, entries) = match target {
+            Entity::Topic(t) => {
+                let entries = native::describe(admin.inner(), ResourceKind::Topic, t, TIMEOUT)
+                    .with_context(|| format!("cannot describe the configs of topic {t}"))?;
+                let entries = if a.all { entries } else { with_source(entries, DYNAMIC_TOPIC_CONFIG) };
+                (format!("{} configs for topic {t} are:", if a.all { "All" } else { "Dynamic" }), entries)
+            }
+            Entity::Broker(id) => {
+                let entries = native::describe(admin.inner(), ResourceKind::Broker, &id.to_string(), TIMEOUT)
+                    .with_context(|| format!("cannot describe the configs of broker {id}"))?;
+                let entries = if a.all { entries } else { with_source(entries, DYNAMIC_BROKER_CONFIG) };
+                (format!("{} configs for broker {id} are:", if a.all { "All" } else { "Dynamic" }), entries)
+            }
+            _ => ("Default configs for brokers in the cluster are:".to_string(), broker_defaults(admin, bootstrap)?),
+        };
+        println!("{header}");
+        for e in sorted(entries) {
+            let synonyms: Vec<String> =
+                e.synonyms.iter().map(|s| format!("{}:{}={}", source_name(s.source), s.name, s.value.as_deref().unwrap_or("null"))).collect();
+            println!("  {}={} sensitive={} synonyms={{{}}}", e.name, e.value.as_deref().unwrap_or("null"), e.sensitive, synonyms.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// The cluster-wide dynamic broker defaults (Kafka's broker resource with the empty name).
+///
+/// librdkafka cannot send that resource: it routes every broker resource to the broker its name
+/// designates and refuses a name that is not an integer. So this asks one broker of the cluster
+/// for its configs and keeps what comes from the cluster-wide level: an entry whose source is
+/// DYNAMIC_DEFAULT_BROKER_CONFIG, or, where the broker overrides it, the entry's synonym of that
+/// source (with the synonyms from that level down), which is what Kafka answers for the empty
+/// name. Read-only, so nothing is lost by the detour.
+fn broker_defaults(admin: &AdminClient<DefaultClientContext>, bootstrap: &str) -> anyhow::Result<Vec<Entry>> {
+    let md = metadata(admin.inner(), bootstrap)?;
+    let Some(id) = md.brokers().iter().map(|b| b.id()).min() else { bail!("the cluster at {bootstrap} lists no brokers") };
+    let entries = native::describe(admin.inner(), ResourceKind::Broker, &id.to_string(), TIMEOUT)
+        .with_context(|| format!("cannot describe the configs of broker {id}"))?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|mut e| {
+            if e.source == DYNAMIC_DEFAULT_BROKER_CONFIG {
+                return Some(e);
+            }
+            let at = e.synonyms.iter().position(|s| s.source == DYNAMIC_DEFAULT_BROKER_CONFIG && s.name == e.name)?;
+            e.synonyms.drain(..at);
+            e.value = e.synonyms[0].value.clone();
+            e.source = DYNAMIC_DEFAULT_BROKER_CONFIG;
+            Some(e)
+        })
+        .collect())
+}
+
+fn with_source(entries: Vec<Entry>, source: i32) -> Vec<Entry> {
+    entries.into_iter().filter(|e| e.source == source).collect()
+}
+
+fn sorted(mut entries: Vec<Entry>) -> Vec<Entry> {
+    entries.sort_by(|x, y| x.name.cmp(&y.name));
+    entries
+}
+
+/// Kafka's (Java) names of the config sources, as its tool prints them.
+fn source_name(source: i32) -> String {
+    match source {
+        0 => "UNKNOWN".into(),
+        1 => "DYNAMIC_TOPIC_CONFIG".into(),
+        2 => "DYNAMIC_BROKER_CONFIG".into(),
+        3 => "DYNAMIC_DEFAULT_BROKER_CONFIG".into(),
+        4 => "STATIC_BROKER_CONFIG".into(),
+        5 => "DEFAULT_CONFIG".into(),
+        6 => "DYNAMIC_BROKER_LOGGER_CONFIG".into(),
+        7 => "DYNAMIC_CLIENT_METRICS_CONFIG".into(),
+        8 => "DYNAMIC_GROUP_CONFIG".into(),
+        n => format!("SOURCE_{n}"),
+    }
+}
+
+/// A broker resource goes to the broker it names; one that is not in the cluster would only
+/// time out, so it is refused up front.
+fn check_broker(admin: &AdminClient<DefaultClientContext>, bootstrap: &str, id: i32) -> anyhow::Result<()> {
+    let md = metadata(admin.inner(), bootstrap)?;
+    let mut ids: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+    if ids.contains(&id) {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    bail!("The broker '{id}' doesn't exist (brokers in the cluster: {})", ids.iter().map(i32::to_string).collect::<Vec<_>>().join(","))
+}
+
+fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -> anyhow::Result<()> {
+    let mut adds: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(path) = &a.add_config_file {
+        let f = std::fs::File::open(path).with_context(|| format!("cannot read --add-config-file {}", path.display()))?;
+        let props = java_properties::read(std::io::BufReader::new(f))
+            .with_context(|| format!("cannot parse --add-config-file {}", path.display()))?;
+        adds.extend(props);
+    }
+    if let Some(spec) = &a.add_config {
+        adds.extend(parse_add_config(spec)?);
+    }
+    if let Some(k) = adds.keys().find(|k| !k.chars().all(|c| c.is_ascii_alphanumeric() || "$._-".contains(c))) {
+        bail!("Invalid character found for config key: {k}");
+    }
+    let mut deletes: Vec<String> = Vec::new();
+    for k in a.delete_config.iter().map(|k| k.trim()).filter(|k| !k.is_empty()) {
+        if !deletes.iter().any(|d| d == k) {
+            deletes.push(k.to_string());
+        }
+    }
+    if adds.is_empty() && deletes.is_empty() {
+        bail!("At least one of --add-config, --add-config-file, or --delete-config must be specified with --alter");
+    }
+    if let Some(k) = deletes.iter().find(|k| adds.contains_key(*k)) {
+        bail!("Config `{k}` is both in --add-config and in --delete-config");
+    }
+    let bootstrap = &a.connection.bootstrap_server;
+    let (kind, name, what) = match entity {
+        Entity::Topic(t) => (ResourceKind::Topic, t.clone(), format!("config for topic {t}")),
+        Entity::Broker(id) => {
+            check_broker(admin, bootstrap, *id)?;
+            (ResourceKind::Broker, id.to_string(), format!("config for broker {id}"))
+        }
+        Entity::BrokerDefault => bail!(
+            "--alter of the default broker configs (--entity-default, --broker-defaults) is not supported: librdkafka \
+             cannot address the cluster-wide broker resource; on Strom, --broker ID changes the configs of every broker"
+        ),
+        Entity::AllTopics | Entity::AllBrokers => bail!("An entity name must be specified with --alter"),
+    };
+    if !deletes.is_empty() {
+        // As Kafka's tool: deleting a key that is not set is an error, not a silent no-op. For a
+        // broker, a cluster-wide value counts as set too: Strom keeps broker configs only
+        // cluster-wide (and reports them as DYNAMIC_DEFAULT_BROKER_CONFIG even when set through
+        // --broker ID), and --entity-default cannot be altered through librdkafka.
+        let current = native::describe(admin.inner(), kind, &name, TIMEOUT).with_context(|| format!("cannot update {what}"))?;
+        let set = |k: &String| {
+            current.iter().any(|e| {
+                &e.name == k
+                    && match kind {
+                        ResourceKind::Topic => e.source == DYNAMIC_TOPIC_CONFIG,
+                        ResourceKind::Broker => e.source == DYNAMIC_BROKER_CONFIG || e.source == DYNAMIC_DEFAULT_BROKER_CONFIG,
+                    }
+            })
+        };
+        let missing: Vec<&str> = deletes.iter().filter(|k| !set(k)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            bail!("Invalid config(s): {}", missing.join(","));
+        }
+    }
+    let ops: Vec<Op> = deletes
+        .iter()
+        .map(|k| Op::Delete(k.as_str()))
+        .chain(adds.iter().map(|(k, v)| Op::Set(k.as_str(), v.as_str())))
+        .collect();
+    native::incremental_alter(admin.inner(), kind, &name, &ops, TIMEOUT).with_context(|| format!("cannot update {what}"))?;
+    println!("Completed updating {what}.");
+    Ok(())
+}
+
+/// Kafka's --add-config syntax: `k1=v1,k2=[v2a,v2b]`: pairs split at commas outside brackets,
+/// each at its one `=` outside brackets; brackets are then dropped from the value and both sides
+/// trimmed. An empty value is allowed (`k=`). A key given twice takes its last value.
+fn parse_add_config(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
+    const FORMAT: &str = "Invalid entity config: all configs to be added must be in the format \"key=val\" or \"key=[val1,val2]\" to group values which contain commas.";
+    // Byte offsets of the commas and `=` outside brackets (all ASCII, so slicing there is safe).
+    let mut pieces: Vec<(&str, Vec<usize>)> = Vec::new();
+    let (mut start, mut in_brackets, mut eqs) = (0, false, Vec::new());
+    for (i, c) in spec.char_indices() {
+        match c {
+            '[' => in_brackets = true,
+            ']' => in_brackets = false,
+            '=' if !in_brackets => eqs.push(i - start),
+            ',' if !in_brackets => {
+                pieces.push((&spec[start..i], std::mem::take(&mut eqs)));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push((&spec[start..], eqs));
+    // As Java's String.split: trailing empty pieces are dropped.
+    while pieces.len() > 1 && pieces.last().is_some_and(|(p, _)| p.is_empty()) {
+        pieces.pop();
+    }
+    let mut out = Vec::with_capacity(pieces.len());
+    for (piece, eqs) in pieces {
+        let [at] = eqs[..] else { bail!("{FORMAT}") };
+        let key = piece[..at].trim();
+        if key.is_empty() {
+            bail!("{FORMAT}");
+        }
+        let value: String = piece[at + 1..].chars().filter(|c| *c != '[' && *c != ']').collect();
+        out.push((key.to_string(), value.trim().to_string()));
+    }
+    Ok(out)
+}
+
+/// librdkafka's DescribeConfigs and IncrementalAlterConfigs, called through `rdkafka-sys`.
+///
+/// All `unsafe` of the tool is here, in [`request`] and its two readers. Ownership, as
+/// librdkafka documents it: the application creates and destroys the ConfigResource and the
+/// AdminOptions (the request call copies both), creates and destroys its own queue, and destroys
+/// the result event; every string and array read from the event belongs to the event, so it is
+/// copied into Rust values before the event is destroyed.
+mod native {
+    use std::ffi::{c_char, c_int, CStr, CString};
+    use std::ptr::NonNull;
+    use std::time::Duration;
+
+    use anyhow::{anyhow, bail, Context};
+    use rdkafka::client::{Client, ClientContext};
+    use rdkafka::error::RDKafkaErrorCode;
+    use rdkafka_sys as rd;
+
+    // The three functions whose results come from the wire are declared again here with plain
+    // `int` results: bindgen types them as Rust enums, and an error code or config source that
+    // librdkafka 2.12's enums do not list (a newer broker's, or a hostile one's; librdkafka
+    // stores the wire value as it is) would be an invalid enum value, which is undefined
+    // behaviour in Rust. The symbols are the same; C returns these enums as `int`.
+    extern "C" {
+        #[link_name = "rd_kafka_event_error"]
+        fn event_error(rkev: *mut rd::rd_kafka_event_t) -> c_int;
+        #[link_name = "rd_kafka_ConfigResource_error"]
+        fn resource_error(config: *const rd::rd_kafka_ConfigResource_t) -> c_int;
+        #[link_name = "rd_kafka_ConfigEntry_source"]
+        fn entry_source(entry: *const rd::rd_kafka_ConfigEntry_t) -> c_int;
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ResourceKind {
+        Topic,
+        Broker,
+    }
+
+    #[derive(Debug)]
+    pub enum Op<'a> {
+        Set(&'a str, &'a str),
+        Delete(&'a str),
+    }
+
+    #[derive(Debug)]
+    pub struct Synonym {
+        pub name: String,
+        pub value: Option<String>,
+        pub source: i32,
+    }
+
+    /// One config of a DescribeConfigs answer; `source` is Kafka's ConfigSource id.
+    #[derive(Debug)]
+    pub struct Entry {
+        pub name: String,
+        pub value: Option<String>,
+        pub source: i32,
+        pub sensitive: bool,
+        pub synonyms: Vec<Synonym>,
+    }
+
+    /// The resource's configs, with their synonyms. A resource-level error (an unknown topic,
+    /// say) is an `Err` with the broker's message and Kafka's error name.
+    pub fn describe(client: &Client<impl ClientContext>, kind: ResourceKind, name: &str, timeout: Duration) -> anyhow::Result<Vec<Entry>> {
+        request(client, kind, name, None, timeout)
+    }
+
+    /// One IncrementalAlterConfigs request with the operations in order.
+    pub fn incremental_alter(
+        client: &Client<impl ClientContext>,
+        kind: ResourceKind,
+        name: &str,
+        ops: &[Op<'_>],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        request(client, kind, name, Some(ops), timeout).map(drop)
+    }
+
+    /// An owned librdkafka object, destroyed with its destructor on drop.
+    struct Owned<T> {
+        ptr: NonNull<T>,
+        destroy: unsafe extern "C" fn(*mut T),
+    }
+
+    impl<T> Owned<T> {
+        /// `None` for a null pointer. `ptr` must be owned by the caller and `destroy` its destructor.
+        fn new(ptr: *mut T, destroy: unsafe extern "C" fn(*mut T)) -> Option<Self> {
+            NonNull::new(ptr).map(|ptr| Owned { ptr, destroy })
+        }
+
+        fn ptr(&self) -> *mut T {
+            self.ptr.as_ptr()
+        }
+    }
+
+    impl<T> Drop for Owned<T> {
+        fn drop(&mut self) {
+            // SAFETY: `ptr` is non-null, owned by us (see `new`) and destroyed exactly once, here.
+            unsafe { (self.destroy)(self.ptr.as_ptr()) }
+        }
+    }
+
+    /// Sends DescribeConfigs (`ops` is `None`) or IncrementalAlterConfigs for one resource on a
+    /// queue of our own, waits for its result event, and returns the resource's configs (none
+    /// for IncrementalAlterConfigs) or its error.
+    ///
+    /// The private queue keeps the rdkafka crate's admin polling thread (which polls the
+    /// AdminClient's own queue) out of it, so the event comes back here and nowhere else.
+    fn request(
+        client: &Client<impl ClientContext>,
+        kind: ResourceKind,
+        name: &str,
+        ops: Option<&[Op<'_>]>,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Entry>> {
+        let rk = client.native_ptr();
+        if rk.is_null() {
+            bail!("the admin client has no librdkafka handle");
+        }
+        let restype = match kind {
+            ResourceKind::Topic => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+            ResourceKind::Broker => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_BROKER,
+        };
+        let c_name = CString::new(name).context("a resource name must not contain NUL")?;
+        // SAFETY: `c_name` is NUL-terminated and outlives the call; librdkafka copies it.
+        let resource = Owned::new(unsafe { rd::rd_kafka_ConfigResource_new(restype, c_name.as_ptr()) }, rd::rd_kafka_ConfigResource_destroy)
+            .ok_or_else(|| anyhow!("librdkafka refused the config resource {name:?}"))?;
+        for op in ops.unwrap_or(&[]) {
+            let (key, value, op_type) = match op {
+                Op::Set(k, v) => (*k, Some(*v), rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET),
+                Op::Delete(k) => (*k, None, rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_DELETE),
+            };
+            let c_key = CString::new(key).context("a config key must not contain NUL")?;
+            let c_value = value.map(CString::new).transpose().context("a config value must not contain NUL")?;
+            let value_ptr = c_value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr());
+            // SAFETY: `resource` is live and ours; key and value (null for DELETE, which
+            // librdkafka allows) are NUL-terminated and copied by librdkafka.
+            let err = unsafe { rd::rd_kafka_ConfigResource_add_incremental_config(resource.ptr(), c_key.as_ptr(), op_type, value_ptr) };
+            if let Some(err) = Owned::new(err, rd::rd_kafka_error_destroy) {
+                // SAFETY: `err` is a live error object; its string lives as long as it does.
+                let msg = unsafe { string(rd::rd_kafka_error_string(err.ptr())) };
+                bail!("cannot add `{key}` to the request: {}", msg.unwrap_or_default());
+            }
+        }
+        let api = match ops {
+            None => rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS,
+            Some(_) => rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS,
+        };
+        // SAFETY: `rk` is the live handle of `client`, which is borrowed for this whole call.
+        let options = Owned::new(unsafe { rd::rd_kafka_AdminOptions_new(rk, api) }, rd::rd_kafka_AdminOptions_destroy)
+            .ok_or_else(|| anyhow!("librdkafka refused the admin options"))?;
+        let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+        let mut errstr = [0 as c_char; 512];
+        // SAFETY: `options` is live; `errstr` is writable for its length, which is passed.
+        let err = unsafe { rd::rd_kafka_AdminOptions_set_request_timeout(options.ptr(), timeout_ms, errstr.as_mut_ptr(), errstr.len()) };
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            // SAFETY: librdkafka NUL-terminates what it writes into `errstr` (zeroed beforehand).
+            let msg = unsafe { CStr::from_ptr(errstr.as_ptr()) }.to_string_lossy().into_owned();
+            bail!("cannot set the request timeout: {msg}");
+        }
+        // SAFETY: `rk` is live (see above).
+        let queue = Owned::new(unsafe { rd::rd_kafka_queue_new(rk) }, rd::rd_kafka_queue_destroy)
+            .ok_or_else(|| anyhow!("librdkafka could not create a queue"))?;
+        let mut resources = [resource.ptr()];
+        // SAFETY: all four objects are live; the array holds exactly the one resource whose
+        // count is passed; librdkafka copies the resources and the options before returning.
+        unsafe {
+            match ops {
+                None => rd::rd_kafka_DescribeConfigs(rk, resources.as_mut_ptr(), resources.len(), options.ptr(), queue.ptr()),
+                Some(_) => rd::rd_kafka_IncrementalAlterConfigs(rk, resources.as_mut_ptr(), resources.len(), options.ptr(), queue.ptr()),
+            }
+        }
+        // librdkafka answers within the request timeout (with a timeout error at worst); the
+        // margin only guards against waiting forever.
+        let wait_ms = timeout_ms.saturating_add(5_000);
+        // SAFETY: `queue` is live; the event returned, if any, is ours to destroy.
+        let event = Owned::new(unsafe { rd::rd_kafka_queue_poll(queue.ptr(), wait_ms) }, rd::rd_kafka_event_destroy)
+            .ok_or_else(|| anyhow!("no answer from the cluster within {} s", wait_ms / 1000))?;
+        // SAFETY: `event` is live; the error string belongs to it and is copied at once.
+        let code = unsafe { event_error(event.ptr()) };
+        if code != 0 {
+            let msg = unsafe { string(rd::rd_kafka_event_error_string(event.ptr())) };
+            bail!("{} ({})", msg.unwrap_or_default(), code_name(code));
+        }
+        let mut n: usize = 0;
+        // SAFETY: `event` is live. Each `*_result` is null if the event is of another type,
+        // which is checked; the array returned and its `n` elements belong to the event.
+        let list = unsafe {
+            match ops {
+                None => {
+                    let result = rd::rd_kafka_event_DescribeConfigs_result(event.ptr());
+                    if result.is_null() {
+                        bail!("librdkafka answered with an unexpected event");
+                    }
+                    rd::rd_kafka_DescribeConfigs_result_resources(result, &mut n)
+                }
+                Some(_) => {
+                    let result = rd::rd_kafka_event_IncrementalAlterConfigs_result(event.ptr());
+                    if result.is_null() {
+                        bail!("librdkafka answered with an unexpected event");
+                    }
+                    rd::rd_kafka_IncrementalAlterConfigs_result_resources(result, &mut n)
+                }
+            }
+        };
+        // SAFETY: `list` is null or holds `n` pointers, owned by the live `event`.
+        let resource = match unsafe { array(list, n) } {
+            [r] if !r.is_null() => *r,
+            other => bail!("the broker answered for {} resources, 1 was asked for", other.len()),
+        };
+        // SAFETY: `resource` belongs to the live `event`; so does its error string.
+        let code = unsafe { resource_error(resource) };
+        if code != 0 {
+            let msg = unsafe { string(rd::rd_kafka_ConfigResource_error_string(resource)) };
+            bail!("{} ({})", msg.unwrap_or_default(), code_name(code));
+        }
+        // SAFETY: as above; `entries` copies everything before `event` is dropped below.
+        Ok(unsafe { entries(resource) })
+    }
+
+    /// Copies a result resource's config entries and their synonyms.
+    ///
+    /// # Safety
+    /// `resource` must point to a ConfigResource owned by a live result event.
+    unsafe fn entries(resource: *const rd::rd_kafka_ConfigResource_t) -> Vec<Entry> {
+        let mut n: usize = 0;
+        let list = rd::rd_kafka_ConfigResource_configs(resource, &mut n);
+        array(list, n)
+            .iter()
+            .filter(|e| !e.is_null())
+            .map(|&e| {
+                let mut m: usize = 0;
+                let synonyms = rd::rd_kafka_ConfigEntry_synonyms(e, &mut m);
+                Entry {
+                    name: string(rd::rd_kafka_ConfigEntry_name(e)).unwrap_or_default(),
+                    value: string(rd::rd_kafka_ConfigEntry_value(e)),
+                    source: entry_source(e),
+                    sensitive: rd::rd_kafka_ConfigEntry_is_sensitive(e) != 0,
+                    synonyms: array(synonyms, m)
+                        .iter()
+                        .filter(|s| !s.is_null())
+                        .map(|&s| Synonym {
+                            name: string(rd::rd_kafka_ConfigEntry_name(s)).unwrap_or_default(),
+                            value: string(rd::rd_kafka_ConfigEntry_value(s)),
+                            source: entry_source(s),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// A librdkafka array as a slice (empty for null).
+    ///
+    /// # Safety
+    /// `list` must be null or point to `n` initialized pointers that outlive `'a`.
+    unsafe fn array<'a, T>(list: *mut *const T, n: usize) -> &'a [*const T] {
+        if list.is_null() || n == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(list as *const *const T, n)
+        }
+    }
+
+    /// A copy of a C string (`None` for null).
+    ///
+    /// # Safety
+    /// `s` must be null or a NUL-terminated string that is live for the call.
+    unsafe fn string(s: *const c_char) -> Option<String> {
+        (!s.is_null()).then(|| CStr::from_ptr(s).to_string_lossy().into_owned())
+    }
+
+    /// Kafka's upper-case name of an error code, as `strom topics` prints it.
+    fn code_name(code: c_int) -> String {
+        match rd::rd_kafka_resp_err_t::try_from(code) {
+            Ok(err) => super::super::topics::code_name(RDKafkaErrorCode::from(err)),
+            Err(_) => format!("error code {code}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_add_config;
+
+    fn pairs(spec: &str) -> Vec<(String, String)> {
+        parse_add_config(spec).unwrap()
+    }
+
+    #[test]
+    fn add_config_syntax_is_kafkas() {
+        let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(pairs("retention.ms=1000"), vec![p("retention.ms", "1000")]);
+        assert_eq!(
+            pairs("cleanup.policy=[compact,delete], retention.ms = 5 ,segment.ms=7"),
+            vec![p("cleanup.policy", "compact,delete"), p("retention.ms", "5"), p("segment.ms", "7")]
+        );
+        assert_eq!(pairs("a=[x=1,y=2],b="), vec![p("a", "x=1,y=2"), p("b", "")]);
+        assert_eq!(pairs("a=1,"), vec![p("a", "1")]);
+        for bad in ["", "a", "a=1,b", "=1", "a=1=2", ",a=1", "a=1,,b=2"] {
+            assert!(parse_add_config(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}
