@@ -665,17 +665,12 @@ pub fn run_consumer(a: ConsumerArgs) -> anyhow::Result<()> {
     let start_wall = SystemTime::now();
     let start = Instant::now();
     consumer.context().join().start = start;
-    if std::env::var_os("XP_ASSIGN").is_some() {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(a.topic.as_deref().unwrap(), 0, Offset::Beginning)?;
-        consumer.assign(&tpl)?;
-    } else {
     match (&a.topic, &a.include) {
         (Some(t), _) => consumer.subscribe(&[t.as_str()]),
         (None, Some(re)) => consumer.subscribe(&[format!("^{}", re.trim_start_matches('^')).as_str()]),
         (None, None) => unreachable!("clap requires --topic or --include"),
     }
-    .context("cannot subscribe")?; }
+    .context("cannot subscribe")?;
 
     const POLL: Duration = Duration::from_millis(100);
     let timeout = Duration::from_millis(a.timeout);
@@ -797,7 +792,8 @@ enum DatePart {
 #[derive(Debug)]
 struct DateFormat(Vec<DatePart>);
 
-const MONTHS: [&str; 12] = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS: [&str; 12] =
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
 const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 impl DateFormat {
