@@ -253,10 +253,7 @@ fn check_broker(admin: &AdminClient<DefaultClientContext>, bootstrap: &str, id: 
 fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -> anyhow::Result<()> {
     let mut adds: BTreeMap<String, String> = BTreeMap::new();
     if let Some(path) = &a.add_config_file {
-        let f = std::fs::File::open(path).with_context(|| format!("cannot read --add-config-file {}", path.display()))?;
-        let props = java_properties::read(std::io::BufReader::new(f))
-            .with_context(|| format!("cannot parse --add-config-file {}", path.display()))?;
-        adds.extend(props);
+        adds.extend(super::read_properties("--add-config-file", path)?);
     }
     if let Some(spec) = &a.add_config {
         adds.extend(parse_add_config(spec)?);

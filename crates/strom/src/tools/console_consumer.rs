@@ -191,8 +191,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ("enable.auto.commit".to_string(), "false".to_string()),
     ];
     if let Some(path) = &a.consumer_config {
-        let f = std::fs::File::open(path).with_context(|| format!("cannot read --consumer.config {}", path.display()))?;
-        settings.extend(java_properties::read(std::io::BufReader::new(f)).context("cannot parse --consumer.config")?);
+        settings.extend(super::read_properties("--consumer.config", path)?);
     }
     settings.extend(parse_properties("--consumer-property", &a.consumer_properties)?);
     let consumer: BaseConsumer = a.connection.client_config(&settings)?.create().context("cannot create the consumer")?;

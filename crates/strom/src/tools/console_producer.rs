@@ -153,8 +153,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         settings.push(("compression.type".to_string(), codec.clone()));
     }
     if let Some(path) = &a.producer_config {
-        let f = std::fs::File::open(path).with_context(|| format!("cannot read --producer.config {}", path.display()))?;
-        settings.extend(java_properties::read(std::io::BufReader::new(f)).context("cannot parse --producer.config")?);
+        settings.extend(super::read_properties("--producer.config", path)?);
     }
     settings.extend(parse_properties("--producer-property", &a.producer_properties)?);
     let context = Deliveries { failed: AtomicU64::new(0) };

@@ -40,10 +40,7 @@ impl Connection {
         c.set("socket.connection.setup.timeout.ms", TIMEOUT.as_millis().to_string());
         c.set("log_level", "3");
         if let Some(path) = &self.command_config {
-            let f = std::fs::File::open(path).with_context(|| format!("cannot read --command-config {}", path.display()))?;
-            let props = java_properties::read(std::io::BufReader::new(f))
-                .with_context(|| format!("cannot parse --command-config {}", path.display()))?;
-            for (k, v) in props {
+            for (k, v) in read_properties("--command-config", path)? {
                 c.set(k, v);
             }
         }
@@ -52,6 +49,13 @@ impl Connection {
         }
         Ok(c)
     }
+}
+
+/// A Java properties file named by `flag` (`--command-config`, `--producer.config`, ...).
+pub fn read_properties(flag: &str, path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {flag} {}", path.display()))?;
+    let props = java_properties::read(std::io::BufReader::new(f)).with_context(|| format!("cannot parse {flag} {}", path.display()))?;
+    Ok(props.into_iter().collect())
 }
 
 /// Splits `key=value` pairs as given to `--property`, `--producer-property` and friends.

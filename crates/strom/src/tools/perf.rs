@@ -323,11 +323,7 @@ fn tuned_config(
     tuning: &[(&str, &str)],
 ) -> anyhow::Result<ClientConfig> {
     if let Some(path) = file {
-        let f = std::fs::File::open(path).with_context(|| format!("cannot read {file_flag} {}", path.display()))?;
-        let mut from_file: Vec<(String, String)> = java_properties::read(std::io::BufReader::new(f))
-            .with_context(|| format!("cannot parse {file_flag} {}", path.display()))?
-            .into_iter()
-            .collect();
+        let mut from_file = super::read_properties(file_flag, path)?;
         from_file.extend(settings);
         settings = from_file;
     }
