@@ -221,7 +221,8 @@ impl BrokerConfig {
             None => hours(get("log.roll.hours").map(|v| parse("log.roll.hours", v)).transpose()?.unwrap_or(168)),
         };
         let log_retention_ms = if let Some(v) = get("log.retention.ms") {
-            parse("log.retention.ms", v)?
+            // As the topic-level retention.ms: -1 keeps forever; anything lower is a mistake.
+            min_value("log.retention.ms", parse("log.retention.ms", v)?, -1)?
         } else if let Some(v) = get("log.retention.minutes") {
             let m: i64 = parse("log.retention.minutes", v)?;
             if m < 0 { -1 } else { m * 60_000 }
@@ -242,7 +243,7 @@ impl BrokerConfig {
             log_segment_bytes: positive("log.segment.bytes", get("log.segment.bytes").unwrap_or("1073741824"))?,
             log_roll_ms: min_value("log.roll.ms", log_roll_ms, 1)?,
             log_retention_ms,
-            log_retention_bytes: parse("log.retention.bytes", get("log.retention.bytes").unwrap_or("-1"))?,
+            log_retention_bytes: min_value("log.retention.bytes", parse("log.retention.bytes", get("log.retention.bytes").unwrap_or("-1"))?, -1)?,
             log_retention_check_interval_ms: positive("log.retention.check.interval.ms", get("log.retention.check.interval.ms").unwrap_or("300000"))?,
             log_index_interval_bytes: positive("log.index.interval.bytes", get("log.index.interval.bytes").unwrap_or("4096"))?,
             log_append_time,
@@ -571,6 +572,11 @@ mod tests {
         assert_eq!(c.log_retention_ms, 120_000);
         let c = BrokerConfig::from_props(&props(&[("log.retention.ms", "7"), ("log.retention.minutes", "2")])).unwrap();
         assert_eq!(c.log_retention_ms, 7);
+        assert_eq!(BrokerConfig::from_props(&props(&[("log.retention.ms", "-1")])).unwrap().log_retention_ms, -1);
+        for key in ["log.retention.ms", "log.retention.bytes"] {
+            let e = BrokerConfig::from_props(&props(&[(key, "-5")])).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
     }
 
     #[test]
