@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Produce N records of S bytes through confluent-kafka (librdkafka) as fast as a Python loop
-can hand them over, batching as strom-bench does (linger.ms=5, batch.size=1000000), polling for
-delivery reports every 1000 records; report records/s and MB/s. The yardstick for "how fast is
-a batching Python client" beside `strom producer-perf-test` and strom-bench (docs/benchmarks.md).
+can hand them over, batching as `strom producer-perf-test` does (linger.ms=5, batch.size=1000000),
+polling for delivery reports every 1000 records; report records/s and MB/s. The yardstick for
+"how fast is a batching Python client" beside `strom producer-perf-test` (docs/benchmarks.md).
 
 Usage: scripts/perf_confluent.py --bootstrap-server HOST:PORT [--topic T] [--records N] [--record-size S] [--acks 1]
 

@@ -12,7 +12,7 @@ command -v "$python" >/dev/null || python=python3
 
 echo "== cargo test (release: one build serves the tests and the end-to-end binary)"
 cargo build --release --locked -p strom
-cargo test --release --locked --workspace --exclude strom-bench
+cargo test --release --locked --workspace
 
 echo "== python test clients in $venv"
 req=tests/e2e/requirements.txt

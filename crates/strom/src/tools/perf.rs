@@ -2,8 +2,8 @@
 //! `kafka-producer-perf-test.sh` and `kafka-consumer-perf-test.sh`, with their flags and their
 //! output lines, so scripts written for Kafka's tools read ours.
 //!
-//! The tools must measure the broker, not themselves. Both run librdkafka with the tuning
-//! `strom-bench` uses (big batches and queues, `queued.min.messages` raised so the consumer never
+//! The tools must measure the broker, not themselves. Both run librdkafka tuned for
+//! throughput (big batches and queues, `queued.min.messages` raised so the consumer never
 //! backs off), and the Rust side does no per-record work beyond the send call and the delivery
 //! callback, or the poll: no allocation per record (the send time travels in the delivery
 //! opaque as an integer), payloads come from a buffer filled once, and latencies are sampled
@@ -33,7 +33,7 @@ const REPORTING_INTERVAL: Duration = Duration::from_secs(5);
 /// Kafka's "MB": 1024 * 1024 bytes.
 const MB: f64 = 1024.0 * 1024.0;
 
-/// librdkafka settings of the producer, as strom-bench's; each applies only when neither
+/// librdkafka settings of the producer; each applies only when neither
 /// --command-config, --producer.config nor --producer-props set the key. Big batches, and local
 /// queues big enough that the client never waits for room while the broker keeps up.
 const PRODUCER_TUNING: &[(&str, &str)] = &[
@@ -44,7 +44,7 @@ const PRODUCER_TUNING: &[(&str, &str)] = &[
     ("client.id", "perf-producer-client"),
 ];
 
-/// librdkafka settings of the consumer, as strom-bench's. librdkafka stops fetching for
+/// librdkafka settings of the consumer. librdkafka stops fetching for
 /// `fetch.queue.backoff.ms` (1 s) whenever its local queue holds `queued.min.messages` (100k)
 /// messages, and one response of small records can hold that many: the tool would then measure
 /// the client's back-off, not the broker.
@@ -56,7 +56,7 @@ const CONSUMER_TUNING: &[(&str, &str)] = &[
     ("client.id", "perf-consumer-client"),
 ];
 
-/// strom-bench's per-partition fetch size (Kafka's tool defaults to 1 MiB, which suits the
+/// The per-partition fetch size, 10 MiB (Kafka's tool defaults to 1 MiB, which suits the
 /// Java consumer; librdkafka is faster with bigger fetches).
 const DEFAULT_FETCH_SIZE: u32 = 10 * 1024 * 1024;
 
@@ -513,7 +513,7 @@ pub struct ConsumerArgs {
     #[arg(long)]
     pub group: Option<String>,
     /// Bytes to fetch per partition and request (max.partition.fetch.bytes; Kafka's tool
-    /// defaults to 1 MiB, strom's to strom-bench's 10 MiB).
+    /// defaults to 1 MiB, strom's to 10 MiB).
     #[arg(long, default_value_t = DEFAULT_FETCH_SIZE)]
     pub fetch_size: u32,
     /// Without a committed position, start at the latest record rather than the earliest.
