@@ -1,23 +1,24 @@
 //! The broker's shared state: config, metadata image, hosted partitions. Handlers get `&Broker`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::config::BrokerConfig;
+use crate::controller::{Controller, ControllerError};
 use crate::group_service::GroupService;
-use crate::metadata::{MetadataError, MetadataRecord, MetadataStore};
+use crate::metadata::MetadataRecord;
 use crate::partition::PartitionError;
 use crate::replica_manager::ReplicaManager;
-use crate::sync::lock;
 
 pub struct Broker {
     pub config: Arc<BrokerConfig>,
-    pub metadata: MetadataStore,
+    /// The cluster metadata: `metadata.image()` is the current snapshot.
+    pub metadata: Arc<Controller>,
     pub replicas: ReplicaManager,
     pub groups: GroupService,
     /// Producer ids are reserved from the metadata image in blocks, so an id is never handed out
     /// twice even across restarts (idempotence state on disk is keyed by it).
-    producer_ids: Mutex<std::ops::Range<i64>>,
+    producer_ids: tokio::sync::Mutex<std::ops::Range<i64>>,
     _dir_lock: DirLock,
 }
 
@@ -28,7 +29,7 @@ pub enum BrokerError {
     #[error("data directory {0} is in use by another strom process")]
     DataDirLocked(String),
     #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    Metadata(#[from] ControllerError),
     #[error(transparent)]
     Partition(#[from] PartitionError),
 }
@@ -36,7 +37,7 @@ pub enum BrokerError {
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
-    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+    pub async fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         let config = Arc::new(config);
         let dir = &config.log_dir;
         let shown = dir.display().to_string();
@@ -45,21 +46,29 @@ impl Broker {
             std::io::ErrorKind::WouldBlock => BrokerError::DataDirLocked(shown.clone()),
             _ => BrokerError::DataDir(shown.clone(), e),
         })?;
-        let metadata = MetadataStore::open(dir)?;
+        let metadata = Controller::open(config.clone()).await?;
         let replicas = ReplicaManager::new(config.clone());
-        replicas.sync_with(&metadata)?;
+        replicas.sync_with(&metadata.image())?;
         let groups = GroupService::new(config.groups.coordinator.clone());
-        Ok(Arc::new(Broker { config, metadata, replicas, groups, producer_ids: Mutex::new(0..0), _dir_lock: dir_lock }))
+        Ok(Arc::new(Broker {
+            config,
+            metadata,
+            replicas,
+            groups,
+            producer_ids: tokio::sync::Mutex::new(0..0),
+            _dir_lock: dir_lock,
+        }))
     }
 
-    pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
-        let mut ids = lock(&self.producer_ids);
+    pub async fn next_producer_id(&self) -> Result<i64, ControllerError> {
+        let mut ids = self.producer_ids.lock().await;
         if ids.is_empty() {
             let image = self
                 .metadata
                 .commit::<std::convert::Infallible>(|img| {
                     Ok(vec![MetadataRecord::ProducerIdsAllocated { next_producer_id: img.next_producer_id + PRODUCER_ID_BLOCK }])
-                })?
+                })
+                .await?
                 .unwrap_or_else(|never| match never {});
             *ids = image.next_producer_id - PRODUCER_ID_BLOCK..image.next_producer_id;
         }

@@ -27,10 +27,7 @@ pub enum ConfigError {
 
 /// Keys Apache Kafka accepts that Strom deliberately does not act on (yet). Accepted, logged once.
 const IGNORED_KAFKA_KEYS: &[&str] = &[
-    "broker.rack",
     "compression.type",
-    "controller.listener.names",
-    "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "delete.topic.enable",
     "inter.broker.listener.name",
@@ -41,7 +38,6 @@ const IGNORED_KAFKA_KEYS: &[&str] = &[
     "num.io.threads",
     "num.network.threads",
     "num.recovery.threads.per.data.dir",
-    "process.roles",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "socket.receive.buffer.bytes",
@@ -90,6 +86,12 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("offsets.topic.num.partitions", "50", "partitions of __consumer_offsets (fixed once the topic exists)"),
     ("offsets.topic.replication.factor", "3", "replication factor of __consumer_offsets, capped at the live brokers"),
     ("offsets.topic.segment.bytes", "104857600", "segment size of __consumer_offsets"),
+    ("process.roles", "broker,controller", "this node's roles; Strom runs every node as both (combined mode)"),
+    ("controller.quorum.voters", "(this node alone)", "the controller quorum, `id@host:port,...`; unset: a cluster of one"),
+    ("controller.listener.names", "CONTROLLER", "the listener in `listeners` that controllers talk to each other on"),
+    ("broker.rack", "(none)", "this broker's rack; replicas of a partition are spread across racks"),
+    ("broker.heartbeat.interval.ms", "2000", "how often a broker heartbeats to the active controller"),
+    ("broker.session.timeout.ms", "9000", "a broker whose heartbeats stop this long is fenced and loses leadership"),
 ];
 
 #[derive(Clone, Debug)]
@@ -124,6 +126,7 @@ pub struct BrokerConfig {
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: usize,
     pub groups: GroupSettings,
+    pub cluster: ClusterSettings,
     /// Known-but-ignored keys that were set, for the one-time log line.
     pub ignored: Vec<String>,
     /// The properties this config was built from, so dynamic broker configs can be layered on top.
@@ -191,10 +194,23 @@ impl BrokerConfig {
             (None, Some(v)) => parse("broker.id", v)?,
             (None, None) => 1,
         };
-        let listeners = parse_listeners("listeners", get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092"))?;
+        let all_listeners = parse_listeners("listeners", get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092"))?;
+        let controller_names: Vec<&str> =
+            get("controller.listener.names").unwrap_or("CONTROLLER").split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) =
+            all_listeners.into_iter().partition(|l| controller_names.contains(&l.name.as_str()));
+        if listeners.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                key: "listeners".into(),
+                value: get("listeners").unwrap_or_default().into(),
+                reason: "no client listener: every listener is named in controller.listener.names".into(),
+            });
+        }
+        let cluster = cluster_settings(&get, node_id, controller_listeners.into_iter().next())?;
         let advertised_listeners = match get("advertised.listeners") {
             Some(v) => {
-                let l = parse_listeners("advertised.listeners", v)?;
+                let mut l = parse_listeners("advertised.listeners", v)?;
+                l.retain(|l| !controller_names.contains(&l.name.as_str()));
                 if let Some(bad) = l.iter().find(|l| is_meta_address(&l.host)) {
                     return Err(ConfigError::InvalidValue {
                         key: "advertised.listeners".into(),
@@ -256,6 +272,7 @@ impl BrokerConfig {
             message_max_bytes: positive("message.max.bytes", get("message.max.bytes").unwrap_or("1048588"))?,
             socket_request_max_bytes: positive("socket.request.max.bytes", get("socket.request.max.bytes").unwrap_or("104857600"))?,
             groups: group_settings(&get)?,
+            cluster,
             ignored,
             props: props.clone(),
         };
@@ -314,6 +331,89 @@ impl BrokerConfig {
             .map(|l| format!("{}:{}", l.host, l.port))
             .unwrap_or_default()
     }
+}
+
+/// Where this node sits in a cluster: KRaft's property names, Strom's rules.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// Controller voters by node id. Without `controller.quorum.voters` this node alone.
+    pub voters: BTreeMap<i32, (String, u16)>,
+    /// The listener controllers talk to each other on; `None` for a cluster of one.
+    pub controller_listener: Option<Listener>,
+    pub rack: Option<String>,
+    pub broker_heartbeat_interval_ms: u64,
+    pub broker_session_timeout_ms: u64,
+}
+
+impl ClusterSettings {
+    /// A cluster of one needs no controller network at all.
+    pub fn is_single_node(&self) -> bool {
+        self.controller_listener.is_none()
+    }
+}
+
+fn cluster_settings<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    node_id: i32,
+    controller_listener: Option<Listener>,
+) -> Result<ClusterSettings, ConfigError> {
+    let invalid = |key: &str, value: &str, reason: String| ConfigError::InvalidValue { key: key.into(), value: value.into(), reason };
+    let roles = get("process.roles").unwrap_or("broker,controller");
+    let mut roles_set: Vec<&str> = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
+    roles_set.sort_unstable();
+    roles_set.dedup();
+    match roles_set.as_slice() {
+        ["broker", "controller"] => {}
+        ["broker"] | ["controller"] => {
+            return Err(invalid(
+                "process.roles",
+                roles,
+                "Strom runs every node as broker and controller (combined mode); dedicated roles are not supported yet".into(),
+            ))
+        }
+        _ => return Err(invalid("process.roles", roles, "expected `broker,controller`".into())),
+    }
+    if node_id < 0 {
+        return Err(invalid("node.id", &node_id.to_string(), "must be 0 or more".into()));
+    }
+    let mut voters = BTreeMap::new();
+    if let Some(v) = get("controller.quorum.voters").filter(|v| !v.trim().is_empty()) {
+        for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let bad = |why: &str| invalid("controller.quorum.voters", v, format!("`{item}`: {why}"));
+            let (id, addr) = item.split_once('@').ok_or_else(|| bad("expected id@host:port"))?;
+            let id: i32 = id.parse().map_err(|_| bad("the node id must be a number"))?;
+            let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad("expected id@host:port"))?;
+            let port: u16 = port.parse().map_err(|_| bad("port must be a number 1-65535"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+            if voters.insert(id, (host, port)).is_some() {
+                return Err(bad(&format!("node id {id} appears twice")));
+            }
+        }
+        if !voters.contains_key(&node_id) {
+            return Err(invalid("controller.quorum.voters", v, format!("this node (node.id={node_id}) is not among the voters")));
+        }
+        if controller_listener.is_none() {
+            return Err(invalid(
+                "controller.listener.names",
+                get("controller.listener.names").unwrap_or("CONTROLLER"),
+                "no listener of that name in `listeners`; controllers need one to reach each other".into(),
+            ));
+        }
+    }
+    // A cluster of one: a CONTROLLER listener, if configured, is simply not needed.
+    let controller_listener = if voters.len() > 1 { controller_listener } else { None };
+    let interval: u64 = positive("broker.heartbeat.interval.ms", get("broker.heartbeat.interval.ms").unwrap_or("2000"))?;
+    let session: u64 = positive("broker.session.timeout.ms", get("broker.session.timeout.ms").unwrap_or("9000"))?;
+    if session <= interval {
+        return Err(invalid("broker.session.timeout.ms", &session.to_string(), format!("must be above broker.heartbeat.interval.ms ({interval})")));
+    }
+    Ok(ClusterSettings {
+        voters,
+        controller_listener,
+        rack: get("broker.rack").map(str::to_string).filter(|r| !r.is_empty()),
+        broker_heartbeat_interval_ms: interval,
+        broker_session_timeout_ms: session,
+    })
 }
 
 fn group_settings<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<GroupSettings, ConfigError> {

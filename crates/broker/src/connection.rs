@@ -298,8 +298,9 @@ mod tests {
         let mut props = std::collections::BTreeMap::new();
         props.insert("log.dirs".to_string(), dir.path().display().to_string());
         props.insert("offsets.topic.num.partitions".to_string(), "3".to_string());
-        let broker = crate::Broker::open(crate::BrokerConfig::from_props(&props).unwrap()).unwrap();
-        broker.create_topic("t", 1, 1, Default::default(), false).unwrap();
+        let broker = crate::Broker::open(crate::BrokerConfig::from_props(&props).unwrap()).await.unwrap();
+        broker.metadata.register(vec![]).await;
+        broker.create_topic("t", 1, 1, Default::default(), false).await.unwrap();
         broker.groups.load(&broker);
         let group = || GroupId(StrBytes::from_static_str("g"));
         let name = || TopicName(StrBytes::from_static_str("t"));

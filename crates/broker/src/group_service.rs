@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -54,6 +54,8 @@ pub struct GroupService {
     loaded: AtomicBool,
     /// Set once `__consumer_offsets` exists with every partition open.
     topic_ready: AtomicBool,
+    /// A task is creating `__consumer_offsets`.
+    creating: AtomicBool,
 }
 
 struct State {
@@ -72,6 +74,7 @@ impl GroupService {
             }),
             loaded: AtomicBool::new(false),
             topic_ready: AtomicBool::new(false),
+            creating: AtomicBool::new(false),
         }
     }
 
@@ -82,46 +85,68 @@ impl GroupService {
     /// Whether group requests can be served now: the log is replayed and `__consumer_offsets`
     /// exists. The topic is created on first use, as Kafka creates it on the first
     /// FindCoordinator, so a broker that never sees a group never has one.
-    pub fn ready(&self, broker: &Broker) -> Result<(), ResponseError> {
+    pub fn ready(&self, broker: &Arc<Broker>) -> Result<(), ResponseError> {
         if !self.is_loaded() {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         if self.topic_ready.load(Ordering::Acquire) {
             return Ok(());
         }
+        let me = broker.config.node_id;
         if let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC) {
             // The topic is in the image before its partitions are open (another request may be
             // creating it right now): answer "retry" until they are, or a join could succeed
             // whose assignment cannot be stored.
-            let open = (0..topic.partitions).all(|p| broker.replicas.partition(OFFSETS_TOPIC, p).is_some());
+            let open = topic
+                .partitions
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.replicas.contains(&me))
+                .all(|(i, _)| broker.replicas.partition(OFFSETS_TOPIC, i as i32).is_some());
             if !open {
                 return Err(ResponseError::CoordinatorLoadInProgress);
             }
             self.topic_ready.store(true, Ordering::Release);
             return Ok(());
         }
-        let s = &broker.config.groups;
-        // Kafka refuses to create the topic until offsets.topic.replication.factor brokers are
-        // up, which leaves a fresh single-node cluster without groups; Strom caps the factor
-        // at the brokers there are.
-        let live_brokers = 1;
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), s.offsets_topic_segment_bytes.to_string()),
-        ]);
-        let rf = s.offsets_topic_replication_factor.min(live_brokers);
-        match broker.create_topic(OFFSETS_TOPIC, s.offsets_topic_num_partitions, rf, configs, false) {
-            // create_topic returns once the partitions are open.
-            Ok(_) => {
-                self.topic_ready.store(true, Ordering::Release);
-                Ok(())
-            }
-            Err(e) if e.code == ResponseError::TopicAlreadyExists => Err(ResponseError::CoordinatorLoadInProgress),
-            Err(e) => {
-                tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
-                Err(ResponseError::CoordinatorNotAvailable)
-            }
+        // Created in the background, once: the request that triggers it (and any meanwhile)
+        // retries. FindCoordinator, the first request of every group client, awaits the
+        // creation instead (`ensure_topic`), as Kafka's does.
+        if !self.creating.swap(true, Ordering::AcqRel) {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                create_offsets_topic(&broker).await;
+                broker.groups.creating.store(false, Ordering::Release);
+            });
         }
+        Err(ResponseError::CoordinatorLoadInProgress)
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet, then answers as `ready`.
+    pub async fn ensure_topic(&self, broker: &Arc<Broker>) -> Result<(), ResponseError> {
+        if self.is_loaded() && broker.metadata.image().topic(OFFSETS_TOPIC).is_none() {
+            create_offsets_topic(broker).await;
+        }
+        self.ready(broker)
+    }
+
+    /// `ready`, and this broker coordinates `group_id` (else NOT_COORDINATOR: the client asks
+    /// FindCoordinator again, as after a coordinator move in Kafka).
+    pub fn ready_for(&self, broker: &Arc<Broker>, group_id: &str) -> Result<(), ResponseError> {
+        self.ready(broker)?;
+        if self.coordinates(broker, group_id) {
+            Ok(())
+        } else {
+            Err(ResponseError::NotCoordinator)
+        }
+    }
+
+    /// Whether this broker coordinates `group_id`: it leads the group's offsets partition.
+    pub fn coordinates(&self, broker: &Broker, group_id: &str) -> bool {
+        let image = broker.metadata.image();
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else { return true };
+        let index = partition_for(group_id, topic.partition_count());
+        topic.partition(index).is_some_and(|p| p.leader == broker.config.node_id)
     }
 
     /// Rebuilds every group and committed offset from `__consumer_offsets`, then opens for
@@ -378,13 +403,31 @@ fn persist(broker: &Broker, fx: &[Effect]) -> Result<(), ResponseError> {
     Ok(())
 }
 
+async fn create_offsets_topic(broker: &Broker) {
+    let s = &broker.config.groups;
+    // Kafka refuses to create the topic until offsets.topic.replication.factor brokers are up,
+    // which leaves a fresh single-node cluster without groups; Strom caps the factor at the
+    // brokers there are (and at 1 until replication lands).
+    let live = broker.metadata.image().live_brokers().count().max(1) as i16;
+    let rf = s.offsets_topic_replication_factor.min(live).min(1);
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), s.offsets_topic_segment_bytes.to_string()),
+    ]);
+    match broker.create_topic(OFFSETS_TOPIC, s.offsets_topic_num_partitions, rf, configs, false).await {
+        Ok(_) => {}
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => {}
+        Err(e) => tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}"),
+    }
+}
+
 /// The offsets topic's partition count: the topic's own once it exists, else the config's.
 pub fn offsets_partitions(broker: &Broker) -> i32 {
     broker
         .metadata
         .image()
         .topic(OFFSETS_TOPIC)
-        .map(|t| t.partitions)
+        .map(|t| t.partition_count())
         .unwrap_or(broker.config.groups.offsets_topic_num_partitions)
 }
 

@@ -2,12 +2,13 @@
 //!
 //! Layering, outside in: `server` (listen, signals, background tasks) → `connection` (frames,
 //! decode, ordered responses) → `handlers` (one file per Kafka API, thin) → the subsystems that
-//! own the work: `topics` (admin rules), `metadata` (cluster image), `replica_manager` and
+//! own the work: `topics` (admin rules), `metadata` (cluster image) and `controller` (its Raft log), `replica_manager` and
 //! `partition` (logs, high watermark). See ARCHITECTURE.md at the repository root.
 
 pub mod alloc_guard;
 pub mod broker;
 pub mod config;
+pub mod controller;
 pub mod group;
 pub mod group_service;
 mod connection;

@@ -1,33 +1,83 @@
 //! Cluster metadata: an immutable image, changed only by applying records.
 //!
 //! This follows Kafka's KRaft shape (MetadataImage + MetadataDelta): readers take an `Arc` snapshot
-//! and never hold a lock while they work; a writer builds the next image from the current one plus
-//! a list of records and swaps it in. Today the records are applied locally and the image is
-//! persisted as one JSON file (topics change rarely); the cluster issue replaces that persistence
-//! with a Raft log carrying the same records, without touching the readers.
+//! and never hold a lock while they work; the controller's Raft log carries `MetadataCommand`s,
+//! and every node applies them, in log order, to build its next image (`controller/`). Applying
+//! is pure and deterministic, so every node that applied the same log holds the same image.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::sync::{lock, read, write};
+/// Kafka's `-1` leader: no replica can serve the partition.
+pub const NO_LEADER: i32 = -1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PartitionImage {
+    /// Replica node ids; the first is the preferred leader.
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    /// Bumped on every leader change: fences requests (and log suffixes) of older leaders.
+    pub leader_epoch: i32,
+    /// Bumped on every change of the partition's state.
+    pub partition_epoch: i32,
+}
+
+impl PartitionImage {
+    pub fn new(replicas: Vec<i32>) -> Self {
+        let leader = replicas.first().copied().unwrap_or(NO_LEADER);
+        PartitionImage { isr: replicas.clone(), replicas, leader, leader_epoch: 0, partition_epoch: 0 }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TopicImage {
     pub name: String,
     pub id: Uuid,
-    pub partitions: i32,
     pub replication_factor: i16,
+    /// Index = partition id.
+    pub partitions: Vec<PartitionImage>,
     /// Only the configs set on the topic; defaults come from the broker config.
     pub configs: BTreeMap<String, String>,
+}
+
+impl TopicImage {
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+
+    pub fn partition(&self, index: i32) -> Option<&PartitionImage> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BrokerRegistration {
+    pub id: i32,
+    /// New on every start of the process: tells a restarted broker from a late heartbeat.
+    pub incarnation: Uuid,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing and is left out of Metadata responses.
+    pub fenced: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MetadataImage {
     pub cluster_id: String,
+    /// Commands applied so far; a command built on an older image is refused (`based_on`).
+    pub version: u64,
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
     pub topics: BTreeMap<String, Arc<TopicImage>>,
     /// Producer ids below this have been handed out; they are never reused.
     pub next_producer_id: i64,
@@ -43,41 +93,96 @@ impl MetadataImage {
     pub fn topic_by_id(&self, id: Uuid) -> Option<&Arc<TopicImage>> {
         self.topics.values().find(|t| t.id == id)
     }
+
+    /// Brokers that may lead partitions and are shown to clients.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
 }
 
-/// One change to the cluster metadata. The unit a replicated metadata log will carry.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One change to the cluster metadata.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum MetadataRecord {
+    /// The first record of a cluster's log.
+    ClusterCreated { cluster_id: String },
+    /// Replaces any earlier registration of the id; the broker starts unfenced.
+    BrokerRegistered(BrokerRegistration),
+    BrokerFenced { id: i32 },
+    BrokerUnfenced { id: i32 },
     TopicCreated(TopicImage),
     TopicDeleted { name: String },
-    PartitionsIncreased { name: String, partitions: i32 },
+    /// New partitions, appended after the existing ones.
+    PartitionsCreated { name: String, partitions: Vec<PartitionImage> },
+    /// A new leader and ISR; the epochs are bumped by the apply.
+    PartitionChanged { name: String, index: i32, leader: i32, isr: Vec<i32> },
     TopicConfigsSet { name: String, configs: BTreeMap<String, String> },
     BrokerConfigsSet { configs: BTreeMap<String, String> },
     ProducerIdsAllocated { next_producer_id: i64 },
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum MetadataError {
-    #[error("metadata file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("metadata file {path} is corrupt: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+/// The unit the metadata log carries: records that apply together or not at all.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MetadataCommand {
+    /// The image version the records were computed from. If another command was applied since,
+    /// the records may no longer be valid (two creators of one topic): the command is refused
+    /// and its proposer builds it again from the newer image. `None`: valid on any image.
+    pub based_on: Option<u64>,
+    pub records: Vec<MetadataRecord>,
 }
 
 impl MetadataImage {
+    /// Applies a command; returns whether it was applied (see `based_on`).
+    pub fn apply_command(&mut self, cmd: &MetadataCommand) -> bool {
+        if cmd.based_on.is_some_and(|v| v != self.version) {
+            return false;
+        }
+        for r in &cmd.records {
+            self.apply(r);
+        }
+        self.version += 1;
+        true
+    }
+
     fn apply(&mut self, record: &MetadataRecord) {
         match record {
+            MetadataRecord::ClusterCreated { cluster_id } => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id = cluster_id.clone();
+                }
+            }
+            MetadataRecord::BrokerRegistered(b) => {
+                self.brokers.insert(b.id, b.clone());
+            }
+            MetadataRecord::BrokerFenced { id } => {
+                if let Some(b) = self.brokers.get_mut(id) {
+                    b.fenced = true;
+                }
+            }
+            MetadataRecord::BrokerUnfenced { id } => {
+                if let Some(b) = self.brokers.get_mut(id) {
+                    b.fenced = false;
+                }
+            }
             MetadataRecord::TopicCreated(t) => {
                 self.topics.insert(t.name.clone(), Arc::new(t.clone()));
             }
             MetadataRecord::TopicDeleted { name } => {
                 self.topics.remove(name);
             }
-            MetadataRecord::PartitionsIncreased { name, partitions } => {
+            MetadataRecord::PartitionsCreated { name, partitions } => {
                 if let Some(t) = self.topics.get_mut(name) {
-                    debug_assert!(*partitions >= t.partitions, "partition counts only grow");
-                    Arc::make_mut(t).partitions = *partitions;
+                    Arc::make_mut(t).partitions.extend(partitions.iter().cloned());
                 }
+            }
+            MetadataRecord::PartitionChanged { name, index, leader, isr } => {
+                let Some(t) = self.topics.get_mut(name) else { return };
+                let Some(p) = usize::try_from(*index).ok().and_then(|i| Arc::make_mut(t).partitions.get_mut(i)) else { return };
+                if p.leader != *leader {
+                    p.leader_epoch += 1;
+                }
+                p.leader = *leader;
+                p.isr = isr.clone();
+                p.partition_epoch += 1;
             }
             MetadataRecord::TopicConfigsSet { name, configs } => {
                 if let Some(t) = self.topics.get_mut(name) {
@@ -86,75 +191,14 @@ impl MetadataImage {
             }
             MetadataRecord::BrokerConfigsSet { configs } => self.broker_configs = configs.clone(),
             MetadataRecord::ProducerIdsAllocated { next_producer_id } => {
-                debug_assert!(*next_producer_id >= self.next_producer_id);
-                self.next_producer_id = *next_producer_id;
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
         }
     }
-}
-
-/// Holds the current image and is the only writer of it.
-pub struct MetadataStore {
-    path: PathBuf,
-    image: RwLock<Arc<MetadataImage>>,
-    /// Serialises writers so that two changes never build on the same old image.
-    writer: Mutex<()>,
-}
-
-impl MetadataStore {
-    pub fn open(dir: &Path) -> Result<Self, MetadataError> {
-        let path = dir.join("cluster-metadata.json");
-        let image = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| MetadataError::Corrupt { path: path.clone(), reason: e.to_string() })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let image = MetadataImage { cluster_id: new_cluster_id(), ..Default::default() };
-                persist(&path, &image)?;
-                image
-            }
-            Err(source) => return Err(MetadataError::Io { path, source }),
-        };
-        Ok(MetadataStore { path, image: RwLock::new(Arc::new(image)), writer: Mutex::new(()) })
-    }
-
-    /// A consistent snapshot; cheap (one `Arc` clone).
-    pub fn image(&self) -> Arc<MetadataImage> {
-        read(&self.image).clone()
-    }
-
-    /// Applies records atomically: all of them become visible and durable together, or none.
-    /// `check` runs against the current image under the writer lock, so validation and apply
-    /// cannot race with another writer.
-    pub fn commit<E>(
-        &self,
-        build: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
-    ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError> {
-        let _w = lock(&self.writer);
-        let current = self.image();
-        let records = match build(&current) {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(e)),
-        };
-        let mut next = (*current).clone();
-        for r in &records {
-            next.apply(r);
-        }
-        persist(&self.path, &next)?;
-        let next = Arc::new(next);
-        *write(&self.image) = next.clone();
-        Ok(Ok(next))
-    }
-}
-
-fn persist(path: &Path, image: &MetadataImage) -> Result<(), MetadataError> {
-    let io = |source| MetadataError::Io { path: path.to_path_buf(), source };
-    let bytes = serde_json::to_vec_pretty(image)
-        .map_err(|e| MetadataError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })?;
-    crate::fsutil::write_atomic(path, &bytes).map_err(io)
 }
 
 /// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters).
-fn new_cluster_id() -> String {
+pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bits = Uuid::new_v4().as_u128();
     (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
@@ -165,36 +209,61 @@ mod tests {
     use super::*;
 
     fn topic(name: &str) -> TopicImage {
-        TopicImage { name: name.into(), id: Uuid::new_v4(), partitions: 2, replication_factor: 1, configs: BTreeMap::new() }
+        TopicImage {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            replication_factor: 1,
+            partitions: vec![PartitionImage::new(vec![1]); 2],
+            configs: BTreeMap::new(),
+        }
+    }
+
+    fn cmd(based_on: Option<u64>, records: Vec<MetadataRecord>) -> MetadataCommand {
+        MetadataCommand { based_on, records }
     }
 
     #[test]
-    fn records_apply_and_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path()).unwrap();
-        let cluster = store.image().cluster_id.clone();
-        assert_eq!(cluster.len(), 22);
-        let old = store.image();
-        store
-            .commit::<()>(|_| Ok(vec![MetadataRecord::TopicCreated(topic("a")), MetadataRecord::TopicCreated(topic("b"))]))
-            .unwrap()
-            .unwrap();
-        store.commit::<()>(|_| Ok(vec![MetadataRecord::PartitionsIncreased { name: "a".into(), partitions: 5 }])).unwrap().unwrap();
-        store.commit::<()>(|_| Ok(vec![MetadataRecord::TopicDeleted { name: "b".into() }])).unwrap().unwrap();
-        // An old snapshot is unaffected by later changes.
+    fn commands_apply_in_order_and_old_snapshots_stay() {
+        let mut img = MetadataImage::default();
+        assert!(img.apply_command(&cmd(None, vec![MetadataRecord::ClusterCreated { cluster_id: new_cluster_id() }])));
+        assert_eq!(img.cluster_id.len(), 22);
+        let old = img.clone();
+        assert!(img.apply_command(&cmd(Some(1), vec![MetadataRecord::TopicCreated(topic("a")), MetadataRecord::TopicCreated(topic("b"))])));
+        let more = vec![PartitionImage::new(vec![1]); 3];
+        assert!(img.apply_command(&cmd(Some(2), vec![MetadataRecord::PartitionsCreated { name: "a".into(), partitions: more }])));
+        assert!(img.apply_command(&cmd(Some(3), vec![MetadataRecord::TopicDeleted { name: "b".into() }])));
         assert!(old.topics.is_empty());
-        let reopened = MetadataStore::open(dir.path()).unwrap().image();
-        assert_eq!(reopened.cluster_id, cluster);
-        assert_eq!(reopened.topics.len(), 1);
-        assert_eq!(reopened.topic("a").unwrap().partitions, 5);
+        assert_eq!(img.topics.len(), 1);
+        assert_eq!(img.topic("a").unwrap().partition_count(), 5);
+        assert_eq!(img.version, 4);
     }
 
     #[test]
-    fn failed_validation_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path()).unwrap();
-        let r = store.commit(|_| Err::<Vec<MetadataRecord>, _>("no")).unwrap();
-        assert!(r.is_err());
-        assert!(store.image().topics.is_empty());
+    fn a_command_built_on_a_stale_image_changes_nothing() {
+        let mut img = MetadataImage::default();
+        assert!(img.apply_command(&cmd(Some(0), vec![MetadataRecord::TopicCreated(topic("a"))])));
+        // A second creator that computed its records from version 0 too.
+        let mut again = topic("a");
+        again.replication_factor = 3;
+        assert!(!img.apply_command(&cmd(Some(0), vec![MetadataRecord::TopicCreated(again)])));
+        assert_eq!(img.topic("a").unwrap().replication_factor, 1);
+        assert_eq!(img.version, 1);
+    }
+
+    #[test]
+    fn leader_changes_bump_the_leader_epoch_and_isr_changes_only_the_partition_epoch() {
+        let mut img = MetadataImage::default();
+        let mut t = topic("a");
+        t.partitions = vec![PartitionImage::new(vec![1, 2, 3])];
+        img.apply_command(&cmd(None, vec![MetadataRecord::TopicCreated(t)]));
+        let change = |leader, isr: Vec<i32>| MetadataRecord::PartitionChanged { name: "a".into(), index: 0, leader, isr };
+        img.apply_command(&cmd(None, vec![change(1, vec![1, 2])]));
+        let p = &img.topic("a").unwrap().partitions[0];
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch, p.isr.clone()), (1, 0, 1, vec![1, 2]));
+        img.apply_command(&cmd(None, vec![change(2, vec![2])]));
+        let p = &img.topic("a").unwrap().partitions[0];
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));
+        // A change naming a partition that does not exist is ignored, not a panic.
+        img.apply_command(&cmd(None, vec![MetadataRecord::PartitionChanged { name: "a".into(), index: 7, leader: 1, isr: vec![] }]));
     }
 }

@@ -5,7 +5,7 @@
 //! may see) is kept anyway: replication moves only the rule that advances the high watermark.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use strom_storage::{AppendInfo, CompactionStats, PartitionLog, ReadSlices, StorageError};
@@ -17,8 +17,11 @@ use crate::sync::{read, write};
 
 pub struct Partition {
     pub topic: Arc<str>,
+    pub topic_id: Uuid,
     pub index: i32,
-    pub leader_epoch: i32,
+    /// The epoch of this broker's leadership, from the metadata image; stamped on appended batches.
+    leader_epoch: AtomicI32,
+    is_leader: AtomicBool,
     dir: PathBuf,
     /// `None` once the broker has shut the log down cleanly or the topic was deleted.
     log: RwLock<Option<PartitionLog>>,
@@ -79,8 +82,10 @@ impl Partition {
         let hw = log.log_end_offset();
         Ok(Partition {
             topic: Arc::from(topic),
+            topic_id,
             index,
-            leader_epoch: 0,
+            leader_epoch: AtomicI32::new(0),
+            is_leader: AtomicBool::new(false),
             dir,
             log: RwLock::new(Some(log)),
             high_watermark: AtomicI64::new(hw),
@@ -92,6 +97,20 @@ impl Partition {
             durable_offset: AtomicI64::new(0),
             sync_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.is_leader.load(Ordering::Acquire)
+    }
+
+    /// Leadership as the metadata image says (`ReplicaManager::sync_with`).
+    pub fn set_leadership(&self, leader: bool, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+        self.is_leader.store(leader, Ordering::Release);
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -106,7 +125,7 @@ impl Partition {
         let append_time = self.log_append_time.load(Ordering::Relaxed).then_some(now_ms);
         let mut guard = write(&self.log);
         let log = guard.as_mut().ok_or(PartitionError::Closed)?;
-        let info = log.append(batches, self.leader_epoch, now_ms, append_time)?;
+        let info = log.append(batches, self.leader_epoch(), now_ms, append_time)?;
         // Single replica: everything written is committed.
         self.high_watermark.store(log.log_end_offset(), Ordering::Release);
         if !info.duplicate {

@@ -3,21 +3,25 @@
 //! The map is rebuilt from the metadata image (`sync_with`), so the image stays the single source
 //! of truth for which partitions exist; this module only owns their open logs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use kafka_protocol::error::ResponseError;
 use tokio::sync::Notify;
 
 use crate::config::{topic_settings, BrokerConfig};
-use crate::metadata::MetadataStore;
+use crate::metadata::MetadataImage;
 use crate::partition::{Partition, PartitionError};
 use crate::sync::{read, write};
 
 pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
     log_dir: PathBuf,
-    topics: RwLock<HashMap<String, Vec<Arc<Partition>>>>,
+    /// The replicas hosted here, by topic and partition index.
+    topics: RwLock<HashMap<String, BTreeMap<i32, Arc<Partition>>>>,
+    /// The image the hosted set was last synced with.
+    image: RwLock<Arc<MetadataImage>>,
     /// Serialises `sync_with`: two concurrent syncs would both see a topic's old partition count
     /// and open the same new partition twice, which would mean two writers for one log.
     syncing: std::sync::Mutex<()>,
@@ -34,60 +38,87 @@ impl ReplicaManager {
             config,
             log_dir,
             topics: RwLock::new(HashMap::new()),
+            image: RwLock::new(Arc::default()),
             syncing: std::sync::Mutex::new(()),
             data_arrived: Notify::new(),
         }
     }
 
+    /// The replica hosted here, leader or not.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        let topics = read(&self.topics);
-        let parts = topics.get(topic)?;
-        usize::try_from(index).ok().and_then(|i| parts.get(i)).cloned()
+        read(&self.topics).get(topic)?.get(&index).cloned()
     }
 
+    /// The partition if this broker leads it, else the error a Kafka broker gives a client that
+    /// asked the wrong broker (it refreshes its metadata and retries elsewhere).
+    pub fn leader(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ResponseError> {
+        if let Some(p) = self.partition(topic, index).filter(|p| p.is_leader()) {
+            return Ok(p);
+        }
+        let image = read(&self.image).clone();
+        match image.topic(topic).and_then(|t| t.partition(index)) {
+            Some(p) if p.leader == crate::metadata::NO_LEADER => Err(ResponseError::LeaderNotAvailable),
+            Some(_) => Err(ResponseError::NotLeaderOrFollower),
+            None => Err(ResponseError::UnknownTopicOrPartition),
+        }
+    }
+
+    /// The replicas of a topic hosted here.
     pub fn partitions_of(&self, topic: &str) -> Vec<Arc<Partition>> {
-        read(&self.topics).get(topic).cloned().unwrap_or_default()
+        read(&self.topics).get(topic).map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
-        read(&self.topics).values().flatten().cloned().collect()
+        read(&self.topics).values().flat_map(|m| m.values().cloned()).collect()
     }
 
-    /// Opens every partition the current image names and not yet open, and applies current
-    /// configs. Called at startup and after each metadata change. It reads the image itself, under
-    /// its lock, so an older snapshot can never be applied after a newer one.
-    pub fn sync_with(&self, metadata: &MetadataStore) -> Result<(), PartitionError> {
+    /// Makes the hosted replicas match `image`: opens the replicas assigned to this node, removes
+    /// (with their data) those of deleted topics or no longer assigned here, and applies configs
+    /// and leadership. Called at startup and after each metadata change; an image older than the
+    /// last one synced is ignored, so racing callers cannot go back in time.
+    pub fn sync_with(&self, image: &Arc<MetadataImage>) -> Result<(), PartitionError> {
         let _one_at_a_time = crate::sync::lock(&self.syncing);
-        let image = metadata.image();
+        if image.version < read(&self.image).version {
+            return Ok(());
+        }
+        *write(&self.image) = image.clone();
+        let me = self.config.node_id;
         // Dynamic broker configs were validated when set; should that ever fail, keep the static ones.
         let config = self.config.with_dynamic(&image.broker_configs).unwrap_or_else(|e| {
             tracing::error!(error = %e, "ignoring invalid dynamic broker configs");
             (*self.config).clone()
         });
+        let assigned = |topic: &str, id: uuid::Uuid, index: i32| {
+            image.topic(topic).filter(|t| t.id == id).and_then(|t| t.partition(index)).filter(|p| p.replicas.contains(&me))
+        };
+        let stale: Vec<Arc<Partition>> = self.all().into_iter().filter(|p| assigned(&p.topic, p.topic_id, p.index).is_none()).collect();
+        for p in stale {
+            if let Some(m) = write(&self.topics).get_mut(&*p.topic) {
+                m.remove(&p.index);
+            }
+            p.delete()?;
+        }
+        write(&self.topics).retain(|_, m| !m.is_empty());
         for topic in image.topics.values() {
             let settings = topic_settings(&config, &topic.configs);
-            let have = self.partitions_of(&topic.name);
-            for p in &have {
-                p.set_settings(&settings);
+            for (index, assignment) in topic.partitions.iter().enumerate() {
+                if !assignment.replicas.contains(&me) {
+                    continue;
+                }
+                let index = index as i32;
+                let p = match self.partition(&topic.name, index) {
+                    Some(p) => {
+                        p.set_settings(&settings);
+                        p
+                    }
+                    None => {
+                        let p = Arc::new(Partition::open(&self.log_dir, &topic.name, topic.id, index, &settings)?);
+                        write(&self.topics).entry(topic.name.clone()).or_default().insert(index, p.clone());
+                        p
+                    }
+                };
+                p.set_leadership(assignment.leader == me, assignment.leader_epoch);
             }
-            let mut opened = Vec::new();
-            for index in have.len() as i32..topic.partitions {
-                let p = Partition::open(&self.log_dir, &topic.name, topic.id, index, &settings)?;
-                opened.push(Arc::new(p));
-            }
-            if !opened.is_empty() {
-                write(&self.topics).entry(topic.name.clone()).or_default().extend(opened);
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes a deleted topic's partitions and their data.
-    pub fn delete_topic(&self, topic: &str) -> Result<(), PartitionError> {
-        let _one_at_a_time = crate::sync::lock(&self.syncing);
-        let removed = write(&self.topics).remove(topic).unwrap_or_default();
-        for p in removed {
-            p.delete()?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::broker::{now_ms, Broker, BrokerError};
 use crate::config::BrokerConfig;
+use crate::metadata::Endpoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -15,6 +16,8 @@ pub enum ServerError {
     Bind { addr: String, source: std::io::Error },
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    #[error("{0}")]
+    Fatal(String),
 }
 
 /// Runs the broker until a shutdown signal. `on_ready` receives the bootstrap address once the
@@ -41,7 +44,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         }
         listeners.push(listener);
     }
-    let broker = Broker::open(config)?;
+    let broker = Broker::open(config).await?;
     let bootstrap = broker.config.bootstrap_address();
     for listener in listeners {
         tokio::spawn(accept_loop(broker.clone(), listener));
@@ -51,12 +54,50 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         tokio::spawn(cleaner_loop(broker.clone()));
     }
     tokio::spawn(group_loop(broker.clone()));
+    tokio::spawn(follow_metadata(broker.clone()));
+    let endpoints = broker
+        .config
+        .advertised_listeners
+        .iter()
+        .map(|l| Endpoint { listener: l.name.clone(), host: l.host.clone(), port: l.port })
+        .collect();
+    if broker.config.cluster.is_single_node() {
+        // Alone, registration is one local append: do it before taking clients, so the first
+        // Metadata request already lists this broker.
+        let incarnation = broker.metadata.register(endpoints).await;
+        tokio::spawn(broker.metadata.clone().heartbeat_forever(incarnation));
+    } else {
+        tokio::spawn(broker.metadata.clone().run_broker(endpoints));
+    }
     on_ready(&broker, &bootstrap);
-    shutdown_signal().await;
-    tracing::info!("shutting down: closing logs");
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        why = broker.metadata.fatal() => {
+            broker.shutdown();
+            return Err(ServerError::Fatal(why));
+        }
+    }
+    tracing::info!("shutting down: handing leadership over, closing logs");
+    broker.metadata.controlled_shutdown().await;
     broker.shutdown();
+    broker.metadata.shutdown().await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Applies every metadata change to the replicas hosted here: changes made through another
+/// node arrive only this way.
+async fn follow_metadata(broker: Arc<Broker>) {
+    let mut images = broker.metadata.subscribe();
+    while images.changed().await.is_ok() {
+        let image = images.borrow_and_update().clone();
+        let b = broker.clone();
+        // Opening a log may recover it: blocking work.
+        let synced = tokio::task::spawn_blocking(move || b.replicas.sync_with(&image)).await;
+        if let Ok(Err(e)) = synced {
+            tracing::error!(error = %e, "applying a metadata change to the local replicas failed");
+        }
+    }
 }
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {

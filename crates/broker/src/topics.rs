@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::config::validate_topic_config;
+use crate::controller::place_replicas;
 use crate::metadata::{MetadataImage, MetadataRecord, TopicImage};
 
 /// A Kafka error code with the message a real broker would attach.
@@ -47,9 +48,20 @@ fn metadata_failure(e: impl std::fmt::Display) -> AdminError {
     AdminError::new(ResponseError::KafkaStorageError, e.to_string())
 }
 
+fn unknown_topic() -> AdminError {
+    AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.")
+}
+
+fn not_enough_brokers(rf: i16, live: usize) -> AdminError {
+    AdminError::new(
+        ResponseError::InvalidReplicationFactor,
+        format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {live} broker(s) are registered."),
+    )
+}
+
 impl Broker {
     /// Creates a topic. `partitions`/`replication_factor` of -1 take the broker defaults.
-    pub fn create_topic(
+    pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
@@ -66,40 +78,41 @@ impl Broker {
         if replication_factor <= 0 {
             return Err(AdminError::new(ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0."));
         }
-        let live_brokers = 1;
-        if replication_factor > live_brokers {
-            return Err(AdminError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {live_brokers} broker(s) are registered."),
-            ));
-        }
         for (k, v) in &configs {
             validate_topic_config(k, v).map_err(|m| AdminError::new(ResponseError::InvalidConfig, m))?;
         }
-        let topic = TopicImage { name: name.to_string(), id: Uuid::new_v4(), partitions, replication_factor, configs };
-        let exists = |img: &MetadataImage| {
+        let id = Uuid::new_v4();
+        let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
             if img.topics.contains_key(name) {
-                Err(AdminError::new(ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")))
-            } else {
-                Ok(())
+                return Err(AdminError::new(ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
             }
+            let placed = place_replicas(img, 0, partitions, replication_factor)
+                .map_err(|live| not_enough_brokers(replication_factor, live))?;
+            if replication_factor > 1 {
+                return Err(AdminError::new(
+                    ResponseError::InvalidReplicationFactor,
+                    "Strom does not replicate partitions yet: replication factor must be 1 (replication is in progress).",
+                ));
+            }
+            let topic = TopicImage { name: name.to_string(), id, replication_factor, partitions: placed, configs: configs.clone() };
+            Ok(vec![MetadataRecord::TopicCreated(topic)])
         };
         if validate_only {
-            exists(&self.metadata.image())?;
-            return Ok(Arc::new(topic));
+            let records = build(&self.metadata.image())?;
+            return match records.into_iter().next() {
+                Some(MetadataRecord::TopicCreated(t)) => Ok(Arc::new(t)),
+                _ => Err(AdminError::new(ResponseError::UnknownServerError, "no topic built")),
+            };
         }
-        let image = self
-            .metadata
-            .commit(|img| exists(img).map(|_| vec![MetadataRecord::TopicCreated(topic)]))
-            .map_err(metadata_failure)??;
-        self.replicas.sync_with(&self.metadata).map_err(metadata_failure)?;
+        let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
+        self.replicas.sync_with(&image).map_err(metadata_failure)?;
         tracing::info!(topic = name, partitions, "created topic");
         image.topic(name).cloned().ok_or_else(|| AdminError::new(ResponseError::UnknownServerError, "topic vanished"))
     }
 
     /// Metadata auto-creation (`auto.create.topics.enable`); racing creators both succeed.
-    pub fn auto_create_topic(&self, name: &str) -> Result<Arc<TopicImage>, AdminError> {
-        match self.create_topic(name, -1, -1, BTreeMap::new(), false) {
+    pub async fn auto_create_topic(&self, name: &str) -> Result<Arc<TopicImage>, AdminError> {
+        match self.create_topic(name, -1, -1, BTreeMap::new(), false).await {
             Err(e) if e.code == ResponseError::TopicAlreadyExists => self
                 .metadata
                 .image()
@@ -111,55 +124,53 @@ impl Broker {
     }
 
     /// Deletes a topic and its data; returns the deleted topic's id.
-    pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
-        let mut deleted = Uuid::nil();
-        self.metadata
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
+        let deleted = self.metadata.image().topic(name).map(|t| t.id).ok_or_else(unknown_topic)?;
+        let image = self
+            .metadata
             .commit(|img| match img.topic(name) {
-                Some(t) => {
-                    deleted = t.id;
-                    Ok(vec![MetadataRecord::TopicDeleted { name: name.to_string() }])
-                }
-                None => Err(AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.")),
+                Some(t) if t.id == deleted => Ok(vec![MetadataRecord::TopicDeleted { name: name.to_string() }]),
+                _ => Err(unknown_topic()),
             })
+            .await
             .map_err(metadata_failure)??;
         // The image no longer names the topic, so a crash before the files go leaves only an
         // orphan directory, which a later topic of the same name replaces (partition.metadata).
-        self.replicas.delete_topic(name).map_err(metadata_failure)?;
+        self.replicas.sync_with(&image).map_err(metadata_failure)?;
         tracing::info!(topic = name, "deleted topic");
         Ok(deleted)
     }
 
-    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
         let check = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
-            let t = img
-                .topic(name)
-                .ok_or_else(|| AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition."))?;
-            if count < t.partitions {
-                return Err(AdminError::new(ResponseError::InvalidPartitions, format!("Topic currently has {} partitions, which is higher than the requested {count}.", t.partitions)));
+            let t = img.topic(name).ok_or_else(unknown_topic)?;
+            let have = t.partition_count();
+            if count < have {
+                return Err(AdminError::new(ResponseError::InvalidPartitions, format!("Topic currently has {have} partitions, which is higher than the requested {count}.")));
             }
-            if count == t.partitions {
+            if count == have {
                 return Err(AdminError::new(ResponseError::InvalidPartitions, format!("Topic already has {count} partitions.")));
             }
-            Ok(vec![MetadataRecord::PartitionsIncreased { name: name.to_string(), partitions: count }])
+            let partitions = place_replicas(img, have, count - have, t.replication_factor)
+                .map_err(|live| not_enough_brokers(t.replication_factor, live))?;
+            Ok(vec![MetadataRecord::PartitionsCreated { name: name.to_string(), partitions }])
         };
         if validate_only {
             return check(&self.metadata.image()).map(|_| ());
         }
-        self.metadata.commit(check).map_err(metadata_failure)??;
-        self.replicas.sync_with(&self.metadata).map_err(metadata_failure)
+        let image = self.metadata.commit(check).await.map_err(metadata_failure)??;
+        self.replicas.sync_with(&image).map_err(metadata_failure)
     }
 
     /// Replaces (`incremental = false`, AlterConfigs) or edits (IncrementalAlterConfigs) a topic's configs.
-    pub fn alter_topic_configs(
+    pub async fn alter_topic_configs(
         &self,
         name: &str,
-        edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
+        edit: impl Fn(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
-            let t = img
-                .topic(name)
-                .ok_or_else(|| AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition."))?;
+            let t = img.topic(name).ok_or_else(unknown_topic)?;
             let mut configs = t.configs.clone();
             edit(&mut configs)?;
             for (k, v) in &configs {
@@ -170,16 +181,14 @@ impl Broker {
         if validate_only {
             return build(&self.metadata.image()).map(|_| ());
         }
-        self.metadata.commit(build).map_err(metadata_failure)??;
-        self.replicas.sync_with(&self.metadata).map_err(metadata_failure)
+        let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
+        self.replicas.sync_with(&image).map_err(metadata_failure)
     }
-}
 
-impl Broker {
     /// Changes cluster-wide dynamic broker configs (AlterConfigs on a broker resource).
-    pub fn alter_broker_configs(
+    pub async fn alter_broker_configs(
         &self,
-        edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
+        edit: impl Fn(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
@@ -194,8 +203,8 @@ impl Broker {
         if validate_only {
             return build(&self.metadata.image()).map(|_| ());
         }
-        self.metadata.commit(build).map_err(metadata_failure)??;
-        self.replicas.sync_with(&self.metadata).map_err(metadata_failure)
+        let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
+        self.replicas.sync_with(&image).map_err(metadata_failure)
     }
 }
 

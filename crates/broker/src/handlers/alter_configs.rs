@@ -12,23 +12,22 @@ use super::describe_configs::{is_this_broker, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::Broker;
 use crate::topics::AdminError;
 
-pub fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        responses.push({
             let configs: std::collections::BTreeMap<String, String> = r
                 .configs
                 .iter()
                 .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
                 .collect();
             let replace = |m: &mut std::collections::BTreeMap<String, String>| {
-                *m = configs;
+                *m = configs.clone();
                 Ok(())
             };
             let result = match r.resource_type {
-                RESOURCE_TOPIC => broker.alter_topic_configs(r.resource_name.as_str(), replace, req.validate_only),
-                RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => broker.alter_broker_configs(replace, req.validate_only),
+                RESOURCE_TOPIC => broker.alter_topic_configs(r.resource_name.as_str(), replace, req.validate_only).await,
+                RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => broker.alter_broker_configs(replace, req.validate_only).await,
                 _ => Err(AdminError::new(ResponseError::InvalidRequest, "Unsupported resource")),
             };
             let resp = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name);
@@ -36,7 +35,7 @@ pub fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsRes
                 Ok(()) => resp,
                 Err(e) => resp.with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),
             }
-        })
-        .collect();
+        });
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }

@@ -8,17 +8,14 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 
-pub fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            match broker.create_partitions(t.name.as_str(), t.count, req.validate_only) {
-                Ok(()) => result,
-                Err(e) => result.with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),
-            }
-        })
-        .collect();
+pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        results.push(match broker.create_partitions(t.name.as_str(), t.count, req.validate_only).await {
+            Ok(()) => result,
+            Err(e) => result.with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),
+        });
+    }
     CreatePartitionsResponse::default().with_results(results)
 }

@@ -13,13 +13,13 @@ use super::describe_configs::topic_config_entries;
 use crate::broker::Broker;
 use crate::topics::AdminError;
 
-pub fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let result = CreatableTopicResult::default().with_name(t.name.clone());
-            match create(broker, &t, req.validate_only) {
+pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let result = CreatableTopicResult::default().with_name(t.name.clone());
+        let created = create(broker, &t, req.validate_only).await;
+        topics.push({
+            match created {
                 Ok((topic_id, partitions, rf, configs)) => {
                     let entries = (version >= 5).then(|| {
                         topic_config_entries(broker, &configs)
@@ -40,14 +40,14 @@ pub fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> C
                     .with_num_partitions(-1)
                     .with_replication_factor(-1),
             }
-        })
-        .collect();
+        });
+    }
     CreateTopicsResponse::default().with_topics(topics)
 }
 
 type Created = (uuid::Uuid, i32, i16, BTreeMap<String, String>);
 
-fn create(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Result<Created, AdminError> {
+async fn create(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Result<Created, AdminError> {
     let mut configs = BTreeMap::new();
     for c in &t.configs {
         // A null value means "use the default", as in Kafka.
@@ -74,6 +74,6 @@ fn create(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Result<Cr
         }
         (t.assignments.len() as i32, 1)
     };
-    let topic = broker.create_topic(t.name.as_str(), partitions, rf, configs, validate_only)?;
-    Ok((topic.id, topic.partitions, topic.replication_factor, topic.configs.clone()))
+    let topic = broker.create_topic(t.name.as_str(), partitions, rf, configs, validate_only).await?;
+    Ok((topic.id, topic.partition_count(), topic.replication_factor, topic.configs.clone()))
 }

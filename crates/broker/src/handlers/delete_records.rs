@@ -19,8 +19,9 @@ pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsR
                 .iter()
                 .map(|p| {
                     let resp = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
-                    let Some(partition) = broker.replicas.partition(t.name.as_str(), p.partition_index) else {
-                        return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match broker.replicas.leader(t.name.as_str(), p.partition_index) {
+                        Ok(p) => p,
+                        Err(code) => return resp.with_error_code(code.code()),
                     };
                     let hw = partition.high_watermark();
                     let target = if p.offset == -1 { hw } else { p.offset };

@@ -10,24 +10,24 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 
-pub fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     // Before v6 topics came as a list of names; from v6 as (name or id) states.
     let mut wanted: Vec<(Option<TopicName>, Uuid)> = req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect();
     wanted.extend(req.topics.into_iter().map(|t| (t.name, t.topic_id)));
-    let responses = wanted
-        .into_iter()
-        .map(|(name, id)| {
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        responses.push({
             let image = broker.metadata.image();
             let name = name.map(|n| n.to_string()).or_else(|| image.topic_by_id(id).map(|t| t.name.clone()));
             let result = DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))));
-            let Some(name) = name else {
-                return result.with_topic_id(id).with_error_code(ResponseError::UnknownTopicId.code());
-            };
-            match broker.delete_topic(&name) {
-                Ok(deleted_id) => result.with_topic_id(deleted_id),
-                Err(e) => result.with_topic_id(id).with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),
+            match name {
+                None => result.with_topic_id(id).with_error_code(ResponseError::UnknownTopicId.code()),
+                Some(name) => match broker.delete_topic(&name).await {
+                    Ok(deleted_id) => result.with_topic_id(deleted_id),
+                    Err(e) => result.with_topic_id(id).with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),
+                },
             }
-        })
-        .collect();
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }

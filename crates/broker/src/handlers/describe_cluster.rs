@@ -9,22 +9,15 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 
 pub fn handle(broker: &Arc<Broker>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let node = BrokerId(broker.config.node_id);
-    let brokers = broker
-        .config
-        .advertised_listeners
-        .first()
-        .map(|l| {
-            vec![DescribeClusterBroker::default()
-                .with_broker_id(node)
-                .with_host(StrBytes::from_string(l.host.clone()))
-                .with_port(i32::from(l.port))]
-        })
-        .unwrap_or_default();
+    let image = broker.metadata.image();
+    let brokers = super::metadata::brokers(broker, &image)
+        .into_iter()
+        .map(|b| DescribeClusterBroker::default().with_broker_id(b.node_id).with_host(b.host).with_port(b.port).with_rack(b.rack))
+        .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(1)
-        .with_cluster_id(StrBytes::from_string(broker.metadata.image().cluster_id.clone()))
-        .with_controller_id(node)
+        .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.metadata.active_controller().unwrap_or(-1)))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(i32::MIN)
 }

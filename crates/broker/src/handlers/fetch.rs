@@ -59,9 +59,12 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> ReadAll
                 .iter()
                 .map(|p| {
                     let resp = PartitionData::default().with_partition_index(p.partition);
-                    let Some(partition) = broker.replicas.partition(topic.topic.as_str(), p.partition) else {
-                        has_error = true;
-                        return error(resp, ResponseError::UnknownTopicOrPartition);
+                    let partition = match broker.replicas.leader(topic.topic.as_str(), p.partition) {
+                        Ok(p) => p,
+                        Err(code) => {
+                            has_error = true;
+                            return error(resp, code);
+                        }
                     };
                     // Storage returns at least one whole batch (min-one-message), so the first
                     // non-empty partition may exceed the limits by one batch and a batch larger

@@ -13,10 +13,11 @@ use crate::broker::Broker;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     // v4+ asks for many keys at once; v0-3 for one, answered in the top-level fields.
     let keys: Vec<StrBytes> = if version >= 4 { req.coordinator_keys } else { vec![req.key] };
-    let answers: Vec<Coordinator> = keys.into_iter().map(|key| find(broker, req.key_type, key)).collect();
+    let ready = if req.key_type == KEY_TYPE_GROUP { broker.groups.ensure_topic(broker).await } else { Ok(()) };
+    let answers: Vec<Coordinator> = keys.into_iter().map(|key| find(broker, req.key_type, key, ready)).collect();
     if version >= 4 {
         return FindCoordinatorResponse::default().with_coordinators(answers);
     }
@@ -29,7 +30,7 @@ pub fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -
         .with_port(a.port)
 }
 
-fn find(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
+fn find(broker: &Arc<Broker>, key_type: i8, key: StrBytes, ready: Result<(), ResponseError>) -> Coordinator {
     let not_found = |code: ResponseError, message: &str| {
         Coordinator::default()
             .with_key(key.clone())
@@ -47,16 +48,19 @@ fn find(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
     }
     // A coordinator still loading is still the coordinator: the group requests that follow get
     // COORDINATOR_LOAD_IN_PROGRESS and retry there.
-    match broker.groups.ready(broker) {
+    match ready {
         Ok(()) | Err(ResponseError::CoordinatorLoadInProgress) => {}
         Err(code) => return not_found(code, "the offsets topic is not available"),
     }
-    let Some(l) = broker.config.advertised_listeners.first() else {
-        return not_found(ResponseError::CoordinatorNotAvailable, "no listener");
+    // The coordinator is the leader of the group's offsets partition.
+    let image = broker.metadata.image();
+    let leader = match image.topic(crate::group_service::OFFSETS_TOPIC) {
+        Some(t) => t.partition(crate::group_service::partition_for(key.as_str(), t.partition_count())).map(|p| p.leader),
+        None => Some(broker.config.node_id),
     };
-    Coordinator::default()
-        .with_key(key)
-        .with_node_id(BrokerId(broker.config.node_id))
-        .with_host(StrBytes::from_string(l.host.clone()))
-        .with_port(i32::from(l.port))
+    let endpoint = super::metadata::brokers(broker, &image).into_iter().find(|b| Some(b.node_id.0) == leader);
+    match endpoint {
+        Some(b) => Coordinator::default().with_key(key).with_node_id(b.node_id).with_host(b.host).with_port(b.port),
+        None => not_found(ResponseError::CoordinatorNotAvailable, "the group's offsets partition has no leader"),
+    }
 }

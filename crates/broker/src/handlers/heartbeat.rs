@@ -9,7 +9,7 @@ use crate::broker::{now_ms, Broker};
 use crate::group::{error_code, HeartbeatRequest as Beat};
 
 pub fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
-    let error = match broker.groups.ready(broker) {
+    let error = match broker.groups.ready_for(broker, &req.group_id.to_string()) {
         Err(code) => Some(code),
         Ok(()) => {
             let beat = Beat {

@@ -18,11 +18,10 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-pub fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        responses.push({
             let resp = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
             let result = match r.configs.iter().find(|c| !(SET..=SUBTRACT).contains(&c.config_operation)) {
                 Some(c) => Err(AdminError::new(ResponseError::InvalidRequest, format!("Unknown operation {} for {}", c.config_operation, c.name.as_str()))),
@@ -35,12 +34,12 @@ pub fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -> Incr
                             let defaults = effective.topic_defaults();
                             let default_of = |k: &str| defaults.iter().find(|(n, _, _)| *n == k).map(|(_, _, v)| v.clone());
                             let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs, default_of);
-                            broker.alter_topic_configs(r.resource_name.as_str(), edit, req.validate_only)
+                            broker.alter_topic_configs(r.resource_name.as_str(), edit, req.validate_only).await
                         }
                         RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => {
                             let default_of = |k: &str| effective.props.get(k).cloned().or_else(|| (k == "log.cleanup.policy").then(|| effective.log_cleanup_policy.clone()));
                             let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs, default_of);
-                            broker.alter_broker_configs(edit, req.validate_only)
+                            broker.alter_broker_configs(edit, req.validate_only).await
                         }
                         _ => Err(AdminError::new(ResponseError::InvalidRequest, "Unsupported resource")),
                     }
@@ -50,8 +49,8 @@ pub fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -> Incr
                 Ok(()) => resp,
                 Err(e) => resp.with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),
             }
-        })
-        .collect();
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 /// Keys whose values are comma-separated lists: the only ones APPEND and SUBTRACT apply to.

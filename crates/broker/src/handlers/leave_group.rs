@@ -10,7 +10,7 @@ use crate::broker::{now_ms, Broker};
 use crate::group::{error_code, LeaveMember};
 
 pub fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
-    if let Err(code) = broker.groups.ready(broker) {
+    if let Err(code) = broker.groups.ready_for(broker, &req.group_id.to_string()) {
         return LeaveGroupResponse::default().with_error_code(code.code());
     }
     let members: Vec<LeaveMember> = if version < 3 {

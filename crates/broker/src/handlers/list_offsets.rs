@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
@@ -26,8 +25,9 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                 .iter()
                 .map(|p| {
                     let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let Some(partition) = broker.replicas.partition(t.name.as_str(), p.partition_index) else {
-                        return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code()).with_offset(-1).with_timestamp(-1);
+                    let partition = match broker.replicas.leader(t.name.as_str(), p.partition_index) {
+                        Ok(p) => p,
+                        Err(code) => return resp.with_error_code(code.code()).with_offset(-1).with_timestamp(-1),
                     };
                     let hw = partition.high_watermark();
                     let found = partition.with_log(|log| {
@@ -43,7 +43,7 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                     match found {
                         // The leader epoch field exists from v4; the codec refuses it set below.
                         Ok(Some((ts, offset))) if version >= 4 => {
-                            resp.with_timestamp(ts).with_offset(offset).with_leader_epoch(partition.leader_epoch)
+                            resp.with_timestamp(ts).with_offset(offset).with_leader_epoch(partition.leader_epoch())
                         }
                         Ok(Some((ts, offset))) => resp.with_timestamp(ts).with_offset(offset),
                         Ok(None) => resp.with_timestamp(-1).with_offset(-1),

@@ -11,78 +11,96 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::broker::Broker;
-use crate::metadata::TopicImage;
+use crate::metadata::{MetadataImage, TopicImage, NO_LEADER};
 use crate::topics::validate_topic_name;
 
 /// "Not requested" for the authorized-operations fields.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
-    let node = BrokerId(broker.config.node_id);
+pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
     // v0 had no flag: auto-creation was always requested.
     let client_allows_create = version < 4 || req.allow_auto_topic_creation;
-    let image = broker.metadata.image();
+    let mut image = broker.metadata.image();
     // In v0 the list could not be null: an empty list meant "all topics".
     let requested = match req.topics {
         Some(t) if t.is_empty() && version == 0 => None,
         other => other,
     };
     let topics = match requested {
-        None => image.topics.values().map(|t| topic_response(node, t)).collect(),
-        Some(requested) => requested
-            .into_iter()
-            .map(|t| {
+        None => image.topics.values().map(|t| topic_response(&image, t)).collect(),
+        Some(requested) => {
+            let mut out = Vec::with_capacity(requested.len());
+            for t in requested {
                 let name = t.name.map(|n| n.0.to_string());
                 let found = match &name {
                     Some(n) => image.topic(n).cloned(),
                     None => image.topic_by_id(t.topic_id).cloned(),
                 };
-                match (found, name) {
-                    (Some(topic), _) => topic_response(node, &topic),
-                    (None, Some(name)) => {
-                        if let Err(e) = validate_topic_name(&name) {
-                            return error_topic(Some(name), Uuid::nil(), e.code);
-                        }
-                        if client_allows_create && broker.config.auto_create_topics {
-                            match broker.auto_create_topic(&name) {
-                                Ok(topic) => topic_response(node, &topic),
+                out.push(match (found, name) {
+                    (Some(topic), _) => topic_response(&image, &topic),
+                    (None, Some(name)) => match validate_topic_name(&name) {
+                        Err(e) => error_topic(Some(name), Uuid::nil(), e.code),
+                        Ok(()) if client_allows_create && broker.config.auto_create_topics => {
+                            match broker.auto_create_topic(&name).await {
+                                Ok(topic) => {
+                                    image = broker.metadata.image();
+                                    topic_response(&image, &topic)
+                                }
                                 Err(e) => error_topic(Some(name), Uuid::nil(), e.code),
                             }
-                        } else {
-                            error_topic(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition)
                         }
-                    }
+                        Ok(()) => error_topic(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
+                    },
                     (None, None) => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
-                }
-            })
-            .collect(),
+                });
+            }
+            out
+        }
     };
-    let mut brokers = Vec::new();
-    if let Some(l) = broker.config.advertised_listeners.first() {
-        brokers.push(
-            MetadataResponseBroker::default()
-                .with_node_id(node)
-                .with_host(StrBytes::from_string(l.host.clone()))
-                .with_port(i32::from(l.port)),
-        );
-    }
     MetadataResponse::default()
-        .with_brokers(brokers)
+        .with_brokers(brokers(broker, &image))
         .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
-        .with_controller_id(node)
+        .with_controller_id(BrokerId(broker.metadata.active_controller().unwrap_or(-1)))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-fn topic_response(node: BrokerId, t: &TopicImage) -> MetadataResponseTopic {
-    let partitions = (0..t.partitions)
-        .map(|i| {
+/// The live brokers, each at its endpoint for the listener clients use here (the first
+/// advertised listener's name, as every broker of a cluster names its listeners alike).
+pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    let listener = broker.config.advertised_listeners.first().map(|l| l.name.as_str()).unwrap_or("PLAINTEXT");
+    image
+        .live_brokers()
+        .filter_map(|b| {
+            let e = b.endpoints.iter().find(|e| e.listener == listener).or(b.endpoints.first())?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(e.host.clone()))
+                    .with_port(i32::from(e.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect()
+}
+
+fn topic_response(image: &MetadataImage, t: &TopicImage) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+    let partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let offline: Vec<i32> = p.replicas.iter().copied().filter(|r| image.brokers.get(r).is_none_or(|b| b.fenced)).collect();
+            let error = if p.leader == NO_LEADER { ResponseError::LeaderNotAvailable.code() } else { 0 };
             MetadataResponsePartition::default()
-                .with_partition_index(i)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(error)
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+                .with_offline_replicas(ids(&offline))
         })
         .collect();
     MetadataResponseTopic::default()

@@ -12,9 +12,9 @@ use crate::group::{error_code, CommitOffset, OffsetCommitRequest as Commit};
 
 pub fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let image = broker.metadata.image();
-    let ready = broker.groups.ready(broker).err();
+    let ready = broker.groups.ready_for(broker, &req.group_id.to_string()).err();
     // Kafka answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, per partition.
-    let exists = |topic: &str, p: i32| image.topic(topic).is_some_and(|t| (0..t.partitions).contains(&p));
+    let exists = |topic: &str, p: i32| image.topic(topic).is_some_and(|t| (0..t.partition_count()).contains(&p));
     let mut offsets = Vec::new();
     let mut results: Vec<(String, i32, Option<ResponseError>)> = Vec::new();
     for t in &req.topics {

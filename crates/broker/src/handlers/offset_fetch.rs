@@ -70,7 +70,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
 }
 
 /// One group's answer. On an error the requested partitions come back at -1 (Kafka's shape).
-fn fetch(broker: &Broker, group_id: &GroupId, wanted: Option<Vec<(String, i32)>>) -> (Option<ResponseError>, Vec<FetchedOffset>) {
+fn fetch(broker: &Arc<Broker>, group_id: &GroupId, wanted: Option<Vec<(String, i32)>>) -> (Option<ResponseError>, Vec<FetchedOffset>) {
     let unknown = |wanted: Option<Vec<(String, i32)>>| {
         wanted
             .unwrap_or_default()

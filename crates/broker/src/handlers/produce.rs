@@ -102,10 +102,7 @@ fn append(
         // Kafka: only the broker itself writes internal topics.
         return Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {topic}"))));
     }
-    let partition = broker
-        .replicas
-        .partition(topic, index)
-        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+    let partition = broker.replicas.leader(topic, index).map_err(|code| (code, None))?;
     let records = records.ok_or((ResponseError::CorruptMessage, Some("produce request without records".into())))?;
     // The decoded request shares the frame's buffer, so the batches are copied once into a
     // mutable buffer for the in-place offset rewrite; that is the only copy before the file.

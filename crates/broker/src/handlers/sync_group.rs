@@ -10,7 +10,7 @@ use crate::broker::Broker;
 use crate::group::{error_code, SyncRequest, SyncResponse};
 
 pub async fn handle(broker: &Arc<Broker>, req: SyncGroupRequest) -> SyncGroupResponse {
-    let r = match broker.groups.ready(broker) {
+    let r = match broker.groups.ready_for(broker, &req.group_id.to_string()) {
         Err(code) => SyncResponse::error(code),
         Ok(()) => {
             let request = SyncRequest {

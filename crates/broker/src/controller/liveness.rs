@@ -1,0 +1,185 @@
+//! Brokers in the cluster: registration, heartbeats to the active controller, fencing of a
+//! broker whose heartbeats stop (`broker.session.timeout.ms`), and controlled shutdown. This is
+//! KIP-631's broker lifecycle; the records it writes move partition leadership (`elect.rs`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::elect::{broker_down, broker_up};
+use super::network::{Request, Response};
+use super::{Controller, RPC_TIMEOUT};
+use crate::metadata::{BrokerRegistration, Endpoint, MetadataRecord};
+use crate::sync::lock;
+
+/// The active controller's view of which brokers are alive. Not in the metadata log: heartbeats
+/// are frequent and a new active controller simply starts every broker's clock afresh.
+#[derive(Default)]
+pub struct Liveness {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    leader_since: Option<Instant>,
+    last_heartbeat: HashMap<i32, (Uuid, Instant)>,
+}
+
+impl Controller {
+    /// The active controller's side of a broker heartbeat.
+    pub(crate) async fn heartbeat_received(&self, broker: i32, incarnation: Uuid) {
+        lock(&self.liveness.inner).last_heartbeat.insert(broker, (incarnation, Instant::now()));
+        let image = self.image();
+        let Some(reg) = image.brokers.get(&broker) else { return };
+        if reg.fenced && reg.incarnation == incarnation {
+            let unfence = self
+                .commit::<std::convert::Infallible>(|img| {
+                    if !img.brokers.get(&broker).is_some_and(|b| b.fenced && b.incarnation == incarnation) {
+                        return Ok(vec![]);
+                    }
+                    let mut records = vec![MetadataRecord::BrokerUnfenced { id: broker }];
+                    records.extend(broker_up(img, broker));
+                    Ok(records)
+                })
+                .await;
+            match unfence {
+                Ok(_) => tracing::info!(broker, "broker is heartbeating again; unfenced"),
+                Err(e) => tracing::warn!(broker, error = %e, "could not unfence broker"),
+            }
+        }
+    }
+
+    /// Registers this node as a broker (retrying until the quorum takes it), then heartbeats to
+    /// the active controller for as long as the process runs.
+    pub async fn run_broker(self: Arc<Self>, endpoints: Vec<Endpoint>) {
+        let incarnation = self.register(endpoints).await;
+        self.heartbeat_forever(incarnation).await
+    }
+
+    /// A new incarnation id per start tells the controller a restart from a late heartbeat of the
+    /// previous process.
+    pub async fn register(&self, endpoints: Vec<Endpoint>) -> Uuid {
+        let id = self.node_id;
+        // A broker joins a cluster, so the cluster must exist first (its first record).
+        let mut applied = self.applied.clone();
+        let _ = applied.wait_for(|a| !a.image.cluster_id.is_empty()).await;
+        let incarnation = Uuid::new_v4();
+        let registration = BrokerRegistration { id, incarnation, endpoints, rack: self.config.cluster.rack.clone(), fenced: false };
+        loop {
+            let r = self
+                .commit::<std::convert::Infallible>(|img| {
+                    let mut records = vec![MetadataRecord::BrokerRegistered(registration.clone())];
+                    records.extend(broker_up(img, id));
+                    Ok(records)
+                })
+                .await;
+            match r {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "broker registration failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        tracing::info!(broker = id, %incarnation, "registered with the controller quorum");
+        incarnation
+    }
+
+    pub async fn heartbeat_forever(self: Arc<Self>, incarnation: Uuid) {
+        let id = self.node_id;
+        let mut tick = tokio::time::interval(Duration::from_millis(self.config.cluster.broker_heartbeat_interval_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.is_active() {
+                self.heartbeat_received(id, incarnation).await;
+                continue;
+            }
+            let Some(peer) = self.active_controller().and_then(|l| self.peers.get(&(l as u64))) else { continue };
+            match peer.call(&self.ctx.envelope(Request::Heartbeat { broker: id, incarnation }), RPC_TIMEOUT).await {
+                Ok(Response::Heartbeat(Ok(()))) => {}
+                Ok(other) => tracing::debug!(?other, "heartbeat not accepted"),
+                Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    /// Runs on every node; acts while this node is the active controller: creates the cluster if
+    /// the log is new, and fences brokers whose heartbeats stopped.
+    pub(crate) async fn leader_duties(self: Arc<Self>) {
+        let session = Duration::from_millis(self.config.cluster.broker_session_timeout_ms);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_active = false;
+        loop {
+            tick.tick().await;
+            let active = self.is_active();
+            if active && !was_active {
+                let mut l = lock(&self.liveness.inner);
+                l.leader_since = Some(Instant::now());
+                l.last_heartbeat.clear();
+            }
+            was_active = active;
+            if !active {
+                continue;
+            }
+            if self.image().cluster_id.is_empty() {
+                if let Err(e) = self.create_cluster_if_new().await {
+                    tracing::warn!(error = %e, "creating the cluster failed; retrying");
+                }
+                continue;
+            }
+            let expired: Vec<i32> = {
+                let image = self.image();
+                let l = lock(&self.liveness.inner);
+                let since = l.leader_since.unwrap_or_else(Instant::now);
+                image
+                    .live_brokers()
+                    .filter(|b| {
+                        let last = match l.last_heartbeat.get(&b.id) {
+                            Some((inc, at)) if *inc == b.incarnation => *at,
+                            _ => since,
+                        };
+                        last.elapsed() > session
+                    })
+                    .map(|b| b.id)
+                    .collect()
+            };
+            for id in expired {
+                let r = self
+                    .commit::<std::convert::Infallible>(|img| {
+                        Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id) } else { vec![] })
+                    })
+                    .await;
+                match r {
+                    Ok(_) => tracing::warn!(broker = id, timeout_ms = session.as_millis() as u64, "broker missed its heartbeats; fenced, its leadership moved"),
+                    Err(e) => tracing::warn!(broker = id, error = %e, "fencing failed"),
+                }
+            }
+        }
+    }
+
+    /// Hands this broker's leadership to other in-sync replicas before the process stops, so
+    /// clients move at once instead of after a session timeout. Nothing to hand over when alone.
+    pub async fn controlled_shutdown(&self) {
+        if self.config.cluster.is_single_node() {
+            return;
+        }
+        let id = self.node_id;
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.commit::<std::convert::Infallible>(|img| {
+                Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id) } else { vec![] })
+            }),
+        )
+        .await;
+        match r {
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership handed over"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown failed; the controller will fence this broker after its session timeout"),
+            Err(_) => tracing::warn!("controlled shutdown timed out; the controller will fence this broker after its session timeout"),
+        }
+    }
+}
+
