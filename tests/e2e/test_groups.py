@@ -774,7 +774,9 @@ def test_cooperative_sticky_assignment(gbroker, members):
                40, "two partitions each")
     revoked = [set(ps) for kind, ps in a.events if kind == "revoke"]
     assert revoked == [b.assigned], f"a revoked only what b got: {a.events}"
-    assert [e for e in a.events if e[0] == "assign"] in ([], [("assign", [])]), f"a kept its partitions: {a.events}"
+    # Incremental: a is never handed partitions again (empty assigns are the protocol's follow-up
+    # rounds; under load librdkafka may run more than one).
+    assert all(ps == [] for kind, ps in a.events if kind == "assign"), f"a kept its partitions: {a.events}"
 
     second = produce(bs, "coop", [(i % 4, f"second-{i}") for i in range(40)])
     poll_until([a, b], lambda: len(a.records) >= 40 + 20 and len(b.records) >= 20, 30, "the second batch")
