@@ -28,7 +28,7 @@ def main():
             try:
                 bs = c.bootstrap()
                 c.wait_for("3 brokers", lambda: sorted(AdminClient({"bootstrap.servers": bs}).list_topics(timeout=5).brokers) == [1, 2, 3])
-                old = AdminClient({"bootstrap.servers": bs}).list_topics(timeout=5).controller_id
+                old = c.wait_for("an active controller", c.active_controller)
                 others = c.bootstrap(exclude=[old])
                 admin = AdminClient({"bootstrap.servers": others})
                 c.nodes[old].kill()

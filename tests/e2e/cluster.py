@@ -56,6 +56,19 @@ class Cluster:
         for b in self.nodes.values():
             b.kill()
 
+    def active_controller(self):
+        """The running node that most recently logged taking over as active controller."""
+        latest = None
+        for node_id, b in self.nodes.items():
+            if b.proc is None or b.proc.poll() is not None:
+                continue
+            for line in b.log_since_start().splitlines():
+                if "this node is now the active controller" in line:
+                    stamp = line.split()[0]  # RFC 3339, sorts as text
+                    if latest is None or stamp > latest[0]:
+                        latest = (stamp, node_id)
+        return latest[1] if latest else None
+
     def wait_for(self, what, check, timeout=30):
         """Polls `check()` until it returns a true value; fails naming `what` and the node logs."""
         deadline = time.time() + timeout

@@ -117,6 +117,7 @@ impl Controller {
             tick.tick().await;
             let active = self.is_active();
             if active && !was_active {
+                tracing::info!(node = self.node_id, "this node is now the active controller");
                 let mut l = lock(&self.liveness.inner);
                 l.leader_since = Some(Instant::now());
                 l.last_heartbeat.clear();

@@ -1,4 +1,6 @@
-//! DescribeCluster (KIP-700): the cluster id, the controller and the brokers.
+//! DescribeCluster (KIP-700): the cluster id, the controller and the brokers. The controller here
+//! is the active one (the Raft leader), for operators; Metadata's controller id is the answering
+//! broker instead, because that is where clients should send admin requests.
 
 use std::sync::Arc;
 

@@ -60,9 +60,21 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
     MetadataResponse::default()
         .with_brokers(brokers(broker, &image))
         .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.metadata.active_controller().unwrap_or(-1)))
+        .with_controller_id(BrokerId(admin_target(broker, &image)))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
+}
+
+/// The "controller" clients send admin requests to. As in KRaft (KIP-590), any broker takes them
+/// and the metadata log carries them to the active controller, so this is the answering broker
+/// itself: a client never waits on a stale controller id after a controller failover.
+fn admin_target(broker: &Broker, image: &MetadataImage) -> i32 {
+    let me = broker.config.node_id;
+    if image.live_brokers().any(|b| b.id == me) {
+        me
+    } else {
+        image.live_brokers().next().map_or(-1, |b| b.id)
+    }
 }
 
 /// The live brokers, each at its endpoint for the listener clients use here (the first
