@@ -70,16 +70,20 @@ class Cluster:
         return latest[1] if latest else None
 
     def wait_for(self, what, check, timeout=30):
-        """Polls `check()` until it returns a true value; fails naming `what` and the node logs."""
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            try:
-                last = check()
-                if last:
-                    return last
-            except Exception as e:  # a node may be down or electing; keep polling
-                last = e
-            time.sleep(0.2)
-        logs = "\n".join(f"--- node {i} ---\n" + "".join(b.log_lines[-30:]) for i, b in self.nodes.items())
-        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{logs}")
+        logs = lambda: "\n".join(f"--- node {i} ---\n" + "".join(b.log_lines[-30:]) for i, b in self.nodes.items())
+        return wait_for(what, check, timeout, logs)
+
+
+def wait_for(what, check, timeout=30, logs=lambda: ""):
+    """Polls `check()` until it returns a true value; fails naming `what` (and the node logs)."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as e:  # a node may be down or electing; keep polling
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{logs()}")

@@ -4,6 +4,7 @@ registration and fencing, partition placement, and clients routed to partition l
 Replication (replication factor above 1) is not built yet; these tests cover what a cluster of
 RF=1 partitions must already do right, with real clients.
 """
+import os
 import subprocess
 import time
 
@@ -185,3 +186,74 @@ def test_a_data_directory_belongs_to_one_node_id(tmp_path, broker_factory):
     r = run_server(tmp_path, "node.id=7")
     assert r.returncode != 0
     assert "node.id=1" in r.stderr and "node.id=7" in r.stderr, r.stderr
+
+
+def test_a_node_whose_disk_was_wiped_rejoins_the_cluster_empty(cluster, tmp_path):
+    """The node formats itself again, learns the cluster from the others (it does not found a new
+    one: the other voters already have a cluster), and serves again."""
+    import shutil
+    bs = cluster.bootstrap()
+    cluster.wait_for("3 brokers", lambda: brokers_seen(bs) == [1, 2, 3])
+    create(bs, "before-wipe", 3)
+    cluster_id = metadata(bs).cluster_id
+    victim = next(i for i in (1, 2, 3) if i != cluster.active_controller())
+    cluster.nodes[victim].kill()
+    shutil.rmtree(cluster.nodes[victim].data_dir)
+    cluster.nodes[victim].start()
+    assert cluster.nodes[victim].wait_for_log("joining the existing cluster", timeout=20), cluster.nodes[victim].log()
+    node_bs = cluster.nodes[victim].bootstrap
+    cluster.wait_for("the wiped node to know the cluster's topics",
+                     lambda: "before-wipe" in metadata(node_bs).topics and metadata(node_bs).cluster_id == cluster_id)
+    props = dict(l.split("=", 1) for l in open(f"{cluster.nodes[victim].data_dir}/meta.properties").read().split())
+    assert props["cluster.id"] == cluster_id
+    # It takes part again: the quorum survives losing one of the other two.
+    other = next(i for i in (1, 2, 3) if i != victim)
+    cluster.nodes[other].kill()
+    survivors = cluster.bootstrap(exclude=[other])
+    cluster.wait_for("a topic created with the wiped node in the quorum",
+                     lambda: create(survivors, "after-wipe", 1) is None)
+
+
+def test_a_node_with_another_clusters_data_directory_refuses_to_start(tmp_path, broker_factory):
+    # A single-node cluster's directory, node id 2, then started as node 2 of a three-node quorum.
+    b = broker_factory(overrides=["node.id=2"], data_dir=tmp_path / "d")
+    b.stop()
+    r = run_server(tmp_path, "node.id=2", "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+                   "controller.quorum.voters=1@127.0.0.1:1,2@127.0.0.1:2,3@127.0.0.1:3")
+    assert r.returncode != 0
+    assert "belongs to a quorum of voters [2]" in r.stderr and "controller.quorum.voters" in r.stderr, r.stderr
+
+
+def test_strom_cluster_starts_a_local_cluster_in_one_command_and_stops_it(tmp_path):
+    import re
+    import signal
+    from cluster import free_ports, wait_for
+    base, cbase = free_ports(2)
+    proc = subprocess.Popen([STROM_BIN, "cluster", "--nodes", "3", "--base-port", str(base),
+                             "--controller-base-port", str(cbase), "--dir", str(tmp_path / "c"),
+                             "--override", "broker.session.timeout.ms=3000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        bootstrap, pids = None, []
+        deadline = time.time() + 30
+        while time.time() < deadline and len(pids) < 3:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if m := re.search(r"^Strom cluster of 3 nodes is ready: bootstrap\.servers=(\S+)", line):
+                bootstrap = m.group(1)
+            if m := re.search(r"^  node \d: pid (\d+)", line):
+                pids.append(int(m.group(1)))
+        assert bootstrap and len(pids) == 3, "no ready line"
+        assert bootstrap == ",".join(f"127.0.0.1:{base + i}" for i in range(3))
+        wait_for("3 brokers", lambda: brokers_seen(bootstrap) == [1, 2, 3])
+        create(bootstrap, "dev", 3)
+        assert sorted(leaders(bootstrap, "dev").values()) == [1, 2, 3]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert out.count("stopped (exit status: 0)") == 3, out
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -1,5 +1,6 @@
 //! The `strom` binary: the one command for running and operating Strom.
 
+mod dev_cluster;
 mod tools;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ enum Command {
         #[arg(long)]
         help_config: bool,
     },
+    /// Start a local N-node cluster for development: one process, data dir and ports per node.
+    Cluster(dev_cluster::Args),
     /// Create, list, describe, alter and delete topics (kafka-topics.sh).
     Topics(tools::topics::Args),
     /// Send one record per line of standard input (kafka-console-producer.sh).
@@ -73,6 +76,7 @@ fn run() -> anyhow::Result<()> {
         )
         .init();
     match cli.command {
+        Command::Cluster(a) => dev_cluster::run(a),
         Command::Topics(a) => tools::topics::run(a),
         Command::ConsoleProducer(a) => tools::console_producer::run(a),
         Command::ConsoleConsumer(a) => tools::console_consumer::run(a),

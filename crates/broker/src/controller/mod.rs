@@ -103,6 +103,9 @@ impl Controller {
         let raft = Raft::new(node_id, Arc::new(raft_config), Network { ctx: ctx.clone() }, log, sm)
             .await
             .map_err(|e| ControllerError::Unavailable(e.to_string()))?;
+        if !started_empty {
+            check_voters(&raft, &config).await?;
+        }
         let peers = cluster
             .voters
             .iter()
@@ -378,6 +381,34 @@ impl Controller {
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
     }
+}
+
+/// A metadata log belongs to one quorum: a node whose log names other voters than its config
+/// (a data directory from another cluster, or a changed `controller.quorum.voters`) would
+/// otherwise go on as a quorum of its own. Changing the voters of a running cluster needs
+/// membership changes, which Strom does not offer yet.
+async fn check_voters(raft: &Raft, config: &BrokerConfig) -> Result<(), ControllerError> {
+    let in_log: Vec<u64> = raft
+        .with_raft_state(|st| {
+            let mut v: Vec<u64> = st.membership_state.effective().voter_ids().collect();
+            v.sort_unstable();
+            v
+        })
+        .await
+        .map_err(|e| ControllerError::Unavailable(e.to_string()))?;
+    let configured: Vec<u64> = if config.cluster.voters.is_empty() {
+        vec![config.node_id as u64]
+    } else {
+        config.cluster.voters.keys().map(|id| *id as u64).collect()
+    };
+    if !in_log.is_empty() && in_log != configured {
+        return Err(ControllerError::Config(format!(
+            "the metadata log in {} belongs to a quorum of voters {in_log:?}, but controller.quorum.voters names {configured:?}; \
+             this data directory belongs to another cluster (or the voters were changed, which is not supported yet)",
+            config.log_dir.join("__cluster_metadata-0").display()
+        )));
+    }
+    Ok(())
 }
 
 fn read_meta_properties(path: &Path) -> BTreeMap<String, String> {
