@@ -186,12 +186,36 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        match self.append_entries(entries) {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+                Err(write_error(e))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> StorageResult<()> {
+        self.truncate_from(log_id.index).map_err(write_error)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> StorageResult<()> {
+        self.purge_upto(log_id).map_err(write_error)
+    }
+}
+
+impl LogStore {
+    /// Appends and fsyncs; the entries are in memory only once they are on disk.
+    fn append_entries(&self, entries: impl IntoIterator<Item = Entry>) -> io::Result<()> {
         let mut inner = lock(&self.inner);
         let mut buf = Vec::new();
         let mut added = Vec::new();
         for e in entries {
             let pos = inner.file_len + buf.len() as u64;
-            buf.extend_from_slice(&frame(&e).map_err(write_error)?);
+            buf.extend_from_slice(&frame(&e)?);
             added.push((pos, e));
         }
         let written = inner.file.write_all(&buf).and_then(|_| inner.file.sync_data());
@@ -199,36 +223,40 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // What reached the file is unknown: cut it back so memory and disk agree.
             let len = inner.file_len;
             let _ = inner.file.set_len(len);
-            callback.log_io_completed(Err(io::Error::new(e.kind(), e.to_string())));
-            return Err(write_error(e));
+            return Err(e);
         }
         inner.file_len += buf.len() as u64;
         for (pos, e) in added {
-            debug_assert!(inner.entries.last_key_value().is_none_or(|(i, _)| *i + 1 == e.log_id.index), "metadata log entries are contiguous");
+            assert!(
+                inner.entries.last_key_value().is_none_or(|(i, _)| *i + 1 == e.log_id.index),
+                "metadata log entries are contiguous"
+            );
             inner.entries.insert(e.log_id.index, (pos, e));
         }
-        callback.log_io_completed(Ok(()));
         Ok(())
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> StorageResult<()> {
+    /// Removes the entries at `index` and after (a follower's conflicting suffix).
+    fn truncate_from(&self, index: u64) -> io::Result<()> {
         let mut inner = lock(&self.inner);
-        let Some((pos, _)) = inner.entries.get(&log_id.index).map(|(p, e)| (*p, e.log_id)) else { return Ok(()) };
-        inner.file.set_len(pos).and_then(|_| inner.file.sync_all()).map_err(write_error)?;
+        let Some(pos) = inner.entries.get(&index).map(|(p, _)| *p) else { return Ok(()) };
+        inner.file.set_len(pos)?;
+        inner.file.sync_all()?;
         inner.file_len = pos;
-        inner.entries.split_off(&log_id.index);
+        inner.entries.split_off(&index);
         Ok(())
     }
 
-    async fn purge(&mut self, log_id: LogId) -> StorageResult<()> {
+    /// Forgets the entries up to `log_id` (covered by a snapshot).
+    fn purge_upto(&self, log_id: LogId) -> io::Result<()> {
         let mut inner = lock(&self.inner);
         // The purge point is recorded first: a crash between the two steps leaves extra entries
         // below it, which open() keeps and Raft never asks for.
         inner.state.last_purged = Some(log_id);
-        inner.save_state().map_err(write_error)?;
+        inner.save_state()?;
         let keep = inner.entries.split_off(&(log_id.index + 1));
         inner.entries = keep;
-        inner.rewrite().map_err(write_error)
+        inner.rewrite()
     }
 }
 
@@ -268,5 +296,83 @@ mod tests {
         let n = lock(&store.inner).entries.len();
         assert!(n < 5);
         assert!(lock(&store.inner).entries.keys().copied().eq(0..n as u64));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(u8),
+        Truncate(u8),
+        Purge(u8),
+        /// Reopen after a crash that tore this many bytes off the file's end.
+        Crash(u8),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (1u8..5).prop_map(Op::Append),
+            1 => any::<u8>().prop_map(Op::Truncate),
+            1 => any::<u8>().prop_map(Op::Purge),
+            2 => any::<u8>().prop_map(Op::Crash),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The log against a model (the acknowledged entries), through appends, truncations,
+        /// purges and crashes that tear the file's tail: after a torn write, only entries that
+        /// were not yet acknowledged can be lost, and what remains is a contiguous prefix.
+        #[test]
+        fn the_log_matches_its_model_through_crashes(ops in proptest::collection::vec(op(), 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = LogStore::open(dir.path()).unwrap();
+            let mut model: BTreeMap<u64, Entry> = BTreeMap::new();
+            let mut next = 0u64;
+            let mut purged: Option<u64> = None;
+            for op in ops {
+                match op {
+                    Op::Append(n) => {
+                        let batch: Vec<Entry> = (next..next + u64::from(n)).map(entry).collect();
+                        store.append_entries(batch.clone()).unwrap();
+                        for e in batch {
+                            model.insert(e.log_id.index, e);
+                        }
+                        next += u64::from(n);
+                    }
+                    Op::Truncate(at) => {
+                        let Some(first) = model.keys().next().copied() else { continue };
+                        let at = first + u64::from(at) % (next - first + 1);
+                        store.truncate_from(at).unwrap();
+                        model.split_off(&at);
+                        next = next.min(at).max(first);
+                    }
+                    Op::Purge(upto) => {
+                        let Some(first) = model.keys().next().copied() else { continue };
+                        let upto = first + u64::from(upto) % (next - first);
+                        store.purge_upto(entry(upto).log_id).unwrap();
+                        model = model.split_off(&(upto + 1));
+                        purged = Some(upto);
+                    }
+                    Op::Crash(tear) => {
+                        let path = dir.path().join("entries.log");
+                        let len = std::fs::metadata(&path).unwrap().len();
+                        // Only a tail that was being written can tear: an entry whose append
+                        // returned was fsynced. Tear into a new, unacknowledged partial frame.
+                        let partial = frame(&entry(next)).unwrap();
+                        let keep = usize::from(tear) % partial.len();
+                        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+                        f.write_all(&partial[..keep]).unwrap();
+                        drop(f);
+                        drop(store);
+                        store = LogStore::open(dir.path()).unwrap();
+                        proptest::prop_assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+                    }
+                }
+                let inner = lock(&store.inner);
+                let got: Vec<u64> = inner.entries.keys().copied().collect();
+                let want: Vec<u64> = model.keys().copied().collect();
+                proptest::prop_assert_eq!(got, want);
+                proptest::prop_assert_eq!(inner.state.last_purged.map(|l| l.index), purged);
+            }
+        }
     }
 }
