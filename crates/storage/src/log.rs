@@ -358,6 +358,57 @@ impl PartitionLog {
         Ok(AppendInfo { first_offset, last_offset, max_timestamp, offset_of_max_timestamp, duplicate: false })
     }
 
+    /// Appends batches copied from the partition's leader (a follower's fetch), keeping their
+    /// offsets, leader epochs and timestamps: a replica's log is the leader's, byte for byte.
+    /// Offsets must continue the log (compaction on the leader may leave gaps, never overlaps).
+    /// Producer state and the epoch cache follow the batches, so the replica can take over as
+    /// leader with idempotence and OffsetForLeaderEpoch intact.
+    pub fn append_replicated(&mut self, batches: &[u8], now_ms: i64) -> Result<Option<AppendInfo>, StorageError> {
+        let headers = validate_batches(batches, u32::MAX)?;
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else { return Ok(None) };
+        let mut expected = self.log_end_offset();
+        for h in &headers {
+            if h.base_offset < expected || h.last_offset() < h.base_offset {
+                return Err(StorageError::corrupt(format!(
+                    "replicated batch at offset {} does not continue the log (next offset {expected})",
+                    h.base_offset
+                )));
+            }
+            expected = h.last_offset() + 1;
+        }
+        let (first_offset, last_offset) = (first.base_offset, last.last_offset());
+        if self.should_roll(batches.len() as u64, last_offset, now_ms) {
+            self.roll()?;
+        }
+        if !self.active().can_hold(batches.len() as u64, last_offset) {
+            self.roll()?;
+            if !self.active().can_hold(batches.len() as u64, last_offset) {
+                return Err(StorageError::corrupt("replicated batches span more offsets than a segment can index"));
+            }
+        }
+        let mut epochs_changed = false;
+        for h in &headers {
+            let epoch = h.partition_leader_epoch;
+            if epoch >= 0 && self.latest_epoch().is_none_or(|e| epoch > e) {
+                self.epochs.push((epoch, h.base_offset));
+                epochs_changed = true;
+            }
+        }
+        if epochs_changed {
+            // As on the leader: recorded before the data.
+            self.persist_epochs()?;
+        }
+        let interval = self.config.index_interval_bytes;
+        self.active_mut().append(batches, &headers, interval, now_ms)?;
+        for h in &headers {
+            self.producers.record(h);
+        }
+        let (max_timestamp, offset_of_max_timestamp) =
+            headers.iter().fold((-1, -1), |(ts, off), h| if h.max_timestamp > ts { (h.max_timestamp, h.last_offset()) } else { (ts, off) });
+        debug_assert_eq!(self.log_end_offset(), last_offset + 1, "a replica's log end follows the leader's batches");
+        Ok(Some(AppendInfo { first_offset, last_offset, max_timestamp, offset_of_max_timestamp, duplicate: false }))
+    }
+
     fn should_roll(&self, bytes: u64, last_offset: i64, now_ms: i64) -> bool {
         let active = self.active();
         if active.is_empty() {
