@@ -1,0 +1,216 @@
+//! A partition leader's view of its followers: their log end offsets, the high watermark, and
+//! which replicas are in sync. Kafka's rules (`Partition.maybeIncrementLeaderHW`,
+//! `getOutOfSyncReplicas`, `maybeExpandIsr`) as a pure state machine: no clock, no I/O; the
+//! replica manager feeds it follower fetches and the time, and reports ISR changes to the
+//! controller.
+//!
+//! Not wired into the broker yet: replication (followers fetching from leaders) is being built
+//! on it, and its model test below pins the invariants first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug)]
+struct Follower {
+    /// The follower's log end offset: the offset of its last fetch.
+    leo: i64,
+    /// The last time its log end reached the leader's log end as of its previous fetch.
+    last_caught_up_ms: i64,
+    /// The leader's log end offset when this follower last fetched.
+    leader_leo_at_last_fetch: i64,
+    last_fetch_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct LeaderState {
+    me: i32,
+    leo: i64,
+    hw: i64,
+    isr: BTreeSet<i32>,
+    followers: BTreeMap<i32, Follower>,
+}
+
+impl LeaderState {
+    /// A new leadership: `hw` is the high watermark the replica had as a follower (it never goes
+    /// back), `isr` as the controller recorded it.
+    pub fn new(me: i32, replicas: &[i32], isr: &[i32], leo: i64, hw: i64, now_ms: i64) -> Self {
+        let followers = replicas
+            .iter()
+            .filter(|r| **r != me)
+            .map(|r| (*r, Follower { leo: -1, last_caught_up_ms: now_ms, leader_leo_at_last_fetch: -1, last_fetch_ms: now_ms }))
+            .collect();
+        LeaderState { me, leo, hw: hw.min(leo), isr: isr.iter().copied().collect(), followers }
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.hw
+    }
+
+    pub fn isr(&self) -> &BTreeSet<i32> {
+        &self.isr
+    }
+
+    /// The leader appended; returns the new high watermark (a partition whose ISR is the leader
+    /// alone commits at once).
+    pub fn on_append(&mut self, leo: i64) -> i64 {
+        debug_assert!(leo >= self.leo, "the leader's log end never goes back while it leads");
+        self.leo = leo;
+        self.advance_hw()
+    }
+
+    /// A follower fetched from `fetch_offset` (so it has everything below it). Returns the new
+    /// high watermark.
+    pub fn on_follower_fetch(&mut self, id: i32, fetch_offset: i64, now_ms: i64) -> i64 {
+        let leo = self.leo;
+        let Some(f) = self.followers.get_mut(&id) else { return self.hw };
+        // Kafka's lastCaughtUpTime: caught up now if it has the whole log; caught up as of its
+        // previous fetch if it has what the leader had then.
+        if fetch_offset >= leo {
+            f.last_caught_up_ms = now_ms;
+        } else if fetch_offset >= f.leader_leo_at_last_fetch && f.leader_leo_at_last_fetch >= 0 {
+            f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
+        }
+        f.leo = fetch_offset.min(leo);
+        f.leader_leo_at_last_fetch = leo;
+        f.last_fetch_ms = now_ms;
+        self.advance_hw()
+    }
+
+    /// The controller recorded a new ISR for this leadership.
+    pub fn set_isr(&mut self, isr: &[i32]) -> i64 {
+        self.isr = isr.iter().copied().collect();
+        self.advance_hw()
+    }
+
+    /// Followers in the ISR that have not caught up for longer than `lag_ms`
+    /// (`replica.lag.time.max.ms`): the leader asks the controller to drop them.
+    pub fn lagging(&self, now_ms: i64, lag_ms: i64) -> Vec<i32> {
+        self.followers
+            .iter()
+            .filter(|(id, f)| self.isr.contains(id) && now_ms - f.last_caught_up_ms > lag_ms)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Followers outside the ISR that have caught up to the high watermark: the leader asks the
+    /// controller to add them back.
+    pub fn caught_up(&self) -> Vec<i32> {
+        self.followers
+            .iter()
+            .filter(|(id, f)| !self.isr.contains(id) && f.leo >= self.hw && f.leo >= 0)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Everything below the smallest log end in the ISR is on every in-sync replica. Never goes
+    /// back: a consumer may have read up to it.
+    fn advance_hw(&mut self) -> i64 {
+        let min = self
+            .isr
+            .iter()
+            .map(|id| if *id == self.me { self.leo } else { self.followers.get(id).map_or(-1, |f| f.leo) })
+            .min()
+            .unwrap_or(self.leo);
+        if min > self.hw {
+            self.hw = min;
+        }
+        self.hw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_high_watermark_waits_for_every_in_sync_replica() {
+        let mut s = LeaderState::new(1, &[1, 2, 3], &[1, 2, 3], 0, 0, 0);
+        assert_eq!(s.on_append(10), 0);
+        assert_eq!(s.on_follower_fetch(2, 10, 1), 0, "3 has nothing yet");
+        assert_eq!(s.on_follower_fetch(3, 4, 1), 4);
+        assert_eq!(s.on_follower_fetch(3, 10, 2), 10);
+        // Alone in the ISR, the leader commits what it appends.
+        let mut alone = LeaderState::new(1, &[1, 2], &[1], 0, 0, 0);
+        assert_eq!(alone.on_append(5), 5);
+    }
+
+    #[test]
+    fn a_stuck_follower_leaves_the_isr_after_the_lag_time_and_returns_once_caught_up() {
+        let mut s = LeaderState::new(1, &[1, 2, 3], &[1, 2, 3], 0, 0, 0);
+        s.on_append(100);
+        for t in (0..=40_000).step_by(500) {
+            s.on_follower_fetch(2, 100, t);
+            s.on_follower_fetch(3, 50, t); // fetching, but never catching up
+        }
+        assert_eq!(s.lagging(40_000, 30_000), vec![3]);
+        assert_eq!(s.set_isr(&[1, 2]), 100, "without 3 the high watermark moves up");
+        assert!(s.caught_up().is_empty());
+        s.on_follower_fetch(3, 100, 40_500);
+        assert_eq!(s.caught_up(), vec![3]);
+        assert!(s.lagging(41_000, 30_000).is_empty());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(u8),
+        Fetch(usize, u8),
+        Shrink(usize),
+        Expand,
+        Tick(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            any::<u8>().prop_map(Op::Append),
+            (0usize..2, any::<u8>()).prop_map(|(f, d)| Op::Fetch(f, d)),
+            (0usize..2).prop_map(Op::Shrink),
+            Just(Op::Expand),
+            any::<u16>().prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the followers do, the high watermark never goes back, never passes the log
+        /// end of any in-sync replica, and an offset below it is on every replica that was in
+        /// the ISR when it got there (so a new leader chosen from the ISR has it).
+        #[test]
+        fn the_high_watermark_is_safe(ops in proptest::collection::vec(op(), 1..200)) {
+            let followers = [2, 3];
+            let mut s = LeaderState::new(1, &[1, 2, 3], &[1, 2, 3], 0, 0, 0);
+            let (mut leo, mut now) = (0i64, 0i64);
+            let mut has = BTreeMap::from([(2, 0i64), (3, 0i64)]);
+            let mut last_hw = 0;
+            for op in ops {
+                match op {
+                    Op::Append(n) => { leo += i64::from(n); s.on_append(leo); }
+                    Op::Fetch(f, d) => {
+                        let id = followers[f];
+                        // A follower fetches from what it has, and then has at most up to the log end.
+                        let offset = (has[&id] + i64::from(d)).min(leo);
+                        has.insert(id, offset);
+                        s.on_follower_fetch(id, offset, now);
+                    }
+                    Op::Shrink(f) => {
+                        let isr: Vec<i32> = s.isr().iter().copied().filter(|r| *r != followers[f]).collect();
+                        s.set_isr(&isr);
+                    }
+                    Op::Expand => {
+                        let mut isr: Vec<i32> = s.isr().iter().copied().collect();
+                        isr.extend(s.caught_up());
+                        s.set_isr(&isr);
+                    }
+                    Op::Tick(ms) => now += i64::from(ms),
+                }
+                let hw = s.high_watermark();
+                prop_assert!(hw >= last_hw, "high watermark went back");
+                prop_assert!(hw <= leo);
+                for id in s.isr() {
+                    if *id != 1 {
+                        prop_assert!(has[id] >= hw, "replica {} in the ISR lacks offsets below the high watermark", id);
+                    }
+                }
+                last_hw = hw;
+            }
+        }
+    }
+}
