@@ -90,7 +90,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
 async fn follow_metadata(broker: Arc<Broker>) {
     let mut images = broker.metadata.subscribe();
     while images.changed().await.is_ok() {
-        let image = images.borrow_and_update().clone();
+        let image = images.borrow_and_update().image.clone();
         let b = broker.clone();
         // Opening a log may recover it: blocking work.
         let synced = tokio::task::spawn_blocking(move || b.replicas.sync_with(&image)).await;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{assign_offset, find_record, set_log_append_time, validate_batches};
+use crate::batch::{assign_offset, find_record, set_log_append_time, validate_batches, BatchHeader};
 use crate::checkpoint::{
     decode_entries, encode_entries, fsync_dir, read_optional, write_atomic, CLEAN_SHUTDOWN_FILE, LEADER_EPOCH_FILE,
     LOG_START_OFFSET_FILE, PRODUCER_STATE_FILE, TMP_SUFFIX,
@@ -351,9 +351,7 @@ impl PartitionLog {
         }
         let (max_timestamp, offset_of_max_timestamp) = match log_append_time {
             Some(t) => (t, first_offset),
-            None => headers
-                .iter()
-                .fold((-1, -1), |(ts, off), h| if h.max_timestamp > ts { (h.max_timestamp, h.last_offset()) } else { (ts, off) }),
+            None => max_timestamp(&headers),
         };
         Ok(AppendInfo { first_offset, last_offset, max_timestamp, offset_of_max_timestamp, duplicate: false })
     }
@@ -381,10 +379,7 @@ impl PartitionLog {
             self.roll()?;
         }
         if !self.active().can_hold(batches.len() as u64, last_offset) {
-            self.roll()?;
-            if !self.active().can_hold(batches.len() as u64, last_offset) {
-                return Err(StorageError::corrupt("replicated batches span more offsets than a segment can index"));
-            }
+            return Err(StorageError::corrupt("replicated batches span more offsets than a segment can index"));
         }
         let mut epochs_changed = false;
         for h in &headers {
@@ -403,8 +398,7 @@ impl PartitionLog {
         for h in &headers {
             self.producers.record(h);
         }
-        let (max_timestamp, offset_of_max_timestamp) =
-            headers.iter().fold((-1, -1), |(ts, off), h| if h.max_timestamp > ts { (h.max_timestamp, h.last_offset()) } else { (ts, off) });
+        let (max_timestamp, offset_of_max_timestamp) = max_timestamp(&headers);
         debug_assert_eq!(self.log_end_offset(), last_offset + 1, "a replica's log end follows the leader's batches");
         Ok(Some(AppendInfo { first_offset, last_offset, max_timestamp, offset_of_max_timestamp, duplicate: false }))
     }
@@ -1181,6 +1175,12 @@ fn remove_segment_files(dir: &Path, base: i64) -> Result<(), StorageError> {
         }
     }
     Ok(())
+}
+
+/// The largest batch maxTimestamp of an append and the last offset of the first batch carrying
+/// it ((-1, -1) when none).
+fn max_timestamp(headers: &[BatchHeader]) -> (i64, i64) {
+    headers.iter().fold((-1, -1), |(ts, off), h| if h.max_timestamp > ts { (h.max_timestamp, h.last_offset()) } else { (ts, off) })
 }
 
 #[cfg(test)]

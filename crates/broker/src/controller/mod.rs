@@ -33,7 +33,8 @@ use tokio::sync::watch;
 pub use elect::place_replicas;
 use log_store::LogStore;
 use network::{Network, NodeContext, NotController, PeerClient, Request, Response};
-use state_machine::{Applied, StateMachine};
+pub use state_machine::Applied;
+use state_machine::StateMachine;
 use types::{CommandResult, Raft};
 
 use crate::config::BrokerConfig;
@@ -151,19 +152,9 @@ impl Controller {
         self.applied.borrow().image.clone()
     }
 
-    /// Wakes on every applied change.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
-        let (tx, rx) = watch::channel(self.image());
-        let mut applied = self.applied.clone();
-        tokio::spawn(async move {
-            while applied.changed().await.is_ok() {
-                let image = applied.borrow_and_update().image.clone();
-                if tx.send(image).is_err() {
-                    break;
-                }
-            }
-        });
-        rx
+    /// Wakes on every applied change; `.borrow().image` is the image.
+    pub fn subscribe(&self) -> watch::Receiver<Applied> {
+        self.applied.clone()
     }
 
     /// Resolves with a reason when the node must stop.
