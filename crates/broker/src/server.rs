@@ -69,6 +69,13 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     } else {
         tokio::spawn(broker.metadata.clone().run_broker(endpoints));
     }
+    // "Ready" includes the replay of `__consumer_offsets`: a client that starts on the ready
+    // line must not meet COORDINATOR_LOAD_IN_PROGRESS, which some clients' commits do not retry.
+    // (Requests arriving earlier get that code and retry, as on Kafka.)
+    let load_deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !broker.groups.is_loaded() && tokio::time::Instant::now() < load_deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     on_ready(&broker, &bootstrap);
     tokio::select! {
         _ = shutdown_signal() => {}
