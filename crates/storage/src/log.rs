@@ -338,9 +338,10 @@ impl PartitionLog {
         if leader_epoch >= 0 && self.latest_epoch().is_none_or(|e| leader_epoch > e) {
             // Persisted before the data: an entry whose start has no data yet is harmless, data
             // whose epoch is unrecorded is not.
-            self.epochs.push((leader_epoch, first_offset));
+            let before = self.epochs.clone();
+            push_epoch(&mut self.epochs, leader_epoch, first_offset);
             if let Err(e) = self.persist_epochs() {
-                self.epochs.pop();
+                self.epochs = before;
                 return Err(e);
             }
         }
@@ -385,7 +386,7 @@ impl PartitionLog {
         for h in &headers {
             let epoch = h.partition_leader_epoch;
             if epoch >= 0 && self.latest_epoch().is_none_or(|e| epoch > e) {
-                self.epochs.push((epoch, h.base_offset));
+                push_epoch(&mut self.epochs, epoch, h.base_offset);
                 epochs_changed = true;
             }
         }
@@ -859,6 +860,25 @@ impl PartitionLog {
         }
     }
 
+    /// A new leadership starts at the log end (Kafka's `maybeAssignEpochStartOffset`): recorded
+    /// before any batch carries the epoch, so that OffsetForLeaderEpoch on the new leader answers
+    /// a follower of the previous epoch with where that epoch ended here.
+    pub fn assign_epoch(&mut self, epoch: i32) -> Result<(), StorageError> {
+        if epoch < 0 || self.latest_epoch().is_some_and(|e| e >= epoch) {
+            return Ok(());
+        }
+        let leo = self.log_end_offset();
+        push_epoch(&mut self.epochs, epoch, leo);
+        self.persist_epochs()
+    }
+
+    /// Starts the log over, empty, at `offset` (a follower whose leader no longer has the
+    /// follower's log end: everything it has is below the leader's log start).
+    pub fn reset_empty_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        tracing::info!(dir = %self.dir.display(), offset, "log restarted empty at the leader's log start");
+        self.reset_to(offset)
+    }
+
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.last().map(|&(e, _)| e)
     }
@@ -1000,6 +1020,16 @@ impl PartitionLog {
 /// `max_offset`. Returns true when the read is complete (budget or `max_offset` reached).
 /// Kafka's truncateFromStart: entries that begin below the new start collapse into one that
 /// begins at it.
+/// Appends (epoch, start), first dropping entries that start at or after `start` (an epoch that
+/// began but got no batch before the next one), so that starts stay strictly increasing.
+fn push_epoch(epochs: &mut Vec<(i32, i64)>, epoch: i32, start: i64) {
+    while epochs.last().is_some_and(|&(_, s)| s >= start) {
+        epochs.pop();
+    }
+    debug_assert!(epochs.last().is_none_or(|&(e, _)| e < epoch), "epochs increase");
+    epochs.push((epoch, start));
+}
+
 fn truncate_epochs_from_start(epochs: &mut Vec<(i32, i64)>, start: i64) {
     let below = epochs.partition_point(|&(_, s)| s <= start);
     if below == 0 {
