@@ -4,10 +4,17 @@ data directory, client port and CONTROLLER port, all voters of one controller qu
 Ports are picked by binding port 0 and closing the socket: a controller voter list has to name
 every port before any node starts, so the brokers cannot pick their own as single-node tests do.
 """
+import os
 import socket
 import time
+from collections import namedtuple
+
+from confluent_kafka.admin import AdminClient
 
 from conftest import Broker
+
+# One partition as a node reports it in Metadata: leader id (-1: none), replica ids, in-sync replica ids.
+PartitionState = namedtuple("PartitionState", "leader replicas isr")
 
 
 def free_ports(n):
@@ -44,9 +51,14 @@ class Cluster:
             b.bootstrap = f"127.0.0.1:{self.client_ports[i]}"
             self.nodes[node_id] = b
 
-    def start(self):
-        for b in self.nodes.values():
-            b.start()
+    def start(self, ids=None):
+        """Starts the given nodes (default: all) together and waits until each is ready, so that
+        no node's start waits on a quorum whose other members are not started yet."""
+        nodes = [self.nodes[i] for i in (ids or self.nodes)]
+        for b in nodes:
+            b.launch()
+        for b in nodes:
+            b.wait_ready()
         return self
 
     def bootstrap(self, exclude=()):
@@ -55,6 +67,59 @@ class Cluster:
     def kill_all(self):
         for b in self.nodes.values():
             b.kill()
+
+    def live(self):
+        """Ids of the nodes whose process runs and is not paused."""
+        return [i for i, b in self.nodes.items() if b.running and not b.paused]
+
+    def bootstrap_live(self):
+        """Bootstrap servers of the live nodes only: a paused node accepts connections and never
+        answers, so clients that must answer quickly (the helpers below) leave it out."""
+        return self.bootstrap(exclude=[i for i in self.nodes if i not in self.live()])
+
+    def partitions(self, topic, via=None, timeout=5):
+        """{partition: PartitionState} of `topic` as node `via` (default: any live node) reports it."""
+        bs = self.nodes[via].bootstrap if via is not None else self.bootstrap_live()
+        md = AdminClient({"bootstrap.servers": bs}).list_topics(timeout=timeout)
+        t = md.topics.get(topic)
+        if t is None:
+            raise LookupError(f"topic {topic} unknown to {bs}")
+        return {p.id: PartitionState(p.leader, list(p.replicas), list(p.isrs)) for p in t.partitions.values()}
+
+    def leader(self, topic, partition):
+        return self.partitions(topic)[partition].leader
+
+    def views(self, topic):
+        """{node id: partitions(topic, via=node)} for every live node."""
+        return {i: self.partitions(topic, via=i) for i in self.live()}
+
+    def wait_for_leader(self, topic, partition, not_in=(), timeout=15):
+        """Waits until every live node names the same live leader for the partition, one not in
+        `not_in`; returns its id."""
+        def agreed():
+            leaders = {v[partition].leader for v in self.views(topic).values()}
+            (leader,) = leaders if len(leaders) == 1 else (None,)
+            return leader if leader in self.live() and leader not in not_in else None
+        return self.wait_for(f"a leader of {topic}-{partition} not in {list(not_in)}", agreed, timeout)
+
+    def wait_for_full_isr(self, topic, replication_factor, timeout=30):
+        """Waits until every live node reports, for every partition of the topic, a live leader,
+        `replication_factor` replicas and all of them in sync; returns {partition: PartitionState}."""
+        def full():
+            views = list(self.views(topic).values())
+            first = views[0]
+            ok = all(v == first for v in views) and all(
+                s.leader in self.live() and len(s.replicas) == replication_factor
+                and sorted(s.isr) == sorted(s.replicas) for s in first.values())
+            return first if ok else None
+        return self.wait_for(f"every partition of {topic} with a leader and {replication_factor} in-sync replicas",
+                             full, timeout)
+
+    def replica_log(self, node_id, topic, partition):
+        """The bytes of a replica's log (its segment files in order), read from the node's data directory."""
+        d = os.path.join(self.nodes[node_id].data_dir, f"{topic}-{partition}")
+        names = sorted(n for n in os.listdir(d) if n.endswith(".log")) if os.path.isdir(d) else []
+        return b"".join(open(os.path.join(d, n), "rb").read() for n in names)
 
     def active_controller(self):
         """The running node that most recently logged taking over as active controller."""

@@ -6,6 +6,7 @@ ready line, so parallel runs never collide and nothing ever touches 9092.
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -25,9 +26,17 @@ class Broker:
         self.bootstrap = None
         self.log_lines = []
         self.started_at_line = 0
+        self.paused = False
 
     def start(self, timeout=30):
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self):
+        """Starts the process without waiting for its ready line (see `wait_ready`), so that a
+        cluster's nodes can come up together."""
         self.started_at_line = len(self.log_lines)
+        self.paused = False
         port = self.bootstrap.rsplit(":", 1)[1] if self.bootstrap else "0"
         args = [STROM_BIN, "server",
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
@@ -36,6 +45,9 @@ class Broker:
             args += ["--override", o]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
+        return self
+
+    def wait_ready(self, timeout=30):
         deadline = time.time() + timeout
         line = ""
         while time.time() < deadline:
@@ -50,6 +62,11 @@ class Broker:
         self.kill()
         raise RuntimeError("strom did not become ready; log:\n" + "".join(self.log_lines[-50:]))
 
+    @property
+    def running(self):
+        """The process exists (it may be paused)."""
+        return self.proc is not None and self.proc.poll() is None
+
     def _drain(self, stream):
         for line in stream:
             self.log_lines.append(line)
@@ -57,6 +74,7 @@ class Broker:
     def stop(self, timeout=30):
         """Clean shutdown (SIGTERM), as an operator would do it."""
         if self.proc and self.proc.poll() is None:
+            self.resume()  # a stopped process would not see SIGTERM before SIGCONT
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=timeout)
         return self.proc.returncode if self.proc else None
@@ -64,8 +82,27 @@ class Broker:
     def kill(self):
         """Crash: SIGKILL, no chance to flush or mark anything clean."""
         if self.proc and self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.kill()  # SIGKILL also ends a paused (SIGSTOPped) process
             self.proc.wait(timeout=30)
+        self.paused = False
+
+    def pause(self):
+        """SIGSTOP: the process freezes with its sockets open; connections are accepted by the kernel
+        and requests are never answered (a long GC pause, a VM stall, a hung disk)."""
+        assert self.running, "pause() needs a running process"
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        """SIGCONT: the paused process carries on where it stopped, unaware of the time it lost."""
+        if self.paused and self.running:
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def wipe(self):
+        """Removes the (stopped) node's whole data directory, as a replaced disk would: it restarts empty."""
+        assert not self.running, "wipe() a stopped node only"
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def restart(self, crash=False):
         self.kill() if crash else self.stop()

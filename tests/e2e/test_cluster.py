@@ -93,10 +93,16 @@ def test_replication_factor_is_checked_against_the_live_brokers(cluster):
     with pytest.raises(KafkaException) as e:
         create(bs, "too-many", 1, rf=4)
     assert "INVALID_REPLICATION_FACTOR" in str(e.value) and "only 3 broker(s)" in str(e.value)
-    # Replication itself is not there yet: refused with a message that says so, never faked.
+    create(bs, "replicated", 2, rf=3)
+    parts = metadata(bs).topics["replicated"].partitions.values()
+    assert all(sorted(p.replicas) == [1, 2, 3] and sorted(p.isrs) == [1, 2, 3] for p in parts)
+    # With a broker gone (fenced), three replicas cannot be placed any more.
+    cluster.nodes[3].kill()
+    bs = cluster.bootstrap(exclude=(3,))
+    cluster.wait_for("broker 3 fenced", lambda: brokers_seen(bs) == [1, 2])
     with pytest.raises(KafkaException) as e:
-        create(bs, "replicated", 1, rf=3)
-    assert "INVALID_REPLICATION_FACTOR" in str(e.value) and "does not replicate" in str(e.value)
+        create(bs, "replicated-too", 1, rf=3)
+    assert "INVALID_REPLICATION_FACTOR" in str(e.value) and "only 2 broker(s)" in str(e.value)
 
 
 def test_a_killed_broker_is_fenced_and_leads_again_after_its_restart(cluster):
@@ -116,6 +122,29 @@ def test_a_killed_broker_is_fenced_and_leads_again_after_its_restart(cluster):
     assert all(leaders(others, "fence")[p] == -1 for p in led)
     cluster.nodes[victim].start()
     cluster.wait_for("leaders restored", lambda: leaders(bs, "fence") == before)
+
+
+def test_leadership_returns_to_the_preferred_replicas_once_a_restarted_broker_is_in_sync(tmp_path):
+    c = Cluster(tmp_path, overrides=["leader.imbalance.check.interval.seconds=1"]).start()
+    try:
+        bs = c.bootstrap()
+        c.wait_for("3 brokers", lambda: brokers_seen(bs) == [1, 2, 3])
+        create(bs, "balanced", 3, rf=3)
+        c.wait_for_full_isr("balanced", 3)
+        preferred = {p.id: p.replicas[0] for p in metadata(bs).topics["balanced"].partitions.values()}
+        assert sorted(preferred.values()) == [1, 2, 3], preferred
+        assert leaders(bs, "balanced") == preferred
+        victim = preferred[0]
+        c.nodes[victim].kill()
+        others = c.bootstrap(exclude=[victim])
+        c.wait_for(f"partition 0 led elsewhere", lambda: leaders(others, "balanced")[0] not in (-1, victim))
+        c.nodes[victim].start()
+        # The restarted broker leads nothing until it has caught up and is back in the ISR;
+        # then the controller's rebalance hands partition 0 back to it.
+        c.wait_for_full_isr("balanced", 3)
+        c.wait_for("preferred leaders restored", lambda: leaders(bs, "balanced") == preferred)
+    finally:
+        c.kill_all()
 
 
 def test_the_cluster_survives_the_loss_of_its_active_controller(cluster):

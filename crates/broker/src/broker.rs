@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, ControllerError};
 use crate::group_service::GroupService;
-use crate::metadata::MetadataRecord;
+use crate::metadata::{MetadataImage, MetadataRecord};
 use crate::partition::PartitionError;
 use crate::replica_manager::ReplicaManager;
 
@@ -47,7 +47,9 @@ impl Broker {
             _ => BrokerError::DataDir(shown.clone(), e),
         })?;
         let metadata = Controller::open(config.clone()).await?;
-        let replicas = ReplicaManager::new(config.clone());
+        let replicas = ReplicaManager::new(config.clone(), metadata.incarnation);
+        // Before this process registers nothing is led here; the changes are applied as the
+        // metadata follower sees them (`server::follow_metadata`).
         replicas.sync_with(&metadata.image())?;
         let groups = GroupService::new(config.groups.coordinator.clone());
         Ok(Arc::new(Broker {
@@ -75,6 +77,15 @@ impl Broker {
         let id = ids.start;
         ids.start += 1;
         Ok(id)
+    }
+
+    /// Brings the hosted replicas and group coordination in line with `image` (see
+    /// `ReplicaManager::sync_with`); every caller that has a newer image goes through here, so
+    /// no leadership change escapes the group coordinator. Blocking.
+    pub fn apply_metadata(&self, image: &Arc<MetadataImage>) -> Result<(), PartitionError> {
+        let changes = self.replicas.sync_with(image)?;
+        self.groups.leadership_changed(self, &changes);
+        Ok(())
     }
 
     pub fn shutdown(&self) {

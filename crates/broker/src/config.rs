@@ -34,7 +34,6 @@ const IGNORED_KAFKA_KEYS: &[&str] = &[
     "listener.security.protocol.map",
     "log.flush.interval.ms",
     "log.cleaner.threads",
-    "min.insync.replicas",
     "num.io.threads",
     "num.network.threads",
     "num.recovery.threads.per.data.dir",
@@ -44,7 +43,6 @@ const IGNORED_KAFKA_KEYS: &[&str] = &[
     "socket.send.buffer.bytes",
     "transaction.state.log.min.isr",
     "transaction.state.log.replication.factor",
-    "unclean.leader.election.enable",
     "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
 ];
@@ -84,7 +82,7 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("offsets.retention.minutes", "10080", "committed offsets of an empty group are dropped after this"),
     ("offsets.retention.check.interval.ms", "600000", "how often expired committed offsets are looked for"),
     ("offsets.topic.num.partitions", "50", "partitions of __consumer_offsets (fixed once the topic exists)"),
-    ("offsets.topic.replication.factor", "3", "replication factor of __consumer_offsets, capped at the live brokers"),
+    ("offsets.topic.replication.factor", "3", "replication factor of __consumer_offsets, capped at the number of controller.quorum.voters"),
     ("offsets.topic.segment.bytes", "104857600", "segment size of __consumer_offsets"),
     ("process.roles", "broker,controller", "this node's roles; Strom runs every node as both (combined mode)"),
     ("controller.quorum.voters", "(this node alone)", "the controller quorum, `id@host:port,...`; unset: a cluster of one"),
@@ -92,6 +90,11 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("broker.rack", "(none)", "this broker's rack; replicas of a partition are spread across racks"),
     ("broker.heartbeat.interval.ms", "2000", "how often a broker heartbeats to the active controller"),
     ("broker.session.timeout.ms", "9000", "a broker whose heartbeats stop this long is fenced and loses leadership"),
+    ("min.insync.replicas", "1", "acks=all produce fails with NOT_ENOUGH_REPLICAS while fewer replicas are in sync (topic: min.insync.replicas)"),
+    ("unclean.leader.election.enable", "false", "let a replica outside the ISR lead when no in-sync replica is left, losing what it lacks (topic: unclean.leader.election.enable)"),
+    ("replica.lag.time.max.ms", "30000", "a follower that has not caught up for this long leaves the ISR"),
+    ("auto.leader.rebalance.enable", "true", "move leadership back to each partition's preferred (first) replica once it is in sync"),
+    ("leader.imbalance.check.interval.seconds", "300", "how often the active controller moves leadership back to preferred replicas"),
 ];
 
 #[derive(Clone, Debug)]
@@ -127,6 +130,11 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub groups: GroupSettings,
     pub cluster: ClusterSettings,
+    pub min_insync_replicas: i32,
+    pub unclean_leader_election: bool,
+    pub replica_lag_time_max_ms: i64,
+    /// `None` when auto.leader.rebalance.enable is false.
+    pub leader_imbalance_check_interval_ms: Option<u64>,
     /// Known-but-ignored keys that were set, for the one-time log line.
     pub ignored: Vec<String>,
     /// The properties this config was built from, so dynamic broker configs can be layered on top.
@@ -273,6 +281,14 @@ impl BrokerConfig {
             socket_request_max_bytes: positive("socket.request.max.bytes", get("socket.request.max.bytes").unwrap_or("104857600"))?,
             groups: group_settings(&get)?,
             cluster,
+            min_insync_replicas: positive("min.insync.replicas", get("min.insync.replicas").unwrap_or("1"))?,
+            unclean_leader_election: parse("unclean.leader.election.enable", get("unclean.leader.election.enable").unwrap_or("false"))?,
+            replica_lag_time_max_ms: positive("replica.lag.time.max.ms", get("replica.lag.time.max.ms").unwrap_or("30000"))?,
+            leader_imbalance_check_interval_ms: {
+                let enabled: bool = parse("auto.leader.rebalance.enable", get("auto.leader.rebalance.enable").unwrap_or("true"))?;
+                let secs: u64 = positive("leader.imbalance.check.interval.seconds", get("leader.imbalance.check.interval.seconds").unwrap_or("300"))?;
+                enabled.then_some(secs * 1000)
+            },
             ignored,
             props: props.clone(),
         };
@@ -322,6 +338,8 @@ impl BrokerConfig {
             ("flush.messages", "log.flush.interval.messages", self.log_flush_interval_messages.to_string()),
             ("delete.retention.ms", "log.cleaner.delete.retention.ms", self.log_cleaner_delete_retention_ms.to_string()),
             ("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", self.log_cleaner_min_cleanable_ratio.to_string()),
+            ("min.insync.replicas", "min.insync.replicas", self.min_insync_replicas.to_string()),
+            ("unclean.leader.election.enable", "unclean.leader.election.enable", self.unclean_leader_election.to_string()),
         ]
     }
 
@@ -465,6 +483,8 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "flush.messages",
     "delete.retention.ms",
     "min.cleanable.dirty.ratio",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
     // Accepted and stored, not yet acted on:
     "compression.type",
     "file.delete.delay.ms",
@@ -474,11 +494,9 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "message.timestamp.before.max.ms",
     "message.timestamp.difference.max.ms",
     "min.compaction.lag.ms",
-    "min.insync.replicas",
     "preallocate",
     "segment.index.bytes",
     "segment.jitter.ms",
-    "unclean.leader.election.enable",
 ];
 
 /// Validates one topic config value; the error text goes back to the client in INVALID_CONFIG.
@@ -495,6 +513,8 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         "delete.retention.ms" => parse::<i64>(key, value).and_then(|v| min_value(key, v, 0)).map(|_| ()),
         "min.cleanable.dirty.ratio" => parse_ratio(key, value).map(|_| ()),
         "max.message.bytes" | "index.interval.bytes" => parse::<u32>(key, value).map(|_| ()),
+        "min.insync.replicas" => positive::<i32>(key, value).map(|_| ()),
+        "unclean.leader.election.enable" => parse::<bool>(key, value).map(|_| ()),
         _ => Ok(()),
     };
     r.map_err(|e| e.to_string())
@@ -507,12 +527,16 @@ pub struct TopicSettings {
     pub log_append_time: bool,
     /// fsync before acknowledging once this many messages are unflushed (Kafka's flush.messages).
     pub flush_messages: i64,
+    pub min_insync_replicas: i32,
+    pub unclean_leader_election: bool,
 }
 
 pub fn topic_settings(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicSettings {
     let mut c = broker.default_log_config();
     let mut append_time = broker.log_append_time;
     let mut flush_messages = broker.log_flush_interval_messages;
+    let mut min_insync_replicas = broker.min_insync_replicas;
+    let mut unclean_leader_election = broker.unclean_leader_election;
     for (k, v) in overrides {
         // Values were validated when they were set; a value that fails here keeps the default.
         match k.as_str() {
@@ -527,10 +551,12 @@ pub fn topic_settings(broker: &BrokerConfig, overrides: &BTreeMap<String, String
             "cleanup.policy" => c.cleanup_policy = strom_storage::CleanupPolicy::parse(v).unwrap_or(c.cleanup_policy),
             "delete.retention.ms" => c.delete_retention_ms = v.parse().unwrap_or(c.delete_retention_ms),
             "min.cleanable.dirty.ratio" => c.min_cleanable_dirty_ratio = v.parse().unwrap_or(c.min_cleanable_dirty_ratio),
+            "min.insync.replicas" => min_insync_replicas = v.parse().unwrap_or(min_insync_replicas),
+            "unclean.leader.election.enable" => unclean_leader_election = v.parse().unwrap_or(unclean_leader_election),
             _ => {}
         }
     }
-    TopicSettings { log: c, log_append_time: append_time, flush_messages }
+    TopicSettings { log: c, log_append_time: append_time, flush_messages, min_insync_replicas, unclean_leader_election }
 }
 
 fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError>

@@ -301,7 +301,7 @@ mod tests {
         let broker = crate::Broker::open(crate::BrokerConfig::from_props(&props).unwrap()).await.unwrap();
         broker.metadata.register(vec![]).await;
         broker.create_topic("t", 1, 1, Default::default(), false).await.unwrap();
-        broker.groups.load(&broker);
+        broker.apply_metadata(&broker.metadata.image()).unwrap();
         let group = || GroupId(StrBytes::from_static_str("g"));
         let name = || TopicName(StrBytes::from_static_str("t"));
         let record = Record {
@@ -439,6 +439,27 @@ mod tests {
                         offset_delete_request::OffsetDeleteRequestPartition::default(),
                     ]),
                 ]))],
+                ApiKey::OffsetForLeaderEpoch => vec![RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_topics(vec![
+                    offset_for_leader_epoch_request::OffsetForLeaderTopic::default().with_topic(name()).with_partitions(vec![
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default().with_partition(0).with_leader_epoch(0),
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default().with_partition(7).with_leader_epoch(0),
+                    ]),
+                ]))],
+                ApiKey::AlterPartitionReassignments => vec![RequestKind::AlterPartitionReassignments(
+                    AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                        alter_partition_reassignments_request::ReassignableTopic::default().with_name(name()).with_partitions(vec![
+                            alter_partition_reassignments_request::ReassignablePartition::default().with_partition_index(0).with_replicas(Some(vec![BrokerId(1), BrokerId(1)])),
+                            alter_partition_reassignments_request::ReassignablePartition::default().with_partition_index(0),
+                            alter_partition_reassignments_request::ReassignablePartition::default().with_partition_index(9).with_replicas(Some(vec![BrokerId(1)])),
+                        ]),
+                    ]),
+                )],
+                ApiKey::ListPartitionReassignments => vec![
+                    RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default()),
+                    RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default().with_topics(Some(vec![
+                        list_partition_reassignments_request::ListPartitionReassignmentsTopics::default().with_name(name()).with_partition_indexes(vec![0]),
+                    ]))),
+                ],
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };

@@ -11,7 +11,7 @@
 //! offsets partition *before* any response of that call is released, so an acknowledged commit
 //! is in the log (and survives a crash of the process: the page cache keeps it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +23,8 @@ use kafka_protocol::records::{
 use tokio::sync::oneshot;
 
 use crate::broker::{now_ms, Broker};
+use crate::partition::Partition;
+use crate::replica_manager::LeadershipChanges;
 use crate::group::{
     Effect, GroupConfig, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, SyncOutcome,
     SyncRequest, SyncResponse, Ticket,
@@ -49,9 +51,12 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
 
 pub struct GroupService {
     state: Mutex<State>,
-    /// False until `load` has replayed `__consumer_offsets`; group requests meanwhile get
+    /// False until this broker applied the metadata that includes its own registration (and
+    /// with it, its leadership of offsets partitions); group requests meanwhile get
     /// COORDINATOR_LOAD_IN_PROGRESS and retry.
     loaded: AtomicBool,
+    /// Offsets partitions whose groups are being replayed.
+    loading: Mutex<BTreeSet<i32>>,
     /// Set once `__consumer_offsets` exists with every partition open.
     topic_ready: AtomicBool,
     /// A task is creating `__consumer_offsets`.
@@ -73,6 +78,7 @@ impl GroupService {
                 syncs: HashMap::new(),
             }),
             loaded: AtomicBool::new(false),
+            loading: Mutex::new(BTreeSet::new()),
             topic_ready: AtomicBool::new(false),
             creating: AtomicBool::new(false),
         }
@@ -134,90 +140,112 @@ impl GroupService {
     /// FindCoordinator again, as after a coordinator move in Kafka).
     pub fn ready_for(&self, broker: &Arc<Broker>, group_id: &str) -> Result<(), ResponseError> {
         self.ready(broker)?;
-        if self.coordinates(broker, group_id) {
-            Ok(())
-        } else {
-            Err(ResponseError::NotCoordinator)
+        let index = partition_for(group_id, offsets_partitions(broker));
+        if !broker.replicas.partition(OFFSETS_TOPIC, index).is_some_and(|p| p.is_leader()) {
+            return Err(ResponseError::NotCoordinator);
         }
+        if lock(&self.loading).contains(&index) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        Ok(())
     }
 
-    /// Whether this broker coordinates `group_id`: it leads the group's offsets partition.
-    pub fn coordinates(&self, broker: &Broker, group_id: &str) -> bool {
-        let image = broker.metadata.image();
-        let Some(topic) = image.topic(OFFSETS_TOPIC) else { return true };
-        let index = partition_for(group_id, topic.partition_count());
-        topic.partition(index).is_some_and(|p| p.leader == broker.config.node_id)
-    }
-
-    /// Rebuilds every group and committed offset from `__consumer_offsets`, then opens for
-    /// requests. Blocking: run it on a blocking thread. A record that cannot be decoded is
-    /// logged and skipped; it never stops the broker.
-    pub fn load(&self, broker: &Broker) {
-        let started = std::time::Instant::now();
-        let now = now_ms();
-        let config = lock(&self.state).coordinator.config().clone();
-        let mut coordinator = GroupCoordinator::new(config);
-        let (mut records, mut bad) = (0u64, 0u64);
-        for partition in broker.replicas.partitions_of(OFFSETS_TOPIC) {
-            let mut offset = partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(0);
-            loop {
-                let slices = match partition.read(offset, 1 << 20) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(partition = partition.index, offset, error = %e, "cannot read the offsets topic; groups of this partition start empty");
-                        break;
-                    }
-                };
-                if slices.slices.is_empty() {
-                    break;
-                }
-                let mut buf = Vec::with_capacity(slices.len);
-                if let Some(e) = slices.slices.iter().find_map(|s| s.read_into(&mut buf).err()) {
-                    tracing::error!(partition = partition.index, offset, error = %e, "cannot read the offsets topic");
-                    break;
-                }
-                let buf = Bytes::from(buf);
-                // Batch by batch, so that a batch whose records were all compacted away still
-                // moves the read position past it.
-                let mut pos = 0;
-                while pos < buf.len() {
-                    let header = match strom_storage::BatchHeader::parse(&buf, pos) {
-                        Ok(h) if h.end_position() <= buf.len() => h,
-                        _ => break,
-                    };
-                    let mut batch = buf.slice(pos..header.end_position());
-                    pos = header.end_position();
-                    offset = header.last_offset() + 1;
-                    let set = match RecordBatchDecoder::decode(&mut batch) {
-                        Ok(set) => set,
-                        Err(e) => {
-                            bad += 1;
-                            tracing::error!(partition = partition.index, offset = header.base_offset, error = %e, "skipping an undecodable offsets-topic batch");
-                            continue;
-                        }
-                    };
-                    for r in set.records {
-                        let Some(key) = r.key.as_deref() else { continue };
-                        match coordinator.load_record(key, r.value.as_deref(), now) {
-                            Ok(()) => records += 1,
-                            Err(e) => {
-                                bad += 1;
-                                tracing::warn!(partition = partition.index, offset = r.offset, error = %e, "skipping an offsets-topic record");
-                            }
-                        }
-                    }
-                }
-                if pos == 0 {
-                    break;
+    /// Group coordination follows the leadership of `__consumer_offsets` partitions, as in
+    /// Kafka: for a partition this broker now leads, its groups and committed offsets are
+    /// replayed from the log (requests for them get COORDINATOR_LOAD_IN_PROGRESS meanwhile);
+    /// for one it no longer leads, its groups are dropped and their parked requests answered
+    /// NOT_COORDINATOR, so their clients look for the new coordinator. Blocking (it reads logs).
+    pub fn leadership_changed(&self, broker: &Broker, changes: &LeadershipChanges) {
+        let offsets = |ps: &[Arc<Partition>]| -> Vec<Arc<Partition>> { ps.iter().filter(|p| &*p.topic == OFFSETS_TOPIC).cloned().collect() };
+        let (gained, lost) = (offsets(&changes.gained), offsets(&changes.lost));
+        if !gained.is_empty() || !lost.is_empty() {
+            let n = offsets_partitions(broker);
+            lock(&self.loading).extend(gained.iter().map(|p| p.index));
+            let moved: BTreeSet<i32> = gained.iter().chain(&lost).map(|p| p.index).collect();
+            let mut state = lock(&self.state);
+            let (joins, syncs) = state.coordinator.unload(|g| moved.contains(&partition_for(g, n)));
+            for t in joins {
+                if let Some(tx) = state.joins.remove(&t) {
+                    let _ = tx.send(JoinResponse::error(ResponseError::NotCoordinator, ""));
                 }
             }
+            for t in syncs {
+                if let Some(tx) = state.syncs.remove(&t) {
+                    let _ = tx.send(SyncResponse::error(ResponseError::NotCoordinator));
+                }
+            }
+            drop(state);
+            for p in &lost {
+                tracing::info!(partition = p.index, "no longer coordinating the groups of this offsets partition");
+            }
+            for p in gained {
+                self.load_partition(&p);
+                lock(&self.loading).remove(&p.index);
+            }
         }
+        if changes.registered && !self.loaded.swap(true, Ordering::AcqRel) {
+            tracing::info!("group coordinator ready");
+        }
+    }
+
+    /// Replays one offsets partition, up to its log end (a new leader's whole log is what its
+    /// followers will converge on). A record that cannot be decoded is logged and skipped; it
+    /// never stops the broker.
+    fn load_partition(&self, partition: &Partition) {
+        let started = std::time::Instant::now();
+        let (mut loaded, mut bad) = (Vec::new(), 0u64);
+        let mut offset = partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(0);
+        loop {
+            let slices = match partition.read_to_end(offset, 1 << 20) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(partition = partition.index, offset, error = %e, "cannot read the offsets topic; groups of this partition start empty");
+                    break;
+                }
+            };
+            if slices.slices.is_empty() {
+                break;
+            }
+            let mut buf = Vec::with_capacity(slices.len);
+            if let Some(e) = slices.slices.iter().find_map(|s| s.read_into(&mut buf).err()) {
+                tracing::error!(partition = partition.index, offset, error = %e, "cannot read the offsets topic");
+                break;
+            }
+            let buf = Bytes::from(buf);
+            // Batch by batch, so that a batch whose records were all compacted away still
+            // moves the read position past it.
+            let mut pos = 0;
+            while pos < buf.len() {
+                let header = match strom_storage::BatchHeader::parse(&buf, pos) {
+                    Ok(h) if h.end_position() <= buf.len() => h,
+                    _ => break,
+                };
+                let mut batch = buf.slice(pos..header.end_position());
+                pos = header.end_position();
+                offset = header.last_offset() + 1;
+                match RecordBatchDecoder::decode(&mut batch) {
+                    Ok(set) => loaded.extend(set.records.into_iter().filter_map(|r| Some((r.key?, r.value, r.offset)))),
+                    Err(e) => {
+                        bad += 1;
+                        tracing::error!(partition = partition.index, offset = header.base_offset, error = %e, "skipping an undecodable offsets-topic batch");
+                    }
+                }
+            }
+            if pos == 0 {
+                break;
+            }
+        }
+        let now = now_ms();
         let mut state = lock(&self.state);
-        state.coordinator = coordinator;
+        let records = loaded.len();
+        for (key, value, offset) in loaded {
+            if let Err(e) = state.coordinator.load_record(&key, value.as_deref(), now) {
+                bad += 1;
+                tracing::warn!(partition = partition.index, offset, error = %e, "skipping an offsets-topic record");
+            }
+        }
         drop(state);
-        self.loaded.store(true, Ordering::Release);
-        let groups = lock(&self.state).coordinator.group_ids().count();
-        tracing::info!(groups, records, skipped = bad, ms = started.elapsed().as_millis() as u64, "group coordinator loaded");
+        tracing::info!(partition = partition.index, records, skipped = bad, ms = started.elapsed().as_millis() as u64, "loaded the groups of an offsets partition");
     }
 
     /// Runs `f` on the coordinator and carries out its effects: appends the records, then
@@ -406,10 +434,12 @@ fn persist(broker: &Broker, fx: &[Effect]) -> Result<(), ResponseError> {
 async fn create_offsets_topic(broker: &Broker) {
     let s = &broker.config.groups;
     // Kafka refuses to create the topic until offsets.topic.replication.factor brokers are up,
-    // which leaves a fresh single-node cluster without groups; Strom caps the factor at the
-    // brokers there are (and at 1 until replication lands).
-    let live = broker.metadata.image().live_brokers().count().max(1) as i16;
-    let rf = s.offsets_topic_replication_factor.min(live).min(1);
+    // which leaves a fresh single-node cluster without groups. Strom caps the factor at the
+    // cluster's size (its voters: every node is a broker), so a single node gets 1 and a
+    // three-node cluster 3, whichever brokers happen to be up at the first FindCoordinator
+    // (fewer live brokers than that: the creation fails and the next request retries).
+    let voters = broker.config.cluster.voters.len().max(1) as i16;
+    let rf = s.offsets_topic_replication_factor.min(voters);
     let configs = BTreeMap::from([
         ("cleanup.policy".to_string(), "compact".to_string()),
         ("segment.bytes".to_string(), s.offsets_topic_segment_bytes.to_string()),

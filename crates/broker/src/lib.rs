@@ -14,7 +14,7 @@ pub mod group_service;
 mod connection;
 mod fsutil;
 pub mod handlers;
-pub mod isr;
+pub mod replication;
 pub mod metadata;
 pub mod partition;
 pub mod replica_manager;

@@ -24,12 +24,48 @@ pub struct PartitionImage {
     pub leader_epoch: i32,
     /// Bumped on every change of the partition's state.
     pub partition_epoch: i32,
+    /// An ongoing reassignment (KIP-455): replicas joining (catching up from the leader) and
+    /// replicas to drop once every target replica is in sync. `replicas` holds both meanwhile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
 }
 
 impl PartitionImage {
     pub fn new(replicas: Vec<i32>) -> Self {
         let leader = replicas.first().copied().unwrap_or(NO_LEADER);
-        PartitionImage { isr: replicas.clone(), replicas, leader, leader_epoch: 0, partition_epoch: 0 }
+        PartitionImage { isr: replicas.clone(), replicas, leader, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] }
+    }
+
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas the partition had before its ongoing reassignment (all of them if none).
+    fn original(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.adding.contains(r)).collect()
+    }
+
+    /// The replicas it will have once its ongoing reassignment completes.
+    pub fn target(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing.contains(r)).collect()
+    }
+
+    /// Narrows the replica set to `replicas`: the ISR follows, and a leader outside it hands
+    /// over to the first in-sync replica that is live (a new leader epoch).
+    fn narrow_to(&mut self, replicas: Vec<i32>, live: impl Fn(i32) -> bool) {
+        self.isr.retain(|r| replicas.contains(r));
+        if !replicas.contains(&self.leader) {
+            let next = self.isr.iter().copied().find(|r| live(*r)).unwrap_or(NO_LEADER);
+            if next != self.leader {
+                self.leader = next;
+                self.leader_epoch += 1;
+            }
+        }
+        self.replicas = replicas;
+        self.adding.clear();
+        self.removing.clear();
     }
 }
 
@@ -115,6 +151,18 @@ pub enum MetadataRecord {
     PartitionsCreated { name: String, partitions: Vec<PartitionImage> },
     /// A new leader and ISR; the epochs are bumped by the apply.
     PartitionChanged { name: String, index: i32, leader: i32, isr: Vec<i32> },
+    /// A leader's request for a new ISR (Kafka's AlterPartition), computed in the given leader
+    /// and partition epochs: applied only if the partition is still in them (a request built on
+    /// an older state, say before a follower restarted, must not re-add it), and only with
+    /// members that are replicas on live brokers. The leader stays in.
+    IsrChanged { name: String, index: i32, leader: i32, leader_epoch: i32, partition_epoch: i32, isr: Vec<i32> },
+    /// AlterPartitionReassignments: move the partition to the `target` replicas (`None`: cancel
+    /// an ongoing move). The joining replicas are added at once, so they start copying the log;
+    /// the leaving ones stay until every target replica is in sync (`ReassignmentCompleted`).
+    ReassignmentChanged { name: String, index: i32, target: Option<Vec<i32>> },
+    /// The target replicas are all in sync: the partition drops the leaving ones (and, if the
+    /// leader is one of them, gets a leader among the target replicas). Ignored otherwise.
+    ReassignmentCompleted { name: String, index: i32 },
     TopicConfigsSet { name: String, configs: BTreeMap<String, String> },
     BrokerConfigsSet { configs: BTreeMap<String, String> },
     ProducerIdsAllocated { next_producer_id: i64 },
@@ -182,6 +230,55 @@ impl MetadataImage {
                 }
                 p.leader = *leader;
                 p.isr = isr.clone();
+                p.partition_epoch += 1;
+            }
+            MetadataRecord::IsrChanged { name, index, leader, leader_epoch, partition_epoch, isr } => {
+                let brokers = &self.brokers;
+                let Some(t) = self.topics.get_mut(name) else { return };
+                let Some(p) = usize::try_from(*index).ok().and_then(|i| Arc::make_mut(t).partitions.get_mut(i)) else { return };
+                if p.leader != *leader || p.leader_epoch != *leader_epoch || p.partition_epoch != *partition_epoch {
+                    return;
+                }
+                let eligible = |b: &i32| *b == *leader || (p.replicas.contains(b) && brokers.get(b).is_some_and(|r| !r.fenced));
+                let mut next: Vec<i32> = isr.iter().copied().filter(eligible).collect();
+                if !next.contains(leader) {
+                    next.push(*leader);
+                }
+                next.sort_unstable();
+                next.dedup();
+                if next != p.isr {
+                    p.isr = next;
+                    p.partition_epoch += 1;
+                }
+            }
+            MetadataRecord::ReassignmentChanged { name, index, target } => {
+                let brokers = &self.brokers;
+                let live = |b: i32| brokers.get(&b).is_some_and(|r| !r.fenced);
+                let Some(t) = self.topics.get_mut(name) else { return };
+                let Some(p) = usize::try_from(*index).ok().and_then(|i| Arc::make_mut(t).partitions.get_mut(i)) else { return };
+                let original = p.original();
+                match target {
+                    Some(target) if !target.is_empty() && *target != original => {
+                        let mut replicas = target.clone();
+                        replicas.extend(original.iter().copied().filter(|r| !target.contains(r)));
+                        p.adding = target.iter().copied().filter(|r| !original.contains(r)).collect();
+                        p.removing = original.iter().copied().filter(|r| !target.contains(r)).collect();
+                        p.replicas = replicas;
+                    }
+                    _ => p.narrow_to(original, live),
+                }
+                p.partition_epoch += 1;
+            }
+            MetadataRecord::ReassignmentCompleted { name, index } => {
+                let brokers = &self.brokers;
+                let live = |b: i32| brokers.get(&b).is_some_and(|r| !r.fenced);
+                let Some(t) = self.topics.get_mut(name) else { return };
+                let Some(p) = usize::try_from(*index).ok().and_then(|i| Arc::make_mut(t).partitions.get_mut(i)) else { return };
+                let target = p.target();
+                if !p.reassigning() || !target.iter().all(|r| p.isr.contains(r)) {
+                    return;
+                }
+                p.narrow_to(target, live);
                 p.partition_epoch += 1;
             }
             MetadataRecord::TopicConfigsSet { name, configs } => {

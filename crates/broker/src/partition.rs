@@ -1,19 +1,34 @@
-//! One partition replica as the broker sees it: its log, its leader epoch and its high watermark.
+//! One partition replica as the broker sees it: its log, its role (leader or follower, and the
+//! leader epoch), and its high watermark.
 //!
-//! Today every partition is a leader on a single node, so the high watermark follows the log end
-//! offset. The split between log end offset (what is written) and high watermark (what consumers
-//! may see) is kept anyway: replication moves only the rule that advances the high watermark.
+//! A leader appends what producers send and advances the high watermark as its in-sync followers
+//! fetch (`replication::LeaderState`); a follower appends what it fetched from the leader
+//! (`replication::fetcher`) and takes the leader's high watermark. Consumers read below the high
+//! watermark only; followers read up to the log end.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use kafka_protocol::error::ResponseError;
+use tokio::sync::watch;
 
 use strom_storage::{AppendInfo, CompactionStats, PartitionLog, ReadSlices, StorageError};
 
 use crate::config::TopicSettings;
 use uuid::Uuid;
 
-use crate::sync::{read, write};
+use crate::replication::LeaderState;
+use crate::sync::{lock, read, write};
+
+/// What waiters on a partition watch: an acks=all produce waits for the high watermark to pass
+/// its batch, and gives up when this broker's leadership (of that epoch) ends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    pub high_watermark: i64,
+    pub leader_epoch: i32,
+    pub is_leader: bool,
+}
 
 pub struct Partition {
     pub topic: Arc<str>,
@@ -21,13 +36,20 @@ pub struct Partition {
     pub index: i32,
     /// The epoch of this broker's leadership, from the metadata image; stamped on appended batches.
     leader_epoch: AtomicI32,
+    /// The partition epoch of the metadata this replica last applied (ISR changes name it).
+    partition_epoch: AtomicI32,
     is_leader: AtomicBool,
+    /// Followers' positions and the in-sync set, while this broker leads. Locked inside the log
+    /// lock when both are taken, so appends and follower fetches see one order of log ends.
+    leader_state: Mutex<Option<LeaderState>>,
+    progress: watch::Sender<Progress>,
     dir: PathBuf,
     /// `None` once the broker has shut the log down cleanly or the topic was deleted.
     log: RwLock<Option<PartitionLog>>,
     high_watermark: AtomicI64,
     log_append_time: AtomicBool,
     flush_messages: AtomicI64,
+    min_insync_replicas: AtomicI32,
     /// Messages appended since the last fsync (approximate under concurrency, as in Kafka).
     unflushed: AtomicI64,
     /// Every offset below this is on disk (fsynced).
@@ -42,6 +64,10 @@ pub enum PartitionError {
     Storage(#[from] StorageError),
     #[error("partition is closed")]
     Closed,
+    #[error("this broker does not lead the partition (epoch {0})")]
+    NotLeader(i32),
+    #[error("this broker is not a follower of leader epoch {0}")]
+    NotFollower(i32),
     #[error("partition directory {0}: {1}")]
     Io(PathBuf, std::io::Error),
 }
@@ -79,18 +105,25 @@ impl Partition {
             crate::fsutil::write_atomic(&meta_path, expected.as_bytes()).map_err(|e| PartitionError::Io(dir.clone(), e))?;
         }
         let log = PartitionLog::open(&dir, settings.log.clone())?;
-        let hw = log.log_end_offset();
+        // Unknown until this replica leads (its in-sync followers tell) or follows (its leader
+        // tells); a sole in-sync replica knows at once. Starting at the log end would show
+        // consumers an uncommitted suffix that a new leader may not have.
+        let hw = 0;
         Ok(Partition {
             topic: Arc::from(topic),
             topic_id,
             index,
             leader_epoch: AtomicI32::new(0),
+            partition_epoch: AtomicI32::new(0),
             is_leader: AtomicBool::new(false),
+            leader_state: Mutex::new(None),
+            progress: watch::Sender::new(Progress { high_watermark: hw, leader_epoch: 0, is_leader: false }),
             dir,
             log: RwLock::new(Some(log)),
             high_watermark: AtomicI64::new(hw),
             log_append_time: AtomicBool::new(settings.log_append_time),
             flush_messages: AtomicI64::new(settings.flush_messages),
+            min_insync_replicas: AtomicI32::new(settings.min_insync_replicas),
             unflushed: AtomicI64::new(0),
             // After a process crash the recovered tail may exist only in the page cache, so
             // nothing is assumed durable: the first sync covers everything.
@@ -107,14 +140,108 @@ impl Partition {
         self.is_leader.load(Ordering::Acquire)
     }
 
-    /// Leadership as the metadata image says (`ReplicaManager::sync_with`).
-    pub fn set_leadership(&self, leader: bool, epoch: i32) {
+    /// This broker leads the partition from now on, in `epoch` (`ReplicaManager::sync_with`).
+    /// The epoch is recorded at the log end first, so followers of older epochs learn from
+    /// OffsetForLeaderEpoch where their divergent suffix starts.
+    pub fn become_leader(&self, me: i32, epoch: i32, replicas: &[i32], isr: &[i32], now_ms: i64) -> Result<(), PartitionError> {
+        let mut guard = write(&self.log);
+        let log = guard.as_mut().ok_or(PartitionError::Closed)?;
+        log.assign_epoch(epoch)?;
+        let leo = log.log_end_offset();
+        let mut state = LeaderState::new(me, replicas, isr, leo, self.high_watermark(), now_ms);
+        let hw = state.on_append(leo);
+        *lock(&self.leader_state) = Some(state);
         self.leader_epoch.store(epoch, Ordering::Release);
-        self.is_leader.store(leader, Ordering::Release);
+        self.is_leader.store(true, Ordering::Release);
+        drop(guard);
+        self.publish(hw);
+        Ok(())
+    }
+
+    /// This broker follows the partition's leader in `epoch` (or nobody leads it). Taken under
+    /// the log lock, so no append of the ended leadership can follow.
+    pub fn become_follower(&self, epoch: i32) {
+        let guard = write(&self.log);
+        *lock(&self.leader_state) = None;
+        self.leader_epoch.store(epoch, Ordering::Release);
+        self.is_leader.store(false, Ordering::Release);
+        drop(guard);
+        self.publish(self.high_watermark());
+    }
+
+    pub fn set_partition_epoch(&self, epoch: i32) {
+        self.partition_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// The controller recorded new replicas or a new ISR for this broker's leadership.
+    pub fn set_replicas_and_isr(&self, replicas: &[i32], isr: &[i32], now_ms: i64) {
+        let hw = lock(&self.leader_state).as_mut().map(|s| {
+            s.set_replicas(replicas, now_ms);
+            s.set_isr(isr)
+        });
+        if let Some(hw) = hw {
+            self.publish(hw);
+        }
+    }
+
+    /// acks=all needs `min.insync.replicas` replicas in sync (Kafka's NOT_ENOUGH_REPLICAS).
+    pub fn enough_replicas(&self) -> bool {
+        let isr = lock(&self.leader_state).as_ref().map_or(0, |s| s.isr().len());
+        isr >= self.min_insync_replicas.load(Ordering::Relaxed).max(1) as usize
+    }
+
+    /// The ISR change this leader should ask the controller for, with the epochs it is based on.
+    pub fn wanted_isr(&self, now_ms: i64, lag_ms: i64) -> Option<crate::controller::IsrChange> {
+        let state = lock(&self.leader_state);
+        let isr = state.as_ref()?.wanted_isr(now_ms, lag_ms)?;
+        Some(crate::controller::IsrChange {
+            topic: self.topic.clone(),
+            index: self.index,
+            leader_epoch: self.leader_epoch(),
+            partition_epoch: self.partition_epoch.load(Ordering::Acquire),
+            isr,
+        })
+    }
+
+    /// A follower fetched from `offset` (it has everything below). Returns whether the high
+    /// watermark moved, so that waiting consumers are woken.
+    pub fn follower_fetched(&self, replica: i32, offset: i64, now_ms: i64) -> bool {
+        let before = self.high_watermark();
+        let hw = lock(&self.leader_state).as_mut().map(|s| s.on_follower_fetch(replica, offset, now_ms));
+        match hw {
+            Some(hw) => {
+                self.publish(hw);
+                hw > before
+            }
+            None => false,
+        }
     }
 
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+
+    fn publish(&self, hw: i64) {
+        self.high_watermark.store(hw, Ordering::Release);
+        let now = Progress { high_watermark: hw, leader_epoch: self.leader_epoch(), is_leader: self.is_leader() };
+        self.progress.send_if_modified(|p| std::mem::replace(p, now) != now);
+    }
+
+    /// Waits until the high watermark reaches `offset` (acks=all): every in-sync replica has
+    /// the batch. Fails if this broker's leadership in `epoch` ends first (the batch may be
+    /// truncated by the next leader) or `timeout` passes.
+    pub async fn wait_replicated(&self, offset: i64, epoch: i32, timeout: std::time::Duration) -> Result<(), ResponseError> {
+        let mut rx = self.progress.subscribe();
+        let done = |p: &Progress| p.high_watermark >= offset || p.leader_epoch != epoch || !p.is_leader;
+        let seen = match tokio::time::timeout(timeout, rx.wait_for(done)).await {
+            Ok(Ok(p)) => Some(*p),
+            Ok(Err(_)) => None,
+            Err(_) => return Err(ResponseError::RequestTimedOut),
+        };
+        match seen {
+            Some(p) if p.high_watermark >= offset && p.leader_epoch == epoch && p.is_leader => Ok(()),
+            _ => Err(ResponseError::NotLeaderOrFollower),
+        }
     }
 
     pub fn uses_log_append_time(&self) -> bool {
@@ -125,13 +252,37 @@ impl Partition {
         let append_time = self.log_append_time.load(Ordering::Relaxed).then_some(now_ms);
         let mut guard = write(&self.log);
         let log = guard.as_mut().ok_or(PartitionError::Closed)?;
+        let mut leader = lock(&self.leader_state);
+        let state = leader.as_mut().ok_or(PartitionError::NotLeader(self.leader_epoch()))?;
         let info = log.append(batches, self.leader_epoch(), now_ms, append_time)?;
-        // Single replica: everything written is committed.
-        self.high_watermark.store(log.log_end_offset(), Ordering::Release);
+        let hw = state.on_append(log.log_end_offset());
+        drop(leader);
+        drop(guard);
+        self.publish(hw);
         if !info.duplicate {
             self.unflushed.fetch_add(info.last_offset - info.first_offset + 1, Ordering::Relaxed);
         }
         Ok(info)
+    }
+
+    /// A follower's append of batches fetched from the leader of `epoch`, with the leader's high
+    /// watermark (a follower's is the leader's, capped at its own log end). Refused once this
+    /// replica's role changed, so a fetch answered before a leader change cannot land after it.
+    pub fn append_replicated(&self, batches: &[u8], epoch: i32, leader_hw: i64, now_ms: i64) -> Result<i64, PartitionError> {
+        let mut guard = write(&self.log);
+        let log = guard.as_mut().ok_or(PartitionError::Closed)?;
+        if self.is_leader() || self.leader_epoch() != epoch {
+            return Err(PartitionError::NotFollower(epoch));
+        }
+        // An empty answer (a long poll that timed out) still carries the leader's high watermark.
+        if batches.is_empty() {
+        } else if let Some(info) = log.append_replicated(batches, now_ms)? {
+            self.unflushed.fetch_add(info.last_offset - info.first_offset + 1, Ordering::Relaxed);
+        }
+        let leo = log.log_end_offset();
+        drop(guard);
+        self.publish(leader_hw.min(leo));
+        Ok(leo)
     }
 
     /// Whether `flush.messages` asks for an fsync before the last append is acknowledged.
@@ -171,6 +322,18 @@ impl Partition {
         Ok(log.read_slices(offset, max_bytes, self.high_watermark())?)
     }
 
+    /// As `read`, up to the log end: what a follower fetches, and what a new group coordinator
+    /// replays (a leader's whole log becomes committed).
+    pub fn read_to_end(&self, offset: i64, max_bytes: usize) -> Result<ReadSlices, PartitionError> {
+        let guard = read(&self.log);
+        let log = guard.as_ref().ok_or(PartitionError::Closed)?;
+        Ok(log.read_slices(offset, max_bytes, log.log_end_offset())?)
+    }
+
+    pub fn log_end_offset(&self) -> Result<i64, PartitionError> {
+        self.with_log(|l| Ok(l.log_end_offset()))
+    }
+
     pub fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> Result<T, StorageError>) -> Result<T, PartitionError> {
         let guard = read(&self.log);
         Ok(f(guard.as_ref().ok_or(PartitionError::Closed)?)?)
@@ -182,7 +345,10 @@ impl Partition {
         let r = f(log)?;
         // Truncation or retention may have moved the end; the high watermark never exceeds it.
         let leo = log.log_end_offset();
-        self.high_watermark.fetch_min(leo, Ordering::AcqRel);
+        drop(guard);
+        if self.high_watermark() > leo {
+            self.publish(leo);
+        }
         Ok(r)
     }
 
@@ -212,6 +378,7 @@ impl Partition {
     pub fn set_settings(&self, settings: &TopicSettings) {
         self.log_append_time.store(settings.log_append_time, Ordering::Relaxed);
         self.flush_messages.store(settings.flush_messages, Ordering::Relaxed);
+        self.min_insync_replicas.store(settings.min_insync_replicas, Ordering::Relaxed);
         if let Some(log) = write(&self.log).as_mut() {
             log.set_config(settings.log.clone());
         }
@@ -290,6 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = crate::config::topic_settings(&BrokerConfig::from_props(&Default::default()).unwrap(), &Default::default());
         let p = Partition::open(dir.path(), "t", Uuid::new_v4(), 0, &settings).unwrap();
+        p.become_leader(1, 0, &[1], &[1], 0).unwrap();
         p.append(&mut batch(3), 0).unwrap();
         assert!(!p.needs_sync(), "the default never forces an fsync");
         settings.flush_messages = 5;
@@ -305,5 +473,44 @@ mod tests {
         assert!(!p.needs_sync());
         p.make_durable(6).await.unwrap();
         assert_eq!(p.durable_offset.load(Ordering::Acquire), 6);
+    }
+
+    fn read_all(p: &Partition, from: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for s in p.read_to_end(from, usize::MAX).unwrap().slices {
+            s.read_into(&mut out).unwrap();
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn acks_all_waits_for_the_in_sync_follower_and_fails_when_leadership_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::topic_settings(&BrokerConfig::from_props(&Default::default()).unwrap(), &Default::default());
+        let id = Uuid::new_v4();
+        let leader = Partition::open(&dir.path().join("a"), "t", id, 0, &settings).unwrap();
+        let follower = Partition::open(&dir.path().join("b"), "t", id, 0, &settings).unwrap();
+        leader.become_leader(1, 3, &[1, 2], &[1, 2], 0).unwrap();
+        follower.become_follower(3);
+        leader.append(&mut batch(4), 0).unwrap();
+        assert_eq!(leader.high_watermark(), 0, "the follower has nothing yet");
+        assert!(leader.read(0, 1 << 20).unwrap().slices.is_empty(), "consumers see nothing above the high watermark");
+        let short = std::time::Duration::from_millis(50);
+        assert_eq!(leader.wait_replicated(4, 3, short).await, Err(ResponseError::RequestTimedOut));
+        // The follower copies the batch (its fetch from 0) and fetches again from 4.
+        assert!(!leader.follower_fetched(2, 0, 1));
+        let copied = read_all(&leader, 0);
+        assert_eq!(follower.append_replicated(&copied, 3, leader.high_watermark(), 1).unwrap(), 4);
+        assert!(follower.append_replicated(&copied, 2, 0, 1).is_err(), "a fetch answered for another epoch is refused");
+        assert!(leader.follower_fetched(2, 4, 2));
+        assert_eq!(leader.high_watermark(), 4);
+        leader.wait_replicated(4, 3, short).await.unwrap();
+        assert_eq!(read_all(&follower, 0), copied, "a follower's log is the leader's, byte for byte");
+        // A waiter for a batch the follower never gets fails once leadership moves.
+        leader.append(&mut batch(1), 0).unwrap();
+        let waiting = leader.wait_replicated(5, 3, std::time::Duration::from_secs(10));
+        leader.become_follower(4);
+        assert_eq!(waiting.await, Err(ResponseError::NotLeaderOrFollower));
+        assert!(matches!(leader.append(&mut batch(1), 0), Err(PartitionError::NotLeader(_))));
     }
 }

@@ -11,13 +11,26 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::Notify;
 
 use crate::config::{topic_settings, BrokerConfig};
-use crate::metadata::MetadataImage;
+use crate::broker::now_ms;
+use crate::metadata::{MetadataImage, NO_LEADER};
 use crate::partition::{Partition, PartitionError};
+use crate::replication::fetcher::{Assignment, Fetchers};
 use crate::sync::{read, write};
+
+/// What a `sync_with` changed in this broker's leadership.
+#[derive(Default)]
+pub struct LeadershipChanges {
+    pub gained: Vec<Arc<Partition>>,
+    pub lost: Vec<Arc<Partition>>,
+    /// The image includes this process's registration: leadership in it is current.
+    pub registered: bool,
+}
 
 pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
+    incarnation: uuid::Uuid,
     log_dir: PathBuf,
+    fetchers: Fetchers,
     /// The replicas hosted here, by topic and partition index.
     topics: RwLock<HashMap<String, BTreeMap<i32, Arc<Partition>>>>,
     /// The image the hosted set was last synced with.
@@ -32,10 +45,13 @@ pub struct ReplicaManager {
 }
 
 impl ReplicaManager {
-    pub fn new(config: Arc<BrokerConfig>) -> Self {
+    /// `incarnation`: this process's, as it registers with the controller. Call inside the runtime.
+    pub fn new(config: Arc<BrokerConfig>, incarnation: uuid::Uuid) -> Self {
         let log_dir = config.log_dir.clone();
         ReplicaManager {
+            fetchers: Fetchers::new(config.node_id),
             config,
+            incarnation,
             log_dir,
             topics: RwLock::new(HashMap::new()),
             image: RwLock::new(Arc::default()),
@@ -73,16 +89,23 @@ impl ReplicaManager {
     }
 
     /// Makes the hosted replicas match `image`: opens the replicas assigned to this node, removes
-    /// (with their data) those of deleted topics or no longer assigned here, and applies configs
-    /// and leadership. Called at startup and after each metadata change; an image older than the
-    /// last one synced is ignored, so racing callers cannot go back in time.
-    pub fn sync_with(&self, image: &Arc<MetadataImage>) -> Result<(), PartitionError> {
+    /// (with their data) those of deleted topics or no longer assigned here, applies configs,
+    /// takes up or gives up leadership, and points the fetchers at the leaders of the rest.
+    /// Called at startup and after each metadata change; an image older than the last one
+    /// synced is ignored, so racing callers cannot go back in time.
+    ///
+    /// Leadership counts only under this process's own registration: an image from before it
+    /// may still name this broker the leader its previous process was, with a log this process
+    /// may not have (a wiped disk). Until the registration lands, every replica here follows.
+    pub fn sync_with(&self, image: &Arc<MetadataImage>) -> Result<LeadershipChanges, PartitionError> {
         let _one_at_a_time = crate::sync::lock(&self.syncing);
+        let mut changes = LeadershipChanges::default();
         if image.version < read(&self.image).version {
-            return Ok(());
+            return Ok(changes);
         }
         *write(&self.image) = image.clone();
         let me = self.config.node_id;
+        changes.registered = image.brokers.get(&me).is_some_and(|b| b.incarnation == self.incarnation && !b.fenced);
         // Dynamic broker configs were validated when set; should that ever fail, keep the static ones.
         let config = self.config.with_dynamic(&image.broker_configs).unwrap_or_else(|e| {
             tracing::error!(error = %e, "ignoring invalid dynamic broker configs");
@@ -96,8 +119,17 @@ impl ReplicaManager {
             if let Some(m) = write(&self.topics).get_mut(&*p.topic) {
                 m.remove(&p.index);
             }
+            if p.is_leader() {
+                changes.lost.push(p.clone());
+            }
+            p.become_follower(p.leader_epoch());
             p.delete()?;
         }
+        // Fetchers are re-pointed below; the listener they use on the leader is the one this
+        // broker's clients use (Strom has no separate inter-broker listener).
+        let listener = self.config.advertised_listeners.first().map(|l| l.name.clone()).unwrap_or_default();
+        let mut follow: HashMap<i32, (String, Vec<Assignment>)> = HashMap::new();
+        let now = now_ms();
         write(&self.topics).retain(|_, m| !m.is_empty());
         for topic in image.topics.values() {
             let settings = topic_settings(&config, &topic.configs);
@@ -117,14 +149,47 @@ impl ReplicaManager {
                         p
                     }
                 };
-                p.set_leadership(assignment.leader == me, assignment.leader_epoch);
+                p.set_partition_epoch(assignment.partition_epoch);
+                let was_leader = p.is_leader();
+                if changes.registered && assignment.leader == me {
+                    if !was_leader || p.leader_epoch() != assignment.leader_epoch {
+                        p.become_leader(me, assignment.leader_epoch, &assignment.replicas, &assignment.isr, now)?;
+                        tracing::info!(topic = %topic.name, partition = index, leader_epoch = assignment.leader_epoch, isr = ?assignment.isr, "leading");
+                        changes.gained.push(p.clone());
+                    } else {
+                        p.set_replicas_and_isr(&assignment.replicas, &assignment.isr, now);
+                    }
+                    continue;
+                }
+                if was_leader || p.leader_epoch() != assignment.leader_epoch {
+                    p.become_follower(assignment.leader_epoch);
+                    if was_leader {
+                        changes.lost.push(p.clone());
+                    }
+                }
+                let leader = assignment.leader;
+                if leader == NO_LEADER || leader == me {
+                    continue;
+                }
+                let Some(endpoint) = image.brokers.get(&leader).and_then(|b| {
+                    b.endpoints.iter().find(|e| e.listener == listener).or(b.endpoints.first())
+                }) else {
+                    continue;
+                };
+                follow
+                    .entry(leader)
+                    .or_insert_with(|| (format!("{}:{}", endpoint.host, endpoint.port), Vec::new()))
+                    .1
+                    .push(Assignment { partition: p, epoch: assignment.leader_epoch });
             }
         }
-        Ok(())
+        self.fetchers.assign(follow);
+        Ok(changes)
     }
 
     /// Clean shutdown: every log flushed and marked clean.
     pub fn close_all(&self) {
+        self.fetchers.stop_all();
         for p in self.all() {
             if let Err(e) = p.close() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing partition failed; it will be recovered on next start");

@@ -55,6 +55,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     }
     tokio::spawn(group_loop(broker.clone()));
     tokio::spawn(follow_metadata(broker.clone()));
+    tokio::spawn(crate::replication::maintain_isr(broker.clone()));
     let endpoints = broker
         .config
         .advertised_listeners
@@ -69,11 +70,13 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     } else {
         tokio::spawn(broker.metadata.clone().run_broker(endpoints));
     }
-    // "Ready" includes the replay of `__consumer_offsets`: a client that starts on the ready
-    // line must not meet COORDINATOR_LOAD_IN_PROGRESS, which some clients' commits do not retry.
-    // (Requests arriving earlier get that code and retry, as on Kafka.)
+    // "Ready" includes this broker's registration and the replay of the offsets partitions it
+    // leads: a client that starts on the ready line must not meet COORDINATOR_LOAD_IN_PROGRESS,
+    // which some clients' commits do not retry. (Requests arriving earlier get that code and
+    // retry, as on Kafka.) In a cluster the registration waits for a quorum, so only a single
+    // node waits here.
     let load_deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !broker.groups.is_loaded() && tokio::time::Instant::now() < load_deadline {
+    while broker.config.cluster.is_single_node() && !broker.groups.is_loaded() && tokio::time::Instant::now() < load_deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     on_ready(&broker, &bootstrap);
@@ -92,17 +95,20 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     Ok(())
 }
 
-/// Applies every metadata change to the replicas hosted here: changes made through another
-/// node arrive only this way.
+/// Applies every metadata change to the replicas hosted here (changes made through another node
+/// arrive only this way), and moves group coordination with the offsets partitions' leadership.
 async fn follow_metadata(broker: Arc<Broker>) {
     let mut images = broker.metadata.subscribe();
-    while images.changed().await.is_ok() {
+    loop {
         let image = images.borrow_and_update().image.clone();
         let b = broker.clone();
-        // Opening a log may recover it: blocking work.
-        let synced = tokio::task::spawn_blocking(move || b.replicas.sync_with(&image)).await;
+        // Opening a log may recover it, and loading groups reads logs: blocking work.
+        let synced = tokio::task::spawn_blocking(move || b.apply_metadata(&image)).await;
         if let Ok(Err(e)) = synced {
             tracing::error!(error = %e, "applying a metadata change to the local replicas failed");
+        }
+        if images.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -145,11 +151,8 @@ async fn cleaner_loop(broker: Arc<Broker>) {
     }
 }
 
-/// Replays `__consumer_offsets` (group requests wait with COORDINATOR_LOAD_IN_PROGRESS until
-/// it is done), then drives the group timers: sessions, rebalance timeouts, offset expiry.
+/// Drives the group timers: sessions, rebalance timeouts, offset expiry.
 async fn group_loop(broker: Arc<Broker>) {
-    let b = broker.clone();
-    let _ = tokio::task::spawn_blocking(move || b.groups.load(&b)).await;
     // Timers are checked every 100 ms: a session timeout is at least
     // group.min.session.timeout.ms (seconds), so this is precise enough and costs nothing
     // while no deadline is due.

@@ -88,12 +88,6 @@ impl Broker {
             }
             let placed = place_replicas(img, 0, partitions, replication_factor)
                 .map_err(|live| not_enough_brokers(replication_factor, live))?;
-            if replication_factor > 1 {
-                return Err(AdminError::new(
-                    ResponseError::InvalidReplicationFactor,
-                    "Strom does not replicate partitions yet: replication factor must be 1 (replication is in progress).",
-                ));
-            }
             let topic = TopicImage { name: name.to_string(), id, replication_factor, partitions: placed, configs: configs.clone() };
             Ok(vec![MetadataRecord::TopicCreated(topic)])
         };
@@ -105,7 +99,7 @@ impl Broker {
             };
         }
         let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
-        self.replicas.sync_with(&image).map_err(metadata_failure)?;
+        self.apply_metadata(&image).map_err(metadata_failure)?;
         tracing::info!(topic = name, partitions, "created topic");
         image.topic(name).cloned().ok_or_else(|| AdminError::new(ResponseError::UnknownServerError, "topic vanished"))
     }
@@ -136,7 +130,7 @@ impl Broker {
             .map_err(metadata_failure)??;
         // The image no longer names the topic, so a crash before the files go leaves only an
         // orphan directory, which a later topic of the same name replaces (partition.metadata).
-        self.replicas.sync_with(&image).map_err(metadata_failure)?;
+        self.apply_metadata(&image).map_err(metadata_failure)?;
         tracing::info!(topic = name, "deleted topic");
         Ok(deleted)
     }
@@ -159,7 +153,7 @@ impl Broker {
             return check(&self.metadata.image()).map(|_| ());
         }
         let image = self.metadata.commit(check).await.map_err(metadata_failure)??;
-        self.replicas.sync_with(&image).map_err(metadata_failure)
+        self.apply_metadata(&image).map_err(metadata_failure)
     }
 
     /// Replaces (`incremental = false`, AlterConfigs) or edits (IncrementalAlterConfigs) a topic's configs.
@@ -182,7 +176,7 @@ impl Broker {
             return build(&self.metadata.image()).map(|_| ());
         }
         let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
-        self.replicas.sync_with(&image).map_err(metadata_failure)
+        self.apply_metadata(&image).map_err(metadata_failure)
     }
 
     /// Changes cluster-wide dynamic broker configs (AlterConfigs on a broker resource).
@@ -204,7 +198,82 @@ impl Broker {
             return build(&self.metadata.image()).map(|_| ());
         }
         let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
-        self.replicas.sync_with(&image).map_err(metadata_failure)
+        self.apply_metadata(&image).map_err(metadata_failure)
+    }
+}
+
+/// One partition of an AlterPartitionReassignments request: its target replicas, or `None` to
+/// cancel the partition's ongoing reassignment.
+pub struct Reassignment {
+    pub topic: String,
+    pub index: i32,
+    pub target: Option<Vec<i32>>,
+}
+
+impl Broker {
+    /// Starts (or cancels) partition reassignments (KIP-455), with Kafka's checks: the partition
+    /// exists, the target is non-empty, without duplicates and names registered brokers only,
+    /// and keeps the replication factor unless `allow_rf_change`. The valid ones go into one
+    /// metadata command; the controller completes each once its target replicas are in sync.
+    pub async fn reassign_partitions(&self, changes: Vec<Reassignment>, allow_rf_change: bool) -> Vec<Result<(), AdminError>> {
+        let image = self.metadata.image();
+        let mut results = Vec::with_capacity(changes.len());
+        let mut records = Vec::new();
+        for c in changes {
+            let check = || {
+                let p = image.topic(&c.topic).and_then(|t| t.partition(c.index)).ok_or_else(unknown_topic)?;
+                let Some(target) = &c.target else {
+                    if !p.reassigning() {
+                        return Err(AdminError::new(ResponseError::NoReassignmentInProgress, "No reassignment is in progress for this partition."));
+                    }
+                    return Ok(());
+                };
+                let invalid = |why: String| Err(AdminError::new(ResponseError::InvalidReplicaAssignment, why));
+                if target.is_empty() {
+                    return invalid("The target replica set is empty.".into());
+                }
+                let mut sorted = target.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if sorted.len() != target.len() {
+                    return invalid(format!("The target replicas {target:?} contain a duplicate."));
+                }
+                if let Some(b) = target.iter().find(|b| !image.brokers.contains_key(b)) {
+                    return invalid(format!("Broker {b} is not a registered broker."));
+                }
+                let current = p.replicas.len() - p.adding.len();
+                if !allow_rf_change && target.len() != current {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidReplicationFactor,
+                        format!("The replication factor would change from {current} to {}.", target.len()),
+                    ));
+                }
+                Ok(())
+            };
+            let r = check();
+            if r.is_ok() {
+                records.push(MetadataRecord::ReassignmentChanged { name: c.topic.clone(), index: c.index, target: c.target.clone() });
+            }
+            results.push(r);
+        }
+        if !records.is_empty() {
+            let committed = self.metadata.commit::<std::convert::Infallible>(|_| Ok(records.clone())).await;
+            match committed {
+                Ok(Ok(image)) => {
+                    if let Err(e) = self.apply_metadata(&image) {
+                        tracing::error!(error = %e, "applying a reassignment to the local replicas failed");
+                    }
+                }
+                Ok(Err(never)) => match never {},
+                Err(e) => {
+                    let failed = metadata_failure(e);
+                    for r in results.iter_mut().filter(|r| r.is_ok()) {
+                        *r = Err(failed.clone());
+                    }
+                }
+            }
+        }
+        results
     }
 }
 

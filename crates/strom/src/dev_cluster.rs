@@ -58,7 +58,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 &format!("listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}", port(a.base_port, i)?, port(a.controller_base_port, i)?),
             ])
             .args(["--override", &format!("controller.quorum.voters={}", voters.join(","))])
-            .args(["--override", &format!("log.dirs={}", a.dir.join(format!("node{i}")).display())]);
+            .args(["--override", &format!("log.dirs={}", a.dir.join(format!("node{i}")).display())])
+            // As the README's example configs: up to three replicas, acks=all needs two (later
+            // --override flags win).
+            .args(["--override", &format!("default.replication.factor={}", a.nodes.min(3))])
+            .args(["--override", &format!("min.insync.replicas={}", a.nodes.min(3).saturating_sub(1).max(1))]);
         for o in &a.overrides {
             cmd.args(["--override", o]);
         }

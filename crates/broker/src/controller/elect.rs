@@ -3,26 +3,59 @@
 
 use std::collections::BTreeMap;
 
-use crate::metadata::{BrokerRegistration, MetadataImage, MetadataRecord, PartitionImage, NO_LEADER};
+use crate::metadata::{BrokerRegistration, MetadataCommand, MetadataImage, MetadataRecord, PartitionImage, TopicImage, NO_LEADER};
 
 /// A broker stops (fenced after missed heartbeats, or a controlled shutdown): it leads nothing
-/// afterwards. Each partition it led gets the first other in-sync replica that is live, as
-/// Kafka's controller does; it leaves every ISR unless it is the last member (with unclean
-/// election disabled, the last in-sync replica stays recorded so that only it can lead again).
-pub fn broker_down(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+/// afterwards (`leave`), and it is fenced.
+pub fn broker_down(image: &MetadataImage, id: i32, unclean_default: bool) -> Vec<MetadataRecord> {
     let mut out = vec![MetadataRecord::BrokerFenced { id }];
+    out.extend(leave(image, id, unclean_default));
+    out
+}
+
+/// A broker registers. A new process of a known broker (a new incarnation) may have lost what
+/// its previous one had (a wiped disk, an unsynced tail), so it first leaves every ISR and
+/// leadership as a stopped broker does, and earns its way back by fetching (ISR expansion);
+/// only where it was the last in-sync replica does it lead again at once. Then it takes the
+/// partitions that have no leader and that it can lead (`broker_up`).
+pub fn broker_registered(image: &MetadataImage, registration: &BrokerRegistration, unclean_default: bool) -> Vec<MetadataRecord> {
+    let id = registration.id;
+    let mut out = vec![MetadataRecord::BrokerRegistered(registration.clone())];
+    if image.brokers.get(&id).is_some_and(|b| b.incarnation != registration.incarnation) {
+        out.extend(leave(image, id, unclean_default));
+    }
+    let mut next = image.clone();
+    next.apply_command(&MetadataCommand { based_on: None, records: out.clone() });
+    out.extend(broker_up(&next, id, unclean_default));
+    out
+}
+
+/// Each partition `id` led gets the first other in-sync replica that is live, as Kafka's
+/// controller does; `id` leaves every ISR unless it is the last member (with unclean election
+/// disabled, the last in-sync replica stays recorded so that only it can lead again). With
+/// unclean election enabled for the topic, a partition with no live in-sync replica left gets
+/// a live out-of-sync one, with whatever it has.
+fn leave(image: &MetadataImage, id: i32, unclean_default: bool) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
     let live = |b: i32| b != id && image.brokers.get(&b).is_some_and(|r| !r.fenced);
     for t in image.topics.values() {
         for (index, p) in t.partitions.iter().enumerate() {
             if !p.isr.contains(&id) && p.leader != id {
                 continue;
             }
-            let isr: Vec<i32> = if p.isr.len() > 1 { p.isr.iter().copied().filter(|b| *b != id).collect() } else { p.isr.clone() };
-            let leader = if p.leader == id || p.leader == NO_LEADER {
+            let mut isr: Vec<i32> = if p.isr.len() > 1 { p.isr.iter().copied().filter(|b| *b != id).collect() } else { p.isr.clone() };
+            let mut leader = if p.leader == id || p.leader == NO_LEADER {
                 isr.iter().copied().find(|b| live(*b)).unwrap_or(NO_LEADER)
             } else {
                 p.leader
             };
+            if leader == NO_LEADER && unclean(t, unclean_default) {
+                if let Some(b) = p.replicas.iter().copied().find(|b| live(*b)) {
+                    tracing::warn!(topic = %t.name, partition = index, broker = b, "unclean leader election: a replica outside the ISR leads; records only the ISR had are lost");
+                    leader = b;
+                    isr = vec![b];
+                }
+            }
             if leader != p.leader || isr != p.isr {
                 out.push(MetadataRecord::PartitionChanged { name: t.name.clone(), index: index as i32, leader, isr });
             }
@@ -31,13 +64,56 @@ pub fn broker_down(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
     out
 }
 
-/// A broker (re)joins: partitions without a leader that it can lead (it is in their ISR) get it.
-pub fn broker_up(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+fn unclean(t: &TopicImage, default: bool) -> bool {
+    t.configs.get("unclean.leader.election.enable").and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A broker (re)joins: partitions without a leader that it can lead (it is in their ISR, or it
+/// is a replica and the topic allows unclean election) get it.
+pub fn broker_up(image: &MetadataImage, id: i32, unclean_default: bool) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for t in image.topics.values() {
         for (index, p) in t.partitions.iter().enumerate() {
-            if p.leader == NO_LEADER && p.isr.contains(&id) {
-                out.push(MetadataRecord::PartitionChanged { name: t.name.clone(), index: index as i32, leader: id, isr: p.isr.clone() });
+            if p.leader != NO_LEADER || !p.replicas.contains(&id) {
+                continue;
+            }
+            let isr = if p.isr.contains(&id) {
+                p.isr.clone()
+            } else if unclean(t, unclean_default) {
+                vec![id]
+            } else {
+                continue;
+            };
+            out.push(MetadataRecord::PartitionChanged { name: t.name.clone(), index: index as i32, leader: id, isr });
+        }
+    }
+    out
+}
+
+/// Preferred-leader election (Kafka's auto leader rebalance): every partition whose first
+/// replica is live and in sync but does not lead gets it back, so that leadership returns to
+/// its even spread after a broker restarted and caught up.
+pub fn preferred_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let live = |b: i32| image.brokers.get(&b).is_some_and(|r| !r.fenced);
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for (index, p) in t.partitions.iter().enumerate() {
+            let Some(&preferred) = p.replicas.first() else { continue };
+            if p.leader != preferred && p.isr.contains(&preferred) && live(preferred) {
+                out.push(MetadataRecord::PartitionChanged { name: t.name.clone(), index: index as i32, leader: preferred, isr: p.isr.clone() });
+            }
+        }
+    }
+    out
+}
+
+/// Reassignments whose target replicas are all in sync, to complete (KIP-455).
+pub fn completed_reassignments(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for (index, p) in t.partitions.iter().enumerate() {
+            if p.reassigning() && p.target().iter().all(|r| p.isr.contains(r)) {
+                out.push(MetadataRecord::ReassignmentCompleted { name: t.name.clone(), index: index as i32 });
             }
         }
     }
@@ -91,7 +167,6 @@ fn rack_alternating<'a>(brokers: impl Iterator<Item = &'a BrokerRegistration>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{MetadataCommand, TopicImage};
     use std::sync::Arc;
     use uuid::Uuid;
 
@@ -140,25 +215,120 @@ mod tests {
     fn a_stopped_leader_hands_over_to_a_live_in_sync_replica_and_returns_without_stealing() {
         let img = with_topic(image(&[(1, None), (2, None), (3, None)]), vec![PartitionImage::new(vec![1, 2, 3])]);
         let mut img2 = img.clone();
-        img2.apply_command(&MetadataCommand { based_on: None, records: broker_down(&img, 1) });
+        img2.apply_command(&MetadataCommand { based_on: None, records: broker_down(&img, 1, false) });
         let p = &img2.topics["t"].partitions[0];
         assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2, 3], 1));
         assert!(img2.brokers[&1].fenced);
         // Broker 1 comes back: partition 0 has a leader, so nothing moves (it must catch up first).
-        assert!(broker_up(&img2, 1).is_empty());
+        assert!(broker_up(&img2, 1, false).is_empty());
     }
 
     #[test]
     fn the_last_in_sync_replica_stays_recorded_and_leads_again_when_it_returns() {
         let img = with_topic(image(&[(1, None), (2, None)]), vec![PartitionImage::new(vec![1])]);
         let mut img2 = img.clone();
-        img2.apply_command(&MetadataCommand { based_on: None, records: broker_down(&img, 1) });
+        img2.apply_command(&MetadataCommand { based_on: None, records: broker_down(&img, 1, false) });
         let p = &img2.topics["t"].partitions[0];
         assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![1]));
         img2.apply_command(&MetadataCommand { based_on: None, records: vec![MetadataRecord::BrokerUnfenced { id: 1 }] });
-        let up = broker_up(&img2, 1);
+        let up = broker_up(&img2, 1, false);
         img2.apply_command(&MetadataCommand { based_on: None, records: up });
         let p = &img2.topics["t"].partitions[0];
         assert_eq!((p.leader, p.leader_epoch), (1, 2));
+    }
+
+    #[test]
+    fn a_restarted_broker_leaves_the_isr_and_leadership_until_it_catches_up_again() {
+        let img = with_topic(image(&[(1, None), (2, None), (3, None)]), vec![PartitionImage::new(vec![1, 2, 3]), PartitionImage::new(vec![2, 1])]);
+        let mut reg = img.brokers[&1].clone();
+        reg.incarnation = Uuid::new_v4();
+        let mut img2 = img.clone();
+        img2.apply_command(&MetadataCommand { based_on: None, records: broker_registered(&img, &reg, false) });
+        let p = &img2.topics["t"].partitions;
+        assert_eq!((p[0].leader, p[0].isr.clone()), (2, vec![2, 3]));
+        assert_eq!((p[1].leader, p[1].isr.clone()), (2, vec![2]));
+        assert!(!img2.brokers[&1].fenced);
+        // The same incarnation registering again (a retried registration) changes nothing else.
+        let again = broker_registered(&img2, &reg, false);
+        assert_eq!(again.len(), 1);
+    }
+
+    #[test]
+    fn a_restarted_last_in_sync_replica_leads_again_at_once() {
+        let img = with_topic(image(&[(1, None), (2, None)]), vec![PartitionImage::new(vec![1, 2])]);
+        let mut img = img;
+        img.apply_command(&MetadataCommand { based_on: None, records: vec![MetadataRecord::PartitionChanged { name: "t".into(), index: 0, leader: 1, isr: vec![1] }] });
+        let mut reg = img.brokers[&1].clone();
+        reg.incarnation = Uuid::new_v4();
+        img.apply_command(&MetadataCommand { based_on: None, records: broker_registered(&img.clone(), &reg, false) });
+        let p = &img.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1]));
+    }
+
+    #[test]
+    fn unclean_election_picks_a_live_out_of_sync_replica_only_when_enabled() {
+        let mut img = with_topic(image(&[(1, None), (2, None)]), vec![PartitionImage::new(vec![1, 2])]);
+        img.apply_command(&MetadataCommand { based_on: None, records: vec![MetadataRecord::PartitionChanged { name: "t".into(), index: 0, leader: 1, isr: vec![1] }] });
+        let mut clean = img.clone();
+        clean.apply_command(&MetadataCommand { based_on: None, records: broker_down(&img, 1, false) });
+        assert_eq!(clean.topics["t"].partitions[0].leader, NO_LEADER);
+        let mut unclean = img.clone();
+        unclean.apply_command(&MetadataCommand { based_on: None, records: broker_down(&img, 1, true) });
+        let p = &unclean.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    }
+
+    #[test]
+    fn an_isr_change_from_an_older_partition_epoch_is_ignored() {
+        let mut img = with_topic(image(&[(1, None), (2, None), (3, None)]), vec![PartitionImage::new(vec![1, 2, 3])]);
+        let change = |isr: Vec<i32>, partition_epoch| MetadataRecord::IsrChanged { name: "t".into(), index: 0, leader: 1, leader_epoch: 0, partition_epoch, isr };
+        img.apply_command(&MetadataCommand { based_on: None, records: vec![change(vec![1, 2], 0)] });
+        assert_eq!(img.topics["t"].partitions[0].isr, vec![1, 2]);
+        img.apply_command(&MetadataCommand { based_on: None, records: vec![change(vec![1, 2, 3], 0)] });
+        assert_eq!(img.topics["t"].partitions[0].isr, vec![1, 2], "built on partition epoch 0, now 1");
+        img.apply_command(&MetadataCommand { based_on: None, records: vec![MetadataRecord::BrokerFenced { id: 3 }, change(vec![1, 2, 3], 1)] });
+        assert_eq!(img.topics["t"].partitions[0].isr, vec![1, 2], "a fenced broker is not eligible");
+    }
+
+    #[test]
+    fn preferred_leaders_return_once_in_sync() {
+        let mut img = with_topic(image(&[(1, None), (2, None), (3, None)]), vec![PartitionImage::new(vec![1, 2, 3])]);
+        img.apply_command(&MetadataCommand { based_on: None, records: broker_down(&img.clone(), 1, false) });
+        img.apply_command(&MetadataCommand { based_on: None, records: vec![MetadataRecord::BrokerUnfenced { id: 1 }] });
+        assert!(preferred_leaders(&img).is_empty(), "1 is not in sync yet");
+        img.apply_command(&MetadataCommand { based_on: None, records: vec![MetadataRecord::PartitionChanged { name: "t".into(), index: 0, leader: 2, isr: vec![2, 3, 1] }] });
+        img.apply_command(&MetadataCommand { based_on: None, records: preferred_leaders(&img.clone()) });
+        assert_eq!(img.topics["t"].partitions[0].leader, 1);
+        assert!(preferred_leaders(&img).is_empty());
+    }
+
+    #[test]
+    fn a_reassignment_adds_the_new_replicas_first_and_drops_the_old_ones_once_they_are_in_sync() {
+        let mut img = with_topic(image(&[(1, None), (2, None), (3, None)]), vec![PartitionImage::new(vec![1, 2])]);
+        let apply = |img: &mut MetadataImage, records: Vec<MetadataRecord>| {
+            img.apply_command(&MetadataCommand { based_on: None, records });
+        };
+        apply(&mut img, vec![MetadataRecord::ReassignmentChanged { name: "t".into(), index: 0, target: Some(vec![3, 2]) }]);
+        let p = img.topics["t"].partitions[0].clone();
+        assert_eq!((p.replicas.clone(), p.adding.clone(), p.removing.clone(), p.leader), (vec![3, 2, 1], vec![3], vec![1], 1));
+        assert!(completed_reassignments(&img).is_empty(), "3 is not in sync yet");
+        let caught_up = MetadataRecord::IsrChanged { name: "t".into(), index: 0, leader: 1, leader_epoch: 0, partition_epoch: p.partition_epoch, isr: vec![1, 2, 3] };
+        apply(&mut img, vec![caught_up]);
+        let done = completed_reassignments(&img);
+        assert_eq!(done.len(), 1);
+        apply(&mut img, done);
+        let p = &img.topics["t"].partitions[0];
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.reassigning()), (vec![3, 2], vec![2, 3], false));
+        assert_eq!((p.leader, p.leader_epoch), (2, 1), "the leader left, so the first in-sync target replica leads");
+    }
+
+    #[test]
+    fn a_cancelled_reassignment_returns_to_the_original_replicas() {
+        let mut img = with_topic(image(&[(1, None), (2, None), (3, None)]), vec![PartitionImage::new(vec![1, 2])]);
+        img.apply_command(&MetadataCommand { based_on: None, records: vec![MetadataRecord::ReassignmentChanged { name: "t".into(), index: 0, target: Some(vec![2, 3]) }] });
+        img.apply_command(&MetadataCommand { based_on: None, records: vec![MetadataRecord::ReassignmentChanged { name: "t".into(), index: 0, target: None }] });
+        let p = &img.topics["t"].partitions[0];
+        // As in Kafka, the original replicas come back in the merged order (target first).
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.reassigning()), (vec![2, 1], vec![1, 2], 1, false));
     }
 }

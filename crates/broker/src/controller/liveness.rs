@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::elect::{broker_down, broker_up};
+use super::elect::{broker_down, broker_registered, broker_up, completed_reassignments, preferred_leaders};
 use super::network::{Request, Response};
 use super::{Controller, RPC_TIMEOUT};
 use crate::metadata::{BrokerRegistration, Endpoint, MetadataRecord};
@@ -40,7 +40,9 @@ impl Controller {
                         return Ok(vec![]);
                     }
                     let mut records = vec![MetadataRecord::BrokerUnfenced { id: broker }];
-                    records.extend(broker_up(img, broker));
+                    let mut next = img.clone();
+                    next.apply_command(&crate::metadata::MetadataCommand { based_on: None, records: records.clone() });
+                    records.extend(broker_up(&next, broker, self.config.unclean_leader_election));
                     Ok(records)
                 })
                 .await;
@@ -58,22 +60,18 @@ impl Controller {
         self.heartbeat_forever(incarnation).await
     }
 
-    /// A new incarnation id per start tells the controller a restart from a late heartbeat of the
-    /// previous process.
+    /// This process's incarnation id (`Controller::incarnation`) tells the controller a restart
+    /// from a late heartbeat of the previous process.
     pub async fn register(&self, endpoints: Vec<Endpoint>) -> Uuid {
         let id = self.node_id;
         // A broker joins a cluster, so the cluster must exist first (its first record).
         let mut applied = self.applied.clone();
         let _ = applied.wait_for(|a| !a.image.cluster_id.is_empty()).await;
-        let incarnation = Uuid::new_v4();
+        let incarnation = self.incarnation;
         let registration = BrokerRegistration { id, incarnation, endpoints, rack: self.config.cluster.rack.clone(), fenced: false };
         loop {
             let r = self
-                .commit::<std::convert::Infallible>(|img| {
-                    let mut records = vec![MetadataRecord::BrokerRegistered(registration.clone())];
-                    records.extend(broker_up(img, id));
-                    Ok(records)
-                })
+                .commit::<std::convert::Infallible>(|img| Ok(broker_registered(img, &registration, self.config.unclean_leader_election)))
                 .await;
             match r {
                 Ok(_) => break,
@@ -113,6 +111,8 @@ impl Controller {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_active = false;
+        let rebalance_every = self.config.leader_imbalance_check_interval_ms.map(Duration::from_millis);
+        let mut last_rebalance = Instant::now();
         loop {
             tick.tick().await;
             let active = self.is_active();
@@ -148,10 +148,21 @@ impl Controller {
                     .map(|b| b.id)
                     .collect()
             };
+            if let Err(e) = self.commit::<std::convert::Infallible>(|img| Ok(completed_reassignments(img))).await {
+                tracing::warn!(error = %e, "completing partition reassignments failed");
+            }
+            if rebalance_every.is_some_and(|every| last_rebalance.elapsed() >= every) {
+                last_rebalance = Instant::now();
+                match self.commit::<std::convert::Infallible>(|img| Ok(preferred_leaders(img))).await {
+                    Ok(Ok(image)) => tracing::debug!(version = image.version, "preferred leaders checked"),
+                    Ok(Err(never)) => match never {},
+                    Err(e) => tracing::warn!(error = %e, "preferred leader election failed"),
+                }
+            }
             for id in expired {
                 let r = self
                     .commit::<std::convert::Infallible>(|img| {
-                        Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id) } else { vec![] })
+                        Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id, self.config.unclean_leader_election) } else { vec![] })
                     })
                     .await;
                 match r {
@@ -172,7 +183,7 @@ impl Controller {
         let r = tokio::time::timeout(
             Duration::from_secs(5),
             self.commit::<std::convert::Infallible>(|img| {
-                Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id) } else { vec![] })
+                Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id, self.config.unclean_leader_election) } else { vec![] })
             }),
         )
         .await;

@@ -58,6 +58,9 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Controller {
     pub node_id: i32,
+    /// New on every start of the process: the broker registers with it, and leads partitions
+    /// only under a registration of this incarnation (`ReplicaManager::sync_with`).
+    pub incarnation: uuid::Uuid,
     raft: Raft,
     ctx: NodeContext,
     applied: watch::Receiver<Applied>,
@@ -67,6 +70,16 @@ pub struct Controller {
     pub(crate) liveness: liveness::Liveness,
     /// Set when the node must stop (another cluster's id on disk, storage failure).
     fatal: watch::Sender<Option<String>>,
+}
+
+/// One partition's wanted ISR, from the leader epoch and partition epoch it was computed in.
+#[derive(Clone, Debug)]
+pub struct IsrChange {
+    pub topic: Arc<str>,
+    pub index: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
 }
 
 impl Controller {
@@ -115,6 +128,7 @@ impl Controller {
             .collect();
         let controller = Arc::new(Controller {
             node_id: config.node_id,
+            incarnation: uuid::Uuid::new_v4(),
             raft,
             ctx,
             applied,
@@ -209,6 +223,39 @@ impl Controller {
         Err(ControllerError::Contention)
     }
 
+    /// Leaders' ISR changes, in one command (`MetadataRecord::IsrChanged` checks each against
+    /// the partition's epochs when applied, so it needs no `based_on` and never contends).
+    /// Returns those that took effect.
+    pub async fn alter_isr(&self, changes: Vec<IsrChange>) -> Result<Vec<IsrChange>, ControllerError> {
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        let records = changes
+            .iter()
+            .map(|c| MetadataRecord::IsrChanged {
+                name: c.topic.to_string(),
+                index: c.index,
+                leader: self.node_id,
+                leader_epoch: c.leader_epoch,
+                partition_epoch: c.partition_epoch,
+                isr: c.isr.clone(),
+            })
+            .collect();
+        let (_, index) = self.propose(MetadataCommand { based_on: None, records }).await?;
+        self.wait_applied(index).await?;
+        let image = self.image();
+        Ok(changes
+            .into_iter()
+            .filter(|c| {
+                image.topic(&c.topic).and_then(|t| t.partition(c.index)).is_some_and(|p| {
+                    let mut want = c.isr.clone();
+                    want.sort_unstable();
+                    p.isr == want && p.leader_epoch == c.leader_epoch
+                })
+            })
+            .collect())
+    }
+
     /// Appends a command through the active controller, wherever it is.
     async fn propose(&self, cmd: MetadataCommand) -> Result<(CommandResult, u64), ControllerError> {
         let deadline = tokio::time::Instant::now() + PROPOSE_TIMEOUT;
@@ -298,14 +345,24 @@ impl Controller {
         let mut last_warning = tokio::time::Instant::now();
         loop {
             let mut empty = 1;
+            let mut founding = 0;
             let mut errors = Vec::new();
             for (id, peer) in &self.peers {
                 match peer.call(&self.ctx.envelope(Request::Hello), RPC_TIMEOUT).await {
-                    Ok(Response::Hello { cluster_id, initialized }) if initialized || !cluster_id.is_empty() => {
+                    Ok(Response::Hello { cluster_id, .. }) if !cluster_id.is_empty() => {
+                        if self.raft.is_initialized().await.unwrap_or(false) {
+                            // We took part in the founding (waited on below) and hold the
+                            // log already: nothing was lost that a vote could endanger.
+                            return;
+                        }
                         tracing::info!(peer = id, %cluster_id, "joining the existing cluster; not voting until caught up");
                         self.ctx.catching_up.store(true, std::sync::atomic::Ordering::Release);
                         return;
                     }
+                    // A voter that founded the cluster but has not committed its first record
+                    // yet: nothing is committed that a vote of ours could endanger, and it needs
+                    // our vote to commit anything (refusing it deadlocked a starting cluster).
+                    Ok(Response::Hello { initialized: true, .. }) => founding += 1,
                     Ok(Response::Hello { .. }) => empty += 1,
                     Ok(other) => errors.push(format!("{id}@{}: {other:?}", peer.addr)),
                     Err(e) => errors.push(format!("{id}@{}: {e}", peer.addr)),
@@ -314,7 +371,7 @@ impl Controller {
             if self.raft.is_initialized().await.unwrap_or(false) {
                 return;
             }
-            if empty * 2 > voters {
+            if founding == 0 && empty * 2 > voters {
                 let members: BTreeMap<u64, BasicNode> = self
                     .config
                     .cluster

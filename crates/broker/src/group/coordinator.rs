@@ -276,6 +276,24 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Forgets the groups `unload` selects: their offsets partition is coordinated elsewhere now
+    /// (or is about to be loaded afresh). Returns the tickets of their parked JoinGroup and
+    /// SyncGroup requests, which the caller answers with NOT_COORDINATOR.
+    pub fn unload(&mut self, mut unload: impl FnMut(&str) -> bool) -> (Vec<Ticket>, Vec<Ticket>) {
+        let (mut joins, mut syncs) = (Vec::new(), Vec::new());
+        self.groups.retain(|id, g| {
+            if !unload(id) {
+                return true;
+            }
+            for m in &g.members {
+                joins.extend(m.join_ticket);
+                syncs.extend(m.sync_ticket);
+            }
+            false
+        });
+        (joins, syncs)
+    }
+
     /// Rebuild a coordinator from the log, in order.
     pub fn replay(config: GroupConfig, records: impl IntoIterator<Item = LogRecord>, now_ms: i64) -> Self {
         let mut c = GroupCoordinator::new(config);

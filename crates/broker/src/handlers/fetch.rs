@@ -1,6 +1,10 @@
 //! Fetch: whole batches from each requested partition, long-polling until `min_bytes` have
 //! arrived or `max_wait_ms` passes.
 //!
+//! A request with a replica id is a follower's (`replication::fetcher`): it reads up to the log
+//! end rather than the high watermark, and its fetch offset tells the leader what the follower
+//! has (`Partition::follower_fetched`), which is what moves the high watermark.
+//!
 //! Fetch sessions (KIP-227) are declined by answering session id 0: clients then keep sending
 //! full fetch requests, which is correct and, at this scale, cheap.
 
@@ -9,14 +13,14 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use bytes::Bytes;
 use strom_storage::{FileSlice, ReadSlices};
 use tokio::time::Instant;
 
 use super::storage_error_code;
-use crate::broker::Broker;
+use crate::broker::{now_ms, Broker};
 use crate::partition::PartitionError;
 use crate::zero_copy;
 
@@ -28,13 +32,17 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> (FetchResponse, 
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_bytes = (req.max_bytes.max(0) as usize).min(MAX_RESPONSE_BYTES);
+    let replica = req.replica_id.0;
+    if replica >= 0 {
+        record_follower_positions(broker, replica, &req.topics);
+    }
     loop {
         // Register for the wake-up before reading, so an append between the read and the wait
         // is not missed.
         let notified = broker.replicas.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes);
+        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes, replica);
         if bytes >= min_bytes || has_error || Instant::now() >= deadline {
             return (FetchResponse::default().with_session_id(0).with_responses(responses), files);
         }
@@ -45,9 +53,40 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> (FetchResponse, 
     }
 }
 
+/// A follower's fetch offsets are its log ends: the leader's record of what each replica has.
+/// An offset past the leader's log end (a divergent follower, answered below with an error) or
+/// one from a diverging epoch is not a position on this log and is not recorded.
+fn record_follower_positions(broker: &Broker, replica: i32, topics: &[FetchTopic]) {
+    let now = now_ms();
+    let mut advanced = false;
+    for topic in topics {
+        for p in &topic.partitions {
+            let Ok(partition) = broker.replicas.leader(topic.topic.as_str(), p.partition) else { continue };
+            if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch() {
+                continue;
+            }
+            let consistent = partition
+                .with_log(|l| {
+                    let within = p.fetch_offset <= l.log_end_offset();
+                    let agrees = p.last_fetched_epoch < 0
+                        || l.end_offset_for_epoch(p.last_fetched_epoch).is_some_and(|(e, end)| e == p.last_fetched_epoch && end >= p.fetch_offset);
+                    Ok(within && agrees)
+                })
+                .unwrap_or(false);
+            if consistent {
+                advanced |= partition.follower_fetched(replica, p.fetch_offset, now);
+            }
+        }
+    }
+    if advanced {
+        // Consumers long-polling at the old high watermark have something to read now.
+        broker.replicas.data_arrived.notify_waiters();
+    }
+}
+
 type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool);
 
-fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> ReadAll {
+fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, replica: i32) -> ReadAll {
     let mut total = 0usize;
     let mut files = Vec::new();
     let mut has_error = false;
@@ -66,6 +105,36 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> ReadAll
                             return error(resp, code);
                         }
                     };
+                    // KIP-320: a client or follower that knows of another leader epoch is
+                    // behind (fenced) or ahead of this broker's metadata (retry).
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch() {
+                        has_error = true;
+                        let code = if p.current_leader_epoch < partition.leader_epoch() {
+                            ResponseError::FencedLeaderEpoch
+                        } else {
+                            ResponseError::UnknownLeaderEpoch
+                        };
+                        return error(resp, code);
+                    }
+                    if replica >= 0 && p.last_fetched_epoch >= 0 {
+                        // A follower whose last epoch ends earlier here than its log does has
+                        // a suffix this leader never wrote: it truncates before copying more.
+                        let diverging = partition
+                            .with_log(|l| Ok(l.end_offset_for_epoch(p.last_fetched_epoch)))
+                            .ok()
+                            .flatten()
+                            .filter(|&(e, end)| e != p.last_fetched_epoch || end < p.fetch_offset);
+                        if let Some((epoch, end_offset)) = diverging {
+                            has_error = true;
+                            let hw = partition.high_watermark();
+                            return resp
+                                .with_high_watermark(hw)
+                                .with_last_stable_offset(hw)
+                                .with_log_start_offset(partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(-1))
+                                .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
+                                .with_records(Some(Bytes::new()));
+                        }
+                    }
                     // Storage returns at least one whole batch (min-one-message), so the first
                     // non-empty partition may exceed the limits by one batch and a batch larger
                     // than max_bytes can still be consumed. Later partitions may overshoot by at
@@ -78,7 +147,8 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> ReadAll
                         );
                     }
                     let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                    match partition.read(p.fetch_offset, limit) {
+                    let read = if replica >= 0 { partition.read_to_end(p.fetch_offset, limit) } else { partition.read(p.fetch_offset, limit) };
+                    match read {
                         Ok(r) => {
                             total += r.len;
                             let hw = partition.high_watermark();

@@ -1,10 +1,13 @@
 //! Produce: append each partition's record batches to its log.
 //!
 //! Batches are stored byte for byte as produced; the storage layer checks framing and CRC and
-//! rewrites only the base offset and leader epoch (both outside the CRC). With one replica the
-//! high watermark moves with the append, so acks=1 and acks=all answer at the same moment.
+//! rewrites only the base offset and leader epoch (both outside the CRC). acks=1 answers once
+//! the leader has the batch; acks=all once every in-sync replica has it (the high watermark
+//! passed it), and only while at least `min.insync.replicas` replicas are in sync. A sole
+//! in-sync replica commits at once, so on a single node both answer at the same moment.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -27,7 +30,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<Produce
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
             let r = if acks_valid {
-                append(broker, topic.name.as_str(), p.index, p.records, now)
+                append(broker, topic.name.as_str(), p.index, p.records, now, acks == -1)
             } else {
                 Err((ResponseError::InvalidRequiredAcks, None))
             };
@@ -53,6 +56,23 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<Produce
     if acks == 0 {
         // acks=0: the client expects no response at all.
         return None;
+    }
+    if acks == -1 {
+        // Every partition's wait runs against one deadline, so they overlap.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+        for (_, parts) in &mut results {
+            for (_, r) in parts.iter_mut() {
+                let Ok(a) = r else { continue };
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let waited = match a.partition.wait_replicated(a.end_offset, a.leader_epoch, left).await {
+                    Ok(()) if !a.partition.enough_replicas() => Err(ResponseError::NotEnoughReplicasAfterAppend),
+                    other => other,
+                };
+                if let Err(code) = waited {
+                    *r = Err((code, None));
+                }
+            }
+        }
     }
     let responses = results
         .into_iter()
@@ -89,6 +109,9 @@ struct Appended {
     log_append_time: i64,
     log_start_offset: i64,
     duplicate: bool,
+    /// The leadership the batch was appended under: acks=all fails if it ends before the batch
+    /// is committed.
+    leader_epoch: i32,
 }
 
 fn append(
@@ -97,6 +120,7 @@ fn append(
     index: i32,
     records: Option<Bytes>,
     now: i64,
+    acks_all: bool,
 ) -> Result<Appended, (ResponseError, Option<String>)> {
     if crate::group_service::is_internal(topic) {
         // Kafka: only the broker itself writes internal topics.
@@ -104,6 +128,10 @@ fn append(
     }
     let partition = broker.replicas.leader(topic, index).map_err(|code| (code, None))?;
     let records = records.ok_or((ResponseError::CorruptMessage, Some("produce request without records".into())))?;
+    if acks_all && !partition.enough_replicas() {
+        return Err((ResponseError::NotEnoughReplicas, None));
+    }
+    let leader_epoch = partition.leader_epoch();
     // The decoded request shares the frame's buffer, so the batches are copied once into a
     // mutable buffer for the in-place offset rewrite; that is the only copy before the file.
     let mut batches = records.to_vec();
@@ -118,6 +146,7 @@ fn append(
         log_append_time: if partition.uses_log_append_time() { now } else { -1 },
         log_start_offset,
         duplicate: info.duplicate,
+        leader_epoch,
         partition,
     })
 }

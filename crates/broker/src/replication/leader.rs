@@ -4,8 +4,7 @@
 //! replica manager feeds it follower fetches and the time, and reports ISR changes to the
 //! controller.
 //!
-//! Not wired into the broker yet: replication (followers fetching from leaders) is being built
-//! on it, and its model test below pins the invariants first.
+//! `Partition` holds one while this broker leads the partition.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -75,9 +74,29 @@ impl LeaderState {
         self.advance_hw()
     }
 
+    /// The partition's replicas changed under this leadership (a reassignment): joining
+    /// followers start with nothing known, leaving ones are forgotten.
+    pub fn set_replicas(&mut self, replicas: &[i32], now_ms: i64) {
+        let me = self.me;
+        self.followers.retain(|id, _| replicas.contains(id));
+        for r in replicas.iter().filter(|r| **r != me) {
+            self.followers
+                .entry(*r)
+                .or_insert(Follower { leo: -1, last_caught_up_ms: now_ms, leader_leo_at_last_fetch: -1, last_fetch_ms: now_ms });
+        }
+    }
+
     /// The controller recorded a new ISR for this leadership.
     pub fn set_isr(&mut self, isr: &[i32]) -> i64 {
-        self.isr = isr.iter().copied().collect();
+        let isr: BTreeSet<i32> = isr.iter().copied().collect();
+        // A follower that left the ISR proves itself again by fetching: what it had before may
+        // be gone (the controller removes a restarted broker, whose disk may have been wiped).
+        for id in self.isr.difference(&isr) {
+            if let Some(f) = self.followers.get_mut(id) {
+                f.leo = -1;
+            }
+        }
+        self.isr = isr;
         self.advance_hw()
     }
 
@@ -99,6 +118,15 @@ impl LeaderState {
             .filter(|(id, f)| !self.isr.contains(id) && f.leo >= self.hw && f.leo >= 0)
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// The ISR this leader should ask the controller for: lagging members out, caught-up
+    /// replicas in. `None` when it is the recorded one.
+    pub fn wanted_isr(&self, now_ms: i64, lag_ms: i64) -> Option<Vec<i32>> {
+        let lagging = self.lagging(now_ms, lag_ms);
+        let mut wanted: BTreeSet<i32> = self.isr.iter().copied().filter(|r| !lagging.contains(r)).collect();
+        wanted.extend(self.caught_up());
+        (wanted != self.isr).then(|| wanted.into_iter().collect())
     }
 
     /// Everything below the smallest log end in the ISR is on every in-sync replica. Never goes

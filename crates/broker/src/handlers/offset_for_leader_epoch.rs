@@ -1,0 +1,46 @@
+//! OffsetForLeaderEpoch: where a leader epoch ends in this leader's log (KIP-101, KIP-279).
+//! Followers ask it before copying from a new leader, to cut a suffix the new leader never had;
+//! consumers ask it after a leader change to detect log truncation (KIP-320).
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+use crate::broker::Broker;
+
+pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let resp = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    match end_offset(broker, t.topic.as_str(), p.partition, p.current_leader_epoch, p.leader_epoch) {
+                        Ok((epoch, end)) => resp.with_leader_epoch(epoch).with_end_offset(end),
+                        Err(code) => resp.with_error_code(code.code()),
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+/// Kafka's answer: the largest epoch at or below the one asked for and where the next one
+/// starts (the log end for the latest), or -1/-1 when this log knows no such epoch.
+fn end_offset(broker: &Broker, topic: &str, index: i32, current: i32, epoch: i32) -> Result<(i32, i64), ResponseError> {
+    let p = broker.replicas.leader(topic, index)?;
+    if current >= 0 && current != p.leader_epoch() {
+        return Err(if current < p.leader_epoch() { ResponseError::FencedLeaderEpoch } else { ResponseError::UnknownLeaderEpoch });
+    }
+    if epoch < 0 {
+        return Ok((-1, -1));
+    }
+    p.with_log(|l| Ok(l.end_offset_for_epoch(epoch).unwrap_or((-1, -1)))).map_err(|_| ResponseError::NotLeaderOrFollower)
+}

@@ -1,0 +1,308 @@
+//! Followers: one fetcher task per leader broker, fetching every partition this broker follows
+//! there in one Fetch request, as Kafka's `ReplicaFetcherThread` does.
+//!
+//! A partition joins a fetcher marked for truncation: before its first fetch in a new leader
+//! epoch the follower asks the leader, with OffsetForLeaderEpoch, where its own latest epoch
+//! ended on the leader, and cuts its log there (KIP-101/279). Whatever an old leader wrote that
+//! the new one does not have is gone before the follower copies anything, so two replicas never
+//! disagree below the high watermark. A leader that still sees a divergence (`diverging_epoch`
+//! in its fetch answer) sends the partition back through truncation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::Notify;
+
+use super::client::{Client, ClientError};
+use crate::broker::now_ms;
+use crate::partition::{Partition, PartitionError};
+use crate::sync::lock;
+
+/// Fetch v12: replica id in the request body, leader epochs, diverging epochs; topics by name.
+const FETCH_VERSION: i16 = 12;
+const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+/// How long a follower's fetch waits at the leader for new data: short enough that a follower
+/// notices a leader change soon, long enough that an idle partition costs two requests a second.
+const MAX_WAIT_MS: i32 = 500;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+type Key = (Arc<str>, i32);
+
+#[derive(Clone)]
+struct Followed {
+    partition: Arc<Partition>,
+    epoch: i32,
+    truncate: bool,
+}
+
+/// A partition to follow: the replica, and the leader epoch it follows in.
+pub struct Assignment {
+    pub partition: Arc<Partition>,
+    pub epoch: i32,
+}
+
+struct Shared {
+    addr: Mutex<String>,
+    partitions: Mutex<BTreeMap<Key, Followed>>,
+    wake: Notify,
+    stop: AtomicBool,
+}
+
+pub struct Fetchers {
+    me: i32,
+    runtime: tokio::runtime::Handle,
+    by_leader: Mutex<HashMap<i32, Arc<Shared>>>,
+}
+
+impl Fetchers {
+    /// Call inside the runtime: fetcher tasks are spawned on it, also from blocking threads.
+    pub fn new(me: i32) -> Self {
+        Fetchers { me, runtime: tokio::runtime::Handle::current(), by_leader: Mutex::new(HashMap::new()) }
+    }
+
+    /// Makes the fetchers follow exactly `wanted`: per leader broker, its address and the
+    /// partitions followed there. A partition whose epoch changed goes through truncation again.
+    pub fn assign(&self, wanted: HashMap<i32, (String, Vec<Assignment>)>) {
+        let mut by_leader = lock(&self.by_leader);
+        by_leader.retain(|leader, shared| {
+            let keep = wanted.contains_key(leader);
+            if !keep {
+                shared.stop.store(true, Ordering::Release);
+                shared.wake.notify_one();
+            }
+            keep
+        });
+        for (leader, (addr, assignments)) in wanted {
+            let shared = by_leader.entry(leader).or_insert_with(|| {
+                let shared = Arc::new(Shared {
+                    addr: Mutex::new(addr.clone()),
+                    partitions: Mutex::new(BTreeMap::new()),
+                    wake: Notify::new(),
+                    stop: AtomicBool::new(false),
+                });
+                self.runtime.spawn(run(shared.clone(), self.me, leader));
+                shared
+            });
+            *lock(&shared.addr) = addr;
+            let mut partitions = lock(&shared.partitions);
+            let next: BTreeMap<Key, Followed> = assignments
+                .into_iter()
+                .map(|a| {
+                    let key = (a.partition.topic.clone(), a.partition.index);
+                    let followed = match partitions.get(&key) {
+                        Some(f) if f.epoch == a.epoch && Arc::ptr_eq(&f.partition, &a.partition) => f.clone(),
+                        _ => Followed { partition: a.partition, epoch: a.epoch, truncate: true },
+                    };
+                    (key, followed)
+                })
+                .collect();
+            *partitions = next;
+            drop(partitions);
+            shared.wake.notify_one();
+        }
+    }
+
+    pub fn stop_all(&self) {
+        self.assign(HashMap::new());
+    }
+}
+
+async fn run(shared: Arc<Shared>, me: i32, leader: i32) {
+    let mut client: Option<Client> = None;
+    while !shared.stop.load(Ordering::Acquire) {
+        let followed: Vec<(Key, Followed)> = lock(&shared.partitions).iter().map(|(k, f)| (k.clone(), f.clone())).collect();
+        if followed.is_empty() {
+            shared.wake.notified().await;
+            continue;
+        }
+        let c = match client.as_mut() {
+            Some(c) => c,
+            None => {
+                let addr = lock(&shared.addr).clone();
+                match Client::connect(&addr, me, CONNECT_TIMEOUT).await {
+                    Ok(c) => client.insert(c),
+                    Err(e) => {
+                        tracing::debug!(leader, error = %e, "cannot reach the leader; retrying");
+                        pause(&shared).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let round = if followed.iter().any(|(_, f)| f.truncate) {
+            truncate(c, me, &shared, &followed).await
+        } else {
+            fetch(c, me, &shared, &followed).await
+        };
+        match round {
+            Ok(true) => {}
+            Ok(false) => pause(&shared).await,
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "replica fetch failed; reconnecting");
+                client = None;
+                pause(&shared).await;
+            }
+        }
+    }
+}
+
+/// A short wait before retrying, cut short by a new assignment.
+async fn pause(shared: &Shared) {
+    let _ = tokio::time::timeout(RETRY_BACKOFF, shared.wake.notified()).await;
+}
+
+fn mark_truncated(shared: &Shared, key: &Key, epoch: i32, truncate: bool) {
+    if let Some(f) = lock(&shared.partitions).get_mut(key) {
+        if f.epoch == epoch {
+            f.truncate = truncate;
+        }
+    }
+}
+
+/// OffsetForLeaderEpoch for the partitions that need it, then the cut. Returns whether every
+/// one of them is done (else the caller backs off before retrying).
+async fn truncate(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Followed)]) -> Result<bool, ClientError> {
+    let pending: Vec<&(Key, Followed)> = followed.iter().filter(|(_, f)| f.truncate).collect();
+    let mut topics: BTreeMap<&str, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
+    for ((topic, index), f) in &pending {
+        let latest = f.partition.with_log(|l| Ok(l.latest_epoch())).ok().flatten().unwrap_or(-1);
+        topics.entry(topic).or_default().push(
+            OffsetForLeaderPartition::default().with_partition(*index).with_current_leader_epoch(f.epoch).with_leader_epoch(latest),
+        );
+    }
+    let req = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(me)).with_topics(
+        topics
+            .into_iter()
+            .map(|(t, ps)| OffsetForLeaderTopic::default().with_topic(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(ps))
+            .collect(),
+    );
+    let resp = c.call(OFFSET_FOR_LEADER_EPOCH_VERSION, &req, Duration::from_secs(10)).await?;
+    let mut answered = 0;
+    let mut all_done = true;
+    for t in resp.topics {
+        for r in t.partitions {
+            let key: Key = (Arc::from(t.topic.as_str()), r.partition);
+            let Some((_, f)) = pending.iter().find(|(k, _)| *k == key) else { continue };
+            answered += 1;
+            if r.error_code != 0 {
+                tracing::debug!(topic = %key.0, partition = key.1, error = r.error_code, "OffsetForLeaderEpoch refused; retrying");
+                all_done = false;
+                continue;
+            }
+            match cut(&f.partition, r.leader_epoch, r.end_offset) {
+                Ok(()) => mark_truncated(shared, &key, f.epoch, false),
+                Err(e) => {
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "truncating the follower's log failed");
+                    all_done = false;
+                }
+            }
+        }
+    }
+    Ok(all_done && answered == pending.len())
+}
+
+/// Cuts the follower's log where it stops agreeing with the leader: the leader says its epoch
+/// `epoch` (the largest it has at or below ours) ends at `end`; ours ends at our own end for that
+/// epoch. Both logs agree below the smaller of the two (one leader wrote both prefixes).
+fn cut(p: &Partition, epoch: i32, end: i64) -> Result<(), PartitionError> {
+    p.with_log_mut(|log| {
+        let leo = log.log_end_offset();
+        let target = if end < 0 || epoch < 0 {
+            // The leader knows no epoch at or below ours: nothing of ours can be trusted beyond
+            // what was committed.
+            log.latest_epoch().map_or(leo, |_| 0)
+        } else {
+            let ours = log.end_offset_for_epoch(epoch).map_or(leo, |(_, e)| e);
+            end.min(ours).min(leo)
+        };
+        if target < leo {
+            tracing::info!(dir = ?p.topic, partition = p.index, from = leo, to = target, leader_epoch = epoch, "follower truncates a divergent suffix");
+        }
+        log.truncate_to(target)
+    })
+}
+
+/// One Fetch of every followed partition. Returns whether it made progress (else back off).
+async fn fetch(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Followed)]) -> Result<bool, ClientError> {
+    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for ((topic, index), f) in followed {
+        let Ok((leo, start, latest)) = f.partition.with_log(|l| Ok((l.log_end_offset(), l.log_start_offset(), l.latest_epoch()))) else {
+            continue;
+        };
+        topics.entry(topic).or_default().push(
+            FetchPartition::default()
+                .with_partition(*index)
+                .with_current_leader_epoch(f.epoch)
+                .with_fetch_offset(leo)
+                .with_last_fetched_epoch(latest.unwrap_or(-1))
+                .with_log_start_offset(start)
+                .with_partition_max_bytes(1 << 20),
+        );
+    }
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(me))
+        .with_max_wait_ms(MAX_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(16 << 20)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| FetchTopic::default().with_topic(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(ps))
+                .collect(),
+        );
+    let resp = c.call(FETCH_VERSION, &req, Duration::from_millis(MAX_WAIT_MS as u64) + Duration::from_secs(10)).await?;
+    if resp.error_code != 0 {
+        return Ok(false);
+    }
+    let now = now_ms();
+    let mut progress = false;
+    for t in resp.responses {
+        for r in t.partitions {
+            let key: Key = (Arc::from(t.topic.as_str()), r.partition_index);
+            let Some((_, f)) = followed.iter().find(|(k, _)| *k == key) else { continue };
+            let p = &f.partition;
+            if r.error_code == ResponseError::OffsetOutOfRange.code() {
+                let leo = p.log_end_offset().unwrap_or(0);
+                if r.log_start_offset > leo {
+                    // The leader deleted what we would fetch next: start over at its log start.
+                    if let Err(e) = p.with_log_mut(|l| l.reset_empty_at(r.log_start_offset)) {
+                        tracing::warn!(topic = %key.0, partition = key.1, error = %e, "resetting the follower's log failed");
+                    }
+                } else {
+                    mark_truncated(shared, &key, f.epoch, true);
+                }
+                continue;
+            }
+            if r.error_code != 0 {
+                // Not the leader (yet, or any more), or an older epoch: the next metadata image
+                // moves this partition; until then, retry.
+                tracing::trace!(topic = %key.0, partition = key.1, error = r.error_code, "replica fetch refused");
+                continue;
+            }
+            if r.diverging_epoch.epoch >= 0 {
+                mark_truncated(shared, &key, f.epoch, true);
+                progress = true;
+                continue;
+            }
+            let records = r.records.as_deref().unwrap_or(&[]);
+            match p.append_replicated(records, f.epoch, r.high_watermark, now) {
+                Ok(_) => progress = true,
+                Err(PartitionError::NotFollower(_)) | Err(PartitionError::Closed) => {}
+                Err(e) => {
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "appending fetched batches failed; truncating against the leader again");
+                    mark_truncated(shared, &key, f.epoch, true);
+                }
+            }
+        }
+    }
+    Ok(progress)
+}

@@ -1,0 +1,51 @@
+//! Partition replication: followers copy their leaders' logs over the Fetch API, leaders track
+//! their followers and keep the in-sync replica set (ISR) with the controller.
+//!
+//! - `leader`: a leader's high watermark and ISR, as a pure state machine (`Partition` holds one
+//!   while it leads).
+//! - `fetcher`: one task per leader broker that fetches every partition followed there, after
+//!   truncating any divergent suffix (OffsetForLeaderEpoch).
+//! - `client`: the minimal Kafka client the fetchers speak with.
+//! - `maintain_isr` (here): leaders ask the controller to drop followers that lag behind
+//!   `replica.lag.time.max.ms` and to add back those that caught up (Kafka's AlterPartition).
+
+mod client;
+pub mod fetcher;
+mod leader;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use leader::LeaderState;
+
+use crate::broker::{now_ms, Broker};
+
+/// How often leaders look at their followers: often enough that a follower that caught up is
+/// back in the ISR within a fraction of a second (min.insync.replicas waits for it).
+const ISR_CHECK: Duration = Duration::from_millis(200);
+
+/// The leaders' side of ISR changes. A change is proposed to the controller with the leader
+/// epoch it was computed in; the controller refuses it if leadership moved meanwhile, and the
+/// leader applies the new ISR only once it is in the metadata image (`ReplicaManager::sync_with`),
+/// so the high watermark never counts on a follower the controller might not elect.
+pub async fn maintain_isr(broker: Arc<Broker>) {
+    let lag_ms = broker.config.replica_lag_time_max_ms;
+    let mut tick = tokio::time::interval(ISR_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        let wanted: Vec<_> = broker.replicas.all().iter().filter_map(|p| p.wanted_isr(now, lag_ms)).collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        match broker.metadata.alter_isr(wanted).await {
+            Ok(done) => {
+                for c in done {
+                    tracing::info!(topic = %c.topic, partition = c.index, leader_epoch = c.leader_epoch, isr = ?c.isr, "ISR changed");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "ISR changes not committed; retrying"),
+        }
+    }
+}
