@@ -275,8 +275,8 @@ impl Partition {
             return Err(PartitionError::NotFollower(epoch));
         }
         // An empty answer (a long poll that timed out) still carries the leader's high watermark.
-        if batches.is_empty() {
-        } else if let Some(info) = log.append_replicated(batches, now_ms)? {
+        let appended = if batches.is_empty() { None } else { log.append_replicated(batches, now_ms)? };
+        if let Some(info) = appended {
             self.unflushed.fetch_add(info.last_offset - info.first_offset + 1, Ordering::Relaxed);
         }
         let leo = log.log_end_offset();

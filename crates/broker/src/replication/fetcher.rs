@@ -224,7 +224,7 @@ fn cut(p: &Partition, epoch: i32, end: i64) -> Result<(), PartitionError> {
             end.min(ours).min(leo)
         };
         if target < leo {
-            tracing::info!(dir = ?p.topic, partition = p.index, from = leo, to = target, leader_epoch = epoch, "follower truncates a divergent suffix");
+            tracing::info!(topic = %p.topic, partition = p.index, from = leo, to = target, leader_epoch = epoch, "follower truncates a divergent suffix");
         }
         log.truncate_to(target)
     })
