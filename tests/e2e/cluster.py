@@ -135,7 +135,7 @@ class Cluster:
         return latest[1] if latest else None
 
     def wait_for(self, what, check, timeout=30):
-        logs = lambda: "\n".join(f"--- node {i} ---\n" + "".join(b.log_lines[-30:]) for i, b in self.nodes.items())
+        logs = lambda: "\n".join(f"--- node {i} ---\n" + "".join(b.log_lines[-150:]) for i, b in self.nodes.items())
         return wait_for(what, check, timeout, logs)
 
 

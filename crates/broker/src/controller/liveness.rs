@@ -10,9 +10,12 @@ use uuid::Uuid;
 
 use super::elect::{broker_down, broker_registered, broker_up, completed_reassignments, preferred_leaders};
 use super::network::{Request, Response};
-use super::{Controller, RPC_TIMEOUT};
+use super::Controller;
 use crate::metadata::{BrokerRegistration, Endpoint, MetadataRecord};
 use crate::sync::lock;
+
+/// How often the active controller looks for expired sessions and other duties.
+const TICK: Duration = Duration::from_millis(250);
 
 /// The active controller's view of which brokers are alive. Not in the metadata log: heartbeats
 /// are frequent and a new active controller simply starts every broker's clock afresh.
@@ -87,7 +90,8 @@ impl Controller {
 
     pub async fn heartbeat_forever(self: Arc<Self>, incarnation: Uuid) {
         let id = self.node_id;
-        let mut tick = tokio::time::interval(Duration::from_millis(self.config.cluster.broker_heartbeat_interval_ms));
+        let interval = Duration::from_millis(self.config.cluster.broker_heartbeat_interval_ms);
+        let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -95,8 +99,10 @@ impl Controller {
                 self.heartbeat_received(id, incarnation).await;
                 continue;
             }
-            let Some(peer) = self.active_controller().and_then(|l| self.peers.get(&(l as u64))) else { continue };
-            match peer.call(&self.ctx.envelope(Request::Heartbeat { broker: id, incarnation }), RPC_TIMEOUT).await {
+            let Some(peer) = self.active_controller().and_then(|l| self.heartbeat_peers.get(&(l as u64))) else { continue };
+            // No longer than one interval: a heartbeat to a frozen controller is given up in time
+            // for the next one to reach its successor well inside the session timeout.
+            match peer.call(&self.ctx.envelope(Request::Heartbeat { broker: id, incarnation }), interval).await {
                 Ok(Response::Heartbeat(Ok(()))) => {}
                 Ok(other) => tracing::debug!(?other, "heartbeat not accepted"),
                 Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
@@ -108,16 +114,26 @@ impl Controller {
     /// the log is new, and fences brokers whose heartbeats stopped.
     pub(crate) async fn leader_duties(self: Arc<Self>) {
         let session = Duration::from_millis(self.config.cluster.broker_session_timeout_ms);
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_active = false;
         let rebalance_every = self.config.leader_imbalance_check_interval_ms.map(Duration::from_millis);
         let mut last_rebalance = Instant::now();
         loop {
+            let waited = Instant::now();
             tick.tick().await;
             let active = self.is_active();
-            if active && !was_active {
-                tracing::info!(node = self.node_id, "this node is now the active controller");
+            // A tick far later than due means this process itself stood still (SIGSTOP, a VM
+            // stall): the heartbeats it missed meanwhile may be sitting unread in its sockets,
+            // so its clock says nothing about the brokers. Start every clock afresh, as a newly
+            // active controller does. (Only the wait counts: a slow commit below is not a stall.)
+            let stood_still = waited.elapsed() > TICK + session / 2;
+            if active && (!was_active || stood_still) {
+                if !was_active {
+                    tracing::info!(node = self.node_id, "this node is now the active controller");
+                } else {
+                    tracing::warn!(node = self.node_id, "the controller itself stood still; restarting every broker's session clock");
+                }
                 let mut l = lock(&self.liveness.inner);
                 l.leader_since = Some(Instant::now());
                 l.last_heartbeat.clear();
@@ -161,7 +177,7 @@ impl Controller {
             }
             for id in expired {
                 let r = self
-                    .commit::<std::convert::Infallible>(|img| {
+                    .commit_as_active::<std::convert::Infallible>(|img| {
                         Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id, self.config.unclean_leader_election) } else { vec![] })
                     })
                     .await;

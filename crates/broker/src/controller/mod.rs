@@ -66,6 +66,10 @@ pub struct Controller {
     applied: watch::Receiver<Applied>,
     /// The other voters, by node id.
     peers: BTreeMap<u64, Arc<PeerClient>>,
+    /// A second connection to each voter, for heartbeats only: a heartbeat must never wait
+    /// behind a proposal stuck on a frozen controller, or a new active controller would fence
+    /// brokers that are alive but still queued on the old one.
+    heartbeat_peers: BTreeMap<u64, Arc<PeerClient>>,
     config: Arc<BrokerConfig>,
     pub(crate) liveness: liveness::Liveness,
     /// Set when the node must stop (another cluster's id on disk, storage failure).
@@ -120,12 +124,15 @@ impl Controller {
         if !started_empty {
             check_voters(&raft, &config).await?;
         }
-        let peers = cluster
-            .voters
-            .iter()
-            .filter(|(id, _)| **id != config.node_id)
-            .map(|(id, (host, port))| (*id as u64, Arc::new(PeerClient::new(format!("{host}:{port}")))))
-            .collect();
+        let connect_voters = || -> BTreeMap<u64, Arc<PeerClient>> {
+            cluster
+                .voters
+                .iter()
+                .filter(|(id, _)| **id != config.node_id)
+                .map(|(id, (host, port))| (*id as u64, Arc::new(PeerClient::new(format!("{host}:{port}")))))
+                .collect()
+        };
+        let (peers, heartbeat_peers) = (connect_voters(), connect_voters());
         let controller = Arc::new(Controller {
             node_id: config.node_id,
             incarnation: uuid::Uuid::new_v4(),
@@ -133,6 +140,7 @@ impl Controller {
             ctx,
             applied,
             peers,
+            heartbeat_peers,
             liveness: liveness::Liveness::default(),
             config: config.clone(),
             fatal: watch::channel(None).0,
@@ -205,6 +213,25 @@ impl Controller {
         &self,
         build: impl Fn(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
     ) -> Result<Result<Arc<MetadataImage>, E>, ControllerError> {
+        self.commit_routed(build, true).await
+    }
+
+    /// `commit` for a decision only the active controller may take, because it rests on state
+    /// outside the log (fencing a broker by this node's heartbeat clock): never forwarded, so a
+    /// controller that froze and thawed after being replaced cannot push its stale verdicts
+    /// through its successor; its own appends fail once it learns of the newer term.
+    pub(crate) async fn commit_as_active<E>(
+        &self,
+        build: impl Fn(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
+    ) -> Result<Result<Arc<MetadataImage>, E>, ControllerError> {
+        self.commit_routed(build, false).await
+    }
+
+    async fn commit_routed<E>(
+        &self,
+        build: impl Fn(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
+        forward: bool,
+    ) -> Result<Result<Arc<MetadataImage>, E>, ControllerError> {
         for _ in 0..50 {
             let image = self.image();
             let records = match build(&image) {
@@ -214,7 +241,12 @@ impl Controller {
             if records.is_empty() {
                 return Ok(Ok(image));
             }
-            let (result, index) = self.propose(MetadataCommand { based_on: Some(image.version), records }).await?;
+            let cmd = MetadataCommand { based_on: Some(image.version), records };
+            let (result, index) = if forward {
+                self.propose(cmd).await?
+            } else {
+                self.propose_local(cmd).await.map_err(|e| ControllerError::Unavailable(e.to_string()))?
+            };
             self.wait_applied(index).await?;
             if result.applied {
                 return Ok(Ok(self.image()));
@@ -266,12 +298,23 @@ impl Controller {
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f.leader_id,
                 Err(e) => return Err(ControllerError::Unavailable(e.to_string())),
             };
-            if let Some(peer) = leader.and_then(|l| self.peers.get(&l)) {
-                match peer.call(&self.ctx.envelope(Request::Propose(cmd.clone())), RPC_TIMEOUT).await {
-                    Ok(Response::Propose(Ok(r))) => return Ok(r),
-                    Ok(Response::Propose(Err(e))) => last_error = e.to_string(),
-                    Ok(other) => last_error = format!("unexpected answer {other:?}"),
-                    Err(e) => last_error = format!("active controller {}: {e}", peer.addr),
+            if let Some((l, peer)) = leader.and_then(|l| Some((l, self.peers.get(&l)?))) {
+                // Stop waiting on a controller the quorum has already replaced (a frozen one
+                // answers nothing until the timeout): the new one takes the retry at once.
+                let mut metrics = self.raft.metrics();
+                let replaced = metrics.wait_for(|m| m.current_leader.is_some_and(|now| now != l));
+                let envelope = self.ctx.envelope(Request::Propose(cmd.clone()));
+                tokio::select! {
+                    answer = peer.call(&envelope, RPC_TIMEOUT) => match answer {
+                        Ok(Response::Propose(Ok(r))) => return Ok(r),
+                        Ok(Response::Propose(Err(e))) => last_error = e.to_string(),
+                        Ok(other) => last_error = format!("unexpected answer {other:?}"),
+                        Err(e) => last_error = format!("active controller {}: {e}", peer.addr),
+                    },
+                    _ = replaced => {
+                        last_error = format!("active controller {} was replaced", peer.addr);
+                        continue;
+                    }
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

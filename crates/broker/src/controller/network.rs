@@ -125,24 +125,28 @@ impl PeerClient {
         PeerClient { addr, conn: tokio::sync::Mutex::new(None) }
     }
 
+    /// `timeout` covers the wait for the connection too: a request queued behind one to a frozen
+    /// peer must not outlive its own deadline. Cancel-safe: the stream is taken out for the call
+    /// and put back only after a whole reply was read, so a call dropped half-way (a timeout, a
+    /// `select!`) never leaves a stale reply on the connection for the next request.
     pub async fn call(&self, envelope: &Envelope, timeout: Duration) -> io::Result<Response> {
-        let mut conn = self.conn.lock().await;
-        let result = tokio::time::timeout(timeout, async {
-            if conn.is_none() {
-                let s = TcpStream::connect(&self.addr).await?;
-                s.set_nodelay(true)?;
-                *conn = Some(s);
-            }
-            let Some(stream) = conn.as_mut() else { return Err(io::Error::other("no connection")) };
-            write_frame(stream, envelope).await?;
-            read_frame::<Response>(stream).await
+        tokio::time::timeout(timeout, async {
+            let mut conn = self.conn.lock().await;
+            let mut stream = match conn.take() {
+                Some(s) => s,
+                None => {
+                    let s = TcpStream::connect(&self.addr).await?;
+                    s.set_nodelay(true)?;
+                    s
+                }
+            };
+            write_frame(&mut stream, envelope).await?;
+            let response = read_frame::<Response>(&mut stream).await?;
+            *conn = Some(stream);
+            Ok(response)
         })
         .await
-        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {} within {timeout:?}", self.addr))));
-        if result.is_err() {
-            *conn = None;
-        }
-        result
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {} within {timeout:?}", self.addr))))
     }
 }
 
@@ -230,5 +234,77 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
             Ok(_) => Err(StreamingError::Network(NetworkError::new(&io::Error::other("unexpected reply to a snapshot")))),
             Err(e) => Err(StreamingError::Unreachable(Unreachable::new(&e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that answers each request on a connection in order, the first one slowly.
+    async fn slow_first_peer() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn({
+                    n += 1;
+                    let conn = n;
+                    async move {
+                        let mut answered = 0;
+                        while read_frame::<Envelope>(&mut s).await.is_ok() {
+                            answered += 1;
+                            if answered == 1 {
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                            }
+                            let reply = Response::Hello { cluster_id: format!("conn{conn}-reply{answered}"), initialized: true };
+                            if write_frame(&mut s, &reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn hello() -> Envelope {
+        Envelope { cluster_id: String::new(), from: 1, request: Request::Hello }
+    }
+
+    fn cluster_id(r: io::Result<Response>) -> String {
+        match r {
+            Ok(Response::Hello { cluster_id, .. }) => cluster_id,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_half_way_leaves_no_stale_reply_for_the_next() {
+        let client = PeerClient::new(slow_first_peer().await);
+        // Dropped from outside (as `select!` does) while the peer is still answering.
+        let dropped = tokio::time::timeout(Duration::from_millis(50), client.call(&hello(), Duration::from_secs(10))).await;
+        assert!(dropped.is_err(), "the first reply is slow");
+        // The next call must read its own reply, not the late one to the dropped request.
+        let next = cluster_id(client.call(&hello(), Duration::from_secs(5)).await);
+        assert_eq!(next, "conn2-reply1", "a fresh connection answers it");
+    }
+
+    #[tokio::test]
+    async fn the_timeout_counts_the_wait_behind_another_call() {
+        let client = Arc::new(PeerClient::new(slow_first_peer().await));
+        let first = tokio::spawn({
+            let c = client.clone();
+            async move { c.call(&hello(), Duration::from_secs(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Had its clock started only once it got the connection (after ~300 ms), it would succeed.
+        let queued = client.call(&hello(), Duration::from_millis(100)).await;
+        assert!(queued.is_err(), "queued behind a 300 ms call, a 100 ms call gives up");
+        assert_eq!(cluster_id(first.await.expect("join")), "conn1-reply1");
+        // The connection is still good for the next request (the first call completed).
+        assert_eq!(cluster_id(client.call(&hello(), Duration::from_secs(5)).await), "conn1-reply2");
     }
 }
