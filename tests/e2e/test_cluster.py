@@ -1,8 +1,7 @@
 """Three `strom server` processes as one cluster: the controller quorum (Raft), broker
-registration and fencing, partition placement, and clients routed to partition leaders.
-
-Replication (replication factor above 1) is not built yet; these tests cover what a cluster of
-RF=1 partitions must already do right, with real clients.
+registration and fencing, partition placement, clients routed to partition leaders, and group
+coordination on a replicated `__consumer_offsets`. Faults under a steady replicated workload
+are in test_cluster_faults.py.
 """
 import os
 import subprocess
@@ -11,6 +10,9 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer, OffsetAndMetadata
+from kafka import TopicPartition as KTopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from cluster import Cluster
 from conftest import STROM_BIN
@@ -188,6 +190,59 @@ def test_a_consumer_group_finds_its_coordinator_on_any_node(cluster):
     committed = consumer.committed([TopicPartition("grouped", p) for p in range(3)], timeout=10)
     consumer.close()
     assert sorted(tp.offset for tp in committed) == [10, 10, 10]
+
+
+def java_hash_partition(group, partitions):
+    """Kafka's offsets partition of a group: abs(String.hashCode) % partitions."""
+    h = 0
+    for unit in group.encode("utf-16-be").hex(" ", 2).split():
+        h = (h * 31 + int(unit, 16)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def test_an_offset_commit_is_acknowledged_only_once_the_offsets_partitions_followers_have_it(tmp_path):
+    """As a produce with acks=all: with both followers of the group's offsets partition frozen,
+    the coordinator cannot get its commit record replicated, so the commit is not acknowledged;
+    once they thaw it is, and it survives the SIGKILL of the coordinator."""
+    c = Cluster(tmp_path, overrides=["min.insync.replicas=2"]).start()
+    try:
+        bs = c.bootstrap()
+        c.wait_for("3 brokers", lambda: brokers_seen(bs) == [1, 2, 3])
+        create(bs, "committed", 1, rf=3)
+        group = "g-replicated-commit"
+        tp = KTopicPartition("committed", 0)
+
+        def consumer():
+            return KafkaConsumer(bootstrap_servers=c.bootstrap_live(), group_id=group, enable_auto_commit=False)
+
+        first = consumer()
+        first.commit({tp: OffsetAndMetadata(1, "", -1)}, timeout_ms=30000)  # creates and loads __consumer_offsets
+        first.close()
+        c.wait_for_full_isr("__consumer_offsets", 3)
+        index = java_hash_partition(group, 50)
+        s = c.partitions("__consumer_offsets")[index]
+        followers = [n for n in s.replicas if n != s.leader]
+        coordinator = consumer()
+        assert coordinator.committed(tp) == 1
+        for n in followers:
+            c.nodes[n].pause()
+        with pytest.raises(KafkaTimeoutError):
+            coordinator.commit({tp: OffsetAndMetadata(2, "", -1)}, timeout_ms=4000)
+        for n in followers:
+            c.nodes[n].resume()
+        c.wait_for_full_isr("__consumer_offsets", 3, timeout=30)
+        coordinator.commit({tp: OffsetAndMetadata(3, "", -1)}, timeout_ms=30000)
+        coordinator.close()
+        c.nodes[s.leader].kill()
+        c.wait_for_leader("__consumer_offsets", index, not_in=[s.leader])
+        after = consumer()
+        try:
+            assert after.committed(tp) == 3, "the acknowledged commit is on the new coordinator"
+        finally:
+            after.close()
+    finally:
+        c.kill_all()
 
 
 def run_server(tmp_path, *overrides):

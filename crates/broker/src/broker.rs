@@ -51,7 +51,7 @@ impl Broker {
         // Before this process registers nothing is led here; the changes are applied as the
         // metadata follower sees them (`server::follow_metadata`).
         replicas.sync_with(&metadata.image())?;
-        let groups = GroupService::new(config.groups.coordinator.clone());
+        let groups = GroupService::new(config.groups.coordinator.clone(), std::time::Duration::from_millis(config.groups.offsets_commit_timeout_ms));
         Ok(Arc::new(Broker {
             config,
             metadata,

@@ -84,6 +84,7 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("offsets.topic.num.partitions", "50", "partitions of __consumer_offsets (fixed once the topic exists)"),
     ("offsets.topic.replication.factor", "3", "replication factor of __consumer_offsets, capped at the number of controller.quorum.voters"),
     ("offsets.topic.segment.bytes", "104857600", "segment size of __consumer_offsets"),
+    ("offsets.commit.timeout.ms", "5000", "how long an offset commit (or a group's assignment) waits for the offsets topic's in-sync replicas"),
     ("process.roles", "broker,controller", "this node's roles; Strom runs every node as both (combined mode)"),
     ("controller.quorum.voters", "(this node alone)", "the controller quorum, `id@host:port,...`; unset: a cluster of one"),
     ("controller.listener.names", "CONTROLLER", "the listener in `listeners` that controllers talk to each other on"),
@@ -149,6 +150,7 @@ pub struct GroupSettings {
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: u64,
     pub offsets_retention_check_interval_ms: u64,
+    pub offsets_commit_timeout_ms: u64,
 }
 
 /// Broker keys that AlterConfigs may change at run time (Kafka's cluster-wide dynamic log configs).
@@ -467,6 +469,7 @@ fn group_settings<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<GroupSet
             "offsets.retention.check.interval.ms",
             v("offsets.retention.check.interval.ms", "600000"),
         )?,
+        offsets_commit_timeout_ms: positive("offsets.commit.timeout.ms", v("offsets.commit.timeout.ms", "5000"))?,
     })
 }
 

@@ -8,12 +8,15 @@
 //! outside the lock.
 //!
 //! Persistence follows Kafka's order: the records a call produces are appended to the group's
-//! offsets partition *before* any response of that call is released, so an acknowledged commit
-//! is in the log (and survives a crash of the process: the page cache keeps it).
+//! offsets partition, and replicated to its in-sync replicas (its high watermark passes them,
+//! as for a produce with acks=all), *before* any response of that call is released. So an
+//! acknowledged commit survives a crash of the process (the page cache keeps it) and a failover
+//! of the offsets partition (the new leader has it).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -51,6 +54,8 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
 
 pub struct GroupService {
     state: Mutex<State>,
+    /// `offsets.commit.timeout.ms`: how long an answer waits for its records to be replicated.
+    commit_timeout: Duration,
     /// False until this broker applied the metadata that includes its own registration (and
     /// with it, its leadership of offsets partitions); group requests meanwhile get
     /// COORDINATOR_LOAD_IN_PROGRESS and retry.
@@ -70,8 +75,9 @@ struct State {
 }
 
 impl GroupService {
-    pub fn new(config: GroupConfig) -> Self {
+    pub fn new(config: GroupConfig, commit_timeout: Duration) -> Self {
         GroupService {
+            commit_timeout,
             state: Mutex::new(State {
                 coordinator: GroupCoordinator::new(config),
                 joins: HashMap::new(),
@@ -249,12 +255,13 @@ impl GroupService {
     }
 
     /// Runs `f` on the coordinator and carries out its effects: appends the records, then
-    /// releases completions. `f` may register waiters for the tickets it returns.
+    /// releases completions once the records are replicated. `f` may register waiters for the
+    /// tickets it returns. The caller's own answer comes with what it must wait for.
     fn call<R>(
         &self,
         broker: &Broker,
         f: impl FnOnce(&mut State) -> (R, Vec<Effect>),
-    ) -> (R, Result<(), ResponseError>) {
+    ) -> (R, Result<Replication, ResponseError>) {
         let mut state = lock(&self.state);
         let (r, mut fx) = f(&mut state);
         let persisted = persist(broker, &fx);
@@ -276,6 +283,7 @@ impl GroupService {
                 fx.extend(more);
             }
         }
+        let mut synced = Vec::new();
         for e in fx {
             match e {
                 Effect::CompleteJoin { ticket, response } => {
@@ -284,18 +292,52 @@ impl GroupService {
                     }
                 }
                 Effect::CompleteSync { ticket, response } => {
-                    let response = match persisted {
-                        Ok(()) => response,
-                        Err(code) => SyncResponse::error(code),
-                    };
                     if let Some(tx) = state.syncs.remove(&ticket) {
-                        let _ = tx.send(response);
+                        synced.push((tx, response));
                     }
                 }
                 _ => {}
             }
         }
+        drop(state);
+        // A member leaves SyncGroup with its assignment only once the group record holding it is
+        // replicated: a failover must not bring back a coordinator without it.
+        match &persisted {
+            Err(code) => synced.into_iter().for_each(|(tx, _)| {
+                let _ = tx.send(SyncResponse::error(*code));
+            }),
+            Ok(replication) if replication.is_done() => synced.into_iter().for_each(|(tx, response)| {
+                let _ = tx.send(response);
+            }),
+            Ok(replication) if !synced.is_empty() => {
+                let (replication, timeout) = (replication.clone(), self.commit_timeout);
+                tokio::spawn(async move {
+                    let waited = replication.wait(timeout).await;
+                    for (tx, response) in synced {
+                        let _ = tx.send(match waited {
+                            Ok(()) => response,
+                            Err(code) => SyncResponse::error(code),
+                        });
+                    }
+                });
+            }
+            Ok(_) => {}
+        }
         (r, persisted)
+    }
+
+    /// `call`, then the wait for its records to be replicated.
+    async fn call_replicated<R>(
+        &self,
+        broker: &Broker,
+        f: impl FnOnce(&mut State) -> (R, Vec<Effect>),
+    ) -> (R, Result<(), ResponseError>) {
+        let (r, persisted) = self.call(broker, f);
+        let result = match persisted {
+            Ok(replication) => replication.wait(self.commit_timeout).await,
+            Err(code) => Err(code),
+        };
+        (r, result)
     }
 
     pub async fn join(&self, broker: &Broker, req: JoinRequest) -> JoinResponse {
@@ -321,7 +363,7 @@ impl GroupService {
     }
 
     pub async fn sync(&self, broker: &Broker, req: SyncRequest) -> SyncResponse {
-        let (waiting, persisted) = self.call(broker, |s| {
+        let (waiting, persisted) = self.call_replicated(broker, |s| {
             let (out, fx) = s.coordinator.sync_group(req, now_ms());
             let out = match out {
                 SyncOutcome::Ready(r) => Ok(r),
@@ -332,7 +374,8 @@ impl GroupService {
                 }
             };
             (out, fx)
-        });
+        })
+        .await;
         match (waiting, persisted) {
             (Ok(_), Err(code)) => SyncResponse::error(code),
             (Ok(r), Ok(())) => r,
@@ -342,12 +385,12 @@ impl GroupService {
 
     /// Any other coordinator call: `f` gets the state machine and returns its answer and effects.
     /// The answer comes with the result of appending the effects' records.
-    pub fn with<R>(
+    pub async fn with<R>(
         &self,
         broker: &Broker,
         f: impl FnOnce(&mut GroupCoordinator) -> (R, Vec<Effect>),
     ) -> (R, Result<(), ResponseError>) {
-        self.call(broker, |s| f(&mut s.coordinator))
+        self.call_replicated(broker, |s| f(&mut s.coordinator)).await
     }
 
     /// Read-only access (OffsetFetch, ListGroups, DescribeGroups).
@@ -373,11 +416,41 @@ impl GroupService {
     }
 }
 
-/// Appends the effects' records to their groups' offsets partitions, one batch per partition.
-/// Kafka's mapping of append failures to coordinator errors: a missing partition is
-/// COORDINATOR_NOT_AVAILABLE (the client retries), an oversized batch INVALID_COMMIT_OFFSET_SIZE,
+/// Offsets-topic appends an answer must see replicated: (partition, end offset, leader epoch).
+#[derive(Clone, Default)]
+struct Replication(Vec<(Arc<Partition>, i64, i32)>);
+
+impl Replication {
+    /// Whether every append is replicated already (always so with a single in-sync replica).
+    fn is_done(&self) -> bool {
+        self.0.iter().all(|(p, end, epoch)| p.is_replicated(*end, *epoch))
+    }
+
+    /// Waits for the high watermark to pass every append. Kafka's mapping of the outcomes to
+    /// coordinator errors: a lost leadership is NOT_COORDINATOR (find the new one), a timeout
+    /// or too small an ISR COORDINATOR_NOT_AVAILABLE (retry).
+    async fn wait(&self, timeout: Duration) -> Result<(), ResponseError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for (partition, end, epoch) in &self.0 {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match partition.wait_replicated(*end, *epoch, left).await {
+                Ok(()) if partition.enough_replicas() => {}
+                Ok(()) => return Err(ResponseError::CoordinatorNotAvailable),
+                Err(ResponseError::NotLeaderOrFollower) => return Err(ResponseError::NotCoordinator),
+                Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends the effects' records to their groups' offsets partitions, one batch per partition,
+/// and says what to wait for before answering.
+/// Kafka's mapping of append failures to coordinator errors: a missing partition, or fewer
+/// in-sync replicas than `min.insync.replicas`, is COORDINATOR_NOT_AVAILABLE (the client
+/// retries), a lost leadership NOT_COORDINATOR, an oversized batch INVALID_COMMIT_OFFSET_SIZE,
 /// anything else UNKNOWN_SERVER_ERROR.
-fn persist(broker: &Broker, fx: &[Effect]) -> Result<(), ResponseError> {
+fn persist(broker: &Broker, fx: &[Effect]) -> Result<Replication, ResponseError> {
     let mut by_partition: BTreeMap<i32, Vec<LogRecord>> = BTreeMap::new();
     let partitions = offsets_partitions(broker);
     for e in fx {
@@ -387,8 +460,13 @@ fn persist(broker: &Broker, fx: &[Effect]) -> Result<(), ResponseError> {
         }
     }
     let now = now_ms();
+    let mut replication = Replication::default();
     for (index, records) in by_partition {
         let partition = broker.replicas.partition(OFFSETS_TOPIC, index).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        if !partition.enough_replicas() {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let epoch = partition.leader_epoch();
         // Offsets are relative (storage assigns the real ones). The encoder keeps records in one
         // batch only while offset minus sequence is constant; sequence `i - 1` also makes the
         // batch's base sequence -1, "none", as a non-idempotent producer writes it.
@@ -417,18 +495,21 @@ fn persist(broker: &Broker, fx: &[Effect]) -> Result<(), ResponseError> {
                 tracing::error!(error = %e, "cannot encode an offsets-topic batch");
                 ResponseError::UnknownServerError
             })?;
-        partition.append(&mut buf, now).map_err(|e| {
+        let appended = partition.append(&mut buf, now).map_err(|e| {
             tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
             match e {
-                crate::partition::PartitionError::Closed => ResponseError::NotCoordinator,
+                crate::partition::PartitionError::Closed | crate::partition::PartitionError::NotLeader(_) => {
+                    ResponseError::NotCoordinator
+                }
                 crate::partition::PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => {
                     ResponseError::InvalidCommitOffsetSize
                 }
                 _ => ResponseError::UnknownServerError,
             }
         })?;
+        replication.0.push((partition, appended.last_offset + 1, epoch));
     }
-    Ok(())
+    Ok(replication)
 }
 
 async fn create_offsets_topic(broker: &Broker) {

@@ -227,6 +227,12 @@ impl Partition {
         self.progress.send_if_modified(|p| std::mem::replace(p, now) != now);
     }
 
+    /// Whether `wait_replicated(offset, epoch, _)` would succeed at once.
+    pub fn is_replicated(&self, offset: i64, epoch: i32) -> bool {
+        let p = *self.progress.borrow();
+        p.high_watermark >= offset && p.leader_epoch == epoch && p.is_leader
+    }
+
     /// Waits until the high watermark reaches `offset` (acks=all): every in-sync replica has
     /// the batch. Fails if this broker's leadership in `epoch` ends first (the batch may be
     /// truncated by the next leader) or `timeout` passes.

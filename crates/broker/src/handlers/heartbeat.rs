@@ -8,7 +8,7 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use crate::broker::{now_ms, Broker};
 use crate::group::{error_code, HeartbeatRequest as Beat};
 
-pub fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
     let error = match broker.groups.ready_for(broker, &req.group_id.to_string()) {
         Err(code) => Some(code),
         Ok(()) => {
@@ -18,7 +18,7 @@ pub fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse 
                 member_id: req.member_id.to_string(),
                 group_instance_id: req.group_instance_id.map(|s| s.to_string()),
             };
-            broker.groups.with(broker, |c| (c.heartbeat(beat, now_ms()), Vec::new())).0
+            broker.groups.with(broker, |c| (c.heartbeat(beat, now_ms()), Vec::new())).await.0
         }
     };
     HeartbeatResponse::default().with_error_code(error_code(error))

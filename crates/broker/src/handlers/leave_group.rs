@@ -9,7 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::{now_ms, Broker};
 use crate::group::{error_code, LeaveMember};
 
-pub fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     if let Err(code) = broker.groups.ready_for(broker, &req.group_id.to_string()) {
         return LeaveGroupResponse::default().with_error_code(code.code());
     }
@@ -25,7 +25,7 @@ pub fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> Lea
             .collect()
     };
     let group_id = req.group_id.to_string();
-    let (r, _) = broker.groups.with(broker, |c| c.leave_group(&group_id, members, now_ms()));
+    let (r, _) = broker.groups.with(broker, |c| c.leave_group(&group_id, members, now_ms())).await;
     if version < 3 {
         // One member, reported at the top level.
         let error = r.error.or_else(|| r.members.first().and_then(|m| m.error));

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use crate::broker::{now_ms, Broker};
 use crate::group::{error_code, CommitOffset, OffsetCommitRequest as Commit};
 
-pub fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let image = broker.metadata.image();
     let ready = broker.groups.ready_for(broker, &req.group_id.to_string()).err();
     // Kafka answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, per partition.
@@ -43,7 +43,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitRes
             group_instance_id: req.group_instance_id.map(|s| s.to_string()),
             offsets,
         };
-        let (committed, persisted) = broker.groups.with(broker, |c| c.commit_offsets(commit, now_ms()));
+        let (committed, persisted) = broker.groups.with(broker, |c| c.commit_offsets(commit, now_ms())).await;
         for r in committed {
             // Not in the log means not committed, whatever the state machine said.
             let error = r.error.or(persisted.err());

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use crate::broker::Broker;
 use crate::group::error_code;
 
-pub fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     if let Err(code) = broker.groups.ready(broker) {
         return OffsetDeleteResponse::default().with_error_code(code.code());
     }
@@ -19,7 +19,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteRes
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), p.partition_index)))
         .collect();
     let group_id = req.group_id.to_string();
-    let (r, persisted) = broker.groups.with(broker, |c| c.delete_offsets(&group_id, &partitions));
+    let (r, persisted) = broker.groups.with(broker, |c| c.delete_offsets(&group_id, &partitions)).await;
     if r.error.is_some() || persisted.is_err() {
         return OffsetDeleteResponse::default().with_error_code(error_code(r.error.or(persisted.err())));
     }
