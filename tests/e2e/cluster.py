@@ -3,6 +3,10 @@ data directory, client port and CONTROLLER port, all voters of one controller qu
 
 Ports are picked by binding port 0 and closing the socket: a controller voter list has to name
 every port before any node starts, so the brokers cannot pick their own as single-node tests do.
+
+With `readme_configs=True` each node starts as the README's three-node example does, from
+examples/cluster/node<i>.properties, with only its ports, data directory and the timeouts below
+overridden (nodes past the third reuse node3's file with their own id).
 """
 import os
 import socket
@@ -12,6 +16,8 @@ from collections import namedtuple
 from confluent_kafka.admin import AdminClient
 
 from conftest import Broker
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "cluster")
 
 # One partition as a node reports it in Metadata: leader id (-1: none), replica ids, in-sync replica ids.
 PartitionState = namedtuple("PartitionState", "leader replicas isr")
@@ -30,7 +36,7 @@ def free_ports(n):
 
 
 class Cluster:
-    def __init__(self, tmp_path, n=3, overrides=()):
+    def __init__(self, tmp_path, n=3, overrides=(), readme_configs=False):
         ports = free_ports(2 * n)
         self.client_ports = ports[:n]
         self.controller_ports = ports[n:]
@@ -38,7 +44,8 @@ class Cluster:
         self.nodes = {}
         for i in range(n):
             node_id = i + 1
-            b = Broker(tmp_path / f"node{node_id}", [
+            config = os.path.join(EXAMPLES, f"node{min(node_id, 3)}.properties") if readme_configs else None
+            b = Broker(tmp_path / f"node{node_id}", config=config, overrides=[
                 f"node.id={node_id}",
                 f"listeners=PLAINTEXT://127.0.0.1:{self.client_ports[i]},CONTROLLER://127.0.0.1:{self.controller_ports[i]}",
                 f"controller.quorum.voters={voters}",

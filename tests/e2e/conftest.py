@@ -19,9 +19,10 @@ READY = re.compile(r"bootstrap\.servers=(\S+)")
 
 
 class Broker:
-    def __init__(self, data_dir, overrides=()):
+    def __init__(self, data_dir, overrides=(), config=None):
         self.data_dir = str(data_dir)
         self.overrides = list(overrides)
+        self.config = config  # a properties file (--config); the overrides win over it
         self.proc = None
         self.bootstrap = None
         self.log_lines = []
@@ -38,7 +39,7 @@ class Broker:
         self.started_at_line = len(self.log_lines)
         self.paused = False
         port = self.bootstrap.rsplit(":", 1)[1] if self.bootstrap else "0"
-        args = [STROM_BIN, "server",
+        args = [STROM_BIN, "server", *(["--config", self.config] if self.config else []),
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                 "--override", f"log.dirs={self.data_dir}"]
         for o in self.overrides:

@@ -1,7 +1,9 @@
 """Faults injected into a replicated cluster while real clients produce and consume.
 
-Every test: a cluster of separate `strom server` processes on loopback (three nodes, five in the
-last test), a topic of 3 partitions with replication factor 3 and min.insync.replicas=2, and a
+Every test: a cluster of separate `strom server` processes on loopback (three nodes, five in
+one test), started as the README's three-node example (examples/cluster/node<i>.properties,
+only ports, data directories and timeouts overridden), a topic of 3 partitions created with the
+broker defaults those files set (replication factor 3, min.insync.replicas=2), and a
 `checker.Workload`: an idempotent acks=all producer writing numbered records at a steady rate
 and a consumer group reading them. After ~3 s of traffic the fault is injected, traffic goes on
 through it, failed nodes come back where the scenario says so, and once every partition has
@@ -36,7 +38,6 @@ TOPIC = "faults"
 PARTITIONS = 3
 RF = 3
 SESSION_TIMEOUT_S = 3.0  # broker.session.timeout.ms in cluster.py
-OVERRIDES = ["min.insync.replicas=2"]
 RATE = 300           # records/s, over all partitions
 WARMUP_S = 3         # traffic before the fault
 MIN_ACKED = 500      # a run that acknowledged less than this did not really test anything
@@ -54,15 +55,15 @@ class Scenario:
     def start(self, n=3):
         """Starts the cluster, creates the topic, waits for its full ISR, starts the workload and
         lets it run WARMUP_S. Returns (cluster, workload)."""
-        c = self.cluster = Cluster(self.tmp_path, n=n, overrides=OVERRIDES).start()
+        c = self.cluster = Cluster(self.tmp_path, n=n, readme_configs=True).start()
         bs = c.bootstrap()
         c.wait_for(f"{n} brokers", lambda: sorted(AdminClient({"bootstrap.servers": bs}).list_topics(timeout=5).brokers)
                    == list(range(1, n + 1)))
         admin = AdminClient({"bootstrap.servers": bs})
-        f = admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=RF,
-                                          config={"min.insync.replicas": "2"})], operation_timeout=10)
+        # No replication factor or min.insync.replicas: the README's config files set them.
+        f = admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS)], operation_timeout=10)
         f[TOPIC].result(timeout=20)
-        c.wait_for_full_isr(TOPIC, RF)
+        c.wait_for_full_isr(TOPIC, RF)  # checks the replication factor, too
         w = self.workload = Workload(bs, TOPIC, partitions=PARTITIONS, rate=RATE).start()
         w.wait_until_reading()
         time.sleep(WARMUP_S)

@@ -17,8 +17,11 @@ use crate::sync::lock;
 /// How often the active controller looks for expired sessions and other duties.
 const TICK: Duration = Duration::from_millis(250);
 
-/// The active controller's view of which brokers are alive. Not in the metadata log: heartbeats
-/// are frequent and a new active controller simply starts every broker's clock afresh.
+/// Each voter's view of which brokers are alive, from the heartbeats it received. Not in the
+/// metadata log: heartbeats are frequent. Brokers heartbeat to every voter, so a voter that
+/// becomes the active controller already knows when it last heard from each broker: a broker
+/// that died with the old controller (one process, both roles) is fenced one session timeout
+/// after its death, not one session timeout after the election (Kafka waits the latter).
 #[derive(Default)]
 pub struct Liveness {
     inner: Mutex<Inner>,
@@ -31,9 +34,14 @@ struct Inner {
 }
 
 impl Controller {
+    /// Any voter's record of a broker heartbeat.
+    pub(crate) fn heartbeat_seen(&self, broker: i32, incarnation: Uuid) {
+        lock(&self.liveness.inner).last_heartbeat.insert(broker, (incarnation, Instant::now()));
+    }
+
     /// The active controller's side of a broker heartbeat.
     pub(crate) async fn heartbeat_received(&self, broker: i32, incarnation: Uuid) {
-        lock(&self.liveness.inner).last_heartbeat.insert(broker, (incarnation, Instant::now()));
+        self.heartbeat_seen(broker, incarnation);
         let image = self.image();
         let Some(reg) = image.brokers.get(&broker) else { return };
         if reg.fenced && reg.incarnation == incarnation {
@@ -95,17 +103,26 @@ impl Controller {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // To every voter at once (the others keep the clock warm for a failover; see
+            // `Liveness`), each given up after one interval: a frozen voter delays nothing.
             if self.is_active() {
                 self.heartbeat_received(id, incarnation).await;
-                continue;
+            } else if self.config.cluster.voters.contains_key(&id) {
+                self.heartbeat_seen(id, incarnation);
             }
-            let Some(peer) = self.active_controller().and_then(|l| self.heartbeat_peers.get(&(l as u64))) else { continue };
-            // No longer than one interval: a heartbeat to a frozen controller is given up in time
-            // for the next one to reach its successor well inside the session timeout.
-            match peer.call(&self.ctx.envelope(Request::Heartbeat { broker: id, incarnation }), interval).await {
-                Ok(Response::Heartbeat(Ok(()))) => {}
-                Ok(other) => tracing::debug!(?other, "heartbeat not accepted"),
-                Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+            let active = self.active_controller().map(|l| l as u64);
+            let mut calls = tokio::task::JoinSet::new();
+            for (&peer_id, peer) in &self.heartbeat_peers {
+                let (peer, envelope) = (peer.clone(), self.ctx.envelope(Request::Heartbeat { broker: id, incarnation }));
+                calls.spawn(async move { (peer_id, peer.call(&envelope, interval).await) });
+            }
+            while let Some(Ok((peer_id, answer))) = calls.join_next().await {
+                match answer {
+                    Ok(Response::Heartbeat(Ok(()))) => {}
+                    Ok(_) if Some(peer_id) != active => {}
+                    Ok(other) => tracing::debug!(?other, "heartbeat not accepted"),
+                    Err(e) => tracing::debug!(peer = peer_id, error = %e, "heartbeat failed"),
+                }
             }
         }
     }
@@ -128,12 +145,14 @@ impl Controller {
             // so its clock says nothing about the brokers. Start every clock afresh, as a newly
             // active controller does. (Only the wait counts: a slow commit below is not a stall.)
             let stood_still = waited.elapsed() > TICK + session / 2;
-            if active && (!was_active || stood_still) {
-                if !was_active {
-                    tracing::info!(node = self.node_id, "this node is now the active controller");
-                } else {
-                    tracing::warn!(node = self.node_id, "the controller itself stood still; restarting every broker's session clock");
-                }
+            if active && !was_active {
+                // The clocks kept as a follower carry over; a broker never heard from gets one
+                // session from now.
+                tracing::info!(node = self.node_id, "this node is now the active controller");
+                lock(&self.liveness.inner).leader_since = Some(Instant::now());
+            }
+            if stood_still {
+                tracing::warn!(node = self.node_id, "this node itself stood still; restarting every broker's session clock");
                 let mut l = lock(&self.liveness.inner);
                 l.leader_since = Some(Instant::now());
                 l.last_heartbeat.clear();

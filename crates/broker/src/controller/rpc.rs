@@ -76,6 +76,9 @@ async fn handle(c: &Controller, envelope: Envelope) -> Response {
             c.heartbeat_received(broker, incarnation).await;
             Ok(())
         } else {
+            // Kept all the same: should this voter become the active controller, its clock for
+            // the broker is already running (see `Controller::heartbeat_forever`).
+            c.heartbeat_seen(broker, incarnation);
             Err(NotController { leader: c.active_controller().map(|l| l as u64), reason: "heartbeat sent to a follower".into() })
         }),
     }
