@@ -89,7 +89,7 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("controller.quorum.voters", "(this node alone)", "the controller quorum, `id@host:port,...`; unset: a cluster of one"),
     ("controller.listener.names", "CONTROLLER", "the listener in `listeners` that controllers talk to each other on"),
     ("broker.rack", "(none)", "this broker's rack; replicas of a partition are spread across racks"),
-    ("broker.heartbeat.interval.ms", "2000", "how often a broker heartbeats to the active controller"),
+    ("broker.heartbeat.interval.ms", "2000", "how often a broker heartbeats to the controller voters"),
     ("broker.session.timeout.ms", "9000", "a broker whose heartbeats stop this long is fenced and loses leadership"),
     ("min.insync.replicas", "1", "acks=all produce fails with NOT_ENOUGH_REPLICAS while fewer replicas are in sync (topic: min.insync.replicas)"),
     ("unclean.leader.election.enable", "false", "let a replica outside the ISR lead when no in-sync replica is left, losing what it lacks (topic: unclean.leader.election.enable)"),
