@@ -35,6 +35,30 @@ def free_ports(n):
     return ports
 
 
+def free_port_ranges(count, width):
+    """`count` disjoint runs of `width` consecutive free ports (for `strom cluster`, which numbers
+    its nodes' ports up from a base): each run is checked by binding all of it."""
+    runs = []
+    while len(runs) < count:
+        (base,) = free_ports(1)
+        ports = range(base, base + width)
+        if base + width > 65535 or any(p in r for r in runs for p in ports):
+            continue
+        socks = []
+        try:
+            for p in ports:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            runs.append(ports)
+        except OSError:
+            pass
+        finally:
+            for s in socks:
+                s.close()
+    return [r[0] for r in runs]
+
+
 class Cluster:
     def __init__(self, tmp_path, n=3, overrides=(), readme_configs=False):
         ports = free_ports(2 * n)

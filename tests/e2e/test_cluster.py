@@ -311,12 +311,13 @@ def test_a_node_with_another_clusters_data_directory_refuses_to_start(tmp_path, 
 def test_strom_cluster_starts_a_local_cluster_in_one_command_and_stops_it(tmp_path):
     import re
     import signal
-    from cluster import free_ports, wait_for
-    base, cbase = free_ports(2)
+    from cluster import free_port_ranges, wait_for
+    base, cbase = free_port_ranges(2, 3)
+    errors = open(tmp_path / "stderr", "w+")
     proc = subprocess.Popen([STROM_BIN, "cluster", "--nodes", "3", "--base-port", str(base),
                              "--controller-base-port", str(cbase), "--dir", str(tmp_path / "c"),
                              "--override", "broker.session.timeout.ms=3000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         bootstrap, pids = None, []
         deadline = time.time() + 30
@@ -328,7 +329,8 @@ def test_strom_cluster_starts_a_local_cluster_in_one_command_and_stops_it(tmp_pa
                 bootstrap = m.group(1)
             if m := re.search(r"^  node \d: pid (\d+)", line):
                 pids.append(int(m.group(1)))
-        assert bootstrap and len(pids) == 3, "no ready line"
+        errors.seek(0)
+        assert bootstrap and len(pids) == 3, "no ready line; stderr:\n" + errors.read()[-3000:]
         assert bootstrap == ",".join(f"127.0.0.1:{base + i}" for i in range(3))
         wait_for("3 brokers", lambda: brokers_seen(bootstrap) == [1, 2, 3])
         create(bootstrap, "dev", 3)
