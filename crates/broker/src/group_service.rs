@@ -71,7 +71,8 @@ pub struct GroupService {
 struct State {
     coordinator: GroupCoordinator,
     joins: HashMap<Ticket, oneshot::Sender<JoinResponse>>,
-    syncs: HashMap<Ticket, oneshot::Sender<SyncResponse>>,
+    /// A parked member's answer comes with the appends it must see replicated before it leaves.
+    syncs: HashMap<Ticket, oneshot::Sender<(SyncResponse, Replication)>>,
 }
 
 impl GroupService {
@@ -177,7 +178,7 @@ impl GroupService {
             }
             for t in syncs {
                 if let Some(tx) = state.syncs.remove(&t) {
-                    let _ = tx.send(SyncResponse::error(ResponseError::NotCoordinator));
+                    let _ = tx.send((SyncResponse::error(ResponseError::NotCoordinator), Replication::default()));
                 }
             }
             drop(state);
@@ -255,8 +256,8 @@ impl GroupService {
     }
 
     /// Runs `f` on the coordinator and carries out its effects: appends the records, then
-    /// releases completions once the records are replicated. `f` may register waiters for the
-    /// tickets it returns. The caller's own answer comes with what it must wait for.
+    /// releases completions, each with the appends it must see replicated. `f` may register
+    /// waiters for the tickets it returns. The caller's own answer comes with the same.
     fn call<R>(
         &self,
         broker: &Broker,
@@ -283,7 +284,6 @@ impl GroupService {
                 fx.extend(more);
             }
         }
-        let mut synced = Vec::new();
         for e in fx {
             match e {
                 Effect::CompleteJoin { ticket, response } => {
@@ -292,36 +292,19 @@ impl GroupService {
                     }
                 }
                 Effect::CompleteSync { ticket, response } => {
+                    // A member leaves SyncGroup with its assignment only once the group record
+                    // holding it is replicated (it waits in its own request, see `sync`): a
+                    // failover must not bring back a coordinator without it.
+                    let answer = match &persisted {
+                        Ok(replication) => (response, replication.clone()),
+                        Err(code) => (SyncResponse::error(*code), Replication::default()),
+                    };
                     if let Some(tx) = state.syncs.remove(&ticket) {
-                        synced.push((tx, response));
+                        let _ = tx.send(answer);
                     }
                 }
                 _ => {}
             }
-        }
-        drop(state);
-        // A member leaves SyncGroup with its assignment only once the group record holding it is
-        // replicated: a failover must not bring back a coordinator without it.
-        match &persisted {
-            Err(code) => synced.into_iter().for_each(|(tx, _)| {
-                let _ = tx.send(SyncResponse::error(*code));
-            }),
-            Ok(replication) if replication.is_done() => synced.into_iter().for_each(|(tx, response)| {
-                let _ = tx.send(response);
-            }),
-            Ok(replication) if !synced.is_empty() => {
-                let (replication, timeout) = (replication.clone(), self.commit_timeout);
-                tokio::spawn(async move {
-                    let waited = replication.wait(timeout).await;
-                    for (tx, response) in synced {
-                        let _ = tx.send(match waited {
-                            Ok(()) => response,
-                            Err(code) => SyncResponse::error(code),
-                        });
-                    }
-                });
-            }
-            Ok(_) => {}
         }
         (r, persisted)
     }
@@ -379,7 +362,13 @@ impl GroupService {
         match (waiting, persisted) {
             (Ok(_), Err(code)) => SyncResponse::error(code),
             (Ok(r), Ok(())) => r,
-            (Err(rx), _) => rx.await.unwrap_or_else(|_| SyncResponse::error(ResponseError::CoordinatorNotAvailable)),
+            (Err(rx), _) => match rx.await {
+                Ok((response, replication)) => match replication.wait(self.commit_timeout).await {
+                    Ok(()) => response,
+                    Err(code) => SyncResponse::error(code),
+                },
+                Err(_) => SyncResponse::error(ResponseError::CoordinatorNotAvailable),
+            },
         }
     }
 
@@ -421,11 +410,6 @@ impl GroupService {
 struct Replication(Vec<(Arc<Partition>, i64, i32)>);
 
 impl Replication {
-    /// Whether every append is replicated already (always so with a single in-sync replica).
-    fn is_done(&self) -> bool {
-        self.0.iter().all(|(p, end, epoch)| p.is_replicated(*end, *epoch))
-    }
-
     /// Waits for the high watermark to pass every append. Kafka's mapping of the outcomes to
     /// coordinator errors: a lost leadership is NOT_COORDINATOR (find the new one), a timeout
     /// or too small an ISR COORDINATOR_NOT_AVAILABLE (retry).
@@ -434,8 +418,7 @@ impl Replication {
         for (partition, end, epoch) in &self.0 {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match partition.wait_replicated(*end, *epoch, left).await {
-                Ok(()) if partition.enough_replicas() => {}
-                Ok(()) => return Err(ResponseError::CoordinatorNotAvailable),
+                Ok(()) => {}
                 Err(ResponseError::NotLeaderOrFollower) => return Err(ResponseError::NotCoordinator),
                 Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
             }

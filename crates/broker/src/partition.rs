@@ -227,15 +227,10 @@ impl Partition {
         self.progress.send_if_modified(|p| std::mem::replace(p, now) != now);
     }
 
-    /// Whether `wait_replicated(offset, epoch, _)` would succeed at once.
-    pub fn is_replicated(&self, offset: i64, epoch: i32) -> bool {
-        let p = *self.progress.borrow();
-        p.high_watermark >= offset && p.leader_epoch == epoch && p.is_leader
-    }
-
     /// Waits until the high watermark reaches `offset` (acks=all): every in-sync replica has
     /// the batch. Fails if this broker's leadership in `epoch` ends first (the batch may be
-    /// truncated by the next leader) or `timeout` passes.
+    /// truncated by the next leader) or `timeout` passes, and with NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    /// if the ISR it reached shrank below `min.insync.replicas` meanwhile.
     pub async fn wait_replicated(&self, offset: i64, epoch: i32, timeout: std::time::Duration) -> Result<(), ResponseError> {
         let mut rx = self.progress.subscribe();
         let done = |p: &Progress| p.high_watermark >= offset || p.leader_epoch != epoch || !p.is_leader;
@@ -245,7 +240,9 @@ impl Partition {
             Err(_) => return Err(ResponseError::RequestTimedOut),
         };
         match seen {
-            Some(p) if p.high_watermark >= offset && p.leader_epoch == epoch && p.is_leader => Ok(()),
+            Some(p) if p.high_watermark >= offset && p.leader_epoch == epoch && p.is_leader => {
+                if self.enough_replicas() { Ok(()) } else { Err(ResponseError::NotEnoughReplicasAfterAppend) }
+            }
             _ => Err(ResponseError::NotLeaderOrFollower),
         }
     }

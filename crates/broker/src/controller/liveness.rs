@@ -142,8 +142,8 @@ impl Controller {
             let active = self.is_active();
             // A tick far later than due means this process itself stood still (SIGSTOP, a VM
             // stall): the heartbeats it missed meanwhile may be sitting unread in its sockets,
-            // so its clock says nothing about the brokers. Start every clock afresh, as a newly
-            // active controller does. (Only the wait counts: a slow commit below is not a stall.)
+            // so its clock says nothing about the brokers: start every clock afresh. (Only the
+            // wait counts: a slow commit below is not a stall.)
             let stood_still = waited.elapsed() > TICK + session / 2;
             if active && !was_active {
                 // The clocks kept as a follower carry over; a broker never heard from gets one

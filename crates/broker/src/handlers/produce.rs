@@ -64,11 +64,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<Produce
             for (_, r) in parts.iter_mut() {
                 let Ok(a) = r else { continue };
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let waited = match a.partition.wait_replicated(a.end_offset, a.leader_epoch, left).await {
-                    Ok(()) if !a.partition.enough_replicas() => Err(ResponseError::NotEnoughReplicasAfterAppend),
-                    other => other,
-                };
-                if let Err(code) = waited {
+                if let Err(code) = a.partition.wait_replicated(a.end_offset, a.leader_epoch, left).await {
                     *r = Err((code, None));
                 }
             }
