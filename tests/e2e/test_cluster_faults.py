@@ -76,7 +76,7 @@ class Scenario:
         w.stop()
         r = w.report(since=fault_at)
         print(f"\n{r['summary']}\n{r['details']}")
-        msg = f"{r['summary']}\n{r['details']}"
+        msg = f"{r['summary']}\n{r['details']}\n{self.node_logs()}"
         assert r["fatal"] is None, f"the producer hit a fatal error: {r['fatal']}\n{msg}"
         assert r["acked"] >= MIN_ACKED, msg
         assert r["final_complete"], "the final read did not reach the high watermark of every partition\n" + msg
@@ -88,6 +88,13 @@ class Scenario:
         assert r["read_after"] > 0 and r["unread"] == 0, "the consumer did not catch up (consumers continue)\n" + msg
         self.assert_replicas_identical()
         return r
+
+    def node_logs(self, chars=6000):
+        """The end of each node's log, without the per-partition noise, for a failure message."""
+        noise = ("openraft", "opened partition", "loaded the groups", "leading topic=__consumer",
+                 "no longer coordinating", "ISR changed topic=__consumer")
+        return "\n".join(f"--- node {i} ---\n" + "".join(l for l in b.log_lines if not any(n in l for n in noise))[-chars:]
+                         for i, b in self.cluster.nodes.items())
 
     def assert_replicas_identical(self, timeout=15):
         c = self.cluster
