@@ -42,7 +42,11 @@ consumer (the *final read*: what the log holds once the faults are over).
   was lost or timed out may still have been written: legitimate, reported for information).
 
 Definitions are per record value; the producer never sends the same value twice.
+
+To see what the workload's consumer does, set CHECKER_RDKAFKA_DEBUG to librdkafka `debug`
+contexts (`cgrp,broker`, say): its log goes to stderr, which pytest shows for a failed test.
 """
+import os
 import threading
 import time
 from collections import Counter, defaultdict
@@ -239,6 +243,7 @@ class Workload:
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 1000,
             "socket.timeout.ms": 10000,
+            **({"debug": os.environ["CHECKER_RDKAFKA_DEBUG"]} if os.environ.get("CHECKER_RDKAFKA_DEBUG") else {}),
             **(consumer_config or {}),
         }
         self._lock = threading.Lock()

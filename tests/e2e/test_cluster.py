@@ -5,6 +5,7 @@ are in test_cluster_faults.py.
 """
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from kafka.errors import KafkaTimeoutError
 
 from cluster import Cluster
 from conftest import STROM_BIN
+from wire import metadata_with_brokers
 
 
 @pytest.fixture
@@ -283,7 +285,27 @@ def test_a_node_whose_disk_was_wiped_rejoins_the_cluster_empty(cluster, tmp_path
     victim = next(i for i in (1, 2, 3) if i != cluster.active_controller())
     cluster.nodes[victim].kill()
     shutil.rmtree(cluster.nodes[victim].data_dir)
+    # Every Metadata answer the node gives, from the first instant it could take a connection,
+    # must already know the cluster: from an empty image it would list no brokers and no topics,
+    # and librdkafka drops the brokers a Metadata response leaves out (a consumer whose
+    # coordinator was dropped never found one again).
+    answers, ready = [], threading.Event()
+
+    def probe():
+        while not (ready.is_set() and answers):
+            try:
+                answers.append(metadata_with_brokers(cluster.nodes[victim].bootstrap, None, version=1))
+            except OSError:  # not listening yet, or no answer within the timeout
+                time.sleep(0.01)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
     cluster.nodes[victim].start()
+    ready.set()
+    prober.join(timeout=30)
+    assert answers, "the wiped node never answered Metadata"
+    uninformed = [a for a in answers if sorted(a[0]) != [1, 2, 3] or "before-wipe" not in a[1]]
+    assert not uninformed, f"{len(uninformed)} of {len(answers)} answers from a node that did not know the cluster yet, e.g. {uninformed[0]}"
     assert cluster.nodes[victim].wait_for_log("joining the existing cluster", timeout=20), cluster.nodes[victim].log()
     node_bs = cluster.nodes[victim].bootstrap
     cluster.wait_for("the wiped node to know the cluster's topics",

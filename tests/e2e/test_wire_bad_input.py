@@ -10,6 +10,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from wire import exchange, frame, kstr, metadata, uvarint
+
 # Entries ApiVersions must advertise (api_key: (min, max)). A subset: more APIs get added.
 ADVERTISED = {
     0: (3, 12),    # Produce
@@ -28,44 +30,6 @@ ADVERTISED = {
     60: (0, 1),    # DescribeCluster
 }
 INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_OR_PARTITION = 17, 3
-
-
-def uvarint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def frame(api_key, version, body=b"", correlation_id=7, client_id=b"wire-test", flexible=False):
-    """A size-prefixed request with header v1 (v2, for flexible versions, adds empty tagged fields)."""
-    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
-    payload = header + (uvarint(0) if flexible else b"") + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-def kstr(s):
-    b = s.encode()
-    return struct.pack(">h", len(b)) + b
-
-
-def exchange(bootstrap, raw, timeout=5):
-    """Sends raw bytes; returns the response payload, or None if the broker closed the connection."""
-    host, port = bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as s:
-        s.sendall(raw)
-        try:
-            size = s.recv(4, socket.MSG_WAITALL)
-        except ConnectionResetError:
-            return None
-        if len(size) < 4:
-            return None
-        (n,) = struct.unpack(">i", size)
-        return s.recv(n, socket.MSG_WAITALL)
 
 
 def crc32c(data):
@@ -332,51 +296,6 @@ def test_batch_over_max_message_bytes(broker):
     assert err == 10  # MESSAGE_TOO_LARGE
     err, base = produce_error(exchange(broker.bootstrap, produce_v3("small", record_batch([b"x" * 100]))))
     assert (err, base) == (0, 0)
-
-
-def metadata(bootstrap, topics, version=4, allow_auto_create=True):
-    """Metadata v1 or v4 for `topics` (None: all but internal topics such as __consumer_offsets);
-    {topic: (error code, partition count)}."""
-    body = struct.pack(">i", -1) if topics is None else struct.pack(">i", len(topics)) + b"".join(kstr(t) for t in topics)
-    if version >= 4:
-        body += struct.pack(">?", allow_auto_create)
-    resp = exchange(bootstrap, frame(3, version, body, correlation_id=4242))
-    assert resp is not None, "Metadata closed the connection"
-    pos = 0
-
-    def take(fmt):
-        nonlocal pos
-        v = struct.unpack_from(fmt, resp, pos)
-        pos += struct.calcsize(fmt)
-        return v[0] if len(v) == 1 else v
-
-    def string():
-        nonlocal pos
-        n = take(">h")
-        s = resp[pos:pos + max(n, 0)].decode()
-        pos += max(n, 0)
-        return s
-
-    assert take(">i") == 4242
-    if version >= 3:
-        take(">i")  # throttle
-    for _ in range(take(">i")):  # brokers: id, host, port, rack
-        take(">i"), string(), take(">i"), string()
-    if version >= 2:
-        string()  # cluster id
-    take(">i")  # controller id
-    out = {}
-    for _ in range(take(">i")):
-        err, name, internal = take(">h"), string(), take(">?")
-        n = take(">i")
-        for _ in range(n):
-            take(">hii")  # error, partition, leader
-            take(">" + "i" * take(">i"))  # replicas
-            take(">" + "i" * take(">i"))  # isr
-        if not (internal and topics is None):
-            out[name] = (err, n)
-    assert pos == len(resp), "trailing bytes after a Metadata response"
-    return out
 
 
 def test_metadata_refuses_invalid_topic_names_and_creates_nothing(broker):

@@ -46,9 +46,6 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     }
     let broker = Broker::open(config).await?;
     let bootstrap = broker.config.bootstrap_address();
-    for listener in listeners {
-        tokio::spawn(accept_loop(broker.clone(), listener));
-    }
     tokio::spawn(retention_loop(broker.clone()));
     if broker.config.log_cleaner_enable {
         tokio::spawn(cleaner_loop(broker.clone()));
@@ -70,17 +67,30 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     } else {
         tokio::spawn(broker.metadata.clone().run_broker(endpoints));
     }
-    // "Ready" includes this broker's registration and the replay of the offsets partitions it
-    // leads: a client that starts on the ready line must not meet COORDINATOR_LOAD_IN_PROGRESS,
-    // which some clients' commits do not retry. (Requests arriving earlier get that code and
-    // retry, as on Kafka.) In a cluster the registration waits for a quorum, so only a single
-    // node waits here.
-    let load_deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while broker.config.cluster.is_single_node() && !broker.groups.is_loaded() && tokio::time::Instant::now() < load_deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    on_ready(&broker, &bootstrap);
+    let serve = async {
+        // Clients are accepted (the bound listeners queue them meanwhile) only once this node's
+        // image holds its own registration, as a Kafka broker enables request processing only
+        // once caught up and unfenced. Before that the image is empty or stale (a wiped or long
+        // stopped node): Metadata would list no brokers, and librdkafka drops the brokers it is
+        // not told about, a consumer's coordinator among them, never to find it again.
+        broker.metadata.registered_here().await;
+        for listener in listeners {
+            tokio::spawn(accept_loop(broker.clone(), listener));
+        }
+        // "Ready" also includes the replay of the offsets partitions a single node leads: a
+        // client that starts on the ready line must not meet COORDINATOR_LOAD_IN_PROGRESS, which
+        // some clients' commits do not retry. (Requests arriving earlier get that code and
+        // retry, as on Kafka.) In a cluster the leaders are elected later, so only a single node
+        // waits here.
+        let load_deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while broker.config.cluster.is_single_node() && !broker.groups.is_loaded() && tokio::time::Instant::now() < load_deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        on_ready(&broker, &bootstrap);
+        std::future::pending::<()>().await
+    };
     tokio::select! {
+        _ = serve => {}
         _ = shutdown_signal() => {}
         why = broker.metadata.fatal() => {
             broker.shutdown();

@@ -96,6 +96,16 @@ impl Controller {
         incarnation
     }
 
+    /// Resolves once this node's own image holds this process's registration, unfenced: the
+    /// image has then caught up at least to it, so it knows the cluster's brokers and topics.
+    pub async fn registered_here(&self) {
+        let (id, incarnation) = (self.node_id, self.incarnation);
+        let mut applied = self.applied.clone();
+        let _ = applied
+            .wait_for(|a| a.image.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation && !b.fenced))
+            .await;
+    }
+
     pub async fn heartbeat_forever(self: Arc<Self>, incarnation: Uuid) {
         let id = self.node_id;
         let interval = Duration::from_millis(self.config.cluster.broker_heartbeat_interval_ms);
