@@ -17,7 +17,7 @@ from kafka.errors import KafkaTimeoutError
 
 from cluster import Cluster
 from conftest import STROM_BIN
-from wire import metadata_with_brokers
+from wire import exchange, frame, metadata_with_brokers
 
 
 @pytest.fixture
@@ -264,6 +264,25 @@ def test_bad_cluster_configs_stop_the_start_with_a_message_naming_the_key(tmp_pa
     r = run_server(tmp_path, *overrides)
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
+
+
+def test_a_node_whose_quorum_is_unreachable_says_which_voters_and_serves_no_client(tmp_path):
+    """Only node 1 of three is started: it cannot found or join a cluster alone, so it keeps
+    trying (the others may be on their way, as on a cluster's first start) and says which voters
+    it cannot reach. Its client port takes connections but answers nothing until it belongs to
+    a cluster: an answer from a node that knows no brokers would mislead the client."""
+    c = Cluster(tmp_path)
+    node = c.nodes[1].launch()
+    try:
+        assert node.wait_for_log("waiting for a majority of controller.quorum.voters", timeout=20), node.log()
+        log = node.log_since_start()
+        for i in (2, 3):
+            assert f"{i}@127.0.0.1:{c.controller_ports[i - 1]}" in log, log
+        with pytest.raises(TimeoutError):
+            exchange(node.bootstrap, frame(18, 0), timeout=1)  # ApiVersions v0
+        assert node.running, "the node gave up instead of waiting for its voters"
+    finally:
+        c.kill_all()
 
 
 def test_a_data_directory_belongs_to_one_node_id(tmp_path, broker_factory):
