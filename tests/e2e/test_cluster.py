@@ -231,6 +231,9 @@ def test_an_offset_commit_is_acknowledged_only_once_the_offsets_partitions_follo
             c.nodes[n].pause()
         with pytest.raises(KafkaTimeoutError):
             coordinator.commit({tp: OffsetAndMetadata(2, "", -1)}, timeout_ms=4000)
+        # Not replicated, so not committed: OffsetFetch does not show it, then or after the
+        # coordinator's wait (offsets.commit.timeout.ms) gives up on it.
+        assert coordinator.committed(tp) == 1, "OffsetFetch showed a commit that is not replicated"
         for n in followers:
             c.nodes[n].resume()
         c.wait_for_full_isr("__consumer_offsets", 3, timeout=30)

@@ -29,8 +29,8 @@ use crate::broker::{now_ms, Broker};
 use crate::partition::Partition;
 use crate::replica_manager::LeadershipChanges;
 use crate::group::{
-    Effect, GroupConfig, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, SyncOutcome,
-    SyncRequest, SyncResponse, Ticket,
+    Effect, GroupConfig, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest,
+    PartitionResult, SyncOutcome, SyncRequest, SyncResponse, Ticket,
 };
 use crate::sync::lock;
 
@@ -380,6 +380,30 @@ impl GroupService {
         f: impl FnOnce(&mut GroupCoordinator) -> (R, Vec<Effect>),
     ) -> (R, Result<(), ResponseError>) {
         self.call_replicated(broker, |s| f(&mut s.coordinator)).await
+    }
+
+    /// OffsetCommit: appended, waited for until replicated, and only then shown by OffsetFetch
+    /// (a commit whose wait fails is not shown, as on Kafka).
+    pub async fn commit_offsets(
+        &self,
+        broker: &Broker,
+        req: OffsetCommitRequest,
+    ) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
+        let group_id = req.group_id.clone();
+        let ((results, commit), outcome) = self
+            .call_replicated(broker, |s| {
+                let (results, fx) = s.coordinator.commit_offsets(req, now_ms());
+                let commit = fx.iter().find_map(|e| match e {
+                    Effect::PersistOffsets { commit, .. } => Some(*commit),
+                    _ => None,
+                });
+                ((results, commit), fx)
+            })
+            .await;
+        if let Some(commit) = commit {
+            lock(&self.state).coordinator.offsets_appended(&group_id, commit, outcome.is_ok());
+        }
+        (results, outcome)
     }
 
     /// Read-only access (OffsetFetch, ListGroups, DescribeGroups).

@@ -16,6 +16,8 @@ pub struct GroupCoordinator {
     pub(super) config: GroupConfig,
     pub(super) groups: BTreeMap<String, Group>,
     next_ticket: u64,
+    /// The last commit id handed out (`commit_offsets`); loaded offsets have 0.
+    pub(super) last_commit: u64,
     /// No timer of any group is due before this; `tick` returns at once until then. Lowered
     /// whenever a call may have set an earlier deadline, recomputed exactly by a due tick.
     next_deadline: i64,
@@ -23,7 +25,7 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
-        GroupCoordinator { config, groups: BTreeMap::new(), next_ticket: 0, next_deadline: i64::MAX }
+        GroupCoordinator { config, groups: BTreeMap::new(), next_ticket: 0, last_commit: 0, next_deadline: i64::MAX }
     }
 
     pub fn config(&self) -> &GroupConfig {
@@ -259,6 +261,7 @@ impl GroupCoordinator {
                         leader_epoch: o.leader_epoch,
                         metadata: o.metadata,
                         commit_timestamp_ms: o.commit_timestamp_ms,
+                        commit: 0,
                     },
                 );
             }

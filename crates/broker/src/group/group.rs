@@ -61,6 +61,9 @@ pub(super) struct StoredOffset {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp_ms: i64,
+    /// The commit that wrote it (0: loaded from the log); a later commit wins over an earlier
+    /// one whose replication completes after it.
+    pub commit: u64,
 }
 
 /// The timer of a PreparingRebalance group (Kafka's DelayedJoin / InitialDelayedJoin).
@@ -93,7 +96,11 @@ pub(super) struct Group {
     /// Member ids handed out with MEMBER_ID_REQUIRED, with the deadline to come back by.
     pub pending: Vec<(String, i64)>,
     pub rebalance: Option<RebalanceTimer>,
+    /// Committed offsets: what OffsetFetch shows. A commit enters only once its record is
+    /// replicated (`offsets_appended`), as Kafka's cache does; until then it is pending.
     pub offsets: BTreeMap<(String, i32), StoredOffset>,
+    /// Commits whose records are being appended and replicated, by commit id.
+    pub pending_commits: BTreeMap<u64, Vec<((String, i32), StoredOffset)>>,
 }
 
 impl Group {
@@ -110,6 +117,7 @@ impl Group {
             pending: Vec::new(),
             rebalance: None,
             offsets: BTreeMap::new(),
+            pending_commits: BTreeMap::new(),
         }
     }
 

@@ -25,7 +25,8 @@ enum Op {
     Sync(usize),
     Heartbeat(usize),
     Leave(usize),
-    Commit(usize, i32, i64),
+    /// Client, partition, offset, and whether the append is replicated.
+    Commit(usize, i32, i64, bool),
     Tick(i64),
 }
 
@@ -37,7 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => c.clone().prop_map(Op::Sync),
         1 => c.clone().prop_map(Op::Heartbeat),
         1 => c.clone().prop_map(Op::Leave),
-        2 => (c, 0..3i32, 0..1000i64).prop_map(|(c, p, o)| Op::Commit(c, p, o)),
+        2 => (c, 0..3i32, 0..1000i64, prop::bool::weighted(0.8)).prop_map(|(c, p, o, r)| Op::Commit(c, p, o, r)),
         4 => (0..4_000i64).prop_map(Op::Tick),
         1 => (0..25_000i64).prop_map(Op::Tick),
     ]
@@ -345,7 +346,7 @@ impl Model {
                 }
                 fx
             }
-            Op::Commit(i, p, off) => {
+            Op::Commit(i, p, off, replicated) => {
                 let cl = self.clients[i].clone();
                 let standalone = cl.member_id.is_empty();
                 let req = OffsetCommitRequest {
@@ -366,7 +367,15 @@ impl Model {
                     if !standalone {
                         self.assert_alive(&cl.member_id, "commit")?;
                     }
-                    self.offsets.insert(p, off);
+                    // Shown only once replicated; a failed append leaves the previous commit.
+                    if replicated {
+                        self.offsets.insert(p, off);
+                    }
+                }
+                for e in &fx {
+                    if let Effect::PersistOffsets { group_id, commit, .. } = e {
+                        self.c.offsets_appended(group_id, *commit, replicated);
+                    }
                 }
                 fx
             }

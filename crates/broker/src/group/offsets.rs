@@ -60,6 +60,9 @@ impl GroupCoordinator {
         }
         let mut results = Vec::with_capacity(req.offsets.len());
         let mut records = Vec::new();
+        let mut staged = Vec::new();
+        self.last_commit += 1;
+        let commit = self.last_commit;
         for o in req.offsets {
             if o.metadata.len() > max_metadata {
                 results.push(PartitionResult {
@@ -69,15 +72,16 @@ impl GroupCoordinator {
                 });
                 continue;
             }
-            group.offsets.insert(
+            staged.push((
                 (o.topic.clone(), o.partition),
                 StoredOffset {
                     offset: o.offset,
                     leader_epoch: o.leader_epoch,
                     metadata: o.metadata.clone(),
                     commit_timestamp_ms: now_ms,
+                    commit,
                 },
-            );
+            ));
             records.push(OffsetRecord {
                 group_id: req.group_id.clone(),
                 topic: o.topic.clone(),
@@ -90,9 +94,27 @@ impl GroupCoordinator {
             results.push(PartitionResult { topic: o.topic, partition: o.partition, error: None });
         }
         if !records.is_empty() {
-            fx.push(Effect::PersistOffsets { group_id: req.group_id, offsets: records });
+            group.pending_commits.insert(commit, staged);
+            fx.push(Effect::PersistOffsets { group_id: req.group_id, offsets: records, commit });
         }
         (results, fx)
+    }
+
+    /// The outcome of a `PersistOffsets` append (replicated, or failed): a replicated commit
+    /// becomes what OffsetFetch shows, unless a later commit of the same partition got there
+    /// first; a failed one is dropped (its record may still be in the log, and then comes back
+    /// on the next load, as on Kafka).
+    pub fn offsets_appended(&mut self, group_id: &str, commit: u64, replicated: bool) {
+        let Some(group) = self.groups.get_mut(group_id) else { return };
+        let Some(staged) = group.pending_commits.remove(&commit) else { return };
+        if !replicated {
+            return;
+        }
+        for (key, offset) in staged {
+            if group.offsets.get(&key).is_none_or(|current| current.commit < offset.commit) {
+                group.offsets.insert(key, offset);
+            }
+        }
     }
 
     /// OffsetFetch: the given partitions (-1 where nothing is committed), or with `None` every
@@ -193,7 +215,7 @@ impl GroupCoordinator {
             if !expired.is_empty() {
                 fx.push(Effect::DeleteOffsets { group_id: g.id.clone(), partitions: expired });
             }
-            if g.offsets.is_empty() && g.pending.is_empty() {
+            if g.offsets.is_empty() && g.pending.is_empty() && g.pending_commits.is_empty() {
                 dead.push(g.id.clone());
             }
         }

@@ -506,17 +506,17 @@ fn commit_and_fetch_offsets() {
             CommitOffset { topic: "t".into(), partition: 1, offset: 7, leader_epoch: -1, metadata: "x".repeat(5000) },
         ],
     };
-    let (res, fx) = c.commit_offsets(commit(2, &a), 50);
+    let (res, fx) = commit_replicated(&mut c, commit(2, &a), 50);
     assert_eq!(res[0].error, None);
     assert_eq!(res[1].error, Some(E::OffsetMetadataTooLarge));
     assert!(matches!(&fx[..], [Effect::PersistOffsets { offsets, .. }]
         if offsets.len() == 1 && offsets[0].offset == 42 && offsets[0].commit_timestamp_ms == 50));
-    let (res, fx) = c.commit_offsets(commit(1, &a), 51);
+    let (res, fx) = commit_replicated(&mut c, commit(1, &a), 51);
     assert!(fx.is_empty());
     assert_eq!(res[0].error, Some(E::IllegalGeneration));
-    assert_eq!(c.commit_offsets(commit(2, "ghost"), 51).0[0].error, Some(E::UnknownMemberId));
+    assert_eq!(commit_replicated(&mut c, commit(2, "ghost"), 51).0[0].error, Some(E::UnknownMemberId));
     // A simple consumer cannot commit into a group with members.
-    assert_eq!(c.commit_offsets(commit(-1, ""), 51).0[0].error, Some(E::UnknownMemberId));
+    assert_eq!(commit_replicated(&mut c, commit(-1, ""), 51).0[0].error, Some(E::UnknownMemberId));
 
     let wanted = [("t".to_string(), 0), ("t".to_string(), 1)];
     let f = c.fetch_offsets(G, Some(&wanted));
@@ -529,7 +529,7 @@ fn commit_and_fetch_offsets() {
     // Commits are refused while the leader is assigning, allowed while preparing.
     let (b2, out, _) = join_new(&mut c, &["t"], 60);
     pending(out);
-    assert_eq!(c.commit_offsets(commit(2, &a), 61).0[0].error, None);
+    assert_eq!(commit_replicated(&mut c, commit(2, &a), 61).0[0].error, None);
     c.join_group(join_req(&a, None, &range(&["t"])), 62);
     let _ = b2;
     assert_eq!(state(&c), GroupState::PreparingRebalance, "B from two_stable has not rejoined");
@@ -553,7 +553,7 @@ fn commit_during_completing_rebalance_is_refused() {
             metadata: String::new(),
         }],
     };
-    assert_eq!(c.commit_offsets(req, 1).0[0].error, Some(E::RebalanceInProgress));
+    assert_eq!(commit_replicated(&mut c, req, 1).0[0].error, Some(E::RebalanceInProgress));
 }
 
 #[test]
@@ -573,9 +573,9 @@ fn standalone_commit_with_generation_minus_one() {
         }],
     };
     // An unknown group with a real generation is refused and not created.
-    assert_eq!(c.commit_offsets(req(5), 0).0[0].error, Some(E::IllegalGeneration));
+    assert_eq!(commit_replicated(&mut c, req(5), 0).0[0].error, Some(E::IllegalGeneration));
     assert!(c.snapshot("simple").is_none());
-    let (res, fx) = c.commit_offsets(req(-1), 0);
+    let (res, fx) = commit_replicated(&mut c, req(-1), 0);
     assert_eq!(res[0].error, None);
     assert_eq!(fx.len(), 1);
     assert_eq!(c.fetch_offsets("simple", None).partitions[0].offset, 9);
@@ -591,7 +591,7 @@ fn standalone_commit_with_generation_minus_one() {
 fn delete_groups_only_when_empty() {
     let mut c = GroupCoordinator::new(cfg());
     let a = one_stable(&mut c);
-    c.commit_offsets(
+    commit_replicated(&mut c, 
         OffsetCommitRequest {
             group_id: G.into(),
             generation_id: 1,
@@ -632,7 +632,7 @@ fn offsets_expire_only_when_empty_and_past_retention() {
     let retention = 1_000_000;
     let mut c = GroupCoordinator::new(GroupConfig { offsets_retention_ms: retention, ..cfg() });
     let a = one_stable(&mut c);
-    c.commit_offsets(
+    commit_replicated(&mut c, 
         OffsetCommitRequest {
             group_id: G.into(),
             generation_id: 1,
@@ -682,8 +682,8 @@ fn offsets_expire_only_when_empty_and_past_retention() {
             metadata: String::new(),
         }],
     };
-    c.commit_offsets(commit(0), 0);
-    c.commit_offsets(commit(1), 500);
+    commit_replicated(&mut c, commit(0), 0);
+    commit_replicated(&mut c, commit(1), 500);
     let fx = c.expire_offsets(retention);
     assert_eq!(fx, vec![Effect::DeleteOffsets { group_id: "s".into(), partitions: vec![("t".into(), 0)] }]);
     assert_eq!(c.fetch_offsets("s", None).partitions.len(), 1);
@@ -693,7 +693,7 @@ fn offsets_expire_only_when_empty_and_past_retention() {
 fn offset_delete_respects_subscriptions() {
     let mut c = GroupCoordinator::new(cfg());
     let a = one_stable(&mut c); // subscribed to "t"
-    c.commit_offsets(
+    commit_replicated(&mut c, 
         OffsetCommitRequest {
             group_id: G.into(),
             generation_id: 1,
@@ -884,7 +884,7 @@ fn replay_rebuilds_offsets_and_group_metadata() {
     let (_, fx) = c.sync_group(sync_req(&a, 1, &[(&a, "A")]), 0);
     keep(&fx);
     for (p, off) in [(0, 10), (1, 11), (0, 12)] {
-        let (_, fx) = c.commit_offsets(
+        let (_, fx) = commit_replicated(&mut c, 
             OffsetCommitRequest {
                 group_id: G.into(),
                 generation_id: 1,
@@ -904,7 +904,7 @@ fn replay_rebuilds_offsets_and_group_metadata() {
     }
     let (_, fx) = c.delete_offsets(G, &[("gone".into(), 0)]);
     keep(&fx);
-    let (_, fx) = c.commit_offsets(
+    let (_, fx) = commit_replicated(&mut c, 
         OffsetCommitRequest {
             group_id: "other".into(),
             generation_id: -1,
@@ -985,4 +985,56 @@ fn an_assignment_that_was_not_stored_is_dropped_and_the_group_rebalances() {
     assert_eq!(snap.state, GroupState::PreparingRebalance);
     assert!(snap.members.iter().all(|m| m.assignment.is_empty()), "{snap:?}");
     assert_eq!(hb(&mut c, &a, 2, 6), Some(E::RebalanceInProgress));
+}
+
+/// OffsetCommit as the broker runs it when the append is replicated at once.
+fn commit_replicated(c: &mut GroupCoordinator, req: OffsetCommitRequest, now: i64) -> (Vec<PartitionResult>, Vec<Effect>) {
+    let (res, fx) = c.commit_offsets(req, now);
+    for e in &fx {
+        if let Effect::PersistOffsets { group_id, commit, .. } = e {
+            c.offsets_appended(group_id, *commit, true);
+        }
+    }
+    (res, fx)
+}
+
+#[test]
+fn a_commit_is_shown_only_once_replicated_and_the_latest_wins() {
+    let mut c = GroupCoordinator::new(cfg());
+    let commit = |offset: i64| OffsetCommitRequest {
+        group_id: "s".into(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        offsets: vec![CommitOffset { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: String::new() }],
+    };
+    let id = |fx: &[Effect]| match fx {
+        [Effect::PersistOffsets { commit, .. }] => *commit,
+        other => panic!("expected one PersistOffsets, got {other:?}"),
+    };
+    let shown = |c: &GroupCoordinator| c.fetch_offsets("s", Some(&[("t".to_string(), 0)])).partitions[0].offset;
+    let first = id(&c.commit_offsets(commit(10), 0).1);
+    assert_eq!(shown(&c), -1, "pending: not shown");
+    c.offsets_appended("s", first, true);
+    assert_eq!(shown(&c), 10);
+    // A failed append is dropped; the previous commit stays.
+    let failed = id(&c.commit_offsets(commit(20), 1).1);
+    c.offsets_appended("s", failed, false);
+    assert_eq!(shown(&c), 10);
+    // Two in flight, completed out of order: the later commit wins.
+    let earlier = id(&c.commit_offsets(commit(30), 2).1);
+    let later = id(&c.commit_offsets(commit(40), 3).1);
+    c.offsets_appended("s", later, true);
+    c.offsets_appended("s", earlier, true);
+    assert_eq!(shown(&c), 40);
+    // An outcome reported twice, or for an unknown group, changes nothing.
+    c.offsets_appended("s", earlier, true);
+    c.offsets_appended("nope", later, true);
+    assert_eq!(shown(&c), 40);
+    // A group whose only commit is pending is not expired away.
+    let mut c = GroupCoordinator::new(GroupConfig { offsets_retention_ms: 1, ..cfg() });
+    let pending = id(&c.commit_offsets(commit(5), 0).1);
+    assert!(c.expire_offsets(1_000).is_empty());
+    c.offsets_appended("s", pending, true);
+    assert_eq!(shown(&c), 5);
 }

@@ -296,9 +296,12 @@ pub enum Effect {
         record: GroupRecord,
     },
     /// Write one offset-commit record per entry (key: group, topic, partition).
+    /// The commit becomes visible once the caller reports the append's outcome with
+    /// `offsets_appended(group_id, commit, ..)`.
     PersistOffsets {
         group_id: String,
         offsets: Vec<OffsetRecord>,
+        commit: u64,
     },
     /// Tombstone the group's metadata record.
     DeleteGroup {

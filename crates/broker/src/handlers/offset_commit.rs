@@ -7,7 +7,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
 use crate::group::{error_code, CommitOffset, OffsetCommitRequest as Commit};
 
 pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
@@ -43,7 +43,7 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCom
             group_instance_id: req.group_instance_id.map(|s| s.to_string()),
             offsets,
         };
-        let (committed, persisted) = broker.groups.with(broker, |c| c.commit_offsets(commit, now_ms())).await;
+        let (committed, persisted) = broker.groups.commit_offsets(broker, commit).await;
         for r in committed {
             // Not in the log means not committed, whatever the state machine said.
             let error = r.error.or(persisted.err());
