@@ -60,8 +60,11 @@ pub struct GroupService {
     /// with it, its leadership of offsets partitions); group requests meanwhile get
     /// COORDINATOR_LOAD_IN_PROGRESS and retry.
     loaded: AtomicBool,
-    /// Offsets partitions whose groups are being replayed.
-    loading: Mutex<BTreeSet<i32>>,
+    /// The offsets partitions whose groups are loaded, with the leader epoch they were loaded
+    /// in. A partition led in another epoch (being replayed, or made leader by a metadata change
+    /// that `leadership_changed` has not reached yet) is still loading: a group joined there
+    /// now would be dropped by the replay before its SyncGroup.
+    coordinating: Mutex<HashMap<i32, i32>>,
     /// Set once `__consumer_offsets` exists with every partition open.
     topic_ready: AtomicBool,
     /// A task is creating `__consumer_offsets`.
@@ -85,7 +88,7 @@ impl GroupService {
                 syncs: HashMap::new(),
             }),
             loaded: AtomicBool::new(false),
-            loading: Mutex::new(BTreeSet::new()),
+            coordinating: Mutex::new(HashMap::new()),
             topic_ready: AtomicBool::new(false),
             creating: AtomicBool::new(false),
         }
@@ -148,10 +151,10 @@ impl GroupService {
     pub fn ready_for(&self, broker: &Arc<Broker>, group_id: &str) -> Result<(), ResponseError> {
         self.ready(broker)?;
         let index = partition_for(group_id, offsets_partitions(broker));
-        if !broker.replicas.partition(OFFSETS_TOPIC, index).is_some_and(|p| p.is_leader()) {
+        let Some(partition) = broker.replicas.partition(OFFSETS_TOPIC, index).filter(|p| p.is_leader()) else {
             return Err(ResponseError::NotCoordinator);
-        }
-        if lock(&self.loading).contains(&index) {
+        };
+        if lock(&self.coordinating).get(&index) != Some(&partition.leader_epoch()) {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         Ok(())
@@ -167,7 +170,12 @@ impl GroupService {
         let (gained, lost) = (offsets(&changes.gained), offsets(&changes.lost));
         if !gained.is_empty() || !lost.is_empty() {
             let n = offsets_partitions(broker);
-            lock(&self.loading).extend(gained.iter().map(|p| p.index));
+            {
+                let mut coordinating = lock(&self.coordinating);
+                for p in gained.iter().chain(&lost) {
+                    coordinating.remove(&p.index);
+                }
+            }
             let moved: BTreeSet<i32> = gained.iter().chain(&lost).map(|p| p.index).collect();
             let mut state = lock(&self.state);
             let (joins, syncs) = state.coordinator.unload(|g| moved.contains(&partition_for(g, n)));
@@ -186,8 +194,11 @@ impl GroupService {
                 tracing::info!(partition = p.index, "no longer coordinating the groups of this offsets partition");
             }
             for p in gained {
+                // The epoch this load is for: should another change come meanwhile, its own
+                // call loads again, and until then requests are told to retry.
+                let epoch = p.leader_epoch();
                 self.load_partition(&p);
-                lock(&self.loading).remove(&p.index);
+                lock(&self.coordinating).insert(p.index, epoch);
             }
         }
         if changes.registered && !self.loaded.swap(true, Ordering::AcqRel) {
