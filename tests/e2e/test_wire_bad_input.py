@@ -42,15 +42,8 @@ def crc32c(data):
 
 
 def varint(n):
-    n = (n << 1) ^ (n >> 63)
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
+    """Zigzag, then unsigned: a record field's signed varint."""
+    return uvarint((n << 1) ^ (n >> 63))
 
 
 def record_batch(values):

@@ -170,13 +170,8 @@ impl GroupService {
         let (gained, lost) = (offsets(&changes.gained), offsets(&changes.lost));
         if !gained.is_empty() || !lost.is_empty() {
             let n = offsets_partitions(broker);
-            {
-                let mut coordinating = lock(&self.coordinating);
-                for p in gained.iter().chain(&lost) {
-                    coordinating.remove(&p.index);
-                }
-            }
             let moved: BTreeSet<i32> = gained.iter().chain(&lost).map(|p| p.index).collect();
+            lock(&self.coordinating).retain(|index, _| !moved.contains(index));
             let mut state = lock(&self.state);
             let (joins, syncs) = state.coordinator.unload(|g| moved.contains(&partition_for(g, n)));
             for t in joins {

@@ -591,7 +591,8 @@ fn standalone_commit_with_generation_minus_one() {
 fn delete_groups_only_when_empty() {
     let mut c = GroupCoordinator::new(cfg());
     let a = one_stable(&mut c);
-    commit_replicated(&mut c, 
+    commit_replicated(
+        &mut c,
         OffsetCommitRequest {
             group_id: G.into(),
             generation_id: 1,
@@ -632,7 +633,8 @@ fn offsets_expire_only_when_empty_and_past_retention() {
     let retention = 1_000_000;
     let mut c = GroupCoordinator::new(GroupConfig { offsets_retention_ms: retention, ..cfg() });
     let a = one_stable(&mut c);
-    commit_replicated(&mut c, 
+    commit_replicated(
+        &mut c,
         OffsetCommitRequest {
             group_id: G.into(),
             generation_id: 1,
@@ -693,7 +695,8 @@ fn offsets_expire_only_when_empty_and_past_retention() {
 fn offset_delete_respects_subscriptions() {
     let mut c = GroupCoordinator::new(cfg());
     let a = one_stable(&mut c); // subscribed to "t"
-    commit_replicated(&mut c, 
+    commit_replicated(
+        &mut c,
         OffsetCommitRequest {
             group_id: G.into(),
             generation_id: 1,
@@ -884,7 +887,8 @@ fn replay_rebuilds_offsets_and_group_metadata() {
     let (_, fx) = c.sync_group(sync_req(&a, 1, &[(&a, "A")]), 0);
     keep(&fx);
     for (p, off) in [(0, 10), (1, 11), (0, 12)] {
-        let (_, fx) = commit_replicated(&mut c, 
+        let (_, fx) = commit_replicated(
+            &mut c,
             OffsetCommitRequest {
                 group_id: G.into(),
                 generation_id: 1,
@@ -904,7 +908,8 @@ fn replay_rebuilds_offsets_and_group_metadata() {
     }
     let (_, fx) = c.delete_offsets(G, &[("gone".into(), 0)]);
     keep(&fx);
-    let (_, fx) = commit_replicated(&mut c, 
+    let (_, fx) = commit_replicated(
+        &mut c,
         OffsetCommitRequest {
             group_id: "other".into(),
             generation_id: -1,
