@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::BrokerConfig;
-use crate::controller::{Controller, ControllerError};
+use strom_config::BrokerConfig;
+use strom_controller::{Controller, ControllerError};
 use crate::group_service::GroupService;
-use crate::metadata::{MetadataImage, MetadataRecord};
+use strom_metadata::{MetadataImage, MetadataRecord};
 use crate::partition::PartitionError;
 use crate::replica_manager::ReplicaManager;
 

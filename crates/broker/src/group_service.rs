@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use crate::broker::{now_ms, Broker};
 use crate::partition::Partition;
 use crate::replica_manager::LeadershipChanges;
-use crate::group::{
+use strom_coordinator::group::{
     Effect, GroupConfig, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest,
     PartitionResult, SyncOutcome, SyncRequest, SyncResponse, Ticket,
 };

@@ -7,15 +7,11 @@
 
 pub mod alloc_guard;
 pub mod broker;
-pub mod config;
-pub mod controller;
-pub mod group;
 pub mod group_service;
 mod connection;
 mod fsutil;
 pub mod handlers;
 pub mod replication;
-pub mod metadata;
 pub mod partition;
 pub mod replica_manager;
 pub mod server;
@@ -24,7 +20,7 @@ pub mod topics;
 mod zero_copy;
 
 pub use broker::Broker;
-pub use config::BrokerConfig;
+pub use strom_config::BrokerConfig;
 
 #[cfg(test)]
 #[global_allocator]

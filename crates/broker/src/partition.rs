@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use strom_storage::{AppendInfo, CompactionStats, PartitionLog, ReadSlices, StorageError};
 
-use crate::config::TopicSettings;
+use strom_config::TopicSettings;
 use uuid::Uuid;
 
 use crate::replication::LeaderState;
@@ -191,10 +191,10 @@ impl Partition {
     }
 
     /// The ISR change this leader should ask the controller for, with the epochs it is based on.
-    pub fn wanted_isr(&self, now_ms: i64, lag_ms: i64) -> Option<crate::controller::IsrChange> {
+    pub fn wanted_isr(&self, now_ms: i64, lag_ms: i64) -> Option<strom_controller::IsrChange> {
         let state = lock(&self.leader_state);
         let isr = state.as_ref()?.wanted_isr(now_ms, lag_ms)?;
-        Some(crate::controller::IsrChange {
+        Some(strom_controller::IsrChange {
             topic: self.topic.clone(),
             index: self.index,
             leader_epoch: self.leader_epoch(),
@@ -412,7 +412,7 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BrokerConfig;
+    use strom_config::BrokerConfig;
 
     fn batch(records: i32) -> Vec<u8> {
         // A minimal valid v2 batch: header, then `records` empty records; CRC over [21..].
@@ -458,7 +458,7 @@ mod tests {
     #[tokio::test]
     async fn flush_messages_asks_for_group_committed_syncs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = crate::config::topic_settings(&BrokerConfig::from_props(&Default::default()).unwrap(), &Default::default());
+        let mut settings = BrokerConfig::from_props(&Default::default()).unwrap().topic_defaults;
         let p = Partition::open(dir.path(), "t", Uuid::new_v4(), 0, &settings).unwrap();
         p.become_leader(1, 0, &[1], &[1], 0).unwrap();
         p.append(&mut batch(3), 0).unwrap();
@@ -489,7 +489,7 @@ mod tests {
     #[tokio::test]
     async fn acks_all_waits_for_the_in_sync_follower_and_fails_when_leadership_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = crate::config::topic_settings(&BrokerConfig::from_props(&Default::default()).unwrap(), &Default::default());
+        let settings = BrokerConfig::from_props(&Default::default()).unwrap().topic_defaults;
         let id = Uuid::new_v4();
         let leader = Partition::open(&dir.path().join("a"), "t", id, 0, &settings).unwrap();
         let follower = Partition::open(&dir.path().join("b"), "t", id, 0, &settings).unwrap();

@@ -10,9 +10,9 @@ use std::sync::{Arc, RwLock};
 use kafka_protocol::error::ResponseError;
 use tokio::sync::Notify;
 
-use crate::config::{topic_settings, BrokerConfig};
+use strom_config::BrokerConfig;
 use crate::broker::now_ms;
-use crate::metadata::{MetadataImage, NO_LEADER};
+use strom_metadata::{MetadataImage, NO_LEADER};
 use crate::partition::{Partition, PartitionError};
 use crate::replication::fetcher::{Assignment, Fetchers};
 use crate::sync::{read, write};
@@ -73,7 +73,7 @@ impl ReplicaManager {
         }
         let image = read(&self.image).clone();
         match image.topic(topic).and_then(|t| t.partition(index)) {
-            Some(p) if p.leader == crate::metadata::NO_LEADER => Err(ResponseError::LeaderNotAvailable),
+            Some(p) if p.leader == strom_metadata::NO_LEADER => Err(ResponseError::LeaderNotAvailable),
             Some(_) => Err(ResponseError::NotLeaderOrFollower),
             None => Err(ResponseError::UnknownTopicOrPartition),
         }
@@ -132,7 +132,7 @@ impl ReplicaManager {
         let now = now_ms();
         write(&self.topics).retain(|_, m| !m.is_empty());
         for topic in image.topics.values() {
-            let settings = topic_settings(&config, &topic.configs);
+            let settings = config.topic_settings(&topic.configs);
             for (index, assignment) in topic.partitions.iter().enumerate() {
                 if !assignment.replicas.contains(&me) {
                     continue;

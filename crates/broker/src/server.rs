@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::broker::{now_ms, Broker, BrokerError};
-use crate::config::BrokerConfig;
-use crate::metadata::Endpoint;
+use strom_config::BrokerConfig;
+use strom_metadata::Endpoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -8,9 +8,9 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use crate::broker::Broker;
-use crate::config::validate_topic_config;
-use crate::controller::place_replicas;
-use crate::metadata::{MetadataImage, MetadataRecord, TopicImage};
+use strom_config::validate_topic_config;
+use strom_metadata::elect::place_replicas;
+use strom_metadata::{MetadataImage, MetadataRecord, TopicImage};
 
 /// A Kafka error code with the message a real broker would attach.
 #[derive(Debug, Clone)]
@@ -188,7 +188,7 @@ impl Broker {
         let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
             let mut configs = img.broker_configs.clone();
             edit(&mut configs)?;
-            if let Some(k) = configs.keys().find(|k| !crate::config::DYNAMIC_BROKER_KEYS.contains(&k.as_str())) {
+            if let Some(k) = configs.keys().find(|k| !strom_config::key(k).is_some_and(|k| k.dynamic)) {
                 return Err(AdminError::new(ResponseError::InvalidConfig, format!("Cannot update config `{k}` dynamically; set it in server.properties")));
             }
             self.config.with_dynamic(&configs).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;

@@ -86,9 +86,7 @@ fn run() -> anyhow::Result<()> {
         Command::ProducerPerfTest(a) => tools::perf::run_producer(a),
         Command::ConsumerPerfTest(a) => tools::perf::run_consumer(a),
         Command::Server { help_config: true, .. } => {
-            for (key, default, doc) in strom_broker::config::KNOWN_KEYS {
-                println!("{key:<34} {default:<28} {doc}");
-            }
+            print!("{}", strom_config::help_text());
             Ok(())
         }
         Command::Server { config, overrides, .. } => {

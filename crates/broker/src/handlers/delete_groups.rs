@@ -8,7 +8,7 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupI
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::group::error_code;
+use strom_coordinator::group::error_code;
 
 pub async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let ids: Vec<String> = req.groups_names.iter().map(|g| g.to_string()).collect();

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::config::{BrokerConfig, KNOWN_KEYS};
+use strom_config::{key, BrokerConfig, KEYS};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -32,18 +32,16 @@ pub struct ConfigEntry {
 }
 
 /// The broker-level levels of `key`, highest precedence first.
-fn broker_synonyms(config: &BrokerConfig, dynamic: &BTreeMap<String, String>, key: &str) -> Vec<(String, Option<String>, i8)> {
+fn broker_synonyms(config: &BrokerConfig, dynamic: &BTreeMap<String, String>, name: &str) -> Vec<(String, Option<String>, i8)> {
     let mut out = Vec::new();
-    if let Some(v) = dynamic.get(key) {
-        out.push((key.to_string(), Some(v.clone()), DYNAMIC_DEFAULT_BROKER_CONFIG));
+    if let Some(v) = dynamic.get(name) {
+        out.push((name.to_string(), Some(v.clone()), DYNAMIC_DEFAULT_BROKER_CONFIG));
     }
-    if let Some(v) = config.props.get(key) {
-        out.push((key.to_string(), Some(v.clone()), STATIC_BROKER_CONFIG));
+    if let Some(v) = config.props.get(name) {
+        out.push((name.to_string(), Some(v.clone()), STATIC_BROKER_CONFIG));
     }
-    if let Some((_, default, _)) = KNOWN_KEYS.iter().find(|(k, _, _)| *k == key) {
-        if !default.starts_with('(') {
-            out.push((key.to_string(), Some(default.to_string()), DEFAULT_CONFIG));
-        }
+    if let Some(default) = key(name).and_then(|k| k.default_value()) {
+        out.push((name.to_string(), Some(default.to_string()), DEFAULT_CONFIG));
     }
     out
 }
@@ -53,8 +51,9 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
     let image = broker.metadata.image();
     let effective = broker.config.with_dynamic(&image.broker_configs).unwrap_or_else(|_| (*broker.config).clone());
     let mut out: Vec<ConfigEntry> = effective
-        .topic_defaults()
+        .topic_values(&BTreeMap::new())
         .into_iter()
+        .filter_map(|(k, default)| Some((k.topic?, k.name, default)))
         .map(|(name, broker_key, default)| {
             let mut synonyms = broker_synonyms(&broker.config, &image.broker_configs, broker_key);
             match overrides.get(name) {
@@ -73,7 +72,7 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
         .collect();
     // Accepted-but-inert overrides are reported too, so what was set can be read back.
     for (k, v) in overrides {
-        if let Some(name) = crate::config::TOPIC_CONFIG_KEYS.iter().find(|n| **n == k.as_str()) {
+        if let Some(name) = strom_config::INERT_TOPIC_KEYS.iter().find(|n| **n == k.as_str()) {
             if !out.iter().any(|e| e.name == *name) {
                 let synonyms = vec![(name.to_string(), Some(v.clone()), DYNAMIC_TOPIC_CONFIG)];
                 out.push(ConfigEntry { name, value: Some(v.clone()), source: DYNAMIC_TOPIC_CONFIG, synonyms });
@@ -95,18 +94,17 @@ fn broker_source(config: &BrokerConfig, dynamic: &BTreeMap<String, String>, key:
 
 fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
     let image = broker.metadata.image();
-    KNOWN_KEYS
-        .iter()
-        .map(|(key, default, _)| {
+    KEYS.iter()
+        .map(|k| {
             let value = image
                 .broker_configs
-                .get(*key)
-                .or_else(|| broker.config.props.get(*key))
+                .get(k.name)
+                .or_else(|| broker.config.props.get(k.name))
                 .cloned()
-                // "(other.key)" in the help table means "derived from other.key": unset.
-                .or_else(|| (!default.starts_with('(')).then(|| default.to_string()));
-            let synonyms = broker_synonyms(&broker.config, &image.broker_configs, key);
-            ConfigEntry { name: key, value, source: broker_source(&broker.config, &image.broker_configs, key), synonyms }
+                // A default derived from another key (log.roll.ms from log.roll.hours) is null.
+                .or_else(|| k.default_value().map(str::to_string));
+            let synonyms = broker_synonyms(&broker.config, &image.broker_configs, k.name);
+            ConfigEntry { name: k.name, value, source: broker_source(&broker.config, &image.broker_configs, k.name), synonyms }
         })
         .collect()
 }

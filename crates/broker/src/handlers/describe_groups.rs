@@ -8,7 +8,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, Gr
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::group::error_code;
+use strom_coordinator::group::error_code;
 
 /// "Not requested" for the authorized-operations field.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;

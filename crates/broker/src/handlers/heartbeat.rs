@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::broker::{now_ms, Broker};
-use crate::group::{error_code, HeartbeatRequest as Beat};
+use strom_coordinator::group::{error_code, HeartbeatRequest as Beat};
 
 pub async fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
     let error = match broker.groups.ready_for(broker, &req.group_id.to_string()) {

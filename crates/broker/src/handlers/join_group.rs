@@ -9,7 +9,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::group::{error_code, JoinRequest, JoinResponse};
+use strom_coordinator::group::{error_code, JoinRequest, JoinResponse};
 
 pub async fn handle(
     broker: &Arc<Broker>,

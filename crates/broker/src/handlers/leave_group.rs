@@ -7,7 +7,7 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{now_ms, Broker};
-use crate::group::{error_code, LeaveMember};
+use strom_coordinator::group::{error_code, LeaveMember};
 
 pub async fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     if let Err(code) = broker.groups.ready_for(broker, &req.group_id.to_string()) {

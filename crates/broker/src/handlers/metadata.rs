@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::broker::Broker;
-use crate::metadata::{MetadataImage, TopicImage, NO_LEADER};
+use strom_metadata::{MetadataImage, TopicImage, NO_LEADER};
 use crate::topics::validate_topic_name;
 
 /// "Not requested" for the authorized-operations fields.

@@ -8,7 +8,7 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::broker::Broker;
-use crate::group::{error_code, CommitOffset, OffsetCommitRequest as Commit};
+use strom_coordinator::group::{error_code, CommitOffset, OffsetCommitRequest as Commit};
 
 pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let image = broker.metadata.image();

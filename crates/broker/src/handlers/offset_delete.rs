@@ -7,7 +7,7 @@ use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponseParti
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::broker::Broker;
-use crate::group::error_code;
+use strom_coordinator::group::error_code;
 
 pub async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     if let Err(code) = broker.groups.ready(broker) {

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse,
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::group::{error_code, FetchedOffset};
+use strom_coordinator::group::{error_code, FetchedOffset};
 
 pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     if version >= 8 {

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::group::{error_code, SyncRequest, SyncResponse};
+use strom_coordinator::group::{error_code, SyncRequest, SyncResponse};
 
 pub async fn handle(broker: &Arc<Broker>, req: SyncGroupRequest) -> SyncGroupResponse {
     let r = match broker.groups.ready_for(broker, &req.group_id.to_string()) {

@@ -88,7 +88,7 @@ pub struct JoinResponse {
 }
 
 impl JoinResponse {
-    pub(crate) fn error(error: ResponseError, member_id: &str) -> Self {
+    pub fn error(error: ResponseError, member_id: &str) -> Self {
         JoinResponse {
             error: Some(error),
             generation_id: -1,
@@ -130,7 +130,7 @@ pub struct SyncResponse {
 }
 
 impl SyncResponse {
-    pub(crate) fn error(error: ResponseError) -> Self {
+    pub fn error(error: ResponseError) -> Self {
         SyncResponse { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
     }
 }

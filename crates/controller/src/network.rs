@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::state_machine::Applied;
 use super::types::{CommandResult, Snapshot, SnapshotMeta, TypeConfig, Vote};
-use crate::metadata::MetadataCommand;
+use strom_metadata::MetadataCommand;
 
 const MAX_FRAME: usize = 256 << 20;
 

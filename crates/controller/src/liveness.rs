@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::elect::{broker_down, broker_registered, broker_up, completed_reassignments, preferred_leaders};
+use strom_metadata::elect::{broker_down, broker_registered, broker_up, completed_reassignments, preferred_leaders};
 use super::network::{Request, Response};
 use super::Controller;
-use crate::metadata::{BrokerRegistration, Endpoint, MetadataRecord};
-use crate::sync::lock;
+use strom_metadata::{BrokerRegistration, Endpoint, MetadataRecord};
+use crate::lock;
 
 /// How often the active controller looks for expired sessions and other duties.
 const TICK: Duration = Duration::from_millis(250);
@@ -52,8 +52,8 @@ impl Controller {
                     }
                     let mut records = vec![MetadataRecord::BrokerUnfenced { id: broker }];
                     let mut next = img.clone();
-                    next.apply_command(&crate::metadata::MetadataCommand { based_on: None, records: records.clone() });
-                    records.extend(broker_up(&next, broker, self.config.unclean_leader_election));
+                    next.apply_command(&strom_metadata::MetadataCommand { based_on: None, records: records.clone() });
+                    records.extend(broker_up(&next, broker, self.config.topic_defaults.unclean_leader_election));
                     Ok(records)
                 })
                 .await;
@@ -82,7 +82,7 @@ impl Controller {
         let registration = BrokerRegistration { id, incarnation, endpoints, rack: self.config.cluster.rack.clone(), fenced: false };
         loop {
             let r = self
-                .commit::<std::convert::Infallible>(|img| Ok(broker_registered(img, &registration, self.config.unclean_leader_election)))
+                .commit::<std::convert::Infallible>(|img| Ok(broker_registered(img, &registration, self.config.topic_defaults.unclean_leader_election)))
                 .await;
             match r {
                 Ok(_) => break,
@@ -207,7 +207,7 @@ impl Controller {
             for id in expired {
                 let r = self
                     .commit_as_active::<std::convert::Infallible>(|img| {
-                        Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id, self.config.unclean_leader_election) } else { vec![] })
+                        Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id, self.config.topic_defaults.unclean_leader_election) } else { vec![] })
                     })
                     .await;
                 match r {
@@ -228,7 +228,7 @@ impl Controller {
         let r = tokio::time::timeout(
             Duration::from_secs(5),
             self.commit::<std::convert::Infallible>(|img| {
-                Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id, self.config.unclean_leader_election) } else { vec![] })
+                Ok(if img.brokers.get(&id).is_some_and(|b| !b.fenced) { broker_down(img, id, self.config.topic_defaults.unclean_leader_election) } else { vec![] })
             }),
         )
         .await;

@@ -21,7 +21,7 @@ use openraft::{LogState, RaftLogReader};
 use serde::{Deserialize, Serialize};
 
 use super::types::{write_error, Entry, LogId, StorageResult, TypeConfig, Vote};
-use crate::sync::lock;
+use crate::lock;
 
 /// Largest entry accepted when reading the file back; anything larger is corruption.
 const MAX_ENTRY_BYTES: usize = 64 << 20;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::metadata::{BrokerRegistration, MetadataCommand, MetadataImage, MetadataRecord, PartitionImage, TopicImage, NO_LEADER};
+use crate::{BrokerRegistration, MetadataCommand, MetadataImage, MetadataRecord, PartitionImage, TopicImage, NO_LEADER};
 
 /// A broker stops (fenced after missed heartbeats, or a controlled shutdown): it leads nothing
 /// afterwards (`leave`), and it is fenced.

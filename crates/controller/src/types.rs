@@ -5,7 +5,7 @@ use std::io;
 use openraft::{BasicNode, ErrorSubject, ErrorVerb, StorageError};
 use serde::{Deserialize, Serialize};
 
-use crate::metadata::MetadataCommand;
+use strom_metadata::MetadataCommand;
 
 /// What applying one command did, returned to its proposer.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::types::{read_error, write_error, CommandResult, Entry, LogId, Snapshot, SnapshotMeta, StorageResult, StoredMembership, TypeConfig};
-use crate::metadata::MetadataImage;
-use crate::sync::lock;
+use strom_metadata::MetadataImage;
+use crate::lock;
 
 /// What readers see: the image and the log index it reflects.
 #[derive(Clone, Debug, Default)]

@@ -9,10 +9,9 @@
 //! - `types.rs`: the Raft type configuration.
 //! - `log_store.rs`, `state_machine.rs`: the log on disk and the image as state machine.
 //! - `network.rs`: the CONTROLLER listener's protocol, client side; `rpc.rs`: its server side.
-//! - `elect.rs`: leader election and replica placement, pure.
 //! - `liveness.rs`: broker registration, heartbeats, fencing and controlled shutdown.
 
-mod elect;
+mod fsutil;
 mod liveness;
 mod log_store;
 mod network;
@@ -30,15 +29,14 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use tokio::sync::watch;
 
-pub use elect::place_replicas;
 use log_store::LogStore;
 use network::{Network, NodeContext, NotController, PeerClient, Request, Response};
 pub use state_machine::Applied;
 use state_machine::StateMachine;
 use types::{CommandResult, Raft};
 
-use crate::config::BrokerConfig;
-use crate::metadata::{MetadataCommand, MetadataImage, MetadataRecord};
+use strom_config::BrokerConfig;
+use strom_metadata::{MetadataCommand, MetadataImage, MetadataRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -50,6 +48,12 @@ pub enum ControllerError {
     Unavailable(String),
     #[error("metadata change kept conflicting with concurrent changes; try again")]
     Contention,
+}
+
+/// A poisoned lock means a thread panicked while holding it; the state it guards is still
+/// valid (critical sections keep their invariants before any fallible call), so take it.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How long a proposal waits for a leader before giving up.
@@ -364,7 +368,7 @@ impl Controller {
             if !img.cluster_id.is_empty() {
                 return Ok(vec![]);
             }
-            Ok(migrated.clone().unwrap_or_else(|| vec![MetadataRecord::ClusterCreated { cluster_id: crate::metadata::new_cluster_id() }]))
+            Ok(migrated.clone().unwrap_or_else(|| vec![MetadataRecord::ClusterCreated { cluster_id: strom_metadata::new_cluster_id() }]))
         })
         .await?
         .unwrap_or_else(|never| match never {});
@@ -555,11 +559,11 @@ fn legacy_records(path: &Path, node_id: i32) -> Result<Option<Vec<MetadataRecord
         .map_err(|e| ControllerError::Storage { dir: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) })?;
     let mut records = vec![MetadataRecord::ClusterCreated { cluster_id: legacy.cluster_id }];
     for t in legacy.topics.into_values() {
-        records.push(MetadataRecord::TopicCreated(crate::metadata::TopicImage {
+        records.push(MetadataRecord::TopicCreated(strom_metadata::TopicImage {
             name: t.name,
             id: t.id,
             replication_factor: t.replication_factor,
-            partitions: vec![crate::metadata::PartitionImage::new(vec![node_id]); t.partitions.max(0) as usize],
+            partitions: vec![strom_metadata::PartitionImage::new(vec![node_id]); t.partitions.max(0) as usize],
             configs: t.configs,
         }));
     }

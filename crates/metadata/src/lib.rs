@@ -5,6 +5,8 @@
 //! and every node applies them, in log order, to build its next image (`controller/`). Applying
 //! is pure and deterministic, so every node that applied the same log holds the same image.
 
+pub mod elect;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,0 +1,337 @@
+//! The broker's own settings, resolved from properties through the key table.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use strom_coordinator::group::GroupConfig;
+
+use crate::cluster::{cluster_settings, ClusterSettings};
+use crate::keys::{key, Key, IGNORED_KAFKA_KEYS};
+use crate::resolve::{invalid, Resolver};
+use crate::topic::TopicSettings;
+use crate::ConfigError;
+
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    /// What a topic gets for each topic-level key it does not set (the broker's log defaults).
+    pub topic_defaults: TopicSettings,
+    pub log_retention_check_interval_ms: u64,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
+    pub socket_request_max_bytes: usize,
+    pub groups: GroupSettings,
+    pub cluster: ClusterSettings,
+    pub replica_lag_time_max_ms: i64,
+    /// `None` when auto.leader.rebalance.enable is false.
+    pub leader_imbalance_check_interval_ms: Option<u64>,
+    /// Known-but-ignored keys that were set, for the one-time log line.
+    pub ignored: Vec<String>,
+    /// The properties this config was built from, so dynamic broker configs and topic overrides
+    /// can be layered on top.
+    pub props: BTreeMap<String, String>,
+}
+
+/// The group coordinator's settings.
+#[derive(Clone, Debug)]
+pub struct GroupSettings {
+    pub coordinator: GroupConfig,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: u64,
+    pub offsets_retention_check_interval_ms: u64,
+    pub offsets_commit_timeout_ms: u64,
+}
+
+/// The value `props` sets for a key, under its name or its alias.
+fn lookup<'a>(props: &'a BTreeMap<String, String>, k: &Key) -> Option<&'a str> {
+    props.get(k.name).or_else(|| k.alias.and_then(|a| props.get(a))).map(String::as_str)
+}
+
+impl BrokerConfig {
+    /// Builds the config from an optional properties file and `key=value` overrides.
+    pub fn load(file: Option<&std::path::Path>, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut props: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(path) = file {
+            let f = std::fs::File::open(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            let map = java_properties::read(std::io::BufReader::new(f))
+                .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), reason: e.to_string() })?;
+            props.extend(map);
+        }
+        for o in overrides {
+            let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
+            props.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Self::from_props(&props)
+    }
+
+    pub fn from_props(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut ignored = Vec::new();
+        for name in props.keys() {
+            if key(name).is_some() {
+                continue;
+            }
+            if IGNORED_KAFKA_KEYS.contains(&name.as_str()) || name.starts_with("listener.name.") {
+                ignored.push(name.clone());
+                continue;
+            }
+            return Err(ConfigError::UnknownKey(name.clone()));
+        }
+        let get = |k: &Key| lookup(props, k);
+        let r = Resolver::new(&get);
+        let node_id = r.int("node.id")?;
+        let listeners_value = r.text("listeners")?.unwrap_or_default();
+        let all_listeners = parse_listeners("listeners", listeners_value)?;
+        let controller_value = r.text("controller.listener.names")?.unwrap_or_default();
+        let controller_names: Vec<&str> = controller_value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) =
+            all_listeners.into_iter().partition(|l| controller_names.contains(&l.name.as_str()));
+        if listeners.is_empty() {
+            return Err(invalid("listeners", listeners_value, "no client listener: every listener is named in controller.listener.names".into()));
+        }
+        let cluster = cluster_settings(&r, node_id, controller_listeners.into_iter().next())?;
+        let advertised_listeners = match r.text("advertised.listeners")? {
+            Some(v) => {
+                let mut l = parse_listeners("advertised.listeners", v)?;
+                l.retain(|l| !controller_names.contains(&l.name.as_str()));
+                if let Some(bad) = l.iter().find(|l| is_meta_address(&l.host)) {
+                    return Err(invalid("advertised.listeners", v, format!("{} is not an address a client can connect to", bad.host)));
+                }
+                l
+            }
+            // As Kafka: a listener bound to every interface is advertised under the host name.
+            None => listeners
+                .iter()
+                .map(|l| Listener { host: if is_meta_address(&l.host) { host_name() } else { l.host.clone() }, ..l.clone() })
+                .collect(),
+        };
+        let log_dir_key = if props.contains_key("log.dirs") || !props.contains_key("log.dir") { "log.dirs" } else { "log.dir" };
+        let log_dir = first_dir(log_dir_key, r.text("log.dirs")?.unwrap_or_default())?;
+        Ok(BrokerConfig {
+            node_id,
+            listeners,
+            advertised_listeners,
+            log_dir,
+            num_partitions: r.int("num.partitions")?,
+            default_replication_factor: r.int("default.replication.factor")?,
+            auto_create_topics: r.bool("auto.create.topics.enable")?,
+            topic_defaults: TopicSettings::resolve(&r)?,
+            log_retention_check_interval_ms: r.int("log.retention.check.interval.ms")?,
+            log_cleaner_enable: r.bool("log.cleaner.enable")?,
+            log_cleaner_backoff_ms: r.int("log.cleaner.backoff.ms")?,
+            socket_request_max_bytes: r.int("socket.request.max.bytes")?,
+            groups: group_settings(&r)?,
+            cluster,
+            replica_lag_time_max_ms: r.int("replica.lag.time.max.ms")?,
+            leader_imbalance_check_interval_ms: {
+                let secs: u64 = r.int("leader.imbalance.check.interval.seconds")?;
+                r.bool("auto.leader.rebalance.enable")?.then_some(secs * 1000)
+            },
+            ignored,
+            props: props.clone(),
+        })
+    }
+
+    /// This config with dynamic broker configs (set through AlterConfigs) on top.
+    pub fn with_dynamic(&self, dynamic: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        if dynamic.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut props = self.props.clone();
+        props.extend(dynamic.iter().map(|(k, v)| (k.clone(), v.clone())));
+        BrokerConfig::from_props(&props)
+    }
+
+    /// What a topic's configs mean for its partitions: this broker's defaults with the topic's
+    /// overrides on top. Overrides were validated when they were set; should one fail here all
+    /// the same, the topic gets the broker defaults.
+    pub fn topic_settings(&self, overrides: &BTreeMap<String, String>) -> TopicSettings {
+        self.resolve_topic(overrides).map(|(s, _)| s).unwrap_or_else(|_| self.topic_defaults.clone())
+    }
+
+    /// Each topic-level key with the value it takes for a topic with these overrides, and the
+    /// broker key it falls back to, as DescribeConfigs lists them.
+    pub fn topic_values(&self, overrides: &BTreeMap<String, String>) -> Vec<(&'static Key, String)> {
+        self.resolve_topic(overrides).map(|(_, v)| v).unwrap_or_default()
+    }
+
+    fn resolve_topic(&self, overrides: &BTreeMap<String, String>) -> Result<(TopicSettings, Vec<(&'static Key, String)>), ConfigError> {
+        let get = |k: &Key| k.topic.and_then(|t| overrides.get(t)).map(String::as_str).or_else(|| lookup(&self.props, k));
+        let r = Resolver::new(&get);
+        let settings = TopicSettings::resolve(&r)?;
+        Ok((settings, r.topic_values.into_inner()))
+    }
+
+    pub fn bootstrap_address(&self) -> String {
+        self.advertised_listeners.first().map(|l| format!("{}:{}", l.host, l.port)).unwrap_or_default()
+    }
+}
+
+fn group_settings(r: &Resolver) -> Result<GroupSettings, ConfigError> {
+    let min_session: i32 = r.int("group.min.session.timeout.ms")?;
+    let max_session: i32 = r.int("group.max.session.timeout.ms")?;
+    if max_session < min_session {
+        return Err(invalid(
+            "group.max.session.timeout.ms",
+            &max_session.to_string(),
+            format!("must be at least group.min.session.timeout.ms ({min_session})"),
+        ));
+    }
+    let max_size: i32 = r.int("group.max.size")?;
+    let retention_minutes: i64 = r.int("offsets.retention.minutes")?;
+    Ok(GroupSettings {
+        coordinator: GroupConfig {
+            group_min_session_timeout_ms: min_session,
+            group_max_session_timeout_ms: max_session,
+            group_initial_rebalance_delay_ms: r.int("group.initial.rebalance.delay.ms")?,
+            offsets_retention_ms: retention_minutes.saturating_mul(60_000),
+            group_max_size: (max_size < i32::MAX).then_some(max_size as usize),
+            offset_metadata_max_bytes: r.int("offset.metadata.max.bytes")?,
+        },
+        offsets_topic_num_partitions: r.int("offsets.topic.num.partitions")?,
+        offsets_topic_replication_factor: r.int("offsets.topic.replication.factor")?,
+        offsets_topic_segment_bytes: r.int("offsets.topic.segment.bytes")?,
+        offsets_retention_check_interval_ms: r.int("offsets.retention.check.interval.ms")?,
+        offsets_commit_timeout_ms: r.int("offsets.commit.timeout.ms")?,
+    })
+}
+
+fn first_dir(key: &str, v: &str) -> Result<PathBuf, ConfigError> {
+    let dirs: Vec<&str> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    match dirs.as_slice() {
+        [one] => Ok(PathBuf::from(one)),
+        [] => Err(invalid(key, v, "no directory given".into())),
+        _ => Err(invalid(key, v, "Strom takes one data directory for now".into())),
+    }
+}
+
+fn parse_listeners(key: &str, v: &str) -> Result<Vec<Listener>, ConfigError> {
+    let bad = |reason: &str| invalid(key, v, reason.into());
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = item.split_once("://").ok_or_else(|| bad("expected NAME://host:port"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("expected NAME://host:port"))?;
+        let port: u16 = port.parse().map_err(|_| bad("port must be a number 0-65535"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        out.push(Listener { name: name.to_string(), host: host.to_string(), port });
+    }
+    if out.is_empty() {
+        return Err(bad("no listener given"));
+    }
+    Ok(out)
+}
+
+fn is_meta_address(host: &str) -> bool {
+    matches!(host, "0.0.0.0" | "::" | "")
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if rc == 0 && !name.is_empty() => name.to_string(),
+        _ => "localhost".to_string(),
+    }
+}
+
+impl Listener {
+    pub fn socket_addr(&self) -> Result<SocketAddr, std::io::Error> {
+        use std::net::ToSocketAddrs;
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("cannot resolve {}", self.host)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topic::validate_topic_config;
+
+    fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_kafka() {
+        let c = BrokerConfig::from_props(&BTreeMap::new()).unwrap();
+        assert_eq!(c.bootstrap_address(), "127.0.0.1:9092");
+        assert_eq!(c.topic_defaults.log.retention_ms, 168 * 3_600_000);
+        assert_eq!(c.topic_defaults.log.max_message_bytes, 1048588);
+        assert_eq!(c.log_dir, PathBuf::from("./strom-data"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = BrokerConfig::from_props(&props(&[("log.retension.ms", "5")])).unwrap_err();
+        assert!(e.to_string().contains("log.retension.ms"), "{e}");
+    }
+
+    #[test]
+    fn ignored_kafka_key_is_accepted_and_remembered() {
+        let c = BrokerConfig::from_props(&props(&[("num.network.threads", "3")])).unwrap();
+        assert_eq!(c.ignored, vec!["num.network.threads".to_string()]);
+    }
+
+    #[test]
+    fn retention_precedence_ms_over_minutes_over_hours() {
+        let c = BrokerConfig::from_props(&props(&[("log.retention.hours", "1"), ("log.retention.minutes", "2")])).unwrap();
+        assert_eq!(c.topic_defaults.log.retention_ms, 120_000);
+        let c = BrokerConfig::from_props(&props(&[("log.retention.ms", "7"), ("log.retention.minutes", "2")])).unwrap();
+        assert_eq!(c.topic_defaults.log.retention_ms, 7);
+        assert_eq!(BrokerConfig::from_props(&props(&[("log.retention.ms", "-1")])).unwrap().topic_defaults.log.retention_ms, -1);
+        for key in ["log.retention.ms", "log.retention.bytes"] {
+            let e = BrokerConfig::from_props(&props(&[(key, "-5")])).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let e = BrokerConfig::from_props(&props(&[("num.partitions", "zero")])).unwrap_err();
+        assert!(e.to_string().contains("num.partitions"), "{e}");
+        let e = BrokerConfig::from_props(&props(&[("listeners", "127.0.0.1:9092")])).unwrap_err();
+        assert!(e.to_string().contains("listeners"), "{e}");
+    }
+
+    #[test]
+    fn wildcard_listener_is_advertised_by_host_name() {
+        let c = BrokerConfig::from_props(&props(&[("listeners", "PLAINTEXT://0.0.0.0:9093")])).unwrap();
+        assert_ne!(c.advertised_listeners[0].host, "0.0.0.0");
+        assert_eq!(c.advertised_listeners[0].port, 9093);
+        let e = BrokerConfig::from_props(&props(&[("advertised.listeners", "PLAINTEXT://0.0.0.0:9093")])).unwrap_err();
+        assert!(e.to_string().contains("advertised.listeners"), "{e}");
+    }
+
+    #[test]
+    fn topic_overrides_apply() {
+        let b = BrokerConfig::from_props(&BTreeMap::new()).unwrap();
+        let t = b.topic_settings(&props(&[("retention.ms", "1000"), ("message.timestamp.type", "LogAppendTime"), ("flush.messages", "1")]));
+        assert_eq!(t.log.retention_ms, 1000);
+        assert!(t.log_append_time);
+        assert_eq!(t.flush_messages, 1);
+        assert_eq!(b.topic_settings(&BTreeMap::new()).flush_messages, i64::MAX);
+        assert!(validate_topic_config("retention.ms", "abc").is_err());
+        assert!(validate_topic_config("retention.mss", "1").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+    }
+}
+

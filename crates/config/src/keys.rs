@@ -1,0 +1,302 @@
+//! The table of every config key Strom acts on: each key once, with its default, its check, where
+//! it applies (broker, and the topic key that overrides it), whether AlterConfigs may change it at
+//! run time, and its documentation. Everything else derives from this table: the unknown-key check,
+//! defaults, validation of broker and topic values, DescribeConfigs' synonyms, `--help-config` and
+//! the key tables of docs/configuration.md (`markdown.rs`, kept current by a unit test).
+
+use crate::ConfigError;
+
+/// Where a key's documentation goes in docs/configuration.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Broker,
+    Groups,
+    Cluster,
+    Replication,
+}
+
+/// A key's default when it is not set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// This value.
+    Value(&'static str),
+    /// Derived from another key (`log.roll.ms` from `log.roll.hours`); DescribeConfigs reports
+    /// such an unset broker key as null, as Kafka does.
+    From(&'static str),
+    /// No value; the text says what happens instead.
+    Unset(&'static str),
+}
+
+/// How a value is checked (and then parsed by the typed readers in `resolve.rs`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Check {
+    /// An integer in `min..=max`.
+    Int { min: i64, max: i64 },
+    Bool,
+    /// A number between 0 and 1.
+    Ratio,
+    /// `CreateTime` or `LogAppendTime`.
+    TimestampType,
+    /// `delete`, `compact`, or both, comma-separated.
+    CleanupPolicy,
+    /// Free text, parsed by the code that reads it (listeners, voters, ...).
+    Text,
+}
+
+const fn int(min: i64, max: i64) -> Check {
+    Check::Int { min, max }
+}
+const POSITIVE_I16: Check = int(1, i16::MAX as i64);
+const POSITIVE_I32: Check = int(1, i32::MAX as i64);
+const POSITIVE_U32: Check = int(1, u32::MAX as i64);
+const POSITIVE: Check = int(1, i64::MAX);
+const ANY_INT: Check = int(i64::MIN, i64::MAX);
+
+/// One config key.
+#[derive(Debug)]
+pub struct Key {
+    pub name: &'static str,
+    /// Another name Kafka accepts for the same key (`broker.id` for `node.id`).
+    pub alias: Option<&'static str>,
+    pub default: DefaultValue,
+    pub check: Check,
+    /// The topic-level key that overrides this broker key for one topic (`retention.ms` for
+    /// `log.retention.ms`): DescribeConfigs lists this key as its synonym.
+    pub topic: Option<&'static str>,
+    /// AlterConfigs / IncrementalAlterConfigs may change it at run time, cluster-wide (Kafka's
+    /// dynamic broker configs).
+    pub dynamic: bool,
+    pub section: Section,
+    pub doc: &'static str,
+}
+
+impl Key {
+    /// The default as a value, if it is one.
+    pub fn default_value(&self) -> Option<&'static str> {
+        match self.default {
+            DefaultValue::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Checks `value` for this key; errors name `shown` (the broker or the topic key).
+    pub fn check_value(&self, shown: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidValue { key: shown.into(), value: value.into(), reason };
+        let v = value.trim();
+        match self.check {
+            Check::Int { min, max } => {
+                let n: i64 = v.parse().map_err(|e: std::num::ParseIntError| invalid(e.to_string()))?;
+                if n < min {
+                    return Err(invalid(if min == 1 { "must be positive".into() } else { format!("must be at least {min}") }));
+                }
+                if n > max {
+                    return Err(invalid(format!("must be at most {max}")));
+                }
+            }
+            Check::Bool => {
+                v.parse::<bool>().map_err(|e| invalid(e.to_string()))?;
+            }
+            Check::Ratio => {
+                let r: f64 = v.parse().map_err(|e: std::num::ParseFloatError| invalid(e.to_string()))?;
+                if !(0.0..=1.0).contains(&r) {
+                    return Err(invalid("must be between 0 and 1".into()));
+                }
+            }
+            Check::TimestampType => {
+                if !matches!(v, "CreateTime" | "LogAppendTime") {
+                    return Err(invalid("must be CreateTime or LogAppendTime".into()));
+                }
+            }
+            Check::CleanupPolicy => {
+                if v.is_empty() || !v.split(',').map(str::trim).all(|p| p == "delete" || p == "compact") {
+                    return Err(invalid("must be delete, compact or both".into()));
+                }
+            }
+            Check::Text => {}
+        }
+        Ok(())
+    }
+}
+
+/// The key named `name` (or aliased so).
+pub fn key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name || k.alias == Some(name))
+}
+
+/// The broker key a topic-level key overrides.
+pub fn by_topic_key(topic_key: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.topic == Some(topic_key))
+}
+
+/// Kafka's other topic keys: accepted, stored and read back by DescribeConfigs, not acted on yet.
+pub const INERT_TOPIC_KEYS: &[&str] = &[
+    "compression.type",
+    "file.delete.delay.ms",
+    "flush.ms",
+    "max.compaction.lag.ms",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "min.compaction.lag.ms",
+    "preallocate",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+];
+
+/// Broker keys Apache Kafka accepts that Strom deliberately does not act on (yet): accepted and
+/// logged once, so a stock `server.properties` works.
+pub const IGNORED_KAFKA_KEYS: &[&str] = &[
+    "compression.type",
+    "controller.quorum.bootstrap.servers",
+    "delete.topic.enable",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "log.flush.interval.ms",
+    "log.cleaner.threads",
+    "num.io.threads",
+    "num.network.threads",
+    "num.recovery.threads.per.data.dir",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "socket.receive.buffer.bytes",
+    "socket.send.buffer.bytes",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.replication.factor",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+];
+
+/// A row with the common fields; rows that override a key at topic level, are dynamic or have an
+/// alias set those with struct-update syntax.
+const fn row(section: Section, name: &'static str, default: DefaultValue, check: Check, doc: &'static str) -> Key {
+    Key { name, alias: None, default, check, topic: None, dynamic: false, section, doc }
+}
+
+use DefaultValue::{From, Unset, Value};
+
+/// Every key Strom acts on, in the order the documentation lists them.
+pub const KEYS: &[Key] = &[
+    Key { alias: Some("broker.id"), ..row(Section::Broker, "node.id", Value("1"), int(0, i32::MAX as i64), "this broker's id (`broker.id` is accepted as an alias)") },
+    row(Section::Broker, "listeners", Value("PLAINTEXT://127.0.0.1:9092"), Check::Text, "where clients connect; port `0` picks a free port, shown in the ready line"),
+    row(Section::Broker, "advertised.listeners", Unset("the value of `listeners`"), Check::Text, "the address handed to clients in Metadata"),
+    Key { alias: Some("log.dir"), ..row(Section::Broker, "log.dirs", Value("./strom-data"), Check::Text, "the data directory (`log.dir` is an alias; one directory for now)") },
+    row(Section::Broker, "num.partitions", Value("1"), POSITIVE_I32, "partitions of an auto-created topic, or of a CreateTopics request that says -1"),
+    row(Section::Broker, "default.replication.factor", Value("1"), POSITIVE_I16, "replication factor when a request says -1"),
+    row(Section::Broker, "auto.create.topics.enable", Value("true"), Check::Bool, "create a topic when a Metadata request names an unknown one (and the client allows it)"),
+    Key {
+        topic: Some("segment.bytes"),
+        dynamic: true,
+        ..row(Section::Broker, "log.segment.bytes", Value("1073741824"), int(14, i64::MAX), "roll the active segment at this size")
+    },
+    Key { topic: Some("segment.ms"), dynamic: true, ..row(Section::Broker, "log.roll.ms", From("log.roll.hours"), POSITIVE, "roll the active segment at this age") },
+    row(Section::Broker, "log.roll.hours", Value("168"), POSITIVE, "as `log.roll.ms`, in hours"),
+    Key {
+        topic: Some("retention.ms"),
+        dynamic: true,
+        ..row(Section::Broker, "log.retention.ms", From("log.retention.minutes"), int(-1, i64::MAX), "delete segments whose newest record is older; `-1` keeps forever")
+    },
+    row(Section::Broker, "log.retention.minutes", From("log.retention.hours"), ANY_INT, "as `log.retention.ms`, in minutes"),
+    row(Section::Broker, "log.retention.hours", Value("168"), ANY_INT, "as `log.retention.ms`, in hours"),
+    Key {
+        topic: Some("retention.bytes"),
+        dynamic: true,
+        ..row(Section::Broker, "log.retention.bytes", Value("-1"), int(-1, i64::MAX), "per partition: delete oldest segments while the log is larger; `-1` is no limit")
+    },
+    row(Section::Broker, "log.retention.check.interval.ms", Value("300000"), POSITIVE, "how often retention runs"),
+    Key {
+        topic: Some("index.interval.bytes"),
+        dynamic: true,
+        ..row(Section::Broker, "log.index.interval.bytes", Value("4096"), POSITIVE_U32, "bytes of log between two offset-index entries")
+    },
+    Key {
+        topic: Some("message.timestamp.type"),
+        dynamic: true,
+        ..row(Section::Broker, "log.message.timestamp.type", Value("CreateTime"), Check::TimestampType, "`CreateTime` keeps the producer's timestamps; `LogAppendTime` stamps batches with the broker's clock")
+    },
+    Key {
+        topic: Some("cleanup.policy"),
+        dynamic: true,
+        ..row(Section::Broker, "log.cleanup.policy", Value("delete"), Check::CleanupPolicy, "`delete` (retention), `compact` (keep the latest record per key), or `compact,delete`")
+    },
+    row(Section::Broker, "log.cleaner.enable", Value("true"), Check::Bool, "run the log cleaner for compacted topics"),
+    row(Section::Broker, "log.cleaner.backoff.ms", Value("15000"), POSITIVE, "pause between two passes of the log cleaner"),
+    Key {
+        topic: Some("min.cleanable.dirty.ratio"),
+        ..row(Section::Broker, "log.cleaner.min.cleanable.ratio", Value("0.5"), Check::Ratio, "compact a log only once at least this share of its cleanable bytes was written since its last compaction (or when a kept tombstone becomes removable); `0` compacts on every pass")
+    },
+    Key {
+        topic: Some("delete.retention.ms"),
+        ..row(Section::Broker, "log.cleaner.delete.retention.ms", Value("86400000"), int(0, i64::MAX), "how long a tombstone (null value) survives compaction")
+    },
+    Key {
+        topic: Some("max.message.bytes"),
+        dynamic: true,
+        ..row(Section::Broker, "message.max.bytes", Value("1048588"), POSITIVE_U32, "the largest record batch accepted (MESSAGE_TOO_LARGE beyond it)")
+    },
+    row(Section::Broker, "socket.request.max.bytes", Value("104857600"), POSITIVE_I32, "the largest request frame; a larger one closes the connection"),
+    Key {
+        topic: Some("flush.messages"),
+        dynamic: true,
+        ..row(Section::Broker, "log.flush.interval.messages", Value("9223372036854775807"), POSITIVE, "fsync a partition before acknowledging once this many messages are unflushed; `1` makes every acknowledged batch durable on disk (group commit: one fsync covers all batches that arrived meanwhile)")
+    },
+    row(Section::Groups, "group.min.session.timeout.ms", Value("6000"), POSITIVE_I32, "the shortest `session.timeout.ms` a member may ask for (INVALID_SESSION_TIMEOUT below it)"),
+    row(Section::Groups, "group.max.session.timeout.ms", Value("1800000"), POSITIVE_I32, "the longest `session.timeout.ms` a member may ask for"),
+    row(Section::Groups, "group.initial.rebalance.delay.ms", Value("3000"), int(0, i64::MAX), "how long the first rebalance of an empty group waits for more members to join; `0` completes as soon as every known member has joined"),
+    row(Section::Groups, "group.max.size", Value("2147483647"), POSITIVE_I32, "most members a group may have (GROUP_MAX_SIZE_REACHED beyond it)"),
+    row(Section::Groups, "offset.metadata.max.bytes", Value("4096"), POSITIVE_I32, "the largest metadata string of a committed offset (OFFSET_METADATA_TOO_LARGE beyond it)"),
+    row(Section::Groups, "offsets.retention.minutes", Value("10080"), POSITIVE, "committed offsets of a group without members are dropped this long after it became empty (or after the commit, whichever is later)"),
+    row(Section::Groups, "offsets.retention.check.interval.ms", Value("600000"), POSITIVE, "how often expired offsets are looked for"),
+    row(Section::Groups, "offsets.topic.num.partitions", Value("50"), POSITIVE_I32, "partitions of `__consumer_offsets`, created on the first group request; fixed once it exists"),
+    row(Section::Groups, "offsets.topic.replication.factor", Value("3"), POSITIVE_I16, "replication factor of `__consumer_offsets`, capped at the cluster size (see Replication below)"),
+    row(Section::Groups, "offsets.topic.segment.bytes", Value("104857600"), POSITIVE, "segment size of `__consumer_offsets` (small segments let the cleaner compact sooner)"),
+    row(Section::Groups, "offsets.commit.timeout.ms", Value("5000"), POSITIVE, "how long an OffsetCommit, or a SyncGroup that stores a group's assignment, waits for the offsets partition's in-sync replicas to have the record; past it the client gets COORDINATOR_NOT_AVAILABLE and retries"),
+    row(Section::Cluster, "process.roles", Value("broker,controller"), Check::Text, "this node's roles. Strom runs every node as both (KRaft's combined mode); `broker` or `controller` alone is refused with an error for now"),
+    row(Section::Cluster, "controller.quorum.voters", Unset("this node alone"), Check::Text, "the controller quorum, `id@host:port,...` (each voter's CONTROLLER listener). Unset, or naming only this node: a cluster of one, with no controller network at all. A duplicate id, or a list without this `node.id`, is a startup error"),
+    row(Section::Cluster, "controller.listener.names", Value("CONTROLLER"), Check::Text, "which listener in `listeners` is the controllers' (for example `listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093`); it is never advertised to clients"),
+    row(Section::Cluster, "broker.rack", Unset("none"), Check::Text, "this broker's rack; a new partition's replicas go to different racks where there are enough"),
+    row(Section::Cluster, "broker.heartbeat.interval.ms", Value("2000"), POSITIVE, "how often a broker heartbeats to the controller voters (all of them: the active one acts on it, the others keep its clock for a failover); each heartbeat is given up after one interval"),
+    row(Section::Cluster, "broker.session.timeout.ms", Value("9000"), POSITIVE, "the active controller fences a broker whose heartbeats stop this long; the partitions it led move to another in-sync replica"),
+    Key {
+        topic: Some("min.insync.replicas"),
+        ..row(Section::Replication, "min.insync.replicas", Value("1"), POSITIVE_I32, "an acks=all produce is refused with NOT_ENOUGH_REPLICAS while fewer replicas than this are in sync, and answered NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below it while the batch was being replicated")
+    },
+    Key {
+        topic: Some("unclean.leader.election.enable"),
+        ..row(Section::Replication, "unclean.leader.election.enable", Value("false"), Check::Bool, "when no in-sync replica of a partition is left alive, let a live out-of-sync replica lead; what only the lost ISR had is gone. Off, the partition waits (offline) for its last in-sync replica to return")
+    },
+    row(Section::Replication, "auto.leader.rebalance.enable", Value("true"), Check::Bool, "after a broker returns and catches up, the active controller moves leadership back to each partition's preferred (first) replica. Kafka does so only past `leader.imbalance.per.broker.percentage`; Strom moves every such partition at each check (a leadership move is cheap, and a skew below the threshold never heals in Kafka)"),
+    row(Section::Replication, "leader.imbalance.check.interval.seconds", Value("300"), POSITIVE, "how often that check runs"),
+    row(Section::Replication, "replica.lag.time.max.ms", Value("30000"), POSITIVE, "a follower that has not caught up with the leader's log end for this long leaves the ISR; it is added back once it has everything below the high watermark"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_defaults_pass_their_own_checks() {
+        for (i, k) in KEYS.iter().enumerate() {
+            assert!(KEYS[..i].iter().all(|o| o.name != k.name && o.topic.is_none_or(|t| Some(t) != k.topic)), "{} twice", k.name);
+            if let Some(v) = k.default_value() {
+                k.check_value(k.name, v).unwrap_or_else(|e| panic!("default of {}: {e}", k.name));
+            }
+            if let DefaultValue::From(other) = k.default {
+                assert!(key(other).is_some(), "{} derives from unknown {other}", k.name);
+            }
+        }
+    }
+
+    #[test]
+    fn checks_refuse_what_kafka_refuses() {
+        let k = key("log.retention.ms").unwrap();
+        assert!(k.check_value("retention.ms", "-1").is_ok());
+        let e = k.check_value("retention.ms", "-2").unwrap_err();
+        assert!(e.to_string().contains("retention.ms") && e.to_string().contains("at least -1"), "{e}");
+        assert!(key("message.max.bytes").unwrap().check_value("x", "4294967296").is_err());
+        assert!(key("log.cleanup.policy").unwrap().check_value("x", "compact, delete").is_ok());
+        assert!(key("log.cleanup.policy").unwrap().check_value("x", "").is_err());
+        assert!(key("log.cleaner.min.cleanable.ratio").unwrap().check_value("x", "1.5").is_err());
+        assert_eq!(key("broker.id").unwrap().name, "node.id");
+        assert_eq!(by_topic_key("segment.ms").unwrap().name, "log.roll.ms");
+    }
+}
