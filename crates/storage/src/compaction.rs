@@ -48,6 +48,10 @@
 //! the log swap are renamed over the old files. On open, a `NNN.log.swap` wins (its index swaps
 //! are renamed into place, then the log), stray index `.swap` files and all `.cleaned` files are
 //! deleted.
+//!
+//! Steps 1 and 3 and both halves of this rename sequence are the log's side, in
+//! `compaction_install.rs`. This module writes the `.cleaned` files (and removes those of a
+//! result dropped without being installed).
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -17,6 +17,8 @@
 //! - `producer-state` — CRC-protected snapshot of the idempotent-producer state and the log
 //!   offset it covers (everything below).
 //! - `.clean-shutdown` — present only between a clean `close` and the next `open`.
+//! - `NNN.{log,index,timeindex}.cleaned` / `.swap` — compaction output in flight; see
+//!   [`compaction`] for the rename protocol and what `open` does with leftovers.
 //!
 //! Metadata files are replaced atomically (tmp file, fsync, rename, fsync directory).
 //!
@@ -26,11 +28,8 @@
 //!   offset; segments are contiguous with each other (a segment's next offset is the next one's
 //!   base). Offsets within a segment are contiguous too unless it was compacted: compaction
 //!   leaves gaps but always keeps the segment's last batch (possibly empty), so its next offset
-//!   never changes.
-//! - `NNN.{log,index,timeindex}.cleaned` / `.swap` — compaction output in flight; see
-//!   [`compaction`] for the rename protocol and what `open` does with leftovers.
-//!   The valid length of a segment is tracked in memory; reads never return bytes past it, so a
-//!   read returns whole batches only.
+//!   never changes. The valid length of a segment is tracked in memory; reads never return bytes
+//!   past it, so a read returns whole batches only.
 //! - A segment stops receiving appends only after its log and index files were fsynced, and only
 //!   then is its successor created. Hence after a crash only the last segment can hold a torn
 //!   write; older segments are trusted after a cheap consistency check of their indexes (a failed
@@ -49,14 +48,35 @@
 //! The producer state is reloaded from its snapshot and the batch headers after it (or the whole
 //! log when the snapshot is missing, damaged or ahead of the recovered log). The leader-epoch cache
 //! is trimmed to the recovered log.
+//!
+//! # Where things are
+//!
+//! - `log` — [`PartitionLog`]'s core: open, append, read, roll, retention, truncation, close; and
+//!   the types its reads and appends return.
+//! - `recovery` — what `open` does after a crash: which segments survive, and bringing the log
+//!   start offset, leader-epoch cache and producer state in line with them.
+//! - `leader_epochs` — the leader-epoch cache and its checkpoint; OffsetForLeaderEpoch.
+//! - [`compaction`] — the cleaner: plan execution, the rules for what survives, the crash-safety
+//!   protocol. `compaction_install` — the log's side: planning, when a pass is due, installing
+//!   the cleaned segments, and finishing an interrupted install on open.
+//! - `config` — [`LogConfig`] and [`CleanupPolicy`].
+//! - `segment` — one segment: its log file and both indexes; torn-tail truncation on open.
+//!   `index` — the offset and time index files.
+//! - `batch` — RecordBatch v2 parsing, validation, CRC and the rewrites done on append.
+//! - `producer_state` — idempotent-producer sequence checks and their snapshot.
+//! - `checkpoint` — atomic replacement of the small metadata files and their text format.
 
 mod batch;
 mod checkpoint;
 pub mod compaction;
+mod compaction_install;
+mod config;
 mod error;
 mod index;
+mod leader_epochs;
 mod log;
 mod producer_state;
+mod recovery;
 mod segment;
 
 #[cfg(test)]
@@ -68,8 +88,9 @@ mod compaction_tests;
 
 pub use batch::{validate_batches, BatchHeader, HEADER_LEN};
 pub use compaction::{CompactionPlan, CompactionResult, CompactionStats};
+pub use config::{CleanupPolicy, LogConfig};
 pub use error::StorageError;
-pub use log::{AppendInfo, CleanupPolicy, FileSlice, LogConfig, PartitionLog, ReadResult, ReadSlices, SyncHandle};
+pub use log::{AppendInfo, FileSlice, PartitionLog, ReadResult, ReadSlices, SyncHandle};
 pub use producer_state::{ProducerStateManager, SequenceCheck};
 
 // The broker shares logs between threads behind a lock.
