@@ -69,6 +69,9 @@ impl CleanupPolicy {
     }
 }
 
+/// A base for tests only: the defaults a broker's topics get come from the key table of
+/// `strom-config`, the one place a default is written.
+#[cfg(test)]
 impl Default for LogConfig {
     fn default() -> Self {
         const WEEK_MS: i64 = 7 * 24 * 60 * 60 * 1000;
