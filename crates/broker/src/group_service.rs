@@ -207,7 +207,7 @@ impl GroupService {
     fn load_partition(&self, partition: &Partition) {
         let started = std::time::Instant::now();
         let (mut loaded, mut bad) = (Vec::new(), 0u64);
-        let mut offset = partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(0);
+        let mut offset = partition.log_start_offset().unwrap_or(0);
         loop {
             let slices = match partition.read_to_end(offset, 1 << 20) {
                 Ok(s) => s,

@@ -219,7 +219,7 @@ impl ReplicaManager {
     /// Time- and size-based retention for every partition (the background task's body).
     pub fn enforce_retention(&self, now_ms: i64) {
         for p in self.all() {
-            match p.with_log_mut(|log| log.enforce_retention(now_ms)) {
+            match p.enforce_retention(now_ms) {
                 Ok(0) | Err(PartitionError::Closed) => {}
                 Ok(n) => tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
                 Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
@@ -23,17 +22,7 @@ pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsR
                         Ok(p) => p,
                         Err(code) => return resp.with_error_code(code.code()),
                     };
-                    let hw = partition.high_watermark();
-                    let target = if p.offset == -1 { hw } else { p.offset };
-                    if target < 0 || target > hw {
-                        return resp.with_error_code(ResponseError::OffsetOutOfRange.code());
-                    }
-                    match partition.with_log_mut(|log| {
-                        if target > log.log_start_offset() {
-                            log.advance_log_start_offset(target)?;
-                        }
-                        Ok(log.log_start_offset())
-                    }) {
+                    match partition.delete_records_before(p.offset) {
                         Ok(low) => resp.with_low_watermark(low),
                         Err(e) => resp.with_error_code(storage_error_code(&e).code()),
                     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use bytes::Bytes;
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::storage_error_code;
 use crate::broker::{now_ms, Broker};
-use crate::partition::PartitionError;
+use crate::partition::{FetchPosition, PartitionError, ReadOutcome};
 use crate::zero_copy;
 
 /// The broker caps what one response may carry whatever the client asks, to bound memory.
@@ -53,28 +53,15 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> (FetchResponse, 
     }
 }
 
-/// A follower's fetch offsets are its log ends: the leader's record of what each replica has.
-/// An offset past the leader's log end (a divergent follower, answered below with an error) or
-/// one from a diverging epoch is not a position on this log and is not recorded.
+/// A follower's fetch offsets are its log ends: the leader's record of what each replica has
+/// (`Partition::record_follower_position`).
 fn record_follower_positions(broker: &Broker, replica: i32, topics: &[FetchTopic]) {
     let now = now_ms();
     let mut advanced = false;
     for topic in topics {
         for p in &topic.partitions {
-            let Ok(partition) = broker.replicas.leader(topic.topic.as_str(), p.partition) else { continue };
-            if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch() {
-                continue;
-            }
-            let consistent = partition
-                .with_log(|l| {
-                    let within = p.fetch_offset <= l.log_end_offset();
-                    let agrees = p.last_fetched_epoch < 0
-                        || l.end_offset_for_epoch(p.last_fetched_epoch).is_some_and(|(e, end)| e == p.last_fetched_epoch && end >= p.fetch_offset);
-                    Ok(within && agrees)
-                })
-                .unwrap_or(false);
-            if consistent {
-                advanced |= partition.follower_fetched(replica, p.fetch_offset, now);
+            if let Ok(partition) = broker.replicas.leader(topic.topic.as_str(), p.partition) {
+                advanced |= partition.record_follower_position(replica, &position(p), now);
             }
         }
     }
@@ -82,6 +69,10 @@ fn record_follower_positions(broker: &Broker, replica: i32, topics: &[FetchTopic
         // Consumers long-polling at the old high watermark have something to read now.
         broker.replicas.data_arrived.notify_waiters();
     }
+}
+
+fn position(p: &FetchPartition) -> FetchPosition {
+    FetchPosition { offset: p.fetch_offset, current_leader_epoch: p.current_leader_epoch, last_fetched_epoch: p.last_fetched_epoch }
 }
 
 type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool);
@@ -105,54 +96,33 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, replica: i
                             return error(resp, code);
                         }
                     };
-                    // KIP-320: a client or follower that knows of another leader epoch is
-                    // behind (fenced) or ahead of this broker's metadata (retry).
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch() {
-                        has_error = true;
-                        let code = if p.current_leader_epoch < partition.leader_epoch() {
-                            ResponseError::FencedLeaderEpoch
-                        } else {
-                            ResponseError::UnknownLeaderEpoch
-                        };
-                        return error(resp, code);
-                    }
-                    if replica >= 0 && p.last_fetched_epoch >= 0 {
-                        // A follower whose last epoch ends earlier here than its log does has
-                        // a suffix this leader never wrote: it truncates before copying more.
-                        let diverging = partition
-                            .with_log(|l| Ok(l.end_offset_for_epoch(p.last_fetched_epoch)))
-                            .ok()
-                            .flatten()
-                            .filter(|&(e, end)| e != p.last_fetched_epoch || end < p.fetch_offset);
-                        if let Some((epoch, end_offset)) = diverging {
-                            has_error = true;
-                            let hw = partition.high_watermark();
-                            return resp
-                                .with_high_watermark(hw)
-                                .with_last_stable_offset(hw)
-                                .with_log_start_offset(partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(-1))
-                                .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
-                                .with_records(Some(Bytes::new()));
-                        }
-                    }
                     // Storage returns at least one whole batch (min-one-message), so the first
-                    // non-empty partition may exceed the limits by one batch and a batch larger
-                    // than max_bytes can still be consumed. Later partitions may overshoot by at
-                    // most one batch too; Kafka is stricter there, clients do not mind.
+                    // non-empty partition may exceed the limits by one batch. Later partitions
+                    // may overshoot by at most one batch too; Kafka is stricter there, clients do
+                    // not mind. A partition past the response limit gets no records at all.
                     let remaining = max_bytes.saturating_sub(total);
-                    if total > 0 && remaining == 0 {
-                        let hw = partition.high_watermark();
-                        return resp.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(
-                            partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(-1),
-                        );
-                    }
+                    let past_limit = total > 0 && remaining == 0;
                     let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                    let read = if replica >= 0 { partition.read_to_end(p.fetch_offset, limit) } else { partition.read(p.fetch_offset, limit) };
-                    match read {
-                        Ok(r) => {
+                    let read = match partition.fetch(&position(p), limit, replica >= 0) {
+                        Ok(read) => read,
+                        Err(code) => {
+                            has_error = true;
+                            return error(resp, code);
+                        }
+                    };
+                    let resp = resp
+                        .with_high_watermark(read.high_watermark)
+                        .with_last_stable_offset(read.high_watermark)
+                        .with_log_start_offset(read.log_start_offset);
+                    match read.outcome {
+                        ReadOutcome::Diverging { epoch, end_offset } => {
+                            has_error = true;
+                            resp.with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
+                                .with_records(Some(Bytes::new()))
+                        }
+                        _ if past_limit => resp,
+                        ReadOutcome::Records(r) => {
                             total += r.len;
-                            let hw = partition.high_watermark();
-                            let resp = resp.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(r.log_start_offset);
                             match records(r, &mut files) {
                                 Ok(records) => resp.with_records(Some(records)),
                                 Err(e) => {
@@ -162,16 +132,12 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, replica: i
                                 }
                             }
                         }
-                        Err(e) => {
+                        ReadOutcome::Failed(e) => {
                             has_error = true;
                             if !matches!(&e, PartitionError::Storage(strom_storage::StorageError::OffsetOutOfRange { .. })) {
                                 tracing::warn!(topic = %topic.topic.as_str(), partition = p.partition, error = %e, "fetch failed");
                             }
-                            let hw = partition.high_watermark();
-                            error(resp, storage_error_code(&e))
-                                .with_high_watermark(hw)
-                                .with_last_stable_offset(hw)
-                                .with_log_start_offset(partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(-1))
+                            resp.with_error_code(storage_error_code(&e).code())
                         }
                     }
                 })

@@ -32,15 +32,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetF
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
 
-/// Kafka's answer: the largest epoch at or below the one asked for and where the next one
-/// starts (the log end for the latest), or -1/-1 when this log knows no such epoch.
+/// Kafka's answer (`Partition::epoch_end`), from the partition's leader only.
 fn end_offset(broker: &Broker, topic: &str, index: i32, current: i32, epoch: i32) -> Result<(i32, i64), ResponseError> {
-    let p = broker.replicas.leader(topic, index)?;
-    if current >= 0 && current != p.leader_epoch() {
-        return Err(if current < p.leader_epoch() { ResponseError::FencedLeaderEpoch } else { ResponseError::UnknownLeaderEpoch });
-    }
-    if epoch < 0 {
-        return Ok((-1, -1));
-    }
-    p.with_log(|l| Ok(l.end_offset_for_epoch(epoch).unwrap_or((-1, -1)))).map_err(|_| ResponseError::NotLeaderOrFollower)
+    broker.replicas.leader(topic, index)?.epoch_end(current, epoch)
 }

@@ -135,7 +135,7 @@ fn append(
         tracing::debug!(topic, partition = index, error = %e, "produce rejected");
         (storage_error_code(&e), Some(e.to_string()))
     })?;
-    let log_start_offset = partition.with_log(|l| Ok(l.log_start_offset())).unwrap_or(-1);
+    let log_start_offset = partition.log_start_offset().unwrap_or(-1);
     Ok(Appended {
         end_offset: info.last_offset + 1,
         base_offset: info.first_offset,

@@ -173,7 +173,7 @@ async fn truncate(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Fo
     let pending: Vec<&(Key, Followed)> = followed.iter().filter(|(_, f)| f.truncate).collect();
     let mut topics: BTreeMap<&str, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
     for ((topic, index), f) in &pending {
-        let latest = f.partition.with_log(|l| Ok(l.latest_epoch())).ok().flatten().unwrap_or(-1);
+        let latest = f.partition.latest_epoch().unwrap_or(-1);
         topics.entry(topic).or_default().push(
             OffsetForLeaderPartition::default().with_partition(*index).with_current_leader_epoch(f.epoch).with_leader_epoch(latest),
         );
@@ -197,8 +197,10 @@ async fn truncate(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Fo
                 all_done = false;
                 continue;
             }
-            match cut(&f.partition, r.leader_epoch, r.end_offset) {
-                Ok(()) => mark_truncated(shared, &key, f.epoch, false),
+            match f.partition.truncate_to_leader(f.epoch, r.leader_epoch, r.end_offset) {
+                Ok(_) => mark_truncated(shared, &key, f.epoch, false),
+                // The role changed meanwhile: the next assignment says what to do.
+                Err(PartitionError::NotFollower(_)) | Err(PartitionError::Closed) => {}
                 Err(e) => {
                     tracing::warn!(topic = %key.0, partition = key.1, error = %e, "truncating the follower's log failed");
                     all_done = false;
@@ -209,34 +211,14 @@ async fn truncate(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Fo
     Ok(all_done && answered == pending.len())
 }
 
-/// Cuts the follower's log where it stops agreeing with the leader: the leader says its epoch
-/// `epoch` (the largest it has at or below ours) ends at `end`; ours ends at our own end for that
-/// epoch. Both logs agree below the smaller of the two (one leader wrote both prefixes).
-fn cut(p: &Partition, epoch: i32, end: i64) -> Result<(), PartitionError> {
-    p.with_log_mut(|log| {
-        let leo = log.log_end_offset();
-        let target = if end < 0 || epoch < 0 {
-            // The leader knows no epoch at or below ours: nothing of ours can be trusted beyond
-            // what was committed.
-            log.latest_epoch().map_or(leo, |_| 0)
-        } else {
-            let ours = log.end_offset_for_epoch(epoch).map_or(leo, |(_, e)| e);
-            end.min(ours).min(leo)
-        };
-        if target < leo {
-            tracing::info!(topic = %p.topic, partition = p.index, from = leo, to = target, leader_epoch = epoch, "follower truncates a divergent suffix");
-        }
-        log.truncate_to(target)
-    })
-}
-
 /// One Fetch of every followed partition. Returns whether it made progress (else back off).
 async fn fetch(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Followed)]) -> Result<bool, ClientError> {
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
     for ((topic, index), f) in followed {
-        let Ok((leo, start, latest)) = f.partition.with_log(|l| Ok((l.log_end_offset(), l.log_start_offset(), l.latest_epoch()))) else {
+        let (Ok(leo), Ok(start)) = (f.partition.log_end_offset(), f.partition.log_start_offset()) else {
             continue;
         };
+        let latest = f.partition.latest_epoch();
         topics.entry(topic).or_default().push(
             FetchPartition::default()
                 .with_partition(*index)
@@ -274,8 +256,9 @@ async fn fetch(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Follo
                 let leo = p.log_end_offset().unwrap_or(0);
                 if r.log_start_offset > leo {
                     // The leader deleted what we would fetch next: start over at its log start.
-                    if let Err(e) = p.with_log_mut(|l| l.reset_empty_at(r.log_start_offset)) {
-                        tracing::warn!(topic = %key.0, partition = key.1, error = %e, "resetting the follower's log failed");
+                    match p.reset_to_leader_start(f.epoch, r.log_start_offset) {
+                        Ok(()) | Err(PartitionError::NotFollower(_)) | Err(PartitionError::Closed) => {}
+                        Err(e) => tracing::warn!(topic = %key.0, partition = key.1, error = %e, "resetting the follower's log failed"),
                     }
                 } else {
                     mark_truncated(shared, &key, f.epoch, true);

@@ -13,12 +13,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
-use strom_storage::{AppendInfo, CompactionStats, PartitionLog, ReadSlices, StorageError};
+use strom_storage::{AppendInfo, CompactionStats, PartitionLog, StorageError};
 
 use strom_config::TopicSettings;
 use uuid::Uuid;
 
 use crate::replication::LeaderState;
+
+mod follower;
+mod read;
+
+pub use read::{FetchPosition, PartitionRead, ReadOutcome};
 use crate::sync::{lock, read, write};
 
 /// What waiters on a partition watch: an acks=all produce waits for the high watermark to pass
@@ -268,26 +273,6 @@ impl Partition {
         Ok(info)
     }
 
-    /// A follower's append of batches fetched from the leader of `epoch`, with the leader's high
-    /// watermark (a follower's is the leader's, capped at its own log end). Refused once this
-    /// replica's role changed, so a fetch answered before a leader change cannot land after it.
-    pub fn append_replicated(&self, batches: &[u8], epoch: i32, leader_hw: i64, now_ms: i64) -> Result<i64, PartitionError> {
-        let mut guard = write(&self.log);
-        let log = guard.as_mut().ok_or(PartitionError::Closed)?;
-        if self.is_leader() || self.leader_epoch() != epoch {
-            return Err(PartitionError::NotFollower(epoch));
-        }
-        // An empty answer (a long poll that timed out) still carries the leader's high watermark.
-        let appended = if batches.is_empty() { None } else { log.append_replicated(batches, now_ms)? };
-        if let Some(info) = appended {
-            self.unflushed.fetch_add(info.last_offset - info.first_offset + 1, Ordering::Relaxed);
-        }
-        let leo = log.log_end_offset();
-        drop(guard);
-        self.publish(leader_hw.min(leo));
-        Ok(leo)
-    }
-
     /// Whether `flush.messages` asks for an fsync before the last append is acknowledged.
     pub fn needs_sync(&self) -> bool {
         self.unflushed.load(Ordering::Relaxed) >= self.flush_messages.load(Ordering::Relaxed)
@@ -317,36 +302,18 @@ impl Partition {
         Ok(())
     }
 
-    /// Finds whole batches below the high watermark, as file ranges. Runs under a shared lock for
-    /// a few index lookups; the bytes themselves are sent later, outside any lock.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadSlices, PartitionError> {
-        let guard = read(&self.log);
-        let log = guard.as_ref().ok_or(PartitionError::Closed)?;
-        Ok(log.read_slices(offset, max_bytes, self.high_watermark())?)
-    }
-
-    /// As `read`, up to the log end: what a follower fetches, and what a new group coordinator
-    /// replays (a leader's whole log becomes committed).
-    pub fn read_to_end(&self, offset: i64, max_bytes: usize) -> Result<ReadSlices, PartitionError> {
-        let guard = read(&self.log);
-        let log = guard.as_ref().ok_or(PartitionError::Closed)?;
-        Ok(log.read_slices(offset, max_bytes, log.log_end_offset())?)
-    }
-
-    pub fn log_end_offset(&self) -> Result<i64, PartitionError> {
-        self.with_log(|l| Ok(l.log_end_offset()))
-    }
-
-    pub fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> Result<T, StorageError>) -> Result<T, PartitionError> {
+    /// Runs `f` on the open log under its shared lock.
+    fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> Result<T, StorageError>) -> Result<T, PartitionError> {
         let guard = read(&self.log);
         Ok(f(guard.as_ref().ok_or(PartitionError::Closed)?)?)
     }
 
-    pub fn with_log_mut<T>(&self, f: impl FnOnce(&mut PartitionLog) -> Result<T, StorageError>) -> Result<T, PartitionError> {
+    /// Runs `f` on the open log under its exclusive lock; the high watermark follows the log end
+    /// down (truncation, retention).
+    fn with_log_mut<T>(&self, f: impl FnOnce(&mut PartitionLog) -> Result<T, StorageError>) -> Result<T, PartitionError> {
         let mut guard = write(&self.log);
         let log = guard.as_mut().ok_or(PartitionError::Closed)?;
         let r = f(log)?;
-        // Truncation or retention may have moved the end; the high watermark never exceeds it.
         let leo = log.log_end_offset();
         drop(guard);
         if self.high_watermark() > leo {
@@ -515,5 +482,27 @@ mod tests {
         leader.become_follower(4);
         assert_eq!(waiting.await, Err(ResponseError::NotLeaderOrFollower));
         assert!(matches!(leader.append(&mut batch(1), 0), Err(PartitionError::NotLeader(_))));
+    }
+
+    #[test]
+    fn a_truncation_computed_as_follower_never_cuts_the_log_of_a_new_leadership() {
+        // The race: a follower asks its leader (epoch 3) where to truncate; before the answer
+        // arrives this replica becomes leader in epoch 4 and acknowledges appends. The late
+        // answer must not cut them.
+        let dir = tempfile::tempdir().unwrap();
+        let settings = BrokerConfig::from_props(&Default::default()).unwrap().topic_defaults;
+        let p = Partition::open(dir.path(), "t", Uuid::new_v4(), 0, &settings).unwrap();
+        p.become_follower(3);
+        assert_eq!(p.append_replicated(&batch(2), 3, 0, 0).unwrap(), 2);
+        p.become_leader(1, 4, &[1], &[1], 0).unwrap();
+        p.append(&mut batch(3), 0).unwrap();
+        assert_eq!(p.high_watermark(), 5, "a sole in-sync leader commits at once");
+        assert!(matches!(p.truncate_to_leader(3, 3, 1), Err(PartitionError::NotFollower(3))));
+        assert!(matches!(p.reset_to_leader_start(3, 10), Err(PartitionError::NotFollower(3))));
+        assert_eq!(p.log_end_offset().unwrap(), 5);
+        // As a follower of the epoch it was computed for, the same cut applies.
+        p.become_follower(5);
+        assert_eq!(p.truncate_to_leader(5, 3, 2).unwrap(), 2);
+        assert_eq!(p.high_watermark(), 2, "the high watermark follows the log end down");
     }
 }
