@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use strom_config::BrokerConfig;
 use crate::broker::now_ms;
 use strom_metadata::{MetadataImage, NO_LEADER};
-use crate::partition::{Partition, PartitionError};
+use crate::partition::{Partition, PartitionError, RoleChange};
 use crate::replication::fetcher::{Assignment, Fetchers};
 use crate::sync::{read, write};
 
@@ -149,23 +149,10 @@ impl ReplicaManager {
                         p
                     }
                 };
-                p.set_partition_epoch(assignment.partition_epoch);
-                let was_leader = p.is_leader();
-                if changes.registered && assignment.leader == me {
-                    if !was_leader || p.leader_epoch() != assignment.leader_epoch {
-                        p.become_leader(me, assignment.leader_epoch, &assignment.replicas, &assignment.isr, now)?;
-                        tracing::info!(topic = %topic.name, partition = index, leader_epoch = assignment.leader_epoch, isr = ?assignment.isr, "leading");
-                        changes.gained.push(p.clone());
-                    } else {
-                        p.set_replicas_and_isr(&assignment.replicas, &assignment.isr, now);
-                    }
-                    continue;
-                }
-                if was_leader || p.leader_epoch() != assignment.leader_epoch {
-                    p.become_follower(assignment.leader_epoch);
-                    if was_leader {
-                        changes.lost.push(p.clone());
-                    }
+                match p.apply_assignment(me, changes.registered, assignment, now)? {
+                    RoleChange::Gained => changes.gained.push(p.clone()),
+                    RoleChange::Lost => changes.lost.push(p.clone()),
+                    RoleChange::None => {}
                 }
                 let leader = assignment.leader;
                 if leader == NO_LEADER || leader == me {

@@ -164,9 +164,11 @@ impl BrokerConfig {
     }
 
     /// Each topic-level key with the value it takes for a topic with these overrides, and the
-    /// broker key it falls back to, as DescribeConfigs lists them.
+    /// broker key it falls back to, as DescribeConfigs lists them: by topic key name.
     pub fn topic_values(&self, overrides: &BTreeMap<String, String>) -> Vec<(&'static Key, String)> {
-        self.resolve_topic(overrides).map(|(_, v)| v).unwrap_or_default()
+        let mut values = self.resolve_topic(overrides).map(|(_, v)| v).unwrap_or_default();
+        values.sort_by_key(|(k, _)| k.topic);
+        values
     }
 
     fn resolve_topic(&self, overrides: &BTreeMap<String, String>) -> Result<(TopicSettings, Vec<(&'static Key, String)>), ConfigError> {

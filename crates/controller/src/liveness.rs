@@ -2,41 +2,45 @@
 //! broker whose heartbeats stop (`broker.session.timeout.ms`), and controlled shutdown. This is
 //! KIP-631's broker lifecycle; the records it writes move partition leadership (`elect.rs`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use strom_metadata::elect::{broker_down, broker_registered, broker_up, completed_reassignments, preferred_leaders};
+use strom_metadata::elect::{broker_down, broker_heartbeat, broker_registered, completed_reassignments, preferred_leaders};
+use strom_metadata::liveness::Sessions;
 use super::network::{Request, Response};
 use super::Controller;
-use strom_metadata::{BrokerRegistration, Endpoint, MetadataRecord};
+use strom_metadata::{BrokerRegistration, Endpoint};
 use crate::lock;
 
 /// How often the active controller looks for expired sessions and other duties.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Each voter's view of which brokers are alive, from the heartbeats it received. Not in the
-/// metadata log: heartbeats are frequent. Brokers heartbeat to every voter, so a voter that
-/// becomes the active controller already knows when it last heard from each broker: a broker
-/// that died with the old controller (one process, both roles) is fenced one session timeout
-/// after its death, not one session timeout after the election (Kafka waits the latter).
-#[derive(Default)]
+/// This voter's broker sessions (`strom_metadata::liveness::Sessions`), on a monotonic clock.
 pub struct Liveness {
-    inner: Mutex<Inner>,
+    sessions: Mutex<Sessions>,
+    epoch: Instant,
 }
 
-#[derive(Default)]
-struct Inner {
-    leader_since: Option<Instant>,
-    last_heartbeat: HashMap<i32, (Uuid, Instant)>,
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness { sessions: Mutex::new(Sessions::default()), epoch: Instant::now() }
+    }
+}
+
+impl Liveness {
+    /// Milliseconds on this process's monotonic clock.
+    fn now_ms(&self) -> i64 {
+        self.epoch.elapsed().as_millis() as i64
+    }
 }
 
 impl Controller {
     /// Any voter's record of a broker heartbeat.
     pub(crate) fn heartbeat_seen(&self, broker: i32, incarnation: Uuid) {
-        lock(&self.liveness.inner).last_heartbeat.insert(broker, (incarnation, Instant::now()));
+        let now = self.liveness.now_ms();
+        lock(&self.liveness.sessions).heartbeat(broker, incarnation, now);
     }
 
     /// The active controller's side of a broker heartbeat.
@@ -46,16 +50,7 @@ impl Controller {
         let Some(reg) = image.brokers.get(&broker) else { return };
         if reg.fenced && reg.incarnation == incarnation {
             let unfence = self
-                .commit::<std::convert::Infallible>(|img| {
-                    if !img.brokers.get(&broker).is_some_and(|b| b.fenced && b.incarnation == incarnation) {
-                        return Ok(vec![]);
-                    }
-                    let mut records = vec![MetadataRecord::BrokerUnfenced { id: broker }];
-                    let mut next = img.clone();
-                    next.apply_command(&strom_metadata::MetadataCommand { based_on: None, records: records.clone() });
-                    records.extend(broker_up(&next, broker, self.config.topic_defaults.unclean_leader_election));
-                    Ok(records)
-                })
+                .commit::<std::convert::Infallible>(|img| Ok(broker_heartbeat(img, broker, incarnation, self.config.topic_defaults.unclean_leader_election)))
                 .await;
             match unfence {
                 Ok(_) => tracing::info!(broker, "broker is heartbeating again; unfenced"),
@@ -159,13 +154,11 @@ impl Controller {
                 // The clocks kept as a follower carry over; a broker never heard from gets one
                 // session from now.
                 tracing::info!(node = self.node_id, "this node is now the active controller");
-                lock(&self.liveness.inner).leader_since = Some(Instant::now());
+                lock(&self.liveness.sessions).became_active(self.liveness.now_ms());
             }
             if stood_still {
                 tracing::warn!(node = self.node_id, "this node itself stood still; restarting every broker's session clock");
-                let mut l = lock(&self.liveness.inner);
-                l.leader_since = Some(Instant::now());
-                l.last_heartbeat.clear();
+                lock(&self.liveness.sessions).restart_clocks(self.liveness.now_ms());
             }
             was_active = active;
             if !active {
@@ -177,22 +170,7 @@ impl Controller {
                 }
                 continue;
             }
-            let expired: Vec<i32> = {
-                let image = self.image();
-                let l = lock(&self.liveness.inner);
-                let since = l.leader_since.unwrap_or_else(Instant::now);
-                image
-                    .live_brokers()
-                    .filter(|b| {
-                        let last = match l.last_heartbeat.get(&b.id) {
-                            Some((inc, at)) if *inc == b.incarnation => *at,
-                            _ => since,
-                        };
-                        last.elapsed() > session
-                    })
-                    .map(|b| b.id)
-                    .collect()
-            };
+            let expired = lock(&self.liveness.sessions).expired(&self.image(), self.liveness.now_ms(), session.as_millis() as i64);
             if let Err(e) = self.commit::<std::convert::Infallible>(|img| Ok(completed_reassignments(img))).await {
                 tracing::warn!(error = %e, "completing partition reassignments failed");
             }

@@ -13,6 +13,19 @@ pub fn broker_down(image: &MetadataImage, id: i32, unclean_default: bool) -> Vec
     out
 }
 
+/// A heartbeat from a fenced broker under its current registration: it is back (unfenced) and
+/// takes the partitions it can lead (`broker_up`). Nothing otherwise.
+pub fn broker_heartbeat(image: &MetadataImage, id: i32, incarnation: uuid::Uuid, unclean_default: bool) -> Vec<MetadataRecord> {
+    if !image.brokers.get(&id).is_some_and(|b| b.fenced && b.incarnation == incarnation) {
+        return vec![];
+    }
+    let mut records = vec![MetadataRecord::BrokerUnfenced { id }];
+    let mut next = image.clone();
+    next.apply_command(&MetadataCommand { based_on: None, records: records.clone() });
+    records.extend(broker_up(&next, id, unclean_default));
+    records
+}
+
 /// A broker registers. A new process of a known broker (a new incarnation) may have lost what
 /// its previous one had (a wiped disk, an unsynced tail), so it first leaves every ISR and
 /// leadership as a stopped broker does, and earns its way back by fetching (ISR expansion);

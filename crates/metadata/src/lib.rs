@@ -6,6 +6,7 @@
 //! is pure and deterministic, so every node that applied the same log holds the same image.
 
 pub mod elect;
+pub mod liveness;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use strom_storage::{AppendInfo, CompactionStats, PartitionLog, StorageError};
 
 use strom_config::TopicSettings;
+use strom_metadata::PartitionImage;
 use uuid::Uuid;
 
 use crate::replication::LeaderState;
@@ -75,6 +76,14 @@ pub enum PartitionError {
     NotFollower(i32),
     #[error("partition directory {0}: {1}")]
     Io(PathBuf, std::io::Error),
+}
+
+/// What `apply_assignment` changed in this broker's leadership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleChange {
+    None,
+    Gained,
+    Lost,
 }
 
 /// Name of the file in each partition directory that ties it to one topic incarnation: a topic
@@ -172,6 +181,31 @@ impl Partition {
         self.is_leader.store(false, Ordering::Release);
         drop(guard);
         self.publish(self.high_watermark());
+    }
+
+    /// Takes the role the metadata image assigns this replica on broker `me`: lead in the image's
+    /// leader epoch if the image names `me` and holds this process's registration (`registered`:
+    /// an image from before it may name the previous process, whose log this one may not have),
+    /// else follow in that epoch. Returns whether this broker gained or lost leadership.
+    pub fn apply_assignment(&self, me: i32, registered: bool, a: &PartitionImage, now_ms: i64) -> Result<RoleChange, PartitionError> {
+        self.set_partition_epoch(a.partition_epoch);
+        let was_leader = self.is_leader();
+        if registered && a.leader == me {
+            if !was_leader || self.leader_epoch() != a.leader_epoch {
+                self.become_leader(me, a.leader_epoch, &a.replicas, &a.isr, now_ms)?;
+                tracing::info!(topic = %self.topic, partition = self.index, leader_epoch = a.leader_epoch, isr = ?a.isr, "leading");
+                return Ok(RoleChange::Gained);
+            }
+            self.set_replicas_and_isr(&a.replicas, &a.isr, now_ms);
+            return Ok(RoleChange::None);
+        }
+        if was_leader || self.leader_epoch() != a.leader_epoch {
+            self.become_follower(a.leader_epoch);
+            if was_leader {
+                return Ok(RoleChange::Lost);
+            }
+        }
+        Ok(RoleChange::None)
     }
 
     pub fn set_partition_epoch(&self, epoch: i32) {

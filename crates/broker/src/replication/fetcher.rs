@@ -21,8 +21,9 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Notify;
 
 use super::client::{Client, ClientError};
+use super::follow::{on_epoch_end, on_fetch_answer, position, FetchAnswer};
 use crate::broker::now_ms;
-use crate::partition::{Partition, PartitionError};
+use crate::partition::Partition;
 use crate::sync::lock;
 
 /// Fetch v12: replica id in the request body, leader epochs, diverging epochs; topics by name.
@@ -197,14 +198,10 @@ async fn truncate(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Fo
                 all_done = false;
                 continue;
             }
-            match f.partition.truncate_to_leader(f.epoch, r.leader_epoch, r.end_offset) {
-                Ok(_) => mark_truncated(shared, &key, f.epoch, false),
-                // The role changed meanwhile: the next assignment says what to do.
-                Err(PartitionError::NotFollower(_)) | Err(PartitionError::Closed) => {}
-                Err(e) => {
-                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "truncating the follower's log failed");
-                    all_done = false;
-                }
+            if on_epoch_end(&f.partition, f.epoch, r.leader_epoch, r.end_offset) {
+                mark_truncated(shared, &key, f.epoch, false);
+            } else {
+                all_done = false;
             }
         }
     }
@@ -215,16 +212,15 @@ async fn truncate(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Fo
 async fn fetch(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Followed)]) -> Result<bool, ClientError> {
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
     for ((topic, index), f) in followed {
-        let (Ok(leo), Ok(start)) = (f.partition.log_end_offset(), f.partition.log_start_offset()) else {
+        let (Some(pos), Ok(start)) = (position(&f.partition, f.epoch), f.partition.log_start_offset()) else {
             continue;
         };
-        let latest = f.partition.latest_epoch();
         topics.entry(topic).or_default().push(
             FetchPartition::default()
                 .with_partition(*index)
-                .with_current_leader_epoch(f.epoch)
-                .with_fetch_offset(leo)
-                .with_last_fetched_epoch(latest.unwrap_or(-1))
+                .with_current_leader_epoch(pos.current_leader_epoch)
+                .with_fetch_offset(pos.offset)
+                .with_last_fetched_epoch(pos.last_fetched_epoch)
                 .with_log_start_offset(start)
                 .with_partition_max_bytes(1 << 20),
         );
@@ -251,40 +247,21 @@ async fn fetch(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Follo
         for r in t.partitions {
             let key: Key = (Arc::from(t.topic.as_str()), r.partition_index);
             let Some((_, f)) = followed.iter().find(|(k, _)| *k == key) else { continue };
-            let p = &f.partition;
-            if r.error_code == ResponseError::OffsetOutOfRange.code() {
-                let leo = p.log_end_offset().unwrap_or(0);
-                if r.log_start_offset > leo {
-                    // The leader deleted what we would fetch next: start over at its log start.
-                    match p.reset_to_leader_start(f.epoch, r.log_start_offset) {
-                        Ok(()) | Err(PartitionError::NotFollower(_)) | Err(PartitionError::Closed) => {}
-                        Err(e) => tracing::warn!(topic = %key.0, partition = key.1, error = %e, "resetting the follower's log failed"),
-                    }
-                } else {
-                    mark_truncated(shared, &key, f.epoch, true);
-                }
-                continue;
-            }
-            if r.error_code != 0 {
-                // Not the leader (yet, or any more), or an older epoch: the next metadata image
-                // moves this partition; until then, retry.
+            let answer = if r.error_code == ResponseError::OffsetOutOfRange.code() {
+                FetchAnswer::OffsetOutOfRange { log_start_offset: r.log_start_offset }
+            } else if r.error_code != 0 {
                 tracing::trace!(topic = %key.0, partition = key.1, error = r.error_code, "replica fetch refused");
-                continue;
-            }
-            if r.diverging_epoch.epoch >= 0 {
+                FetchAnswer::Refused
+            } else if r.diverging_epoch.epoch >= 0 {
+                FetchAnswer::Diverging
+            } else {
+                FetchAnswer::Records { records: r.records.as_deref().unwrap_or(&[]), high_watermark: r.high_watermark }
+            };
+            let next = on_fetch_answer(&f.partition, f.epoch, answer, now);
+            if next.truncate {
                 mark_truncated(shared, &key, f.epoch, true);
-                progress = true;
-                continue;
             }
-            let records = r.records.as_deref().unwrap_or(&[]);
-            match p.append_replicated(records, f.epoch, r.high_watermark, now) {
-                Ok(_) => progress = true,
-                Err(PartitionError::NotFollower(_)) | Err(PartitionError::Closed) => {}
-                Err(e) => {
-                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "appending fetched batches failed; truncating against the leader again");
-                    mark_truncated(shared, &key, f.epoch, true);
-                }
-            }
+            progress |= next.progress;
         }
     }
     Ok(progress)

@@ -5,12 +5,15 @@
 //!   while it leads).
 //! - `fetcher`: one task per leader broker that fetches every partition followed there, after
 //!   truncating any divergent suffix (OffsetForLeaderEpoch).
+//! - `follow`: what a follower does with its leader's answers, free of I/O (the fetcher and the
+//!   simulation share it).
 //! - `client`: the minimal Kafka client the fetchers speak with.
 //! - `maintain_isr` (here): leaders ask the controller to drop followers that lag behind
 //!   `replica.lag.time.max.ms` and to add back those that caught up (Kafka's AlterPartition).
 
 mod client;
 pub mod fetcher;
+pub mod follow;
 mod leader;
 
 use std::sync::Arc;
