@@ -36,7 +36,7 @@ use state_machine::StateMachine;
 use types::{CommandResult, Raft};
 
 use strom_config::BrokerConfig;
-use strom_metadata::{MetadataCommand, MetadataImage, MetadataRecord};
+use strom_metadata::{IsrChange, MetadataCommand, MetadataImage, MetadataRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -78,16 +78,6 @@ pub struct Controller {
     pub(crate) liveness: liveness::Liveness,
     /// Set when the node must stop (another cluster's id on disk, storage failure).
     fatal: watch::Sender<Option<String>>,
-}
-
-/// One partition's wanted ISR, from the leader epoch and partition epoch it was computed in.
-#[derive(Clone, Debug)]
-pub struct IsrChange {
-    pub topic: Arc<str>,
-    pub index: i32,
-    pub leader_epoch: i32,
-    pub partition_epoch: i32,
-    pub isr: Vec<i32>,
 }
 
 impl Controller {
@@ -261,35 +251,14 @@ impl Controller {
 
     /// Leaders' ISR changes, in one command (`MetadataRecord::IsrChanged` checks each against
     /// the partition's epochs when applied, so it needs no `based_on` and never contends).
-    /// Returns those that took effect.
-    pub async fn alter_isr(&self, changes: Vec<IsrChange>) -> Result<Vec<IsrChange>, ControllerError> {
-        if changes.is_empty() {
-            return Ok(changes);
+    /// Returns this node's image once it holds the outcome.
+    pub async fn alter_isr(&self, changes: Vec<IsrChange>) -> Result<Arc<MetadataImage>, ControllerError> {
+        if !changes.is_empty() {
+            let records = changes.iter().map(|c| c.record(self.node_id)).collect();
+            let (_, index) = self.propose(MetadataCommand { based_on: None, records }).await?;
+            self.wait_applied(index).await?;
         }
-        let records = changes
-            .iter()
-            .map(|c| MetadataRecord::IsrChanged {
-                name: c.topic.to_string(),
-                index: c.index,
-                leader: self.node_id,
-                leader_epoch: c.leader_epoch,
-                partition_epoch: c.partition_epoch,
-                isr: c.isr.clone(),
-            })
-            .collect();
-        let (_, index) = self.propose(MetadataCommand { based_on: None, records }).await?;
-        self.wait_applied(index).await?;
-        let image = self.image();
-        Ok(changes
-            .into_iter()
-            .filter(|c| {
-                image.topic(&c.topic).and_then(|t| t.partition(c.index)).is_some_and(|p| {
-                    let mut want = c.isr.clone();
-                    want.sort_unstable();
-                    p.isr == want && p.leader_epoch == c.leader_epoch
-                })
-            })
-            .collect())
+        Ok(self.image())
     }
 
     /// Appends a command through the active controller, wherever it is.

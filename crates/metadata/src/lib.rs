@@ -171,6 +171,31 @@ pub enum MetadataRecord {
     ProducerIdsAllocated { next_producer_id: i64 },
 }
 
+/// A partition leader's wanted ISR (Kafka's AlterPartition), from the leader epoch and partition
+/// epoch it was computed in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IsrChange {
+    pub topic: Arc<str>,
+    pub index: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+impl IsrChange {
+    /// The record that asks for it, proposed by the partition's leader `leader`.
+    pub fn record(&self, leader: i32) -> MetadataRecord {
+        MetadataRecord::IsrChanged {
+            name: self.topic.to_string(),
+            index: self.index,
+            leader,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            isr: self.isr.clone(),
+        }
+    }
+}
+
 /// The unit the metadata log carries: records that apply together or not at all.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct MetadataCommand {

@@ -516,6 +516,13 @@ impl PartitionLog {
     /// Removes every batch holding an offset >= `offset` (the batch holding `offset` goes whole).
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
         if offset >= self.log_end_offset() {
+            // Nothing to cut, but an epoch that starts at the log end goes all the same: this
+            // replica led in it without appending (an epoch is recorded when leadership is
+            // taken), and the leader it now follows never wrote in it. Kept, it would make every
+            // fetch look divergent, for good (Kafka's truncateTo does the same).
+            if self.epochs.truncate_from_end(self.log_end_offset()) {
+                self.epochs.persist()?;
+            }
             return Ok(());
         }
         self.generation += 1;

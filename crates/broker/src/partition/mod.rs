@@ -162,7 +162,7 @@ impl Partition {
         let log = guard.as_mut().ok_or(PartitionError::Closed)?;
         log.assign_epoch(epoch)?;
         let leo = log.log_end_offset();
-        let mut state = LeaderState::new(me, replicas, isr, leo, self.high_watermark(), now_ms);
+        let mut state = LeaderState::new(me, replicas, isr, self.partition_epoch.load(Ordering::Acquire), leo, self.high_watermark(), now_ms);
         let hw = state.on_append(leo);
         *lock(&self.leader_state) = Some(state);
         self.leader_epoch.store(epoch, Ordering::Release);
@@ -214,9 +214,10 @@ impl Partition {
 
     /// The controller recorded new replicas or a new ISR for this broker's leadership.
     pub fn set_replicas_and_isr(&self, replicas: &[i32], isr: &[i32], now_ms: i64) {
+        let partition_epoch = self.partition_epoch.load(Ordering::Acquire);
         let hw = lock(&self.leader_state).as_mut().map(|s| {
             s.set_replicas(replicas, now_ms);
-            s.set_isr(isr)
+            s.set_isr(isr, partition_epoch)
         });
         if let Some(hw) = hw {
             self.publish(hw);
@@ -229,17 +230,20 @@ impl Partition {
         isr >= self.min_insync_replicas.load(Ordering::Relaxed).max(1) as usize
     }
 
-    /// The ISR change this leader should ask the controller for, with the epochs it is based on.
-    pub fn wanted_isr(&self, now_ms: i64, lag_ms: i64) -> Option<strom_controller::IsrChange> {
-        let state = lock(&self.leader_state);
-        let isr = state.as_ref()?.wanted_isr(now_ms, lag_ms)?;
-        Some(strom_controller::IsrChange {
-            topic: self.topic.clone(),
-            index: self.index,
-            leader_epoch: self.leader_epoch(),
-            partition_epoch: self.partition_epoch.load(Ordering::Acquire),
-            isr,
-        })
+    /// The ISR change this leader asks the controller for, with the epochs it is built on
+    /// (`LeaderState::propose_isr`: an expansion counts for the high watermark from now on).
+    pub fn propose_isr(&self, now_ms: i64, lag_ms: i64) -> Option<strom_metadata::IsrChange> {
+        let (isr, partition_epoch) = lock(&self.leader_state).as_mut()?.propose_isr(now_ms, lag_ms)?;
+        Some(strom_metadata::IsrChange { topic: self.topic.clone(), index: self.index, leader_epoch: self.leader_epoch(), partition_epoch, isr })
+    }
+
+    /// The controller answered an ISR proposal built on `partition_epoch`, and the partition is
+    /// still in that epoch: it did not apply (`LeaderState::proposal_settled`).
+    pub fn isr_proposal_settled(&self, partition_epoch: i32) {
+        let hw = lock(&self.leader_state).as_mut().map(|s| s.proposal_settled(partition_epoch));
+        if let Some(hw) = hw {
+            self.publish(hw);
+        }
     }
 
     /// A follower fetched from `offset` (it has everything below). Returns whether the high
@@ -538,5 +542,25 @@ mod tests {
         p.become_follower(5);
         assert_eq!(p.truncate_to_leader(5, 3, 2).unwrap(), 2);
         assert_eq!(p.high_watermark(), 2, "the high watermark follows the log end down");
+    }
+
+    #[test]
+    fn a_follower_forgets_an_epoch_it_led_without_appending() {
+        // Found by the simulation (seed 8): a replica took leadership in epoch 3 (recorded at its
+        // log end), appended nothing, and follows epoch 4. Its new leader has no epoch 3, so a
+        // fetch naming it as the last fetched epoch is divergent; the truncation must drop it
+        // even though no offset is cut, or the follower loops between the two forever.
+        let dir = tempfile::tempdir().unwrap();
+        let settings = BrokerConfig::from_props(&Default::default()).unwrap().topic_defaults;
+        let p = Partition::open(dir.path(), "t", Uuid::new_v4(), 0, &settings).unwrap();
+        p.become_follower(0);
+        p.append_replicated(&batch(2), 0, 0, 0).unwrap();
+        p.become_leader(1, 3, &[1, 2], &[1, 2], 0).unwrap();
+        assert_eq!(p.latest_epoch(), Some(3));
+        p.become_follower(4);
+        // The leader of epoch 4: its epoch at or below 3 is 0, which ends at 2.
+        assert_eq!(p.truncate_to_leader(4, 0, 2).unwrap(), 2);
+        assert_eq!(p.latest_epoch(), Some(0), "the empty epoch 3 is gone");
+        assert_eq!(crate::replication::follow::position(&p, 4).map(|pos| pos.last_fetched_epoch), Some(0));
     }
 }

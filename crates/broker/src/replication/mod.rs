@@ -38,14 +38,22 @@ pub async fn maintain_isr(broker: Arc<Broker>) {
     loop {
         tick.tick().await;
         let now = now_ms();
-        let wanted: Vec<_> = broker.replicas.all().iter().filter_map(|p| p.wanted_isr(now, lag_ms)).collect();
-        if wanted.is_empty() {
+        let proposals: Vec<_> = broker.replicas.all().into_iter().filter_map(|p| Some((p.clone(), p.propose_isr(now, lag_ms)?))).collect();
+        if proposals.is_empty() {
             continue;
         }
-        match broker.metadata.alter_isr(wanted).await {
-            Ok(done) => {
-                for c in done {
-                    tracing::info!(topic = %c.topic, partition = c.index, leader_epoch = c.leader_epoch, isr = ?c.isr, "ISR changed");
+        let changes = proposals.iter().map(|(_, c)| c.clone()).collect();
+        match broker.metadata.alter_isr(changes).await {
+            Ok(image) => {
+                // Committed: the image has the outcome. Where the partition is still in the
+                // epoch a proposal was built on, it did not apply (and no earlier one will).
+                for (p, c) in proposals {
+                    let Some(now_in) = image.topic(&c.topic).and_then(|t| t.partition(c.index)) else { continue };
+                    if now_in.partition_epoch == c.partition_epoch {
+                        p.isr_proposal_settled(c.partition_epoch);
+                    } else if now_in.leader_epoch == c.leader_epoch && now_in.isr == c.isr {
+                        tracing::info!(topic = %c.topic, partition = c.index, leader_epoch = c.leader_epoch, isr = ?c.isr, "ISR changed");
+                    }
                 }
             }
             Err(e) => tracing::debug!(error = %e, "ISR changes not committed; retrying"),
