@@ -178,6 +178,8 @@ pub(crate) struct Sim {
     pending: Vec<Pending>,
     checker: Checker,
     next_value: u64,
+    /// Messages are lost (2%) while faults are on.
+    lossy: bool,
     outcome: Outcome,
     _dir: tempfile::TempDir,
 }
@@ -232,6 +234,7 @@ impl Sim {
             pending: Vec::new(),
             checker: Checker::default(),
             next_value: 0,
+            lossy: false,
             outcome: Outcome::default(),
             _dir: dir,
         };
@@ -324,6 +327,7 @@ impl Sim {
 
     fn step(&mut self, faults: bool, produce: bool) -> Result<(), Violation> {
         self.step += 1;
+        self.lossy = faults;
         self.now += STEP_MS;
         if faults {
             self.inject_faults();
@@ -461,7 +465,7 @@ impl Sim {
 
     fn send(&mut self, from: i32, to: i32, msg: Msg) {
         self.outcome.messages += 1;
-        if from != to && self.params.faults && self.rng.chance(0.02) {
+        if from != to && self.lossy && self.rng.chance(0.02) {
             return;
         }
         let delay = if from == to { 0 } else { self.rng.range(1, 40) };
