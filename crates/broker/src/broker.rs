@@ -1,4 +1,13 @@
-//! The broker's shared state: config, metadata image, hosted partitions. Handlers get `&Broker`.
+//! The broker's shared state: config, the controller (metadata), hosted partitions, topic
+//! administration, the group coordinator. Handlers get `&Broker`; the subsystems never do: each
+//! holds the narrow handles it needs (`Arc<ReplicaManager>`, `Arc<Controller>`, ...), so
+//! dependencies inside the crate point one way, from here down.
+//!
+//! Metadata flows one way: the controller publishes each applied image; `publish` (run by the
+//! task `Broker::open` starts) hands it to the replica manager, which applies what changed and
+//! reports leadership changes, then to the group coordinator, and finally marks the version
+//! published. A proposer that must see its change here (topic administration) waits for that
+//! mark; nobody applies images by hand.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,16 +15,21 @@ use std::sync::Arc;
 use strom_config::BrokerConfig;
 use strom_controller::{Controller, ControllerError};
 use crate::group_service::GroupService;
-use strom_metadata::{MetadataImage, MetadataRecord};
 use crate::partition::PartitionError;
 use crate::replica_manager::ReplicaManager;
+use crate::topics::TopicAdmin;
+use strom_metadata::{MetadataImage, MetadataRecord};
+use tokio::sync::watch;
 
 pub struct Broker {
     pub config: Arc<BrokerConfig>,
     /// The cluster metadata: `metadata.image()` is the current snapshot.
     pub metadata: Arc<Controller>,
-    pub replicas: ReplicaManager,
-    pub groups: GroupService,
+    pub replicas: Arc<ReplicaManager>,
+    pub topics: Arc<TopicAdmin>,
+    pub groups: Arc<GroupService>,
+    /// The last metadata version applied to the replicas and the coordinators.
+    published: watch::Sender<u64>,
     /// Producer ids are reserved from the metadata image in blocks, so an id is never handed out
     /// twice even across restarts (idempotence state on disk is keyed by it).
     producer_ids: tokio::sync::Mutex<std::ops::Range<i64>>,
@@ -47,19 +61,26 @@ impl Broker {
             _ => BrokerError::DataDir(shown.clone(), e),
         })?;
         let metadata = Controller::open(config.clone()).await?;
-        let replicas = ReplicaManager::new(config.clone(), metadata.incarnation);
+        let replicas = Arc::new(ReplicaManager::new(config.clone(), metadata.incarnation));
         // Before this process registers nothing is led here; the changes are applied as the
-        // metadata follower sees them (`server::follow_metadata`).
-        replicas.sync_with(&metadata.image())?;
-        let groups = GroupService::new(config.groups.coordinator.clone(), std::time::Duration::from_millis(config.groups.offsets_commit_timeout_ms));
-        Ok(Arc::new(Broker {
+        // metadata follower sees them (`follow_metadata`).
+        let image = metadata.image();
+        replicas.sync_with(&image)?;
+        let (published, seen) = watch::channel(image.version);
+        let topics = Arc::new(TopicAdmin::new(config.clone(), metadata.clone(), seen));
+        let groups = Arc::new(GroupService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone()));
+        let broker = Arc::new(Broker {
             config,
             metadata,
             replicas,
+            topics,
             groups,
+            published,
             producer_ids: tokio::sync::Mutex::new(0..0),
             _dir_lock: dir_lock,
-        }))
+        });
+        tokio::spawn(follow_metadata(broker.clone()));
+        Ok(broker)
     }
 
     pub async fn next_producer_id(&self) -> Result<i64, ControllerError> {
@@ -79,13 +100,18 @@ impl Broker {
         Ok(id)
     }
 
-    /// Brings the hosted replicas and group coordination in line with `image` (see
-    /// `ReplicaManager::sync_with`); every caller that has a newer image goes through here, so
-    /// no leadership change escapes the group coordinator. Blocking.
-    pub fn apply_metadata(&self, image: &Arc<MetadataImage>) -> Result<(), PartitionError> {
-        let changes = self.replicas.sync_with(image)?;
-        self.groups.leadership_changed(self, &changes);
-        Ok(())
+    /// Brings the hosted replicas and group coordination in line with `image`, then marks it
+    /// published. Only `follow_metadata` calls it, so images are applied one at a time, in order.
+    /// Blocking (opening a log may recover it, loading groups reads logs).
+    fn publish(&self, image: &Arc<MetadataImage>) {
+        match self.replicas.sync_with(image) {
+            Ok(changes) => self.groups.leadership_changed(&changes),
+            Err(e) => tracing::error!(error = %e, "applying a metadata change to the local replicas failed"),
+        }
+        self.published.send_if_modified(|v| {
+            let next = (*v).max(image.version);
+            std::mem::replace(v, next) != next
+        });
     }
 
     pub fn shutdown(&self) {
@@ -93,11 +119,18 @@ impl Broker {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// Publishes every metadata change this node applies (changes made through another node arrive
+/// only this way), on a blocking thread, one image at a time.
+async fn follow_metadata(broker: Arc<Broker>) {
+    let mut images = broker.metadata.subscribe();
+    loop {
+        let image = images.borrow_and_update().image.clone();
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || b.publish(&image)).await;
+        if images.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// An exclusive `flock` on `<log_dir>/.lock`: two brokers writing one directory would corrupt it.

@@ -300,8 +300,7 @@ mod tests {
         props.insert("offsets.topic.num.partitions".to_string(), "3".to_string());
         let broker = crate::Broker::open(crate::BrokerConfig::from_props(&props).unwrap()).await.unwrap();
         broker.metadata.register(vec![]).await;
-        broker.create_topic("t", 1, 1, Default::default(), false).await.unwrap();
-        broker.apply_metadata(&broker.metadata.image()).unwrap();
+        broker.topics.create_topic("t", 1, 1, Default::default(), false).await.unwrap();
         let group = || GroupId(StrBytes::from_static_str("g"));
         let name = || TopicName(StrBytes::from_static_str("t"));
         let record = Record {

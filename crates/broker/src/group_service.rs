@@ -1,4 +1,4 @@
-//! The group coordinator as the broker runs it: the pure state machine of [`crate::group`]
+//! The group coordinator as the broker runs it: the pure state machine of `strom_coordinator::group`
 //! behind one lock, its log in the internal compacted topic `__consumer_offsets`, parked
 //! JoinGroup/SyncGroup requests, timers, and the replay of the log on start.
 //!
@@ -25,14 +25,18 @@ use kafka_protocol::records::{
 };
 use tokio::sync::oneshot;
 
-use crate::broker::{now_ms, Broker};
-use crate::partition::Partition;
-use crate::replica_manager::LeadershipChanges;
+use strom_config::BrokerConfig;
+use strom_controller::Controller;
 use strom_coordinator::group::{
-    Effect, GroupConfig, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest,
-    PartitionResult, SyncOutcome, SyncRequest, SyncResponse, Ticket,
+    Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
+    SyncOutcome, SyncRequest, SyncResponse, Ticket,
 };
+
+use crate::clock::now_ms;
+use crate::partition::Partition;
+use crate::replica_manager::{LeadershipChanges, ReplicaManager};
 use crate::sync::lock;
+use crate::topics::TopicAdmin;
 
 /// Kafka's name for the offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -53,6 +57,10 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
 }
 
 pub struct GroupService {
+    config: Arc<BrokerConfig>,
+    replicas: Arc<ReplicaManager>,
+    metadata: Arc<Controller>,
+    topics: Arc<TopicAdmin>,
     state: Mutex<State>,
     /// `offsets.commit.timeout.ms`: how long an answer waits for its records to be replicated.
     commit_timeout: Duration,
@@ -79,11 +87,11 @@ struct State {
 }
 
 impl GroupService {
-    pub fn new(config: GroupConfig, commit_timeout: Duration) -> Self {
+    pub fn new(config: Arc<BrokerConfig>, replicas: Arc<ReplicaManager>, metadata: Arc<Controller>, topics: Arc<TopicAdmin>) -> Self {
         GroupService {
-            commit_timeout,
+            commit_timeout: Duration::from_millis(config.groups.offsets_commit_timeout_ms),
             state: Mutex::new(State {
-                coordinator: GroupCoordinator::new(config),
+                coordinator: GroupCoordinator::new(config.groups.coordinator.clone()),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
             }),
@@ -91,6 +99,10 @@ impl GroupService {
             coordinating: Mutex::new(HashMap::new()),
             topic_ready: AtomicBool::new(false),
             creating: AtomicBool::new(false),
+            config,
+            replicas,
+            metadata,
+            topics,
         }
     }
 
@@ -101,15 +113,15 @@ impl GroupService {
     /// Whether group requests can be served now: the log is replayed and `__consumer_offsets`
     /// exists. The topic is created on first use, as Kafka creates it on the first
     /// FindCoordinator, so a broker that never sees a group never has one.
-    pub fn ready(&self, broker: &Arc<Broker>) -> Result<(), ResponseError> {
+    pub fn ready(self: &Arc<Self>) -> Result<(), ResponseError> {
         if !self.is_loaded() {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         if self.topic_ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        let me = broker.config.node_id;
-        if let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC) {
+        let me = self.config.node_id;
+        if let Some(topic) = self.metadata.image().topic(OFFSETS_TOPIC) {
             // The topic is in the image before its partitions are open (another request may be
             // creating it right now): answer "retry" until they are, or a join could succeed
             // whose assignment cannot be stored.
@@ -118,7 +130,7 @@ impl GroupService {
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| p.replicas.contains(&me))
-                .all(|(i, _)| broker.replicas.partition(OFFSETS_TOPIC, i as i32).is_some());
+                .all(|(i, _)| self.replicas.partition(OFFSETS_TOPIC, i as i32).is_some());
             if !open {
                 return Err(ResponseError::CoordinatorLoadInProgress);
             }
@@ -129,29 +141,29 @@ impl GroupService {
         // retries. FindCoordinator, the first request of every group client, awaits the
         // creation instead (`ensure_topic`), as Kafka's does.
         if !self.creating.swap(true, Ordering::AcqRel) {
-            let broker = broker.clone();
+            let me = self.clone();
             tokio::spawn(async move {
-                create_offsets_topic(&broker).await;
-                broker.groups.creating.store(false, Ordering::Release);
+                me.create_offsets_topic().await;
+                me.creating.store(false, Ordering::Release);
             });
         }
         Err(ResponseError::CoordinatorLoadInProgress)
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet, then answers as `ready`.
-    pub async fn ensure_topic(&self, broker: &Arc<Broker>) -> Result<(), ResponseError> {
-        if self.is_loaded() && broker.metadata.image().topic(OFFSETS_TOPIC).is_none() {
-            create_offsets_topic(broker).await;
+    pub async fn ensure_topic(self: &Arc<Self>) -> Result<(), ResponseError> {
+        if self.is_loaded() && self.metadata.image().topic(OFFSETS_TOPIC).is_none() {
+            self.create_offsets_topic().await;
         }
-        self.ready(broker)
+        self.ready()
     }
 
     /// `ready`, and this broker coordinates `group_id` (else NOT_COORDINATOR: the client asks
     /// FindCoordinator again, as after a coordinator move in Kafka).
-    pub fn ready_for(&self, broker: &Arc<Broker>, group_id: &str) -> Result<(), ResponseError> {
-        self.ready(broker)?;
-        let index = partition_for(group_id, offsets_partitions(broker));
-        let Some(partition) = broker.replicas.partition(OFFSETS_TOPIC, index).filter(|p| p.is_leader()) else {
+    pub fn ready_for(self: &Arc<Self>, group_id: &str) -> Result<(), ResponseError> {
+        self.ready()?;
+        let index = partition_for(group_id, self.offsets_partitions());
+        let Some(partition) = self.replicas.partition(OFFSETS_TOPIC, index).filter(|p| p.is_leader()) else {
             return Err(ResponseError::NotCoordinator);
         };
         if lock(&self.coordinating).get(&index) != Some(&partition.leader_epoch()) {
@@ -165,11 +177,11 @@ impl GroupService {
     /// replayed from the log (requests for them get COORDINATOR_LOAD_IN_PROGRESS meanwhile);
     /// for one it no longer leads, its groups are dropped and their parked requests answered
     /// NOT_COORDINATOR, so their clients look for the new coordinator. Blocking (it reads logs).
-    pub fn leadership_changed(&self, broker: &Broker, changes: &LeadershipChanges) {
+    pub fn leadership_changed(&self, changes: &LeadershipChanges) {
         let offsets = |ps: &[Arc<Partition>]| -> Vec<Arc<Partition>> { ps.iter().filter(|p| &*p.topic == OFFSETS_TOPIC).cloned().collect() };
         let (gained, lost) = (offsets(&changes.gained), offsets(&changes.lost));
         if !gained.is_empty() || !lost.is_empty() {
-            let n = offsets_partitions(broker);
+            let n = self.offsets_partitions();
             let moved: BTreeSet<i32> = gained.iter().chain(&lost).map(|p| p.index).collect();
             lock(&self.coordinating).retain(|index, _| !moved.contains(index));
             let mut state = lock(&self.state);
@@ -266,12 +278,11 @@ impl GroupService {
     /// waiters for the tickets it returns. The caller's own answer comes with the same.
     fn call<R>(
         &self,
-        broker: &Broker,
         f: impl FnOnce(&mut State) -> (R, Vec<Effect>),
     ) -> (R, Result<Replication, ResponseError>) {
         let mut state = lock(&self.state);
         let (r, mut fx) = f(&mut state);
-        let persisted = persist(broker, &fx);
+        let persisted = self.persist(&fx);
         if persisted.is_err() {
             // A generation whose assignment is not in the log must not stay Stable in memory.
             // The rebalance this starts writes nothing that matters if it fails too (its record
@@ -286,7 +297,7 @@ impl GroupService {
                 .collect();
             for (group_id, generation) in lost {
                 let more = state.coordinator.assignment_not_stored(&group_id, generation, now);
-                let _ = persist(broker, &more);
+                let _ = self.persist(&more);
                 fx.extend(more);
             }
         }
@@ -316,12 +327,8 @@ impl GroupService {
     }
 
     /// `call`, then the wait for its records to be replicated.
-    async fn call_replicated<R>(
-        &self,
-        broker: &Broker,
-        f: impl FnOnce(&mut State) -> (R, Vec<Effect>),
-    ) -> (R, Result<(), ResponseError>) {
-        let (r, persisted) = self.call(broker, f);
+    async fn call_replicated<R>(&self, f: impl FnOnce(&mut State) -> (R, Vec<Effect>)) -> (R, Result<(), ResponseError>) {
+        let (r, persisted) = self.call(f);
         let result = match persisted {
             Ok(replication) => replication.wait(self.commit_timeout).await,
             Err(code) => Err(code),
@@ -329,9 +336,9 @@ impl GroupService {
         (r, result)
     }
 
-    pub async fn join(&self, broker: &Broker, req: JoinRequest) -> JoinResponse {
+    pub async fn join(&self, req: JoinRequest) -> JoinResponse {
         let member_id = req.member_id.clone();
-        let (waiting, _) = self.call(broker, |s| {
+        let (waiting, _) = self.call(|s| {
             let (out, fx) = s.coordinator.join_group(req, now_ms());
             let out = match out {
                 JoinOutcome::Ready(r) => Ok(r),
@@ -351,8 +358,8 @@ impl GroupService {
         }
     }
 
-    pub async fn sync(&self, broker: &Broker, req: SyncRequest) -> SyncResponse {
-        let (waiting, persisted) = self.call_replicated(broker, |s| {
+    pub async fn sync(&self, req: SyncRequest) -> SyncResponse {
+        let (waiting, persisted) = self.call_replicated(|s| {
             let (out, fx) = s.coordinator.sync_group(req, now_ms());
             let out = match out {
                 SyncOutcome::Ready(r) => Ok(r),
@@ -380,24 +387,16 @@ impl GroupService {
 
     /// Any other coordinator call: `f` gets the state machine and returns its answer and effects.
     /// The answer comes with the result of appending the effects' records.
-    pub async fn with<R>(
-        &self,
-        broker: &Broker,
-        f: impl FnOnce(&mut GroupCoordinator) -> (R, Vec<Effect>),
-    ) -> (R, Result<(), ResponseError>) {
-        self.call_replicated(broker, |s| f(&mut s.coordinator)).await
+    pub async fn with<R>(&self, f: impl FnOnce(&mut GroupCoordinator) -> (R, Vec<Effect>)) -> (R, Result<(), ResponseError>) {
+        self.call_replicated(|s| f(&mut s.coordinator)).await
     }
 
     /// OffsetCommit: appended, waited for until replicated, and only then shown by OffsetFetch
     /// (a commit whose wait fails is not shown, as on Kafka).
-    pub async fn commit_offsets(
-        &self,
-        broker: &Broker,
-        req: OffsetCommitRequest,
-    ) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
+    pub async fn commit_offsets(&self, req: OffsetCommitRequest) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
         let group_id = req.group_id.clone();
         let ((results, commit), outcome) = self
-            .call_replicated(broker, |s| {
+            .call_replicated(|s| {
                 let (results, fx) = s.coordinator.commit_offsets(req, now_ms());
                 let commit = fx.iter().find_map(|e| match e {
                     Effect::PersistOffsets { commit, .. } => Some(*commit),
@@ -418,20 +417,29 @@ impl GroupService {
     }
 
     /// Session and rebalance timers; cheap when nothing is due.
-    pub fn tick(&self, broker: &Broker) {
+    pub fn tick(&self) {
         let now = now_ms();
         if self.is_loaded() {
             // A failed append was logged; timers have nobody to answer.
-            let _ = self.call(broker, |s| ((), s.coordinator.tick(now)));
+            let _ = self.call(|s| ((), s.coordinator.tick(now)));
         }
     }
 
     /// Drops committed offsets past `offsets.retention.minutes` (of Empty groups).
-    pub fn expire_offsets(&self, broker: &Broker) {
+    pub fn expire_offsets(&self) {
         let now = now_ms();
         if self.is_loaded() {
-            let _ = self.call(broker, |s| ((), s.coordinator.expire_offsets(now)));
+            let _ = self.call(|s| ((), s.coordinator.expire_offsets(now)));
         }
+    }
+
+    /// The offsets topic's partition count: the topic's own once it exists, else the config's.
+    pub fn offsets_partitions(&self) -> i32 {
+        self.metadata
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partition_count())
+            .unwrap_or(self.config.groups.offsets_topic_num_partitions)
     }
 }
 
@@ -457,102 +465,95 @@ impl Replication {
     }
 }
 
-/// Appends the effects' records to their groups' offsets partitions, one batch per partition,
-/// and says what to wait for before answering.
-/// Kafka's mapping of append failures to coordinator errors: a missing partition, or fewer
-/// in-sync replicas than `min.insync.replicas`, is COORDINATOR_NOT_AVAILABLE (the client
-/// retries), a lost leadership NOT_COORDINATOR, an oversized batch INVALID_COMMIT_OFFSET_SIZE,
-/// anything else UNKNOWN_SERVER_ERROR.
-fn persist(broker: &Broker, fx: &[Effect]) -> Result<Replication, ResponseError> {
-    let mut by_partition: BTreeMap<i32, Vec<LogRecord>> = BTreeMap::new();
-    let partitions = offsets_partitions(broker);
-    for e in fx {
-        let records = e.log_records();
-        if let Some(first) = records.first() {
-            by_partition.entry(partition_for(first.group_id(), partitions)).or_default().extend(records);
-        }
-    }
-    let now = now_ms();
-    let mut replication = Replication::default();
-    for (index, records) in by_partition {
-        let partition = broker.replicas.partition(OFFSETS_TOPIC, index).ok_or(ResponseError::CoordinatorNotAvailable)?;
-        if !partition.enough_replicas() {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        let epoch = partition.leader_epoch();
-        // Offsets are relative (storage assigns the real ones). The encoder keeps records in one
-        // batch only while offset minus sequence is constant; sequence `i - 1` also makes the
-        // batch's base sequence -1, "none", as a non-idempotent producer writes it.
-        let records: Vec<Record> = records
-            .iter()
-            .zip(0i64..)
-            .map(|(r, i)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: i as i32 - 1,
-                timestamp: now,
-                key: Some(r.key()),
-                value: r.value(),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot encode an offsets-topic batch");
-                ResponseError::UnknownServerError
-            })?;
-        let appended = partition.append(&mut buf, now).map_err(|e| {
-            tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
-            match e {
-                crate::partition::PartitionError::Closed | crate::partition::PartitionError::NotLeader(_) => {
-                    ResponseError::NotCoordinator
-                }
-                crate::partition::PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => {
-                    ResponseError::InvalidCommitOffsetSize
-                }
-                _ => ResponseError::UnknownServerError,
+impl GroupService {
+    /// Appends the effects' records to their groups' offsets partitions, one batch per
+    /// partition, and says what to wait for before answering. Kafka's mapping of append
+    /// failures to coordinator errors: a missing partition, or fewer in-sync replicas than
+    /// `min.insync.replicas`, is COORDINATOR_NOT_AVAILABLE (the client retries), a lost
+    /// leadership NOT_COORDINATOR, an oversized batch INVALID_COMMIT_OFFSET_SIZE, anything else
+    /// UNKNOWN_SERVER_ERROR.
+    fn persist(&self, fx: &[Effect]) -> Result<Replication, ResponseError> {
+        let mut by_partition: BTreeMap<i32, Vec<LogRecord>> = BTreeMap::new();
+        let partitions = self.offsets_partitions();
+        for e in fx {
+            let records = e.log_records();
+            if let Some(first) = records.first() {
+                by_partition.entry(partition_for(first.group_id(), partitions)).or_default().extend(records);
             }
-        })?;
-        replication.0.push((partition, appended.last_offset + 1, epoch));
+        }
+        let now = now_ms();
+        let mut replication = Replication::default();
+        for (index, records) in by_partition {
+            let partition = self.replicas.partition(OFFSETS_TOPIC, index).ok_or(ResponseError::CoordinatorNotAvailable)?;
+            if !partition.enough_replicas() {
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            let epoch = partition.leader_epoch();
+            // Offsets are relative (storage assigns the real ones). The encoder keeps records in one
+            // batch only while offset minus sequence is constant; sequence `i - 1` also makes the
+            // batch's base sequence -1, "none", as a non-idempotent producer writes it.
+            let records: Vec<Record> = records
+                .iter()
+                .zip(0i64..)
+                .map(|(r, i)| Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: -1,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: i,
+                    sequence: i as i32 - 1,
+                    timestamp: now,
+                    key: Some(r.key()),
+                    value: r.value(),
+                    headers: Default::default(),
+                })
+                .collect();
+            let mut buf = BytesMut::new();
+            RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot encode an offsets-topic batch");
+                    ResponseError::UnknownServerError
+                })?;
+            let appended = partition.append(&mut buf, now).map_err(|e| {
+                tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
+                match e {
+                    crate::partition::PartitionError::Closed | crate::partition::PartitionError::NotLeader(_) => {
+                        ResponseError::NotCoordinator
+                    }
+                    crate::partition::PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => {
+                        ResponseError::InvalidCommitOffsetSize
+                    }
+                    _ => ResponseError::UnknownServerError,
+                }
+            })?;
+            replication.0.push((partition, appended.last_offset + 1, epoch));
+        }
+        Ok(replication)
     }
-    Ok(replication)
-}
 
-async fn create_offsets_topic(broker: &Broker) {
-    let s = &broker.config.groups;
-    // Kafka refuses to create the topic until offsets.topic.replication.factor brokers are up,
-    // which leaves a fresh single-node cluster without groups. Strom caps the factor at the
-    // cluster's size (its voters: every node is a broker), so a single node gets 1 and a
-    // three-node cluster 3, whichever brokers happen to be up at the first FindCoordinator
-    // (fewer live brokers than that: the creation fails and the next request retries).
-    let voters = broker.config.cluster.voters.len().max(1) as i16;
-    let rf = s.offsets_topic_replication_factor.min(voters);
-    let configs = BTreeMap::from([
-        ("cleanup.policy".to_string(), "compact".to_string()),
-        ("segment.bytes".to_string(), s.offsets_topic_segment_bytes.to_string()),
-    ]);
-    match broker.create_topic(OFFSETS_TOPIC, s.offsets_topic_num_partitions, rf, configs, false).await {
-        Ok(_) => {}
-        Err(e) if e.code == ResponseError::TopicAlreadyExists => {}
-        Err(e) => tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}"),
+    /// Creates `__consumer_offsets` (Kafka does so on the first FindCoordinator).
+    async fn create_offsets_topic(&self) {
+        let s = &self.config.groups;
+        // Kafka refuses to create the topic until offsets.topic.replication.factor brokers are up,
+        // which leaves a fresh single-node cluster without groups. Strom caps the factor at the
+        // cluster's size (its voters: every node is a broker), so a single node gets 1 and a
+        // three-node cluster 3, whichever brokers happen to be up at the first FindCoordinator
+        // (fewer live brokers than that: the creation fails and the next request retries).
+        let voters = self.config.cluster.voters.len().max(1) as i16;
+        let rf = s.offsets_topic_replication_factor.min(voters);
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), s.offsets_topic_segment_bytes.to_string()),
+        ]);
+        match self.topics.create_topic(OFFSETS_TOPIC, s.offsets_topic_num_partitions, rf, configs, false).await {
+            Ok(_) => {}
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {}
+            Err(e) => tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}"),
+        }
     }
-}
-
-/// The offsets topic's partition count: the topic's own once it exists, else the config's.
-pub fn offsets_partitions(broker: &Broker) -> i32 {
-    broker
-        .metadata
-        .image()
-        .topic(OFFSETS_TOPIC)
-        .map(|t| t.partition_count())
-        .unwrap_or(broker.config.groups.offsets_topic_num_partitions)
 }
 
 /// Where `partition_for` is pinned against Java's `String.hashCode`.

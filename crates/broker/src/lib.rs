@@ -7,6 +7,7 @@
 
 pub mod alloc_guard;
 pub mod broker;
+pub mod clock;
 pub mod group_service;
 mod connection;
 mod fsutil;

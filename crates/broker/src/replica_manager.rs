@@ -3,7 +3,7 @@
 //! The map is rebuilt from the metadata image (`sync_with`), so the image stays the single source
 //! of truth for which partitions exist; this module only owns their open logs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -11,11 +11,12 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::Notify;
 
 use strom_config::BrokerConfig;
-use crate::broker::now_ms;
-use strom_metadata::{MetadataImage, NO_LEADER};
+use crate::clock::now_ms;
+use strom_metadata::delta::MetadataDelta;
+use strom_metadata::{MetadataImage, TopicImage, NO_LEADER};
 use crate::partition::{Partition, PartitionError, RoleChange};
 use crate::replication::fetcher::{Assignment, Fetchers};
-use crate::sync::{read, write};
+use crate::sync::{lock, read, write};
 
 /// What a `sync_with` changed in this broker's leadership.
 #[derive(Default)]
@@ -38,6 +39,9 @@ pub struct ReplicaManager {
     /// Serialises `sync_with`: two concurrent syncs would both see a topic's old partition count
     /// and open the same new partition twice, which would mean two writers for one log.
     syncing: std::sync::Mutex<()>,
+    /// The partitions followed here: (leader, its address, the replica, the leader epoch), kept
+    /// between syncs, which visit only what changed.
+    following: std::sync::Mutex<BTreeMap<(Arc<str>, i32), (i32, String, Arc<Partition>, i32)>>,
     /// Woken on every append so that long-polling fetches re-check. One broker-wide signal is
     /// enough at this scale; a per-partition purgatory (as Kafka has) can replace it if many idle
     /// consumers make the wake-ups show up in profiles.
@@ -56,6 +60,7 @@ impl ReplicaManager {
             topics: RwLock::new(HashMap::new()),
             image: RwLock::new(Arc::default()),
             syncing: std::sync::Mutex::new(()),
+            following: std::sync::Mutex::new(BTreeMap::new()),
             data_arrived: Notify::new(),
         }
     }
@@ -94,44 +99,56 @@ impl ReplicaManager {
     /// Called at startup and after each metadata change; an image older than the last one
     /// synced is ignored, so racing callers cannot go back in time.
     ///
+    /// Only the topics the change touched are visited (`MetadataDelta`), unless brokers or
+    /// dynamic broker configs changed, which concern every partition (this broker's own
+    /// registration, the leaders' addresses, topic defaults).
+    ///
     /// Leadership counts only under this process's own registration: an image from before it
     /// may still name this broker the leader its previous process was, with a log this process
     /// may not have (a wiped disk). Until the registration lands, every replica here follows.
     pub fn sync_with(&self, image: &Arc<MetadataImage>) -> Result<LeadershipChanges, PartitionError> {
         let _one_at_a_time = crate::sync::lock(&self.syncing);
         let mut changes = LeadershipChanges::default();
-        if image.version < read(&self.image).version {
+        let old = read(&self.image).clone();
+        if image.version < old.version {
             return Ok(changes);
         }
         *write(&self.image) = image.clone();
         let me = self.config.node_id;
         changes.registered = image.brokers.get(&me).is_some_and(|b| b.incarnation == self.incarnation && !b.fenced);
+        let delta = MetadataDelta::between(&old, image);
+        let everything = delta.brokers_changed || delta.broker_configs_changed;
         // Dynamic broker configs were validated when set; should that ever fail, keep the static ones.
         let config = self.config.with_dynamic(&image.broker_configs).unwrap_or_else(|e| {
             tracing::error!(error = %e, "ignoring invalid dynamic broker configs");
             (*self.config).clone()
         });
+        let touched: BTreeSet<&str> = delta.changed.iter().chain(&delta.deleted).map(|t| t.name.as_str()).collect();
         let assigned = |topic: &str, id: uuid::Uuid, index: i32| {
             image.topic(topic).filter(|t| t.id == id).and_then(|t| t.partition(index)).filter(|p| p.replicas.contains(&me))
         };
-        let stale: Vec<Arc<Partition>> = self.all().into_iter().filter(|p| assigned(&p.topic, p.topic_id, p.index).is_none()).collect();
+        let stale: Vec<Arc<Partition>> = self
+            .all()
+            .into_iter()
+            .filter(|p| everything || touched.contains(&*p.topic))
+            .filter(|p| assigned(&p.topic, p.topic_id, p.index).is_none())
+            .collect();
+        let mut following = lock(&self.following);
         for p in stale {
             if let Some(m) = write(&self.topics).get_mut(&*p.topic) {
                 m.remove(&p.index);
             }
+            following.remove(&(p.topic.clone(), p.index));
             if p.is_leader() {
                 changes.lost.push(p.clone());
             }
             p.become_follower(p.leader_epoch());
             p.delete()?;
         }
-        // Fetchers are re-pointed below; the listener they use on the leader is the one this
-        // broker's clients use (Strom has no separate inter-broker listener).
-        let listener = self.config.advertised_listeners.first().map(|l| l.name.clone()).unwrap_or_default();
-        let mut follow: HashMap<i32, (String, Vec<Assignment>)> = HashMap::new();
-        let now = now_ms();
         write(&self.topics).retain(|_, m| !m.is_empty());
-        for topic in image.topics.values() {
+        let now = now_ms();
+        let visit: Vec<&Arc<TopicImage>> = if everything { image.topics.values().collect() } else { delta.changed.iter().collect() };
+        for topic in visit {
             let settings = config.topic_settings(&topic.configs);
             for (index, assignment) in topic.partitions.iter().enumerate() {
                 if !assignment.replicas.contains(&me) {
@@ -154,24 +171,36 @@ impl ReplicaManager {
                     RoleChange::Lost => changes.lost.push(p.clone()),
                     RoleChange::None => {}
                 }
-                let leader = assignment.leader;
-                if leader == NO_LEADER || leader == me {
-                    continue;
+                let key = (p.topic.clone(), index);
+                match self.leader_address(image, assignment.leader) {
+                    Some(addr) => {
+                        following.insert(key, (assignment.leader, addr, p, assignment.leader_epoch));
+                    }
+                    None => {
+                        following.remove(&key);
+                    }
                 }
-                let Some(endpoint) = image.brokers.get(&leader).and_then(|b| {
-                    b.endpoints.iter().find(|e| e.listener == listener).or(b.endpoints.first())
-                }) else {
-                    continue;
-                };
-                follow
-                    .entry(leader)
-                    .or_insert_with(|| (format!("{}:{}", endpoint.host, endpoint.port), Vec::new()))
-                    .1
-                    .push(Assignment { partition: p, epoch: assignment.leader_epoch });
             }
         }
+        let mut follow: HashMap<i32, (String, Vec<Assignment>)> = HashMap::new();
+        for (leader, addr, partition, epoch) in following.values() {
+            follow.entry(*leader).or_insert_with(|| (addr.clone(), Vec::new())).1.push(Assignment { partition: partition.clone(), epoch: *epoch });
+        }
+        drop(following);
         self.fetchers.assign(follow);
         Ok(changes)
+    }
+
+    /// Where this broker's fetcher reaches `leader`: the listener its clients use (Strom has no
+    /// separate inter-broker listener). `None` for no leader, this broker, or an unknown one.
+    fn leader_address(&self, image: &MetadataImage, leader: i32) -> Option<String> {
+        if leader == NO_LEADER || leader == self.config.node_id {
+            return None;
+        }
+        let listener = self.config.advertised_listeners.first().map(|l| l.name.as_str()).unwrap_or_default();
+        let b = image.brokers.get(&leader)?;
+        let e = b.endpoints.iter().find(|e| e.listener == listener).or(b.endpoints.first())?;
+        Some(format!("{}:{}", e.host, e.port))
     }
 
     /// Clean shutdown: every log flushed and marked clean.

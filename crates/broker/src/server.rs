@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::broker::{now_ms, Broker, BrokerError};
+use crate::broker::{Broker, BrokerError};
+use crate::clock::now_ms;
 use strom_config::BrokerConfig;
 use strom_metadata::Endpoint;
 
@@ -51,8 +52,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         tokio::spawn(cleaner_loop(broker.clone()));
     }
     tokio::spawn(group_loop(broker.clone()));
-    tokio::spawn(follow_metadata(broker.clone()));
-    tokio::spawn(crate::replication::maintain_isr(broker.clone()));
+    tokio::spawn(crate::replication::maintain_isr(broker.replicas.clone(), broker.metadata.clone(), broker.config.replica_lag_time_max_ms));
     let endpoints = broker
         .config
         .advertised_listeners
@@ -105,24 +105,6 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     Ok(())
 }
 
-/// Applies every metadata change to the replicas hosted here (changes made through another node
-/// arrive only this way), and moves group coordination with the offsets partitions' leadership.
-async fn follow_metadata(broker: Arc<Broker>) {
-    let mut images = broker.metadata.subscribe();
-    loop {
-        let image = images.borrow_and_update().image.clone();
-        let b = broker.clone();
-        // Opening a log may recover it, and loading groups reads logs: blocking work.
-        let synced = tokio::task::spawn_blocking(move || b.apply_metadata(&image)).await;
-        if let Ok(Err(e)) = synced {
-            tracing::error!(error = %e, "applying a metadata change to the local replicas failed");
-        }
-        if images.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
     loop {
         match listener.accept().await {
@@ -172,9 +154,9 @@ async fn group_loop(broker: Arc<Broker>) {
     let mut next_expiry = now_ms() + expiry_every;
     loop {
         tick.tick().await;
-        broker.groups.tick(&broker);
+        broker.groups.tick();
         if now_ms() >= next_expiry {
-            broker.groups.expire_offsets(&broker);
+            broker.groups.expire_offsets();
             next_expiry = now_ms() + expiry_every;
         }
     }

@@ -1,5 +1,9 @@
 //! Topic administration: the rules for creating, growing, deleting and configuring topics.
 //! Handlers translate requests into these calls and the errors back into Kafka error codes.
+//!
+//! A change is a command committed through the controller; the answer waits until this broker
+//! has published the image that holds it (`Broker::publish`), so a client that creates a topic
+//! and produces to it at once finds its partitions open here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +11,9 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use crate::broker::Broker;
+use strom_config::BrokerConfig;
+use strom_controller::Controller;
+use tokio::sync::watch;
 use strom_config::validate_topic_config;
 use strom_metadata::elect::place_replicas;
 use strom_metadata::{MetadataImage, MetadataRecord, TopicImage};
@@ -59,7 +65,31 @@ fn not_enough_brokers(rf: i16, live: usize) -> AdminError {
     )
 }
 
-impl Broker {
+/// How long an answer waits for this broker to publish the change; past it, the change is
+/// committed all the same and the answer goes out.
+const PUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub struct TopicAdmin {
+    config: Arc<BrokerConfig>,
+    metadata: Arc<Controller>,
+    /// The last metadata version this broker published.
+    published: watch::Receiver<u64>,
+}
+
+impl TopicAdmin {
+    pub fn new(config: Arc<BrokerConfig>, metadata: Arc<Controller>, published: watch::Receiver<u64>) -> Self {
+        TopicAdmin { config, metadata, published }
+    }
+
+    /// Waits until this broker has published `image` (or a later one).
+    async fn published(&self, image: &MetadataImage) {
+        let mut rx = self.published.clone();
+        let version = image.version;
+        if tokio::time::timeout(PUBLISH_WAIT, rx.wait_for(|v| *v >= version)).await.is_err() {
+            tracing::warn!(version, "metadata change committed but not yet applied here");
+        }
+    }
+
     /// Creates a topic. `partitions`/`replication_factor` of -1 take the broker defaults.
     pub async fn create_topic(
         &self,
@@ -99,7 +129,7 @@ impl Broker {
             };
         }
         let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
-        self.apply_metadata(&image).map_err(metadata_failure)?;
+        self.published(&image).await;
         tracing::info!(topic = name, partitions, "created topic");
         image.topic(name).cloned().ok_or_else(|| AdminError::new(ResponseError::UnknownServerError, "topic vanished"))
     }
@@ -130,7 +160,7 @@ impl Broker {
             .map_err(metadata_failure)??;
         // The image no longer names the topic, so a crash before the files go leaves only an
         // orphan directory, which a later topic of the same name replaces (partition.metadata).
-        self.apply_metadata(&image).map_err(metadata_failure)?;
+        self.published(&image).await;
         tracing::info!(topic = name, "deleted topic");
         Ok(deleted)
     }
@@ -153,7 +183,8 @@ impl Broker {
             return check(&self.metadata.image()).map(|_| ());
         }
         let image = self.metadata.commit(check).await.map_err(metadata_failure)??;
-        self.apply_metadata(&image).map_err(metadata_failure)
+        self.published(&image).await;
+        Ok(())
     }
 
     /// Replaces (`incremental = false`, AlterConfigs) or edits (IncrementalAlterConfigs) a topic's configs.
@@ -176,7 +207,8 @@ impl Broker {
             return build(&self.metadata.image()).map(|_| ());
         }
         let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
-        self.apply_metadata(&image).map_err(metadata_failure)
+        self.published(&image).await;
+        Ok(())
     }
 
     /// Changes cluster-wide dynamic broker configs (AlterConfigs on a broker resource).
@@ -198,7 +230,8 @@ impl Broker {
             return build(&self.metadata.image()).map(|_| ());
         }
         let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
-        self.apply_metadata(&image).map_err(metadata_failure)
+        self.published(&image).await;
+        Ok(())
     }
 }
 
@@ -210,7 +243,7 @@ pub struct Reassignment {
     pub target: Option<Vec<i32>>,
 }
 
-impl Broker {
+impl TopicAdmin {
     /// Starts (or cancels) partition reassignments (KIP-455), with Kafka's checks: the partition
     /// exists, the target is non-empty, without duplicates and names registered brokers only,
     /// and keeps the replication factor unless `allow_rf_change`. The valid ones go into one
@@ -259,11 +292,7 @@ impl Broker {
         if !records.is_empty() {
             let committed = self.metadata.commit::<std::convert::Infallible>(|_| Ok(records.clone())).await;
             match committed {
-                Ok(Ok(image)) => {
-                    if let Err(e) = self.apply_metadata(&image) {
-                        tracing::error!(error = %e, "applying a reassignment to the local replicas failed");
-                    }
-                }
+                Ok(Ok(image)) => self.published(&image).await,
                 Ok(Err(never)) => match never {},
                 Err(e) => {
                     let failed = metadata_failure(e);

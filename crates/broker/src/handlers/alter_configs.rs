@@ -26,8 +26,8 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConf
                 Ok(())
             };
             let result = match r.resource_type {
-                RESOURCE_TOPIC => broker.alter_topic_configs(r.resource_name.as_str(), replace, req.validate_only).await,
-                RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => broker.alter_broker_configs(replace, req.validate_only).await,
+                RESOURCE_TOPIC => broker.topics.alter_topic_configs(r.resource_name.as_str(), replace, req.validate_only).await,
+                RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => broker.topics.alter_broker_configs(replace, req.validate_only).await,
                 _ => Err(AdminError::new(ResponseError::InvalidRequest, "Unsupported resource")),
             };
             let resp = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name);

@@ -23,7 +23,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterPartitionReassignmentsReques
             })
         })
         .collect();
-    let mut results = broker.reassign_partitions(changes, req.allow_replication_factor_change).await.into_iter();
+    let mut results = broker.topics.reassign_partitions(changes, req.allow_replication_factor_change).await.into_iter();
     let responses = req
         .topics
         .into_iter()

@@ -12,7 +12,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> Creat
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-        results.push(match broker.create_partitions(t.name.as_str(), t.count, req.validate_only).await {
+        results.push(match broker.topics.create_partitions(t.name.as_str(), t.count, req.validate_only).await {
             Ok(()) => result,
             Err(e) => result.with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),
         });

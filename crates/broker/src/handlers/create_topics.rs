@@ -74,6 +74,6 @@ async fn create(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Res
         }
         (t.assignments.len() as i32, 1)
     };
-    let topic = broker.create_topic(t.name.as_str(), partitions, rf, configs, validate_only).await?;
+    let topic = broker.topics.create_topic(t.name.as_str(), partitions, rf, configs, validate_only).await?;
     Ok((topic.id, topic.partition_count(), topic.replication_factor, topic.configs.clone()))
 }

@@ -12,10 +12,10 @@ use strom_coordinator::group::error_code;
 
 pub async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let ids: Vec<String> = req.groups_names.iter().map(|g| g.to_string()).collect();
-    let results = match broker.groups.ready(broker) {
+    let results = match broker.groups.ready() {
         Err(code) => ids.into_iter().map(|id| (id, Some(code))).collect(),
         Ok(()) => {
-            let (results, persisted) = broker.groups.with(broker, |c| c.delete_groups(&ids)).await;
+            let (results, persisted) = broker.groups.with(|c| c.delete_groups(&ids)).await;
             results.into_iter().map(|(id, e)| (id, e.or(persisted.err()))).collect::<Vec<_>>()
         }
     };

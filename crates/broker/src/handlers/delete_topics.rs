@@ -22,7 +22,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTop
             let result = DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))));
             match name {
                 None => result.with_topic_id(id).with_error_code(ResponseError::UnknownTopicId.code()),
-                Some(name) => match broker.delete_topic(&name).await {
+                Some(name) => match broker.topics.delete_topic(&name).await {
                     Ok(deleted_id) => result.with_topic_id(deleted_id),
                     Err(e) => result.with_topic_id(id).with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),
                 },

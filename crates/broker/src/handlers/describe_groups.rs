@@ -14,7 +14,7 @@ use strom_coordinator::group::error_code;
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let ready = broker.groups.ready(broker).err();
+    let ready = broker.groups.ready().err();
     let groups = req
         .groups
         .into_iter()

@@ -20,7 +20,8 @@ use strom_storage::{FileSlice, ReadSlices};
 use tokio::time::Instant;
 
 use super::storage_error_code;
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::partition::{FetchPosition, PartitionError, ReadOutcome};
 use crate::zero_copy;
 

@@ -16,7 +16,7 @@ const KEY_TYPE_GROUP: i8 = 0;
 pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     // v4+ asks for many keys at once; v0-3 for one, answered in the top-level fields.
     let keys: Vec<StrBytes> = if version >= 4 { req.coordinator_keys } else { vec![req.key] };
-    let ready = if req.key_type == KEY_TYPE_GROUP { broker.groups.ensure_topic(broker).await } else { Ok(()) };
+    let ready = if req.key_type == KEY_TYPE_GROUP { broker.groups.ensure_topic().await } else { Ok(()) };
     let answers: Vec<Coordinator> = keys.into_iter().map(|key| find(broker, req.key_type, key, ready)).collect();
     if version >= 4 {
         return FindCoordinatorResponse::default().with_coordinators(answers);

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use strom_coordinator::group::{error_code, HeartbeatRequest as Beat};
 
 pub async fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
-    let error = match broker.groups.ready_for(broker, &req.group_id.to_string()) {
+    let error = match broker.groups.ready_for(&req.group_id.to_string()) {
         Err(code) => Some(code),
         Ok(()) => {
             let beat = Beat {
@@ -18,7 +19,7 @@ pub async fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatRes
                 member_id: req.member_id.to_string(),
                 group_instance_id: req.group_instance_id.map(|s| s.to_string()),
             };
-            broker.groups.with(broker, |c| (c.heartbeat(beat, now_ms()), Vec::new())).await.0
+            broker.groups.with(|c| (c.heartbeat(beat, now_ms()), Vec::new())).await.0
         }
     };
     HeartbeatResponse::default().with_error_code(error_code(error))

@@ -34,12 +34,12 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -
                             let defaults = effective.topic_values(&BTreeMap::new());
                             let default_of = |k: &str| defaults.iter().find(|(key, _)| key.topic == Some(k)).map(|(_, v)| v.clone());
                             let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs, default_of);
-                            broker.alter_topic_configs(r.resource_name.as_str(), edit, req.validate_only).await
+                            broker.topics.alter_topic_configs(r.resource_name.as_str(), edit, req.validate_only).await
                         }
                         RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => {
                             let default_of = |k: &str| effective.props.get(k).cloned().or_else(|| strom_config::key(k).and_then(|k| k.default_value()).map(str::to_string));
                             let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs, default_of);
-                            broker.alter_broker_configs(edit, req.validate_only).await
+                            broker.topics.alter_broker_configs(edit, req.validate_only).await
                         }
                         _ => Err(AdminError::new(ResponseError::InvalidRequest, "Unsupported resource")),
                     }

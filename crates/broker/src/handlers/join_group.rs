@@ -19,7 +19,7 @@ pub async fn handle(
     peer: SocketAddr,
 ) -> JoinGroupResponse {
     let member_id = req.member_id.to_string();
-    if let Err(code) = broker.groups.ready_for(broker, &req.group_id.to_string()) {
+    if let Err(code) = broker.groups.ready_for(&req.group_id.to_string()) {
         return encode(JoinResponse::error(code, &member_id));
     }
     let request = JoinRequest {
@@ -36,7 +36,7 @@ pub async fn handle(
         client_host: format!("/{}", peer.ip()),
         request_version: version,
     };
-    encode(broker.groups.join(broker, request).await)
+    encode(broker.groups.join(request).await)
 }
 
 fn encode(r: JoinResponse) -> JoinGroupResponse {

@@ -6,11 +6,12 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use strom_coordinator::group::{error_code, LeaveMember};
 
 pub async fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
-    if let Err(code) = broker.groups.ready_for(broker, &req.group_id.to_string()) {
+    if let Err(code) = broker.groups.ready_for(&req.group_id.to_string()) {
         return LeaveGroupResponse::default().with_error_code(code.code());
     }
     let members: Vec<LeaveMember> = if version < 3 {
@@ -25,7 +26,7 @@ pub async fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) 
             .collect()
     };
     let group_id = req.group_id.to_string();
-    let (r, _) = broker.groups.with(broker, |c| c.leave_group(&group_id, members, now_ms())).await;
+    let (r, _) = broker.groups.with(|c| c.leave_group(&group_id, members, now_ms())).await;
     if version < 3 {
         // One member, reported at the top level.
         let error = r.error.or_else(|| r.members.first().and_then(|m| m.error));

@@ -14,7 +14,7 @@ const STATES: [GroupState; 5] =
     [GroupState::Empty, GroupState::PreparingRebalance, GroupState::CompletingRebalance, GroupState::Stable, GroupState::Dead];
 
 pub fn handle(broker: &Arc<Broker>, req: ListGroupsRequest) -> ListGroupsResponse {
-    if let Err(code) = broker.groups.ready(broker) {
+    if let Err(code) = broker.groups.ready() {
         return ListGroupsResponse::default().with_error_code(code.code());
     }
     // Kafka matches state names case-insensitively; an unknown name matches nothing.

@@ -41,7 +41,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                     (None, Some(name)) => match validate_topic_name(&name) {
                         Err(e) => error_topic(Some(name), Uuid::nil(), e.code),
                         Ok(()) if client_allows_create && broker.config.auto_create_topics => {
-                            match broker.auto_create_topic(&name).await {
+                            match broker.topics.auto_create_topic(&name).await {
                                 Ok(topic) => {
                                     image = broker.metadata.image();
                                     topic_response(&image, &topic)

@@ -12,7 +12,7 @@ use strom_coordinator::group::{error_code, CommitOffset, OffsetCommitRequest as 
 
 pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let image = broker.metadata.image();
-    let ready = broker.groups.ready_for(broker, &req.group_id.to_string()).err();
+    let ready = broker.groups.ready_for(&req.group_id.to_string()).err();
     // Kafka answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, per partition.
     let exists = |topic: &str, p: i32| image.topic(topic).is_some_and(|t| (0..t.partition_count()).contains(&p));
     let mut offsets = Vec::new();
@@ -43,7 +43,7 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCom
             group_instance_id: req.group_instance_id.map(|s| s.to_string()),
             offsets,
         };
-        let (committed, persisted) = broker.groups.commit_offsets(broker, commit).await;
+        let (committed, persisted) = broker.groups.commit_offsets(commit).await;
         for r in committed {
             // Not in the log means not committed, whatever the state machine said.
             let error = r.error.or(persisted.err());

@@ -10,7 +10,7 @@ use crate::broker::Broker;
 use strom_coordinator::group::error_code;
 
 pub async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    if let Err(code) = broker.groups.ready(broker) {
+    if let Err(code) = broker.groups.ready() {
         return OffsetDeleteResponse::default().with_error_code(code.code());
     }
     let partitions: Vec<(String, i32)> = req
@@ -19,7 +19,7 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDel
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), p.partition_index)))
         .collect();
     let group_id = req.group_id.to_string();
-    let (r, persisted) = broker.groups.with(broker, |c| c.delete_offsets(&group_id, &partitions)).await;
+    let (r, persisted) = broker.groups.with(|c| c.delete_offsets(&group_id, &partitions)).await;
     if r.error.is_some() || persisted.is_err() {
         return OffsetDeleteResponse::default().with_error_code(error_code(r.error.or(persisted.err())));
     }

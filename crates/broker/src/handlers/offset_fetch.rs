@@ -78,7 +78,7 @@ fn fetch(broker: &Arc<Broker>, group_id: &GroupId, wanted: Option<Vec<(String, i
             .map(|(topic, partition)| FetchedOffset { topic, partition, offset: -1, leader_epoch: -1, metadata: String::new() })
             .collect()
     };
-    if let Err(code) = broker.groups.ready(broker) {
+    if let Err(code) = broker.groups.ready() {
         return (Some(code), unknown(wanted));
     }
     let r = broker.groups.read(|c| c.fetch_offsets(group_id.as_str(), wanted.as_deref()));

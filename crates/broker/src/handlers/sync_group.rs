@@ -10,7 +10,7 @@ use crate::broker::Broker;
 use strom_coordinator::group::{error_code, SyncRequest, SyncResponse};
 
 pub async fn handle(broker: &Arc<Broker>, req: SyncGroupRequest) -> SyncGroupResponse {
-    let r = match broker.groups.ready_for(broker, &req.group_id.to_string()) {
+    let r = match broker.groups.ready_for(&req.group_id.to_string()) {
         Err(code) => SyncResponse::error(code),
         Ok(()) => {
             let request = SyncRequest {
@@ -22,7 +22,7 @@ pub async fn handle(broker: &Arc<Broker>, req: SyncGroupRequest) -> SyncGroupRes
                 protocol_name: req.protocol_name.map(|s| s.to_string()),
                 assignments: req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
             };
-            broker.groups.sync(broker, request).await
+            broker.groups.sync(request).await
         }
     };
     SyncGroupResponse::default()

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use super::client::{Client, ClientError};
 use super::follow::{on_epoch_end, on_fetch_answer, position, FetchAnswer};
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::partition::Partition;
 use crate::sync::lock;
 

@@ -21,7 +21,10 @@ use std::time::Duration;
 
 pub use leader::LeaderState;
 
-use crate::broker::{now_ms, Broker};
+use strom_controller::Controller;
+
+use crate::clock::now_ms;
+use crate::replica_manager::ReplicaManager;
 
 /// How often leaders look at their followers: often enough that a follower that caught up is
 /// back in the ISR within a fraction of a second (min.insync.replicas waits for it).
@@ -31,19 +34,18 @@ const ISR_CHECK: Duration = Duration::from_millis(200);
 /// epoch it was computed in; the controller refuses it if leadership moved meanwhile, and the
 /// leader applies the new ISR only once it is in the metadata image (`ReplicaManager::sync_with`),
 /// so the high watermark never counts on a follower the controller might not elect.
-pub async fn maintain_isr(broker: Arc<Broker>) {
-    let lag_ms = broker.config.replica_lag_time_max_ms;
+pub async fn maintain_isr(replicas: Arc<ReplicaManager>, controller: Arc<Controller>, lag_ms: i64) {
     let mut tick = tokio::time::interval(ISR_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now = now_ms();
-        let proposals: Vec<_> = broker.replicas.all().into_iter().filter_map(|p| Some((p.clone(), p.propose_isr(now, lag_ms)?))).collect();
+        let proposals: Vec<_> = replicas.all().into_iter().filter_map(|p| Some((p.clone(), p.propose_isr(now, lag_ms)?))).collect();
         if proposals.is_empty() {
             continue;
         }
         let changes = proposals.iter().map(|(_, c)| c.clone()).collect();
-        match broker.metadata.alter_isr(changes).await {
+        match controller.alter_isr(changes).await {
             Ok(image) => {
                 // Committed: the image has the outcome. Where the partition is still in the
                 // epoch a proposal was built on, it did not apply (and no earlier one will).
