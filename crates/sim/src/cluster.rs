@@ -46,7 +46,7 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { nodes: 3, partitions: 2, steps: 1_500, quiet_steps: 1_000, faults: true }
+        Params { nodes: 3, partitions: 2, steps: 3_000, quiet_steps: 1_000, faults: true }
     }
 }
 
@@ -366,6 +366,7 @@ impl Sim {
                 self.crash(id, until);
             }
         }
+        let (up, impaired) = (self.up_nodes(), self.nodes.len() - self.up_nodes().len());
         if self.rng.chance(0.002) && impaired < 2 {
             if let Some(id) = self.rng.pick(&up) {
                 let until = self.now + self.rng.range(100, 3_000);

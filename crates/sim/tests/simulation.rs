@@ -1,7 +1,7 @@
 //! The deterministic simulation as a test: many seeds, each a three-node cluster under random
 //! faults with the invariants of `strom_sim` checked after every step.
 //!
-//! - `STROM_SIM_SEEDS=N` runs seeds 1..=N (default 300); `STROM_SIM_FIRST=K` starts at K.
+//! - `STROM_SIM_SEEDS=N` runs seeds 1..=N (default 400); `STROM_SIM_FIRST=K` starts at K.
 //! - `STROM_SIM_SEED=S cargo test --release -p strom-sim --test simulation replay -- --nocapture`
 //!   replays one seed exactly, as a failure prints it.
 
@@ -13,7 +13,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 #[test]
 fn many_seeds_keep_every_invariant() {
-    let count = env_u64("STROM_SIM_SEEDS", 300);
+    let count = env_u64("STROM_SIM_SEEDS", 400);
     let first = env_u64("STROM_SIM_FIRST", 1);
     let params = Params::default();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4) as u64;
