@@ -10,7 +10,6 @@ pub mod broker;
 pub mod clock;
 pub mod group_service;
 mod connection;
-mod fsutil;
 pub mod handlers;
 pub mod replication;
 pub mod partition;

@@ -11,7 +11,6 @@
 //! - `network.rs`: the CONTROLLER listener's protocol, client side; `rpc.rs`: its server side.
 //! - `liveness.rs`: broker registration, heartbeats, fencing and controlled shutdown.
 
-mod fsutil;
 mod liveness;
 mod log_store;
 mod network;
@@ -428,7 +427,7 @@ impl Controller {
                     Some(_) => return,
                     None => {
                         let text = format!("version=1\nnode.id={}\ncluster.id={cluster_id}\n", self.node_id);
-                        if let Err(e) = crate::fsutil::write_atomic(&path, text.as_bytes()) {
+                        if let Err(e) = strom_storage::replace_file(&path, text.as_bytes()) {
                             return self.fail(format!("cannot write {}: {e}", path.display()));
                         }
                         return;

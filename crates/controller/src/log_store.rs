@@ -115,7 +115,7 @@ fn frame(entry: &Entry) -> io::Result<Vec<u8>> {
 impl Inner {
     fn save_state(&self) -> io::Result<()> {
         let bytes = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
-        crate::fsutil::write_atomic(&self.dir.join("state.json"), &bytes)
+        strom_storage::replace_file(&self.dir.join("state.json"), &bytes)
     }
 
     /// Rewrites the file with only the present entries (after a purge).
@@ -129,7 +129,7 @@ impl Inner {
             out.extend_from_slice(&frame(&e)?);
             entries.insert(index, (pos, e));
         }
-        crate::fsutil::write_atomic(&tmp, &out)?;
+        strom_storage::replace_file(&tmp, &out)?;
         std::fs::rename(&tmp, &path)?;
         self.file = OpenOptions::new().read(true).append(true).open(&path)?;
         self.file_len = out.len() as u64;

@@ -98,7 +98,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             snapshot_id: format!("{}-{}", inner.last_applied.map_or(0, |l| l.index), inner.snapshots_built),
         };
         let bytes = inner.snapshot_bytes(&meta).map_err(write_error)?;
-        crate::fsutil::write_atomic(&inner.path, &bytes).map_err(write_error)?;
+        strom_storage::replace_file(&inner.path, &bytes).map_err(write_error)?;
         inner.snapshot = Some((meta.clone(), bytes.clone()));
         Ok(Snapshot { meta, snapshot: Box::new(bytes) })
     }
@@ -148,7 +148,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let file: SnapshotFile = serde_json::from_slice(&snapshot)
             .map_err(|e| read_error(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
         let mut inner = lock(&self.inner);
-        crate::fsutil::write_atomic(&inner.path, &snapshot).map_err(write_error)?;
+        strom_storage::replace_file(&inner.path, &snapshot).map_err(write_error)?;
         inner.image = file.image;
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();

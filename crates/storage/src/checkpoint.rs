@@ -20,13 +20,24 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
 
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
     let path = dir.join(name);
-    let tmp: PathBuf = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).at(&tmp)?;
-    f.write_all(bytes).at(&tmp)?;
-    f.sync_all().at(&tmp)?;
+    replace_file(&path, bytes).at(&path)
+}
+
+/// Replaces the file at `path` with `bytes` atomically (the same protocol, for the small files
+/// other crates keep: the controller's vote and snapshot, a partition's topic id). A crash
+/// leaves the old or the new content, never a mix.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp: PathBuf = path.with_file_name(format!("{name}{TMP_SUFFIX}"));
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
     drop(f);
-    std::fs::rename(&tmp, &path).at(&path)?;
-    fsync_dir(dir)
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The file's content, or None when it does not exist.

@@ -87,6 +87,7 @@ mod tests;
 mod compaction_tests;
 
 pub use batch::{validate_batches, BatchHeader, HEADER_LEN};
+pub use checkpoint::replace_file;
 pub use compaction::{CompactionPlan, CompactionResult, CompactionStats};
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::StorageError;

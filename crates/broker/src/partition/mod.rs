@@ -116,7 +116,7 @@ impl Partition {
         }
         std::fs::create_dir_all(&dir).map_err(|e| PartitionError::Io(dir.clone(), e))?;
         if !meta_path.exists() {
-            crate::fsutil::write_atomic(&meta_path, expected.as_bytes()).map_err(|e| PartitionError::Io(dir.clone(), e))?;
+            strom_storage::replace_file(&meta_path, expected.as_bytes()).map_err(|e| PartitionError::Io(dir.clone(), e))?;
         }
         let log = PartitionLog::open(&dir, settings.log.clone())?;
         // Unknown until this replica leads (its in-sync followers tell) or follows (its leader
