@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use kafka_protocol::error::ResponseError;
+use std::time::Duration;
+
+use strom_controller::Controller;
 use tokio::sync::Notify;
 
 use strom_config::BrokerConfig;
@@ -240,6 +243,43 @@ impl ReplicaManager {
                 Ok(n) => tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
                 Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
             }
+        }
+    }
+}
+
+/// How often leaders look at their followers: often enough that a follower that caught up is
+/// back in the ISR within a fraction of a second (min.insync.replicas waits for it).
+const ISR_CHECK: Duration = Duration::from_millis(200);
+
+/// The leaders' side of ISR changes. A change is proposed to the controller with the leader
+/// epoch it was computed in; the controller refuses it if leadership moved meanwhile, and the
+/// leader applies the new ISR only once it is in the metadata image (`ReplicaManager::sync_with`),
+/// so the high watermark never counts on a follower the controller might not elect.
+pub async fn maintain_isr(replicas: Arc<ReplicaManager>, controller: Arc<Controller>, lag_ms: i64) {
+    let mut tick = tokio::time::interval(ISR_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        let proposals: Vec<_> = replicas.all().into_iter().filter_map(|p| Some((p.clone(), p.propose_isr(now, lag_ms)?))).collect();
+        if proposals.is_empty() {
+            continue;
+        }
+        let changes = proposals.iter().map(|(_, c)| c.clone()).collect();
+        match controller.alter_isr(changes).await {
+            Ok(image) => {
+                // Committed: the image has the outcome. Where the partition is still in the
+                // epoch a proposal was built on, it did not apply (and no earlier one will).
+                for (p, c) in proposals {
+                    let Some(now_in) = image.topic(&c.topic).and_then(|t| t.partition(c.index)) else { continue };
+                    if now_in.partition_epoch == c.partition_epoch {
+                        p.isr_proposal_settled(c.partition_epoch);
+                    } else if now_in.leader_epoch == c.leader_epoch && now_in.isr == c.isr {
+                        tracing::info!(topic = %c.topic, partition = c.index, leader_epoch = c.leader_epoch, isr = ?c.isr, "ISR changed");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "ISR changes not committed; retrying"),
         }
     }
 }

@@ -52,7 +52,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         tokio::spawn(cleaner_loop(broker.clone()));
     }
     tokio::spawn(group_loop(broker.clone()));
-    tokio::spawn(crate::replication::maintain_isr(broker.replicas.clone(), broker.metadata.clone(), broker.config.replica_lag_time_max_ms));
+    tokio::spawn(crate::replica_manager::maintain_isr(broker.replicas.clone(), broker.metadata.clone(), broker.config.replica_lag_time_max_ms));
     let endpoints = broker
         .config
         .advertised_listeners

@@ -2,7 +2,7 @@
 //! leader epoch), and its high watermark.
 //!
 //! A leader appends what producers send and advances the high watermark as its in-sync followers
-//! fetch (`replication::LeaderState`); a follower appends what it fetched from the leader
+//! fetch (`LeaderState`); a follower appends what it fetched from the leader
 //! (`replication::fetcher`) and takes the leader's high watermark. Consumers read below the high
 //! watermark only; followers read up to the log end.
 
@@ -19,10 +19,11 @@ use strom_config::TopicSettings;
 use strom_metadata::PartitionImage;
 use uuid::Uuid;
 
-use crate::replication::LeaderState;
-
 mod follower;
+mod leader_state;
 mod read;
+
+pub use leader_state::LeaderState;
 
 pub use read::{FetchPosition, PartitionRead, ReadOutcome};
 use crate::sync::{lock, read, write};
@@ -561,6 +562,5 @@ mod tests {
         // The leader of epoch 4: its epoch at or below 3 is 0, which ends at 2.
         assert_eq!(p.truncate_to_leader(4, 0, 2).unwrap(), 2);
         assert_eq!(p.latest_epoch(), Some(0), "the empty epoch 3 is gone");
-        assert_eq!(crate::replication::follow::position(&p, 4).map(|pos| pos.last_fetched_epoch), Some(0));
     }
 }

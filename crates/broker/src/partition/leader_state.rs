@@ -4,7 +4,8 @@
 //! replica manager feeds it follower fetches and the time, and reports ISR changes to the
 //! controller.
 //!
-//! `Partition` holds one while this broker leads the partition.
+//! `Partition` holds one while this broker leads the partition; `ReplicaManager::maintain_isr`
+//! sends its ISR proposals to the controller.
 
 use std::collections::{BTreeMap, BTreeSet};
 
