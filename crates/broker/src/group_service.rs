@@ -18,17 +18,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use tokio::sync::oneshot;
 
 use strom_config::BrokerConfig;
 use strom_controller::Controller;
 use strom_coordinator::group::{
-    Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
+    decode_batch, encode_batch, Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
     SyncOutcome, SyncRequest, SyncResponse, Ticket,
 };
 
@@ -245,11 +242,11 @@ impl GroupService {
                     Ok(h) if h.end_position() <= buf.len() => h,
                     _ => break,
                 };
-                let mut batch = buf.slice(pos..header.end_position());
+                let batch = buf.slice(pos..header.end_position());
                 pos = header.end_position();
                 offset = header.last_offset() + 1;
-                match RecordBatchDecoder::decode(&mut batch) {
-                    Ok(set) => loaded.extend(set.records.into_iter().filter_map(|r| Some((r.key?, r.value, r.offset)))),
+                match decode_batch(batch) {
+                    Ok(records) => loaded.extend(records),
                     Err(e) => {
                         bad += 1;
                         tracing::error!(partition = partition.index, offset = header.base_offset, error = %e, "skipping an undecodable offsets-topic batch");
@@ -489,35 +486,11 @@ impl GroupService {
                 return Err(ResponseError::CoordinatorNotAvailable);
             }
             let epoch = partition.leader_epoch();
-            // Offsets are relative (storage assigns the real ones). The encoder keeps records in one
-            // batch only while offset minus sequence is constant; sequence `i - 1` also makes the
-            // batch's base sequence -1, "none", as a non-idempotent producer writes it.
-            let records: Vec<Record> = records
-                .iter()
-                .zip(0i64..)
-                .map(|(r, i)| Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i,
-                    sequence: i as i32 - 1,
-                    timestamp: now,
-                    key: Some(r.key()),
-                    value: r.value(),
-                    headers: Default::default(),
-                })
-                .collect();
-            let mut buf = BytesMut::new();
-            RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-                .map_err(|e| {
-                    tracing::error!(error = %e, "cannot encode an offsets-topic batch");
-                    ResponseError::UnknownServerError
-                })?;
-            let appended = partition.append(&mut buf, now).map_err(|e| {
+            let mut buf = encode_batch(&records, now).map_err(|e| {
+            tracing::error!(error = %e, "cannot encode an offsets-topic batch");
+            ResponseError::UnknownServerError
+        })?;
+        let appended = partition.append(&mut buf, now).map_err(|e| {
                 tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
                 match e {
                     crate::partition::PartitionError::Closed | crate::partition::PartitionError::NotLeader(_) => {

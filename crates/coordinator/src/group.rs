@@ -16,6 +16,7 @@
 //! change is only lost on a restart. Kafka instead applies after the write; the difference is
 //! only visible when the log write fails.
 
+mod batch;
 mod coordinator;
 #[allow(clippy::module_inception)]
 mod group;
@@ -29,6 +30,7 @@ mod model_tests;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{decode_batch, encode_batch};
 pub use coordinator::GroupCoordinator;
 pub use record::{GroupRecord, LogRecord, MemberRecord, OffsetRecord, RecordError, GROUP_VALUE_VERSION, OFFSET_VALUE_VERSION};
 pub use types::*;
