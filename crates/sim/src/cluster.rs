@@ -19,6 +19,7 @@ use strom_storage::StorageError;
 use uuid::Uuid;
 
 use crate::check::{Checker, Violation};
+use crate::groups::{Coordinating, GroupAnswer, GroupCall, Member, MEMBERS};
 use crate::rng::Rng;
 
 pub const TOPIC: &str = "t";
@@ -64,10 +65,14 @@ pub struct Outcome {
     pub clock_jumps: u64,
     pub messages: u64,
     pub commits: u64,
+    /// Parked JoinGroup/SyncGroup requests answered, and coordinator loads (leadership moves
+    /// of the offsets partition).
+    pub parked_answered: u64,
+    pub coordinator_loads: u64,
 }
 
 #[derive(Debug)]
-enum Reply {
+pub(crate) enum Reply {
     Records(Vec<u8>, i64),
     Diverging,
     OutOfRange(i64),
@@ -75,7 +80,7 @@ enum Reply {
 }
 
 #[derive(Debug)]
-enum Msg {
+pub(crate) enum Msg {
     Fetch { key: i32, epoch: i32, pos: FetchPosition, req: u64 },
     FetchReply { key: i32, req: u64, reply: Reply },
     EpochQuery { key: i32, epoch: i32, latest: i32, req: u64 },
@@ -87,7 +92,13 @@ enum Msg {
     /// the epoch they were built on.
     AlterIsrDone { settled: Vec<(i32, i32)> },
     Entries { from: usize, entries: Vec<MetadataCommand> },
+    /// A group member's request, from the clients (node 0), and its answer.
+    GroupReq { member: i32, req: u64, call: GroupCall },
+    GroupResp { member: i32, req: u64, answer: GroupAnswer },
 }
+
+/// Where group members' messages come from and go to: the clients, not a node.
+pub(crate) const CLIENTS: i32 = 0;
 
 struct Envelope {
     from: i32,
@@ -105,8 +116,8 @@ enum State {
 /// A partition followed on its leader: the fetcher's state for it.
 struct Follow {
     leader: i32,
-    epoch: i32,
-    partition: Arc<Partition>,
+    pub(crate) epoch: i32,
+    pub(crate) partition: Arc<Partition>,
     truncate: bool,
     /// The request in flight (id, sent at, the epoch it was made in).
     in_flight: Option<(u64, i64, i32)>,
@@ -124,6 +135,7 @@ pub(crate) struct Node {
     applied: usize,
     pub partitions: BTreeMap<i32, Arc<Partition>>,
     follows: BTreeMap<i32, Follow>,
+    pub(crate) coordinating: Option<Coordinating>,
     sessions: Sessions,
     next_heartbeat: i64,
     next_isr: i64,
@@ -149,38 +161,41 @@ struct Quorum {
     next_preferred: i64,
 }
 
-/// A produce waiting for acks=all.
-struct Pending {
-    node: i32,
-    key: i32,
-    partition: Arc<Partition>,
-    epoch: i32,
-    base: i64,
-    last: i64,
-    crc: u32,
-    deadline: i64,
+/// A produce (or a coordinator's append) waiting for acks=all.
+pub(crate) struct Pending {
+    pub(crate) node: i32,
+    pub(crate) key: i32,
+    pub(crate) partition: Arc<Partition>,
+    pub(crate) epoch: i32,
+    pub(crate) base: i64,
+    pub(crate) last: i64,
+    pub(crate) crc: u32,
+    pub(crate) deadline: i64,
 }
 
 pub(crate) struct Sim {
     seed: u64,
-    params: Params,
+    pub(crate) params: Params,
     rng: Rng,
     pub now: i64,
     step: usize,
     pub nodes: BTreeMap<i32, Node>,
     quorum: Quorum,
     queue: BTreeMap<(i64, u64), Envelope>,
-    seq: u64,
+    pub(crate) seq: u64,
     /// Cut links (lower id first) and when each heals.
     cuts: BTreeMap<(i32, i32), i64>,
     settings: TopicSettings,
     topic_id: Uuid,
-    pending: Vec<Pending>,
+    pub(crate) pending: Vec<Pending>,
+    pub(crate) members: Vec<Member>,
+    /// A broken group invariant, found while carrying out effects.
+    pub(crate) group_violation: Option<String>,
     checker: Checker,
     next_value: u64,
     /// Messages are lost (2%) while faults are on.
     lossy: bool,
-    outcome: Outcome,
+    pub(crate) outcome: Outcome,
     _dir: tempfile::TempDir,
 }
 
@@ -211,6 +226,7 @@ impl Sim {
                     applied: 0,
                     partitions: BTreeMap::new(),
                     follows: BTreeMap::new(),
+                    coordinating: None,
                     sessions: Sessions::default(),
                     next_heartbeat: start,
                     next_isr: start,
@@ -232,6 +248,8 @@ impl Sim {
             settings,
             topic_id,
             pending: Vec::new(),
+            members: (1..=MEMBERS).map(Member::new).collect(),
+            group_violation: None,
             checker: Checker::default(),
             next_value: 0,
             lossy: false,
@@ -260,7 +278,8 @@ impl Sim {
             let records = broker_registered(&self.quorum.image, &r, false);
             self.commit(records);
         }
-        let placed = place_replicas(&self.quorum.image, 0, self.params.partitions, self.params.nodes as i16).expect("enough brokers");
+        // The producer's partitions, and one more for the group coordinator's records.
+        let placed = place_replicas(&self.quorum.image, 0, self.params.partitions + 1, self.params.nodes as i16).expect("enough brokers");
         let topic = TopicImage {
             name: TOPIC.into(),
             id: self.topic_id,
@@ -284,6 +303,7 @@ impl Sim {
             self.step(false, false)?;
         }
         self.drain_pending();
+        self.no_request_left_parked().map_err(|what| self.violation(what))?;
         self.checker.converged(&self.quorum.image, &self.nodes).map_err(|what| self.violation(format!("{what}\n{}", self.describe())))?;
         Ok(self.outcome.clone())
     }
@@ -309,7 +329,7 @@ impl Sim {
         Violation { seed: self.seed, step: self.step, now_ms: self.now, what }
     }
 
-    fn trace(&mut self, event: &str) {
+    pub(crate) fn trace(&mut self, event: &str) {
         if std::env::var_os("STROM_SIM_DEBUG").is_some() {
             eprintln!("{} t+{} {event}", self.step, self.now - 1_700_000_000_000);
         }
@@ -321,7 +341,11 @@ impl Sim {
         self.outcome.trace = h;
     }
 
-    fn local_now(&self, id: i32) -> i64 {
+    pub(crate) fn quorum_image(&self) -> &MetadataImage {
+        &self.quorum.image
+    }
+
+    pub(crate) fn local_now(&self, id: i32) -> i64 {
         self.now + self.nodes.get(&id).map_or(0, |n| n.clock_offset)
     }
 
@@ -341,11 +365,18 @@ impl Sim {
             }
         }
         self.controller_tick();
+        // Clients (the producer and the group members) stop when the quiet phase begins.
+        if produce {
+            self.tick_members();
+        }
         if produce && self.rng.chance(0.3) {
             self.produce();
         }
         self.settle_pending();
         let leaders_before = self.checker.leader_changes;
+        if let Some(what) = self.group_violation.take() {
+            return Err(self.violation(what));
+        }
         let result = self.checker.check(&self.quorum.image, &self.nodes);
         self.outcome.leader_changes += self.checker.leader_changes - leaders_before;
         result.map_err(|what| self.violation(what))
@@ -405,6 +436,8 @@ impl Sim {
         // Dropped without `close`: the next open recovers the logs as after a SIGKILL.
         node.partitions.clear();
         node.follows.clear();
+        // Parked group requests go with the connections.
+        node.coordinating = None;
         node.sessions = Sessions::default();
         self.pending.retain(|p| p.node != id);
         self.outcome.crashes += 1;
@@ -461,10 +494,10 @@ impl Sim {
     // ---- the network ----
 
     fn linked(&self, a: i32, b: i32) -> bool {
-        a == b || !self.cuts.contains_key(&(a.min(b), a.max(b)))
+        a == b || a == CLIENTS || b == CLIENTS || !self.cuts.contains_key(&(a.min(b), a.max(b)))
     }
 
-    fn send(&mut self, from: i32, to: i32, msg: Msg) {
+    pub(crate) fn send(&mut self, from: i32, to: i32, msg: Msg) {
         self.outcome.messages += 1;
         if from != to && self.lossy && self.rng.chance(0.02) {
             return;
@@ -476,9 +509,16 @@ impl Sim {
 
     fn deliver(&mut self) {
         loop {
-            let due = self.queue.iter().find(|(&(at, _), e)| at <= self.now && !matches!(self.nodes[&e.to].state, State::Paused { .. })).map(|(k, _)| *k);
+            let paused = |to: i32| self.nodes.get(&to).is_some_and(|n| matches!(n.state, State::Paused { .. }));
+            let due = self.queue.iter().find(|(&(at, _), e)| at <= self.now && !paused(e.to)).map(|(k, _)| *k);
             let Some(key) = due else { break };
             let Some(e) = self.queue.remove(&key) else { break };
+            if e.to == CLIENTS {
+                if let Msg::GroupResp { member, req, answer } = e.msg {
+                    self.group_answer(member, req, answer);
+                }
+                continue;
+            }
             let to = &self.nodes[&e.to];
             // A cut link or a stopped process loses what was in flight.
             if !to.is_running() || !self.linked(e.from, e.to) {
@@ -544,6 +584,8 @@ impl Sim {
                 }
             }
             Msg::Entries { from: index, entries } => self.apply_entries(to, index, entries),
+            Msg::GroupReq { member, req, call } => self.serve_group(to, member, req, call),
+            Msg::GroupResp { .. } => {}
         }
     }
 
@@ -652,6 +694,7 @@ impl Sim {
                 self.send(id, active, Msg::AlterIsr { changes });
             }
         }
+        self.tick_coordinator(id);
         // The fetcher: one request in flight per followed partition.
         let keys: Vec<i32> = self.nodes[&id].follows.keys().copied().collect();
         for key in keys {
@@ -745,6 +788,15 @@ impl Sim {
         }
         for e in events {
             self.trace(&e);
+        }
+        // Group coordination follows the offsets partition's leadership (the group service's
+        // `leadership_changed`): loaded when gained, unloaded when lost.
+        let key = self.offsets_partition();
+        let node = &self.nodes[&id];
+        let led = node.partitions.get(&key).filter(|p| p.is_leader()).map(|p| p.leader_epoch());
+        let coordinating = node.coordinating.as_ref().map(|c| c.epoch());
+        if led != coordinating {
+            self.coordination_moved(id, led.is_some(), led.unwrap_or(-1));
         }
     }
 

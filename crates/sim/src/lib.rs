@@ -18,6 +18,7 @@
 
 mod check;
 mod cluster;
+mod groups;
 mod rng;
 
 pub use check::Violation;

@@ -42,12 +42,14 @@ fn many_seeds_keep_every_invariant() {
                 totals.pauses += o.pauses;
                 totals.cuts += o.cuts;
                 totals.clock_jumps += o.clock_jumps;
+                totals.parked_answered += o.parked_answered;
+                totals.coordinator_loads += o.coordinator_loads;
             }
             Err(v) => failures.push(v.to_string()),
         }
     }
     println!(
-        "{} seeds in {:.1} s: {} batches produced, {} acknowledged, {} leader changes, {} truncations, {} crashes, {} pauses, {} cut links, {} clock jumps",
+        "{} seeds in {:.1} s: {} batches produced, {} acknowledged, {} leader changes, {} truncations, {} crashes, {} pauses, {} cut links, {} clock jumps, {} group coordinator loads, {} parked group requests answered",
         results.len(),
         started.elapsed().as_secs_f64(),
         totals.produced,
@@ -57,10 +59,12 @@ fn many_seeds_keep_every_invariant() {
         totals.crashes,
         totals.pauses,
         totals.cuts,
-        totals.clock_jumps
+        totals.clock_jumps,
+        totals.coordinator_loads,
+        totals.parked_answered
     );
     assert!(failures.is_empty(), "{} of {} seeds failed:\n{}", failures.len(), results.len(), failures.join("\n"));
-    assert!(totals.acked > 0 && totals.leader_changes > 0 && totals.crashes > 0, "the runs exercised nothing: {totals:?}");
+    assert!(totals.acked > 0 && totals.leader_changes > 0 && totals.crashes > 0 && totals.parked_answered > 0, "the runs exercised nothing: {totals:?}");
 }
 
 #[test]
