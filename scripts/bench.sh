@@ -12,6 +12,8 @@
 # messages / 2 GiB of local queue); the perf tools print Kafka's "MB" (MiB), and the
 # consumer's fetch.MB.sec / fetch.nMsg.sec are the figures without the group join.
 # Usage: scripts/bench.sh [RECORDS [PACED]]   RECORDS defaults to 1000000, PACED to 500000.
+#   STROM_BIN=path measures that strom binary instead of this tree's (to compare two builds in
+#   one sitting, as docs/benchmarks.md does for a refactor).
 #   A quick check that every step works: scripts/bench.sh 20000 20000 (under a minute).
 # Not part of the test suite: a full run takes minutes.
 set -euo pipefail
@@ -21,6 +23,7 @@ paced="${2:-500000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --release -p strom -p strom-broker --bin strom --example loopback
 bin="$CARGO_TARGET_DIR/release"
+strom="${STROM_BIN:-$bin/strom}"
 work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
@@ -34,7 +37,7 @@ tuning=(batch.size=1000000 queue.buffering.max.messages=2000000 queue.buffering.
 start_broker() {
   local name=$1
   shift
-  "$bin/strom" server --override "log.dirs=$work/$name" --override listeners=PLAINTEXT://127.0.0.1:0 "$@" \
+  "$strom" server --override "log.dirs=$work/$name" --override listeners=PLAINTEXT://127.0.0.1:0 "$@" \
     >"$work/$name.out" 2>"$work/$name.err" &
   pid=$!
   for _ in $(seq 100); do grep -q bootstrap.servers "$work/$name.out" && break; sleep 0.1; done
@@ -50,14 +53,14 @@ stop_broker() {
 
 # produce TOPIC RECORDS SIZE ACKS THROUGHPUT LINGER_MS (THROUGHPUT -1: unthrottled)
 produce() {
-  "$bin/strom" producer-perf-test --bootstrap-server "$bootstrap" --topic "$1" --num-records "$2" \
+  "$strom" producer-perf-test --bootstrap-server "$bootstrap" --topic "$1" --num-records "$2" \
     --record-size "$3" --throughput "$5" --producer-props "acks=$4" "linger.ms=$6" "${tuning[@]}"
 }
 
 # fetch TOPIC RECORDS: a consumer in a new group, so from the start of the topic; fails unless
 # it got all RECORDS (the tool itself only warns when it times out).
 fetch() {
-  "$bin/strom" consumer-perf-test --bootstrap-server "$bootstrap" --topic "$1" --messages "$2" | tee "$work/fetch"
+  "$strom" consumer-perf-test --bootstrap-server "$bootstrap" --topic "$1" --messages "$2" | tee "$work/fetch"
   local got
   got=$(tail -1 "$work/fetch" | awk -F', ' '{print $5}')
   [ "$got" = "$2" ] || { echo "fetch of $1: $got of $2 records"; exit 1; }
