@@ -1,11 +1,17 @@
 //! `strom configs`: Kafka's `kafka-configs.sh` for topics and brokers: `--describe` a resource's
 //! dynamic configs (or all of them with `--all`), `--alter` them incrementally.
 //!
-//! Both go to librdkafka directly (the [`native`] module below): the `rdkafka` crate wraps
-//! neither IncrementalAlterConfigs nor the synonyms and per-resource errors of DescribeConfigs.
-//! `--alter` is IncrementalAlterConfigs (DELETE for each `--delete-config` key, then SET for each
-//! `--add-config` pair, in one request, as Kafka's tool sends them): keys not named keep their
-//! values, and nothing is read and written back, so concurrent changes are not lost.
+//! Both go to librdkafka directly (the [`admin_ffi`] module, `admin_ffi.rs`): the `rdkafka`
+//! crate wraps neither IncrementalAlterConfigs nor the synonyms and per-resource errors of
+//! DescribeConfigs. `--alter` is IncrementalAlterConfigs (DELETE for each `--delete-config` key,
+//! then SET for each `--add-config` pair, in one request, as Kafka's tool sends them): keys not
+//! named keep their values, and nothing is read and written back, so concurrent changes are not
+//! lost.
+//!
+//! This file is the tool: its flags, which entity they name, Kafka's output, `--add-config`
+//! parsing. `admin_ffi.rs` holds all of the tool's `unsafe`, the two librdkafka requests.
+
+mod admin_ffi;
 
 use std::collections::BTreeMap;
 
@@ -14,7 +20,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 
 use super::{metadata, Connection, TIMEOUT};
-use native::{Entry, Op, ResourceKind};
+use admin_ffi::{Entry, Op, ResourceKind};
 
 // Kafka's ConfigSource ids (DescribeConfigs v1+).
 const DYNAMIC_TOPIC_CONFIG: i32 = 1;
@@ -162,13 +168,13 @@ fn describe(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity
     for target in &targets {
         let (header, entries) = match target {
             Entity::Topic(t) => {
-                let entries = native::describe(admin.inner(), ResourceKind::Topic, t, TIMEOUT)
+                let entries = admin_ffi::describe(admin.inner(), ResourceKind::Topic, t, TIMEOUT)
                     .with_context(|| format!("cannot describe the configs of topic {t}"))?;
                 let entries = if a.all { entries } else { with_source(entries, DYNAMIC_TOPIC_CONFIG) };
                 (format!("{} configs for topic {t} are:", if a.all { "All" } else { "Dynamic" }), entries)
             }
             Entity::Broker(id) => {
-                let entries = native::describe(admin.inner(), ResourceKind::Broker, &id.to_string(), TIMEOUT)
+                let entries = admin_ffi::describe(admin.inner(), ResourceKind::Broker, &id.to_string(), TIMEOUT)
                     .with_context(|| format!("cannot describe the configs of broker {id}"))?;
                 let entries = if a.all { entries } else { with_source(entries, DYNAMIC_BROKER_CONFIG) };
                 (format!("{} configs for broker {id} are:", if a.all { "All" } else { "Dynamic" }), entries)
@@ -196,7 +202,7 @@ fn describe(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity
 fn broker_defaults(admin: &AdminClient<DefaultClientContext>, bootstrap: &str) -> anyhow::Result<Vec<Entry>> {
     let md = metadata(admin.inner(), bootstrap)?;
     let Some(id) = md.brokers().iter().map(|b| b.id()).min() else { bail!("the cluster at {bootstrap} lists no brokers") };
-    let entries = native::describe(admin.inner(), ResourceKind::Broker, &id.to_string(), TIMEOUT)
+    let entries = admin_ffi::describe(admin.inner(), ResourceKind::Broker, &id.to_string(), TIMEOUT)
         .with_context(|| format!("cannot describe the configs of broker {id}"))?;
     Ok(entries
         .into_iter()
@@ -291,7 +297,7 @@ fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -
         // broker, a cluster-wide value counts as set too: Strom keeps broker configs only
         // cluster-wide (and reports them as DYNAMIC_DEFAULT_BROKER_CONFIG even when set through
         // --broker ID), and --entity-default cannot be altered through librdkafka.
-        let current = native::describe(admin.inner(), kind, &name, TIMEOUT).with_context(|| format!("cannot update {what}"))?;
+        let current = admin_ffi::describe(admin.inner(), kind, &name, TIMEOUT).with_context(|| format!("cannot update {what}"))?;
         let set = |k: &String| {
             current.iter().any(|e| {
                 &e.name == k
@@ -311,7 +317,7 @@ fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -
         .map(|k| Op::Delete(k.as_str()))
         .chain(adds.iter().map(|(k, v)| Op::Set(k.as_str(), v.as_str())))
         .collect();
-    native::incremental_alter(admin.inner(), kind, &name, &ops, TIMEOUT).with_context(|| format!("cannot update {what}"))?;
+    admin_ffi::incremental_alter(admin.inner(), kind, &name, &ops, TIMEOUT).with_context(|| format!("cannot update {what}"))?;
     println!("Completed updating {what}.");
     Ok(())
 }
@@ -352,286 +358,6 @@ fn parse_add_config(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
         out.push((key.to_string(), value.trim().to_string()));
     }
     Ok(out)
-}
-
-/// librdkafka's DescribeConfigs and IncrementalAlterConfigs, called through `rdkafka-sys`.
-///
-/// All `unsafe` of the tool is here, in [`request`] and its two readers. Ownership, as
-/// librdkafka documents it: the application creates and destroys the ConfigResource and the
-/// AdminOptions (the request call copies both), creates and destroys its own queue, and destroys
-/// the result event; every string and array read from the event belongs to the event, so it is
-/// copied into Rust values before the event is destroyed.
-mod native {
-    use std::ffi::{c_char, c_int, CStr, CString};
-    use std::ptr::NonNull;
-    use std::time::Duration;
-
-    use anyhow::{anyhow, bail, Context};
-    use rdkafka::client::{Client, ClientContext};
-    use rdkafka::error::RDKafkaErrorCode;
-    use rdkafka_sys as rd;
-
-    // The three functions whose results come from the wire are declared again here with plain
-    // `int` results: bindgen types them as Rust enums, and an error code or config source that
-    // librdkafka 2.12's enums do not list (a newer broker's, or a hostile one's; librdkafka
-    // stores the wire value as it is) would be an invalid enum value, which is undefined
-    // behaviour in Rust. The symbols are the same; C returns these enums as `int`.
-    extern "C" {
-        #[link_name = "rd_kafka_event_error"]
-        fn event_error(rkev: *mut rd::rd_kafka_event_t) -> c_int;
-        #[link_name = "rd_kafka_ConfigResource_error"]
-        fn resource_error(config: *const rd::rd_kafka_ConfigResource_t) -> c_int;
-        #[link_name = "rd_kafka_ConfigEntry_source"]
-        fn entry_source(entry: *const rd::rd_kafka_ConfigEntry_t) -> c_int;
-    }
-
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum ResourceKind {
-        Topic,
-        Broker,
-    }
-
-    #[derive(Debug)]
-    pub enum Op<'a> {
-        Set(&'a str, &'a str),
-        Delete(&'a str),
-    }
-
-    #[derive(Debug)]
-    pub struct Synonym {
-        pub name: String,
-        pub value: Option<String>,
-        pub source: i32,
-    }
-
-    /// One config of a DescribeConfigs answer; `source` is Kafka's ConfigSource id.
-    #[derive(Debug)]
-    pub struct Entry {
-        pub name: String,
-        pub value: Option<String>,
-        pub source: i32,
-        pub sensitive: bool,
-        pub synonyms: Vec<Synonym>,
-    }
-
-    /// The resource's configs, with their synonyms. A resource-level error (an unknown topic,
-    /// say) is an `Err` with the broker's message and Kafka's error name.
-    pub fn describe(client: &Client<impl ClientContext>, kind: ResourceKind, name: &str, timeout: Duration) -> anyhow::Result<Vec<Entry>> {
-        request(client, kind, name, None, timeout)
-    }
-
-    /// One IncrementalAlterConfigs request with the operations in order.
-    pub fn incremental_alter(
-        client: &Client<impl ClientContext>,
-        kind: ResourceKind,
-        name: &str,
-        ops: &[Op<'_>],
-        timeout: Duration,
-    ) -> anyhow::Result<()> {
-        request(client, kind, name, Some(ops), timeout).map(drop)
-    }
-
-    /// An owned librdkafka object, destroyed with its destructor on drop.
-    struct Owned<T> {
-        ptr: NonNull<T>,
-        destroy: unsafe extern "C" fn(*mut T),
-    }
-
-    impl<T> Owned<T> {
-        /// `None` for a null pointer. `ptr` must be owned by the caller and `destroy` its destructor.
-        fn new(ptr: *mut T, destroy: unsafe extern "C" fn(*mut T)) -> Option<Self> {
-            NonNull::new(ptr).map(|ptr| Owned { ptr, destroy })
-        }
-
-        fn ptr(&self) -> *mut T {
-            self.ptr.as_ptr()
-        }
-    }
-
-    impl<T> Drop for Owned<T> {
-        fn drop(&mut self) {
-            // SAFETY: `ptr` is non-null, owned by us (see `new`) and destroyed exactly once, here.
-            unsafe { (self.destroy)(self.ptr.as_ptr()) }
-        }
-    }
-
-    /// Sends DescribeConfigs (`ops` is `None`) or IncrementalAlterConfigs for one resource on a
-    /// queue of our own, waits for its result event, and returns the resource's configs (none
-    /// for IncrementalAlterConfigs) or its error.
-    ///
-    /// The private queue keeps the rdkafka crate's admin polling thread (which polls the
-    /// AdminClient's own queue) out of it, so the event comes back here and nowhere else.
-    fn request(
-        client: &Client<impl ClientContext>,
-        kind: ResourceKind,
-        name: &str,
-        ops: Option<&[Op<'_>]>,
-        timeout: Duration,
-    ) -> anyhow::Result<Vec<Entry>> {
-        let rk = client.native_ptr();
-        if rk.is_null() {
-            bail!("the admin client has no librdkafka handle");
-        }
-        let restype = match kind {
-            ResourceKind::Topic => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
-            ResourceKind::Broker => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_BROKER,
-        };
-        let c_name = CString::new(name).context("a resource name must not contain NUL")?;
-        // SAFETY: `c_name` is NUL-terminated and outlives the call; librdkafka copies it.
-        let resource = Owned::new(unsafe { rd::rd_kafka_ConfigResource_new(restype, c_name.as_ptr()) }, rd::rd_kafka_ConfigResource_destroy)
-            .ok_or_else(|| anyhow!("librdkafka refused the config resource {name:?}"))?;
-        for op in ops.unwrap_or(&[]) {
-            let (key, value, op_type) = match op {
-                Op::Set(k, v) => (*k, Some(*v), rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET),
-                Op::Delete(k) => (*k, None, rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_DELETE),
-            };
-            let c_key = CString::new(key).context("a config key must not contain NUL")?;
-            let c_value = value.map(CString::new).transpose().context("a config value must not contain NUL")?;
-            let value_ptr = c_value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr());
-            // SAFETY: `resource` is live and ours; key and value (null for DELETE, which
-            // librdkafka allows) are NUL-terminated and copied by librdkafka.
-            let err = unsafe { rd::rd_kafka_ConfigResource_add_incremental_config(resource.ptr(), c_key.as_ptr(), op_type, value_ptr) };
-            if let Some(err) = Owned::new(err, rd::rd_kafka_error_destroy) {
-                // SAFETY: `err` is a live error object; its string lives as long as it does.
-                let msg = unsafe { string(rd::rd_kafka_error_string(err.ptr())) };
-                bail!("cannot add `{key}` to the request: {}", msg.unwrap_or_default());
-            }
-        }
-        let api = match ops {
-            None => rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS,
-            Some(_) => rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS,
-        };
-        // SAFETY: `rk` is the live handle of `client`, which is borrowed for this whole call.
-        let options = Owned::new(unsafe { rd::rd_kafka_AdminOptions_new(rk, api) }, rd::rd_kafka_AdminOptions_destroy)
-            .ok_or_else(|| anyhow!("librdkafka refused the admin options"))?;
-        let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
-        let mut errstr = [0 as c_char; 512];
-        // SAFETY: `options` is live; `errstr` is writable for its length, which is passed.
-        let err = unsafe { rd::rd_kafka_AdminOptions_set_request_timeout(options.ptr(), timeout_ms, errstr.as_mut_ptr(), errstr.len()) };
-        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            // SAFETY: librdkafka NUL-terminates what it writes into `errstr` (zeroed beforehand).
-            let msg = unsafe { CStr::from_ptr(errstr.as_ptr()) }.to_string_lossy().into_owned();
-            bail!("cannot set the request timeout: {msg}");
-        }
-        // SAFETY: `rk` is live (see above).
-        let queue = Owned::new(unsafe { rd::rd_kafka_queue_new(rk) }, rd::rd_kafka_queue_destroy)
-            .ok_or_else(|| anyhow!("librdkafka could not create a queue"))?;
-        let mut resources = [resource.ptr()];
-        // SAFETY: all four objects are live; the array holds exactly the one resource whose
-        // count is passed; librdkafka copies the resources and the options before returning.
-        unsafe {
-            match ops {
-                None => rd::rd_kafka_DescribeConfigs(rk, resources.as_mut_ptr(), resources.len(), options.ptr(), queue.ptr()),
-                Some(_) => rd::rd_kafka_IncrementalAlterConfigs(rk, resources.as_mut_ptr(), resources.len(), options.ptr(), queue.ptr()),
-            }
-        }
-        // librdkafka answers within the request timeout (with a timeout error at worst); the
-        // margin only guards against waiting forever.
-        let wait_ms = timeout_ms.saturating_add(5_000);
-        // SAFETY: `queue` is live; the event returned, if any, is ours to destroy.
-        let event = Owned::new(unsafe { rd::rd_kafka_queue_poll(queue.ptr(), wait_ms) }, rd::rd_kafka_event_destroy)
-            .ok_or_else(|| anyhow!("no answer from the cluster within {} s", wait_ms / 1000))?;
-        // SAFETY: `event` is live; the error string belongs to it and is copied at once.
-        let code = unsafe { event_error(event.ptr()) };
-        if code != 0 {
-            let msg = unsafe { string(rd::rd_kafka_event_error_string(event.ptr())) };
-            bail!("{} ({})", msg.unwrap_or_default(), code_name(code));
-        }
-        let mut n: usize = 0;
-        // SAFETY: `event` is live. Each `*_result` is null if the event is of another type,
-        // which is checked; the array returned and its `n` elements belong to the event.
-        let list = unsafe {
-            match ops {
-                None => {
-                    let result = rd::rd_kafka_event_DescribeConfigs_result(event.ptr());
-                    if result.is_null() {
-                        bail!("librdkafka answered with an unexpected event");
-                    }
-                    rd::rd_kafka_DescribeConfigs_result_resources(result, &mut n)
-                }
-                Some(_) => {
-                    let result = rd::rd_kafka_event_IncrementalAlterConfigs_result(event.ptr());
-                    if result.is_null() {
-                        bail!("librdkafka answered with an unexpected event");
-                    }
-                    rd::rd_kafka_IncrementalAlterConfigs_result_resources(result, &mut n)
-                }
-            }
-        };
-        // SAFETY: `list` is null or holds `n` pointers, owned by the live `event`.
-        let resource = match unsafe { array(list, n) } {
-            [r] if !r.is_null() => *r,
-            other => bail!("the broker answered for {} resources, 1 was asked for", other.len()),
-        };
-        // SAFETY: `resource` belongs to the live `event`; so does its error string.
-        let code = unsafe { resource_error(resource) };
-        if code != 0 {
-            let msg = unsafe { string(rd::rd_kafka_ConfigResource_error_string(resource)) };
-            bail!("{} ({})", msg.unwrap_or_default(), code_name(code));
-        }
-        // SAFETY: as above; `entries` copies everything before `event` is dropped below.
-        Ok(unsafe { entries(resource) })
-    }
-
-    /// Copies a result resource's config entries and their synonyms.
-    ///
-    /// # Safety
-    /// `resource` must point to a ConfigResource owned by a live result event.
-    unsafe fn entries(resource: *const rd::rd_kafka_ConfigResource_t) -> Vec<Entry> {
-        let mut n: usize = 0;
-        let list = rd::rd_kafka_ConfigResource_configs(resource, &mut n);
-        array(list, n)
-            .iter()
-            .filter(|e| !e.is_null())
-            .map(|&e| {
-                let mut m: usize = 0;
-                let synonyms = rd::rd_kafka_ConfigEntry_synonyms(e, &mut m);
-                Entry {
-                    name: string(rd::rd_kafka_ConfigEntry_name(e)).unwrap_or_default(),
-                    value: string(rd::rd_kafka_ConfigEntry_value(e)),
-                    source: entry_source(e),
-                    sensitive: rd::rd_kafka_ConfigEntry_is_sensitive(e) != 0,
-                    synonyms: array(synonyms, m)
-                        .iter()
-                        .filter(|s| !s.is_null())
-                        .map(|&s| Synonym {
-                            name: string(rd::rd_kafka_ConfigEntry_name(s)).unwrap_or_default(),
-                            value: string(rd::rd_kafka_ConfigEntry_value(s)),
-                            source: entry_source(s),
-                        })
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-
-    /// A librdkafka array as a slice (empty for null).
-    ///
-    /// # Safety
-    /// `list` must be null or point to `n` initialized pointers that outlive `'a`.
-    unsafe fn array<'a, T>(list: *mut *const T, n: usize) -> &'a [*const T] {
-        if list.is_null() || n == 0 {
-            &[]
-        } else {
-            std::slice::from_raw_parts(list as *const *const T, n)
-        }
-    }
-
-    /// A copy of a C string (`None` for null).
-    ///
-    /// # Safety
-    /// `s` must be null or a NUL-terminated string that is live for the call.
-    unsafe fn string(s: *const c_char) -> Option<String> {
-        (!s.is_null()).then(|| CStr::from_ptr(s).to_string_lossy().into_owned())
-    }
-
-    /// Kafka's upper-case name of an error code, as `strom topics` prints it.
-    fn code_name(code: c_int) -> String {
-        match rd::rd_kafka_resp_err_t::try_from(code) {
-            Ok(err) => super::super::topics::code_name(RDKafkaErrorCode::from(err)),
-            Err(_) => format!("error code {code}"),
-        }
-    }
 }
 
 #[cfg(test)]
