@@ -622,13 +622,7 @@ impl Sim {
 
     fn on_fetch_reply(&mut self, id: i32, key: i32, req: u64, reply: Reply) {
         let local = self.local_now(id);
-        let node = self.nodes.get_mut(&id).expect("node");
-        let Some(f) = node.follows.get_mut(&key) else { return };
-        let Some((want, _, epoch)) = f.in_flight else { return };
-        if want != req {
-            return;
-        }
-        f.in_flight = None;
+        let Some((f, epoch)) = answered(self.nodes.get_mut(&id).expect("node"), key, req) else { return };
         let answer = match &reply {
             Reply::Records(bytes, hw) => FetchAnswer::Records { records: bytes, high_watermark: *hw },
             Reply::Diverging => FetchAnswer::Diverging,
@@ -643,13 +637,7 @@ impl Sim {
     }
 
     fn on_epoch_reply(&mut self, id: i32, key: i32, req: u64, answer: Option<(i32, i64)>) {
-        let node = self.nodes.get_mut(&id).expect("node");
-        let Some(f) = node.follows.get_mut(&key) else { return };
-        let Some((want, _, epoch)) = f.in_flight else { return };
-        if want != req {
-            return;
-        }
-        f.in_flight = None;
+        let Some((f, epoch)) = answered(self.nodes.get_mut(&id).expect("node"), key, req) else { return };
         f.next_at = self.now + 20;
         let Some((leader_epoch, end)) = answer else { return };
         let before = f.partition.log_end_offset().unwrap_or(0);
@@ -919,6 +907,18 @@ impl Sim {
         self.settle_pending();
         self.pending.clear();
     }
+}
+
+/// The followed partition that request `req` was for, if it is still the one in flight (it is
+/// cleared), with the leader epoch the request was made in.
+fn answered(node: &mut Node, key: i32, req: u64) -> Option<(&mut Follow, i32)> {
+    let f = node.follows.get_mut(&key)?;
+    let (want, _, epoch) = f.in_flight?;
+    if want != req {
+        return None;
+    }
+    f.in_flight = None;
+    Some((f, epoch))
 }
 
 /// One record batch with a unique value, as a producer sends it.
