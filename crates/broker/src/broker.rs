@@ -65,7 +65,9 @@ impl Broker {
         // Before this process registers nothing is led here; the changes are applied as the
         // metadata follower sees them (`follow_metadata`).
         let image = metadata.image();
-        replicas.sync_with(&image)?;
+        if let Some(e) = replicas.sync_with(&image).error {
+            return Err(e.into());
+        }
         let (published, seen) = watch::channel(image.version);
         let topics = Arc::new(TopicAdmin::new(config.clone(), metadata.clone(), seen));
         let groups = Arc::new(GroupService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone()));
@@ -104,10 +106,11 @@ impl Broker {
     /// published. Only `follow_metadata` calls it, so images are applied one at a time, in order.
     /// Blocking (opening a log may recover it, loading groups reads logs).
     fn publish(&self, image: &Arc<MetadataImage>) {
-        match self.replicas.sync_with(image) {
-            Ok(changes) => self.groups.leadership_changed(&changes),
-            Err(e) => tracing::error!(error = %e, "applying a metadata change to the local replicas failed"),
+        let changes = self.replicas.sync_with(image);
+        if let Some(e) = &changes.error {
+            tracing::error!(error = %e, "applying a metadata change to the local replicas failed; retried with the next change");
         }
+        self.groups.leadership_changed(&changes);
         self.published.send_if_modified(|v| {
             let next = (*v).max(image.version);
             std::mem::replace(v, next) != next

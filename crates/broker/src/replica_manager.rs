@@ -28,6 +28,9 @@ pub struct LeadershipChanges {
     pub lost: Vec<Arc<Partition>>,
     /// The image includes this process's registration: leadership in it is current.
     pub registered: bool,
+    /// The first partition that could not be opened, re-roled or deleted. The others were
+    /// synced all the same, and the next image visits what this one touched again.
+    pub error: Option<PartitionError>,
 }
 
 pub struct ReplicaManager {
@@ -109,14 +112,13 @@ impl ReplicaManager {
     /// Leadership counts only under this process's own registration: an image from before it
     /// may still name this broker the leader its previous process was, with a log this process
     /// may not have (a wiped disk). Until the registration lands, every replica here follows.
-    pub fn sync_with(&self, image: &Arc<MetadataImage>) -> Result<LeadershipChanges, PartitionError> {
+    pub fn sync_with(&self, image: &Arc<MetadataImage>) -> LeadershipChanges {
         let _one_at_a_time = crate::sync::lock(&self.syncing);
         let mut changes = LeadershipChanges::default();
         let old = read(&self.image).clone();
         if image.version < old.version {
-            return Ok(changes);
+            return changes;
         }
-        *write(&self.image) = image.clone();
         let me = self.config.node_id;
         changes.registered = image.brokers.get(&me).is_some_and(|b| b.incarnation == self.incarnation && !b.fenced);
         let delta = MetadataDelta::between(&old, image);
@@ -146,7 +148,9 @@ impl ReplicaManager {
                 changes.lost.push(p.clone());
             }
             p.become_follower(p.leader_epoch());
-            p.delete()?;
+            if let Err(e) = p.delete() {
+                changes.error.get_or_insert(e);
+            }
         }
         write(&self.topics).retain(|_, m| !m.is_empty());
         let now = now_ms();
@@ -163,16 +167,25 @@ impl ReplicaManager {
                         p.set_settings(&settings);
                         p
                     }
-                    None => {
-                        let p = Arc::new(Partition::open(&self.log_dir, &topic.name, topic.id, index, &settings)?);
-                        write(&self.topics).entry(topic.name.clone()).or_default().insert(index, p.clone());
-                        p
-                    }
+                    None => match Partition::open(&self.log_dir, &topic.name, topic.id, index, &settings) {
+                        Ok(p) => {
+                            let p = Arc::new(p);
+                            write(&self.topics).entry(topic.name.clone()).or_default().insert(index, p.clone());
+                            p
+                        }
+                        Err(e) => {
+                            changes.error.get_or_insert(e);
+                            continue;
+                        }
+                    },
                 };
-                match p.apply_assignment(me, changes.registered, assignment, now)? {
-                    RoleChange::Gained => changes.gained.push(p.clone()),
-                    RoleChange::Lost => changes.lost.push(p.clone()),
-                    RoleChange::None => {}
+                match p.apply_assignment(me, changes.registered, assignment, now) {
+                    Ok(RoleChange::Gained) => changes.gained.push(p.clone()),
+                    Ok(RoleChange::Lost) => changes.lost.push(p.clone()),
+                    Ok(RoleChange::None) => {}
+                    Err(e) => {
+                        changes.error.get_or_insert(e);
+                    }
                 }
                 let key = (p.topic.clone(), index);
                 match self.leader_address(image, assignment.leader) {
@@ -191,7 +204,12 @@ impl ReplicaManager {
         }
         drop(following);
         self.fetchers.assign(follow);
-        Ok(changes)
+        // Only an image applied whole becomes the base of the next delta: after a failure the
+        // next image visits this one's changes again (re-visiting a synced partition is a no-op).
+        if changes.error.is_none() {
+            *write(&self.image) = image.clone();
+        }
+        changes
     }
 
     /// Where this broker's fetcher reaches `leader`: the listener its clients use (Strom has no
@@ -281,5 +299,51 @@ pub async fn maintain_isr(replicas: Arc<ReplicaManager>, controller: Arc<Control
             }
             Err(e) => tracing::debug!(error = %e, "ISR changes not committed; retrying"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_metadata::{BrokerRegistration, MetadataCommand, MetadataRecord, PartitionImage};
+
+    fn with(image: &MetadataImage, record: MetadataRecord) -> Arc<MetadataImage> {
+        let mut next = image.clone();
+        next.apply_command(&MetadataCommand { based_on: None, records: vec![record] });
+        Arc::new(next)
+    }
+
+    fn topic(name: &str, id: u128) -> MetadataRecord {
+        MetadataRecord::TopicCreated(TopicImage {
+            name: name.into(),
+            id: uuid::Uuid::from_u128(id),
+            replication_factor: 1,
+            partitions: vec![PartitionImage::new(vec![1])],
+            configs: Default::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_partition_that_failed_to_open_is_opened_with_the_next_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let props = [("log.dirs".to_string(), dir.path().display().to_string())].into_iter().collect();
+        let config = Arc::new(BrokerConfig::from_props(&props).unwrap());
+        let incarnation = uuid::Uuid::from_u128(7);
+        let rm = ReplicaManager::new(config, incarnation);
+        let registered = with(&MetadataImage::default(), MetadataRecord::BrokerRegistered(BrokerRegistration { id: 1, incarnation, endpoints: vec![], rack: None, fenced: false }));
+        // A file where the partition's directory must go: opening it fails.
+        std::fs::write(Partition::dir_for(dir.path(), "a", 0), b"in the way").unwrap();
+        let one = with(&registered, topic("a", 1));
+        let changes = rm.sync_with(&one);
+        assert!(changes.error.is_some() && rm.partition("a", 0).is_none());
+        // The obstacle goes; the next image does not touch topic "a", but the failed change is
+        // visited again because only a whole sync becomes the base of the next delta.
+        std::fs::remove_file(Partition::dir_for(dir.path(), "a", 0)).unwrap();
+        let two = with(&one, topic("b", 2));
+        let changes = rm.sync_with(&two);
+        assert!(changes.error.is_none());
+        assert!(rm.partition("a", 0).is_some_and(|p| p.is_leader()), "opened and leading");
+        assert_eq!(changes.gained.len(), 2);
+        rm.close_all();
     }
 }
