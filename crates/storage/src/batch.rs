@@ -21,8 +21,11 @@ const OFF_MAX_TIMESTAMP: usize = 35;
 
 const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
+pub(crate) const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub(crate) const ATTR_CONTROL: i16 = 0x20;
+/// Set by compaction on a batch whose baseTimestamp now holds the delete horizon (Kafka's
+/// DELETE_HORIZON_FLAG): when its markers or tombstones may go.
+pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
 /// none, gzip, snappy, lz4, zstd
 const MAX_COMPRESSION_CODEC: i16 = 4;
 
@@ -133,6 +136,12 @@ impl BatchHeader {
 
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// When compaction may remove the batch's marker: set by the first cleaning pass that found it
+    /// removable (see [`crate::compaction`]), None before.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 
     /// Idempotent producers set both; everything else sends -1 and skips sequence checks.
