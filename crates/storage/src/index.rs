@@ -63,13 +63,15 @@ pub(crate) struct IndexFile<E: IndexEntry> {
     file: File,
     path: PathBuf,
     entries: Vec<E>,
+    /// The file ended in a partial entry when loaded (a torn write).
+    torn_tail: bool,
 }
 
 impl<E: IndexEntry> IndexFile<E> {
     /// Creates the file empty, replacing any previous content.
     pub fn create(path: &Path) -> Result<Self, StorageError> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
-        Ok(IndexFile { file, path: path.to_path_buf(), entries: Vec::new() })
+        Ok(IndexFile { file, path: path.to_path_buf(), entries: Vec::new(), torn_tail: false })
     }
 
     /// Loads the entries of an existing file, or None when it does not exist. A trailing partial
@@ -82,7 +84,7 @@ impl<E: IndexEntry> IndexFile<E> {
         };
         let bytes = std::fs::read(path).at(path)?;
         let entries = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
-        Ok(Some(IndexFile { file, path: path.to_path_buf(), entries }))
+        Ok(Some(IndexFile { file, path: path.to_path_buf(), entries, torn_tail: bytes.len() % E::SIZE != 0 }))
     }
 
     /// Replaces the whole content with `entries` (used when rebuilding).
@@ -116,6 +118,11 @@ impl<E: IndexEntry> IndexFile<E> {
 
     pub fn entries(&self) -> &[E] {
         &self.entries
+    }
+
+    /// Whether the file ended in a partial entry when loaded.
+    pub fn had_torn_tail(&self) -> bool {
+        self.torn_tail
     }
 
     pub fn sync(&self) -> Result<(), StorageError> {
