@@ -17,7 +17,7 @@ use crate::checkpoint::fsync_dir;
 use crate::compaction::{CompactionPlan, CompactionResult, CompactionStats, SegmentRef, DEFAULT_MAX_DECOMPRESSED_BYTES};
 use crate::error::{IoContext, StorageError};
 use crate::log::PartitionLog;
-use crate::segment::{segment_path, suffixed_path, Segment, CLEANED_SUFFIX, INDEX_EXT, LOG_EXT, SWAP_SUFFIX, TIME_INDEX_EXT};
+use crate::segment::{segment_path, suffixed_path, Segment, CLEANED_SUFFIX, INDEX_EXTS, LOG_EXT, SWAP_SUFFIX};
 
 impl PartitionLog {
     /// Step 1 of a compaction (see [`crate::compaction`]): cheap, needs only shared access. Plans
@@ -183,7 +183,7 @@ fn rename(from: &Path, to: &Path) -> Result<(), StorageError> {
 /// The rename sequence that replaces segment `base` by its `.cleaned` copy. Returns false when the
 /// test budget stopped it early.
 fn swap_in(dir: &Path, base: i64, steps: &mut Option<usize>) -> Result<bool, StorageError> {
-    let indexes = [INDEX_EXT, TIME_INDEX_EXT];
+    let indexes = INDEX_EXTS;
     if !proceed(steps) {
         return Ok(false);
     }
@@ -235,7 +235,7 @@ pub(crate) fn complete_interrupted_compaction(dir: &Path) -> Result<(), StorageE
     }
     let changed = !committed.is_empty() || !leftovers.is_empty();
     for &base in &committed {
-        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+        for ext in INDEX_EXTS {
             let swap = suffixed_path(dir, base, ext, SWAP_SUFFIX);
             if swap.exists() {
                 rename(&swap, &segment_path(dir, base, ext))?;

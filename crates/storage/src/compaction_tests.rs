@@ -396,7 +396,7 @@ fn crash_at_every_step_of_the_swap_leaves_a_consistent_log() {
     let before = log.read(0, usize::MAX, i64::MAX).unwrap().data;
     let result = log.compaction_plan(10_000, 1_000_000, i64::MAX).unwrap().execute().unwrap();
     std::mem::forget(result);
-    assert_eq!(leftovers(dir.path()).len(), 6);
+    assert_eq!(leftovers(dir.path()).len(), 8);
     drop(log);
     let log = PartitionLog::open(dir.path(), config()).unwrap();
     assert!(leftovers(dir.path()).is_empty());

@@ -9,7 +9,8 @@ pub enum StorageError {
     CorruptMessage(String),
 
     /// A well-formed batch whose records break a rule of the topic (a compacted topic's record
-    /// without a key): Kafka's INVALID_RECORD.
+    /// without a key) or of the produce path (a client's control batch, a transactional batch without a
+    /// producer id): Kafka's INVALID_RECORD.
     #[error("invalid record: {0}")]
     InvalidRecord(String),
 
@@ -24,6 +25,16 @@ pub enum StorageError {
 
     #[error("producer {producer_id}: out of order sequence {found}, expected {expected}")]
     OutOfOrderSequence { producer_id: i64, expected: i32, found: i32 },
+
+    /// A write that contradicts the producer's transaction state (a non-transactional batch while its
+    /// transaction is ongoing): Kafka's INVALID_TXN_STATE.
+    #[error("producer {producer_id}: invalid transaction state: {reason}")]
+    InvalidTxnState { producer_id: i64, reason: String },
+
+    /// A transaction marker from a coordinator older than the one that wrote the producer's last
+    /// marker (a zombie coordinator): Kafka's TRANSACTION_COORDINATOR_FENCED.
+    #[error("producer {producer_id}: coordinator epoch {coordinator_epoch} is older than {current_coordinator_epoch}")]
+    TransactionCoordinatorFenced { producer_id: i64, coordinator_epoch: i32, current_coordinator_epoch: i32 },
 
     /// Data read back from our own files does not parse although it was validated when written
     /// (bit rot, or a file changed behind our back).

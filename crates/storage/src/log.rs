@@ -3,7 +3,8 @@
 //!
 //! This file holds the log's core: open, append, read, roll, retention, truncation and close.
 //! Other `impl PartitionLog` blocks live with their topic: [`crate::recovery`] (what `open` does
-//! after a crash), [`crate::leader_epochs`] (the epoch cache and OffsetForLeaderEpoch) and
+//! after a crash), [`crate::leader_epochs`] (the epoch cache and OffsetForLeaderEpoch),
+//! [`crate::transactions`] (markers, the last stable offset, aborted transactions, producers) and
 //! [`crate::compaction_install`] (compaction's plan, schedule and crash-safe install).
 
 use std::fs::File;
@@ -19,6 +20,7 @@ use crate::checkpoint::{
 };
 use crate::compaction_install::complete_interrupted_compaction;
 use crate::config::LogConfig;
+use crate::control::{parse_control_record, ControlRecord};
 use crate::error::{IoContext, StorageError};
 use crate::leader_epochs::LeaderEpochCache;
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
@@ -155,6 +157,9 @@ impl PartitionLog {
     }
 
     /// Validates, sequence-checks, assigns offsets to and writes the batches of a produce request.
+    /// Besides the batch format, the producer rules of a Kafka leader apply (see
+    /// [`ProducerStateManager::check_all`]): no control batches (InvalidRecord), producer epochs
+    /// (InvalidProducerEpoch), sequences (OutOfOrderSequence) and transaction state (InvalidTxnState).
     pub fn append(
         &mut self,
         batches: &mut [u8],
@@ -208,6 +213,22 @@ impl PartitionLog {
         if !self.active().can_hold(batches.len() as u64, last_offset) {
             return Err(StorageError::corrupt("append spans more offsets than a segment can index"));
         }
+        self.note_leader_epoch(leader_epoch, first_offset)?;
+        let interval = self.config.index_interval_bytes;
+        // Client batches are never control batches (check_all), so nothing here ends a transaction.
+        self.active_mut().append(batches, &headers, interval, now_ms, &[])?;
+        for h in &headers {
+            self.producers.record(h, None);
+        }
+        let (max_timestamp, offset_of_max_timestamp) = match log_append_time {
+            Some(t) => (t, first_offset),
+            None => max_timestamp(&headers),
+        };
+        Ok(AppendInfo { first_offset, last_offset, max_timestamp, offset_of_max_timestamp, duplicate: false })
+    }
+
+    /// Records a leader epoch starting at `first_offset` when it is newer than the cache's latest.
+    pub(crate) fn note_leader_epoch(&mut self, leader_epoch: i32, first_offset: i64) -> Result<(), StorageError> {
         if leader_epoch >= 0 && self.latest_epoch().is_none_or(|e| leader_epoch > e) {
             // Persisted before the data: an entry whose start has no data yet is harmless, data
             // whose epoch is unrecorded is not.
@@ -218,23 +239,16 @@ impl PartitionLog {
                 return Err(e);
             }
         }
-        let interval = self.config.index_interval_bytes;
-        self.active_mut().append(batches, &headers, interval, now_ms)?;
-        for h in &headers {
-            self.producers.record(h);
-        }
-        let (max_timestamp, offset_of_max_timestamp) = match log_append_time {
-            Some(t) => (t, first_offset),
-            None => max_timestamp(&headers),
-        };
-        Ok(AppendInfo { first_offset, last_offset, max_timestamp, offset_of_max_timestamp, duplicate: false })
+        Ok(())
     }
 
     /// Appends batches copied from the partition's leader (a follower's fetch), keeping their
     /// offsets, leader epochs and timestamps: a replica's log is the leader's, byte for byte.
     /// Offsets must continue the log (compaction on the leader may leave gaps, never overlaps).
-    /// Producer state and the epoch cache follow the batches, so the replica can take over as
-    /// leader with idempotence and OffsetForLeaderEpoch intact.
+    /// Producer state, transaction index and the epoch cache follow the batches, so the replica can
+    /// take over as leader with idempotence, transactions and OffsetForLeaderEpoch intact. A control
+    /// batch that is not a well-formed transaction marker is refused (CorruptMessage) before anything
+    /// is written.
     pub fn append_replicated(&mut self, batches: &[u8], now_ms: i64) -> Result<Option<AppendInfo>, StorageError> {
         let headers = validate_batches(batches, u32::MAX)?;
         let (Some(first), Some(last)) = (headers.first(), headers.last()) else { return Ok(None) };
@@ -247,6 +261,12 @@ impl PartitionLog {
                 )));
             }
             expected = h.last_offset() + 1;
+        }
+        // The control records are parsed before anything is written: a malformed marker refuses the fetch.
+        let mut controls: Vec<(BatchHeader, Option<ControlRecord>)> = Vec::with_capacity(headers.len());
+        for h in &headers {
+            let control = if h.is_control() { parse_control_record(h, &batches[h.position..h.end_position()])? } else { None };
+            controls.push((*h, control));
         }
         let (first_offset, last_offset) = (first.base_offset, last.last_offset());
         if self.should_roll(batches.len() as u64, last_offset, now_ms) {
@@ -268,16 +288,19 @@ impl PartitionLog {
             self.epochs.persist()?;
         }
         let interval = self.config.index_interval_bytes;
-        self.active_mut().append(batches, &headers, interval, now_ms)?;
-        for h in &headers {
-            self.producers.record(h);
+        let aborted = if headers.iter().any(BatchHeader::is_control) { self.producers.preview(&controls) } else { Vec::new() };
+        self.active_mut().append(batches, &headers, interval, now_ms, &aborted)?;
+        let mut recorded = Vec::new();
+        for (h, control) in &controls {
+            recorded.extend(self.producers.record(h, control.as_ref()));
         }
+        debug_assert_eq!(recorded, aborted, "the preview of the aborted transactions is what recording them yields");
         let (max_timestamp, offset_of_max_timestamp) = max_timestamp(&headers);
         debug_assert_eq!(self.log_end_offset(), last_offset + 1, "a replica's log end follows the leader's batches");
         Ok(Some(AppendInfo { first_offset, last_offset, max_timestamp, offset_of_max_timestamp, duplicate: false }))
     }
 
-    fn should_roll(&self, bytes: u64, last_offset: i64, now_ms: i64) -> bool {
+    pub(crate) fn should_roll(&self, bytes: u64, last_offset: i64, now_ms: i64) -> bool {
         let active = self.active();
         if active.is_empty() {
             return false;
@@ -289,7 +312,7 @@ impl PartitionLog {
 
     /// Closes the active segment for writing (fsynced, so recovery never needs to scan it) and
     /// starts a new one at the log end offset.
-    fn roll(&mut self) -> Result<(), StorageError> {
+    pub(crate) fn roll(&mut self) -> Result<(), StorageError> {
         if self.active().is_empty() {
             return Ok(());
         }
@@ -587,12 +610,12 @@ impl PartitionLog {
         self.reset_to(offset)
     }
 
-    fn active(&self) -> &Segment {
+    pub(crate) fn active(&self) -> &Segment {
         debug_assert!(!self.segments.is_empty());
         &self.segments[self.segments.len() - 1]
     }
 
-    fn active_mut(&mut self) -> &mut Segment {
+    pub(crate) fn active_mut(&mut self) -> &mut Segment {
         let last = self.segments.len() - 1;
         &mut self.segments[last]
     }
@@ -667,6 +690,10 @@ impl PartitionLog {
     }
 
     pub(crate) fn write_producer_snapshot(&self) -> Result<(), StorageError> {
+        // Every aborted-transaction entry below the snapshot's offset must be durable first: the replay
+        // on open regenerates only the entries above it. Older segments' indexes were synced when they
+        // rolled (and by the replay that regenerated them).
+        self.active().sync_txn_index()?;
         write_atomic(&self.dir, PRODUCER_STATE_FILE, &self.producers.encode_snapshot(self.log_end_offset()))
     }
 }

@@ -5,16 +5,19 @@
 //! settled before any of this, by
 //! [`complete_interrupted_compaction`](crate::compaction_install::complete_interrupted_compaction).
 //!
-//! Cutting a torn tail off the last segment happens in [`Segment::open`] (untrusted mode).
+//! Cutting a torn tail off the last segment happens in [`Segment::open`] (untrusted mode), which also
+//! validates each segment's aborted-transaction index; [`PartitionLog::load_producer_state`] regenerates
+//! the entries the replay covers.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::checkpoint::{read_optional, PRODUCER_STATE_FILE, TMP_SUFFIX};
+use crate::control::parse_control_record;
 use crate::error::{IoContext, StorageError};
 use crate::log::PartitionLog;
 use crate::producer_state::ProducerStateManager;
-use crate::segment::{segment_path, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::segment::{segment_path, Segment, INDEX_EXT, INDEX_EXTS, LOG_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT};
 
 /// Opens the segments of `dir`, oldest first. Only the last one is scanned for torn writes
 /// (unless the previous shutdown was clean); a segment that does not continue its
@@ -76,41 +79,76 @@ impl PartitionLog {
         self.load_producer_state()
     }
 
-    /// Rebuilds the producer state from the snapshot plus the batch headers after it (or from the
-    /// whole log when the snapshot is missing, damaged or ahead of the log), then snapshots it.
+    /// Rebuilds the producer state from the snapshot plus the batches after it (or from the whole log
+    /// when the snapshot is missing, damaged, of an older format or ahead of the log), regenerating the
+    /// aborted-transaction index entries of every marker it replays, then snapshots it.
+    ///
+    /// Index entries below the snapshot's offset are trusted (they were fsynced before it was written);
+    /// those at or above it are dropped and regenerated, which repairs a torn index tail after a crash
+    /// and undoes truncated markers. A segment whose index was missing or damaged needs the replay to
+    /// start at or before it, so a snapshot past its base is not used.
     pub(crate) fn load_producer_state(&mut self) -> Result<(), StorageError> {
         let path = self.dir.join(PRODUCER_STATE_FILE);
         let leo = self.log_end_offset();
+        let first_base = self.segments[0].base_offset();
         let snapshot = match read_optional(&path)? {
             Some(bytes) => match ProducerStateManager::decode_snapshot(&path, &bytes) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    tracing::warn!(error = %e, "ignoring damaged producer-state snapshot");
+                    tracing::warn!(error = %e, "ignoring damaged or outdated producer-state snapshot");
                     None
                 }
             },
             None => None,
         };
+        let damaged = self.segments.iter().find(|s| !s.txn_index_intact()).map(Segment::base_offset);
+        if let Some(base) = damaged {
+            tracing::warn!(dir = %self.dir.display(), base_offset = base, "aborted-transaction index missing or damaged; regenerating it by replay");
+        }
         let (from, state, up_to_date) = match snapshot {
-            Some((offset, state)) if offset <= leo => (offset, state, offset == leo),
-            _ => (self.segments[0].base_offset(), ProducerStateManager::new(), false),
+            Some((offset, state)) if offset <= leo && damaged.is_none_or(|d| offset <= d) => (offset, state, offset == leo),
+            _ => (first_base, ProducerStateManager::new(), false),
         };
         self.producers = state;
-        let from = from.max(self.segments[0].base_offset());
-        let mut replayed = 0usize;
-        for segment in &self.segments[self.segment_index_for(from)..] {
-            let Some(first) = segment.find_batch(from)? else { continue };
+        let from = from.max(first_base);
+        let start = self.segment_index_for(from);
+        let mut touched = false;
+        for segment in &mut self.segments[start..] {
+            touched |= segment.truncate_aborted_from(from)?;
+        }
+        let (mut replayed, mut regenerated) = (0usize, 0usize);
+        let mut buf = Vec::new();
+        for i in start..self.segments.len() {
+            let Some(first) = self.segments[i].find_batch(from)? else { continue };
             let mut pos = first.position as u64;
-            while let Some(h) = segment.read_header(pos)? {
+            while let Some(h) = self.segments[i].read_header(pos)? {
                 if h.base_offset >= from {
-                    self.producers.record(&h);
+                    let control = if h.is_control() && h.records_count > 0 {
+                        buf.clear();
+                        self.segments[i].read_into(pos, h.len, &mut buf)?;
+                        parse_control_record(&h, &buf).map_err(|e| StorageError::corrupt_log(self.segments[i].log_path(), e.to_string()))?
+                    } else {
+                        None
+                    };
+                    if let Some(aborted) = self.producers.record(&h, control.as_ref()) {
+                        self.segments[i].append_aborted(&[aborted])?;
+                        regenerated += 1;
+                    }
                     replayed += 1;
                 }
                 pos += h.len as u64;
             }
         }
+        if touched || regenerated > 0 {
+            for segment in &self.segments[start..] {
+                segment.sync_txn_index()?;
+            }
+        }
+        for segment in &mut self.segments {
+            segment.set_txn_index_intact();
+        }
         if replayed > 0 {
-            tracing::info!(dir = %self.dir.display(), from, batches = replayed, "replayed producer state");
+            tracing::info!(dir = %self.dir.display(), from, batches = replayed, aborted_transactions = regenerated, "replayed producer state");
         }
         if !up_to_date {
             self.write_producer_snapshot()?;
@@ -141,7 +179,7 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>, StorageError> {
             LOG_EXT => {
                 logs.insert(base);
             }
-            INDEX_EXT | TIME_INDEX_EXT => indexes.push((base, entry.path())),
+            INDEX_EXT | TIME_INDEX_EXT | TXN_INDEX_EXT => indexes.push((base, entry.path())),
             _ => {}
         }
     }
@@ -155,7 +193,7 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>, StorageError> {
 }
 
 fn remove_segment_files(dir: &Path, base: i64) -> Result<(), StorageError> {
-    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+    for ext in std::iter::once(LOG_EXT).chain(INDEX_EXTS) {
         let path = segment_path(dir, base, ext);
         match std::fs::remove_file(&path) {
             Ok(()) => {}

@@ -1,5 +1,5 @@
 //! One segment: a `.log` file of whole batches with contiguous offsets starting at `base_offset`,
-//! plus its sparse offset index and time index.
+//! plus its sparse offset index, time index and aborted-transaction index ([`crate::txn_index`]).
 //!
 //! The in-memory `size` is the authority on how much of the file is valid: reads never go past
 //! it, appends write at it, and recovery cuts the file to it.
@@ -12,10 +12,14 @@ use std::sync::Arc;
 use crate::batch::{verify_crc, BatchHeader, HEADER_LEN};
 use crate::error::{IoContext, StorageError};
 use crate::index::{IndexFile, OffsetEntry, TimeEntry};
+use crate::txn_index::{write_index, AbortedTxn, TxnIndex};
 
 pub(crate) const LOG_EXT: &str = "log";
 pub(crate) const INDEX_EXT: &str = "index";
 pub(crate) const TIME_INDEX_EXT: &str = "timeindex";
+pub(crate) const TXN_INDEX_EXT: &str = "txnindex";
+/// Every per-segment index file; the `.log` goes with them.
+pub(crate) const INDEX_EXTS: [&str; 3] = [INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT];
 /// Compaction output being written (deleted on open).
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
 /// Compaction output fully written and committed (completed on open).
@@ -98,6 +102,10 @@ pub(crate) struct Segment {
     log_path: PathBuf,
     offset_index: IndexFile<OffsetEntry>,
     time_index: IndexFile<TimeEntry>,
+    txn_index: TxnIndex,
+    /// False when the aborted-transaction index was missing or damaged on open: its entries were dropped
+    /// and the producer-state replay must cover this segment to regenerate them.
+    txn_index_intact: bool,
 }
 
 impl Segment {
@@ -114,6 +122,8 @@ impl Segment {
             log_path,
             offset_index: IndexFile::create(&segment_path(dir, base_offset, INDEX_EXT))?,
             time_index: IndexFile::create(&segment_path(dir, base_offset, TIME_INDEX_EXT))?,
+            txn_index: TxnIndex::create(&segment_path(dir, base_offset, TXN_INDEX_EXT))?,
+            txn_index_intact: true,
         })
     }
 
@@ -130,7 +140,7 @@ impl Segment {
             }
             tracing::warn!(segment = %log_path.display(), "segment index is inconsistent; rebuilding it");
         }
-        Self::recover(dir, base_offset, log, log_path, file_len, interval)
+        Self::recover(dir, base_offset, log, log_path, file_len, interval, trust)
     }
 
     fn open_trusted(
@@ -184,6 +194,7 @@ impl Segment {
             return Ok(None);
         }
         let roll_base_ms = first_batch_timestamp(log, file_len);
+        let (txn_index, txn_index_intact) = TxnIndex::open(&segment_path(dir, base_offset, TXN_INDEX_EXT), base_offset, next, true)?;
         Ok(Some(Segment {
             base_offset,
             next_offset: next,
@@ -194,6 +205,8 @@ impl Segment {
             log_path: log_path.to_path_buf(),
             offset_index,
             time_index,
+            txn_index,
+            txn_index_intact,
         }))
     }
 
@@ -204,6 +217,7 @@ impl Segment {
         log_path: PathBuf,
         file_len: u64,
         interval: u32,
+        trusted: bool,
     ) -> Result<Segment, StorageError> {
         let mut pos = 0u64;
         let mut next = base_offset;
@@ -251,7 +265,22 @@ impl Segment {
         let mut time_index = IndexFile::create(&segment_path(dir, base_offset, TIME_INDEX_EXT))?;
         time_index.rewrite(times)?;
         let roll_base_ms = first_batch_timestamp(&log, pos);
-        Ok(Segment { base_offset, next_offset: next, size: pos, state, roll_base_ms, log: Arc::new(log), log_path, offset_index, time_index })
+        // A segment that was fsynced (only its offset or time index failed the check) must have a whole
+        // aborted-transaction index too; the last one after a crash may have lost its tail with the log's.
+        let (txn_index, txn_index_intact) = TxnIndex::open(&segment_path(dir, base_offset, TXN_INDEX_EXT), base_offset, next, trusted)?;
+        Ok(Segment {
+            base_offset,
+            next_offset: next,
+            size: pos,
+            state,
+            roll_base_ms,
+            log: Arc::new(log),
+            log_path,
+            offset_index,
+            time_index,
+            txn_index,
+            txn_index_intact,
+        })
     }
 
     /// The segment's `.log` file handle (compaction reads it without the log's lock).
@@ -369,9 +398,17 @@ impl Segment {
         self.log.read_exact_at(&mut out[start..], pos).at(&self.log_path)
     }
 
-    /// Writes already validated and offset-assigned batches with one positional write. On failure
-    /// nothing changes: the file and indexes are cut back so no partial batch can be served.
-    pub fn append(&mut self, buf: &[u8], headers: &[BatchHeader], interval: u32, now_ms: i64) -> Result<(), StorageError> {
+    /// Writes already validated and offset-assigned batches with one positional write, and the aborted
+    /// transactions their ABORT markers close. On failure nothing changes: the file and indexes are cut
+    /// back so no partial batch can be served and no entry points at a marker that is not there.
+    pub fn append(
+        &mut self,
+        buf: &[u8],
+        headers: &[BatchHeader],
+        interval: u32,
+        now_ms: i64,
+        aborted: &[AbortedTxn],
+    ) -> Result<(), StorageError> {
         debug_assert!(headers.first().is_some_and(|h| h.base_offset == self.next_offset && h.position == 0));
         debug_assert!(headers.last().is_some_and(|h| h.end_position() == buf.len()));
         debug_assert!(self.can_hold(buf.len() as u64, headers.last().map_or(0, |h| h.last_offset())));
@@ -381,17 +418,20 @@ impl Segment {
             state.observe(self.base_offset, h, self.size + h.position as u64, interval, &mut offsets, &mut times);
         }
         let (offsets_len, times_len) = (self.offset_index.entries().len(), self.time_index.entries().len());
+        let first_new_marker = aborted.first().map_or(i64::MAX, |a| a.last_offset);
         let written = self
             .log
             .write_all_at(buf, self.size)
             .at(&self.log_path)
             .and_then(|()| self.offset_index.append(&offsets))
-            .and_then(|()| self.time_index.append(&times));
+            .and_then(|()| self.time_index.append(&times))
+            .and_then(|()| if aborted.is_empty() { Ok(()) } else { self.txn_index.append(aborted) });
         if let Err(e) = written {
             tracing::error!(segment = %self.log_path.display(), error = %e, "append failed; cutting the segment back");
             let _ = self.log.set_len(self.size);
             let _ = self.offset_index.truncate(offsets_len);
             let _ = self.time_index.truncate(times_len);
+            let _ = self.txn_index.truncate_from(first_new_marker);
             return Err(e);
         }
         self.size += buf.len() as u64;
@@ -405,6 +445,7 @@ impl Segment {
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
         let Some(h) = self.find_batch(offset)? else { return Ok(()) };
         let new_size = h.position as u64;
+        self.txn_index.truncate_from(h.base_offset)?;
         self.log.set_len(new_size).at(&self.log_path)?;
         let keep_offsets = self.offset_index.entries().partition_point(|e| u64::from(e.position) < new_size);
         self.offset_index.truncate(keep_offsets)?;
@@ -436,17 +477,48 @@ impl Segment {
         Ok(())
     }
 
-    /// fdatasync of the log and both indexes.
+    /// fdatasync of the log and all three indexes.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.log.sync_data().at(&self.log_path)?;
         self.offset_index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
+    }
+
+    /// fdatasync of the aborted-transaction index alone (before a producer-state snapshot: every entry
+    /// below the snapshot's offset must be durable, since the replay on open regenerates only those above).
+    pub fn sync_txn_index(&self) -> Result<(), StorageError> {
+        self.txn_index.sync()
+    }
+
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+
+    /// Appends entries for ABORT markers already in this segment (producer-state replay).
+    pub fn append_aborted(&mut self, txns: &[AbortedTxn]) -> Result<(), StorageError> {
+        debug_assert!(txns.iter().all(|t| (self.base_offset..self.next_offset).contains(&t.last_offset)));
+        self.txn_index.append(txns)
+    }
+
+    /// Drops the aborted-transaction entries whose marker is at or above `offset` (they are about to be
+    /// regenerated); returns whether any was dropped.
+    pub fn truncate_aborted_from(&mut self, offset: i64) -> Result<bool, StorageError> {
+        self.txn_index.truncate_from(offset)
+    }
+
+    pub fn txn_index_intact(&self) -> bool {
+        self.txn_index_intact
+    }
+
+    pub fn set_txn_index_intact(&mut self) {
+        self.txn_index_intact = true;
     }
 
     pub fn delete(self) -> Result<(), StorageError> {
         // The log goes first: an index without its log is an orphan that open() removes, while a
         // log without its index is merely rebuilt.
-        for path in [self.log_path.as_path(), self.offset_index.path(), self.time_index.path()] {
+        for path in [self.log_path.as_path(), self.offset_index.path(), self.time_index.path(), self.txn_index.path()] {
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -472,8 +544,9 @@ fn first_batch_timestamp(log: &File, size: u64) -> Option<i64> {
 }
 
 /// Writes a compacted copy of a segment to `NNN.log.cleaned` (+ `.index.cleaned`,
-/// `.timeindex.cleaned`), building its indexes exactly as appends would. Batches must be whole,
-/// valid, and in strictly increasing offset order.
+/// `.timeindex.cleaned`, `.txnindex.cleaned`), building its offset and time indexes exactly as appends
+/// would; the aborted-transaction entries are the cleaner's ([`CleanedWriter::push_aborted`]). Batches
+/// must be whole, valid, and in strictly increasing offset order.
 pub(crate) struct CleanedWriter {
     base_offset: i64,
     interval: u32,
@@ -484,6 +557,7 @@ pub(crate) struct CleanedWriter {
     state: IndexState,
     offsets: Vec<OffsetEntry>,
     times: Vec<TimeEntry>,
+    aborted: Vec<AbortedTxn>,
     dir: PathBuf,
 }
 
@@ -501,6 +575,7 @@ impl CleanedWriter {
             state: IndexState::EMPTY,
             offsets: Vec::new(),
             times: Vec::new(),
+            aborted: Vec::new(),
             dir: dir.to_path_buf(),
         })
     }
@@ -522,7 +597,16 @@ impl CleanedWriter {
         self.next_offset
     }
 
-    /// Writes the indexes and fsyncs all three files. Returns the log size.
+    /// Records an aborted transaction whose ABORT marker this copy keeps (appended just before).
+    pub fn push_aborted(&mut self, txn: AbortedTxn) {
+        self.aborted.push(txn);
+    }
+
+    pub fn aborted(&self) -> &[AbortedTxn] {
+        &self.aborted
+    }
+
+    /// Writes the indexes and fsyncs all four files. Returns the log size.
     pub fn finish(self) -> Result<u64, StorageError> {
         let file = self.log.into_inner().map_err(|e| e.into_error()).at(&self.log_path)?;
         file.sync_all().at(&self.log_path)?;
@@ -532,13 +616,14 @@ impl CleanedWriter {
         let mut times = IndexFile::create(&suffixed_path(&self.dir, self.base_offset, TIME_INDEX_EXT, CLEANED_SUFFIX))?;
         times.append(&self.times)?;
         times.sync()?;
+        write_index(&suffixed_path(&self.dir, self.base_offset, TXN_INDEX_EXT, CLEANED_SUFFIX), &self.aborted)?;
         Ok(self.size)
     }
 }
 
 /// Removes the `.cleaned` files of segment `base_offset`, if any.
 pub(crate) fn remove_cleaned_files(dir: &Path, base_offset: i64) {
-    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
         let _ = std::fs::remove_file(suffixed_path(dir, base_offset, ext, CLEANED_SUFFIX));
     }
 }
