@@ -540,6 +540,92 @@ mod tests {
         assert!(matches!(m.check(&header(3, 0, 1, 1, 4)), Err(StorageError::OutOfOrderSequence { expected: 0, .. })));
     }
 
+    fn txn_header(pid: i64, epoch: i16, seq: i32, records: usize, base_offset: i64) -> BatchHeader {
+        let mut h = header(pid, epoch, seq, records, base_offset);
+        h.attributes |= 0x10;
+        h.max_timestamp = 100 + base_offset;
+        h
+    }
+
+    fn marker_header(pid: i64, epoch: i16, base_offset: i64) -> BatchHeader {
+        let marker = TxnMarker { producer_id: pid, producer_epoch: epoch, commit: false, coordinator_epoch: 0 };
+        let b = crate::control::build_marker_batch(&marker, base_offset, 0, 500 + base_offset);
+        BatchHeader::parse(&b, 0).unwrap()
+    }
+
+    fn control(commit: bool, coordinator_epoch: i32) -> Option<ControlRecord> {
+        Some(ControlRecord { commit, coordinator_epoch })
+    }
+
+    #[test]
+    fn transactions_start_end_and_give_the_last_stable_offset() {
+        let mut m = ProducerStateManager::new();
+        let steps = [
+            (txn_header(1, 0, 0, 2, 0), None),
+            (txn_header(2, 0, 0, 1, 2), None),
+            (txn_header(1, 0, 2, 1, 3), None),
+            (txn_header(3, 0, 0, 1, 4), None),
+            (marker_header(2, 0, 5), control(false, 3)),
+            (marker_header(1, 0, 6), control(false, 3)),
+            (marker_header(3, 0, 7), control(true, 3)),
+            (marker_header(3, 0, 8), control(false, 3)),
+        ];
+        // The preview of a whole sequence equals recording it step by step.
+        let items: Vec<_> = steps.to_vec();
+        let preview = m.preview(&items);
+        let mut recorded = Vec::new();
+        let mut fuo = Vec::new();
+        for (h, c) in &steps {
+            recorded.extend(m.record(h, c.as_ref()));
+            fuo.push(m.first_unstable_offset());
+        }
+        assert_eq!(preview, recorded);
+        assert_eq!(fuo, [Some(0), Some(0), Some(0), Some(0), Some(0), Some(4), None, None]);
+        // pid 2 aborted while 1 (from 0) was open; pid 1 while 3 (from 4) was; the marker of 3 at 8
+        // closes nothing (already committed at 7).
+        let a = |pid, first, last, lso| AbortedTxn { producer_id: pid, first_offset: first, last_offset: last, last_stable_offset: lso };
+        assert_eq!(recorded, vec![a(2, 2, 5, 0), a(1, 0, 6, 4)]);
+        let p = m.producers();
+        assert_eq!(p.iter().map(|p| (p.producer_id, p.coordinator_epoch, p.last_timestamp)).collect::<Vec<_>>(), [(1, 3, 506), (2, 3, 505), (3, 3, 508)]);
+        // Markers fence older producer and coordinator epochs.
+        let mk = |epoch, coordinator_epoch| TxnMarker { producer_id: 1, producer_epoch: epoch, commit: true, coordinator_epoch };
+        assert!(m.check_marker(&mk(0, 3)).is_ok());
+        assert!(m.check_marker(&mk(0, 4)).is_ok());
+        assert!(matches!(m.check_marker(&mk(0, 2)), Err(StorageError::TransactionCoordinatorFenced { .. })));
+        assert!(matches!(m.check_marker(&mk(-1, 3)), Err(StorageError::InvalidProducerEpoch { .. })));
+        assert!(m.check_marker(&TxnMarker { producer_id: 99, ..mk(0, 0) }).is_ok());
+    }
+
+    #[test]
+    fn snapshot_round_trip_with_transactions() {
+        let mut m = ProducerStateManager::new();
+        m.record(&txn_header(1, 0, 0, 2, 0), None);
+        m.record(&txn_header(2, 4, 0, 1, 2), None);
+        m.record(&marker_header(2, 5, 3), control(true, 9).as_ref());
+        m.record(&txn_header(3, 0, 0, 1, 4), None);
+        m.record(&header(4, 0, 0, 1, 5), None);
+        let path = Path::new("producer-state");
+        let bytes = m.encode_snapshot(6);
+        let (offset, back) = ProducerStateManager::decode_snapshot(path, &bytes).unwrap();
+        assert_eq!((offset, &back), (6, &m));
+        assert_eq!(back.first_unstable_offset(), Some(0));
+        assert_eq!(back.producers(), m.producers());
+        for i in 0..bytes.len() {
+            for x in [0x01, 0x80] {
+                let mut bad = bytes.clone();
+                bad[i] ^= x;
+                assert!(ProducerStateManager::decode_snapshot(path, &bad).is_err(), "flip at {i}");
+            }
+        }
+        // The format before transactions is not read.
+        let mut old = bytes.clone();
+        old[..4].copy_from_slice(b"SPS1");
+        let n = old.len() - 4;
+        let crc = crc32c::crc32c(&old[..n]);
+        old[n..].copy_from_slice(&crc.to_be_bytes());
+        assert!(ProducerStateManager::decode_snapshot(path, &old).is_err());
+    }
+
     #[test]
     fn snapshot_round_trip_and_corruption() {
         let mut m = ProducerStateManager::new();
