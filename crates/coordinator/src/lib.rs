@@ -3,10 +3,12 @@
 //! answer) as effects; the broker runs them behind its own locks and does the I/O.
 //!
 //! - [`group`]: Kafka's classic consumer-group protocol.
+//! - [`txn`]: Kafka's transaction coordinator (KIP-98, KIP-360, KIP-890).
 //! - [`batch`]: the RecordBatch v2 codec of the coordinators' logs (plain, transactional, markers).
 
 pub mod batch;
 pub mod group;
+pub mod txn;
 
 /// The partition of a coordinator topic (`__consumer_offsets`, `__transaction_state`) that owns `key` (a group id
 /// or a transactional id): Kafka's `Utils.abs(key.hashCode) % partitions`, with Java's `String.hashCode` over UTF-16
