@@ -25,13 +25,22 @@
 //! replays here and Kafka's tools read Strom's.
 
 mod batch;
+mod coordinator;
+mod metadata;
 mod record;
 mod state;
+mod timers;
 mod types;
+mod views;
 
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod tests;
 
 pub use crate::partition_for;
 pub use batch::{decode_batch, encode_batch};
+pub use coordinator::{AllocProducerId, TransactionCoordinator};
 pub use record::{decode_record, TxnLogKey, TxnLogValue, TxnRecordError};
 pub use state::{TransactionVersion, TxnState};
 pub use types::*;
