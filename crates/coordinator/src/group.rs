@@ -30,7 +30,7 @@ mod model_tests;
 #[cfg(test)]
 mod tests;
 
-pub use batch::{decode_batch, encode_batch};
+pub use batch::{decode_batch, encode_batch, encode_marker_batch, encode_txn_batch, read_batch};
 pub use coordinator::GroupCoordinator;
 pub use record::{GroupRecord, LogRecord, MemberRecord, OffsetRecord, RecordError, GROUP_VALUE_VERSION, OFFSET_VALUE_VERSION};
 pub use types::*;

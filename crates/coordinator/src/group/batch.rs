@@ -1,44 +1,44 @@
-//! The coordinator's records as record batches of `__consumer_offsets`: what the broker appends
-//! and what it replays, shared by the broker and the simulation.
+//! The coordinator's records as record batches of `__consumer_offsets`: what the broker appends and what it
+//! replays, shared by the broker and the simulation. The batch format itself is `crate::batch`.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 use super::record::LogRecord;
+use crate::batch::{self, BatchError, DecodedBatch, TxnMarker, TxnProducer};
 
-/// One uncompressed v2 batch holding `records`, stamped `now_ms`. Offsets are relative (the log
-/// assigns the real ones). The encoder keeps records in one batch only while offset minus
-/// sequence is constant; sequence `i - 1` also makes the batch's base sequence -1, "none", as a
-/// non-idempotent producer writes it.
-pub fn encode_batch(records: &[LogRecord], now_ms: i64) -> Result<BytesMut, String> {
-    let records: Vec<Record> = records
-        .iter()
-        .zip(0i64..)
-        .map(|(r, i)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: i as i32 - 1,
-            timestamp: now_ms,
-            key: Some(r.key()),
-            value: r.value(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .map_err(|e| e.to_string())?;
-    Ok(buf)
+fn pairs(records: &[LogRecord]) -> Vec<(Bytes, Option<Bytes>)> {
+    records.iter().map(|r| (r.key(), r.value())).collect()
 }
 
-/// The keyed records of one batch: (key, value, offset). Records without a key are not the
-/// coordinator's and are skipped.
-pub fn decode_batch(mut batch: Bytes) -> Result<Vec<(Bytes, Option<Bytes>, i64)>, String> {
-    let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| e.to_string())?;
-    Ok(set.records.into_iter().filter_map(|r| Some((r.key?, r.value, r.offset))).collect())
+/// One uncompressed v2 batch holding `records`, stamped `now_ms` (see `crate::batch::encode`).
+pub fn encode_batch(records: &[LogRecord], now_ms: i64) -> Result<BytesMut, String> {
+    batch::encode(&pairs(records), None, now_ms).map_err(|e| e.to_string())
+}
+
+/// The batch of a TxnOffsetCommit: the same offset-commit records, in a
+/// transactional batch of the producer, so that the marker the transaction coordinator later writes into this
+/// offsets partition decides them (KIP-98). The broker appends it like any other batch; the log validates the
+/// producer's epoch as for a client's transactional produce.
+pub fn encode_txn_batch(records: &[LogRecord], producer_id: i64, producer_epoch: i16, now_ms: i64) -> Result<BytesMut, BatchError> {
+    batch::encode(&pairs(records), Some(TxnProducer { producer_id, producer_epoch }), now_ms)
+}
+
+/// The end-transaction marker the broker writes into an offsets partition when the transaction coordinator's
+/// WriteTxnMarkers reaches it.
+pub fn encode_marker_batch(producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32, now_ms: i64) -> Result<BytesMut, BatchError> {
+    batch::encode_marker(TxnProducer { producer_id, producer_epoch }, TxnMarker { commit, coordinator_epoch }, now_ms)
+}
+
+/// The keyed records of one batch: (key, value, offset). Records without a key are not the coordinator's and are
+/// skipped, and so are control batches (their records are markers). This view ignores transactions: a replay that
+/// must keep transactional offsets pending until their marker uses [`read_batch`].
+pub fn decode_batch(batch: Bytes) -> Result<Vec<(Bytes, Option<Bytes>, i64)>, String> {
+    let decoded = batch::decode(batch).map_err(|e| e.to_string())?;
+    Ok(decoded.records)
+}
+
+/// One batch with what a transactional replay needs: the producer, the transactional flag and, for a control batch,
+/// its marker.
+pub fn read_batch(batch: Bytes) -> Result<DecodedBatch, BatchError> {
+    batch::decode(batch)
 }
