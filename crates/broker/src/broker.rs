@@ -16,9 +16,11 @@ use strom_config::BrokerConfig;
 use strom_controller::{Controller, ControllerError};
 use crate::group_service::GroupService;
 use crate::partition::PartitionError;
+use crate::producer_ids::ProducerIds;
 use crate::replica_manager::ReplicaManager;
 use crate::topics::TopicAdmin;
-use strom_metadata::{MetadataImage, MetadataRecord};
+use crate::txn_service::TxnService;
+use strom_metadata::MetadataImage;
 use tokio::sync::watch;
 
 pub struct Broker {
@@ -28,11 +30,10 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     pub topics: Arc<TopicAdmin>,
     pub groups: Arc<GroupService>,
+    pub transactions: Arc<TxnService>,
     /// The last metadata version applied to the replicas and the coordinators.
     published: watch::Sender<u64>,
-    /// Producer ids are reserved from the metadata image in blocks, so an id is never handed out
-    /// twice even across restarts (idempotence state on disk is keyed by it).
-    producer_ids: tokio::sync::Mutex<std::ops::Range<i64>>,
+    pub producer_ids: Arc<ProducerIds>,
     _dir_lock: DirLock,
 }
 
@@ -47,8 +48,6 @@ pub enum BrokerError {
     #[error(transparent)]
     Partition(#[from] PartitionError),
 }
-
-const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
     pub async fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
@@ -71,35 +70,21 @@ impl Broker {
         let (published, seen) = watch::channel(image.version);
         let topics = Arc::new(TopicAdmin::new(config.clone(), metadata.clone(), seen));
         let groups = Arc::new(GroupService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone()));
+        let producer_ids = Arc::new(ProducerIds::new(metadata.clone()));
+        let transactions = Arc::new(TxnService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone(), groups.clone(), producer_ids.clone()));
         let broker = Arc::new(Broker {
             config,
             metadata,
             replicas,
             topics,
             groups,
+            transactions,
             published,
-            producer_ids: tokio::sync::Mutex::new(0..0),
+            producer_ids,
             _dir_lock: dir_lock,
         });
         tokio::spawn(follow_metadata(broker.clone()));
         Ok(broker)
-    }
-
-    pub async fn next_producer_id(&self) -> Result<i64, ControllerError> {
-        let mut ids = self.producer_ids.lock().await;
-        if ids.is_empty() {
-            let image = self
-                .metadata
-                .commit::<std::convert::Infallible>(|img| {
-                    Ok(vec![MetadataRecord::ProducerIdsAllocated { next_producer_id: img.next_producer_id + PRODUCER_ID_BLOCK }])
-                })
-                .await?
-                .unwrap_or_else(|never| match never {});
-            *ids = image.next_producer_id - PRODUCER_ID_BLOCK..image.next_producer_id;
-        }
-        let id = ids.start;
-        ids.start += 1;
-        Ok(id)
     }
 
     /// Brings the hosted replicas and group coordination in line with `image`, then marks it
@@ -111,6 +96,7 @@ impl Broker {
             tracing::error!(error = %e, "applying a metadata change to the local replicas failed; retried with the next change");
         }
         self.groups.leadership_changed(&changes);
+        self.transactions.leadership_changed(&changes);
         self.published.send_if_modified(|v| {
             let next = (*v).max(image.version);
             std::mem::replace(v, next) != next

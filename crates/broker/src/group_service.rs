@@ -13,12 +13,10 @@
 //! acknowledged commit survives a crash of the process (the page cache keeps it) and a failover
 //! of the offsets partition (the new leader has it).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 
@@ -30,50 +28,21 @@ use strom_coordinator::group::{
 };
 
 use crate::clock::now_ms;
+use crate::coordinator_topic::{partition_for, CoordinatorTopic, TopicSpec};
 use crate::partition::Partition;
 use crate::replica_manager::{LeadershipChanges, ReplicaManager};
 use crate::sync::lock;
 use crate::topics::TopicAdmin;
 
-/// Kafka's name for the offsets topic.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// Topics clients may read but not write or delete.
-pub fn is_internal(topic: &str) -> bool {
-    topic == OFFSETS_TOPIC
-}
-
-/// The offsets partition that owns a group: Kafka's `abs(groupId.hashCode) % partitions`, with
-/// Java's `String.hashCode` over UTF-16 code units, so a group maps to the same partition number
-/// as on a Kafka cluster with the same partition count.
-pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let hash = group_id.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
-    // Kafka's Utils.abs maps MIN_VALUE to 0.
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partitions.max(1)
-}
+pub use crate::coordinator_topic::OFFSETS_TOPIC;
 
 pub struct GroupService {
-    config: Arc<BrokerConfig>,
     replicas: Arc<ReplicaManager>,
-    metadata: Arc<Controller>,
-    topics: Arc<TopicAdmin>,
+    /// `__consumer_offsets`: creation, which partitions are loaded, replay.
+    pub(crate) topic: Arc<CoordinatorTopic>,
     state: Mutex<State>,
     /// `offsets.commit.timeout.ms`: how long an answer waits for its records to be replicated.
     commit_timeout: Duration,
-    /// False until this broker applied the metadata that includes its own registration (and
-    /// with it, its leadership of offsets partitions); group requests meanwhile get
-    /// COORDINATOR_LOAD_IN_PROGRESS and retry.
-    loaded: AtomicBool,
-    /// The offsets partitions whose groups are loaded, with the leader epoch they were loaded
-    /// in. A partition led in another epoch (being replayed, or made leader by a metadata change
-    /// that `leadership_changed` has not reached yet) is still loading: a group joined there
-    /// now would be dropped by the replay before its SyncGroup.
-    coordinating: Mutex<HashMap<i32, i32>>,
-    /// Set once `__consumer_offsets` exists with every partition open.
-    topic_ready: AtomicBool,
-    /// A task is creating `__consumer_offsets`.
-    creating: AtomicBool,
 }
 
 struct State {
@@ -85,88 +54,47 @@ struct State {
 
 impl GroupService {
     pub fn new(config: Arc<BrokerConfig>, replicas: Arc<ReplicaManager>, metadata: Arc<Controller>, topics: Arc<TopicAdmin>) -> Self {
+        let g = &config.groups;
+        let spec = TopicSpec {
+            name: OFFSETS_TOPIC,
+            partitions: g.offsets_topic_num_partitions,
+            replication_factor: g.offsets_topic_replication_factor,
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), g.offsets_topic_segment_bytes.to_string()),
+            ]),
+        };
+        let voters = config.cluster.voters.len();
         GroupService {
-            commit_timeout: Duration::from_millis(config.groups.offsets_commit_timeout_ms),
+            commit_timeout: Duration::from_millis(g.offsets_commit_timeout_ms),
             state: Mutex::new(State {
-                coordinator: GroupCoordinator::new(config.groups.coordinator.clone()),
+                coordinator: GroupCoordinator::new(g.coordinator.clone()),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
             }),
-            loaded: AtomicBool::new(false),
-            coordinating: Mutex::new(HashMap::new()),
-            topic_ready: AtomicBool::new(false),
-            creating: AtomicBool::new(false),
-            config,
+            topic: Arc::new(CoordinatorTopic::new(spec, config.node_id, voters, replicas.clone(), metadata, topics)),
             replicas,
-            metadata,
-            topics,
         }
     }
 
     pub fn is_loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
+        self.topic.is_loaded()
     }
 
-    /// Whether group requests can be served now: the log is replayed and `__consumer_offsets`
-    /// exists. The topic is created on first use, as Kafka creates it on the first
-    /// FindCoordinator, so a broker that never sees a group never has one.
-    pub fn ready(self: &Arc<Self>) -> Result<(), ResponseError> {
-        if !self.is_loaded() {
-            return Err(ResponseError::CoordinatorLoadInProgress);
-        }
-        if self.topic_ready.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let me = self.config.node_id;
-        if let Some(topic) = self.metadata.image().topic(OFFSETS_TOPIC) {
-            // The topic is in the image before its partitions are open (another request may be
-            // creating it right now): answer "retry" until they are, or a join could succeed
-            // whose assignment cannot be stored.
-            let open = topic
-                .partitions
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.replicas.contains(&me))
-                .all(|(i, _)| self.replicas.partition(OFFSETS_TOPIC, i as i32).is_some());
-            if !open {
-                return Err(ResponseError::CoordinatorLoadInProgress);
-            }
-            self.topic_ready.store(true, Ordering::Release);
-            return Ok(());
-        }
-        // Created in the background, once: the request that triggers it (and any meanwhile)
-        // retries. FindCoordinator, the first request of every group client, awaits the
-        // creation instead (`ensure_topic`), as Kafka's does.
-        if !self.creating.swap(true, Ordering::AcqRel) {
-            let me = self.clone();
-            tokio::spawn(async move {
-                me.create_offsets_topic().await;
-                me.creating.store(false, Ordering::Release);
-            });
-        }
-        Err(ResponseError::CoordinatorLoadInProgress)
+    /// Whether group requests can be served now (see `CoordinatorTopic::ready`).
+    pub fn ready(&self) -> Result<(), ResponseError> {
+        self.topic.ready()
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet, then answers as `ready`.
-    pub async fn ensure_topic(self: &Arc<Self>) -> Result<(), ResponseError> {
-        if self.is_loaded() && self.metadata.image().topic(OFFSETS_TOPIC).is_none() {
-            self.create_offsets_topic().await;
-        }
-        self.ready()
+    pub async fn ensure_topic(&self) -> Result<(), ResponseError> {
+        self.topic.ensure().await
     }
 
     /// `ready`, and this broker coordinates `group_id` (else NOT_COORDINATOR: the client asks
     /// FindCoordinator again, as after a coordinator move in Kafka).
-    pub fn ready_for(self: &Arc<Self>, group_id: &str) -> Result<(), ResponseError> {
-        self.ready()?;
-        let index = partition_for(group_id, self.offsets_partitions());
-        let Some(partition) = self.replicas.partition(OFFSETS_TOPIC, index).filter(|p| p.is_leader()) else {
-            return Err(ResponseError::NotCoordinator);
-        };
-        if lock(&self.coordinating).get(&index) != Some(&partition.leader_epoch()) {
-            return Err(ResponseError::CoordinatorLoadInProgress);
-        }
-        Ok(())
+    pub fn ready_for(&self, group_id: &str) -> Result<(), ResponseError> {
+        self.topic.ready_for(group_id).map(|_| ())
     }
 
     /// Group coordination follows the leadership of `__consumer_offsets` partitions, as in
@@ -175,12 +103,10 @@ impl GroupService {
     /// for one it no longer leads, its groups are dropped and their parked requests answered
     /// NOT_COORDINATOR, so their clients look for the new coordinator. Blocking (it reads logs).
     pub fn leadership_changed(&self, changes: &LeadershipChanges) {
-        let offsets = |ps: &[Arc<Partition>]| -> Vec<Arc<Partition>> { ps.iter().filter(|p| &*p.topic == OFFSETS_TOPIC).cloned().collect() };
-        let (gained, lost) = (offsets(&changes.gained), offsets(&changes.lost));
-        if !gained.is_empty() || !lost.is_empty() {
-            let n = self.offsets_partitions();
-            let moved: BTreeSet<i32> = gained.iter().chain(&lost).map(|p| p.index).collect();
-            lock(&self.coordinating).retain(|index, _| !moved.contains(index));
+        let moves = self.topic.moves(changes);
+        if !moves.is_empty() {
+            let n = self.topic.partitions();
+            let moved = moves.indexes();
             let mut state = lock(&self.state);
             let (joins, syncs) = state.coordinator.unload(|g| moved.contains(&partition_for(g, n)));
             for t in joins {
@@ -194,68 +120,36 @@ impl GroupService {
                 }
             }
             drop(state);
-            for p in &lost {
+            for p in &moves.lost {
                 tracing::info!(partition = p.index, "no longer coordinating the groups of this offsets partition");
             }
-            for p in gained {
+            for p in moves.gained {
                 // The epoch this load is for: should another change come meanwhile, its own
                 // call loads again, and until then requests are told to retry.
                 let epoch = p.leader_epoch();
                 self.load_partition(&p);
-                lock(&self.coordinating).insert(p.index, epoch);
+                self.topic.loaded(p.index, epoch);
             }
         }
-        if changes.registered && !self.loaded.swap(true, Ordering::AcqRel) {
+        if changes.registered && self.topic.registered() {
             tracing::info!("group coordinator ready");
         }
     }
 
-    /// Replays one offsets partition, up to its log end (a new leader's whole log is what its
-    /// followers will converge on). A record that cannot be decoded is logged and skipped; it
+    /// Replays one offsets partition. A record that cannot be decoded is logged and skipped; it
     /// never stops the broker.
     fn load_partition(&self, partition: &Partition) {
         let started = std::time::Instant::now();
         let (mut loaded, mut bad) = (Vec::new(), 0u64);
-        let mut offset = partition.log_start_offset().unwrap_or(0);
-        loop {
-            let slices = match partition.read_to_end(offset, 1 << 20) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(partition = partition.index, offset, error = %e, "cannot read the offsets topic; groups of this partition start empty");
-                    break;
-                }
-            };
-            if slices.slices.is_empty() {
-                break;
+        let complete = self.topic.replay(partition, |header, batch| match decode_batch(batch) {
+            Ok(records) => loaded.extend(records),
+            Err(e) => {
+                bad += 1;
+                tracing::error!(partition = partition.index, offset = header.base_offset, error = %e, "skipping an undecodable offsets-topic batch");
             }
-            let mut buf = Vec::with_capacity(slices.len);
-            if let Some(e) = slices.slices.iter().find_map(|s| s.read_into(&mut buf).err()) {
-                tracing::error!(partition = partition.index, offset, error = %e, "cannot read the offsets topic");
-                break;
-            }
-            let buf = Bytes::from(buf);
-            // Batch by batch, so that a batch whose records were all compacted away still
-            // moves the read position past it.
-            let mut pos = 0;
-            while pos < buf.len() {
-                let header = match strom_storage::BatchHeader::parse(&buf, pos) {
-                    Ok(h) if h.end_position() <= buf.len() => h,
-                    _ => break,
-                };
-                let batch = buf.slice(pos..header.end_position());
-                pos = header.end_position();
-                offset = header.last_offset() + 1;
-                match decode_batch(batch) {
-                    Ok(records) => loaded.extend(records),
-                    Err(e) => {
-                        bad += 1;
-                        tracing::error!(partition = partition.index, offset = header.base_offset, error = %e, "skipping an undecodable offsets-topic batch");
-                    }
-                }
-            }
-            if pos == 0 {
-                break;
-            }
+        });
+        if !complete {
+            tracing::error!(partition = partition.index, "the groups of this offsets partition are loaded from part of its log only");
         }
         let now = now_ms();
         let mut state = lock(&self.state);
@@ -430,13 +324,16 @@ impl GroupService {
         }
     }
 
+    /// A transaction marker for `producer_id` is in offsets partition `index` (and replicated):
+    /// its transactional offset commits there become visible (commit) or are dropped (abort).
+    pub fn transaction_completed(&self, producer_id: i64, commit: bool, index: i32) {
+        // Wired to the coordinator's pending transactional offsets in the next step.
+        let _ = (producer_id, commit, index);
+    }
+
     /// The offsets topic's partition count: the topic's own once it exists, else the config's.
     pub fn offsets_partitions(&self) -> i32 {
-        self.metadata
-            .image()
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.partition_count())
-            .unwrap_or(self.config.groups.offsets_topic_num_partitions)
+        self.topic.partitions()
     }
 }
 
@@ -505,46 +402,5 @@ impl GroupService {
             replication.0.push((partition, appended.last_offset + 1, epoch));
         }
         Ok(replication)
-    }
-
-    /// Creates `__consumer_offsets` (Kafka does so on the first FindCoordinator).
-    async fn create_offsets_topic(&self) {
-        let s = &self.config.groups;
-        // Kafka refuses to create the topic until offsets.topic.replication.factor brokers are up,
-        // which leaves a fresh single-node cluster without groups. Strom caps the factor at the
-        // cluster's size (its voters: every node is a broker), so a single node gets 1 and a
-        // three-node cluster 3, whichever brokers happen to be up at the first FindCoordinator
-        // (fewer live brokers than that: the creation fails and the next request retries).
-        let voters = self.config.cluster.voters.len().max(1) as i16;
-        let rf = s.offsets_topic_replication_factor.min(voters);
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), s.offsets_topic_segment_bytes.to_string()),
-        ]);
-        match self.topics.create_topic(OFFSETS_TOPIC, s.offsets_topic_num_partitions, rf, configs, false).await {
-            Ok(_) => {}
-            Err(e) if e.code == ResponseError::TopicAlreadyExists => {}
-            Err(e) => tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}"),
-        }
-    }
-}
-
-/// Where `partition_for` is pinned against Java's `String.hashCode`.
-#[cfg(test)]
-mod tests {
-    use super::partition_for;
-
-    #[test]
-    fn group_partition_matches_java_string_hashcode() {
-        // Java: "test-group".hashCode() == 627841412, "my-group".hashCode() == -1906497762.
-        assert_eq!(partition_for("test-group", 50), 12);
-        assert_eq!(partition_for("my-group", 50), 12);
-        assert_eq!(partition_for("my-group", 7), 1906497762 % 7);
-        // "".hashCode() == 0.
-        assert_eq!(partition_for("", 50), 0);
-        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Kafka's Utils.abs maps to 0.
-        assert_eq!(partition_for("polygenelubricants", 50), 0);
-        // A non-ASCII id hashes UTF-16 code units: "é" is 0xE9 = 233.
-        assert_eq!(partition_for("é", 50), 233 % 50);
     }
 }

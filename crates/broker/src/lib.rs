@@ -8,15 +8,19 @@
 pub mod alloc_guard;
 pub mod broker;
 pub mod clock;
+pub mod coordinator_topic;
 pub mod group_service;
 mod connection;
 pub mod handlers;
 pub mod replication;
 pub mod partition;
+pub mod producer_ids;
 pub mod replica_manager;
 pub mod server;
 mod sync;
 pub mod topics;
+pub mod txn_markers;
+pub mod txn_service;
 mod zero_copy;
 
 pub use broker::Broker;

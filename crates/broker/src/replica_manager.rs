@@ -212,9 +212,10 @@ impl ReplicaManager {
         changes
     }
 
-    /// Where this broker's fetcher reaches `leader`: the listener its clients use (Strom has no
-    /// separate inter-broker listener). `None` for no leader, this broker, or an unknown one.
-    fn leader_address(&self, image: &MetadataImage, leader: i32) -> Option<String> {
+    /// Where this broker reaches broker `leader` (its fetcher, the transaction coordinator's
+    /// markers): the listener its clients use (Strom has no separate inter-broker listener).
+    /// `None` for no leader, this broker, or an unknown one.
+    pub fn leader_address(&self, image: &MetadataImage, leader: i32) -> Option<String> {
         if leader == NO_LEADER || leader == self.config.node_id {
             return None;
         }
@@ -249,6 +250,18 @@ impl ReplicaManager {
                 ),
                 Ok(_) | Err(PartitionError::Closed) => {}
                 Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "compaction failed"),
+            }
+        }
+    }
+
+    /// Forgets idempotent producers idle past `producer.id.expiration.ms` in every partition
+    /// (never one with an open transaction).
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) {
+        for p in self.all() {
+            match p.expire_producers(now_ms, expiration_ms) {
+                Ok(0) | Err(PartitionError::Closed) => {}
+                Ok(n) => tracing::debug!(topic = %p.topic, partition = p.index, producers = n, "expired idle producers"),
+                Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "producer expiry failed"),
             }
         }
     }

@@ -52,6 +52,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         tokio::spawn(cleaner_loop(broker.clone()));
     }
     tokio::spawn(group_loop(broker.clone()));
+    tokio::spawn(transaction_loop(broker.clone()));
     tokio::spawn(crate::replica_manager::maintain_isr(broker.replicas.clone(), broker.metadata.clone(), broker.config.replica_lag_time_max_ms));
     let endpoints = broker
         .config
@@ -157,6 +158,25 @@ async fn group_loop(broker: Arc<Broker>) {
         broker.groups.tick();
         if now_ms() >= next_expiry {
             broker.groups.expire_offsets();
+            next_expiry = now_ms() + expiry_every;
+        }
+    }
+}
+
+/// Drives the transaction timers: aborts of transactions open past their timeout, expiry of
+/// idle transactional ids, and of idempotent producers' state in the partitions.
+async fn transaction_loop(broker: Arc<Broker>) {
+    let t = &broker.config.transactions;
+    let mut tick = tokio::time::interval(Duration::from_millis(t.abort_timed_out_interval_ms.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (expiry_every, expiration_ms) = (t.producer_id_expiration_check_interval_ms as i64, t.producer_id_expiration_ms);
+    let mut next_expiry = now_ms() + expiry_every;
+    loop {
+        tick.tick().await;
+        broker.transactions.tick();
+        if now_ms() >= next_expiry {
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || b.replicas.expire_producers(now_ms(), expiration_ms)).await;
             next_expiry = now_ms() + expiry_every;
         }
     }

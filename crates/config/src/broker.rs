@@ -35,6 +35,7 @@ pub struct BrokerConfig {
     pub log_cleaner_backoff_ms: u64,
     pub socket_request_max_bytes: usize,
     pub groups: GroupSettings,
+    pub transactions: TxnSettings,
     pub cluster: ClusterSettings,
     pub replica_lag_time_max_ms: i64,
     /// `None` when auto.leader.rebalance.enable is false.
@@ -55,6 +56,22 @@ pub struct GroupSettings {
     pub offsets_topic_segment_bytes: u64,
     pub offsets_retention_check_interval_ms: u64,
     pub offsets_commit_timeout_ms: u64,
+}
+
+/// The transaction coordinator's and the partitions' transaction settings (Kafka's names).
+#[derive(Clone, Debug)]
+pub struct TxnSettings {
+    pub state_log_num_partitions: i32,
+    pub state_log_replication_factor: i16,
+    pub state_log_min_isr: i32,
+    pub state_log_segment_bytes: u64,
+    pub max_timeout_ms: i32,
+    pub transactional_id_expiration_ms: i64,
+    pub abort_timed_out_interval_ms: u64,
+    pub remove_expired_interval_ms: u64,
+    pub producer_id_expiration_ms: i64,
+    pub producer_id_expiration_check_interval_ms: u64,
+    pub partition_verification: bool,
 }
 
 /// The value `props` sets for a key, under its name or its alias.
@@ -135,6 +152,19 @@ impl BrokerConfig {
             log_cleaner_backoff_ms: r.int("log.cleaner.backoff.ms")?,
             socket_request_max_bytes: r.int("socket.request.max.bytes")?,
             groups: group_settings(&r)?,
+            transactions: TxnSettings {
+                state_log_num_partitions: r.int("transaction.state.log.num.partitions")?,
+                state_log_replication_factor: r.int("transaction.state.log.replication.factor")?,
+                state_log_min_isr: r.int("transaction.state.log.min.isr")?,
+                state_log_segment_bytes: r.int("transaction.state.log.segment.bytes")?,
+                max_timeout_ms: r.int("transaction.max.timeout.ms")?,
+                transactional_id_expiration_ms: r.int("transactional.id.expiration.ms")?,
+                abort_timed_out_interval_ms: r.int("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
+                remove_expired_interval_ms: r.int("transaction.remove.expired.transaction.cleanup.interval.ms")?,
+                producer_id_expiration_ms: r.int("producer.id.expiration.ms")?,
+                producer_id_expiration_check_interval_ms: r.int("producer.id.expiration.check.interval.ms")?,
+                partition_verification: r.bool("transaction.partition.verification.enable")?,
+            },
             cluster,
             replica_lag_time_max_ms: r.int("replica.lag.time.max.ms")?,
             leader_imbalance_check_interval_ms: {

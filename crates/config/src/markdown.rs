@@ -17,6 +17,7 @@ fn block(name: &str) -> Option<String> {
     let section = match name {
         "broker" => Section::Broker,
         "groups" => Section::Groups,
+        "transactions" => Section::Transactions,
         "cluster" => Section::Cluster,
         "replication" => Section::Replication,
         "dynamic" => {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::storage_error_code;
 use crate::broker::Broker;
 
 pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
@@ -24,7 +23,7 @@ pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsR
                     };
                     match partition.delete_records_before(p.offset) {
                         Ok(low) => resp.with_low_watermark(low),
-                        Err(e) => resp.with_error_code(storage_error_code(&e).code()),
+                        Err(e) => resp.with_error_code(e.code().code()),
                     }
                 })
                 .collect();

@@ -13,16 +13,15 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use bytes::Bytes;
 use strom_storage::{FileSlice, ReadSlices};
 use tokio::time::Instant;
 
-use super::storage_error_code;
 use crate::broker::Broker;
 use crate::clock::now_ms;
-use crate::partition::{FetchPosition, PartitionError, ReadOutcome};
+use crate::partition::{FetchPosition, Isolation, PartitionError, ReadOutcome};
 use crate::zero_copy;
 
 /// The broker caps what one response may carry whatever the client asks, to bound memory.
@@ -43,7 +42,8 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> (FetchResponse, 
         let notified = broker.replicas.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes, replica);
+        let isolation = if replica >= 0 { Isolation::Follower } else { Isolation::of_consumer(req.isolation_level) };
+        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes, isolation);
         if bytes >= min_bytes || has_error || Instant::now() >= deadline {
             return (FetchResponse::default().with_session_id(0).with_responses(responses), files);
         }
@@ -78,7 +78,7 @@ fn position(p: &FetchPartition) -> FetchPosition {
 
 type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool);
 
-fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, replica: i32) -> ReadAll {
+fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation: Isolation) -> ReadAll {
     let mut total = 0usize;
     let mut files = Vec::new();
     let mut has_error = false;
@@ -104,17 +104,21 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, replica: i
                     let remaining = max_bytes.saturating_sub(total);
                     let past_limit = total > 0 && remaining == 0;
                     let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                    let read = match partition.fetch(&position(p), limit, replica >= 0) {
+                    let read = match partition.fetch(&position(p), limit, isolation) {
                         Ok(read) => read,
                         Err(code) => {
                             has_error = true;
                             return error(resp, code);
                         }
                     };
+                    let aborted = read.aborted.map(|list| {
+                        list.iter().map(|a| AbortedTransaction::default().with_producer_id(a.producer_id.into()).with_first_offset(a.first_offset)).collect()
+                    });
                     let resp = resp
                         .with_high_watermark(read.high_watermark)
-                        .with_last_stable_offset(read.high_watermark)
-                        .with_log_start_offset(read.log_start_offset);
+                        .with_last_stable_offset(read.last_stable_offset)
+                        .with_log_start_offset(read.log_start_offset)
+                        .with_aborted_transactions(aborted);
                     match read.outcome {
                         ReadOutcome::Diverging { epoch, end_offset } => {
                             has_error = true;
@@ -138,7 +142,7 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, replica: i
                             if !matches!(&e, PartitionError::Storage(strom_storage::StorageError::OffsetOutOfRange { .. })) {
                                 tracing::warn!(topic = %topic.topic.as_str(), partition = p.partition, error = %e, "fetch failed");
                             }
-                            resp.with_error_code(storage_error_code(&e).code())
+                            resp.with_error_code(e.code().code())
                         }
                     }
                 })

@@ -1,6 +1,6 @@
-//! FindCoordinator: which broker coordinates a group (key type 0). On a single node that is
-//! always this broker, once `__consumer_offsets` exists (created here on first use, as Kafka
-//! does). Transaction coordinators (key type 1) are not implemented yet.
+//! FindCoordinator: which broker coordinates a group (key type 0) or a transactional id (key
+//! type 1): the leader of the key's partition of `__consumer_offsets` or `__transaction_state`.
+//! The topic is created here on first use, as Kafka does.
 
 use std::sync::Arc;
 
@@ -10,14 +10,24 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::coordinator_topic::CoordinatorTopic;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     // v4+ asks for many keys at once; v0-3 for one, answered in the top-level fields.
     let keys: Vec<StrBytes> = if version >= 4 { req.coordinator_keys } else { vec![req.key] };
-    let ready = if req.key_type == KEY_TYPE_GROUP { broker.groups.ensure_topic().await } else { Ok(()) };
-    let answers: Vec<Coordinator> = keys.into_iter().map(|key| find(broker, req.key_type, key, ready)).collect();
+    let topic = match req.key_type {
+        KEY_TYPE_GROUP => Some(&broker.groups.topic),
+        KEY_TYPE_TRANSACTION => Some(&broker.transactions.topic),
+        _ => None,
+    };
+    let ready = match topic {
+        Some(t) => t.ensure().await,
+        None => Err(ResponseError::InvalidRequest),
+    };
+    let answers: Vec<Coordinator> = keys.into_iter().map(|key| find(broker, topic, key, ready)).collect();
     if version >= 4 {
         return FindCoordinatorResponse::default().with_coordinators(answers);
     }
@@ -30,7 +40,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
         .with_port(a.port)
 }
 
-fn find(broker: &Arc<Broker>, key_type: i8, key: StrBytes, ready: Result<(), ResponseError>) -> Coordinator {
+fn find(broker: &Arc<Broker>, topic: Option<&Arc<CoordinatorTopic>>, key: StrBytes, ready: Result<(), ResponseError>) -> Coordinator {
     let not_found = |code: ResponseError, message: &str| {
         Coordinator::default()
             .with_key(key.clone())
@@ -40,27 +50,23 @@ fn find(broker: &Arc<Broker>, key_type: i8, key: StrBytes, ready: Result<(), Res
             .with_error_code(code.code())
             .with_error_message(Some(StrBytes::from_string(message.to_string())))
     };
-    if key_type != KEY_TYPE_GROUP {
-        return not_found(ResponseError::CoordinatorNotAvailable, "Strom has no transaction coordinator yet");
-    }
+    let Some(topic) = topic else {
+        return not_found(ResponseError::InvalidRequest, "unknown coordinator key type");
+    };
     if key.is_empty() {
-        return not_found(ResponseError::InvalidRequest, "the group id is empty");
+        return not_found(ResponseError::InvalidRequest, "the key is empty");
     }
-    // A coordinator still loading is still the coordinator: the group requests that follow get
+    // A coordinator still loading is still the coordinator: the requests that follow get
     // COORDINATOR_LOAD_IN_PROGRESS and retry there.
     match ready {
         Ok(()) | Err(ResponseError::CoordinatorLoadInProgress) => {}
-        Err(code) => return not_found(code, "the offsets topic is not available"),
+        Err(code) => return not_found(code, "the coordinator's internal topic is not available"),
     }
-    // The coordinator is the leader of the group's offsets partition.
+    let leader = topic.coordinator_of(key.as_str());
     let image = broker.metadata.image();
-    let leader = match image.topic(crate::group_service::OFFSETS_TOPIC) {
-        Some(t) => t.partition(crate::group_service::partition_for(key.as_str(), t.partition_count())).map(|p| p.leader),
-        None => Some(broker.config.node_id),
-    };
     let endpoint = super::metadata::brokers(broker, &image).into_iter().find(|b| Some(b.node_id.0) == leader);
     match endpoint {
         Some(b) => Coordinator::default().with_key(key).with_node_id(b.node_id).with_host(b.host).with_port(b.port),
-        None => not_found(ResponseError::CoordinatorNotAvailable, "the group's offsets partition has no leader"),
+        None => not_found(ResponseError::CoordinatorNotAvailable, "the key's partition has no leader"),
     }
 }

@@ -1,7 +1,6 @@
-//! InitProducerId: a fresh producer id for an idempotent producer (epoch 0).
-//!
-//! Transactional producers need a transaction coordinator, which Strom does not have yet; they
-//! get a clear non-retriable error instead of an id whose guarantees we could not keep.
+//! InitProducerId: a fresh producer id for an idempotent producer (epoch 0), or, with a
+//! `transactional.id`, the transaction coordinator's id and epoch for it (KIP-98; KIP-360 when
+//! the producer names its current id and epoch to recover from an error).
 
 use std::sync::Arc;
 
@@ -12,14 +11,18 @@ use crate::broker::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        return resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
-    }
-    match broker.next_producer_id().await {
-        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot allocate producer ids");
-            resp.with_error_code(ResponseError::KafkaStorageError.code())
+    let answer = match req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        Some(txn_id) => {
+            let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+            broker.transactions.init_producer_id(txn_id.as_str(), req.transaction_timeout_ms, expected).await
         }
+        None => broker.producer_ids.next().await.map(|id| (id, 0)).map_err(|e| {
+            tracing::error!(error = %e, "cannot allocate producer ids");
+            ResponseError::KafkaStorageError
+        }),
+    };
+    match answer {
+        Ok((id, epoch)) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(epoch),
+        Err(code) => resp.with_error_code(code.code()),
     }
 }

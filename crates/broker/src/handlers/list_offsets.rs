@@ -6,10 +6,12 @@ use std::sync::Arc;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::storage_error_code;
 use crate::broker::Broker;
+use crate::partition::Isolation;
 
 pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    // read_committed consumers see offsets below the last stable offset only (v2+).
+    let isolation = Isolation::of_consumer(req.isolation_level);
     let topics = req
         .topics
         .into_iter()
@@ -23,7 +25,7 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                         Ok(p) => p,
                         Err(code) => return resp.with_error_code(code.code()).with_offset(-1).with_timestamp(-1),
                     };
-                    let found = partition.list_offset(p.timestamp);
+                    let found = partition.list_offset(p.timestamp, isolation);
                     match found {
                         // The leader epoch field exists from v4; the codec refuses it set below.
                         Ok(Some((ts, offset))) if version >= 4 => {
@@ -31,7 +33,7 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                         }
                         Ok(Some((ts, offset))) => resp.with_timestamp(ts).with_offset(offset),
                         Ok(None) => resp.with_timestamp(-1).with_offset(-1),
-                        Err(e) => resp.with_error_code(storage_error_code(&e).code()).with_timestamp(-1).with_offset(-1),
+                        Err(e) => resp.with_error_code(e.code().code()).with_timestamp(-1).with_offset(-1),
                     }
                 })
                 .collect();

@@ -118,7 +118,7 @@ fn topic_response(image: &MetadataImage, t: &TopicImage) -> MetadataResponseTopi
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
         .with_topic_id(t.id)
-        .with_is_internal(crate::group_service::is_internal(&t.name))
+        .with_is_internal(crate::coordinator_topic::is_internal(&t.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }

@@ -9,6 +9,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use crate::broker::Broker;
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -20,6 +22,9 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -30,6 +35,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -37,6 +43,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod write_txn_markers;
 
 /// (API, lowest version, highest version) handled. Produce v13 and Fetch v13+ address topics by
 /// id only; they come with topic-id support.
@@ -71,12 +78,22 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    // Transactions (KIP-98, KIP-447, KIP-890 part 1). EndTxn v5 and AddPartitionsToTxn v5 are
+    // transactions v2 (KIP-890 part 2), which comes with the `transaction.version` feature.
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
-/// Requests that may wait for other clients (long-poll fetches, parked JoinGroup/SyncGroup):
-/// the connection sends every earlier response before handling one of them.
+/// Requests that may wait for other clients or for replication (long-poll fetches, parked
+/// JoinGroup/SyncGroup, transaction-log appends and markers): the connection sends every earlier
+/// response before handling one of them.
 pub fn may_wait(key: ApiKey) -> bool {
-    matches!(key, ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup)
+    matches!(key, ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::WriteTxnMarkers | ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::EndTxn)
 }
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -130,6 +147,13 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
             ResponseKind::AlterPartitionReassignments(alter_partition_reassignments::handle(broker, r).await)
         }
         RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(broker, r)),
+        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v).await),
+        RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r).await),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, v).await),
+        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(describe_transactions::handle(broker, r)),
+        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(list_transactions::handle(broker, r)),
+        RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(describe_producers::handle(broker, r)),
+        RequestKind::WriteTxnMarkers(r) => ResponseKind::WriteTxnMarkers(write_txn_markers::handle(broker, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r)),
         // The connection only decodes APIs listed in SUPPORTED, so this is unreachable in
         // practice; answering nothing would hang the client, so log loudly instead.
@@ -139,24 +163,4 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         }
     };
     Some(Reply { body, files: Vec::new() })
-}
-
-/// Kafka error code for a storage-level failure on the produce/fetch paths.
-pub fn storage_error_code(e: &crate::partition::PartitionError) -> kafka_protocol::error::ResponseError {
-    use crate::partition::PartitionError as P;
-    use kafka_protocol::error::ResponseError as R;
-    use strom_storage::StorageError as S;
-    match e {
-        P::Closed | P::NotLeader(_) | P::NotFollower(_) => R::NotLeaderOrFollower,
-        P::Io(..) => R::KafkaStorageError,
-        P::Storage(s) => match s {
-            S::MessageTooLarge { .. } => R::MessageTooLarge,
-            S::InvalidRecord(_) => R::InvalidRecord,
-            S::CorruptMessage { .. } => R::CorruptMessage,
-            S::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
-            S::OutOfOrderSequence { .. } => R::OutOfOrderSequenceNumber,
-            S::InvalidProducerEpoch { .. } => R::InvalidProducerEpoch,
-            _ => R::KafkaStorageError,
-        },
-    }
 }

@@ -15,7 +15,6 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::storage_error_code;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::partition::Partition;
@@ -27,13 +26,17 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<Produce
     // Append everything first, then wait for any fsyncs `flush.messages` asks for: the waits of
     // several partitions (and of other connections) then overlap instead of queueing.
     let mut results = Vec::with_capacity(req.topic_data.len());
+    let transactional_id = req.transactional_id.as_ref().map(|t| t.to_string());
     for topic in req.topic_data {
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
-            let r = if acks_valid {
-                append(broker, topic.name.as_str(), p.index, p.records, now, acks == -1)
-            } else {
+            let r = if !acks_valid {
                 Err((ResponseError::InvalidRequiredAcks, None))
+            } else {
+                match verify_transaction(broker, transactional_id.as_deref(), topic.name.as_str(), p.index, p.records.as_ref()).await {
+                    Ok(()) => append(broker, topic.name.as_str(), p.index, p.records, now, acks == -1),
+                    Err(e) => Err(e),
+                }
             };
             parts.push((p.index, r));
         }
@@ -98,6 +101,28 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<Produce
     Some(ProduceResponse::default().with_responses(responses))
 }
 
+/// KIP-890 part 1: the first transactional batch of a producer in this partition is appended
+/// only if the transaction coordinator confirms that the partition is in the producer's
+/// transaction; later ones find the transaction open in the log. A transactional batch needs
+/// the request's transactional id (Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED without).
+async fn verify_transaction(broker: &Arc<Broker>, transactional_id: Option<&str>, topic: &str, index: i32, records: Option<&Bytes>) -> Result<(), (ResponseError, Option<String>)> {
+    let Some(header) = records.and_then(|r| strom_storage::BatchHeader::parse(r, 0).ok()) else { return Ok(()) };
+    if !header.is_transactional() || header.is_control() {
+        return Ok(());
+    }
+    let Some(transactional_id) = transactional_id.filter(|t| !t.is_empty()) else {
+        return Err((ResponseError::TransactionalIdAuthorizationFailed, Some("a transactional batch needs the request's transactional id".into())));
+    };
+    let Ok(partition) = broker.replicas.leader(topic, index) else { return Ok(()) };
+    if partition.has_open_transaction(header.producer_id) {
+        return Ok(());
+    }
+    broker.transactions.verify_for_produce(transactional_id, header.producer_id, header.producer_epoch, topic, index).await.map_err(|code| {
+        tracing::debug!(topic, partition = index, producer_id = header.producer_id, error = ?code, "transactional batch refused by verification");
+        (code, Some(format!("partition {topic}-{index} is not in the producer's transaction")))
+    })
+}
+
 struct Appended {
     partition: Arc<Partition>,
     /// One past the last offset appended (what must be durable before acknowledging).
@@ -119,7 +144,7 @@ fn append(
     now: i64,
     acks_all: bool,
 ) -> Result<Appended, (ResponseError, Option<String>)> {
-    if crate::group_service::is_internal(topic) {
+    if crate::coordinator_topic::is_internal(topic) {
         // Kafka: only the broker itself writes internal topics.
         return Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {topic}"))));
     }
@@ -134,7 +159,7 @@ fn append(
     let mut batches = records.to_vec();
     let info = partition.append(&mut batches, now).map_err(|e| {
         tracing::debug!(topic, partition = index, error = %e, "produce rejected");
-        (storage_error_code(&e), Some(e.to_string()))
+        (e.code(), Some(e.to_string()))
     })?;
     let log_start_offset = partition.log_start_offset().unwrap_or(-1);
     Ok(Appended {

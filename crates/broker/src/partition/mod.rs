@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
-use strom_storage::{AppendInfo, CompactionStats, PartitionLog, StorageError};
+use strom_storage::{AppendInfo, CompactionStats, PartitionLog, StorageError, TxnMarker};
 
 use strom_config::TopicSettings;
 use strom_metadata::PartitionImage;
@@ -25,7 +25,7 @@ mod read;
 
 pub use leader_state::LeaderState;
 
-pub use read::{FetchPosition, PartitionRead, ReadOutcome};
+pub use read::{FetchPosition, Isolation, PartitionRead, ReadOutcome};
 use crate::sync::{lock, read, write};
 
 /// What waiters on a partition watch: an acks=all produce waits for the high watermark to pass
@@ -77,6 +77,28 @@ pub enum PartitionError {
     NotFollower(i32),
     #[error("partition directory {0}: {1}")]
     Io(PathBuf, std::io::Error),
+}
+
+impl PartitionError {
+    /// The Kafka error code a client gets for this failure (produce, fetch, markers).
+    pub fn code(&self) -> ResponseError {
+        use PartitionError as P;
+        use ResponseError as R;
+        use StorageError as S;
+        match self {
+            P::Closed | P::NotLeader(_) | P::NotFollower(_) => R::NotLeaderOrFollower,
+            P::Io(..) => R::KafkaStorageError,
+            P::Storage(s) => match s {
+                S::MessageTooLarge { .. } => R::MessageTooLarge,
+                S::InvalidRecord(_) => R::InvalidRecord,
+                S::CorruptMessage { .. } => R::CorruptMessage,
+                S::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
+                S::OutOfOrderSequence { .. } => R::OutOfOrderSequenceNumber,
+                S::InvalidProducerEpoch { .. } => R::InvalidProducerEpoch,
+                _ => R::KafkaStorageError,
+            },
+        }
+    }
 }
 
 /// What `apply_assignment` changed in this broker's leadership.
@@ -295,13 +317,29 @@ impl Partition {
         self.log_append_time.load(Ordering::Relaxed)
     }
 
+    /// A produce's batches, on the leader.
     pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, PartitionError> {
         let append_time = self.log_append_time.load(Ordering::Relaxed).then_some(now_ms);
+        self.append_as_leader(|log, epoch| log.append(batches, epoch, now_ms, append_time))
+    }
+
+    /// A transaction's commit or abort marker (WriteTxnMarkers), on the leader.
+    pub fn append_marker(&self, marker: &TxnMarker, now_ms: i64) -> Result<AppendInfo, PartitionError> {
+        self.append_as_leader(|log, epoch| log.append_marker(marker, epoch, now_ms))
+    }
+
+    /// Whether `producer_id` has a transaction open in this log: its next transactional batch
+    /// needs no verification with the coordinator (KIP-890 part 1).
+    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
+        self.with_log(|log| Ok(log.producers().iter().any(|p| p.producer_id == producer_id && p.current_txn_start_offset.is_some()))).unwrap_or(false)
+    }
+
+    fn append_as_leader(&self, append: impl FnOnce(&mut PartitionLog, i32) -> Result<AppendInfo, StorageError>) -> Result<AppendInfo, PartitionError> {
         let mut guard = write(&self.log);
         let log = guard.as_mut().ok_or(PartitionError::Closed)?;
         let mut leader = lock(&self.leader_state);
         let state = leader.as_mut().ok_or(PartitionError::NotLeader(self.leader_epoch()))?;
-        let info = log.append(batches, self.leader_epoch(), now_ms, append_time)?;
+        let info = append(log, self.leader_epoch())?;
         let hw = state.on_append(log.log_end_offset());
         drop(leader);
         drop(guard);

@@ -1,9 +1,10 @@
 //! Reads of a partition replica: consumers' and followers' fetches, offset lookups. The rules a
 //! read must follow live here once: leader-epoch fencing (KIP-320), the divergence check of a
-//! follower's fetch (KIP-595's `diverging_epoch`), consumers below the high watermark only.
+//! follower's fetch (KIP-595's `diverging_epoch`), consumers below the high watermark only, and
+//! `read_committed` consumers below the last stable offset (KIP-98).
 
 use kafka_protocol::error::ResponseError;
-use strom_storage::{PartitionLog, ReadSlices, StorageError};
+use strom_storage::{AbortedTxn, PartitionLog, ReadSlices, StorageError};
 
 use super::{Partition, PartitionError};
 use crate::sync::read;
@@ -33,7 +34,32 @@ pub enum ReadOutcome {
 pub struct PartitionRead {
     pub outcome: ReadOutcome,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// `read_committed` only: the aborted transactions overlapping the read, for the client to
+    /// skip their batches (Kafka's FetchResponse `aborted_transactions`).
+    pub aborted: Option<Vec<AbortedTxn>>,
+}
+
+/// Who reads, and so how far: a follower to the log end, a consumer to the high watermark, a
+/// `read_committed` consumer to the last stable offset (Kafka's `FetchIsolation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    Follower,
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// A consumer's isolation from the wire (Fetch and ListOffsets `isolation_level`: 1 is
+    /// read_committed, anything else read_uncommitted, as Kafka reads it).
+    pub fn of_consumer(isolation_level: i8) -> Isolation {
+        if isolation_level == 1 {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        }
+    }
 }
 
 /// ListOffsets' special timestamps.
@@ -81,26 +107,54 @@ impl Partition {
         consistent && self.follower_fetched(replica, pos.offset, now_ms)
     }
 
-    /// A fetch of up to `max_bytes` from `pos`: a consumer reads below the high watermark, a
-    /// follower (`follower`) up to the log end, after the divergence check. Storage returns at
-    /// least one whole batch (min-one-message), so a batch larger than `max_bytes` can still be read.
-    pub fn fetch(&self, pos: &FetchPosition, max_bytes: usize, follower: bool) -> Result<PartitionRead, ResponseError> {
+    /// The last stable offset of `log`: below it every transaction is decided (committed or
+    /// aborted). The high watermark, or the first offset of the earliest open transaction if that
+    /// is lower.
+    fn last_stable(log: &PartitionLog, high_watermark: i64) -> i64 {
+        log.first_unstable_offset().map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// The last stable offset (see `last_stable`).
+    pub fn last_stable_offset(&self) -> Result<i64, PartitionError> {
+        let hw = self.high_watermark();
+        self.with_log(|log| Ok(Self::last_stable(log, hw)))
+    }
+
+    /// A fetch of up to `max_bytes` from `pos`, as far as `isolation` may read, after the
+    /// divergence check for a follower. Storage returns at least one whole batch
+    /// (min-one-message), so a batch larger than `max_bytes` can still be read.
+    pub fn fetch(&self, pos: &FetchPosition, max_bytes: usize, isolation: Isolation) -> Result<PartitionRead, ResponseError> {
         self.check_epoch(pos.current_leader_epoch)?;
         let guard = read(&self.log);
         let log = guard.as_ref().ok_or(ResponseError::NotLeaderOrFollower)?;
         let high_watermark = self.high_watermark();
+        let last_stable_offset = Self::last_stable(log, high_watermark);
         let log_start_offset = log.log_start_offset();
-        if follower {
+        let read = |outcome, aborted| PartitionRead { outcome, high_watermark, last_stable_offset, log_start_offset, aborted };
+        if isolation == Isolation::Follower {
             if let Some((epoch, end_offset)) = Self::diverging(log, pos) {
-                return Ok(PartitionRead { outcome: ReadOutcome::Diverging { epoch, end_offset }, high_watermark, log_start_offset });
+                return Ok(read(ReadOutcome::Diverging { epoch, end_offset }, None));
             }
         }
-        let up_to = if follower { log.log_end_offset() } else { high_watermark };
-        let outcome = match log.read_slices(pos.offset, max_bytes, up_to) {
-            Ok(r) => ReadOutcome::Records(r),
-            Err(e) => ReadOutcome::Failed(e.into()),
+        let up_to = match isolation {
+            Isolation::Follower => log.log_end_offset(),
+            Isolation::ReadUncommitted => high_watermark,
+            Isolation::ReadCommitted => last_stable_offset,
         };
-        Ok(PartitionRead { outcome, high_watermark, log_start_offset })
+        let slices = match log.read_slices(pos.offset, max_bytes, up_to) {
+            Ok(r) => r,
+            Err(e) => return Ok(read(ReadOutcome::Failed(e.into()), None)),
+        };
+        if isolation != Isolation::ReadCommitted {
+            return Ok(read(ReadOutcome::Records(slices), None));
+        }
+        // Everything read lies below the LSO; the client needs the aborted transactions that
+        // overlap it (a few more is harmless: they are only offset ranges to skip).
+        let aborted = if slices.len == 0 { Ok(Vec::new()) } else { log.aborted_transactions(pos.offset, up_to) };
+        Ok(match aborted {
+            Ok(aborted) => read(ReadOutcome::Records(slices), Some(aborted)),
+            Err(e) => read(ReadOutcome::Failed(e.into()), None),
+        })
     }
 
     /// Whole batches from `offset` up to the log end, bypassing the leader rules: what a new
@@ -138,10 +192,12 @@ impl Partition {
     }
 
     /// ListOffsets: (timestamp, offset) for one of the special timestamps above or a time,
-    /// below the high watermark; `None` when no record qualifies.
-    pub fn list_offset(&self, timestamp: i64) -> Result<Option<(i64, i64)>, PartitionError> {
-        let hw = self.high_watermark();
+    /// below the high watermark (below the last stable offset for `read_committed`, as Kafka);
+    /// `None` when no record qualifies.
+    pub fn list_offset(&self, timestamp: i64, isolation: Isolation) -> Result<Option<(i64, i64)>, PartitionError> {
+        let high_watermark = self.high_watermark();
         self.with_log(|log| {
+            let hw = if isolation == Isolation::ReadCommitted { Self::last_stable(log, high_watermark) } else { high_watermark };
             Ok(match timestamp {
                 LATEST => Some((-1, hw)),
                 EARLIEST | EARLIEST_LOCAL => Some((-1, log.log_start_offset())),
@@ -167,6 +223,16 @@ impl Partition {
             }
             Ok(log.log_start_offset())
         })
+    }
+
+    /// The producers this log knows (DescribeProducers).
+    pub fn producers(&self) -> Result<Vec<strom_storage::ProducerInfo>, PartitionError> {
+        self.with_log(|log| Ok(log.producers()))
+    }
+
+    /// Forgets producers idle past `expiration_ms`; returns how many.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> Result<usize, PartitionError> {
+        self.with_log_mut(|log| Ok(log.expire_producers(now_ms, expiration_ms)))
     }
 
     /// Time- and size-based retention; returns how many segments were deleted.

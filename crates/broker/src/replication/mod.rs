@@ -10,6 +10,6 @@
 //! A leader's side (its high watermark and ISR) is `partition::LeaderState`; its ISR proposals
 //! to the controller are `ReplicaManager::maintain_isr`.
 
-mod client;
+pub(crate) mod client;
 pub mod fetcher;
 pub mod follow;

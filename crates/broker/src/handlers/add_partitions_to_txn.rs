@@ -1,0 +1,58 @@
+//! AddPartitionsToTxn: a transactional producer names the partitions it is about to write
+//! (v0-3), or a partition leader asks whether a producer's partitions are in its transaction
+//! (v4+, KIP-890 part 1's verify-only form; several transactions per request).
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, req: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
+    if version <= 3 {
+        let partitions = flatten(&req.v3_and_below_topics);
+        let id = req.v3_and_below_transactional_id.as_str();
+        let result = broker.transactions.add_partitions(id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, partitions.clone()).await;
+        let errors = vec![result.err(); partitions.len()];
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results(&req.v3_and_below_topics, &errors));
+    }
+    let mut out = Vec::with_capacity(req.transactions.len());
+    for t in &req.transactions {
+        let partitions = flatten(&t.topics);
+        let id = t.transactional_id.as_str();
+        let errors = if t.verify_only {
+            broker.transactions.verify(id, t.producer_id.0, t.producer_epoch, &partitions)
+        } else {
+            let r = broker.transactions.add_partitions(id, t.producer_id.0, t.producer_epoch, partitions.clone()).await;
+            vec![r.err(); partitions.len()]
+        };
+        out.push(AddPartitionsToTxnResult::default().with_transactional_id(t.transactional_id.clone()).with_topic_results(results(&t.topics, &errors)));
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(out)
+}
+
+fn flatten(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {
+    topics.iter().flat_map(|t| t.partitions.iter().map(|&p| (t.name.to_string(), p))).collect()
+}
+
+/// Per-partition answers in request order (`errors` is parallel to `flatten(topics)`).
+fn results(topics: &[AddPartitionsToTxnTopic], errors: &[Option<ResponseError>]) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut errors = errors.iter();
+    topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|&p| {
+                    let code = errors.next().copied().flatten().map_or(0, |e| e.code());
+                    AddPartitionsToTxnPartitionResult::default().with_partition_index(p).with_partition_error_code(code)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default().with_name(t.name.clone()).with_results_by_partition(partitions)
+        })
+        .collect()
+}

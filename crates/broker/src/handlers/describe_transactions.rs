@@ -1,0 +1,39 @@
+//! DescribeTransactions: the state of transactional ids this broker coordinates
+//! (`kafka-transactions.sh --describe`); NOT_COORDINATOR for the others.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+
+pub fn handle(broker: &Arc<Broker>, req: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+    let states = req
+        .transactional_ids
+        .into_iter()
+        .map(|id| {
+            let resp = TransactionState::default().with_transactional_id(id.clone()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+            if let Err(code) = broker.transactions.topic.ready_for(id.as_str()) {
+                return resp.with_error_code(code.code());
+            }
+            let d = broker.transactions.read(|c| c.describe_transaction(id.as_str()));
+            if let Some(e) = d.error {
+                return resp.with_error_code(e.code());
+            }
+            let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for tp in d.partitions {
+                topics.entry(tp.topic).or_default().push(tp.partition);
+            }
+            resp.with_transaction_state(StrBytes::from_string(d.state))
+                .with_transaction_timeout_ms(d.timeout_ms)
+                .with_transaction_start_time_ms(d.start_ms)
+                .with_producer_id(ProducerId(d.producer_id))
+                .with_producer_epoch(d.producer_epoch)
+                .with_topics(topics.into_iter().map(|(t, ps)| TopicData::default().with_topic(TopicName(StrBytes::from_string(t))).with_partitions(ps)).collect())
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}

@@ -1,0 +1,40 @@
+//! ListTransactions: the transactional ids this broker coordinates, filtered by state, producer
+//! id and (v1+, KIP-994) how long their transaction has been open. Admin clients ask every
+//! broker and merge the answers.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_transactions_response::TransactionState;
+use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::clock::now_ms;
+
+pub fn handle(broker: &Arc<Broker>, req: ListTransactionsRequest) -> ListTransactionsResponse {
+    if let Err(code) = broker.transactions.topic.ready() {
+        // Before the topic exists there is nothing to list; while it is created or loaded, retry.
+        if code != ResponseError::CoordinatorLoadInProgress || broker.metadata.image().topic(crate::coordinator_topic::TRANSACTION_STATE_TOPIC).is_some() {
+            return ListTransactionsResponse::default().with_error_code(code.code());
+        }
+        return ListTransactionsResponse::default();
+    }
+    let states: Vec<String> = req.state_filters.iter().map(|s| s.to_string()).collect();
+    let producers: Vec<i64> = req.producer_id_filters.iter().map(|p| p.0).collect();
+    let listed = broker.transactions.read(|c| c.list_transactions(&states, &producers, req.duration_filter, now_ms()));
+    ListTransactionsResponse::default()
+        .with_unknown_state_filters(listed.unknown_state_filters.into_iter().map(StrBytes::from_string).collect())
+        .with_transaction_states(
+            listed
+                .transactions
+                .into_iter()
+                .map(|t| {
+                    TransactionState::default()
+                        .with_transactional_id(TransactionalId(StrBytes::from_string(t.transactional_id)))
+                        .with_producer_id(ProducerId(t.producer_id))
+                        .with_transaction_state(StrBytes::from_static_str(t.state.name()))
+                })
+                .collect(),
+        )
+}

@@ -1,0 +1,36 @@
+//! WriteTxnMarkers: a transaction coordinator (on this or another broker) asks this partition
+//! leader to end a transaction in some of its partitions (`txn_markers::MarkerWriter::write_local`).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::write_txn_markers_response::{WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult};
+use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use strom_storage::TxnMarker;
+
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    let mut markers = Vec::with_capacity(req.markers.len());
+    for m in req.markers {
+        let marker = TxnMarker { producer_id: m.producer_id.0, producer_epoch: m.producer_epoch, commit: m.transaction_result, coordinator_epoch: m.coordinator_epoch };
+        let partitions: Vec<(String, i32)> = m.topics.iter().flat_map(|t| t.partition_indexes.iter().map(|&i| (t.name.to_string(), i))).collect();
+        let mut errors = broker.transactions.markers.write_local(&marker, &partitions).await.into_iter();
+        let topics = m
+            .topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partition_indexes
+                    .iter()
+                    .map(|&i| {
+                        let code = errors.next().flatten().map_or(0, |e| e.code());
+                        WritableTxnMarkerPartitionResult::default().with_partition_index(i).with_error_code(code)
+                    })
+                    .collect();
+                WritableTxnMarkerTopicResult::default().with_name(t.name).with_partitions(partitions)
+            })
+            .collect();
+        markers.push(WritableTxnMarkerResult::default().with_producer_id(m.producer_id).with_topics(topics));
+    }
+    WriteTxnMarkersResponse::default().with_markers(markers)
+}
