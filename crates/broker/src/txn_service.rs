@@ -242,10 +242,12 @@ impl TxnService {
         };
         match answer {
             None => Ok(()),
-            // Kafka's mapping for producers: the partition is not in the transaction, or the
-            // producer is fenced, are final; anything the coordinator could not answer now is
-            // retriable for the producer.
-            Some(e @ (ResponseError::InvalidTxnState | ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced)) => Err(e),
+            // Kafka's mapping for producers (AddPartitionsToTxnManager): the partition is not in
+            // the transaction, or the producer is fenced, are final, and a fenced producer hears
+            // INVALID_PRODUCER_EPOCH (what produce answers for that); anything the coordinator
+            // could not answer now is retriable for the producer.
+            Some(ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch) => Err(ResponseError::InvalidProducerEpoch),
+            Some(ResponseError::InvalidTxnState) => Err(ResponseError::InvalidTxnState),
             Some(ResponseError::InvalidProducerIdMapping) => Err(ResponseError::InvalidTxnState),
             Some(_) => Err(ResponseError::NotEnoughReplicas),
         }
