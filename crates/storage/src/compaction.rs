@@ -4,22 +4,25 @@
 //! # Work split and locking
 //!
 //! 1. [`PartitionLog::compaction_plan`](crate::PartitionLog::compaction_plan) (cheap, `&self`):
-//!    the non-active segments below the high watermark to clean, their file handles and sizes, and
-//!    the later segments (read for the key map only, up to the high watermark).
+//!    the non-active segments below the bound min(high watermark, first unstable offset) to clean,
+//!    their file handles and sizes, the later segments (read for the key map only, up to the
+//!    bound), and the aborted transactions from the transaction indexes.
 //! 2. [`CompactionPlan::execute`] (no lock): reads the old segment files through those handles,
-//!    builds the key map and writes `NNN.{log,index,timeindex}.cleaned`, fsynced.
+//!    builds the key map and writes `NNN.{log,index,timeindex,txnindex}.cleaned`, fsynced.
 //! 3. [`PartitionLog::install_compaction`](crate::PartitionLog::install_compaction) (`&mut self`,
 //!    brief: renames plus a trusted open of each new segment): checks that no truncation happened
 //!    and that every cleaned segment is still the same file, then swaps them in, oldest first.
 //!
 //! # Rules
 //!
-//! - **Key map**: full key bytes → highest offset, built over every record below the high
-//!   watermark given to the plan, active segment included (so a key rewritten in the active
-//!   segment is removed from older ones). Records at or above the high watermark may still be
-//!   truncated away by a leader change, so they never supersede anything, and segments reaching
-//!   past it are not cleaned (Kafka's cleaner stops at the high watermark too). Full keys mean no hash collisions; memory is the size of the
-//!   distinct keys plus about 50 bytes per key.
+//! - **Key map**: full key bytes → highest offset, built over every record below the bound
+//!   min(high watermark, first unstable offset), active segment included (so a key rewritten in
+//!   the active segment is removed from older ones), records of aborted transactions excepted.
+//!   Records at or above the high watermark may still be truncated away by a leader change, and
+//!   records at or above the first unstable offset may belong to a transaction that will abort,
+//!   so they never supersede anything, and segments reaching past the bound are not cleaned
+//!   (Kafka's cleaner stops at the last stable offset too). Full keys mean no hash collisions;
+//!   memory is the size of the distinct keys plus about 50 bytes per key.
 //! - **Survivors**: a record survives when its key is null (kept; the broker rejects null keys on
 //!   compacted topics), or when it is its key's latest record and not a removable tombstone.
 //! - **Tombstones** (null value) that are their key's latest record are removed when their batch's
@@ -33,13 +36,43 @@
 //!   attributes, recordsCount = survivors (each keeping its offsetDelta), new CRC, re-compressed
 //!   with its original codec. A batch losing all its records disappears, except that it is kept
 //!   as an empty (recordsCount 0, uncompressed) batch when it is the last batch of its segment
-//!   (so every segment keeps its next offset and segments stay contiguous) or the last batch of
-//!   its producer id (so the idempotent-producer state survives a replay, as in Kafka).
-//! - **Kept whole and ignored by the key map**: control batches, transactional batches (aborted
-//!   transactions are not tracked), batches failing their CRC, zstd batches (no codec built in),
-//!   and compressed batches that fail to decompress or would decompress past
+//!   (so every segment keeps its next offset and segments stay contiguous), or the last batch or
+//!   the last data batch of its producer id (so the producer state, sequence and epoch, survives a
+//!   replay, as Kafka's `lastRecordsOfActiveProducers` rule; unlike Kafka, expired producers keep
+//!   theirs too, since the scan below the bound decides, not the in-memory state).
+//! - **Kept whole and ignored by the key map**: batches failing their CRC, zstd batches (no codec
+//!   built in), and compressed batches that fail to decompress or would decompress past
 //!   `max_decompressed_bytes` (64 MiB by default): a decompression bomb costs at most that much
-//!   memory. Ignoring their keys only ever keeps more records, never fewer.
+//!   memory. Ignoring their keys only ever keeps more records, never fewer. Also control batches
+//!   whose record cannot be read.
+//!
+//! # Transactions
+//!
+//! As Kafka's LogCleaner with its `CleanedTransactionMetadata` (see `compaction_txn`): both passes
+//! walk the log in offset order from its first segment, and an aborted transaction (from the
+//! transaction indexes) is "ongoing" from its first offset to its producer's ABORT marker.
+//!
+//! - **Aborted data** (a transactional batch of a producer inside an aborted transaction): all its
+//!   records go, whatever their keys, and they feed no key map. The batch disappears unless it must
+//!   keep its header (above), then it stays empty.
+//! - **Committed data** (any other transactional batch): compacted by key like any other batch,
+//!   transactional attribute kept.
+//! - **Undecided data** are never reached: the cleanable range ends at the first unstable offset.
+//! - **Markers** (control batches). A marker is *removable* when none of its transaction's batches
+//!   was seen by this pass before it: for a COMMIT, no transactional batch of its producer since its
+//!   previous marker; for an ABORT, no batch of the aborted transaction (an empty control batch is
+//!   always removable). A marker that is not removable is kept as is; an ABORT one keeps its entry
+//!   in the cleaned segment's transaction index. Removal takes two passes, Kafka's
+//!   `deleteHorizonMs` rule: the first pass that finds a marker removable rewrites it with a delete
+//!   horizon of `now + delete_retention_ms` (attribute bit 0x40, baseTimestamp = horizon, record
+//!   timestamps and maxTimestamp kept, new CRC) and drops its aborted entry, whose transaction has no
+//!   data left; a later pass at or after the horizon removes it (or empties it when it must keep its
+//!   header). So a consumer that read part of a transaction has delete.retention.ms to reach its
+//!   marker. Negative `delete_retention_ms` keeps markers forever. The earliest horizon set or seen
+//!   makes [`PartitionLog::compaction_due`](crate::PartitionLog::compaction_due) true once reached,
+//!   like a tombstone coming due.
+//! - A cleaned segment's transaction index holds exactly the entries of the ABORT markers it kept
+//!   with data; a segment whose entries change is rewritten even when no batch changed.
 //!
 //! # Crash safety
 //!
@@ -62,8 +95,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::batch::{read_varlong, rebuild_batch, verify_crc, BatchHeader, HEADER_LEN};
+use crate::compaction_txn::TxnTracker;
+use crate::control::{parse_control_record, with_delete_horizon};
 use crate::error::{IoContext, StorageError};
 use crate::segment::{remove_cleaned_files, CleanedWriter};
+use crate::txn_index::AbortedTxn;
 
 /// Default cap on the decompressed size of one batch.
 pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
@@ -79,9 +115,13 @@ pub struct CompactionStats {
     pub records_removed: u64,
     /// Tombstones removed because their delete retention had passed.
     pub tombstones_removed: u64,
-    /// Batches kept whole without looking at their keys (control, transactional, unsupported or
+    /// Batches kept whole without looking at their keys (unreadable control batches, unsupported or
     /// oversized compression, bad CRC).
     pub batches_kept_whole: u64,
+    /// Records of aborted transactions removed (also counted in `records_removed`).
+    pub aborted_records_removed: u64,
+    /// Transaction markers removed (or emptied, when kept as their producer's last batch).
+    pub markers_removed: u64,
     /// Size of the cleaned segments before and after.
     pub bytes_before: u64,
     pub bytes_after: u64,
@@ -96,6 +136,9 @@ pub(crate) struct SegmentRef {
     pub size: u64,
     pub file: Arc<File>,
     pub path: PathBuf,
+    /// The segment's aborted-transaction entries when planned: a cleaned copy whose entries differ
+    /// is installed even when no batch changed.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// See [`PartitionLog::compaction_plan`](crate::PartitionLog::compaction_plan).
@@ -107,12 +150,16 @@ pub struct CompactionPlan {
     pub(crate) delete_retention_ms: i64,
     pub(crate) index_interval_bytes: u32,
     pub(crate) max_decompressed_bytes: usize,
-    /// Records at or above this offset neither get cleaned nor supersede older records.
-    pub(crate) high_watermark: i64,
-    /// Segments to clean, oldest first: non-active, non-empty, entirely below the high watermark.
+    /// min(high watermark, first unstable offset): records at or above it neither get cleaned nor
+    /// supersede older records.
+    pub(crate) upper_bound: i64,
+    /// Segments to clean, oldest first: non-active, non-empty, entirely below `upper_bound`.
     pub(crate) segments: Vec<SegmentRef>,
-    /// The segments after them, read for the key map only (below the high watermark).
+    /// The segments after them, read for the key map only (below `upper_bound`).
     pub(crate) others: Vec<SegmentRef>,
+    /// The aborted transactions overlapping `[first segment's base, upper_bound)`, from the log's
+    /// transaction indexes.
+    pub(crate) aborted: Vec<AbortedTxn>,
 }
 
 pub(crate) struct CleanedSegment {
@@ -189,10 +236,13 @@ impl CompactionPlan {
         if self.segments.is_empty() {
             return Ok(result);
         }
-        // Pass 1: the latest offset of every key, and the last batch of every producer.
+        // Pass 1: the latest offset of every key (aborted records excepted), and the last batch and
+        // last data batch of every producer.
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
         let mut producer_last: HashMap<i64, i64> = HashMap::new();
-        let hw = self.high_watermark;
+        let mut producer_last_data: HashMap<i64, i64> = HashMap::new();
+        let hw = self.upper_bound;
+        let mut txns = TxnTracker::new(&self.aborted);
         for seg in self.segments.iter().chain(self.others.iter().filter(|s| s.base_offset < hw)) {
             for_each_batch(seg, |h, batch| {
                 if h.base_offset >= hw {
@@ -200,6 +250,17 @@ impl CompactionPlan {
                 }
                 if h.producer_id >= 0 {
                     producer_last.insert(h.producer_id, h.base_offset);
+                    if !h.is_control() {
+                        producer_last_data.insert(h.producer_id, h.base_offset);
+                    }
+                }
+                if h.is_control() {
+                    let control = parse_control_record(h, batch);
+                    txns.on_control(h, control.as_ref().ok().and_then(Option::as_ref), control.is_ok());
+                    return Ok(());
+                }
+                if txns.on_batch(h) {
+                    return Ok(()); // aborted: its records supersede nothing
                 }
                 if let Analysis::Records { data, records } = analyze(h, batch, cap) {
                     for r in &records {
@@ -224,6 +285,7 @@ impl CompactionPlan {
         let horizon =
             if self.delete_retention_ms < 0 { i64::MIN } else { self.now_ms.saturating_sub(self.delete_retention_ms) };
         let mut tombstones_due = i64::MAX;
+        let mut txns = TxnTracker::new(&self.aborted);
         for seg in &self.segments {
             let mut writer = CleanedWriter::create(&self.dir, seg.base_offset, self.index_interval_bytes)?;
             result.segments.push(CleanedSegment {
@@ -237,7 +299,74 @@ impl CompactionPlan {
             let mut stats = CompactionStats::default();
             for_each_batch(seg, |h, batch| {
                 let must_keep_header = h.end_position() as u64 == seg.size
-                    || (h.producer_id >= 0 && producer_last.get(&h.producer_id) == Some(&h.base_offset));
+                    || (h.producer_id >= 0
+                        && (producer_last.get(&h.producer_id) == Some(&h.base_offset)
+                            || producer_last_data.get(&h.producer_id) == Some(&h.base_offset)));
+                if h.is_control() {
+                    let control = parse_control_record(h, batch);
+                    let readable = control.is_ok();
+                    let control = control.ok().flatten();
+                    let fate = txns.on_control(h, control.as_ref(), readable);
+                    if !readable {
+                        stats.batches_kept_whole += 1;
+                        return writer.append(batch);
+                    }
+                    let action = if !fate.removable {
+                        MarkerAction::Keep
+                    } else if h.records_count == 0 {
+                        if must_keep_header { MarkerAction::Keep } else { MarkerAction::Remove }
+                    } else {
+                        match h.delete_horizon_ms() {
+                            Some(due) if due <= self.now_ms => {
+                                if must_keep_header { MarkerAction::Empty } else { MarkerAction::Remove }
+                            }
+                            Some(due) => {
+                                tombstones_due = tombstones_due.min(due);
+                                MarkerAction::Keep
+                            }
+                            None if self.delete_retention_ms < 0 => MarkerAction::Keep,
+                            None => {
+                                let due = self.now_ms.saturating_add(self.delete_retention_ms);
+                                tombstones_due = tombstones_due.min(due);
+                                MarkerAction::Stamp(due)
+                            }
+                        }
+                    };
+                    match action {
+                        MarkerAction::Keep => writer.append(batch)?,
+                        MarkerAction::Remove => {
+                            changed = true;
+                            stats.markers_removed += u64::from(h.records_count > 0);
+                        }
+                        MarkerAction::Empty => {
+                            changed = true;
+                            stats.markers_removed += 1;
+                            writer.append(&rebuild_batch(batch, &[], 0, 0))?;
+                        }
+                        MarkerAction::Stamp(due) => {
+                            changed = true;
+                            match with_delete_horizon(h, batch, due)? {
+                                Some(stamped) => writer.append(&stamped)?,
+                                None => writer.append(batch)?,
+                            }
+                        }
+                    }
+                    if let Some(txn) = fate.keep_entry {
+                        writer.push_aborted(txn);
+                    }
+                    return Ok(());
+                }
+                if txns.on_batch(h) {
+                    // An aborted transaction's batch: every record goes, whatever its key.
+                    let n = u64::try_from(h.records_count).unwrap_or(0);
+                    stats.records_removed += n;
+                    stats.aborted_records_removed += n;
+                    if must_keep_header && h.records_count == 0 {
+                        return writer.append(batch);
+                    }
+                    changed = true;
+                    return if must_keep_header { writer.append(&rebuild_batch(batch, &[], 0, 0)) } else { Ok(()) };
+                }
                 let (data, records) = match analyze(h, batch, cap) {
                     Analysis::Opaque(reason) => {
                         tracing::trace!(base_offset = h.base_offset, reason, "compaction keeps batch whole");
@@ -295,6 +424,7 @@ impl CompactionPlan {
                 };
                 writer.append(&rebuilt)
             })?;
+            changed |= writer.aborted() != seg.aborted.as_slice();
             if !changed {
                 drop(writer);
                 remove_cleaned_files(&self.dir, seg.base_offset);
@@ -310,11 +440,24 @@ impl CompactionPlan {
             result.stats.records_removed += stats.records_removed;
             result.stats.tombstones_removed += stats.tombstones_removed;
             result.stats.batches_kept_whole += stats.batches_kept_whole;
+            result.stats.aborted_records_removed += stats.aborted_records_removed;
+            result.stats.markers_removed += stats.markers_removed;
             result.stats.segments_cleaned += 1;
         }
         result.tombstones_due_ms = tombstones_due;
         Ok(result)
     }
+}
+
+/// What pass 2 does with a transaction marker.
+enum MarkerAction {
+    Keep,
+    /// Its transaction's data are gone and its delete horizon passed.
+    Remove,
+    /// As `Remove`, but kept without its record as its producer's last batch.
+    Empty,
+    /// Its transaction's data are gone: keep it until this delete horizon, written into the batch.
+    Stamp(i64),
 }
 
 fn for_each_batch(
@@ -361,9 +504,6 @@ enum Analysis<'a> {
 fn analyze<'a>(h: &BatchHeader, batch: &'a [u8], cap: usize) -> Analysis<'a> {
     if h.is_control() {
         return Analysis::Opaque("control batch");
-    }
-    if h.is_transactional() {
-        return Analysis::Opaque("transactional batch");
     }
     if verify_crc(h, batch).is_err() {
         return Analysis::Opaque("CRC mismatch");

@@ -21,11 +21,13 @@ use crate::segment::{segment_path, suffixed_path, Segment, CLEANED_SUFFIX, INDEX
 
 impl PartitionLog {
     /// Step 1 of a compaction (see [`crate::compaction`]): cheap, needs only shared access. Plans
-    /// to clean every non-empty non-active segment that lies entirely below `high_watermark`; the
-    /// records below `high_watermark` in later segments (the active one included) only feed the
-    /// key map. Pass the partition's high watermark: records above it may still be truncated, so
-    /// they must not supersede older ones (`i64::MAX` when nothing can be truncated, e.g. a
-    /// single replica). `delete_retention_ms` < 0 keeps tombstones forever.
+    /// to clean every non-empty non-active segment that lies entirely below the bound
+    /// min(`high_watermark`, first unstable offset); the records below that bound in later segments
+    /// (the active one included) only feed the key map. Pass the partition's high watermark:
+    /// records above it may still be truncated, so they must not supersede older ones (`i64::MAX`
+    /// when nothing can be truncated, e.g. a single replica). The first unstable offset keeps an
+    /// undecided transaction's data out of reach, as Kafka's cleaner stops at the last stable
+    /// offset. `delete_retention_ms` < 0 keeps tombstones and transaction markers forever.
     pub fn compaction_plan(&self, now_ms: i64, delete_retention_ms: i64, high_watermark: i64) -> Result<CompactionPlan, StorageError> {
         let to_ref = |s: &Segment| SegmentRef {
             base_offset: s.base_offset(),
@@ -33,9 +35,12 @@ impl PartitionLog {
             size: s.size(),
             file: s.file().clone(),
             path: s.log_path().to_path_buf(),
+            aborted: s.txn_index().entries().collect(),
         };
         let n = self.segments.len();
-        let cleanable = self.segments[..n - 1].iter().take_while(|s| s.next_offset() <= high_watermark).count();
+        let bound = self.cleanable_bound(high_watermark);
+        let cleanable = self.segments[..n - 1].iter().take_while(|s| s.next_offset() <= bound).count();
+        let aborted = self.aborted_transactions(self.segments[0].base_offset(), bound)?;
         Ok(CompactionPlan {
             dir: self.dir.clone(),
             generation: self.generation,
@@ -43,19 +48,26 @@ impl PartitionLog {
             delete_retention_ms,
             index_interval_bytes: self.config.index_interval_bytes,
             max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
-            high_watermark,
+            upper_bound: bound,
             segments: self.segments[..cleanable].iter().filter(|s| !s.is_empty()).map(to_ref).collect(),
             others: self.segments[cleanable..].iter().filter(|s| !s.is_empty()).map(to_ref).collect(),
+            aborted,
         })
     }
 
+    /// Where compaction must stop: the high watermark, or the first unstable offset when lower.
+    fn cleanable_bound(&self, high_watermark: i64) -> i64 {
+        self.first_unstable_offset().map_or(high_watermark, |fuo| fuo.min(high_watermark))
+    }
+
     /// Whether a compaction pass is worth running now, as Kafka's cleaner decides: some segment
-    /// below `high_watermark` other than the active one was never compacted and the dirty
-    /// bytes are at least `min_cleanable_dirty_ratio` of the cleanable ones, or a tombstone
-    /// that the last pass had to keep is due for removal.
+    /// below min(`high_watermark`, first unstable offset) other than the active one was never
+    /// compacted and the dirty bytes are at least `min_cleanable_dirty_ratio` of the cleanable
+    /// ones, or a tombstone or transaction marker that the last pass had to keep is due for removal.
     pub fn compaction_due(&self, now_ms: i64, high_watermark: i64) -> bool {
         let n = self.segments.len();
-        let cleanable = self.segments[..n - 1].iter().take_while(|s| s.next_offset() <= high_watermark);
+        let bound = self.cleanable_bound(high_watermark);
+        let cleanable = self.segments[..n - 1].iter().take_while(|s| s.next_offset() <= bound);
         let (mut dirty, mut total) = (0u64, 0u64);
         for s in cleanable {
             total += s.size();

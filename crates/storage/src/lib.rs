@@ -91,6 +91,7 @@ mod batch;
 mod checkpoint;
 pub mod compaction;
 mod compaction_install;
+mod compaction_txn;
 mod config;
 mod control;
 mod error;
@@ -109,6 +110,8 @@ mod testutil;
 mod tests;
 #[cfg(test)]
 mod compaction_tests;
+#[cfg(test)]
+mod compaction_txn_tests;
 #[cfg(test)]
 mod txn_tests;
 

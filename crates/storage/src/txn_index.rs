@@ -119,6 +119,7 @@ impl TxnIndex {
         Ok((index, intact))
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.file.entries().is_empty()
     }
