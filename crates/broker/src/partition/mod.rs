@@ -95,6 +95,8 @@ impl PartitionError {
                 S::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
                 S::OutOfOrderSequence { .. } => R::OutOfOrderSequenceNumber,
                 S::InvalidProducerEpoch { .. } => R::InvalidProducerEpoch,
+                S::InvalidTxnState { .. } => R::InvalidTxnState,
+                S::TransactionCoordinatorFenced { .. } => R::TransactionCoordinatorFenced,
                 _ => R::KafkaStorageError,
             },
         }
