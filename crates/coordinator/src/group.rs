@@ -11,6 +11,9 @@
 //!   appended to `__consumer_offsets` as [`LogRecord`]s ([`Effect::log_records`]); on restart
 //!   [`GroupCoordinator::replay`] rebuilds offsets and group metadata from them.
 //!
+//! - Transactional offset commits (TxnOffsetCommit, KIP-98/KIP-447) stay pending per producer until the marker of
+//!   their transaction reaches the offsets partition (`txn_offsets.rs` says how the broker drives them).
+//!
 //! The in-memory state is updated when the call returns, before the caller has written the
 //! records; if the append fails the caller should fail the request (the client retries) and the
 //! change is only lost on a restart. Kafka instead applies after the write; the difference is
@@ -23,12 +26,15 @@ mod group;
 mod member;
 mod offsets;
 mod record;
+mod txn_offsets;
 mod types;
 
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 pub use batch::{decode_batch, encode_batch, encode_marker_batch, encode_txn_batch, read_batch};
 pub use coordinator::GroupCoordinator;

@@ -75,7 +75,7 @@ fn fetch(broker: &Arc<Broker>, group_id: &GroupId, wanted: Option<Vec<(String, i
         wanted
             .unwrap_or_default()
             .into_iter()
-            .map(|(topic, partition)| FetchedOffset { topic, partition, offset: -1, leader_epoch: -1, metadata: String::new() })
+            .map(|(topic, partition)| FetchedOffset { topic, partition, error: None, offset: -1, leader_epoch: -1, metadata: String::new() })
             .collect()
     };
     if let Err(code) = broker.groups.ready() {

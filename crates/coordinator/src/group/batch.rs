@@ -15,7 +15,7 @@ pub fn encode_batch(records: &[LogRecord], now_ms: i64) -> Result<BytesMut, Stri
     batch::encode(&pairs(records), None, now_ms).map_err(|e| e.to_string())
 }
 
-/// The batch of a TxnOffsetCommit: the same offset-commit records, in a
+/// The batch of a TxnOffsetCommit ([`super::Effect::PersistTxnOffsets`]): the same offset-commit records, in a
 /// transactional batch of the producer, so that the marker the transaction coordinator later writes into this
 /// offsets partition decides them (KIP-98). The broker appends it like any other batch; the log validates the
 /// producer's epoch as for a client's transactional produce.
@@ -24,7 +24,7 @@ pub fn encode_txn_batch(records: &[LogRecord], producer_id: i64, producer_epoch:
 }
 
 /// The end-transaction marker the broker writes into an offsets partition when the transaction coordinator's
-/// WriteTxnMarkers reaches it.
+/// WriteTxnMarkers reaches it (then it calls [`super::GroupCoordinator::complete_txn`]).
 pub fn encode_marker_batch(producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32, now_ms: i64) -> Result<BytesMut, BatchError> {
     batch::encode_marker(TxnProducer { producer_id, producer_epoch }, TxnMarker { commit, coordinator_epoch }, now_ms)
 }
@@ -38,7 +38,7 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<(Bytes, Option<Bytes>, i64)>, St
 }
 
 /// One batch with what a transactional replay needs: the producer, the transactional flag and, for a control batch,
-/// its marker.
+/// its marker. [`super::GroupCoordinator::load_batch`] applies it.
 pub fn read_batch(batch: Bytes) -> Result<DecodedBatch, BatchError> {
     batch::decode(batch)
 }

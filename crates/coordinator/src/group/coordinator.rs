@@ -1,11 +1,12 @@
 //! [`GroupCoordinator`]: all groups, request entry points, timers, replay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError;
 
 use super::group::{Ctx, Group};
 use super::record::{GroupRecord, LogRecord};
+use super::txn_offsets::TxnOffsets;
 use super::types::*;
 use super::GroupConfig;
 
@@ -16,16 +17,27 @@ pub struct GroupCoordinator {
     pub(super) config: GroupConfig,
     pub(super) groups: BTreeMap<String, Group>,
     next_ticket: u64,
-    /// The last commit id handed out (`commit_offsets`); loaded offsets have 0.
+    /// The last commit id handed out: to commits (`commit_offsets`, `commit_txn_offsets`) and, in log order, to the
+    /// offsets loaded, so that a later commit id is a later position in the log (Kafka compares record offsets to
+    /// decide between a transactional commit and a plain one).
     pub(super) last_commit: u64,
     /// No timer of any group is due before this; `tick` returns at once until then. Lowered
     /// whenever a call may have set an earlier deadline, recomputed exactly by a due tick.
     next_deadline: i64,
+    /// Transactional offset commits waiting for their transaction's marker.
+    pub(super) txn: TxnOffsets,
 }
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
-        GroupCoordinator { config, groups: BTreeMap::new(), next_ticket: 0, last_commit: 0, next_deadline: i64::MAX }
+        GroupCoordinator {
+            config,
+            groups: BTreeMap::new(),
+            next_ticket: 0,
+            last_commit: 0,
+            next_deadline: i64::MAX,
+            txn: TxnOffsets::default(),
+        }
     }
 
     pub fn config(&self) -> &GroupConfig {
@@ -207,10 +219,13 @@ impl GroupCoordinator {
                 Some(_) => {
                     if let Some(g) = self.groups.remove(id) {
                         // Pending MEMBER_ID_REQUIRED ids of an Empty group are simply forgotten:
-                        // their rejoin gets UNKNOWN_MEMBER_ID and the client starts over.
-                        if !g.offsets.is_empty() {
-                            let partitions = g.offsets.into_keys().collect();
-                            fx.push(Effect::DeleteOffsets { group_id: id.clone(), partitions });
+                        // their rejoin gets UNKNOWN_MEMBER_ID and the client starts over. Pending
+                        // transactional offsets are tombstoned too (Kafka's `deleteAllOffsets`), so that
+                        // a later commit marker brings nothing back.
+                        let mut partitions: BTreeSet<(String, i32)> = g.offsets.into_keys().collect();
+                        partitions.extend(self.txn.remove_group(id));
+                        if !partitions.is_empty() {
+                            fx.push(Effect::DeleteOffsets { group_id: id.clone(), partitions: partitions.into_iter().collect() });
                         }
                         fx.push(Effect::DeleteGroup { group_id: id.clone() });
                     }
@@ -237,8 +252,8 @@ impl GroupCoordinator {
 
     // ---------------------------------------------------------------- replay
 
-    /// Apply one record read back from `__consumer_offsets` (in log order). `now_ms` starts the
-    /// sessions of loaded members.
+    /// Apply one record read back from `__consumer_offsets` (in log order), of a non-transactional batch (see
+    /// `load_batch` for all batches). `now_ms` starts the sessions of loaded members.
     pub fn load(&mut self, record: LogRecord, now_ms: i64) {
         match record {
             LogRecord::Group(r) => {
@@ -251,8 +266,11 @@ impl GroupCoordinator {
             }
             LogRecord::GroupTombstone { group_id } => {
                 self.groups.remove(&group_id);
+                self.txn.remove_group(&group_id);
             }
             LogRecord::Offset(o) => {
+                self.last_commit += 1;
+                let commit = self.last_commit;
                 let g = self.groups.entry(o.group_id.clone()).or_insert_with(|| Group::new(&o.group_id, now_ms));
                 g.offsets.insert(
                     (o.topic, o.partition),
@@ -261,14 +279,17 @@ impl GroupCoordinator {
                         leader_epoch: o.leader_epoch,
                         metadata: o.metadata,
                         commit_timestamp_ms: o.commit_timestamp_ms,
-                        commit: 0,
+                        commit,
                     },
                 );
             }
             LogRecord::OffsetTombstone { group_id, topic, partition } => {
+                let key = (topic, partition);
                 if let Some(g) = self.groups.get_mut(&group_id) {
-                    g.offsets.remove(&(topic, partition));
+                    g.offsets.remove(&key);
                 }
+                // A tombstone also drops the partition's pending transactional commits (Kafka's replay).
+                self.txn.remove_partition(&group_id, &key);
             }
         }
     }
@@ -279,11 +300,12 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Forgets the groups `unload` selects: their offsets partition is coordinated elsewhere now
-    /// (or is about to be loaded afresh). Returns the tickets of their parked JoinGroup and
-    /// SyncGroup requests, which the caller answers with NOT_COORDINATOR.
+    /// Forgets the groups `unload` selects, with their pending transactional offsets: their offsets partition is
+    /// coordinated elsewhere now (or is about to be loaded afresh). Returns the tickets of their parked JoinGroup
+    /// and SyncGroup requests, which the caller answers with NOT_COORDINATOR.
     pub fn unload(&mut self, mut unload: impl FnMut(&str) -> bool) -> (Vec<Ticket>, Vec<Ticket>) {
         let (mut joins, mut syncs) = (Vec::new(), Vec::new());
+        self.txn.retain_groups(|id| !unload(id));
         self.groups.retain(|id, g| {
             if !unload(id) {
                 return true;
@@ -308,12 +330,24 @@ impl GroupCoordinator {
 }
 
 impl Effect {
-    /// The records a persistence effect asks to append, in order (none for completions).
+    /// The producer whose transactional batch must hold this effect's records ([`Effect::PersistTxnOffsets`]);
+    /// `None`: a plain batch.
+    pub fn txn_producer(&self) -> Option<(i64, i16)> {
+        match self {
+            Effect::PersistTxnOffsets { producer_id, producer_epoch, .. } => Some((*producer_id, *producer_epoch)),
+            _ => None,
+        }
+    }
+
+    /// The records a persistence effect asks to append, in order (none for completions). Those of
+    /// [`Effect::PersistTxnOffsets`] belong in a transactional batch of their own ([`Effect::txn_producer`]).
     pub fn log_records(&self) -> Vec<LogRecord> {
         match self {
             Effect::CompleteJoin { .. } | Effect::CompleteSync { .. } => Vec::new(),
             Effect::PersistGroup { record, .. } => vec![LogRecord::Group(record.clone())],
-            Effect::PersistOffsets { offsets, .. } => offsets.iter().cloned().map(LogRecord::Offset).collect(),
+            Effect::PersistOffsets { offsets, .. } | Effect::PersistTxnOffsets { offsets, .. } => {
+                offsets.iter().cloned().map(LogRecord::Offset).collect()
+            }
             Effect::DeleteGroup { group_id } => vec![LogRecord::GroupTombstone { group_id: group_id.clone() }],
             Effect::DeleteOffsets { group_id, partitions } => partitions
                 .iter()

@@ -27,6 +27,10 @@ enum Op {
     Leave(usize),
     /// Client, partition, offset, and whether the append is replicated.
     Commit(usize, i32, i64, bool),
+    /// A TxnOffsetCommit of a producer outside group management: producer, partition, offset, replicated.
+    TxnCommit(i64, i32, i64, bool),
+    /// The marker of a producer's transaction reaches the offsets partition: commit or abort.
+    Marker(i64, bool),
     Tick(i64),
 }
 
@@ -39,6 +43,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => c.clone().prop_map(Op::Heartbeat),
         1 => c.clone().prop_map(Op::Leave),
         2 => (c, 0..3i32, 0..1000i64, prop::bool::weighted(0.8)).prop_map(|(c, p, o, r)| Op::Commit(c, p, o, r)),
+        1 => (0..2i64, 0..3i32, 0..1000i64, prop::bool::weighted(0.8)).prop_map(|(pid, p, o, r)| Op::TxnCommit(pid, p, o, r)),
+        1 => (0..2i64, prop::bool::weighted(0.7)).prop_map(|(pid, c)| Op::Marker(pid, c)),
         4 => (0..4_000i64).prop_map(Op::Tick),
         1 => (0..25_000i64).prop_map(Op::Tick),
     ]
@@ -83,6 +89,12 @@ struct Model {
     /// What a client believed it sent in the current Sync op, if it was the leader.
     sent_assignment: Option<BTreeMap<String, Bytes>>,
     offsets: BTreeMap<i32, i64>,
+    /// The order of commits, as their records' order in the log: the later of a plain and a transactional commit
+    /// wins when the transaction commits.
+    seq: u64,
+    shown_seq: BTreeMap<i32, u64>,
+    /// Replicated transactional commits per producer: partition -> (offset, seq).
+    pending_txn: BTreeMap<i64, BTreeMap<i32, (i64, u64)>>,
 }
 
 impl Model {
@@ -100,6 +112,9 @@ impl Model {
             last_assignment: BTreeMap::new(),
             sent_assignment: None,
             offsets: BTreeMap::new(),
+            seq: 0,
+            shown_seq: BTreeMap::new(),
+            pending_txn: BTreeMap::new(),
         }
     }
 
@@ -194,7 +209,7 @@ impl Model {
                         Ok(LogRecord::Group(record))
                     );
                 }
-                Effect::PersistOffsets { .. } => {}
+                Effect::PersistOffsets { .. } | Effect::PersistTxnOffsets { .. } => {}
                 Effect::DeleteGroup { .. } | Effect::DeleteOffsets { .. } => {
                     prop_assert!(false, "nothing in this model deletes");
                 }
@@ -225,6 +240,12 @@ impl Model {
                 prop_assert_eq!(parked(|k| matches!(k, Kind::Join)), usize::from(m.awaiting_join));
                 prop_assert_eq!(parked(|k| matches!(k, Kind::Sync)), usize::from(m.awaiting_sync));
             }
+        }
+        for p in 0..3 {
+            let unstable = self.pending_txn.values().any(|o| o.contains_key(&p));
+            let got = self.c.fetch_offsets_with(G, Some(&[("t".to_string(), p)]), true);
+            let want = if unstable { Some(E::UnstableOffsetCommit) } else { None };
+            prop_assert_eq!(got.partitions[0].error, want, "stable fetch of partition {}", p);
         }
         for (p, off) in &self.offsets {
             let got = self.c.fetch_offsets(G, Some(&[("t".to_string(), *p)]));
@@ -368,7 +389,9 @@ impl Model {
                         self.assert_alive(&cl.member_id, "commit")?;
                     }
                     // Shown only once replicated; a failed append leaves the previous commit.
+                    self.seq += 1;
                     if replicated {
+                        self.shown_seq.insert(p, self.seq);
                         self.offsets.insert(p, off);
                     }
                 }
@@ -378,6 +401,39 @@ impl Model {
                     }
                 }
                 fx
+            }
+            Op::TxnCommit(pid, p, off, replicated) => {
+                let req = TxnOffsetCommitRequest {
+                    group_id: G.into(),
+                    producer_id: pid,
+                    producer_epoch: 0,
+                    generation_id: -1,
+                    member_id: String::new(),
+                    group_instance_id: None,
+                    offsets: vec![CommitOffset { topic: "t".into(), partition: p, offset: off, leader_epoch: -1, metadata: String::new() }],
+                };
+                let (res, fx) = self.c.commit_txn_offsets(req, self.now);
+                prop_assert_eq!(res[0].error, None, "a TxnOffsetCommit without group information is always accepted");
+                self.seq += 1;
+                for e in &fx {
+                    if let Effect::PersistTxnOffsets { group_id, commit, .. } = e {
+                        self.c.offsets_appended(group_id, *commit, replicated);
+                    }
+                }
+                if replicated {
+                    self.pending_txn.entry(pid).or_default().insert(p, (off, self.seq));
+                }
+                fx
+            }
+            Op::Marker(pid, commit) => {
+                self.c.complete_txn(pid, commit, |_| true, self.now);
+                for (p, (off, seq)) in self.pending_txn.remove(&pid).unwrap_or_default() {
+                    if commit && self.shown_seq.get(&p).is_none_or(|s| *s < seq) {
+                        self.shown_seq.insert(p, seq);
+                        self.offsets.insert(p, off);
+                    }
+                }
+                Vec::new()
             }
             Op::Tick(dt) => {
                 self.now += dt;

@@ -104,7 +104,13 @@ impl GroupCoordinator {
     /// becomes what OffsetFetch shows, unless a later commit of the same partition got there
     /// first; a failed one is dropped (its record may still be in the log, and then comes back
     /// on the next load, as on Kafka).
+    ///
+    /// The same for a `PersistTxnOffsets`: a replicated one stays pending until its marker, a failed one is dropped.
     pub fn offsets_appended(&mut self, group_id: &str, commit: u64, replicated: bool) {
+        // Commit ids are unique across plain and transactional commits.
+        if self.txn_offsets_appended(commit, replicated) {
+            return;
+        }
         let Some(group) = self.groups.get_mut(group_id) else { return };
         let Some(staged) = group.pending_commits.remove(&commit) else { return };
         if !replicated {
@@ -118,18 +124,38 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch: the given partitions (-1 where nothing is committed), or with `None` every
-    /// committed partition of the group.
+    /// committed partition of the group. Transactional commits not yet decided are not shown.
     pub fn fetch_offsets(&self, group_id: &str, partitions: Option<&[(String, i32)]>) -> OffsetFetchResponse {
+        self.fetch_offsets_with(group_id, partitions, false)
+    }
+
+    /// OffsetFetch with `require_stable` (v7+, KIP-447): a partition with a transactional commit pending answers
+    /// UNSTABLE_OFFSET_COMMIT (the consumer retries until the transaction is decided) rather than an offset that
+    /// may be about to change; without it, the last committed offset.
+    pub fn fetch_offsets_with(&self, group_id: &str, partitions: Option<&[(String, i32)]>, require_stable: bool) -> OffsetFetchResponse {
         if group_id.is_empty() {
             return OffsetFetchResponse { error: Some(ResponseError::InvalidGroupId), partitions: Vec::new() };
         }
         let group = self.groups.get(group_id);
-        let fetched = |topic: &str, partition: i32, o: Option<&StoredOffset>| FetchedOffset {
-            topic: topic.to_string(),
-            partition,
-            offset: o.map_or(-1, |o| o.offset),
-            leader_epoch: o.map_or(-1, |o| o.leader_epoch),
-            metadata: o.map(|o| o.metadata.clone()).unwrap_or_default(),
+        let fetched = |topic: &str, partition: i32, o: Option<&StoredOffset>| {
+            if require_stable && self.has_pending_txn_offsets(group_id, topic, partition) {
+                return FetchedOffset {
+                    topic: topic.to_string(),
+                    partition,
+                    error: Some(ResponseError::UnstableOffsetCommit),
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                };
+            }
+            FetchedOffset {
+                topic: topic.to_string(),
+                partition,
+                error: None,
+                offset: o.map_or(-1, |o| o.offset),
+                leader_epoch: o.map_or(-1, |o| o.leader_epoch),
+                metadata: o.map(|o| o.metadata.clone()).unwrap_or_default(),
+            }
         };
         let partitions = match partitions {
             Some(wanted) => wanted
@@ -171,8 +197,12 @@ impl GroupCoordinator {
             let error = if subscribed.contains(topic) {
                 Some(ResponseError::GroupSubscribedToTopic)
             } else {
-                if group.offsets.remove(&(topic.clone(), *partition)).is_some() {
-                    deleted.push((topic.clone(), *partition));
+                // A pending transactional commit is tombstoned too (Kafka), so its marker brings nothing back.
+                let key = (topic.clone(), *partition);
+                let pending = self.txn.has(group_id, &key);
+                if group.offsets.remove(&key).is_some() || pending {
+                    self.txn.remove_partition(group_id, &key);
+                    deleted.push(key);
                 }
                 None
             };
@@ -203,10 +233,13 @@ impl GroupCoordinator {
                 continue;
             }
             let empty_since = if g.protocol_type.is_some() { g.state_timestamp_ms } else { i64::MIN };
+            // An offset with a transactional commit pending is kept until the transaction is decided (Kafka).
+            let txn = &self.txn;
             let expired: Vec<(String, i32)> = g
                 .offsets
                 .iter()
                 .filter(|(_, o)| now_ms.saturating_sub(o.commit_timestamp_ms.max(empty_since)) >= retention)
+                .filter(|(k, _)| !txn.has(&g.id, k))
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in &expired {
@@ -215,7 +248,8 @@ impl GroupCoordinator {
             if !expired.is_empty() {
                 fx.push(Effect::DeleteOffsets { group_id: g.id.clone(), partitions: expired });
             }
-            if g.offsets.is_empty() && g.pending.is_empty() && g.pending_commits.is_empty() {
+            // Nor is a group with open transactions removed.
+            if g.offsets.is_empty() && g.pending.is_empty() && g.pending_commits.is_empty() && !txn.has_group(&g.id) {
                 dead.push(g.id.clone());
             }
         }

@@ -5,11 +5,11 @@ use kafka_protocol::error::ResponseError as E;
 
 use super::*;
 
-const G: &str = "g";
+pub(super) const G: &str = "g";
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 30_000;
 
-fn cfg() -> GroupConfig {
+pub(super) fn cfg() -> GroupConfig {
     GroupConfig { group_initial_rebalance_delay_ms: 0, ..GroupConfig::default() }
 }
 
@@ -26,7 +26,7 @@ fn sub(topics: &[&str]) -> Bytes {
     b.freeze()
 }
 
-fn join_req(member_id: &str, instance: Option<&str>, protocols: &[(&str, Bytes)]) -> JoinRequest {
+pub(super) fn join_req(member_id: &str, instance: Option<&str>, protocols: &[(&str, Bytes)]) -> JoinRequest {
     JoinRequest {
         group_id: G.to_string(),
         member_id: member_id.to_string(),
@@ -41,11 +41,11 @@ fn join_req(member_id: &str, instance: Option<&str>, protocols: &[(&str, Bytes)]
     }
 }
 
-fn range(topics: &[&str]) -> Vec<(&'static str, Bytes)> {
+pub(super) fn range(topics: &[&str]) -> Vec<(&'static str, Bytes)> {
     vec![("range", sub(topics))]
 }
 
-fn ready(out: JoinOutcome) -> JoinResponse {
+pub(super) fn ready(out: JoinOutcome) -> JoinResponse {
     match out {
         JoinOutcome::Ready(r) => r,
         JoinOutcome::Pending(t) => panic!("join pending with {t:?}"),
@@ -67,7 +67,7 @@ fn sync_ready(out: SyncOutcome) -> SyncResponse {
 }
 
 /// The two-step join of a new dynamic member: returns its id and the outcome of the rejoin.
-fn join_new(c: &mut GroupCoordinator, topics: &[&str], now: i64) -> (String, JoinOutcome, Vec<Effect>) {
+pub(super) fn join_new(c: &mut GroupCoordinator, topics: &[&str], now: i64) -> (String, JoinOutcome, Vec<Effect>) {
     let (out, fx) = c.join_group(join_req("", None, &range(topics)), now);
     assert!(fx.is_empty());
     let first = ready(out);
@@ -125,7 +125,7 @@ fn state(c: &GroupCoordinator) -> GroupState {
 }
 
 /// One member, Stable at generation 1 with assignment "a".
-fn one_stable(c: &mut GroupCoordinator) -> String {
+pub(super) fn one_stable(c: &mut GroupCoordinator) -> String {
     let (a, out, _) = join_new(c, &["t"], 0);
     let r = ready(out);
     assert_eq!(r.generation_id, 1);
@@ -135,7 +135,7 @@ fn one_stable(c: &mut GroupCoordinator) -> String {
 }
 
 /// Two members A (leader) and B, Stable at generation 2.
-fn two_stable(c: &mut GroupCoordinator) -> (String, String) {
+pub(super) fn two_stable(c: &mut GroupCoordinator) -> (String, String) {
     let a = one_stable(c);
     let (b, out_b, _) = join_new(c, &["t"], 0);
     let tb = pending(out_b);

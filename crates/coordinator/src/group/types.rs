@@ -192,6 +192,20 @@ pub struct OffsetCommitRequest {
     pub offsets: Vec<CommitOffset>,
 }
 
+/// TxnOffsetCommit (KIP-98; KIP-447 added the group's generation, member and instance id, v3+).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitRequest {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// -1 before v3, and for a producer that is not a group member.
+    pub generation_id: i32,
+    /// "" before v3, and for a producer that is not a group member.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<CommitOffset>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionResult {
     pub topic: String,
@@ -203,6 +217,9 @@ pub struct PartitionResult {
 pub struct FetchedOffset {
     pub topic: String,
     pub partition: i32,
+    /// UNSTABLE_OFFSET_COMMIT when a stable fetch (KIP-447) finds a transactional commit pending for the partition
+    /// (then offset and leader epoch are -1); else none.
+    pub error: ErrorCode,
     /// -1 when nothing is committed.
     pub offset: i64,
     pub leader_epoch: i32,
@@ -300,6 +317,18 @@ pub enum Effect {
     /// `offsets_appended(group_id, commit, ..)`.
     PersistOffsets {
         group_id: String,
+        offsets: Vec<OffsetRecord>,
+        commit: u64,
+    },
+    /// TxnOffsetCommit: write one offset-commit record per entry, all in *one transactional batch* of the producer
+    /// ([`super::encode_txn_batch`]), not with the other effects' records: the marker the transaction coordinator
+    /// later writes into this offsets partition commits or aborts them ([`super::GroupCoordinator::complete_txn`]).
+    /// Until then they are pending, invisible to OffsetFetch. Report the append's outcome with
+    /// `offsets_appended(group_id, commit, ..)` as for [`Effect::PersistOffsets`]: a failed one is dropped.
+    PersistTxnOffsets {
+        group_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
         offsets: Vec<OffsetRecord>,
         commit: u64,
     },
