@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use strom_config::BrokerConfig;
 use strom_controller::Controller;
 use strom_coordinator::group::{
-    decode_batch, encode_batch, Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
+    encode_batch, encode_txn_batch, read_batch, TxnOffsetCommitRequest, Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
     SyncOutcome, SyncRequest, SyncResponse, Ticket,
 };
 
@@ -136,13 +136,15 @@ impl GroupService {
         }
     }
 
-    /// Replays one offsets partition. A record that cannot be decoded is logged and skipped; it
-    /// never stops the broker.
+    /// Replays one offsets partition, batch by batch in log order: plain batches hold group and
+    /// offset records, transactional ones pending offsets, control batches the markers that
+    /// decide them. A record that cannot be decoded is logged and skipped; it never stops the
+    /// broker.
     fn load_partition(&self, partition: &Partition) {
         let started = std::time::Instant::now();
-        let (mut loaded, mut bad) = (Vec::new(), 0u64);
-        let complete = self.topic.replay(partition, |header, batch| match decode_batch(batch) {
-            Ok(records) => loaded.extend(records),
+        let (mut batches, mut bad) = (Vec::new(), 0u64);
+        let complete = self.topic.replay(partition, |header, batch| match read_batch(batch) {
+            Ok(b) => batches.push(b),
             Err(e) => {
                 bad += 1;
                 tracing::error!(partition = partition.index, offset = header.base_offset, error = %e, "skipping an undecodable offsets-topic batch");
@@ -152,10 +154,11 @@ impl GroupService {
             tracing::error!(partition = partition.index, "the groups of this offsets partition are loaded from part of its log only");
         }
         let now = now_ms();
+        let n = self.topic.partitions();
         let mut state = lock(&self.state);
-        let records = loaded.len();
-        for (key, value, offset) in loaded {
-            if let Err(e) = state.coordinator.load_record(&key, value.as_deref(), now) {
+        let records: usize = batches.iter().map(|b| b.records.len()).sum();
+        for b in &batches {
+            for (offset, e) in state.coordinator.load_batch(b, |g| partition_for(g, n) == partition.index, now) {
                 bad += 1;
                 tracing::warn!(partition = partition.index, offset, error = %e, "skipping an offsets-topic record");
             }
@@ -327,8 +330,28 @@ impl GroupService {
     /// A transaction marker for `producer_id` is in offsets partition `index` (and replicated):
     /// its transactional offset commits there become visible (commit) or are dropped (abort).
     pub fn transaction_completed(&self, producer_id: i64, commit: bool, index: i32) {
-        // Wired to the coordinator's pending transactional offsets in the next step.
-        let _ = (producer_id, commit, index);
+        let n = self.topic.partitions();
+        lock(&self.state).coordinator.complete_txn(producer_id, commit, |g| partition_for(g, n) == index, now_ms());
+    }
+
+    /// TxnOffsetCommit (KIP-447): the offsets go to the log in a transactional batch of the
+    /// producer and stay pending, invisible to OffsetFetch, until the transaction's marker.
+    pub async fn commit_txn_offsets(&self, req: TxnOffsetCommitRequest) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
+        let group_id = req.group_id.clone();
+        let ((results, commit), outcome) = self
+            .call_replicated(|s| {
+                let (results, fx) = s.coordinator.commit_txn_offsets(req, now_ms());
+                let commit = fx.iter().find_map(|e| match e {
+                    Effect::PersistTxnOffsets { commit, .. } => Some(*commit),
+                    _ => None,
+                });
+                ((results, commit), fx)
+            })
+            .await;
+        if let Some(commit) = commit {
+            lock(&self.state).coordinator.offsets_appended(&group_id, commit, outcome.is_ok());
+        }
+        (results, outcome)
     }
 
     /// The offsets topic's partition count: the topic's own once it exists, else the config's.
@@ -367,23 +390,29 @@ impl GroupService {
     /// leadership NOT_COORDINATOR, an oversized batch INVALID_COMMIT_OFFSET_SIZE, anything else
     /// UNKNOWN_SERVER_ERROR.
     fn persist(&self, fx: &[Effect]) -> Result<Replication, ResponseError> {
-        let mut by_partition: BTreeMap<i32, Vec<LogRecord>> = BTreeMap::new();
+        // One batch per partition and producer: a TxnOffsetCommit's records go in a
+        // transactional batch of their own, everything else in a plain one.
+        let mut by_partition: BTreeMap<(i32, Option<(i64, i16)>), Vec<LogRecord>> = BTreeMap::new();
         let partitions = self.offsets_partitions();
         for e in fx {
             let records = e.log_records();
             if let Some(first) = records.first() {
-                by_partition.entry(partition_for(first.group_id(), partitions)).or_default().extend(records);
+                by_partition.entry((partition_for(first.group_id(), partitions), e.txn_producer())).or_default().extend(records);
             }
         }
         let now = now_ms();
         let mut replication = Replication::default();
-        for (index, records) in by_partition {
+        for ((index, producer), records) in by_partition {
             let partition = self.replicas.partition(OFFSETS_TOPIC, index).ok_or(ResponseError::CoordinatorNotAvailable)?;
             if !partition.enough_replicas() {
                 return Err(ResponseError::CoordinatorNotAvailable);
             }
             let epoch = partition.leader_epoch();
-            let mut buf = encode_batch(&records, now).map_err(|e| {
+            let encoded = match producer {
+                Some((producer_id, producer_epoch)) => encode_txn_batch(&records, producer_id, producer_epoch, now),
+                None => encode_batch(&records, now),
+            };
+            let mut buf = encoded.map_err(|e| {
             tracing::error!(error = %e, "cannot encode an offsets-topic batch");
             ResponseError::UnknownServerError
         })?;
@@ -395,6 +424,10 @@ impl GroupService {
                     }
                     crate::partition::PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => {
                         ResponseError::InvalidCommitOffsetSize
+                    }
+                    // A fenced producer's TxnOffsetCommit, as a produce of the same batch would hear.
+                    crate::partition::PartitionError::Storage(strom_storage::StorageError::InvalidProducerEpoch { .. }) => {
+                        ResponseError::ProducerFenced
                     }
                     _ => ResponseError::UnknownServerError,
                 }

@@ -43,6 +43,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 /// (API, lowest version, highest version) handled. Produce v13 and Fetch v13+ address topics by
@@ -83,6 +84,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
@@ -93,7 +95,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 /// JoinGroup/SyncGroup, transaction-log appends and markers): the connection sends every earlier
 /// response before handling one of them.
 pub fn may_wait(key: ApiKey) -> bool {
-    matches!(key, ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::WriteTxnMarkers | ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::EndTxn)
+    matches!(key, ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::WriteTxnMarkers | ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::EndTxn | ApiKey::TxnOffsetCommit)
 }
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -149,6 +151,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(broker, r)),
         RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v).await),
         RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r).await),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, r).await),
         RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, v).await),
         RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(describe_transactions::handle(broker, r)),
         RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(list_transactions::handle(broker, r)),

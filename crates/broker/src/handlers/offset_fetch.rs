@@ -23,7 +23,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect()
                 });
-                let (error, offsets) = fetch(broker, &g.group_id, wanted);
+                let (error, offsets) = fetch(broker, &g.group_id, wanted, req.require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_error_code(error_code(error))
@@ -37,6 +37,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
                                         .with_committed_offset(o.offset)
                                         .with_committed_leader_epoch(o.leader_epoch)
                                         .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                                        .with_error_code(error_code(o.error))
                                 })
                                 .collect(),
                         )
@@ -48,7 +49,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
     let wanted = req
         .topics
         .map(|ts| ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect());
-    let (error, offsets) = fetch(broker, &req.group_id, wanted);
+    let (error, offsets) = fetch(broker, &req.group_id, wanted, req.require_stable);
     // Before v2 there is no top-level error: Kafka puts it on every partition.
     let partition_error = if version < 2 { error } else { None };
     let topics = group_by_topic(offsets, |name, parts| {
@@ -61,7 +62,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
                         .with_committed_offset(o.offset)
                         .with_committed_leader_epoch(o.leader_epoch)
                         .with_metadata(Some(StrBytes::from_string(o.metadata)))
-                        .with_error_code(error_code(partition_error))
+                        .with_error_code(error_code(partition_error.or(o.error)))
                 })
                 .collect(),
         )
@@ -70,7 +71,9 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
 }
 
 /// One group's answer. On an error the requested partitions come back at -1 (Kafka's shape).
-fn fetch(broker: &Arc<Broker>, group_id: &GroupId, wanted: Option<Vec<(String, i32)>>) -> (Option<ResponseError>, Vec<FetchedOffset>) {
+/// `require_stable` (v7+, KIP-447): a partition with a transactional commit still pending
+/// answers UNSTABLE_OFFSET_COMMIT (the client retries) instead of the last committed offset.
+fn fetch(broker: &Arc<Broker>, group_id: &GroupId, wanted: Option<Vec<(String, i32)>>, require_stable: bool) -> (Option<ResponseError>, Vec<FetchedOffset>) {
     let unknown = |wanted: Option<Vec<(String, i32)>>| {
         wanted
             .unwrap_or_default()
@@ -81,7 +84,7 @@ fn fetch(broker: &Arc<Broker>, group_id: &GroupId, wanted: Option<Vec<(String, i
     if let Err(code) = broker.groups.ready() {
         return (Some(code), unknown(wanted));
     }
-    let r = broker.groups.read(|c| c.fetch_offsets(group_id.as_str(), wanted.as_deref()));
+    let r = broker.groups.read(|c| c.fetch_offsets_with(group_id.as_str(), wanted.as_deref(), require_stable));
     match r.error {
         Some(e) => (Some(e), unknown(wanted)),
         None => (None, r.partitions),

@@ -11,8 +11,8 @@ fn pairs(records: &[LogRecord]) -> Vec<(Bytes, Option<Bytes>)> {
 }
 
 /// One uncompressed v2 batch holding `records`, stamped `now_ms` (see `crate::batch::encode`).
-pub fn encode_batch(records: &[LogRecord], now_ms: i64) -> Result<BytesMut, String> {
-    batch::encode(&pairs(records), None, now_ms).map_err(|e| e.to_string())
+pub fn encode_batch(records: &[LogRecord], now_ms: i64) -> Result<BytesMut, BatchError> {
+    batch::encode(&pairs(records), None, now_ms)
 }
 
 /// The batch of a TxnOffsetCommit ([`super::Effect::PersistTxnOffsets`]): the same offset-commit records, in a

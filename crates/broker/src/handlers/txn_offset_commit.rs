@@ -1,0 +1,65 @@
+//! TxnOffsetCommit: a transactional producer commits a group's offsets inside its transaction
+//! (`send_offsets_to_transaction`). They are stored pending and become the group's committed
+//! offsets only with the transaction's commit marker (KIP-98); a producer that is not the
+//! group's current member (wrong generation or member id, KIP-447) is refused.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use crate::broker::Broker;
+use strom_coordinator::group::{error_code, CommitOffset, TxnOffsetCommitRequest as Commit};
+
+pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+    let ready = broker.groups.ready_for(req.group_id.as_str()).err();
+    let mut results: Vec<(String, i32, Option<ResponseError>)> = Vec::new();
+    let mut offsets = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            let topic = t.name.to_string();
+            match ready {
+                Some(code) => results.push((topic, p.partition_index, Some(code))),
+                None => offsets.push(CommitOffset {
+                    topic,
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                }),
+            }
+        }
+    }
+    if !offsets.is_empty() {
+        let commit = Commit {
+            group_id: req.group_id.to_string(),
+            producer_id: req.producer_id.0,
+            producer_epoch: req.producer_epoch,
+            generation_id: req.generation_id,
+            member_id: req.member_id.to_string(),
+            group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+            offsets,
+        };
+        let (committed, persisted) = broker.groups.commit_txn_offsets(commit).await;
+        for r in committed {
+            results.push((r.topic, r.partition, r.error.or(persisted.err())));
+        }
+    }
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let error = results.iter().find(|(topic, i, _)| topic.as_str() == t.name.as_str() && *i == p.partition_index).and_then(|(_, _, e)| *e);
+                    TxnOffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(error_code(error))
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
