@@ -303,6 +303,7 @@ mod tests {
         broker.topics.create_topic("t", 1, 1, Default::default(), false).await.unwrap();
         let group = || GroupId(StrBytes::from_static_str("g"));
         let name = || TopicName(StrBytes::from_static_str("t"));
+        let txn_id = || TransactionalId(StrBytes::from_static_str("tx"));
         let record = Record {
             transactional: false,
             control: false,
@@ -459,6 +460,39 @@ mod tests {
                         list_partition_reassignments_request::ListPartitionReassignmentsTopics::default().with_name(name()).with_partition_indexes(vec![0]),
                     ]))),
                 ],
+                // Transactions: an unknown transactional id and producer answer with errors, which
+                // must encode in every version too.
+                ApiKey::AddPartitionsToTxn => vec![
+                    RequestKind::AddPartitionsToTxn(
+                        AddPartitionsToTxnRequest::default()
+                            .with_v3_and_below_transactional_id(txn_id())
+                            .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(name()).with_partitions(vec![0])]),
+                    ),
+                    RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default().with_transactions(vec![
+                        add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default().with_transactional_id(txn_id()).with_verify_only(true).with_topics(vec![
+                            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(name()).with_partitions(vec![0, 1]),
+                        ]),
+                    ])),
+                ],
+                ApiKey::AddOffsetsToTxn => vec![RequestKind::AddOffsetsToTxn(AddOffsetsToTxnRequest::default().with_transactional_id(txn_id()).with_group_id(group()))],
+                ApiKey::EndTxn => vec![RequestKind::EndTxn(EndTxnRequest::default().with_transactional_id(txn_id()).with_committed(true))],
+                ApiKey::TxnOffsetCommit => vec![RequestKind::TxnOffsetCommit(TxnOffsetCommitRequest::default().with_transactional_id(txn_id()).with_group_id(group()).with_topics(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestTopic::default().with_name(name()).with_partitions(vec![
+                        txn_offset_commit_request::TxnOffsetCommitRequestPartition::default().with_committed_offset(3),
+                    ]),
+                ]))],
+                ApiKey::WriteTxnMarkers => vec![RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default().with_markers(vec![
+                    write_txn_markers_request::WritableTxnMarker::default().with_producer_id(ProducerId(5)).with_topics(vec![
+                        write_txn_markers_request::WritableTxnMarkerTopic::default().with_name(name()).with_partition_indexes(vec![0, 7]),
+                    ]),
+                ]))],
+                ApiKey::DescribeTransactions => vec![RequestKind::DescribeTransactions(DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id()]))],
+                ApiKey::ListTransactions => vec![RequestKind::ListTransactions(
+                    ListTransactionsRequest::default().with_state_filters(vec![StrBytes::from_static_str("Ongoing"), StrBytes::from_static_str("Nope")]),
+                )],
+                ApiKey::DescribeProducers => vec![RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
+                    describe_producers_request::TopicRequest::default().with_name(name()).with_partition_indexes(vec![0, 7]),
+                ]))],
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };
