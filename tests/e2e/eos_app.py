@@ -10,8 +10,9 @@ consumer.position(...), consumer.consumer_group_metadata()) and commits. Its tra
 fixed, so a restarted instance fences the previous one and aborts whatever transaction it left open.
 
 Errors, as librdkafka classifies them: retriable -> the same call again; abortable -> abort the
-transaction and rewind the consumer to the group's committed offsets; fatal (fenced, ...) ->
-exit 3, for whoever runs it to start a new instance.
+transaction and rewind the consumer to the group's committed offsets; fatal (fenced, ...), or
+more than MAX_ABORTS_IN_A_ROW aborts without a commit -> exit 3, for whoever runs it to start a
+new instance.
 
 The journal (--journal, appended to, one line per event, flushed each time) tells the checker
 what became of each transaction (checker.txn_fates):
@@ -31,6 +32,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from checker import out_value
 from txnlib import txn_producer
 
+MAX_ABORTS_IN_A_ROW = 20
+
 
 class App:
     def __init__(self, args):
@@ -41,6 +44,7 @@ class App:
         self.tag = None      # the open transaction's tag
         self.pending = 0     # records produced in it
         self.n = 0
+        self.aborts_in_a_row = 0  # the app gives up (exit 3) past MAX_ABORTS_IN_A_ROW: no progress
         self.producer = txn_producer(args.bootstrap, args.transactional_id, **{
             "transaction.timeout.ms": args.transaction_timeout_ms,
             "linger.ms": 5,
@@ -102,6 +106,7 @@ class App:
         if ok:
             self.note("commit-ok", self.tag)
             self.tag = None
+            self.aborts_in_a_row = 0
         else:
             self.abort(rewind=True)
 
@@ -110,6 +115,9 @@ class App:
             self.fatal("abort_transaction failed with an abortable error")
         self.note("abort-ok", self.tag)
         self.tag = None
+        self.aborts_in_a_row += 1
+        if self.aborts_in_a_row > MAX_ABORTS_IN_A_ROW:
+            self.fatal(f"{self.aborts_in_a_row} transactions aborted in a row")
         if rewind:  # the aborted records' inputs must be read again: back to the committed offsets
             assignment = self.consumer.assignment()
             if assignment:

@@ -152,7 +152,10 @@ def test_a_second_producer_with_the_same_transactional_id_fences_the_first(txn_b
         errors.append(e.args[0])
     assert errors, "the first producer committed after a second one took over its transactional.id"
     err = errors[-1]
-    assert err.fatal() and fenced(err), f"expected a fatal _FENCED/PRODUCER_FENCED error, got {errors}"
+    assert err.fatal() and fenced(err), (
+        f"expected a fatal _FENCED/PRODUCER_FENCED error, got {errors}. (Kafka answers a Produce whose epoch "
+        "is stale with INVALID_PRODUCER_EPOCH, which librdkafka turns into a fatal _FENCED; PRODUCER_FENCED on a "
+        "Produce only makes the transaction abortable. The coordinator answers PRODUCER_FENCED.)")
 
     rc = read(bs, [(topic, 0)], "read_committed", has_all(b"p2-1"))
     assert values(rc) == [b"p2-0", b"p2-1"], f"the fenced producer's transaction must be aborted; {summary(rc)}"

@@ -9,7 +9,8 @@
 // 3. Two more transactions write out-* records to TOPIC and send offsets for GROUP on
 //    SOURCE_TOPIC partition 0 with sendOffsets: offset 10, committed; then offset 20, aborted.
 // Prints one line `RESULT <json>` with the offsets and values it saw; the test asserts on it and
-// checks the group's offsets itself. On failure: `ERROR <json>` and exit code 1.
+// checks the group's offsets itself. On failure: `ERROR <json>` (with what it saw so far) and exit
+// code 1.
 'use strict'
 const { Kafka, logLevel } = require('kafkajs')
 
@@ -70,10 +71,11 @@ async function read (readUncommitted, last) {
   return got
 }
 
+const result = { offsets: {} } // printed with the error, too: how far it got
+
 async function main () {
   const producer = kafka.producer({ transactionalId, maxInFlightRequests: 1, idempotent: true, transactionTimeout: 30000 })
   await producer.connect()
-  const result = { offsets: {} }
   try {
     const batches = [['c0', 'commit'], ['a1', 'abort'], ['c2', 'commit']]
     for (const [prefix, outcome] of batches) {
@@ -95,6 +97,6 @@ async function main () {
 }
 
 main().catch(e => {
-  console.log('ERROR ' + JSON.stringify({ name: e.name, message: e.message, type: e.type, retriable: e.retriable, cause: e.cause && e.cause.message }))
+  console.log('ERROR ' + JSON.stringify({ name: e.name, message: e.message, type: e.type, retriable: e.retriable, cause: e.cause && e.cause.message, partial: result }))
   process.exit(1)
 })
