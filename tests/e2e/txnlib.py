@@ -191,16 +191,28 @@ def list_offsets_latest(bootstrap, tps, isolation):
     return {(tp.topic, tp.partition): f.result(timeout=20).offset for tp, f in fs.items()}
 
 
-def group_offsets(bootstrap, group, tps):
+def group_offsets(bootstrap, group, tps, timeout=30):
     """The group's committed offsets ({(topic, partition): offset}; -1001 when none), fetched with
-    require_stable, so an offset commit still pending in an open transaction is waited for (the
-    broker answers UNSTABLE_OFFSET_COMMIT and the client retries) rather than reported."""
+    require_stable: while an offset commit is pending in a transaction the broker answers
+    UNSTABLE_OFFSET_COMMIT for that partition, and this asks again (up to `timeout` s), so what it
+    returns is the offset as of the last completed transaction, never a pending one."""
     from confluent_kafka import ConsumerGroupTopicPartitions
     a = AdminClient({"bootstrap.servers": bootstrap})
-    fs = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in tps])],
-                                       require_stable=True, request_timeout=20)
-    res = fs[group].result(timeout=30)
-    return {(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions}
+    deadline, last = time.time() + timeout, None
+    while True:
+        try:
+            fs = a.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in tps])],
+                require_stable=True, request_timeout=10)
+            res = fs[group].result(timeout=15)
+            last = {(tp.topic, tp.partition): tp.error for tp in res.topic_partitions if tp.error}
+            if not last:
+                return {(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions}
+        except KafkaException as e:  # e.g. the coordinator is loading or moving
+            last = e
+        if time.time() > deadline:
+            raise AssertionError(f"OffsetFetch(require_stable) for group {group!r} kept failing for {timeout} s: {last}")
+        time.sleep(0.2)
 
 
 def fenced(err):
