@@ -10,7 +10,7 @@ leaked it. A short grace period after that catches stragglers.
 import subprocess
 import time
 
-from confluent_kafka import (OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaException, Producer,
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, Producer,
                              TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
@@ -127,22 +127,20 @@ def reader(bootstrap, isolation, **conf):
                      "isolation.level": isolation, "enable.partition.eof": False, **conf})
 
 
-def read(bootstrap, tps, isolation, until, timeout=30, grace=1.0, consumer=None):
+def read(bootstrap, tps, isolation, until, timeout=30, grace=1.0):
     """Reads partitions `tps` ([(topic, partition)]) from the beginning with `isolation`
     ("read_committed" or "read_uncommitted") until `until(records)` is true, then `grace` seconds
     more. Returns [(topic, partition, offset, value)] in delivery order. Fails, showing what was
     read, if `until` does not become true within `timeout` s."""
-    c = consumer or reader(bootstrap, isolation)
-    if consumer is None:
-        c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in tps])
+    c = reader(bootstrap, isolation)
+    c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in tps])
     out = []
     try:
         poll_until(c, out, lambda: until(out), timeout,
                    lambda: f"{isolation} reader of {tps}: condition not met in {timeout} s; read {summary(out)}")
         poll_for(c, out, grace)
     finally:
-        if consumer is None:
-            c.close()
+        c.close()
     return out
 
 
@@ -165,6 +163,8 @@ def _poll_one(c, out, timeout):
     if m is None:
         return
     if m.error():
+        if m.error().code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+            return  # a connection dropped (a node restarting): the client reconnects by itself
         raise KafkaException(m.error())
     out.append((m.topic(), m.partition(), m.offset(), m.value()))
 
@@ -217,6 +217,5 @@ def group_offsets(bootstrap, group, tps, timeout=30):
 
 def fenced(err):
     """Whether a confluent-kafka KafkaError says this producer was fenced by a newer one."""
-    from confluent_kafka import KafkaError
     return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED)
 
