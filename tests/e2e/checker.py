@@ -444,3 +444,140 @@ class Workload:
         r["summary"] = summarize(r)
         r["details"] = details(r)
         return r
+
+
+# --- exactly-once (consume-transform-produce) --------------------------------------------------
+#
+# eos_app.py reads records `encode(p, seq)` from an input topic and writes, inside transactions,
+# `b"out-" + input value + b"|" + tag` to the same partition of an output topic, where tag names
+# the transaction (`<instance>.<n>`). It journals each transaction's fate, one line each:
+#   begin <tag> | commit-start <tag> <records> | commit-ok <tag> | abort-ok <tag> | fatal <tag> ...
+# A transaction is committed if commit-ok was journaled, aborted if abort-ok was, or if
+# commit-start never was (commit_transaction was never called, so nothing can have committed
+# it), and uncertain when commit-start was the last word (the process died or failed while
+# committing: the broker may have committed it or not).
+
+def out_value(input_value, tag):
+    return b"out-" + input_value + b"|" + tag.encode()
+
+
+def parse_out(value):
+    """(input value, tag) from an output value, or None."""
+    if not isinstance(value, bytes) or not value.startswith(b"out-") or b"|" not in value:
+        return None
+    head, tag = value[4:].rsplit(b"|", 1)
+    return head, tag.decode(errors="replace")
+
+
+def txn_fates(journal):
+    """{tag: "committed" | "aborted" | "uncertain"} from the app's journal lines."""
+    words = {}
+    for line in journal:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in ("begin", "commit-start", "commit-ok", "abort-ok"):
+            words.setdefault(parts[1], set()).add(parts[0])
+    fates = {}
+    for tag, w in words.items():
+        if "commit-ok" in w:
+            fates[tag] = "committed"
+        elif "abort-ok" in w or "commit-start" not in w:
+            fates[tag] = "aborted"
+        else:
+            fates[tag] = "uncertain"
+    return fates
+
+
+def check_eos(inputs, committed, uncommitted, journal):
+    """What an exactly-once pipeline delivered. Pure: no broker, no clock.
+
+    inputs: (partition, offset, value) of every input record (the whole input log).
+    committed: (partition, offset, value) of the output as a read_committed reader read it
+        (the whole log, sentinels left out).
+    uncommitted: the same as a read_uncommitted reader read it.
+    journal: the app's journal lines (see above).
+
+    Counts:
+    - records_in: distinct input records; committed_out: records read_committed delivered.
+    - duplicates: extra committed outputs for an input already transformed once.
+    - missing: input records with no committed output.
+    - aborted_seen: committed-view records that belong to an aborted transaction (records a
+      read_uncommitted reader sees but that were never committed).
+    - partial_txns: transactions of which read_committed sees some records but not all that
+      read_uncommitted sees (atomicity); hidden_committed: records of transactions the app saw
+      commit that read_committed does not show.
+    - phantom: committed-view records that the read_uncommitted reader did not find at that
+      offset; reordered: per partition, in offset order, the input sequence going backwards;
+      misplaced: output in another partition than its input; unexpected: outputs that are not
+      the transform of any input, or whose transaction the journal does not know.
+    - not_visible: records the read_uncommitted reader saw that read_committed did not (the
+      aborted transactions' records; informational).
+    """
+    fates = txn_fates(journal)
+    input_values = {v for _, _, v in inputs}
+    input_at = {v: p for p, _, v in inputs}
+    seen_at = {(p, o): v for p, o, v in uncommitted}
+    visible = {(p, o) for p, o, _ in committed}
+    examples = defaultdict(list)
+    counts = Counter()
+
+    def count(kind, example, n=1):
+        counts[kind] += n
+        if len(examples[kind]) < EXAMPLES:
+            examples[kind].append(example)
+
+    per_input = Counter()
+    txn_total, txn_visible = Counter(), Counter()
+    for p, o, v in uncommitted:
+        parsed = parse_out(v)
+        if parsed:
+            txn_total[parsed[1]] += 1
+    by_partition = defaultdict(list)
+    for p, o, v in committed:
+        parsed = parse_out(v)
+        if parsed is None or parsed[0] not in input_values or parsed[1] not in fates:
+            count("unexpected", (p, o, v[:48] if isinstance(v, bytes) else v))
+            continue
+        src, tag = parsed
+        per_input[src] += 1
+        txn_visible[tag] += 1
+        if seen_at.get((p, o)) != v:
+            count("phantom", (p, o, tag))
+        if fates[tag] == "aborted":
+            count("aborted_seen", (p, o, tag))
+        if input_at[src] != p:
+            count("misplaced", (p, o, src))
+        d = decode(src)
+        if d is not None:
+            by_partition[p].append((o, d[1]))
+    for src, n in per_input.items():
+        if n > 1:
+            count("duplicates", src, n - 1)
+    for v in input_values:
+        if per_input[v] == 0:
+            count("missing", v)
+    for tag, total in txn_total.items():
+        seen = txn_visible[tag]
+        if 0 < seen < total:
+            count("partial_txns", (tag, seen, total))
+        if fates.get(tag) == "committed" and seen < total:
+            count("hidden_committed", (tag, seen, total), total - seen)
+    for p, seqs in by_partition.items():
+        seqs.sort()
+        for (o1, s1), (o2, s2) in zip(seqs, seqs[1:]):
+            if s2 < s1:
+                count("reordered", (p, o1, s1, o2, s2))
+    fate_counts = Counter(fates.values())
+    r = {k: counts[k] for k in ("duplicates", "missing", "aborted_seen", "partial_txns", "hidden_committed",
+                                "phantom", "reordered", "misplaced", "unexpected")}
+    r.update(records_in=len(input_values), committed_out=len(committed), uncommitted_out=len(uncommitted),
+             not_visible=sum(1 for p, o, _ in uncommitted if (p, o) not in visible),
+             txns_committed=fate_counts["committed"], txns_aborted=fate_counts["aborted"],
+             txns_uncertain=fate_counts["uncertain"], examples={k: v for k, v in examples.items() if v})
+    r["summary"] = (f"in={r['records_in']} committed_out={r['committed_out']} duplicates={r['duplicates']} "
+                    f"missing={r['missing']} aborted_seen={r['aborted_seen']} "
+                    f"(partial_txns={r['partial_txns']} hidden_committed={r['hidden_committed']} "
+                    f"phantom={r['phantom']} reordered={r['reordered']} misplaced={r['misplaced']} "
+                    f"unexpected={r['unexpected']}; uncommitted_out={r['uncommitted_out']} "
+                    f"not_visible={r['not_visible']}; txns committed={r['txns_committed']} "
+                    f"aborted={r['txns_aborted']} uncertain={r['txns_uncertain']})")
+    return r

@@ -143,3 +143,80 @@ def test_records_after_a_fault_are_counted():
 def test_an_empty_run_reports_nothing_acked():
     r = check([], [], [], partitions=range(3))
     assert r["acked"] == 0 and r["lost"] == 0 and set(r["partitions"]) == {0, 1, 2}
+
+
+# --- check_eos: the exactly-once checker ---------------------------------------------------------
+
+from checker import check_eos, out_value, txn_fates  # noqa: E402
+
+
+def eos_history():
+    """Two input partitions of 6 records. Instance a: transaction a.1 transforms seq 0-2 of both
+    partitions and commits; a.2 transforms seq 3-4 and is killed before committing. Instance b
+    redoes seq 3-5 in b.1 and commits. Output offsets: a.1 at 0-2 (marker 3), a.2 at 4-5 (its
+    abort marker comes later), b.1 at 6-8."""
+    inputs = [(p, s, encode(p, s)) for p in range(2) for s in range(6)]
+    uncommitted, committed = [], []
+    for p in range(2):
+        for o, s, tag in [(0, 0, "a.1"), (1, 1, "a.1"), (2, 2, "a.1"), (4, 3, "a.2"), (5, 4, "a.2"),
+                          (6, 3, "b.1"), (7, 4, "b.1"), (8, 5, "b.1")]:
+            rec = (p, o, out_value(encode(p, s), tag))
+            uncommitted.append(rec)
+            if tag != "a.2":
+                committed.append(rec)
+    journal = ["init a", "begin a.1", "commit-start a.1 6", "commit-ok a.1", "begin a.2",
+               "init b", "begin b.1", "commit-start b.1 6", "commit-ok b.1"]
+    return inputs, committed, uncommitted, journal
+
+
+def test_eos_a_clean_run_reports_zeros():
+    inputs, committed, uncommitted, journal = eos_history()
+    r = check_eos(inputs, committed, uncommitted, journal)
+    assert r["summary"].startswith("in=12 committed_out=12 duplicates=0 missing=0 aborted_seen=0 "
+                                   "(partial_txns=0 hidden_committed=0 phantom=0 reordered=0 misplaced=0 unexpected=0;")
+    assert r["not_visible"] == 4 and r["uncommitted_out"] == 16
+    assert (r["txns_committed"], r["txns_aborted"], r["txns_uncertain"]) == (2, 1, 0)
+
+
+def test_eos_fates_from_the_journal():
+    fates = txn_fates(["begin x.1", "commit-start x.1 3", "commit-ok x.1", "begin x.2", "commit-start x.2 3",
+                       "abort-ok x.2", "begin x.3", "begin x.4", "commit-start x.4 2", "fatal x.4 _FENCED"])
+    assert fates == {"x.1": "committed", "x.2": "aborted", "x.3": "aborted", "x.4": "uncertain"}
+
+
+def test_eos_an_aborted_record_seen_is_counted_and_duplicates_its_input():
+    inputs, committed, uncommitted, journal = eos_history()
+    leaked = [r for r in uncommitted if r[0] == 1 and r[1] == 4]
+    r = check_eos(inputs, committed + leaked, uncommitted, journal)
+    assert r["aborted_seen"] == 1 and r["duplicates"] == 1 and r["partial_txns"] == 1
+    assert r["examples"]["aborted_seen"] == [(1, 4, "a.2")]
+
+
+def test_eos_missing_and_hidden_committed_records():
+    inputs, committed, uncommitted, journal = eos_history()
+    r = check_eos(inputs, [c for c in committed if not (c[0] == 0 and c[1] == 8)], uncommitted, journal)
+    assert r["missing"] == 1 and r["hidden_committed"] == 1 and r["partial_txns"] == 1
+    assert r["examples"]["missing"] == [encode(0, 5)]
+
+
+def test_eos_an_uncertain_transaction_must_be_all_or_nothing():
+    inputs, committed, uncommitted, journal = eos_history()
+    journal = [l for l in journal if l != "commit-ok b.1"]  # b died while committing
+    assert check_eos(inputs, committed, uncommitted, journal)["txns_uncertain"] == 1
+    r = check_eos(inputs, committed, uncommitted, journal)
+    assert r["partial_txns"] == 0 and r["missing"] == 0  # it did commit, wholly
+    half = [c for c in committed if not (c[0] == 1 and c[1] == 8)]
+    assert check_eos(inputs, half, uncommitted, journal)["partial_txns"] == 1
+
+
+def test_eos_order_placement_phantoms_and_strangers():
+    inputs, committed, uncommitted, journal = eos_history()
+    swapped = [(p, {1: 2, 2: 1}.get(o, o) if p == 0 else o, v) for p, o, v in committed]
+    r = check_eos(inputs, swapped, swapped + [u for u in uncommitted if u not in committed], journal)
+    assert r["reordered"] == 1 and r["examples"]["reordered"] == [(0, 1, 2, 2, 1)]
+    moved = [(1 - p, o + 100, v) if (p, o) == (0, 0) else (p, o, v) for p, o, v in committed]
+    r = check_eos(inputs, moved, uncommitted, journal)
+    assert r["misplaced"] == 1 and r["phantom"] == 1
+    r = check_eos(inputs, committed + [(0, 9, b"out-9:9:|a.1"), (0, 10, b"junk"),
+                                       (0, 11, out_value(encode(0, 0), "zz.1"))], uncommitted, journal)
+    assert r["unexpected"] == 3

@@ -92,3 +92,33 @@ def metadata_with_brokers(bootstrap, topics, version=4, allow_auto_create=True):
             out[name] = (err, n)
     assert pos == len(resp), "trailing bytes after a Metadata response"
     return brokers, out
+
+
+COORDINATOR_GROUP, COORDINATOR_TRANSACTION = 0, 1
+
+
+def find_coordinator(bootstrap, key, key_type=COORDINATOR_TRANSACTION):
+    """FindCoordinator v1 for one key (key type 0: a group id, 1: a transactional id), asked of the
+    broker at `bootstrap` (one host:port). Returns (error code, error message, node id, host, port)."""
+    resp = exchange(bootstrap, frame(10, 1, kstr(key) + struct.pack(">b", key_type), correlation_id=1010))
+    assert resp is not None, "FindCoordinator closed the connection"
+    (corr, _throttle, err) = struct.unpack_from(">iih", resp, 0)
+    assert corr == 1010
+    pos = 10
+
+    def string():
+        nonlocal pos
+        (n,) = struct.unpack_from(">h", resp, pos)
+        pos += 2
+        if n < 0:
+            return None
+        s = resp[pos:pos + n].decode()
+        pos += n
+        return s
+
+    message = string()
+    (node,) = struct.unpack_from(">i", resp, pos)
+    pos += 4
+    host = string()
+    (port,) = struct.unpack_from(">i", resp, pos)
+    return err, message, node, host, port
