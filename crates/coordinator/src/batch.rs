@@ -61,12 +61,14 @@ const CONTROL_COMMIT: i16 = 1;
 
 /// One uncompressed v2 batch holding `records`, stamped `now_ms`, transactional for `producer` if given. Offsets
 /// are relative (the log assigns the real ones). The encoder keeps records in one batch only while offset minus
-/// sequence is constant: a plain batch uses sequence `i - 1`, which also makes its base sequence -1 ("none", as a
-/// non-idempotent producer writes it); a transactional one uses `i`, base sequence 0, as Kafka's coordinator writes
-/// TxnOffsetCommit batches (the log does not check the sequence of a coordinator's appends).
+/// sequence is constant, so every batch uses sequence `i - 1`, which makes its base sequence -1 ("none", as a
+/// non-idempotent producer writes it). Kafka's coordinator writes TxnOffsetCommit batches with base sequence 0 and
+/// exempts its own appends from the sequence checks; Strom's log has one append path, where a base sequence of -1
+/// is what keeps a coordinator's batch out of the idempotence checks (a second TxnOffsetCommit of the same producer
+/// would otherwise look out of order, or like a duplicate of the first) while its producer epoch is still checked
+/// and its transaction still tracked.
 pub fn encode(records: &[(Bytes, Option<Bytes>)], producer: Option<TxnProducer>, now_ms: i64) -> Result<BytesMut, BatchError> {
     let (producer_id, producer_epoch) = producer.map_or((NO_PRODUCER_ID, NO_PRODUCER_EPOCH), |p| (p.producer_id, p.producer_epoch));
-    let shift = if producer.is_some() { 0 } else { 1 };
     let records: Vec<Record> = records
         .iter()
         .zip(0i64..)
@@ -79,7 +81,7 @@ pub fn encode(records: &[(Bytes, Option<Bytes>)], producer: Option<TxnProducer>,
             producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i,
-            sequence: i as i32 - shift,
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: Some(key.clone()),
             value: value.clone(),
