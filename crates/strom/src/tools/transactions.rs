@@ -45,7 +45,6 @@ const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 const MAX_BATCH_SIZE: usize = 500;
 
 #[derive(clap::Args, Debug)]
-#[command(about = "Analyze the transactional state of producers in the cluster; detect and recover from hanging transactions.")]
 pub struct Args {
     /// The broker(s) to connect to, HOST:PORT[,HOST:PORT...].
     #[arg(long, global = true, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
@@ -114,6 +113,7 @@ pub enum Command {
         /// The topic to search (required with --partition).
         #[arg(long)]
         topic: Option<String>,
+        /// The partition to search (with --topic).
         #[arg(long)]
         partition: Option<i32>,
     },
