@@ -360,9 +360,15 @@ fn reset(a: &Args, name: &str, g: Option<&GroupInfo>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A client with the group's id that never joins it: used to read and write its offsets.
+/// A client with the group's id that never joins it: used to read and write its offsets, and for
+/// the log-end offsets, which Kafka's tool lists read_uncommitted (the admin client's default): the
+/// high watermark, not the last stable offset that librdkafka's default read_committed gives.
 fn group_consumer(conn: &Connection, group: &str) -> anyhow::Result<BaseConsumer> {
-    let settings = [("group.id".to_string(), group.to_string()), ("enable.auto.commit".to_string(), "false".to_string())];
+    let settings = [
+        ("group.id".to_string(), group.to_string()),
+        ("enable.auto.commit".to_string(), "false".to_string()),
+        ("isolation.level".to_string(), "read_uncommitted".to_string()),
+    ];
     conn.client_config(&settings)?.create().context("cannot create the consumer")
 }
 

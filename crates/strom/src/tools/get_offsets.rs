@@ -38,7 +38,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .as_deref()
         .map(|s| s.split(',').map(|p| p.trim().parse::<i32>().with_context(|| format!("bad partition id {p}"))).collect())
         .transpose()?;
-    let consumer: BaseConsumer = a.connection.client_config(&[("group.id".into(), "strom-get-offsets".into())])?.create()?;
+    // Kafka's tool lists offsets read_uncommitted (the admin client's default): the latest offset
+    // is the high watermark. librdkafka's consumers default to read_committed, whose latest offset
+    // is the last stable offset, which an open transaction holds back.
+    let settings = [("group.id".into(), "strom-get-offsets".into()), ("isolation.level".into(), "read_uncommitted".into())];
+    let consumer: BaseConsumer = a.connection.client_config(&settings)?.create()?;
     let md = super::metadata(consumer.client(), &a.connection.bootstrap_server)?;
     let mut lines = Vec::new();
     let mut topics: Vec<_> = md.topics().iter().filter(|t| a.topic.as_deref().is_none_or(|want| want == t.name())).collect();

@@ -8,8 +8,10 @@ pub mod console_consumer;
 pub mod console_producer;
 pub mod consumer_groups;
 pub mod get_offsets;
+pub mod kafka_client;
 pub mod perf;
 pub mod topics;
+pub mod transactions;
 
 use std::path::PathBuf;
 use std::time::Duration;

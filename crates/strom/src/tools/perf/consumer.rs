@@ -80,6 +80,10 @@ pub struct ConsumerArgs {
     /// Do not print the header line.
     #[arg(long)]
     pub hide_header: bool,
+    /// (Strom) read_uncommitted (the default, as Kafka's consumer) or read_committed: records of
+    /// open and aborted transactions are skipped, and fetches stop at the last stable offset.
+    #[arg(long, value_parser = ["read_uncommitted", "read_committed"])]
+    pub isolation_level: Option<String>,
 }
 
 /// Kafka's rebalance listener: the time from subscribing (or losing every partition) to
@@ -173,8 +177,15 @@ pub fn run_consumer(a: ConsumerArgs) -> anyhow::Result<()> {
     if let Some(b) = a.socket_buffer_size {
         settings.push(("socket.receive.buffer.bytes".into(), b.to_string()));
     }
+    if let Some(level) = &a.isolation_level {
+        settings.push(("isolation.level".into(), level.clone()));
+    }
     // The tool's own settings win over the file, as in Kafka's tool.
-    let cfg = tuned_config(&a.connection, "--consumer.config", a.consumer_config.as_ref(), settings, CONSUMER_TUNING)?;
+    let mut cfg = tuned_config(&a.connection, "--consumer.config", a.consumer_config.as_ref(), settings, CONSUMER_TUNING)?;
+    // Kafka's consumer reads uncommitted unless told otherwise; librdkafka's reads committed.
+    if cfg.get("isolation.level").is_none() {
+        cfg.set("isolation.level", "read_uncommitted");
+    }
     let bootstrap = cfg.get("bootstrap.servers").unwrap_or(&a.connection.bootstrap_server).to_string();
     let context = ConsumerPerf {
         join: Mutex::new(JoinState { assigned: 0, start: Instant::now(), total: Duration::ZERO, this_round: Duration::ZERO }),

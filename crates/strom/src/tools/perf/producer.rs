@@ -2,6 +2,13 @@
 //! records as fast as librdkafka takes them (or paced by `--throughput`), measures each
 //! delivery's latency in the delivery callback, and prints Kafka's progress line every 5 s and
 //! its summary line with the latency percentiles.
+//!
+//! Transactions, as Kafka's tool: `--transactional-id`, `--transaction-duration-ms` or a
+//! `transactional.id` among the producer settings turns them on, and the tool commits the open
+//! transaction once it is `--transaction-duration-ms` old (default 3000). Strom adds
+//! `--transaction-size N`, a commit every N records, for transactions of a known size. The time of
+//! each commit (EndTxn, after the transaction's records are flushed) is measured and summed up in
+//! one more line after Kafka's summary.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -12,7 +19,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::util::Timeout;
 use rdkafka::ClientContext;
 
 use super::{next_random, tuned_config, MB};
@@ -65,6 +71,55 @@ pub struct ProducerArgs {
     /// A properties file of producer settings.
     #[arg(long = "producer.config", value_name = "FILE")]
     pub producer_config: Option<PathBuf>,
+    /// The transactional id; turns transactions on. Wins over a transactional.id in
+    /// --producer-props or --producer.config.
+    #[arg(long, value_name = "TRANSACTIONAL-ID")]
+    pub transactional_id: Option<String>,
+    /// Commit the open transaction once it is this old (ms); turns transactions on (with
+    /// transactional id performance-producer-<random> unless one is given). Default 3000 when
+    /// transactions are on and --transaction-size is not given.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub transaction_duration_ms: Option<u64>,
+    /// (Strom) Commit the open transaction every N records; turns transactions on. With
+    /// --transaction-duration-ms too, whichever comes first ends a transaction.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub transaction_size: Option<u64>,
+}
+
+/// Kafka's default transaction age before a commit.
+const DEFAULT_TRANSACTION_DURATION: Duration = Duration::from_millis(3000);
+/// How long init_transactions and each commit may take before the tool gives up: the first
+/// transactional producer of a cluster waits for `__transaction_state` to be created.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When the send loop ends a transaction.
+#[derive(Clone, Copy, Debug)]
+struct TransactionPlan {
+    size: Option<u64>,
+    duration: Option<Duration>,
+}
+
+/// The commit times of a transactional run, in microseconds.
+#[derive(Default)]
+struct CommitStats {
+    micros: Vec<u64>,
+}
+
+impl CommitStats {
+    /// The extra summary line: how many transactions, and what their commits cost.
+    fn line(&mut self) -> String {
+        self.micros.sort_unstable();
+        let n = self.micros.len();
+        let ms = |us: u64| us as f64 / 1000.0;
+        let pct = |p: f64| if n == 0 { 0.0 } else { ms(self.micros[((p * n as f64) as usize).min(n - 1)]) };
+        let avg = if n == 0 { 0.0 } else { ms(self.micros.iter().sum::<u64>()) / n as f64 };
+        format!(
+            "{n} transactions committed, {avg:.2} ms avg commit latency, {:.2} ms max commit latency, {:.2} ms 50th, {:.2} ms 99th.",
+            ms(self.micros.last().copied().unwrap_or(0)),
+            pct(0.5),
+            pct(0.99)
+        )
+    }
 }
 
 /// What the delivery callback accumulates. Touched by librdkafka's polling thread for every
@@ -278,13 +333,14 @@ pub fn run_producer(a: ProducerArgs) -> anyhow::Result<()> {
     }
     let pace = (a.throughput > 0.0).then_some(a.throughput);
     let payloads = payloads(&a)?;
-    let cfg = tuned_config(
+    let mut cfg = tuned_config(
         &a.connection,
         "--producer.config",
         a.producer_config.as_ref(),
         parse_properties("--producer-props", &a.producer_props)?,
         PRODUCER_TUNING,
     )?;
+    let transactions = transaction_plan(&a, &mut cfg);
     let bootstrap = cfg.get("bootstrap.servers").unwrap_or(&a.connection.bootstrap_server).to_string();
     let context = ProducerPerf {
         epoch: Instant::now(),
@@ -294,7 +350,11 @@ pub fn run_producer(a: ProducerArgs) -> anyhow::Result<()> {
     let producer: ThreadedProducer<ProducerPerf> = cfg.create_with_context(context).context("cannot create the producer")?;
     // Fail early and clearly when the cluster is not there.
     tools::metadata(producer.client(), &bootstrap)?;
+    if transactions.is_some() {
+        producer.init_transactions(TRANSACTION_TIMEOUT).context("cannot initialize transactions")?;
+    }
     let ctx = producer.context();
+    let mut commits = CommitStats::default();
 
     let (stop_reporter, stopped) = mpsc::channel::<()>();
     let live = std::io::stdout().is_terminal();
@@ -307,8 +367,8 @@ pub fn run_producer(a: ProducerArgs) -> anyhow::Result<()> {
     }
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let reporter = scope.spawn(|| report_producer(ctx, stopped, live, num_records));
-        let sent = send_all(&producer, &a.topic, &payloads, num_records, pace, start);
-        let flushed = sent.and_then(|()| producer.flush(Timeout::Never).context("cannot deliver the remaining records"));
+        let sent = send_all(&producer, &a.topic, &payloads, num_records, pace, start, transactions, &mut commits);
+        let flushed = sent.and_then(|()| flush_promptly(&producer));
         drop(stop_reporter);
         let _ = reporter.join();
         flushed
@@ -318,14 +378,75 @@ pub fn run_producer(a: ProducerArgs) -> anyhow::Result<()> {
         (s.total(Instant::now()), s.failed)
     };
     println!("{line}");
+    if transactions.is_some() {
+        println!("{}", commits.line());
+    }
     if failed > 0 {
         bail!("{failed} of {num_records} records could not be delivered");
     }
     Ok(())
 }
 
+/// Whether the run is transactional, and when it commits; sets the transactional id in `cfg`
+/// (the flag's, the settings', or Kafka's `performance-producer-` and a random suffix).
+fn transaction_plan(a: &ProducerArgs, cfg: &mut rdkafka::config::ClientConfig) -> Option<TransactionPlan> {
+    let from_settings = cfg.get("transactional.id").is_some_and(|t| !t.is_empty());
+    if a.transactional_id.is_none() && a.transaction_duration_ms.is_none() && a.transaction_size.is_none() && !from_settings {
+        return None;
+    }
+    match &a.transactional_id {
+        Some(id) => {
+            cfg.set("transactional.id", id);
+        }
+        None if from_settings => {}
+        None => {
+            let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) ^ u64::from(std::process::id());
+            let suffix = format!("{:016x}{:016x}", next_random(&mut seed), next_random(&mut seed));
+            cfg.set("transactional.id", format!("performance-producer-{suffix}"));
+        }
+    }
+    let duration = match (a.transaction_duration_ms, a.transaction_size) {
+        (Some(ms), _) => Some(Duration::from_millis(ms)),
+        (None, Some(_)) => None,
+        (None, None) => Some(DEFAULT_TRANSACTION_DURATION),
+    };
+    Some(TransactionPlan { size: a.transaction_size, duration })
+}
+
+/// Waits until every record handed to librdkafka is delivered (or failed).
+///
+/// Not `Producer::flush`: the rdkafka crate's flush polls the event queue itself in steps of up
+/// to 100 ms, and with `ThreadedProducer`'s thread taking the delivery events that poll sits out
+/// its whole step: a transaction of 100 records would take 100 ms, and the end of every run up to
+/// 100 ms more, measuring the tool. librdkafka's
+/// own `rd_kafka_flush` with a timeout waits on the message count, which that thread brings to
+/// zero, and returns as soon as it is.
+fn flush_promptly(producer: &ThreadedProducer<ProducerPerf>) -> anyhow::Result<()> {
+    loop {
+        // SAFETY: the pointer is the live producer's handle, valid while `producer` is borrowed;
+        // rd_kafka_flush is thread-safe and only waits (the polling thread serves the callbacks).
+        let err = unsafe { rdkafka_sys::rd_kafka_flush(producer.client().native_ptr(), 1000) };
+        match err {
+            rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => return Ok(()),
+            rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__TIMED_OUT => continue,
+            e => bail!("cannot deliver the remaining records: {}", RDKafkaErrorCode::from(e)),
+        }
+    }
+}
+
+/// Ends the open transaction: flushes its records (their delivery is the records' latency, not
+/// the commit's), then times the commit itself, EndTxn and its answer.
+fn commit(producer: &ThreadedProducer<ProducerPerf>, commits: &mut CommitStats) -> anyhow::Result<()> {
+    flush_promptly(producer)?;
+    let t0 = Instant::now();
+    producer.commit_transaction(TRANSACTION_TIMEOUT).with_context(|| format!("cannot commit transaction {}", commits.micros.len() + 1))?;
+    commits.micros.push(t0.elapsed().as_micros() as u64);
+    Ok(())
+}
+
 /// The send loop: per record, only the clock read for the latency and the send itself (plus
-/// the pacing sleep under --throughput).
+/// the pacing sleep under --throughput, and the transaction bookkeeping when transactional).
+#[allow(clippy::too_many_arguments)]
 fn send_all(
     producer: &ThreadedProducer<ProducerPerf>,
     topic: &str,
@@ -333,11 +454,19 @@ fn send_all(
     num_records: u64,
     pace: Option<f64>,
     start: Instant,
+    transactions: Option<TransactionPlan>,
+    commits: &mut CommitStats,
 ) -> anyhow::Result<()> {
     let ctx = producer.context();
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     let mut digits = [0u8; 20];
+    let mut in_transaction = 0u64;
+    let mut transaction_start = start;
     for i in 0..num_records {
+        if transactions.is_some() && in_transaction == 0 {
+            producer.begin_transaction().context("cannot begin a transaction")?;
+            transaction_start = Instant::now();
+        }
         if let Some(rate) = pace {
             let due = start + Duration::from_secs_f64(i as f64 / rate);
             let now = Instant::now();
@@ -369,6 +498,16 @@ fn send_all(
             }
         }
         ctx.sent.store(i + 1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(plan) = transactions {
+            in_transaction += 1;
+            if plan.size.is_some_and(|n| in_transaction >= n) || plan.duration.is_some_and(|d| transaction_start.elapsed() >= d) {
+                commit(producer, commits)?;
+                in_transaction = 0;
+            }
+        }
+    }
+    if transactions.is_some() && in_transaction > 0 {
+        commit(producer, commits)?;
     }
     Ok(())
 }
@@ -449,6 +588,13 @@ mod tests {
         // Sampling keeps at most 500,000 latencies, as Kafka's tool.
         assert_eq!(ProducerStats::new(2_000_000).sampling, 4);
         assert_eq!(ProducerStats::new(1).sampling, 1);
+    }
+
+    #[test]
+    fn commit_stats_line() {
+        let mut c = CommitStats { micros: (1..=100).rev().map(|i| i * 1000).collect() };
+        assert_eq!(c.line(), "100 transactions committed, 50.50 ms avg commit latency, 100.00 ms max commit latency, 51.00 ms 50th, 100.00 ms 99th.");
+        assert_eq!(CommitStats::default().line(), "0 transactions committed, 0.00 ms avg commit latency, 0.00 ms max commit latency, 0.00 ms 50th, 0.00 ms 99th.");
     }
 
     #[test]

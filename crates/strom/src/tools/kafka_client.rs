@@ -1,0 +1,282 @@
+//! A small Kafka protocol client for the admin requests librdkafka has no API for: the
+//! transaction ones (ListTransactions, DescribeTransactions, DescribeProducers, WriteTxnMarkers)
+//! and the FindCoordinator of a transactional id that leads to them. Used by `strom transactions`.
+//!
+//! It speaks the wire protocol with kafka-protocol's codecs, as the broker's follower client does
+//! (`strom_broker::replication::client`, crate-private there and tied to a replica's identity):
+//! one TCP connection per broker, opened when first needed, one request in flight on it, a
+//! 4-byte length before every frame, and the correlation id checked on every response. There is
+//! no ApiVersions exchange: the tool asks for versions every Strom broker serves (and Kafka 3.x),
+//! and a broker without them answers with an error the tool reports.
+//!
+//! Metadata (of the bootstrap broker, then of whichever broker answers) gives the brokers'
+//! addresses and the partitions' leaders; callers re-ask after NOT_LEADER_OR_FOLLOWER or
+//! NOT_COORDINATOR, as the Java admin client does.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use bytes::{Buf, BufMut, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// No admin response comes near this; a bigger length prefix means the stream is not Kafka's.
+const MAX_FRAME: usize = 100 * 1024 * 1024;
+
+/// Metadata v12 (KIP-516 topic ids, flexible), FindCoordinator v4 (KIP-699 batched keys): what
+/// Kafka 3.x admin clients send, and what Strom serves.
+const METADATA_VERSION: i16 = 12;
+const FIND_COORDINATOR_VERSION: i16 = 4;
+/// FindCoordinator's key type of a transactional id (0 is a group).
+const KEY_TYPE_TRANSACTION: i8 = 1;
+/// How long to wait before asking again after a retriable error (a coordinator still loading).
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// One connection to one broker.
+struct Conn {
+    addr: String,
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Conn {
+    async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Conn> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| anyhow!("cannot connect to {addr} within {} s", timeout.as_secs()))?
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Conn { addr: addr.to_string(), stream, correlation_id: 0 })
+    }
+
+    /// Sends `req` at `version` and waits up to `timeout` for its response. After an error the
+    /// connection's state is unknown (half a frame may be in flight): the caller drops it.
+    async fn call<R: Request>(&mut self, client_id: &StrBytes, version: i16, req: &R, timeout: Duration) -> anyhow::Result<R::Response> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(client_id.clone()));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header.encode(&mut buf, R::header_version(version)).context("encoding the request header")?;
+        req.encode(&mut buf, version).with_context(|| format!("encoding a request of API {} v{version}", R::KEY))?;
+        let size = i32::try_from(buf.len() - 4).context("request too big")?;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        let addr = &self.addr;
+        let stream = &mut self.stream;
+        let exchange = async {
+            stream.write_all(&buf).await?;
+            let len = stream.read_i32().await?;
+            let len = usize::try_from(len).ok().filter(|l| *l >= 4 && *l <= MAX_FRAME);
+            let len = len.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad response frame size"))?;
+            let mut frame = BytesMut::zeroed(len);
+            stream.read_exact(&mut frame).await?;
+            Ok::<_, std::io::Error>(frame.freeze())
+        };
+        let mut frame = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| anyhow!("{addr} did not answer within {} s", timeout.as_secs()))?
+            .with_context(|| format!("connection to {addr}"))?;
+        let header_version = <R::Response as HeaderVersion>::header_version(version);
+        let header = ResponseHeader::decode(&mut frame, header_version).with_context(|| format!("bad response header from {addr}"))?;
+        if header.correlation_id != self.correlation_id {
+            bail!("{addr} answered request {} while request {} was waiting", header.correlation_id, self.correlation_id);
+        }
+        let response = R::Response::decode(&mut frame, version).with_context(|| format!("bad response to API {} v{version} from {addr}", R::KEY))?;
+        if frame.has_remaining() {
+            tracing::debug!(addr = %self.addr, left = frame.remaining(), "response had trailing bytes");
+        }
+        Ok(response)
+    }
+}
+
+/// A broker's error code, or None for 0.
+pub fn error(code: i16) -> Option<ResponseError> {
+    ResponseError::try_from_code(code)
+}
+
+/// A broker's error as the person at the terminal should read it: Kafka's name of the code (what
+/// the librdkafka-based tools print too) and, for the codes these requests return, the message
+/// Java's exception carries. kafka-protocol's own Display is only the Rust variant's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerError(pub ResponseError);
+
+impl std::fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.0;
+        if let ResponseError::Unknown(code) = e {
+            return write!(f, "error code {code}");
+        }
+        // The variant's name is Kafka's name in CamelCase: UnknownTopicOrPartition.
+        let camel = format!("{e:?}");
+        let mut name = String::with_capacity(camel.len() + 8);
+        for (i, c) in camel.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                name.push('_');
+            }
+            name.push(c.to_ascii_uppercase());
+        }
+        let message = match e {
+            ResponseError::UnknownTopicOrPartition => "This server does not host this topic-partition.",
+            ResponseError::LeaderNotAvailable => "There is no leader for this topic-partition as we are in the middle of a leadership election.",
+            ResponseError::NotLeaderOrFollower => "This server is not the leader (or a replica) of the partition.",
+            ResponseError::TransactionalIdNotFound => "The transactionalId could not be found.",
+            ResponseError::CoordinatorNotAvailable => "The coordinator is not available.",
+            ResponseError::NotCoordinator => "This is not the correct coordinator.",
+            ResponseError::CoordinatorLoadInProgress => "The coordinator is loading and hence can't process requests.",
+            ResponseError::InvalidProducerEpoch => "Producer attempted to produce with an old epoch.",
+            ResponseError::TransactionCoordinatorFenced => "The transaction coordinator sending the marker is no longer the current coordinator for the producer.",
+            ResponseError::UnsupportedVersion => "The version of API is not supported.",
+            ResponseError::ClusterAuthorizationFailed => "Cluster authorization failed.",
+            _ => return f.write_str(&name),
+        };
+        write!(f, "{name}: {message}")
+    }
+}
+
+impl std::error::Error for BrokerError {}
+
+/// The cluster as the tool sees it: the brokers from the last Metadata, and a connection to each
+/// broker asked so far.
+pub struct Cluster {
+    bootstrap: String,
+    client_id: StrBytes,
+    /// The wait for one response; also the tool's whole budget for retrying one question.
+    pub timeout: Duration,
+    /// node id -> host:port, from the last Metadata response.
+    pub brokers: BTreeMap<i32, String>,
+    conns: BTreeMap<i32, Conn>,
+    /// The connection Metadata goes over: the bootstrap broker's until a broker fails it.
+    any: Option<Conn>,
+}
+
+impl Cluster {
+    /// Connects to the first of the comma-separated `bootstrap` brokers that answers Metadata.
+    pub async fn connect(bootstrap: &str, client_id: &str, timeout: Duration) -> anyhow::Result<Cluster> {
+        let mut c = Cluster {
+            bootstrap: bootstrap.to_string(),
+            client_id: StrBytes::from_string(client_id.to_string()),
+            timeout,
+            brokers: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            any: None,
+        };
+        c.metadata(Some(&[])).await?;
+        Ok(c)
+    }
+
+    /// Metadata of `topics` (None: every topic, internal ones included; never auto-created), and
+    /// the brokers it lists remembered for `call`. Goes to a connected broker, or the bootstrap
+    /// list's first that answers.
+    pub async fn metadata(&mut self, topics: Option<&[String]>) -> anyhow::Result<MetadataResponse> {
+        let req = MetadataRequest::default()
+            .with_topics(topics.map(|ts| ts.iter().map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.clone()))))).collect()))
+            .with_allow_auto_topic_creation(false);
+        let mut last_error = None;
+        if let Some(conn) = self.any.as_mut() {
+            match conn.call(&self.client_id, METADATA_VERSION, &req, self.timeout).await {
+                Ok(md) => return self.accept(md),
+                Err(e) => {
+                    self.any = None;
+                    last_error = Some(e);
+                }
+            }
+        }
+        // The brokers known from earlier metadata first, then the bootstrap list.
+        let mut candidates: Vec<String> = self.brokers.values().cloned().collect();
+        candidates.extend(self.bootstrap.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
+        for addr in candidates {
+            let mut conn = match Conn::connect(&addr, self.timeout).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            match conn.call(&self.client_id, METADATA_VERSION, &req, self.timeout).await {
+                Ok(md) => {
+                    self.any = Some(conn);
+                    return self.accept(md);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(match last_error {
+            Some(e) => e.context(format!("cannot reach the cluster at {}", self.bootstrap)),
+            None => anyhow!("cannot reach the cluster at {}: no broker address", self.bootstrap),
+        })
+    }
+
+    fn accept(&mut self, md: MetadataResponse) -> anyhow::Result<MetadataResponse> {
+        if let Some(e) = error(md.error_code) {
+            return Err(anyhow::Error::new(BrokerError(e)).context("Metadata"));
+        }
+        self.brokers = md.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port))).collect();
+        Ok(md)
+    }
+
+    /// Sends `req` to broker `node` (connecting first if need be); a failed connection is dropped,
+    /// so the next call connects again.
+    pub async fn call<R: Request>(&mut self, node: i32, version: i16, req: &R) -> anyhow::Result<R::Response> {
+        if !self.conns.contains_key(&node) {
+            let addr = self.brokers.get(&node).cloned().ok_or_else(|| anyhow!("broker {node} is not in the cluster's metadata"))?;
+            let conn = Conn::connect(&addr, self.timeout).await?;
+            self.conns.insert(node, conn);
+        }
+        let Some(conn) = self.conns.get_mut(&node) else { bail!("no connection to broker {node}") };
+        let result = conn.call(&self.client_id, version, req, self.timeout).await;
+        if result.is_err() {
+            self.conns.remove(&node);
+        }
+        result
+    }
+
+    /// The broker coordinating `transactional_id` (FindCoordinator, key type 1). Retries what is
+    /// worth retrying (no coordinator yet, the transaction log still loading) until the timeout:
+    /// the first FindCoordinator for a transactional id may create `__transaction_state`.
+    pub async fn transaction_coordinator(&mut self, transactional_id: &str) -> anyhow::Result<i32> {
+        let deadline = Instant::now() + self.timeout;
+        let key = StrBytes::from_string(transactional_id.to_string());
+        let req = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_TRANSACTION).with_coordinator_keys(vec![key]);
+        loop {
+            if self.any.is_none() {
+                self.metadata(Some(&[])).await?;
+            }
+            let Some(conn) = self.any.as_mut() else { bail!("no connection to the cluster") };
+            let resp = match conn.call(&self.client_id, FIND_COORDINATOR_VERSION, &req, self.timeout).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.any = None;
+                    return Err(e.context(format!("FindCoordinator for transactional id {transactional_id}")));
+                }
+            };
+            let Some(c) = resp.coordinators.first() else { bail!("FindCoordinator for transactional id {transactional_id}: empty response") };
+            match error(c.error_code) {
+                None => {
+                    let node = c.node_id.0;
+                    self.brokers.entry(node).or_insert_with(|| format!("{}:{}", c.host, c.port));
+                    return Ok(node);
+                }
+                Some(e) if e.is_retriable() && Instant::now() < deadline => tokio::time::sleep(RETRY_BACKOFF).await,
+                Some(e) => return Err(BrokerError(e).into()),
+            }
+        }
+    }
+
+    /// Whether there is time left for another try of something begun at `start`.
+    pub fn may_retry(&self, start: Instant) -> bool {
+        start.elapsed() < self.timeout
+    }
+}
+
+/// Waits a little before a retry.
+pub async fn backoff() {
+    tokio::time::sleep(RETRY_BACKOFF).await;
+}
