@@ -222,6 +222,11 @@ impl ProducerStateManager {
         self.ongoing.keys().next().copied()
     }
 
+    /// Where `producer_id`'s open transaction starts in this log, if it has one.
+    pub fn open_transaction(&self, producer_id: i64) -> Option<i64> {
+        self.producers.get(&producer_id).and_then(|e| e.current_txn_first_offset)
+    }
+
     /// Every producer, by id.
     pub fn producers(&self) -> Vec<ProducerInfo> {
         let mut out: Vec<ProducerInfo> = self

@@ -56,6 +56,13 @@ impl PartitionLog {
         self.producers.first_unstable_offset().map(|first| first.max(self.log_start_offset))
     }
 
+    /// Where `producer_id`'s open transaction starts, if it has one here: its next transactional
+    /// batch continues that transaction (no KIP-890 verification needed). A map lookup, cheap
+    /// enough for every transactional produce.
+    pub fn open_transaction(&self, producer_id: i64) -> Option<i64> {
+        self.producers.open_transaction(producer_id)
+    }
+
     /// Every aborted transaction with `last_offset >= from && first_offset < upper_bound`, in marker
     /// order (Kafka's `collectAbortedTransactions`): the segments' transaction indexes are read from
     /// the one holding `from` on, and the search stops at the first entry whose last stable offset is

@@ -106,6 +106,10 @@ fn check_against_model(log: &PartitionLog) {
     let listed: BTreeMap<i64, i64> =
         log.producers().iter().filter_map(|p| p.current_txn_start_offset.map(|o| (p.producer_id, o))).collect();
     assert_eq!(listed, ongoing, "ongoing transactions per producer");
+    for p in log.producers() {
+        assert_eq!(log.open_transaction(p.producer_id), ongoing.get(&p.producer_id).copied(), "open_transaction of {}", p.producer_id);
+    }
+    assert_eq!(log.open_transaction(i64::MAX), None);
 }
 
 #[test]

@@ -333,7 +333,7 @@ impl Partition {
     /// Whether `producer_id` has a transaction open in this log: its next transactional batch
     /// needs no verification with the coordinator (KIP-890 part 1).
     pub fn has_open_transaction(&self, producer_id: i64) -> bool {
-        self.with_log(|log| Ok(log.producers().iter().any(|p| p.producer_id == producer_id && p.current_txn_start_offset.is_some()))).unwrap_or(false)
+        self.with_log(|log| Ok(log.open_transaction(producer_id).is_some())).unwrap_or(false)
     }
 
     fn append_as_leader(&self, append: impl FnOnce(&mut PartitionLog, i32) -> Result<AppendInfo, StorageError>) -> Result<AppendInfo, PartitionError> {
