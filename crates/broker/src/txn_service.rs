@@ -227,10 +227,19 @@ impl TxnService {
 
     /// Before a partition leader appends a transactional batch of a producer that has no open
     /// transaction there yet: is the partition in the producer's transaction (KIP-890 part 1)?
-    /// Asked of the coordinator, here or on its broker. INVALID_TXN_STATE when it is not (a late
-    /// or duplicated batch of an ended transaction); a retriable error when the coordinator
-    /// cannot answer now.
-    pub async fn verify_for_produce(self: &Arc<Self>, transactional_id: &str, producer_id: i64, epoch: i16, topic: &str, partition: i32) -> Result<(), ResponseError> {
+    /// Asked of the coordinator, here or on its broker. The answer is mapped for the producer as
+    /// Kafka's `AddPartitionsToTxnManager` and `ReplicaManager` map it: a partition not in the
+    /// transaction is INVALID_TXN_STATE (TRANSACTION_ABORTABLE from Produce v11, whose clients
+    /// know it), a fenced producer INVALID_PRODUCER_EPOCH, a coordinator that cannot answer now
+    /// NOT_ENOUGH_REPLICAS (retriable for every producer).
+    pub async fn verify_for_produce(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        (topic, partition): (&str, i32),
+        produce_version: i16,
+    ) -> Result<(), ResponseError> {
         if !self.verification {
             return Ok(());
         }
@@ -242,14 +251,18 @@ impl TxnService {
         };
         match answer {
             None => Ok(()),
-            // Kafka's mapping for producers (AddPartitionsToTxnManager): the partition is not in
-            // the transaction, or the producer is fenced, are final, and a fenced producer hears
-            // INVALID_PRODUCER_EPOCH (what produce answers for that); anything the coordinator
-            // could not answer now is retriable for the producer.
-            Some(ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch) => Err(ResponseError::InvalidProducerEpoch),
-            Some(ResponseError::InvalidTxnState) => Err(ResponseError::InvalidTxnState),
-            Some(ResponseError::InvalidProducerIdMapping) => Err(ResponseError::InvalidTxnState),
-            Some(_) => Err(ResponseError::NotEnoughReplicas),
+            Some(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
+            Some(ResponseError::TransactionAbortable) if produce_version >= 11 => Err(ResponseError::TransactionAbortable),
+            Some(ResponseError::TransactionAbortable) => Err(ResponseError::InvalidTxnState),
+            Some(
+                ResponseError::NotCoordinator
+                | ResponseError::CoordinatorNotAvailable
+                | ResponseError::CoordinatorLoadInProgress
+                | ResponseError::ConcurrentTransactions
+                | ResponseError::NetworkException
+                | ResponseError::RequestTimedOut,
+            ) => Err(ResponseError::NotEnoughReplicas),
+            Some(other) => Err(other),
         }
     }
 

@@ -10,13 +10,15 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTx
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
 use crate::broker::Broker;
+use strom_coordinator::txn::{legacy_error, TxnApi};
 
 pub async fn handle(broker: &Arc<Broker>, req: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
     if version <= 3 {
         let partitions = flatten(&req.v3_and_below_topics);
         let id = req.v3_and_below_transactional_id.as_str();
-        let result = broker.transactions.add_partitions(id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, partitions.clone()).await;
-        let errors = vec![result.err(); partitions.len()];
+        let errors = add(broker, id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, partitions).await;
+        // Clients before v2 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED (Kafka's mapping).
+        let errors: Vec<_> = errors.into_iter().map(|e| legacy_error(TxnApi::AddPartitionsToTxn, version, e)).collect();
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results(&req.v3_and_below_topics, &errors));
     }
     let mut out = Vec::with_capacity(req.transactions.len());
@@ -26,12 +28,28 @@ pub async fn handle(broker: &Arc<Broker>, req: AddPartitionsToTxnRequest, versio
         let errors = if t.verify_only {
             broker.transactions.verify(id, t.producer_id.0, t.producer_epoch, &partitions)
         } else {
-            let r = broker.transactions.add_partitions(id, t.producer_id.0, t.producer_epoch, partitions.clone()).await;
-            vec![r.err(); partitions.len()]
+            add(broker, id, t.producer_id.0, t.producer_epoch, partitions).await
         };
         out.push(AddPartitionsToTxnResult::default().with_transactional_id(t.transactional_id.clone()).with_topic_results(results(&t.topics, &errors)));
     }
     AddPartitionsToTxnResponse::default().with_results_by_transaction(out)
+}
+
+/// Adds the partitions, all or none, as Kafka: if one of them does not exist, it is
+/// UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED, and the coordinator is not
+/// asked (a transaction must never hold a partition no leader can write a marker to).
+async fn add(broker: &Arc<Broker>, id: &str, producer_id: i64, epoch: i16, partitions: Vec<(String, i32)>) -> Vec<Option<ResponseError>> {
+    let image = broker.metadata.image();
+    let exists = |(topic, p): &(String, i32)| image.topic(topic).is_some_and(|t| (0..t.partition_count()).contains(p));
+    if !partitions.iter().all(exists) {
+        return partitions
+            .iter()
+            .map(|tp| Some(if exists(tp) { ResponseError::OperationNotAttempted } else { ResponseError::UnknownTopicOrPartition }))
+            .collect();
+    }
+    let n = partitions.len();
+    let result = broker.transactions.add_partitions(id, producer_id, epoch, partitions).await;
+    vec![result.err(); n]
 }
 
 fn flatten(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {

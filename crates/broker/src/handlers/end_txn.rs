@@ -6,12 +6,14 @@ use std::sync::Arc;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use crate::broker::Broker;
+use strom_coordinator::txn::{error_code, legacy_error, TxnApi};
 
 pub async fn handle(broker: &Arc<Broker>, req: EndTxnRequest, version: i16) -> EndTxnResponse {
     let result = broker.transactions.end_txn(req.transactional_id.as_str(), req.producer_id.0, req.producer_epoch, req.committed, version).await;
     match result {
         // v5+ (transactions v2) carries the producer id and epoch for the next transaction.
         Ok((id, epoch)) => EndTxnResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch),
-        Err(code) => EndTxnResponse::default().with_error_code(code.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
+        Err(code) => EndTxnResponse::default()
+            .with_error_code(error_code(legacy_error(TxnApi::EndTxn, version, Some(code)))).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
     }
 }

@@ -8,8 +8,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::broker::Broker;
+use strom_coordinator::txn::{error_code, legacy_error, TxnApi};
 
-pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     let answer = match req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
         Some(txn_id) => {
@@ -23,6 +24,7 @@ pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitPro
     };
     match answer {
         Ok((id, epoch)) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(epoch),
-        Err(code) => resp.with_error_code(code.code()),
+        // Clients before v4 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED (Kafka's mapping).
+        Err(code) => resp.with_error_code(error_code(legacy_error(TxnApi::InitProducerId, version, Some(code)))),
     }
 }

@@ -19,7 +19,7 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::partition::Partition;
 
-pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
     let now = now_ms();
@@ -33,7 +33,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<Produce
             let r = if !acks_valid {
                 Err((ResponseError::InvalidRequiredAcks, None))
             } else {
-                match verify_transaction(broker, transactional_id.as_deref(), topic.name.as_str(), p.index, p.records.as_ref()).await {
+                match verify_transaction(broker, transactional_id.as_deref(), (topic.name.as_str(), p.index), p.records.as_ref(), version).await {
                     Ok(()) => append(broker, topic.name.as_str(), p.index, p.records, now, acks == -1),
                     Err(e) => Err(e),
                 }
@@ -105,7 +105,13 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<Produce
 /// only if the transaction coordinator confirms that the partition is in the producer's
 /// transaction; later ones find the transaction open in the log. A transactional batch needs
 /// the request's transactional id (Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED without).
-async fn verify_transaction(broker: &Arc<Broker>, transactional_id: Option<&str>, topic: &str, index: i32, records: Option<&Bytes>) -> Result<(), (ResponseError, Option<String>)> {
+async fn verify_transaction(
+    broker: &Arc<Broker>,
+    transactional_id: Option<&str>,
+    (topic, index): (&str, i32),
+    records: Option<&Bytes>,
+    version: i16,
+) -> Result<(), (ResponseError, Option<String>)> {
     let Some(header) = records.and_then(|r| strom_storage::BatchHeader::parse(r, 0).ok()) else { return Ok(()) };
     if !header.is_transactional() || header.is_control() {
         return Ok(());
@@ -117,7 +123,7 @@ async fn verify_transaction(broker: &Arc<Broker>, transactional_id: Option<&str>
     if partition.has_open_transaction(header.producer_id) {
         return Ok(());
     }
-    broker.transactions.verify_for_produce(transactional_id, header.producer_id, header.producer_epoch, topic, index).await.map_err(|code| {
+    broker.transactions.verify_for_produce(transactional_id, header.producer_id, header.producer_epoch, (topic, index), version).await.map_err(|code| {
         tracing::debug!(topic, partition = index, producer_id = header.producer_id, error = ?code, "transactional batch refused by verification");
         (code, Some(format!("partition {topic}-{index} is not in the producer's transaction")))
     })
