@@ -69,22 +69,38 @@ def seeded():
 
 class Feeder(threading.Thread):
     """Writes RECORDS input records round robin over the partitions at RATE per second with an
-    idempotent acks=all producer, and waits for every acknowledgement."""
+    idempotent acks=all producer, and waits for every acknowledgement.
 
-    def __init__(self, bootstrap):
+    Until `released` is set, the last quarter of the input trickles in (one record per TRICKLE_S),
+    so that a test whose fault must strike mid-transaction finds the stream still flowing however
+    slowly the cluster came up; `release()` lets the rest go at RATE."""
+
+    TRICKLE_S = 0.3
+
+    def __init__(self, bootstrap, hold=False):
         super().__init__(name="eos-feeder", daemon=True)
         self.bootstrap, self.acked, self.errors = bootstrap, [], []
         self.unflushed = None
         self.stopping = threading.Event()  # teardown of a failed test: give up at once
+        self.released = threading.Event()
+        if not hold:
+            self.released.set()
+
+    def release(self):
+        self.released.set()
 
     def run(self):
         p = plain_producer(self.bootstrap, **{"message.timeout.ms": 60000, "request.timeout.ms": 5000})
         start = time.monotonic()
+        hold_from = RECORDS * 3 // 4
         for i in range(RECORDS):
             if self.stopping.is_set():
                 p.purge()
                 return
             part, seq = i % PARTITIONS, i // PARTITIONS
+            if i >= hold_from and not self.released.is_set():
+                p.poll(self.TRICKLE_S)
+                start = time.monotonic() - i / RATE  # once released, on at RATE from here
             while (wait := start + i / RATE - time.monotonic()) > 0:
                 p.poll(wait)
             while True:
@@ -184,9 +200,9 @@ class AppRunner:
 class Pipeline:
     """One test's feeder, app and final check."""
 
-    def __init__(self, tmp_path, bootstrap, node_logs=lambda: ""):
+    def __init__(self, tmp_path, bootstrap, node_logs=lambda: "", hold=False):
         self.bootstrap, self.node_logs = bootstrap, node_logs
-        self.feeder = Feeder(bootstrap)
+        self.feeder = Feeder(bootstrap, hold)
         self.app = AppRunner(tmp_path, bootstrap)
         self.tps = [(INPUT, p) for p in range(PARTITIONS)]
 
@@ -199,6 +215,7 @@ class Pipeline:
     def finish(self, seed, fault):
         """Waits for the feeder and for the app to commit the whole input; stops the app; fences
         its transactional.id; closes the output with sentinels; reads and checks."""
+        self.feeder.release()
         self.feeder.join(timeout=150)
         assert not self.feeder.is_alive(), "the feeder did not finish"
         assert not self.feeder.errors and self.feeder.unflushed == 0, \
@@ -313,7 +330,7 @@ def test_exactly_once_through_the_transaction_coordinators_crash(tmp_path, pipel
             c.wait_for_full_isr(t, 3)
         seed, rng = seeded()
         node_logs = lambda: "\n".join(f"--- node {i} ---\n" + b.log()[-2500:] for i, b in c.nodes.items())
-        pipe = Pipeline(tmp_path, bs, node_logs)
+        pipe = Pipeline(tmp_path, bs, node_logs, hold=True)  # the input flows until the fault
         pipelines.append(pipe)
         pipe.start()
         pipe.app.wait_commits(5)
@@ -325,6 +342,7 @@ def test_exactly_once_through_the_transaction_coordinators_crash(tmp_path, pipel
         time.sleep(rng.uniform(0.0, 0.5))
         pipe.app.wait_mid_transaction()
         c.nodes[victim].kill()
+        pipe.feeder.release()
         before = pipe.app.commits()
         successor = c.wait_for(f"a new transaction coordinator of {TXN_ID!r} (node {victim} is down)",
                                lambda: (n := coordinator()) not in (None, victim) and n, 60)
