@@ -289,18 +289,35 @@ impl GroupService {
     /// (a commit whose wait fails is not shown, as on Kafka).
     pub async fn commit_offsets(&self, req: OffsetCommitRequest) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
         let group_id = req.group_id.clone();
+        self.commit(&group_id, |c| c.commit_offsets(req, now_ms())).await
+    }
+
+    /// TxnOffsetCommit (KIP-447): the offsets go to the log in a transactional batch of the
+    /// producer and stay pending, invisible to OffsetFetch, until the transaction's marker.
+    pub async fn commit_txn_offsets(&self, req: TxnOffsetCommitRequest) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
+        let group_id = req.group_id.clone();
+        self.commit(&group_id, |c| c.commit_txn_offsets(req, now_ms())).await
+    }
+
+    /// A commit of either kind: its records appended and replicated, then the outcome reported
+    /// to the state machine (`offsets_appended`), which shows or drops them.
+    async fn commit(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&mut GroupCoordinator) -> (Vec<PartitionResult>, Vec<Effect>),
+    ) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
         let ((results, commit), outcome) = self
             .call_replicated(|s| {
-                let (results, fx) = s.coordinator.commit_offsets(req, now_ms());
+                let (results, fx) = f(&mut s.coordinator);
                 let commit = fx.iter().find_map(|e| match e {
-                    Effect::PersistOffsets { commit, .. } => Some(*commit),
+                    Effect::PersistOffsets { commit, .. } | Effect::PersistTxnOffsets { commit, .. } => Some(*commit),
                     _ => None,
                 });
                 ((results, commit), fx)
             })
             .await;
         if let Some(commit) = commit {
-            lock(&self.state).coordinator.offsets_appended(&group_id, commit, outcome.is_ok());
+            lock(&self.state).coordinator.offsets_appended(group_id, commit, outcome.is_ok());
         }
         (results, outcome)
     }
@@ -332,26 +349,6 @@ impl GroupService {
     pub fn transaction_completed(&self, producer_id: i64, commit: bool, index: i32) {
         let n = self.topic.partitions();
         lock(&self.state).coordinator.complete_txn(producer_id, commit, |g| partition_for(g, n) == index, now_ms());
-    }
-
-    /// TxnOffsetCommit (KIP-447): the offsets go to the log in a transactional batch of the
-    /// producer and stay pending, invisible to OffsetFetch, until the transaction's marker.
-    pub async fn commit_txn_offsets(&self, req: TxnOffsetCommitRequest) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
-        let group_id = req.group_id.clone();
-        let ((results, commit), outcome) = self
-            .call_replicated(|s| {
-                let (results, fx) = s.coordinator.commit_txn_offsets(req, now_ms());
-                let commit = fx.iter().find_map(|e| match e {
-                    Effect::PersistTxnOffsets { commit, .. } => Some(*commit),
-                    _ => None,
-                });
-                ((results, commit), fx)
-            })
-            .await;
-        if let Some(commit) = commit {
-            lock(&self.state).coordinator.offsets_appended(&group_id, commit, outcome.is_ok());
-        }
-        (results, outcome)
     }
 
     /// The offsets topic's partition count: the topic's own once it exists, else the config's.
