@@ -222,9 +222,9 @@ impl ProducerStateManager {
         self.ongoing.keys().next().copied()
     }
 
-    /// Where `producer_id`'s open transaction starts in this log, if it has one.
-    pub fn open_transaction(&self, producer_id: i64) -> Option<i64> {
-        self.producers.get(&producer_id).and_then(|e| e.current_txn_first_offset)
+    /// Where `producer_id`'s open transaction starts in this log, if it has one under `producer_epoch`.
+    pub fn open_transaction(&self, producer_id: i64, producer_epoch: i16) -> Option<i64> {
+        self.producers.get(&producer_id).filter(|e| e.epoch == producer_epoch).and_then(|e| e.current_txn_first_offset)
     }
 
     /// Every producer, by id.

@@ -56,11 +56,13 @@ impl PartitionLog {
         self.producers.first_unstable_offset().map(|first| first.max(self.log_start_offset))
     }
 
-    /// Where `producer_id`'s open transaction starts, if it has one here: its next transactional
-    /// batch continues that transaction (no KIP-890 verification needed). A map lookup, cheap
-    /// enough for every transactional produce.
-    pub fn open_transaction(&self, producer_id: i64) -> Option<i64> {
-        self.producers.open_transaction(producer_id)
+    /// Where `producer_id`'s open transaction starts, if it has one here under `producer_epoch`:
+    /// its next transactional batch of that epoch continues that transaction (no KIP-890
+    /// verification needed). A batch of a newer epoch does not: with transactions v2 every
+    /// EndTxn bumps the epoch, and a batch of the next transaction may arrive before the marker
+    /// that ends this one. A map lookup, cheap enough for every transactional produce.
+    pub fn open_transaction(&self, producer_id: i64, producer_epoch: i16) -> Option<i64> {
+        self.producers.open_transaction(producer_id, producer_epoch)
     }
 
     /// Every aborted transaction with `last_offset >= from && first_offset < upper_bound`, in marker

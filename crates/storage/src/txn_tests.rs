@@ -107,9 +107,10 @@ fn check_against_model(log: &PartitionLog) {
         log.producers().iter().filter_map(|p| p.current_txn_start_offset.map(|o| (p.producer_id, o))).collect();
     assert_eq!(listed, ongoing, "ongoing transactions per producer");
     for p in log.producers() {
-        assert_eq!(log.open_transaction(p.producer_id), ongoing.get(&p.producer_id).copied(), "open_transaction of {}", p.producer_id);
+        assert_eq!(log.open_transaction(p.producer_id, p.producer_epoch), ongoing.get(&p.producer_id).copied(), "open_transaction of {}", p.producer_id);
+        assert_eq!(log.open_transaction(p.producer_id, p.producer_epoch.wrapping_add(1)), None, "open_transaction of {} under another epoch", p.producer_id);
     }
-    assert_eq!(log.open_transaction(i64::MAX), None);
+    assert_eq!(log.open_transaction(i64::MAX, 0), None);
 }
 
 #[test]

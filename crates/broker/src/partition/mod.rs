@@ -330,10 +330,10 @@ impl Partition {
         self.append_as_leader(|log, epoch| log.append_marker(marker, epoch, now_ms))
     }
 
-    /// Whether `producer_id` has a transaction open in this log: its next transactional batch
-    /// needs no verification with the coordinator (KIP-890 part 1).
-    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
-        self.with_log(|log| Ok(log.open_transaction(producer_id).is_some())).unwrap_or(false)
+    /// Whether `producer_id` has a transaction open in this log under `producer_epoch`: its next
+    /// transactional batch of that epoch needs no verification with the coordinator (KIP-890).
+    pub fn has_open_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.with_log(|log| Ok(log.open_transaction(producer_id, producer_epoch).is_some())).unwrap_or(false)
     }
 
     fn append_as_leader(&self, append: impl FnOnce(&mut PartitionLog, i32) -> Result<AppendInfo, StorageError>) -> Result<AppendInfo, PartitionError> {
