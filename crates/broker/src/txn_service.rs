@@ -14,7 +14,7 @@
 //! Prepare* record in the log, whose markers this service or, after a failover, the partition's
 //! next leader writes until every partition has one) or Ongoing, which its timeout aborts. A
 //! partition leader appends a transactional batch only for a producer whose transaction already
-//! holds that partition (KIP-890 part 1 verification, `verify_for_produce`), so no batch can open
+//! holds that partition (KIP-890 verification or implicit add, `check_partition`), so no batch can open
 //! a transaction that the coordinator does not know and would never end.
 
 use std::collections::BTreeMap;
@@ -46,6 +46,30 @@ use crate::txn_markers::MarkerWriter;
 
 /// How long a partition leader waits for a remote coordinator's verification.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a partition leader asks the coordinator about a transactional write (Kafka's
+/// `TransactionSupportedOperation`, chosen by the request's version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnCheck {
+    /// Is the partition in the producer's ongoing transaction? (KIP-890 part 1)
+    Verify,
+    /// Add it to the producer's transaction (KIP-890 part 2: transactions v2 clients send no
+    /// AddPartitionsToTxn/AddOffsetsToTxn).
+    Add,
+}
+
+/// A coordinator that cannot answer now (loading, moving, between two states): worth a retry.
+pub fn is_busy(e: ResponseError) -> bool {
+    matches!(
+        e,
+        ResponseError::NotCoordinator
+            | ResponseError::CoordinatorNotAvailable
+            | ResponseError::CoordinatorLoadInProgress
+            | ResponseError::ConcurrentTransactions
+            | ResponseError::NetworkException
+            | ResponseError::RequestTimedOut
+    )
+}
 
 pub struct TxnService {
     /// `__transaction_state`: creation, which partitions are loaded, replay.
@@ -87,8 +111,9 @@ impl TxnService {
             transactional_id_expiration_ms: t.transactional_id_expiration_ms,
             abort_timed_out_transaction_cleanup_interval_ms: t.abort_timed_out_interval_ms as i64,
             remove_expired_transaction_cleanup_interval_ms: t.remove_expired_interval_ms as i64,
-            // Strom advertises no `transaction.version` feature yet: clients speak transactions v1.
-            transaction_version: TransactionVersion::Tv1,
+            // The level ApiVersions finalizes: it picks the record format and the rules of the
+            // aborts the coordinator starts itself; each client's own level comes from its requests.
+            transaction_version: TransactionVersion::FINALIZED,
         };
         let voters = config.cluster.voters.len();
         TxnService {
@@ -171,11 +196,20 @@ impl TxnService {
         }
     }
 
-    /// AddPartitionsToTxn (v0-3) and AddOffsetsToTxn: one answer for all the partitions.
-    pub async fn add_partitions(self: &Arc<Self>, transactional_id: &str, producer_id: i64, epoch: i16, partitions: Vec<(String, i32)>) -> Result<(), ResponseError> {
+    /// AddPartitionsToTxn, AddOffsetsToTxn and the implicit adds of transactions v2: one answer
+    /// for all the partitions. `client_version` is the version of the transaction protocol the
+    /// request comes from (recorded with the transaction).
+    pub async fn add_partitions(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, i32)>,
+        client_version: TransactionVersion,
+    ) -> Result<(), ResponseError> {
         self.topic.ready_for(transactional_id)?;
         let tps: Vec<TopicPartition> = partitions.iter().map(|(t, p)| TopicPartition::new(t, *p)).collect();
-        let r = self.request(|c| c.add_partitions(transactional_id, producer_id, epoch, tps, TransactionVersion::Tv1, now_ms())).await;
+        let r = self.request(|c| c.add_partitions(transactional_id, producer_id, epoch, tps, client_version, now_ms())).await;
         r.map_or(Ok(()), Err)
     }
 
@@ -192,7 +226,7 @@ impl TxnService {
     /// EndTxn; `version` is the request's (v5+ is transactions v2).
     pub async fn end_txn(self: &Arc<Self>, transactional_id: &str, producer_id: i64, epoch: i16, commit: bool, version: i16) -> Result<(i64, i16), ResponseError> {
         self.topic.ready_for(transactional_id)?;
-        let client_version = if version >= 5 { TransactionVersion::Tv2 } else { TransactionVersion::Tv1 };
+        let client_version = TransactionVersion::for_end_txn(version);
         self.producer_ids.ensure_available().await.map_err(|_| ResponseError::CoordinatorNotAvailable)?;
         let ids = self.producer_ids.clone();
         let r = self
@@ -225,48 +259,55 @@ impl TxnService {
         self.spawn_effects(fx);
     }
 
-    /// Before a partition leader appends a transactional batch of a producer that has no open
-    /// transaction there yet: is the partition in the producer's transaction (KIP-890 part 1)?
-    /// Asked of the coordinator, here or on its broker. The answer is mapped for the producer as
-    /// Kafka's `AddPartitionsToTxnManager` and `ReplicaManager` map it: a partition not in the
-    /// transaction is INVALID_TXN_STATE (TRANSACTION_ABORTABLE from Produce v11, whose clients
-    /// know it), a fenced producer INVALID_PRODUCER_EPOCH, a coordinator that cannot answer now
-    /// NOT_ENOUGH_REPLICAS (retriable for every producer).
-    pub async fn verify_for_produce(
+    /// Before a partition leader appends a transactional batch of a producer that has no
+    /// transaction open there under that epoch: the coordinator, here or on its broker, checks
+    /// the partition against the producer's transaction. Transactions v1 clients added it
+    /// themselves, so it is only verified (KIP-890 part 1, if
+    /// `transaction.partition.verification.enable`); transactions v2 clients do not, so the
+    /// leader adds it (KIP-890 part 2, always). Returns the coordinator's answer, which each
+    /// caller maps for its own client.
+    pub async fn check_partition(self: &Arc<Self>, transactional_id: &str, producer_id: i64, epoch: i16, check: TxnCheck, (topic, partition): (&str, i32)) -> Option<ResponseError> {
+        if check == TxnCheck::Verify && !self.verification {
+            return None;
+        }
+        let tp = vec![(topic.to_string(), partition)];
+        match self.topic.coordinator_of(transactional_id) {
+            Some(c) if c == self.node_id => match check {
+                TxnCheck::Verify => self.verify(transactional_id, producer_id, epoch, &tp).into_iter().next().flatten(),
+                TxnCheck::Add => self.add_partitions(transactional_id, producer_id, epoch, tp, TransactionVersion::Tv2).await.err(),
+            },
+            Some(c) => self.check_remote(c, transactional_id, producer_id, epoch, check, topic, partition).await,
+            None => Some(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// [`Self::check_partition`] for a Produce, mapped as Kafka's `AddPartitionsToTxnManager` and
+    /// `ReplicaManager` map it: a partition not in the transaction is INVALID_TXN_STATE
+    /// (TRANSACTION_ABORTABLE from Produce v11, whose clients know it), a fenced producer
+    /// INVALID_PRODUCER_EPOCH, a coordinator that cannot answer now NOT_ENOUGH_REPLICAS
+    /// (retriable for every producer). Produce v12+ comes from a transactions v2 client.
+    pub async fn check_for_produce(
         self: &Arc<Self>,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
-        (topic, partition): (&str, i32),
+        tp: (&str, i32),
         produce_version: i16,
     ) -> Result<(), ResponseError> {
-        if !self.verification {
-            return Ok(());
-        }
-        let tp = [(topic.to_string(), partition)];
-        let answer = match self.topic.coordinator_of(transactional_id) {
-            Some(c) if c == self.node_id => self.verify(transactional_id, producer_id, epoch, &tp).into_iter().next().flatten(),
-            Some(c) => self.verify_remote(c, transactional_id, producer_id, epoch, topic, partition).await,
-            None => Some(ResponseError::CoordinatorNotAvailable),
-        };
-        match answer {
+        let check = if produce_version >= 12 { TxnCheck::Add } else { TxnCheck::Verify };
+        match self.check_partition(transactional_id, producer_id, epoch, check, tp).await {
             None => Ok(()),
             Some(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
             Some(ResponseError::TransactionAbortable) if produce_version >= 11 => Err(ResponseError::TransactionAbortable),
             Some(ResponseError::TransactionAbortable) => Err(ResponseError::InvalidTxnState),
-            Some(
-                ResponseError::NotCoordinator
-                | ResponseError::CoordinatorNotAvailable
-                | ResponseError::CoordinatorLoadInProgress
-                | ResponseError::ConcurrentTransactions
-                | ResponseError::NetworkException
-                | ResponseError::RequestTimedOut,
-            ) => Err(ResponseError::NotEnoughReplicas),
+            Some(e) if is_busy(e) => Err(ResponseError::NotEnoughReplicas),
             Some(other) => Err(other),
         }
     }
 
-    async fn verify_remote(&self, coordinator: i32, transactional_id: &str, producer_id: i64, epoch: i16, topic: &str, partition: i32) -> Option<ResponseError> {
+    /// AddPartitionsToTxn to the coordinator on another broker: v4 verify-only, or v5 adding.
+    #[allow(clippy::too_many_arguments)]
+    async fn check_remote(&self, coordinator: i32, transactional_id: &str, producer_id: i64, epoch: i16, check: TxnCheck, topic: &str, partition: i32) -> Option<ResponseError> {
         let addr = self.replicas.leader_address(&self.metadata.image(), coordinator)?;
         let mut peers = self.peers.lock().await;
         if !peers.contains_key(&coordinator) {
@@ -278,14 +319,18 @@ impl TxnService {
             .with_transactional_id(TransactionalId(StrBytes::from_string(transactional_id.to_string())))
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(epoch)
-            .with_verify_only(true)
+            .with_verify_only(check == TxnCheck::Verify)
             .with_topics(vec![AddPartitionsToTxnTopic::default()
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_partitions(vec![partition])])]);
-        let response = match client.call(4, &request, VERIFY_TIMEOUT).await {
+        let version = match check {
+            TxnCheck::Verify => 4,
+            TxnCheck::Add => 5,
+        };
+        let response = match client.call(version, &request, VERIFY_TIMEOUT).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::debug!(coordinator, error = %e, "transaction verification failed");
+                tracing::debug!(coordinator, error = %e, "transaction check failed");
                 peers.remove(&coordinator);
                 return Some(ResponseError::CoordinatorNotAvailable);
             }

@@ -1,6 +1,7 @@
 //! AddPartitionsToTxn: a transactional producer names the partitions it is about to write
 //! (v0-3), or a partition leader asks whether a producer's partitions are in its transaction
-//! (v4+, KIP-890 part 1's verify-only form; several transactions per request).
+//! (v4+, KIP-890 part 1's verify-only form) or adds them for a transactions v2 producer (v4+
+//! without verify-only, KIP-890 part 2); several transactions per request from v4.
 
 use std::sync::Arc;
 
@@ -10,13 +11,13 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTx
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
 use crate::broker::Broker;
-use strom_coordinator::txn::{legacy_error, TxnApi};
+use strom_coordinator::txn::{legacy_error, TransactionVersion, TxnApi};
 
 pub async fn handle(broker: &Arc<Broker>, req: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
     if version <= 3 {
         let partitions = flatten(&req.v3_and_below_topics);
         let id = req.v3_and_below_transactional_id.as_str();
-        let errors = add(broker, id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, partitions).await;
+        let errors = add(broker, id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, partitions, version).await;
         // Clients before v2 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED (Kafka's mapping).
         let errors: Vec<_> = errors.into_iter().map(|e| legacy_error(TxnApi::AddPartitionsToTxn, version, e)).collect();
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results(&req.v3_and_below_topics, &errors));
@@ -28,7 +29,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AddPartitionsToTxnRequest, versio
         let errors = if t.verify_only {
             broker.transactions.verify(id, t.producer_id.0, t.producer_epoch, &partitions)
         } else {
-            add(broker, id, t.producer_id.0, t.producer_epoch, partitions).await
+            add(broker, id, t.producer_id.0, t.producer_epoch, partitions, version).await
         };
         out.push(AddPartitionsToTxnResult::default().with_transactional_id(t.transactional_id.clone()).with_topic_results(results(&t.topics, &errors)));
     }
@@ -38,7 +39,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AddPartitionsToTxnRequest, versio
 /// Adds the partitions, all or none, as Kafka: if one of them does not exist, it is
 /// UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED, and the coordinator is not
 /// asked (a transaction must never hold a partition no leader can write a marker to).
-async fn add(broker: &Arc<Broker>, id: &str, producer_id: i64, epoch: i16, partitions: Vec<(String, i32)>) -> Vec<Option<ResponseError>> {
+async fn add(broker: &Arc<Broker>, id: &str, producer_id: i64, epoch: i16, partitions: Vec<(String, i32)>, version: i16) -> Vec<Option<ResponseError>> {
     let image = broker.metadata.image();
     let exists = |(topic, p): &(String, i32)| image.topic(topic).is_some_and(|t| (0..t.partition_count()).contains(p));
     if !partitions.iter().all(exists) {
@@ -48,7 +49,8 @@ async fn add(broker: &Arc<Broker>, id: &str, producer_id: i64, epoch: i16, parti
             .collect();
     }
     let n = partitions.len();
-    let result = broker.transactions.add_partitions(id, producer_id, epoch, partitions).await;
+    let client_version = TransactionVersion::for_add_partitions_to_txn(version);
+    let result = broker.transactions.add_partitions(id, producer_id, epoch, partitions, client_version).await;
     vec![result.err(); n]
 }
 

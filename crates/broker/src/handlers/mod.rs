@@ -79,11 +79,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
-    // Transactions (KIP-98, KIP-447, KIP-890 part 1). EndTxn v5 and AddPartitionsToTxn v5 are
-    // transactions v2 (KIP-890 part 2), which comes with the `transaction.version` feature.
-    (ApiKey::AddPartitionsToTxn, 0, 4),
+    // Transactions (KIP-98, KIP-447, KIP-890). Transactions v2 (KIP-890 part 2, the
+    // `transaction.version` feature at 2) are Produce v12, EndTxn v5, TxnOffsetCommit v5 and
+    // the brokers' AddPartitionsToTxn v5.
+    (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
-    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeTransactions, 0, 0),
@@ -151,7 +152,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(broker, r)),
         RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v).await),
         RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, v).await),
-        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, r).await),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, r, v).await),
         RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, v).await),
         RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(describe_transactions::handle(broker, r)),
         RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(list_transactions::handle(broker, r)),

@@ -101,10 +101,12 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
     Some(ProduceResponse::default().with_responses(responses))
 }
 
-/// KIP-890 part 1: the first transactional batch of a producer in this partition is appended
-/// only if the transaction coordinator confirms that the partition is in the producer's
-/// transaction; later ones find the transaction open in the log. A transactional batch needs
-/// the request's transactional id (Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED without).
+/// KIP-890: the first transactional batch of a producer's transaction in this partition is
+/// appended only once the transaction coordinator confirms that the partition is in the
+/// transaction (part 1), or has added it for a transactions v2 producer (part 2, Produce v12+);
+/// later ones of the same epoch find the transaction open in the log. A transactional batch
+/// needs the request's transactional id (Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+/// without).
 async fn verify_transaction(
     broker: &Arc<Broker>,
     transactional_id: Option<&str>,
@@ -120,10 +122,10 @@ async fn verify_transaction(
         return Err((ResponseError::TransactionalIdAuthorizationFailed, Some("a transactional batch needs the request's transactional id".into())));
     };
     let Ok(partition) = broker.replicas.leader(topic, index) else { return Ok(()) };
-    if partition.has_open_transaction(header.producer_id) {
+    if partition.has_open_transaction(header.producer_id, header.producer_epoch) {
         return Ok(());
     }
-    broker.transactions.verify_for_produce(transactional_id, header.producer_id, header.producer_epoch, (topic, index), version).await.map_err(|code| {
+    broker.transactions.check_for_produce(transactional_id, header.producer_id, header.producer_epoch, (topic, index), version).await.map_err(|code| {
         tracing::debug!(topic, partition = index, producer_id = header.producer_id, error = ?code, "transactional batch refused by verification");
         (code, Some(format!("partition {topic}-{index} is not in the producer's transaction")))
     })

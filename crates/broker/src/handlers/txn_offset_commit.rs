@@ -1,7 +1,10 @@
 //! TxnOffsetCommit: a transactional producer commits a group's offsets inside its transaction
 //! (`send_offsets_to_transaction`). They are stored pending and become the group's committed
 //! offsets only with the transaction's commit marker (KIP-98); a producer that is not the
-//! group's current member (wrong generation or member id, KIP-447) is refused.
+//! group's current member (wrong generation or member id, KIP-447) is refused. As for a
+//! Produce, the group's `__consumer_offsets` partition must be in the transaction (KIP-890):
+//! verified for v0-4, whose clients sent AddOffsetsToTxn, added here for v5 (transactions v2),
+//! whose clients do not.
 
 use std::sync::Arc;
 
@@ -10,10 +13,15 @@ use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitRespon
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::Broker;
+use crate::coordinator_topic::OFFSETS_TOPIC;
+use crate::txn_service::{is_busy, TxnCheck};
 use strom_coordinator::group::{error_code, CommitOffset, TxnOffsetCommitRequest as Commit};
 
-pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
-    let ready = broker.groups.ready_for(req.group_id.as_str()).err();
+pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest, version: i16) -> TxnOffsetCommitResponse {
+    let ready = match broker.groups.ready_for(req.group_id.as_str()) {
+        Ok(()) => in_transaction(broker, &req, version).await.err(),
+        Err(code) => Some(code),
+    };
     let mut results: Vec<(String, i32, Option<ResponseError>)> = Vec::new();
     let mut offsets = Vec::new();
     for t in &req.topics {
@@ -62,4 +70,25 @@ pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest) -> TxnOff
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Whether the group's offsets partition is in the producer's transaction, with the error
+/// Kafka's group coordinator answers if not: a fenced producer INVALID_PRODUCER_EPOCH, a
+/// partition not in the transaction TRANSACTION_ABORTABLE (INVALID_TXN_STATE before v4), a
+/// coordinator that cannot answer now COORDINATOR_NOT_AVAILABLE (the client retries).
+async fn in_transaction(broker: &Arc<Broker>, req: &TxnOffsetCommitRequest, version: i16) -> Result<(), ResponseError> {
+    let index = broker.groups.topic.partition_of(req.group_id.as_str());
+    let (producer_id, epoch) = (req.producer_id.0, req.producer_epoch);
+    let open = broker.replicas.partition(OFFSETS_TOPIC, index).is_some_and(|p| p.has_open_transaction(producer_id, epoch));
+    if open {
+        return Ok(());
+    }
+    let check = if version >= 5 { TxnCheck::Add } else { TxnCheck::Verify };
+    match broker.transactions.check_partition(req.transactional_id.as_str(), producer_id, epoch, check, (OFFSETS_TOPIC, index)).await {
+        None => Ok(()),
+        Some(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
+        Some(ResponseError::TransactionAbortable) if version < 4 => Err(ResponseError::InvalidTxnState),
+        Some(e) if is_busy(e) => Err(ResponseError::CoordinatorNotAvailable),
+        Some(e) => Err(e),
+    }
 }

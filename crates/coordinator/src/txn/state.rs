@@ -122,6 +122,14 @@ pub enum TransactionVersion {
 }
 
 impl TransactionVersion {
+    /// The feature's name in ApiVersions (`SupportedFeatures`, `FinalizedFeatures`).
+    pub const FEATURE: &'static str = "transaction.version";
+
+    /// The highest level this coordinator implements, which Strom finalizes for every cluster, as
+    /// Kafka 4.x does for new ones: clients that know transactions v2 use it; older clients keep
+    /// speaking v1, whose requests the coordinator still serves by their own rules.
+    pub const FINALIZED: TransactionVersion = TransactionVersion::Tv2;
+
     pub fn feature_level(self) -> i16 {
         match self {
             TransactionVersion::Tv0 => 0,
