@@ -14,6 +14,7 @@ mod connection;
 pub mod handlers;
 pub mod replication;
 pub mod partition;
+pub mod peers;
 pub mod producer_ids;
 pub mod replica_manager;
 pub mod server;

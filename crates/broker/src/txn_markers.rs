@@ -25,7 +25,7 @@ use crate::clock::now_ms;
 use crate::coordinator_topic::OFFSETS_TOPIC;
 use crate::group_service::GroupService;
 use crate::replica_manager::ReplicaManager;
-use crate::replication::client::Client;
+use crate::peers::Peers;
 
 /// How long one attempt waits for a marker to be replicated, or for a remote leader to answer.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,14 +38,15 @@ pub struct MarkerWriter {
     replicas: Arc<ReplicaManager>,
     metadata: Arc<Controller>,
     groups: Arc<GroupService>,
+    peers: Arc<Peers>,
 }
 
 /// A partition by name and index.
 pub type Tp = (String, i32);
 
 impl MarkerWriter {
-    pub fn new(node_id: i32, replicas: Arc<ReplicaManager>, metadata: Arc<Controller>, groups: Arc<GroupService>) -> Self {
-        MarkerWriter { node_id, replicas, metadata, groups }
+    pub fn new(node_id: i32, replicas: Arc<ReplicaManager>, metadata: Arc<Controller>, groups: Arc<GroupService>, peers: Arc<Peers>) -> Self {
+        MarkerWriter { node_id, replicas, metadata, groups, peers }
     }
 
     /// Writes `marker` to each of `partitions` this broker leads; an error per partition that
@@ -91,7 +92,6 @@ impl MarkerWriter {
     /// transaction (its successor writes the markers again) or a leader fenced this coordinator.
     pub async fn send(&self, marker: TxnMarker, partitions: Vec<Tp>, still_coordinator: impl Fn() -> bool) -> bool {
         let mut pending = partitions;
-        let mut clients: BTreeMap<i32, Client> = BTreeMap::new();
         let mut logged = false;
         while !pending.is_empty() {
             if !still_coordinator() {
@@ -112,7 +112,7 @@ impl MarkerWriter {
                 let errors = if leader == self.node_id {
                     self.write_local(&marker, &tps).await
                 } else {
-                    self.write_remote(&mut clients, leader, &marker, &tps).await
+                    self.write_remote(leader, &marker, &tps).await
                 };
                 if errors.iter().any(|e| matches!(e, Some(ResponseError::TransactionCoordinatorFenced))) {
                     tracing::info!(producer_id = marker.producer_id, "a partition leader fenced this transaction coordinator; its successor writes the markers");
@@ -133,23 +133,8 @@ impl MarkerWriter {
     }
 
     /// One WriteTxnMarkers request to broker `leader`; every partition fails when the request does.
-    async fn write_remote(&self, clients: &mut BTreeMap<i32, Client>, leader: i32, marker: &TxnMarker, tps: &[Tp]) -> Vec<Option<ResponseError>> {
+    async fn write_remote(&self, leader: i32, marker: &TxnMarker, tps: &[Tp]) -> Vec<Option<ResponseError>> {
         let all_failed = |code| vec![Some(code); tps.len()];
-        let Some(addr) = self.replicas.leader_address(&self.metadata.image(), leader) else {
-            return all_failed(ResponseError::BrokerNotAvailable);
-        };
-        if !clients.contains_key(&leader) {
-            match Client::connect(&addr, self.node_id, ATTEMPT_TIMEOUT).await {
-                Ok(c) => {
-                    clients.insert(leader, c);
-                }
-                Err(e) => {
-                    tracing::debug!(leader, error = %e, "cannot reach a partition leader for transaction markers");
-                    return all_failed(ResponseError::BrokerNotAvailable);
-                }
-            }
-        }
-        let Some(client) = clients.get_mut(&leader) else { return all_failed(ResponseError::BrokerNotAvailable) };
         let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (t, i) in tps {
             topics.entry(t.as_str()).or_default().push(*i);
@@ -165,12 +150,11 @@ impl MarkerWriter {
                     .map(|(t, ps)| WritableTxnMarkerTopic::default().with_name(TopicName(StrBytes::from_string(t.to_string()))).with_partition_indexes(ps))
                     .collect(),
             )]);
-        let response = match client.call(1, &request, ATTEMPT_TIMEOUT * 2).await {
+        let response = match self.peers.call(leader, 1, &request, ATTEMPT_TIMEOUT * 2).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(leader, error = %e, "WriteTxnMarkers failed");
-                clients.remove(&leader);
-                return all_failed(ResponseError::RequestTimedOut);
+                return all_failed(ResponseError::NetworkException);
             }
         };
         let mut errors: BTreeMap<(String, i32), i16> = BTreeMap::new();

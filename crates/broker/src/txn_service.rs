@@ -39,7 +39,7 @@ use crate::group_service::GroupService;
 use crate::partition::PartitionError;
 use crate::producer_ids::ProducerIds;
 use crate::replica_manager::{LeadershipChanges, ReplicaManager};
-use crate::replication::client::Client;
+use crate::peers::Peers;
 use crate::sync::lock;
 use crate::topics::TopicAdmin;
 use crate::txn_markers::MarkerWriter;
@@ -77,13 +77,13 @@ pub struct TxnService {
     pub(crate) markers: Arc<MarkerWriter>,
     node_id: i32,
     replicas: Arc<ReplicaManager>,
-    metadata: Arc<Controller>,
     producer_ids: Arc<ProducerIds>,
     coordinator: Mutex<TransactionCoordinator>,
     /// `transaction.partition.verification.enable`
     verification: bool,
-    /// Connections to other brokers' coordinators, for verification.
-    peers: tokio::sync::Mutex<BTreeMap<i32, Client>>,
+    /// Connections to other brokers, for KIP-890 checks with their coordinators (shared with
+    /// the marker writer).
+    peers: Arc<Peers>,
 }
 
 impl TxnService {
@@ -116,16 +116,16 @@ impl TxnService {
             transaction_version: TransactionVersion::FINALIZED,
         };
         let voters = config.cluster.voters.len();
+        let peers = Arc::new(Peers::new(config.node_id, replicas.clone(), metadata.clone()));
         TxnService {
-            markers: Arc::new(MarkerWriter::new(config.node_id, replicas.clone(), metadata.clone(), groups)),
+            markers: Arc::new(MarkerWriter::new(config.node_id, replicas.clone(), metadata.clone(), groups, peers.clone())),
             topic: Arc::new(CoordinatorTopic::new(spec, config.node_id, voters, replicas.clone(), metadata.clone(), topics)),
             node_id: config.node_id,
             replicas,
-            metadata,
             producer_ids,
             coordinator: Mutex::new(TransactionCoordinator::new(txn_config)),
             verification: t.partition_verification,
-            peers: tokio::sync::Mutex::new(BTreeMap::new()),
+            peers,
         }
     }
 
@@ -308,13 +308,6 @@ impl TxnService {
     /// AddPartitionsToTxn to the coordinator on another broker: v4 verify-only, or v5 adding.
     #[allow(clippy::too_many_arguments)]
     async fn check_remote(&self, coordinator: i32, transactional_id: &str, producer_id: i64, epoch: i16, check: TxnCheck, topic: &str, partition: i32) -> Option<ResponseError> {
-        let addr = self.replicas.leader_address(&self.metadata.image(), coordinator)?;
-        let mut peers = self.peers.lock().await;
-        if !peers.contains_key(&coordinator) {
-            let client = Client::connect(&addr, self.node_id, VERIFY_TIMEOUT).await.ok()?;
-            peers.insert(coordinator, client);
-        }
-        let client = peers.get_mut(&coordinator)?;
         let request = AddPartitionsToTxnRequest::default().with_transactions(vec![AddPartitionsToTxnTransaction::default()
             .with_transactional_id(TransactionalId(StrBytes::from_string(transactional_id.to_string())))
             .with_producer_id(ProducerId(producer_id))
@@ -327,11 +320,11 @@ impl TxnService {
             TxnCheck::Verify => 4,
             TxnCheck::Add => 5,
         };
-        let response = match client.call(version, &request, VERIFY_TIMEOUT).await {
+        // Any failure to ask is "cannot answer now" (the producer retries), never a pass.
+        let response = match self.peers.call(coordinator, version, &request, VERIFY_TIMEOUT).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(coordinator, error = %e, "transaction check failed");
-                peers.remove(&coordinator);
                 return Some(ResponseError::CoordinatorNotAvailable);
             }
         };
