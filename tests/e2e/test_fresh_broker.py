@@ -1,5 +1,5 @@
 """A brand-new broker (no `__consumer_offsets`, no `__transaction_state` yet) answers the group
-and transaction requests as Kafka does (issue 18).
+and transaction requests as Kafka does, and shuts down cleanly right after one (issue 18).
 
 What Kafka answers (its coordinators have a context only for partitions of an existing topic
 they were elected for; only FindCoordinator creates the internal topic):
@@ -14,6 +14,8 @@ import asyncio
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 
 import pytest
@@ -178,3 +180,46 @@ def test_transaction_requests_on_a_new_broker_answer_as_kafka(broker):
     code = describe_txn(bs, "t")
     assert code == TRANSACTIONAL_ID_NOT_FOUND, name(code)
     assert list_txns(bs) == (NONE, [])
+
+
+# --- shutdown right after the first request ----------------------------------------------------
+
+def stop_and_read(b):
+    assert b.stop() == 0
+    b.wait_exited_and_read()
+    lines = [l for l in b.log_since_start().splitlines() if l.strip()]
+    assert lines and CLEAN_LINE in lines[-1], \
+        "nothing may log after the clean-shutdown line:\n" + "\n".join(lines[-20:])
+    return lines
+
+
+def assert_restart_opens_everything_clean(b):
+    b.start()
+    lines = stop_and_read(b)
+    opened = [l for l in lines if OPENED in l]
+    unclean = [l for l in opened if "clean=false" in l]
+    assert not unclean, f"{len(unclean)} of {len(opened)} partitions opened unclean after a clean shutdown:\n" + \
+        "\n".join(unclean[:5])
+    return opened
+
+
+def test_list_groups_then_sigterm_is_a_clean_shutdown(broker):
+    # Whatever ListGroups answered (the tests above check that), SIGTERM follows at once.
+    call(broker.bootstrap, ListGroupsRequest(version=4, states_filter=[]))
+    stop_and_read(broker)
+    opened = assert_restart_opens_everything_clean(broker)
+    assert not [l for l in opened if OFFSETS in l], "ListGroups created no offsets partition"
+
+
+def test_find_coordinator_then_sigterm_is_a_clean_shutdown(broker):
+    # The request is sent and SIGTERM follows without waiting for the answer: the topic's
+    # creation is under way (or about to be) while the broker shuts down. Either shutdown awaits
+    # it, and the restart opens all of its partitions clean, or it never happens.
+    host, port = broker.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(wire.frame(10, 1, wire.kstr("g") + bytes([wire.COORDINATOR_GROUP]), correlation_id=1010))
+        broker.proc.send_signal(signal.SIGTERM)
+        stop_and_read(broker)
+    opened = assert_restart_opens_everything_clean(broker)
+    offsets = [l for l in opened if f"{OFFSETS}-" in l]
+    assert len(offsets) in (0, 50), f"{len(offsets)} of the 50 offsets partitions opened"

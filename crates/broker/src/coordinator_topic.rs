@@ -56,6 +56,11 @@ pub struct CoordinatorTopic {
     /// `leadership_changed` has not reached yet) is still loading: state created there now would
     /// be dropped by the replay.
     coordinating: Mutex<HashMap<i32, i32>>,
+    /// Whether the topic may still be created (false once shutdown began). A creation holds
+    /// the read side until the topic is published here (its partitions opened and replayed),
+    /// so shutdown, which takes the write side, waits for it: its logs are then closed with
+    /// every other, and nothing opens a log behind shutdown's back.
+    may_create: tokio::sync::RwLock<bool>,
 }
 
 /// The partitions of the topic this broker gained and lost in one metadata change.
@@ -86,6 +91,7 @@ impl CoordinatorTopic {
             topics,
             loaded: AtomicBool::new(false),
             coordinating: Mutex::new(HashMap::new()),
+            may_create: tokio::sync::RwLock::new(true),
         }
     }
 
@@ -101,7 +107,7 @@ impl CoordinatorTopic {
     /// awaits it. Ok once the topic exists (its partitions may still be loading: the
     /// coordinator found answers COORDINATOR_LOAD_IN_PROGRESS until they are);
     /// COORDINATOR_NOT_AVAILABLE while it cannot be created (before this broker registered,
-    /// fewer live brokers than it needs), which clients retry. Nothing else
+    /// fewer live brokers than it needs, shutting down), which clients retry. Nothing else
     /// creates the topic: Kafka's other requests answer from what exists (see `ready_for`,
     /// `all_loaded`), so a request that does not await the creation never starts one.
     pub async fn ensure(&self) -> Result<(), ResponseError> {
@@ -111,12 +117,24 @@ impl CoordinatorTopic {
         if !self.is_loaded() {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
-        self.create().await;
+        {
+            let may_create = self.may_create.read().await;
+            if !*may_create {
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            self.create().await;
+        }
         if self.exists() {
             Ok(())
         } else {
             Err(ResponseError::CoordinatorNotAvailable)
         }
+    }
+
+    /// Shutdown: no creation starts from now on, and one under way is awaited (it ends, at the
+    /// latest, with the controller's proposal and publish timeouts).
+    pub async fn stop_creating(&self) {
+        *self.may_create.write().await = false;
     }
 
     fn exists(&self) -> bool {
