@@ -28,6 +28,7 @@ class Broker:
         self.log_lines = []
         self.started_at_line = 0
         self.paused = False
+        self.readers = []  # the threads copying the current process's output into log_lines
 
     def start(self, timeout=30):
         self.launch()
@@ -45,8 +46,13 @@ class Broker:
         for o in self.overrides:
             args += ["--override", o]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
+        self.readers = [self._read(self.proc.stderr)]
         return self
+
+    def _read(self, stream):
+        t = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        t.start()
+        return t
 
     def wait_ready(self, timeout=30):
         deadline = time.time() + timeout
@@ -58,7 +64,7 @@ class Broker:
             m = READY.search(line)
             if m:
                 self.bootstrap = m.group(1)
-                threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True).start()
+                self.readers.append(self._read(self.proc.stdout))
                 return self
         self.kill()
         raise RuntimeError("strom did not become ready; log:\n" + "".join(self.log_lines[-50:]))
@@ -111,6 +117,14 @@ class Broker:
 
     def log(self):
         return "".join(self.log_lines)
+
+    def wait_exited_and_read(self, timeout=30):
+        """After the process ended: waits until its whole output is in `log_lines` (the reader
+        threads saw the end of both pipes), so that a test can assert on the last lines."""
+        assert self.proc is not None and self.proc.poll() is not None, "the process is still running"
+        for t in self.readers:
+            t.join(timeout)
+            assert not t.is_alive(), "the process's output did not end"
 
     def log_since_start(self):
         return "".join(self.log_lines[self.started_at_line:])

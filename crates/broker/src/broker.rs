@@ -8,6 +8,14 @@
 //! reports leadership changes, then to the group coordinator, and finally marks the version
 //! published. A proposer that must see its change here (topic administration) waits for that
 //! mark; nobody applies images by hand.
+//!
+//! Shutdown (`stop_work`, then `shutdown`) owns everything that opens, reads or writes a log
+//! in the background: the creation of an internal topic under way is awaited (with its publish,
+//! which opens and replays its partitions), then the metadata follower and the background loops
+//! stop after the pass they are in, and only then are the logs closed. Otherwise a publish
+//! running on a blocking thread would open logs after they were all closed (and log on after
+//! "shut down cleanly", as the runtime waits for blocking threads), and the next start would
+//! find them unclean.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,6 +41,10 @@ pub struct Broker {
     pub transactions: Arc<TxnService>,
     /// The last metadata version applied to the replicas and the coordinators.
     published: watch::Sender<u64>,
+    /// Set once shutdown began: the metadata follower and the background loops stop.
+    stopping: watch::Sender<bool>,
+    /// The metadata follower (`follow_metadata`), awaited by `stop_work`.
+    follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub producer_ids: Arc<ProducerIds>,
     _dir_lock: DirLock,
 }
@@ -80,10 +92,13 @@ impl Broker {
             groups,
             transactions,
             published,
+            stopping: watch::Sender::new(false),
+            follower: std::sync::Mutex::new(None),
             producer_ids,
             _dir_lock: dir_lock,
         });
-        tokio::spawn(follow_metadata(broker.clone()));
+        let follower = tokio::spawn(follow_metadata(broker.clone(), broker.stopping.subscribe()));
+        *crate::sync::lock(&broker.follower) = Some(follower);
         Ok(broker)
     }
 
@@ -103,21 +118,49 @@ impl Broker {
         });
     }
 
+    /// What a background task of the broker watches: true once shutdown began, when it must
+    /// stop after the pass it is in (never in the middle of one).
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// The first step of a clean shutdown: no internal topic is created from now on and a
+    /// creation under way is awaited (published, so its partitions are open here and are
+    /// closed with the rest). Metadata is still followed meanwhile: the creation needs it.
+    pub async fn stop_creating_topics(&self) {
+        self.groups.topic.stop_creating().await;
+        self.transactions.topic.stop_creating().await;
+    }
+
+    /// Stops the metadata follower and every task watching `stopping`, and waits for the
+    /// follower to finish the image it is publishing: nothing opens a log after this returns.
+    pub async fn stop_work(&self) {
+        self.stopping.send_replace(true);
+        let follower = crate::sync::lock(&self.follower).take();
+        if let Some(f) = follower {
+            let _ = f.await;
+        }
+    }
+
+    /// Closes every log cleanly. Call after `stop_work` (a fatal error may call it directly:
+    /// the replica manager then opens nothing more either).
     pub fn shutdown(&self) {
         self.replicas.close_all();
     }
 }
 
 /// Publishes every metadata change this node applies (changes made through another node arrive
-/// only this way), on a blocking thread, one image at a time.
-async fn follow_metadata(broker: Arc<Broker>) {
+/// only this way), on a blocking thread, one image at a time, until shutdown.
+async fn follow_metadata(broker: Arc<Broker>, mut stopping: watch::Receiver<bool>) {
     let mut images = broker.metadata.subscribe();
     loop {
         let image = images.borrow_and_update().image.clone();
         let b = broker.clone();
+        // Awaited whole, so that `stop_work` waiting for this task also waits for the publish.
         let _ = tokio::task::spawn_blocking(move || b.publish(&image)).await;
-        if images.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() { return },
+            _ = stopping.wait_for(|s| *s) => return,
         }
     }
 }

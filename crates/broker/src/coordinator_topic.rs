@@ -48,18 +48,19 @@ pub struct CoordinatorTopic {
     metadata: Arc<Controller>,
     topics: Arc<TopicAdmin>,
     /// False until this broker applied the metadata that includes its own registration (and
-    /// with it, its leadership of the topic's partitions); requests meanwhile get
-    /// COORDINATOR_LOAD_IN_PROGRESS and retry.
+    /// with it, its leadership of the topic's partitions); requests for keys it may lead get
+    /// COORDINATOR_LOAD_IN_PROGRESS meanwhile and retry.
     loaded: AtomicBool,
     /// The partitions whose state is loaded, with the leader epoch they were loaded in. A
     /// partition led in another epoch (being replayed, or made leader by a metadata change that
     /// `leadership_changed` has not reached yet) is still loading: state created there now would
     /// be dropped by the replay.
     coordinating: Mutex<HashMap<i32, i32>>,
-    /// Set once the topic exists with every partition of this broker open.
-    topic_ready: AtomicBool,
-    /// A task is creating the topic.
-    creating: AtomicBool,
+    /// Whether the topic may still be created (false once shutdown began). A creation holds
+    /// the read side until the topic is published here (its partitions opened and replayed),
+    /// so shutdown, which takes the write side, waits for it: its logs are then closed with
+    /// every other, and nothing opens a log behind shutdown's back.
+    may_create: tokio::sync::RwLock<bool>,
 }
 
 /// The partitions of the topic this broker gained and lost in one metadata change.
@@ -90,8 +91,7 @@ impl CoordinatorTopic {
             topics,
             loaded: AtomicBool::new(false),
             coordinating: Mutex::new(HashMap::new()),
-            topic_ready: AtomicBool::new(false),
-            creating: AtomicBool::new(false),
+            may_create: tokio::sync::RwLock::new(true),
         }
     }
 
@@ -103,48 +103,42 @@ impl CoordinatorTopic {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// Whether requests can be served now: the broker is registered and the topic exists with
-    /// its local partitions open. The topic is created on first use; the request that triggers
-    /// it (and any meanwhile) gets COORDINATOR_LOAD_IN_PROGRESS and retries.
-    pub fn ready(self: &Arc<Self>) -> Result<(), ResponseError> {
+    /// FindCoordinator's part, as Kafka's: the topic is created on first use, and the request
+    /// awaits it. Ok once the topic exists (its partitions may still be loading: the
+    /// coordinator found answers COORDINATOR_LOAD_IN_PROGRESS until they are);
+    /// COORDINATOR_NOT_AVAILABLE while it cannot be created (before this broker registered,
+    /// fewer live brokers than it needs, shutting down), which clients retry. Nothing else
+    /// creates the topic: Kafka's other requests answer from what exists (see `ready_for`,
+    /// `all_loaded`), so a request that does not await the creation never starts one.
+    pub async fn ensure(&self) -> Result<(), ResponseError> {
+        if self.exists() {
+            return Ok(());
+        }
         if !self.is_loaded() {
-            return Err(ResponseError::CoordinatorLoadInProgress);
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
-        if self.topic_ready.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        if let Some(topic) = self.metadata.image().topic(self.spec.name) {
-            // The topic is in the image before its partitions are open (another request may be
-            // creating it right now): answer "retry" until they are.
-            let open = topic
-                .partitions
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.replicas.contains(&self.node_id))
-                .all(|(i, _)| self.replicas.partition(self.spec.name, i as i32).is_some());
-            if !open {
-                return Err(ResponseError::CoordinatorLoadInProgress);
+        {
+            let may_create = self.may_create.read().await;
+            if !*may_create {
+                return Err(ResponseError::CoordinatorNotAvailable);
             }
-            self.topic_ready.store(true, Ordering::Release);
-            return Ok(());
-        }
-        if !self.creating.swap(true, Ordering::AcqRel) {
-            let me = self.clone();
-            tokio::spawn(async move {
-                me.create().await;
-                me.creating.store(false, Ordering::Release);
-            });
-        }
-        Err(ResponseError::CoordinatorLoadInProgress)
-    }
-
-    /// Creates the topic if it does not exist yet, then answers as `ready`. FindCoordinator,
-    /// the first request of every coordinated client, awaits the creation, as Kafka's does.
-    pub async fn ensure(self: &Arc<Self>) -> Result<(), ResponseError> {
-        if self.is_loaded() && self.metadata.image().topic(self.spec.name).is_none() {
             self.create().await;
         }
-        self.ready()
+        if self.exists() {
+            Ok(())
+        } else {
+            Err(ResponseError::CoordinatorNotAvailable)
+        }
+    }
+
+    /// Shutdown: no creation starts from now on, and one under way is awaited (it ends, at the
+    /// latest, with the controller's proposal and publish timeouts).
+    pub async fn stop_creating(&self) {
+        *self.may_create.write().await = false;
+    }
+
+    fn exists(&self) -> bool {
+        self.metadata.image().topic(self.spec.name).is_some()
     }
 
     /// The topic's partition count: its own once it exists, else the configured one.
@@ -156,14 +150,28 @@ impl CoordinatorTopic {
         partition_for(key, self.partitions())
     }
 
-    /// `ready`, and this broker coordinates `key`: it leads the key's partition and has loaded
-    /// it in its current leader epoch. Else NOT_COORDINATOR (the client asks FindCoordinator
-    /// again) or COORDINATOR_LOAD_IN_PROGRESS (retry).
-    pub fn ready_for(self: &Arc<Self>, key: &str) -> Result<Arc<Partition>, ResponseError> {
-        self.ready()?;
-        let index = self.partition_of(key);
-        let Some(partition) = self.replicas.partition(self.spec.name, index).filter(|p| p.is_leader()) else {
+    /// Whether this broker serves requests for `key` now: it leads the key's partition and has
+    /// loaded it in its current leader epoch. Kafka's answers otherwise (its coordinator runtime
+    /// has a context per partition it was elected for): NOT_COORDINATOR where this broker has
+    /// none, that is, another broker leads the partition or the topic does not exist yet (the
+    /// client asks FindCoordinator, which creates it); COORDINATOR_LOAD_IN_PROGRESS where it
+    /// is the leader but has not loaded it yet (the client retries here).
+    pub fn ready_for(&self, key: &str) -> Result<Arc<Partition>, ResponseError> {
+        let image = self.metadata.image();
+        let Some(topic) = image.topic(self.spec.name) else {
             return Err(ResponseError::NotCoordinator);
+        };
+        if !self.is_loaded() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        let index = partition_for(key, topic.partition_count());
+        let Some(partition) = self.replicas.partition(self.spec.name, index).filter(|p| p.is_leader()) else {
+            // The image may already name this broker the leader, before the partition is open
+            // and led here (the change is being published): it is about to load.
+            return match topic.partition(index) {
+                Some(p) if p.leader == self.node_id => Err(ResponseError::CoordinatorLoadInProgress),
+                _ => Err(ResponseError::NotCoordinator),
+            };
         };
         if lock(&self.coordinating).get(&index) != Some(&partition.leader_epoch()) {
             return Err(ResponseError::CoordinatorLoadInProgress);
@@ -171,13 +179,34 @@ impl CoordinatorTopic {
         Ok(partition)
     }
 
-    /// The leader of the key's partition, as FindCoordinator answers: `None` without one. Before
-    /// the topic exists this broker is the answer (it creates the topic).
-    pub fn coordinator_of(&self, key: &str) -> Option<i32> {
-        match self.metadata.image().topic(self.spec.name) {
-            Some(t) => t.partition(partition_for(key, t.partition_count())).map(|p| p.leader).filter(|&l| l >= 0),
-            None => Some(self.node_id),
+    /// Whether requests about every key this broker coordinates (ListGroups, ListTransactions)
+    /// can be answered: as in Kafka, they fail with COORDINATOR_LOAD_IN_PROGRESS while any
+    /// partition this broker leads (in the image it has) is not loaded in that leader epoch, and
+    /// answer from what is loaded otherwise. Before the topic exists there is nothing to load,
+    /// and the answer is empty (Kafka's coordinator has no partition to ask then).
+    pub fn all_loaded(&self) -> Result<(), ResponseError> {
+        let image = self.metadata.image();
+        let Some(topic) = image.topic(self.spec.name) else {
+            return Ok(());
+        };
+        let coordinating = lock(&self.coordinating);
+        let loading = topic
+            .partitions
+            .iter()
+            .enumerate()
+            .any(|(i, p)| p.leader == self.node_id && coordinating.get(&(i as i32)) != Some(&p.leader_epoch));
+        if loading {
+            return Err(ResponseError::CoordinatorLoadInProgress);
         }
+        Ok(())
+    }
+
+    /// The leader of the key's partition, as FindCoordinator answers: `None` without one (or
+    /// before the topic exists: FindCoordinator creates it first).
+    pub fn coordinator_of(&self, key: &str) -> Option<i32> {
+        let image = self.metadata.image();
+        let t = image.topic(self.spec.name)?;
+        t.partition(partition_for(key, t.partition_count())).map(|p| p.leader).filter(|&l| l >= 0)
     }
 
     /// This topic's share of a leadership change. Partitions that moved stop being coordinated
@@ -261,5 +290,120 @@ impl CoordinatorTopic {
             Err(e) if e.code == ResponseError::TopicAlreadyExists => {}
             Err(e) => tracing::error!(topic = self.spec.name, error = %e.message, "cannot create the internal topic"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the coordinators' requests answer on a broker whose internal topics do not exist yet
+    //! and while one of their partitions loads, through the real handlers (the end-to-end tests
+    //! cannot hold a partition in the middle of its load).
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::broker::Broker;
+    use crate::handlers::{describe_groups, describe_transactions, list_groups, list_transactions, offset_fetch};
+
+    const LOAD: i16 = 14;
+    const NOT_COORDINATOR: i16 = 16;
+
+    fn group_state(broker: &Arc<Broker>, group: &str) -> (i16, String) {
+        let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]);
+        let g = describe_groups::handle(broker, req).groups.remove(0);
+        (g.error_code, g.group_state.to_string())
+    }
+
+    fn offsets_error(broker: &Arc<Broker>, group: &str) -> i16 {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default().with_name(TopicName(StrBytes::from_static_str("t"))).with_partition_indexes(vec![0])]));
+        offset_fetch::handle(broker, req, 5).error_code
+    }
+
+    fn list_groups_error(broker: &Arc<Broker>) -> i16 {
+        list_groups::handle(broker, ListGroupsRequest::default()).error_code
+    }
+
+    fn list_txns_error(broker: &Arc<Broker>) -> i16 {
+        list_transactions::handle(broker, ListTransactionsRequest::default()).error_code
+    }
+
+    fn describe_txn_error(broker: &Arc<Broker>, id: &str) -> i16 {
+        let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.to_string()))]);
+        describe_transactions::handle(broker, req).transaction_states.remove(0).error_code
+    }
+
+    /// A key of partition `index` and one of another partition.
+    fn keys(index: i32, partitions: i32) -> (String, String) {
+        let of = |want: bool| (0..).map(|i| format!("k{i}")).find(|k| (partition_for(k, partitions) == index) == want).unwrap();
+        (of(true), of(false))
+    }
+
+    /// Makes partition `index` of `topic` look as it does between its election here and the end
+    /// of its replay: led here, not loaded.
+    fn start_loading(broker: &Arc<Broker>, topic: &CoordinatorTopic, index: i32) -> i32 {
+        let p = broker.replicas.partition(topic.name(), index).unwrap();
+        topic.moves(&LeadershipChanges { gained: vec![p.clone()], ..Default::default() });
+        p.leader_epoch()
+    }
+
+    #[tokio::test]
+    async fn new_and_loading_coordinators_answer_as_kafka() {
+        let dir = tempfile::tempdir().unwrap();
+        let props = BTreeMap::from([
+            ("log.dirs".to_string(), dir.path().display().to_string()),
+            ("offsets.topic.num.partitions".to_string(), "3".to_string()),
+            ("transaction.state.log.num.partitions".to_string(), "3".to_string()),
+        ]);
+        let broker = Broker::open(strom_config::BrokerConfig::from_props(&props).unwrap()).await.unwrap();
+        broker.metadata.register(vec![]).await;
+        // Awaits the publish of an image after the registration.
+        broker.topics.create_topic("t", 1, 1, Default::default(), false).await.unwrap();
+
+        // No internal topic yet: the lists are empty, the keyed requests have no coordinator,
+        // and none of them creates the topic.
+        assert_eq!(list_groups_error(&broker), 0);
+        assert_eq!(group_state(&broker, "g").0, NOT_COORDINATOR);
+        assert_eq!(offsets_error(&broker, "g"), NOT_COORDINATOR);
+        assert_eq!(list_txns_error(&broker), 0);
+        assert_eq!(describe_txn_error(&broker, "tx"), NOT_COORDINATOR);
+        assert!(broker.metadata.image().topic(OFFSETS_TOPIC).is_none());
+        assert!(broker.metadata.image().topic(TRANSACTION_STATE_TOPIC).is_none());
+
+        // FindCoordinator creates them and answers once they are loaded.
+        assert_eq!(broker.groups.topic.ensure().await, Ok(()));
+        assert_eq!(broker.transactions.topic.ensure().await, Ok(()));
+        let (loading, other) = keys(1, 3);
+        assert_eq!(group_state(&broker, &loading), (0, "Dead".to_string()));
+        assert_eq!(offsets_error(&broker, &loading), 0);
+        assert_eq!(describe_txn_error(&broker, &loading), ResponseError::TransactionalIdNotFound.code());
+
+        // One offsets partition loading: its keys and the lists are retried, the other keys served.
+        let epoch = start_loading(&broker, &broker.groups.topic, 1);
+        assert_eq!(list_groups_error(&broker), LOAD);
+        assert_eq!(group_state(&broker, &loading).0, LOAD);
+        assert_eq!(offsets_error(&broker, &loading), LOAD);
+        assert_eq!(group_state(&broker, &other), (0, "Dead".to_string()));
+        assert_eq!(offsets_error(&broker, &other), 0);
+        assert_eq!(list_txns_error(&broker), 0, "only the offsets topic is loading");
+        broker.groups.topic.loaded(1, epoch);
+        assert_eq!(list_groups_error(&broker), 0);
+        assert_eq!(group_state(&broker, &loading), (0, "Dead".to_string()));
+
+        // The same for a transaction-log partition.
+        let epoch = start_loading(&broker, &broker.transactions.topic, 1);
+        assert_eq!(list_txns_error(&broker), LOAD);
+        assert_eq!(describe_txn_error(&broker, &loading), LOAD);
+        assert_eq!(describe_txn_error(&broker, &other), ResponseError::TransactionalIdNotFound.code());
+        assert_eq!(list_groups_error(&broker), 0);
+        broker.transactions.topic.loaded(1, epoch);
+        assert_eq!(list_txns_error(&broker), 0);
+        broker.shutdown();
     }
 }

@@ -81,18 +81,15 @@ impl GroupService {
         self.topic.is_loaded()
     }
 
-    /// Whether group requests can be served now (see `CoordinatorTopic::ready`).
-    pub fn ready(&self) -> Result<(), ResponseError> {
-        self.topic.ready()
+    /// Whether requests about all of this coordinator's groups (ListGroups) can be answered
+    /// (see `CoordinatorTopic::all_loaded`).
+    pub fn all_loaded(&self) -> Result<(), ResponseError> {
+        self.topic.all_loaded()
     }
 
-    /// Creates `__consumer_offsets` if it does not exist yet, then answers as `ready`.
-    pub async fn ensure_topic(&self) -> Result<(), ResponseError> {
-        self.topic.ensure().await
-    }
-
-    /// `ready`, and this broker coordinates `group_id` (else NOT_COORDINATOR: the client asks
-    /// FindCoordinator again, as after a coordinator move in Kafka).
+    /// Whether this broker coordinates `group_id` now (see `CoordinatorTopic::ready_for`): else
+    /// NOT_COORDINATOR (the client asks FindCoordinator again, as after a coordinator move in
+    /// Kafka) or COORDINATOR_LOAD_IN_PROGRESS (it retries).
     pub fn ready_for(&self, group_id: &str) -> Result<(), ResponseError> {
         self.topic.ready_for(group_id).map(|_| ())
     }

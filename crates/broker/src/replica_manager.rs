@@ -43,8 +43,9 @@ pub struct ReplicaManager {
     /// The image the hosted set was last synced with.
     image: RwLock<Arc<MetadataImage>>,
     /// Serialises `sync_with`: two concurrent syncs would both see a topic's old partition count
-    /// and open the same new partition twice, which would mean two writers for one log.
-    syncing: std::sync::Mutex<()>,
+    /// and open the same new partition twice, which would mean two writers for one log. Holds
+    /// true once `close_all` ran: no sync opens a log after the clean shutdown closed them all.
+    syncing: std::sync::Mutex<bool>,
     /// The partitions followed here: (leader, its address, the replica, the leader epoch), kept
     /// between syncs, which visit only what changed.
     following: std::sync::Mutex<BTreeMap<(Arc<str>, i32), (i32, String, Arc<Partition>, i32)>>,
@@ -65,7 +66,7 @@ impl ReplicaManager {
             log_dir,
             topics: RwLock::new(HashMap::new()),
             image: RwLock::new(Arc::default()),
-            syncing: std::sync::Mutex::new(()),
+            syncing: std::sync::Mutex::new(false),
             following: std::sync::Mutex::new(BTreeMap::new()),
             data_arrived: Notify::new(),
         }
@@ -113,10 +114,10 @@ impl ReplicaManager {
     /// may still name this broker the leader its previous process was, with a log this process
     /// may not have (a wiped disk). Until the registration lands, every replica here follows.
     pub fn sync_with(&self, image: &Arc<MetadataImage>) -> LeadershipChanges {
-        let _one_at_a_time = crate::sync::lock(&self.syncing);
+        let closed = crate::sync::lock(&self.syncing);
         let mut changes = LeadershipChanges::default();
         let old = read(&self.image).clone();
-        if image.version < old.version {
+        if image.version < old.version || *closed {
             return changes;
         }
         let me = self.config.node_id;
@@ -225,8 +226,9 @@ impl ReplicaManager {
         Some(format!("{}:{}", e.host, e.port))
     }
 
-    /// Clean shutdown: every log flushed and marked clean.
+    /// Clean shutdown: every log flushed and marked clean; no later `sync_with` opens another.
     pub fn close_all(&self) {
+        *crate::sync::lock(&self.syncing) = true;
         self.fetchers.stop_all();
         for p in self.all() {
             if let Err(e) = p.close() {
@@ -286,11 +288,15 @@ const ISR_CHECK: Duration = Duration::from_millis(200);
 /// epoch it was computed in; the controller refuses it if leadership moved meanwhile, and the
 /// leader applies the new ISR only once it is in the metadata image (`ReplicaManager::sync_with`),
 /// so the high watermark never counts on a follower the controller might not elect.
-pub async fn maintain_isr(replicas: Arc<ReplicaManager>, controller: Arc<Controller>, lag_ms: i64) {
+/// Runs until `stopping` turns true.
+pub async fn maintain_isr(replicas: Arc<ReplicaManager>, controller: Arc<Controller>, lag_ms: i64, mut stopping: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(ISR_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
         let now = now_ms();
         let proposals: Vec<_> = replicas.all().into_iter().filter_map(|p| Some((p.clone(), p.propose_isr(now, lag_ms)?))).collect();
         if proposals.is_empty() {

@@ -1,5 +1,10 @@
 //! The listener: binds, accepts, spawns a task per connection, runs the background retention
 //! and log-cleaner tasks, and on SIGTERM / Ctrl-C closes every log cleanly so the next start needs no recovery.
+//!
+//! The background loops are owned by shutdown: each stops when `Broker::stopping` turns true,
+//! after the pass it is in, and shutdown waits for them before it closes the logs (a pass on a
+//! blocking thread would otherwise outlive the logs, and the process, which waits for blocking
+//! threads, would log on after "shut down cleanly").
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,13 +52,20 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     }
     let broker = Broker::open(config).await?;
     let bootstrap = broker.config.bootstrap_address();
-    tokio::spawn(retention_loop(broker.clone()));
+    let mut loops = vec![
+        tokio::spawn(retention_loop(broker.clone())),
+        tokio::spawn(group_loop(broker.clone())),
+        tokio::spawn(transaction_loop(broker.clone())),
+        tokio::spawn(crate::replica_manager::maintain_isr(
+            broker.replicas.clone(),
+            broker.metadata.clone(),
+            broker.config.replica_lag_time_max_ms,
+            broker.stopping(),
+        )),
+    ];
     if broker.config.log_cleaner_enable {
-        tokio::spawn(cleaner_loop(broker.clone()));
+        loops.push(tokio::spawn(cleaner_loop(broker.clone())));
     }
-    tokio::spawn(group_loop(broker.clone()));
-    tokio::spawn(transaction_loop(broker.clone()));
-    tokio::spawn(crate::replica_manager::maintain_isr(broker.replicas.clone(), broker.metadata.clone(), broker.config.replica_lag_time_max_ms));
     let endpoints = broker
         .config
         .advertised_listeners
@@ -76,7 +88,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         // not told about, a consumer's coordinator among them, never to find it again.
         broker.metadata.registered_here().await;
         for listener in listeners {
-            tokio::spawn(accept_loop(broker.clone(), listener));
+            tokio::spawn(accept_loop(broker.clone(), listener, broker.stopping()));
         }
         // "Ready" also includes the replay of the offsets partitions a single node leads: a
         // client that starts on the ready line must not meet COORDINATOR_LOAD_IN_PROGRESS, which
@@ -99,16 +111,34 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         }
     }
     tracing::info!("shutting down: handing leadership over, closing logs");
+    // An internal topic being created (a FindCoordinator in flight) is finished first: it needs
+    // the metadata follower, and its partitions must be open to be closed cleanly below.
+    broker.stop_creating_topics().await;
     broker.metadata.controlled_shutdown().await;
+    // Nothing may open, read or write a log once they are closed: the metadata follower and the
+    // background loops stop (and the listeners stop accepting), each after the pass it is in.
+    broker.stop_work().await;
+    for l in loops {
+        let _ = l.await;
+    }
     broker.shutdown();
     broker.metadata.shutdown().await;
     tracing::info!("shut down cleanly");
     Ok(())
 }
 
-async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
+/// Whether shutdown began; waits for it (or for the broker to go away).
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|s| *s).await;
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stopping: tokio::sync::watch::Receiver<bool>) {
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped(&mut stopping) => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 tokio::spawn(crate::connection::serve(broker.clone(), stream, peer));
             }
@@ -126,8 +156,12 @@ async fn retention_loop(broker: Arc<Broker>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut stopping = broker.stopping();
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stopping) => return,
+        }
         let b = broker.clone();
         // File deletion is blocking work; keep it off the reactor threads.
         let _ = tokio::task::spawn_blocking(move || b.replicas.enforce_retention(now_ms())).await;
@@ -136,8 +170,12 @@ async fn retention_loop(broker: Arc<Broker>) {
 
 async fn cleaner_loop(broker: Arc<Broker>) {
     let pause = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
+    let mut stopping = broker.stopping();
     loop {
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopped(&mut stopping) => return,
+        }
         let b = broker.clone();
         // Reading and rewriting segments is blocking work; keep it off the reactor threads.
         let _ = tokio::task::spawn_blocking(move || b.replicas.compact_all(now_ms())).await;
@@ -153,8 +191,12 @@ async fn group_loop(broker: Arc<Broker>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let expiry_every = broker.config.groups.offsets_retention_check_interval_ms as i64;
     let mut next_expiry = now_ms() + expiry_every;
+    let mut stopping = broker.stopping();
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stopping) => return,
+        }
         broker.groups.tick();
         if now_ms() >= next_expiry {
             broker.groups.expire_offsets();
@@ -171,8 +213,12 @@ async fn transaction_loop(broker: Arc<Broker>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (expiry_every, expiration_ms) = (t.producer_id_expiration_check_interval_ms as i64, t.producer_id_expiration_ms);
     let mut next_expiry = now_ms() + expiry_every;
+    let mut stopping = broker.stopping();
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stopping) => return,
+        }
         broker.transactions.tick();
         if now_ms() >= next_expiry {
             let b = broker.clone();

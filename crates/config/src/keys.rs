@@ -245,7 +245,7 @@ pub const KEYS: &[Key] = &[
     row(Section::Groups, "offset.metadata.max.bytes", Value("4096"), POSITIVE_I32, "the largest metadata string of a committed offset (OFFSET_METADATA_TOO_LARGE beyond it)"),
     row(Section::Groups, "offsets.retention.minutes", Value("10080"), POSITIVE, "committed offsets of a group without members are dropped this long after it became empty (or after the commit, whichever is later)"),
     row(Section::Groups, "offsets.retention.check.interval.ms", Value("600000"), POSITIVE, "how often expired offsets are looked for"),
-    row(Section::Groups, "offsets.topic.num.partitions", Value("50"), POSITIVE_I32, "partitions of `__consumer_offsets`, created on the first group request; fixed once it exists"),
+    row(Section::Groups, "offsets.topic.num.partitions", Value("50"), POSITIVE_I32, "partitions of `__consumer_offsets`, created by the first FindCoordinator for a group; fixed once it exists"),
     row(Section::Groups, "offsets.topic.replication.factor", Value("3"), POSITIVE_I16, "replication factor of `__consumer_offsets`, capped at the cluster size (see Replication below)"),
     row(Section::Groups, "offsets.topic.segment.bytes", Value("104857600"), POSITIVE, "segment size of `__consumer_offsets` (small segments let the cleaner compact sooner)"),
     row(Section::Groups, "offsets.commit.timeout.ms", Value("5000"), POSITIVE, "how long an OffsetCommit, or a SyncGroup that stores a group's assignment, waits for the offsets partition's in-sync replicas to have the record; past it the client gets COORDINATOR_NOT_AVAILABLE and retries"),

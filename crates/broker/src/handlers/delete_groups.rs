@@ -1,5 +1,6 @@
 //! DeleteGroups: removes Empty groups and their committed offsets (tombstones in
-//! `__consumer_offsets`); a group with members gets NON_EMPTY_GROUP.
+//! `__consumer_offsets`); a group with members gets NON_EMPTY_GROUP. Each group is deleted by
+//! its coordinator only (NOT_COORDINATOR elsewhere), as in Kafka.
 
 use std::sync::Arc;
 
@@ -12,13 +13,13 @@ use strom_coordinator::group::error_code;
 
 pub async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let ids: Vec<String> = req.groups_names.iter().map(|g| g.to_string()).collect();
-    let results = match broker.groups.ready() {
-        Err(code) => ids.into_iter().map(|id| (id, Some(code))).collect(),
-        Ok(()) => {
-            let (results, persisted) = broker.groups.with(|c| c.delete_groups(&ids)).await;
-            results.into_iter().map(|(id, e)| (id, e.or(persisted.err()))).collect::<Vec<_>>()
-        }
-    };
+    let (here, elsewhere): (Vec<_>, Vec<_>) = ids.into_iter().map(|id| (broker.groups.ready_for(&id).err(), id)).partition(|(e, _)| e.is_none());
+    let here: Vec<String> = here.into_iter().map(|(_, id)| id).collect();
+    let mut results: Vec<(String, Option<_>)> = elsewhere.into_iter().map(|(e, id)| (id, e)).collect();
+    if !here.is_empty() {
+        let (deleted, persisted) = broker.groups.with(|c| c.delete_groups(&here)).await;
+        results.extend(deleted.into_iter().map(|(id, e)| (id, e.or(persisted.err()))));
+    }
     let results = results
         .into_iter()
         .map(|(id, e)| {

@@ -1,5 +1,7 @@
-//! DescribeGroups: state, protocol and members of each group; an unknown group is reported as
-//! Dead with no error, as Kafka does.
+//! DescribeGroups: state, protocol and members of each group. As Kafka: by the group's
+//! coordinator only (NOT_COORDINATOR elsewhere, also before `__consumer_offsets` exists;
+//! COORDINATOR_LOAD_IN_PROGRESS while its partition loads), and there an unknown group is
+//! reported as Dead with no error.
 
 use std::sync::Arc;
 
@@ -14,12 +16,11 @@ use strom_coordinator::group::error_code;
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let ready = broker.groups.ready().err();
     let groups = req
         .groups
         .into_iter()
         .map(|id| {
-            if let Some(code) = ready {
+            if let Err(code) = broker.groups.ready_for(id.as_str()) {
                 return DescribedGroup::default()
                     .with_group_id(id)
                     .with_error_code(code.code())

@@ -1,9 +1,12 @@
 //! DescribeTransactions: the state of transactional ids this broker coordinates
-//! (`kafka-transactions.sh --describe`); NOT_COORDINATOR for the others.
+//! (`kafka-transactions.sh --describe`). As Kafka's coordinator: NOT_COORDINATOR for the others
+//! (also before `__transaction_state` exists), COORDINATOR_LOAD_IN_PROGRESS while the id's
+//! partition loads, TRANSACTIONAL_ID_NOT_FOUND for an id it does not know.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -16,6 +19,10 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeTransactionsRequest) -> Describ
         .into_iter()
         .map(|id| {
             let resp = TransactionState::default().with_transactional_id(id.clone()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+            // Kafka refuses an empty id before it looks for the id's coordinator.
+            if id.is_empty() {
+                return resp.with_error_code(ResponseError::InvalidRequest.code());
+            }
             if let Err(code) = broker.transactions.topic.ready_for(id.as_str()) {
                 return resp.with_error_code(code.code());
             }

@@ -1,6 +1,6 @@
 //! FindCoordinator: which broker coordinates a group (key type 0) or a transactional id (key
 //! type 1): the leader of the key's partition of `__consumer_offsets` or `__transaction_state`.
-//! The topic is created here on first use, as Kafka does.
+//! The topic is created here on first use, and awaited, as Kafka does; no other request creates it.
 
 use std::sync::Arc;
 
@@ -56,11 +56,11 @@ fn find(broker: &Arc<Broker>, topic: Option<&Arc<CoordinatorTopic>>, key: StrByt
     if key.is_empty() {
         return not_found(ResponseError::InvalidRequest, "the key is empty");
     }
-    // A coordinator still loading is still the coordinator: the requests that follow get
-    // COORDINATOR_LOAD_IN_PROGRESS and retry there.
-    match ready {
-        Ok(()) | Err(ResponseError::CoordinatorLoadInProgress) => {}
-        Err(code) => return not_found(code, "the coordinator's internal topic is not available"),
+    // The topic exists (its partitions may still be loading: a coordinator still loading is
+    // still the coordinator, and the requests that follow get COORDINATOR_LOAD_IN_PROGRESS and
+    // retry there).
+    if let Err(code) = ready {
+        return not_found(code, "the coordinator's internal topic is not available");
     }
     let leader = topic.coordinator_of(key.as_str());
     let image = broker.metadata.image();

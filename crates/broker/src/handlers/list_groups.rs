@@ -1,5 +1,7 @@
 //! ListGroups: every group this coordinator knows, filtered by state (v4+) and type (v5+:
-//! every Strom group is a "classic" one).
+//! every Strom group is a "classic" one). As Kafka's coordinator: an empty list before
+//! `__consumer_offsets` exists (this request never creates it), COORDINATOR_LOAD_IN_PROGRESS
+//! while an offsets partition led here is loading.
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ const STATES: [GroupState; 5] =
     [GroupState::Empty, GroupState::PreparingRebalance, GroupState::CompletingRebalance, GroupState::Stable, GroupState::Dead];
 
 pub fn handle(broker: &Arc<Broker>, req: ListGroupsRequest) -> ListGroupsResponse {
-    if let Err(code) = broker.groups.ready() {
+    if let Err(code) = broker.groups.all_loaded() {
         return ListGroupsResponse::default().with_error_code(code.code());
     }
     // Kafka matches state names case-insensitively; an unknown name matches nothing.

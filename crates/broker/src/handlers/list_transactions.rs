@@ -1,10 +1,11 @@
 //! ListTransactions: the transactional ids this broker coordinates, filtered by state, producer
 //! id and (v1+, KIP-994) how long their transaction has been open. Admin clients ask every
-//! broker and merge the answers.
+//! broker and merge the answers. As Kafka's `TransactionStateManager`: COORDINATOR_LOAD_IN_PROGRESS
+//! while a partition led here is loading; an empty list before `__transaction_state` exists
+//! (this request never creates it).
 
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
@@ -13,12 +14,8 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 
 pub fn handle(broker: &Arc<Broker>, req: ListTransactionsRequest) -> ListTransactionsResponse {
-    if let Err(code) = broker.transactions.topic.ready() {
-        // Before the topic exists there is nothing to list; while it is created or loaded, retry.
-        if code != ResponseError::CoordinatorLoadInProgress || broker.metadata.image().topic(crate::coordinator_topic::TRANSACTION_STATE_TOPIC).is_some() {
-            return ListTransactionsResponse::default().with_error_code(code.code());
-        }
-        return ListTransactionsResponse::default();
+    if let Err(code) = broker.transactions.topic.all_loaded() {
+        return ListTransactionsResponse::default().with_error_code(code.code());
     }
     let states: Vec<String> = req.state_filters.iter().map(|s| s.to_string()).collect();
     let producers: Vec<i64> = req.producer_id_filters.iter().map(|p| p.0).collect();

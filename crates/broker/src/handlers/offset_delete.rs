@@ -10,7 +10,7 @@ use crate::broker::Broker;
 use strom_coordinator::group::error_code;
 
 pub async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    if let Err(code) = broker.groups.ready() {
+    if let Err(code) = broker.groups.ready_for(req.group_id.as_str()) {
         return OffsetDeleteResponse::default().with_error_code(code.code());
     }
     let partitions: Vec<(String, i32)> = req

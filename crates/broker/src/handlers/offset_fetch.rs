@@ -1,5 +1,7 @@
 //! OffsetFetch: committed positions of one group (v0-7) or of several at once (v8+); -1 where
-//! nothing is committed, every committed partition when the topic list is null.
+//! nothing is committed, every committed partition when the topic list is null. Answered by
+//! the group's coordinator only, as Kafka's: NOT_COORDINATOR elsewhere (also before
+//! `__consumer_offsets` exists), COORDINATOR_LOAD_IN_PROGRESS while its partition loads.
 
 use std::sync::Arc;
 
@@ -81,7 +83,7 @@ fn fetch(broker: &Arc<Broker>, group_id: &GroupId, wanted: Option<Vec<(String, i
             .map(|(topic, partition)| FetchedOffset { topic, partition, error: None, offset: -1, leader_epoch: -1, metadata: String::new() })
             .collect()
     };
-    if let Err(code) = broker.groups.ready() {
+    if let Err(code) = broker.groups.ready_for(group_id.as_str()) {
         return (Some(code), unknown(wanted));
     }
     let r = broker.groups.read(|c| c.fetch_offsets_with(group_id.as_str(), wanted.as_deref(), require_stable));
