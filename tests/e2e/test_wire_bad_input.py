@@ -16,14 +16,14 @@ from wire import exchange, frame, kstr, metadata, uvarint
 ADVERTISED = {
     0: (3, 12),    # Produce
     1: (4, 12),    # Fetch
-    2: (1, 8),     # ListOffsets
+    2: (0, 8),     # ListOffsets
     3: (0, 12),    # Metadata
     18: (0, 4),    # ApiVersions
-    19: (2, 7),    # CreateTopics
-    20: (1, 6),    # DeleteTopics
+    19: (0, 7),    # CreateTopics
+    20: (0, 6),    # DeleteTopics
     21: (0, 2),    # DeleteRecords
     22: (0, 5),    # InitProducerId
-    32: (1, 4),    # DescribeConfigs
+    32: (0, 4),    # DescribeConfigs
     33: (0, 2),    # AlterConfigs
     37: (0, 3),    # CreatePartitions
     44: (0, 1),    # IncrementalAlterConfigs
@@ -162,6 +162,10 @@ CLOSING = {
     "Produce v3, records i32::MAX long": frame(0, 3, struct.pack(">hhii", -1, 1, 1000, 1) + kstr("t")
                                                 + struct.pack(">iii", 1, 0, 2**31 - 1)),
     "CreateTopics v2, i32::MAX topics": frame(19, 2, struct.pack(">i", 2**31 - 1)),
+    "ListOffsets v0, i32::MAX topics": frame(2, 0, struct.pack(">ii", -1, 2**31 - 1)),
+    "OffsetCommit v1, i32::MAX partitions": frame(8, 1, kstr("g") + struct.pack(">i", -1) + kstr("") + struct.pack(">i", 1)
+                                                  + kstr("t") + struct.pack(">i", 2**31 - 1)),
+    "WriteTxnMarkers v0, marker cut short": frame(27, 0, struct.pack(">iqh", 1, 5, 0)),
     "Produce body that does not decode": frame(0, 3, b"\xff" * 40),
 }
 
@@ -200,7 +204,10 @@ def test_malformed_frames_close_only_their_connection(broker):
 # (api_key, version, flexible): every API, old and flexible encodings.
 RANDOM_BODY_TARGETS = [(0, 3, False), (0, 9, True), (1, 12, True), (2, 8, True), (3, 1, False), (3, 12, True),
                        (19, 7, True), (20, 6, True), (21, 2, True), (22, 5, True), (32, 4, True), (33, 2, True),
-                       (37, 3, True), (44, 1, True), (60, 1, True)]
+                       (37, 3, True), (44, 1, True), (60, 1, True),
+                       # Kafka 3.9's old versions, coded by Strom itself (old_versions.rs).
+                       (2, 0, False), (8, 0, False), (8, 1, False), (9, 0, False), (19, 0, False), (19, 1, False),
+                       (20, 0, False), (23, 0, False), (23, 1, False), (27, 0, False), (32, 0, False)]
 
 
 def test_random_bodies_behind_valid_headers(broker):

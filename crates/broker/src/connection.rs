@@ -15,7 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::broker::Broker;
-use crate::handlers::{self, Reply};
+use crate::handlers::{self, Body, Reply, Request};
+use crate::old_versions::{self, Decoded};
 use crate::zero_copy;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +83,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                     Some(Reply { body, files }) => {
                         // Record bytes go from the segment files to the socket by sendfile; the
                         // earlier responses were flushed above, so order is kept.
-                        let ResponseKind::Fetch(body) = body else {
+                        let Body::Kafka(ResponseKind::Fetch(body)) = body else {
                             tracing::error!(%peer, "file ranges attached to a response that is not a fetch");
                             break;
                         };
@@ -106,7 +107,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
             Ok(Some(Incoming::UnsupportedApiVersions { correlation_id })) => {
                 // Kafka's rule (KIP-511): answer an ApiVersions version we do not know with a v0
                 // response carrying UNSUPPORTED_VERSION and our ranges, so the client can downgrade.
-                let response = ResponseKind::ApiVersions(handlers::api_versions::unsupported());
+                let response = Body::Kafka(ResponseKind::ApiVersions(handlers::api_versions::unsupported()));
                 if let Err(e) = encode_response(&mut out, ApiKey::ApiVersions, 0, correlation_id, &response) {
                     tracing::error!(%peer, error = %e, "closing connection");
                     break;
@@ -151,7 +152,7 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 
 enum Incoming {
     /// Boxed: decoded requests are large and travel through the read-ahead channel.
-    Request { api_key: ApiKey, version: i16, header: RequestHeader, request: Box<RequestKind> },
+    Request { api_key: ApiKey, version: i16, header: RequestHeader, request: Box<Request> },
     UnsupportedApiVersions { correlation_id: i32 },
 }
 
@@ -197,10 +198,16 @@ fn decode_frame(mut frame: Bytes) -> Result<Incoming, FrameError> {
         }
         return Err(FrameError::UnsupportedVersion(api_key, version));
     }
-    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+    let header = RequestHeader::decode(&mut frame, old_versions::request_header_version(api_key, version))
         .map_err(|e| FrameError::Decode(api_key, version, e.to_string()))?;
-    let request = RequestKind::decode(api_key, &mut frame, version)
-        .map_err(|e| FrameError::Decode(api_key, version, e.to_string()))?;
+    let request = if old_versions::is_old(api_key, version) {
+        match old_versions::decode_request(api_key, version, &mut frame).map_err(|e| FrameError::Decode(api_key, version, e))? {
+            Decoded::Kafka(r) => Request::Kafka(r),
+            Decoded::Old(r) => Request::Old(r),
+        }
+    } else {
+        Request::Kafka(RequestKind::decode(api_key, &mut frame, version).map_err(|e| FrameError::Decode(api_key, version, e.to_string()))?)
+    };
     Ok(Incoming::Request { api_key, version, header, request: Box::new(request) })
 }
 
@@ -232,18 +239,20 @@ fn encode_response(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
-    response: &ResponseKind,
+    response: &Body,
 ) -> Result<(), FrameError> {
     let start = out.len();
     out.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let encoded = header
-        .encode(out, api_key.response_header_version(version))
-        .and_then(|()| response.encode(out, version));
+    let encoded = header.encode(out, old_versions::response_header_version(api_key, version)).map_err(|e| e.to_string()).and_then(|()| match response {
+        Body::Kafka(r) if old_versions::is_old(api_key, version) => old_versions::encode_response(api_key, version, r, out),
+        Body::Kafka(r) => r.encode(out, version).map_err(|e| e.to_string()),
+        Body::Old(r) => old_versions::encode_old_response(r, out),
+    });
     if let Err(e) = encoded {
         // Never let a half-written frame reach the socket with the responses before it.
         out.truncate(start);
-        return Err(FrameError::Encode(api_key, version, e.to_string()));
+        return Err(FrameError::Encode(api_key, version, e));
     }
     let size = (out.len() - start - 4) as i32;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
@@ -496,6 +505,28 @@ mod tests {
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };
+        // The old versions whose requests do not fit kafka-protocol's structs.
+        let as_version = |key: ApiKey, version: i16, r: RequestKind| -> Request {
+            use crate::old_versions::{ListOffsetsV0Partition, ListOffsetsV0Request, OldRequest};
+            match (key, version, r) {
+                (ApiKey::ListOffsets, 0, RequestKind::ListOffsets(r)) => Request::Old(OldRequest::ListOffsetsV0(ListOffsetsV0Request {
+                    replica_id: -1,
+                    topics: r
+                        .topics
+                        .into_iter()
+                        .map(|t| {
+                            let ps = t.partitions.iter().map(|p| ListOffsetsV0Partition { partition: p.partition_index, timestamp: p.timestamp, max_num_offsets: 3 });
+                            (t.name, ps.collect())
+                        })
+                        .collect(),
+                })),
+                (ApiKey::OffsetCommit, 1, RequestKind::OffsetCommit(r)) => {
+                    let commit_timestamps = r.topics.iter().map(|t| vec![1_000; t.partitions.len()]).collect();
+                    Request::Old(OldRequest::OffsetCommitV1 { request: r, commit_timestamps })
+                }
+                (_, _, r) => Request::Kafka(r),
+            }
+        };
         let mut checked = 0;
         let expected: usize = handlers::SUPPORTED.iter().map(|(k, lo, hi)| (hi - lo + 1) as usize * requests(*k).len()).sum();
         for (key, lo, hi) in handlers::SUPPORTED {
@@ -503,8 +534,9 @@ mod tests {
                 for request in requests(*key) {
                     let header = RequestHeader::default().with_request_api_key(*key as i16).with_request_api_version(version);
                     let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
+                    let request = as_version(*key, version, request);
                     let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, peer).await else { continue };
-                    let r = if let (false, ResponseKind::Fetch(f)) = (files.is_empty(), &body) {
+                    let r = if let (false, Body::Kafka(ResponseKind::Fetch(f))) = (files.is_empty(), &body) {
                         encode_scattered(*key, version, 1, f, files).map(|_| ())
                     } else {
                         encode_response(&mut BytesMut::new(), *key, version, 1, &body)

@@ -12,6 +12,7 @@ pub mod coordinator_topic;
 pub mod group_service;
 mod connection;
 pub mod handlers;
+pub mod old_versions;
 pub mod replication;
 pub mod partition;
 pub mod peers;

@@ -278,7 +278,7 @@ impl Sim {
                         generation_id: m.generation,
                         member_id: m.member_id.clone(),
                         group_instance_id: None,
-                        offsets: vec![CommitOffset { topic: TOPIC.into(), partition: m.id, offset: m.committed, leader_epoch: -1, metadata: String::new() }],
+                        offsets: vec![CommitOffset { topic: TOPIC.into(), partition: m.id, offset: m.committed, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: None }],
                     })
                 }
                 Phase::Stable => GroupCall::Heartbeat(HeartbeatRequest {

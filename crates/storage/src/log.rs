@@ -469,6 +469,31 @@ impl PartitionLog {
         }))
     }
 
+    /// ListOffsets v0's answer (Kafka's `legacyFetchOffsetsBefore`): up to `max` offsets, highest
+    /// first, taken from the segment boundaries. Each segment stands for its base offset (not
+    /// below the log start) at its file's modification time, and a non-empty active segment adds
+    /// the log end at `now_ms`; `timestamp` -1 starts from the last of these, -2 from the first,
+    /// any other from the last one modified at or before it. Old clients built their own time
+    /// index from this coarse list, so it must be Kafka's, not a record-level lookup.
+    pub fn legacy_offsets_before(&self, timestamp: i64, max: usize, now_ms: i64) -> Result<Vec<i64>, StorageError> {
+        let mut points = Vec::with_capacity(self.segments.len() + 1);
+        for segment in &self.segments {
+            points.push((segment.base_offset().max(self.log_start_offset), segment.modified_ms()?));
+        }
+        if !self.active().is_empty() {
+            points.push((self.log_end_offset(), now_ms));
+        }
+        let start = match timestamp {
+            -1 => points.len().checked_sub(1),
+            -2 => (!points.is_empty()).then_some(0),
+            ts => points.iter().rposition(|(_, mtime)| *mtime <= ts),
+        };
+        let Some(start) = start else { return Ok(Vec::new()) };
+        let mut out: Vec<i64> = points[..=start].iter().rev().take(max).map(|(offset, _)| *offset).collect();
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(out)
+    }
+
     /// DeleteRecords: raises the log start offset and drops the segments entirely below it.
     pub fn advance_log_start_offset(&mut self, offset: i64) -> Result<(), StorageError> {
         let leo = self.log_end_offset();

@@ -301,6 +301,13 @@ impl Segment {
         self.next_offset
     }
 
+    /// The `.log` file's modification time in ms since the epoch (Kafka's `lastModified`, which
+    /// ListOffsets v0 answers from).
+    pub fn modified_ms(&self) -> Result<i64, StorageError> {
+        let modified = self.log.metadata().and_then(|m| m.modified()).at(&self.log_path)?;
+        Ok(modified.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -734,3 +734,38 @@ fn a_replicated_batch_that_overlaps_the_log_is_refused_and_changes_nothing() {
     assert!(follower.append_replicated(b"not a batch at all, just bytes that are long enough to parse..", 0).is_err());
     assert_eq!(follower.log_end_offset(), 6);
 }
+
+/// ListOffsets v0's list (Kafka's `legacyFetchOffsetsBefore`): segment bases not below the log
+/// start, each at its file's mtime, plus the log end "now" when the active segment has data.
+#[test]
+fn legacy_offsets_before_follow_segment_boundaries_and_mtimes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), config(300)).unwrap();
+    for _ in 0..4 {
+        append(&mut log, batch(3, 1000)).unwrap();
+        log.force_roll();
+    }
+    append(&mut log, batch(3, 1000)).unwrap();
+    let segments = log.segment_info();
+    assert!(segments.len() >= 3, "{segments:?}");
+    // Segment i was last modified at (i + 1) * 1000 s.
+    for (i, (base, _, _)) in segments.iter().enumerate() {
+        let file = std::fs::OpenOptions::new().write(true).open(dir.path().join(format!("{base:020}.log"))).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000 * (i as u64 + 1))).unwrap();
+    }
+    let now = 10_000_000;
+    let leo = log.log_end_offset();
+    let bases: Vec<i64> = segments.iter().rev().map(|s| s.0).collect();
+    let all: Vec<i64> = std::iter::once(leo).chain(bases.iter().copied()).collect();
+    assert_eq!(log.legacy_offsets_before(-1, 100, now).unwrap(), all);
+    assert_eq!(log.legacy_offsets_before(-1, 2, now).unwrap(), all[..2].to_vec());
+    assert_eq!(log.legacy_offsets_before(-2, 100, now).unwrap(), vec![0]);
+    assert_eq!(log.legacy_offsets_before(-1, 0, now).unwrap(), Vec::<i64>::new());
+    // By time: the last point modified at or before it, and the ones before that.
+    assert_eq!(log.legacy_offsets_before(999_999, 100, now).unwrap(), Vec::<i64>::new());
+    assert_eq!(log.legacy_offsets_before(2_000_000, 100, now).unwrap(), vec![segments[1].0, 0]);
+    assert_eq!(log.legacy_offsets_before(now, 100, now).unwrap(), all);
+    // The log start replaces the bases below it.
+    log.advance_log_start_offset(1).unwrap();
+    assert_eq!(log.legacy_offsets_before(-2, 1, now).unwrap(), vec![1]);
+}

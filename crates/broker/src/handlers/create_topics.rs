@@ -16,7 +16,8 @@ use crate::topics::AdminError;
 pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let result = CreatableTopicResult::default().with_name(t.name.clone());
+        // Kafka answers a success with a null message (the crate's default is "").
+        let result = CreatableTopicResult::default().with_name(t.name.clone()).with_error_message(None);
         let created = create(broker, &t, req.validate_only).await;
         topics.push({
             match created {

@@ -1,12 +1,19 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), or the first
 //! record at or after a timestamp (through the time index): `Partition::list_offset`.
+//!
+//! v0 (Burrow, sarama's defaults, kafka-python for brokers before 0.10.1) asks for up to
+//! `max_num_offsets` offsets before a time and gets Kafka's segment-boundary list
+//! (`Partition::legacy_offsets_before`), as Kafka 3.9's `handleListOffsetRequestV0` answers.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::broker::Broker;
+use crate::clock;
+use crate::old_versions::{ListOffsetsV0PartitionResponse, ListOffsetsV0Request, ListOffsetsV0Response};
 use crate::partition::Isolation;
 
 pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
@@ -41,4 +48,47 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+pub fn handle_v0(broker: &Arc<Broker>, req: ListOffsetsV0Request) -> ListOffsetsV0Response {
+    // Only a consumer (-1) is held below the high watermark; replicas and the debugging id see
+    // the log end.
+    let from_consumer = req.replica_id == -1;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .iter()
+                .map(|p| {
+                    let mut resp = ListOffsetsV0PartitionResponse { partition: p.partition, ..Default::default() };
+                    // v0 knows only latest (-1) and earliest (-2) among the negative timestamps.
+                    if p.timestamp < -2 {
+                        resp.error_code = ResponseError::UnsupportedVersion.code();
+                        return resp;
+                    }
+                    let partition = match broker.replicas.leader(name.as_str(), p.partition) {
+                        Ok(partition) => partition,
+                        Err(code) => {
+                            resp.error_code = code.code();
+                            return resp;
+                        }
+                    };
+                    // Kafka sizes an array by the count, so a negative one fails as an
+                    // unexpected exception: UNKNOWN_SERVER_ERROR.
+                    let Ok(max) = usize::try_from(p.max_num_offsets) else {
+                        resp.error_code = ResponseError::UnknownServerError.code();
+                        return resp;
+                    };
+                    match partition.legacy_offsets_before(p.timestamp, max, from_consumer, clock::now_ms()) {
+                        Ok(offsets) => resp.old_style_offsets = offsets,
+                        Err(e) => resp.error_code = e.code().code(),
+                    }
+                    resp
+                })
+                .collect();
+            (name, partitions)
+        })
+        .collect();
+    ListOffsetsV0Response { topics }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 
 use crate::broker::Broker;
+use crate::old_versions::{OldRequest, OldResponse};
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
@@ -46,19 +47,22 @@ pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
-/// (API, lowest version, highest version) handled. Produce v13 and Fetch v13+ address topics by
-/// id only; they come with topic-id support.
+/// (API, lowest version, highest version) handled. The lowest versions are Kafka 3.9's (Kafka 4.0
+/// dropped those before Kafka 2.1, KIP-896, but deployed clients still send them; `old_versions`
+/// codes the ones kafka-protocol does not), except Produce v0-2 and Fetch v0-3, which carry
+/// message formats v0/v1 and would need record conversion. Produce v13 and Fetch v13+ address
+/// topics by id only; they come with topic-id support.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 12),
-    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::ListOffsets, 0, 8),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeConfigs, 0, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
@@ -70,13 +74,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetCommit, 0, 9),
+    (ApiKey::OffsetFetch, 0, 9),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
-    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     // Transactions (KIP-98, KIP-447, KIP-890). Transactions v2 (KIP-890 part 2, the
@@ -86,7 +90,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 5),
     (ApiKey::TxnOffsetCommit, 0, 5),
-    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::WriteTxnMarkers, 0, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeProducers, 0, 0),
@@ -103,21 +107,51 @@ pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED.iter().find(|(k, _, _)| *k == key).map(|(_, lo, hi)| (*lo, *hi))
 }
 
+/// A decoded request: kafka-protocol's, or one of the old versions whose fields it has no room
+/// for (`old_versions`).
+pub enum Request {
+    Kafka(RequestKind),
+    Old(OldRequest),
+}
+
+impl From<RequestKind> for Request {
+    fn from(r: RequestKind) -> Request {
+        Request::Kafka(r)
+    }
+}
+
+/// A response body: kafka-protocol's (encoded by the crate, or by `old_versions` for an old
+/// version), or an old one the crate has no struct for.
+pub enum Body {
+    Kafka(ResponseKind),
+    Old(OldResponse),
+}
+
 /// A response, and the segment file ranges that its placeholder records fields stand for
 /// (in encoding order; see `zero_copy`). Only Fetch has any.
 pub struct Reply {
-    pub body: ResponseKind,
+    pub body: Body,
     pub files: Vec<strom_storage::FileSlice>,
 }
 
 /// Routes a decoded request to its handler. `None` means no response is sent (Produce, acks=0).
 /// `peer` is the client's address (group members report it as their host).
-pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind, peer: SocketAddr) -> Option<Reply> {
+pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Request, peer: SocketAddr) -> Option<Reply> {
     let client_id = header.client_id.as_deref().unwrap_or("");
     let v = header.request_api_version;
+    let request = match request {
+        Request::Kafka(r) => r,
+        Request::Old(OldRequest::ListOffsetsV0(r)) => {
+            return Some(Reply { body: Body::Old(OldResponse::ListOffsetsV0(list_offsets::handle_v0(broker, r))), files: Vec::new() });
+        }
+        Request::Old(OldRequest::OffsetCommitV1 { request, commit_timestamps }) => {
+            let body = ResponseKind::OffsetCommit(offset_commit::handle_v1(broker, request, &commit_timestamps).await);
+            return Some(Reply { body: Body::Kafka(body), files: Vec::new() });
+        }
+    };
     if let RequestKind::Fetch(r) = request {
         let (body, files) = fetch::handle(broker, r).await;
-        return Some(Reply { body: ResponseKind::Fetch(body), files });
+        return Some(Reply { body: Body::Kafka(ResponseKind::Fetch(body)), files });
     }
     let body = match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
@@ -140,7 +174,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r).await),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(broker, r, v).await),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(broker, r).await),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(broker, r, v).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, v)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(broker, r)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(broker, r)),
@@ -166,5 +200,5 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
             return None;
         }
     };
-    Some(Reply { body, files: Vec::new() })
+    Some(Reply { body: Body::Kafka(body), files: Vec::new() })
 }

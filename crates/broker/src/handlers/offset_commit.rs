@@ -1,5 +1,10 @@
 //! OffsetCommit: a member (or a standalone consumer, generation -1) stores its positions; the
 //! answer comes once the records are in `__consumer_offsets`.
+//!
+//! The old versions, as Kafka 3.9 serves them: v1 names each partition's commit time (-1: the
+//! coordinator's); v0 stored offsets in ZooKeeper, which a KRaft broker refuses with
+//! UNSUPPORTED_VERSION on every partition once any partition exists (`KafkaApis`'
+//! `commitOffsetsToZookeeper` throws, and the request's error response answers for all).
 
 use std::sync::Arc;
 
@@ -10,16 +15,33 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use crate::broker::Broker;
 use strom_coordinator::group::{error_code, CommitOffset, OffsetCommitRequest as Commit};
 
-pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    commit(broker, req, version, &[]).await
+}
+
+/// OffsetCommit v1: `commit_timestamps[t][p]` is the commit time of `topics[t].partitions[p]`.
+pub async fn handle_v1(broker: &Arc<Broker>, req: OffsetCommitRequest, commit_timestamps: &[Vec<i64>]) -> OffsetCommitResponse {
+    commit(broker, req, 1, commit_timestamps).await
+}
+
+async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16, commit_timestamps: &[Vec<i64>]) -> OffsetCommitResponse {
     let image = broker.metadata.image();
-    let ready = broker.groups.ready_for(&req.group_id.to_string()).err();
     // Kafka answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, per partition.
     let exists = |topic: &str, p: i32| image.topic(topic).is_some_and(|t| (0..t.partition_count()).contains(&p));
+    // v0 never reaches a coordinator in Kafka: unknown partitions are reported as such, and if
+    // any partition exists, every one is answered UNSUPPORTED_VERSION.
+    if version == 0 && req.topics.iter().any(|t| t.partitions.iter().any(|p| exists(t.name.as_str(), p.partition_index))) {
+        return every_partition(&req, ResponseError::UnsupportedVersion);
+    }
+    // (A v0 request that gets past here names no existing partition: no coordinator is asked.)
+    let ready = if version == 0 { None } else { broker.groups.ready_for(&req.group_id.to_string()).err() };
     let mut offsets = Vec::new();
     let mut results: Vec<(String, i32, Option<ResponseError>)> = Vec::new();
-    for t in &req.topics {
-        for p in &t.partitions {
+    for (ti, t) in req.topics.iter().enumerate() {
+        for (pi, p) in t.partitions.iter().enumerate() {
             let topic = t.name.to_string();
+            // -1 is Kafka's DEFAULT_TIMESTAMP: the coordinator's time.
+            let commit_timestamp_ms = commit_timestamps.get(ti).and_then(|ts| ts.get(pi)).copied().filter(|ts| *ts != -1);
             if ready.is_some() {
                 results.push((topic, p.partition_index, ready));
             } else if !exists(&topic, p.partition_index) {
@@ -31,6 +53,7 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCom
                     offset: p.committed_offset,
                     leader_epoch: p.committed_leader_epoch,
                     metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                    commit_timestamp_ms,
                 });
             }
         }
@@ -68,5 +91,21 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCom
             .collect();
         topics.push(OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_topic_id(t.topic_id).with_partitions(partitions));
     }
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+fn every_partition(req: &OffsetCommitRequest, error: ResponseError) -> OffsetCommitResponse {
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(error.code()))
+                .collect();
+            OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
+        })
+        .collect();
     OffsetCommitResponse::default().with_topics(topics)
 }

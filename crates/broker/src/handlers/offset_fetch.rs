@@ -2,6 +2,10 @@
 //! nothing is committed, every committed partition when the topic list is null. Answered by
 //! the group's coordinator only, as Kafka's: NOT_COORDINATOR elsewhere (also before
 //! `__consumer_offsets` exists), COORDINATOR_LOAD_IN_PROGRESS while its partition loads.
+//!
+//! v0 read offsets from ZooKeeper: a KRaft Kafka 3.9 answers it with UNSUPPORTED_VERSION on
+//! every requested partition (`KafkaApis.handleOffsetFetchRequestFromZookeeper` throws, and the
+//! request's error response puts the error on each partition, at offset -1, metadata "").
 
 use std::sync::Arc;
 
@@ -17,6 +21,33 @@ use crate::broker::Broker;
 use strom_coordinator::group::{error_code, FetchedOffset};
 
 pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version == 0 {
+        let requested = req.topics.unwrap_or_default().into_iter().flat_map(|t| {
+            t.partition_indexes.into_iter().map(move |p| FetchedOffset {
+                topic: t.name.to_string(),
+                partition: p,
+                error: Some(ResponseError::UnsupportedVersion),
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+            })
+        });
+        let topics = group_by_topic(requested.collect(), |name, parts| {
+            OffsetFetchResponseTopic::default().with_name(name).with_partitions(
+                parts
+                    .into_iter()
+                    .map(|o| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(o.partition)
+                            .with_committed_offset(o.offset)
+                            .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                            .with_error_code(error_code(o.error))
+                    })
+                    .collect(),
+            )
+        });
+        return OffsetFetchResponse::default().with_topics(topics);
+    }
     if version >= 8 {
         let groups = req
             .groups

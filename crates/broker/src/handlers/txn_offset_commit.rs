@@ -35,6 +35,7 @@ pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest, version: 
                     offset: p.committed_offset,
                     leader_epoch: p.committed_leader_epoch,
                     metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                    commit_timestamp_ms: None,
                 }),
             }
         }

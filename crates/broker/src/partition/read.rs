@@ -209,6 +209,18 @@ impl Partition {
         })
     }
 
+    /// ListOffsets v0 (Kafka's `legacyFetchOffsetsForTimestamp`): the log's segment-boundary
+    /// offsets before `timestamp`, highest first. A consumer (`replica_id` -1) never sees an
+    /// offset past the high watermark: those are dropped and the high watermark leads instead.
+    pub fn legacy_offsets_before(&self, timestamp: i64, max: usize, from_consumer: bool, now_ms: i64) -> Result<Vec<i64>, PartitionError> {
+        let hw = self.high_watermark();
+        let offsets = self.with_log(|log| log.legacy_offsets_before(timestamp, max, now_ms))?;
+        if !from_consumer || offsets.iter().all(|o| *o <= hw) {
+            return Ok(offsets);
+        }
+        Ok(std::iter::once(hw).chain(offsets.into_iter().skip_while(|o| *o > hw)).collect())
+    }
+
     /// DeleteRecords: moves the log start to `offset` (-1: the high watermark), never past the
     /// high watermark, and only while this replica leads. Returns the new log start.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, PartitionError> {

@@ -381,6 +381,7 @@ impl Model {
                         offset: off,
                         leader_epoch: -1,
                         metadata: String::new(),
+                        commit_timestamp_ms: None,
                     }],
                 };
                 let (res, fx) = self.c.commit_offsets(req, self.now);
@@ -410,7 +411,7 @@ impl Model {
                     generation_id: -1,
                     member_id: String::new(),
                     group_instance_id: None,
-                    offsets: vec![CommitOffset { topic: "t".into(), partition: p, offset: off, leader_epoch: -1, metadata: String::new() }],
+                    offsets: vec![CommitOffset { topic: "t".into(), partition: p, offset: off, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: None }],
                 };
                 let (res, fx) = self.c.commit_txn_offsets(req, self.now);
                 prop_assert_eq!(res[0].error, None, "a TxnOffsetCommit without group information is always accepted");

@@ -72,13 +72,14 @@ impl GroupCoordinator {
                 });
                 continue;
             }
+            let commit_timestamp_ms = o.commit_timestamp_ms.unwrap_or(now_ms);
             staged.push((
                 (o.topic.clone(), o.partition),
                 StoredOffset {
                     offset: o.offset,
                     leader_epoch: o.leader_epoch,
                     metadata: o.metadata.clone(),
-                    commit_timestamp_ms: now_ms,
+                    commit_timestamp_ms,
                     commit,
                 },
             ));
@@ -89,7 +90,7 @@ impl GroupCoordinator {
                 offset: o.offset,
                 leader_epoch: o.leader_epoch,
                 metadata: o.metadata,
-                commit_timestamp_ms: now_ms,
+                commit_timestamp_ms,
             });
             results.push(PartitionResult { topic: o.topic, partition: o.partition, error: None });
         }

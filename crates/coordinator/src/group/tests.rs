@@ -502,8 +502,8 @@ fn commit_and_fetch_offsets() {
         member_id: member.into(),
         group_instance_id: None,
         offsets: vec![
-            CommitOffset { topic: "t".into(), partition: 0, offset: 42, leader_epoch: 3, metadata: "m".into() },
-            CommitOffset { topic: "t".into(), partition: 1, offset: 7, leader_epoch: -1, metadata: "x".repeat(5000) },
+            CommitOffset { topic: "t".into(), partition: 0, offset: 42, leader_epoch: 3, metadata: "m".into(), commit_timestamp_ms: None },
+            CommitOffset { topic: "t".into(), partition: 1, offset: 7, leader_epoch: -1, metadata: "x".repeat(5000), commit_timestamp_ms: None },
         ],
     };
     let (res, fx) = commit_replicated(&mut c, commit(2, &a), 50);
@@ -551,6 +551,7 @@ fn commit_during_completing_rebalance_is_refused() {
             offset: 1,
             leader_epoch: -1,
             metadata: String::new(),
+            commit_timestamp_ms: None,
         }],
     };
     assert_eq!(commit_replicated(&mut c, req, 1).0[0].error, Some(E::RebalanceInProgress));
@@ -570,6 +571,7 @@ fn standalone_commit_with_generation_minus_one() {
             offset: 9,
             leader_epoch: -1,
             metadata: String::new(),
+            commit_timestamp_ms: None,
         }],
     };
     // An unknown group with a real generation is refused and not created.
@@ -604,6 +606,7 @@ fn delete_groups_only_when_empty() {
                 offset: 1,
                 leader_epoch: -1,
                 metadata: String::new(),
+                commit_timestamp_ms: None,
             }],
         },
         0,
@@ -646,6 +649,7 @@ fn offsets_expire_only_when_empty_and_past_retention() {
                 offset: 1,
                 leader_epoch: -1,
                 metadata: String::new(),
+                commit_timestamp_ms: None,
             }],
         },
         0,
@@ -682,6 +686,7 @@ fn offsets_expire_only_when_empty_and_past_retention() {
             offset: 1,
             leader_epoch: -1,
             metadata: String::new(),
+            commit_timestamp_ms: None,
         }],
     };
     commit_replicated(&mut c, commit(0), 0);
@@ -703,13 +708,14 @@ fn offset_delete_respects_subscriptions() {
             member_id: a,
             group_instance_id: None,
             offsets: vec![
-                CommitOffset { topic: "t".into(), partition: 0, offset: 1, leader_epoch: -1, metadata: String::new() },
+                CommitOffset { topic: "t".into(), partition: 0, offset: 1, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: None },
                 CommitOffset {
                     topic: "old".into(),
                     partition: 0,
                     offset: 1,
                     leader_epoch: -1,
                     metadata: String::new(),
+                    commit_timestamp_ms: None,
                 },
             ],
         },
@@ -900,6 +906,7 @@ fn replay_rebuilds_offsets_and_group_metadata() {
                     offset: off,
                     leader_epoch: 1,
                     metadata: "md".into(),
+                    commit_timestamp_ms: None,
                 }],
             },
             1,
@@ -921,6 +928,7 @@ fn replay_rebuilds_offsets_and_group_metadata() {
                 offset: 1,
                 leader_epoch: -1,
                 metadata: String::new(),
+                commit_timestamp_ms: None,
             }],
         },
         2,
@@ -1011,7 +1019,7 @@ fn a_commit_is_shown_only_once_replicated_and_the_latest_wins() {
         generation_id: -1,
         member_id: String::new(),
         group_instance_id: None,
-        offsets: vec![CommitOffset { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: String::new() }],
+        offsets: vec![CommitOffset { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: None }],
     };
     let id = |fx: &[Effect]| match fx {
         [Effect::PersistOffsets { commit, .. }] => *commit,
@@ -1042,4 +1050,26 @@ fn a_commit_is_shown_only_once_replicated_and_the_latest_wins() {
     assert!(c.expire_offsets(1_000).is_empty());
     c.offsets_appended("s", pending, true);
     assert_eq!(shown(&c), 5);
+}
+
+/// OffsetCommit v1 names its own commit time (Kafka's `commitTimestamp`): it is what the record
+/// carries and what expiry counts from.
+#[test]
+fn a_client_commit_timestamp_is_kept_and_expiry_counts_from_it() {
+    let mut c = GroupCoordinator::new(cfg());
+    let commit = |ts: Option<i64>| OffsetCommitRequest {
+        group_id: "standalone".into(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        offsets: vec![CommitOffset { topic: "t".into(), partition: 0, offset: 9, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: ts }],
+    };
+    let (_, fx) = commit_replicated(&mut c, commit(Some(1_000)), 5_000_000);
+    assert!(matches!(&fx[..], [Effect::PersistOffsets { offsets, .. }] if offsets[0].commit_timestamp_ms == 1_000));
+    let retention = cfg().offsets_retention_ms;
+    // Expired by the client's time, though the coordinator received it only now.
+    assert!(!c.expire_offsets(1_000 + retention).is_empty());
+    assert_eq!(c.fetch_offsets("standalone", None).partitions.len(), 0);
+    let (_, fx) = commit_replicated(&mut c, commit(None), 5_000_000);
+    assert!(matches!(&fx[..], [Effect::PersistOffsets { offsets, .. }] if offsets[0].commit_timestamp_ms == 5_000_000));
 }

@@ -10,7 +10,7 @@ use super::*;
 const PID: i64 = 4000;
 
 fn offset(partition: i32, offset: i64) -> CommitOffset {
-    CommitOffset { topic: "t".into(), partition, offset, leader_epoch: 3, metadata: "m".into() }
+    CommitOffset { topic: "t".into(), partition, offset, leader_epoch: 3, metadata: "m".into(), commit_timestamp_ms: None }
 }
 
 fn txn_req(generation_id: i32, member_id: &str, instance: Option<&str>, offsets: Vec<CommitOffset>) -> TxnOffsetCommitRequest {

@@ -180,6 +180,9 @@ pub struct CommitOffset {
     /// -1 when unknown.
     pub leader_epoch: i32,
     pub metadata: String,
+    /// The time the commit counts from for expiry, as OffsetCommit v1 lets a client set it
+    /// (Kafka's `commitTimestamp`); `None`: the coordinator's time.
+    pub commit_timestamp_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
