@@ -62,6 +62,11 @@ fn append_assigns_contiguous_offsets_and_reads_whole_batches() {
     assert_eq!(batch_offsets(&log.read(4, usize::MAX, i64::MAX).unwrap().data), vec![3, 5]);
     // min-one-message rule, then max_bytes.
     assert_eq!(batch_offsets(&log.read(0, 1, i64::MAX).unwrap().data), vec![0]);
+    // Without it (a later partition of a Fetch response), a batch larger than the limit is not read.
+    assert_eq!(log.read_slices_within(0, two.len() / 2, i64::MAX, false).unwrap().len, 0);
+    assert_eq!(log.read_slices_within(0, 0, i64::MAX, false).unwrap().len, 0);
+    let whole_first = log.read_slices_within(0, two.len() - 1, i64::MAX, false).unwrap();
+    assert!(whole_first.len > 0 && whole_first.len < two.len(), "only the whole first batch fits");
     let first_two = log.read(0, two.len(), i64::MAX).unwrap();
     assert_eq!(batch_offsets(&first_two.data), vec![0, 3]);
     // High watermark.
@@ -351,7 +356,8 @@ fn segment_ms_rolls_and_delete_removes_directory() {
 enum Op {
     /// (records, value length, timestamp jitter) per batch; use LogAppendTime.
     Append(Vec<(usize, usize, i64)>, bool),
-    Read { offset: u16, max_bytes: usize, below_hw: Option<u16> },
+    /// `min_one`: a first batch larger than `max_bytes` is still returned (see `read_slices_within`).
+    Read { offset: u16, max_bytes: usize, below_hw: Option<u16>, min_one: bool },
     Retention { advance_ms: i64, retention_ms: i64, retention_bytes: i64 },
     AdvanceStart(u16),
     Truncate(u16),
@@ -365,8 +371,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (prop::collection::vec((1usize..5, 0usize..60, -5i64..20), 1..4), prop::bool::weighted(0.2))
             .prop_map(|(b, lat)| Op::Append(b, lat)),
-        4 => (any::<u16>(), 0usize..1500, prop::option::of(any::<u16>()))
-            .prop_map(|(offset, max_bytes, below_hw)| Op::Read { offset, max_bytes, below_hw }),
+        4 => (any::<u16>(), 0usize..1500, prop::option::of(any::<u16>()), prop::bool::weighted(0.7))
+            .prop_map(|(offset, max_bytes, below_hw, min_one)| Op::Read { offset, max_bytes, below_hw, min_one }),
         1 => (0i64..300, prop_oneof![Just(-1i64), 0i64..400], prop_oneof![Just(-1i64), 0i64..2500])
             .prop_map(|(advance_ms, retention_ms, retention_bytes)| Op::Retention { advance_ms, retention_ms, retention_bytes }),
         1 => any::<u16>().prop_map(Op::AdvanceStart),
@@ -415,10 +421,11 @@ impl Model {
         self.batches.iter().filter(move |b| b.last() >= self.start)
     }
 
-    fn expected_read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Vec<u8> {
+    fn expected_read(&self, offset: i64, max_bytes: usize, max_offset: i64, min_one: bool) -> Vec<u8> {
         let mut out: Vec<u8> = Vec::new();
         for b in self.batches.iter().filter(|b| b.last() >= offset) {
-            if b.last() >= max_offset || (!out.is_empty() && out.len() + b.bytes.len() > max_bytes) {
+            let exempt = min_one && out.is_empty();
+            if b.last() >= max_offset || (!exempt && out.len() + b.bytes.len() > max_bytes) {
                 break;
             }
             out.extend_from_slice(&b.bytes);
@@ -491,15 +498,21 @@ fn run(ops: Vec<Op>, segment_bytes: u64, index_interval_bytes: u32) -> Result<()
                 }
                 prop_assert_eq!(info.last_offset, model.end - 1);
             }
-            Op::Read { offset, max_bytes, below_hw } => {
+            Op::Read { offset, max_bytes, below_hw, min_one } => {
                 let offset = model.pick(offset);
                 let max_offset = below_hw.map_or(i64::MAX, |s| model.pick(s));
-                let got = log.read(offset, max_bytes, max_offset);
+                let got = log.read_slices_within(offset, max_bytes, max_offset, min_one);
                 if offset < model.start || offset > model.end {
                     prop_assert!(matches!(got, Err(StorageError::OffsetOutOfRange { .. })), "{:?}", got);
                 } else {
                     let got = got.map_err(fail)?;
-                    prop_assert!(got.data[..] == model.expected_read(offset, max_bytes, max_offset)[..], "read({}, {}, {})", offset, max_bytes, max_offset);
+                    let mut data = Vec::new();
+                    for s in &got.slices {
+                        s.read_into(&mut data).map_err(fail)?;
+                    }
+                    prop_assert_eq!(data.len(), got.len);
+                    let expected = model.expected_read(offset, max_bytes, max_offset, min_one);
+                    prop_assert!(data == expected, "read({}, {}, {}, min_one {})", offset, max_bytes, max_offset, min_one);
                     prop_assert_eq!((got.log_start_offset, got.log_end_offset), (model.start, model.end));
                 }
             }
