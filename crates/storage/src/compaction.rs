@@ -97,7 +97,7 @@ use std::sync::Arc;
 use crate::batch::{read_varlong, rebuild_batch, verify_crc, BatchHeader, HEADER_LEN};
 use crate::compaction_txn::TxnTracker;
 use crate::control::{parse_control_record, with_delete_horizon};
-use crate::error::{IoContext, StorageError};
+use crate::error::{IoContext, RecordError, RecordRule, StorageError};
 use crate::segment::{remove_cleaned_files, CleanedWriter};
 use crate::txn_index::AbortedTxn;
 
@@ -523,18 +523,24 @@ fn analyze<'a>(h: &BatchHeader, batch: &'a [u8], cap: usize) -> Analysis<'a> {
 }
 
 /// Kafka's rule for compacted topics: every record has a key (a keyless record could never be
-/// compacted away). Produce calls this for each batch of a compacted topic; compressed batches
-/// are decompressed with the same cap as the cleaner's. zstd batches, which this build cannot
-/// decompress, are accepted unchecked (the cleaner keeps them whole).
-pub(crate) fn check_keys(h: &BatchHeader, batch: &[u8]) -> Result<(), StorageError> {
+/// compacted away). Produce calls this for each batch of a compacted topic and gets the index of
+/// each keyless record, counted from `first_index` (the records of the request's earlier batches
+/// for the partition), pushed to `errors`, so the client learns which records were refused.
+/// Compressed batches are decompressed with the same cap as the cleaner's. zstd batches, which
+/// this build cannot decompress, are accepted unchecked (the cleaner keeps them whole).
+pub(crate) fn keyless_records(h: &BatchHeader, batch: &[u8], first_index: i32, errors: &mut Vec<RecordError>) -> Result<(), StorageError> {
     let payload = batch.get(HEADER_LEN..).ok_or_else(|| StorageError::corrupt("batch shorter than its header"))?;
     let data = match h.compression() {
         0 => Cow::Borrowed(payload),
         ZSTD => return Ok(()),
         codec => Cow::Owned(decompress(codec, payload, DEFAULT_MAX_DECOMPRESSED_BYTES).map_err(StorageError::corrupt)?),
     };
-    if parse_records(&data, h)?.iter().any(|r| r.key.is_none()) {
-        return Err(StorageError::InvalidRecord("Compacted topic cannot accept message without key".into()));
+    for (i, r) in parse_records(&data, h)?.iter().enumerate() {
+        if r.key.is_none() {
+            // records_count is an i32, so the index of a record of this batch fits one.
+            let batch_index = first_index.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
+            errors.push(RecordError { batch_index, rule: RecordRule::KeyRequired });
+        }
     }
     Ok(())
 }

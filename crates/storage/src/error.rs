@@ -14,6 +14,12 @@ pub enum StorageError {
     #[error("invalid record: {0}")]
     InvalidRecord(String),
 
+    /// Well-formed batches some of whose records break a rule of the topic, named one by one
+    /// (Kafka's ProduceResponse `record_errors`, KIP-467): nothing is appended, and a client can
+    /// tell the bad records from their batch mates. Kafka's INVALID_RECORD.
+    #[error("invalid record: {} of the records break the topic's rules (first: record {})", records.len(), records.first().map_or(-1, |r| r.batch_index))]
+    InvalidRecords { records: Vec<RecordError> },
+
     #[error("batch of {size} bytes exceeds the maximum of {max} bytes")]
     MessageTooLarge { size: usize, max: u32 },
 
@@ -43,6 +49,24 @@ pub enum StorageError {
 
     #[error("i/o error on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+}
+
+/// One refused record of a produce request's batches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    /// The record's position among the records of the partition's batches, counted from 0
+    /// (Kafka's `batch_index`: a Kafka produce request carries one batch per partition, so this
+    /// is the index within that batch).
+    pub batch_index: i32,
+    pub rule: RecordRule,
+}
+
+/// The rule a refused record broke. The broker words it for the client (with the topic
+/// partition, as Kafka does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordRule {
+    /// A compacted topic's record needs a key: without one it could never be compacted away.
+    KeyRequired,
 }
 
 impl StorageError {

@@ -179,8 +179,15 @@ impl PartitionLog {
             }
         }
         if self.config.cleanup_policy.includes_compact() {
+            // Every refused record is named (Kafka's record_errors), not just the first.
+            let mut errors = Vec::new();
+            let mut first_index = 0i32;
             for h in &headers {
-                crate::compaction::check_keys(h, &batches[h.position..h.end_position()])?;
+                crate::compaction::keyless_records(h, &batches[h.position..h.end_position()], first_index, &mut errors)?;
+                first_index = first_index.saturating_add(h.records_count);
+            }
+            if !errors.is_empty() {
+                return Err(StorageError::InvalidRecords { records: errors });
             }
         }
         if batches.len() as u64 > MAX_SEGMENT_BYTES {

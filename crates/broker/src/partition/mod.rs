@@ -90,7 +90,7 @@ impl PartitionError {
             P::Io(..) => R::KafkaStorageError,
             P::Storage(s) => match s {
                 S::MessageTooLarge { .. } => R::MessageTooLarge,
-                S::InvalidRecord(_) => R::InvalidRecord,
+                S::InvalidRecord(_) | S::InvalidRecords { .. } => R::InvalidRecord,
                 S::CorruptMessage { .. } => R::CorruptMessage,
                 S::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
                 S::OutOfOrderSequence { .. } => R::OutOfOrderSequenceNumber,
