@@ -16,9 +16,15 @@ pub enum StorageError {
 
     /// Well-formed batches some of whose records break a rule of the topic, named one by one
     /// (Kafka's ProduceResponse `record_errors`, KIP-467): nothing is appended, and a client can
-    /// tell the bad records from their batch mates. Kafka's INVALID_RECORD.
+    /// tell the bad records from their batch mates. Kafka's INVALID_RECORD, or INVALID_TIMESTAMP
+    /// when a timestamp is among the reasons.
     #[error("invalid record: {} of the records break the topic's rules (first: record {})", records.len(), records.first().map_or(-1, |r| r.batch_index))]
     InvalidRecords { records: Vec<RecordError> },
+
+    /// A batch whose timestamps break the topic's bounds where its records cannot be read one by
+    /// one (a zstd batch): Kafka's INVALID_TIMESTAMP, without record errors.
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
 
     #[error("batch of {size} bytes exceeds the maximum of {max} bytes")]
     MessageTooLarge { size: usize, max: u32 },
@@ -67,6 +73,18 @@ pub struct RecordError {
 pub enum RecordRule {
     /// A compacted topic's record needs a key: without one it could never be compacted away.
     KeyRequired,
+    /// A CreateTime record's timestamp lies outside [earliest, latest] (the broker's clock minus
+    /// `message.timestamp.before.max.ms`, plus `message.timestamp.after.max.ms`). `offset` is
+    /// the record's offset as the producer numbered it (Kafka's message names it).
+    TimestampOutOfRange { timestamp: i64, offset: i64, earliest: i64, latest: i64 },
+}
+
+impl RecordRule {
+    /// Whether Kafka answers INVALID_TIMESTAMP for it (else INVALID_RECORD). A request with
+    /// both kinds of refused records gets INVALID_TIMESTAMP, as in Kafka.
+    pub fn is_timestamp(self) -> bool {
+        matches!(self, RecordRule::TimestampOutOfRange { .. })
+    }
 }
 
 impl StorageError {

@@ -103,6 +103,7 @@ mod recovery;
 mod segment;
 mod transactions;
 mod txn_index;
+mod validate;
 
 #[cfg(test)]
 mod testutil;

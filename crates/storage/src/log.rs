@@ -26,6 +26,7 @@ use crate::leader_epochs::LeaderEpochCache;
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::recovery;
 use crate::segment::{Segment, MAX_SEGMENT_BYTES};
+use crate::validate::RecordRules;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -178,12 +179,13 @@ impl PartitionLog {
                 )));
             }
         }
-        if self.config.cleanup_policy.includes_compact() {
+        let rules = RecordRules::new(&self.config, log_append_time.is_none(), now_ms);
+        if rules.any() {
             // Every refused record is named (Kafka's record_errors), not just the first.
             let mut errors = Vec::new();
             let mut first_index = 0i32;
             for h in &headers {
-                crate::compaction::keyless_records(h, &batches[h.position..h.end_position()], first_index, &mut errors)?;
+                rules.check(h, &batches[h.position..h.end_position()], first_index, &mut errors)?;
                 first_index = first_index.saturating_add(h.records_count);
             }
             if !errors.is_empty() {

@@ -278,6 +278,37 @@ fn timestamps_and_log_append_time() {
     assert_eq!(log.offset_for_timestamp(104).unwrap(), Some((4, 200)));
 }
 
+/// Kafka's message.timestamp.before/after.max.ms: a CreateTime record whose timestamp lies
+/// outside [now - before, now + after] is refused and named (its index, its timestamp and the
+/// producer's offset for it), nothing is written; a record without a timestamp (-1) and a
+/// LogAppendTime topic's records are not checked.
+#[test]
+fn timestamps_out_of_bounds_are_named_record_by_record() {
+    use crate::{RecordError, RecordRule};
+    let dir = tempfile::tempdir().unwrap();
+    let bounded = LogConfig { message_timestamp_before_max_ms: 1000, message_timestamp_after_max_ms: 500, ..config(1 << 20) };
+    let mut log = PartitionLog::open(dir.path(), bounded).unwrap();
+    let now = 10_000;
+    let spec = |base_timestamp, timestamps: Vec<i64>| build_batch(&BatchSpec { base_timestamp, timestamps, ..BatchSpec::default() });
+    let out = |batch_index, timestamp, offset| RecordError { batch_index, rule: RecordRule::TimestampOutOfRange { timestamp, offset, earliest: 9000, latest: 10_500 } };
+    // 8999 is too old, 10501 too new; 9000 and 10500 are the bounds themselves.
+    let mut two = spec(now, vec![0, -1001, 501, -1000, 500]);
+    two.extend(spec(now, vec![-5000, 0]));
+    match log.append(&mut two, 0, now, None) {
+        Err(StorageError::InvalidRecords { records }) => assert_eq!(records, vec![out(1, 8999, 1), out(2, 10_501, 2), out(5, 5000, 0)]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log.log_end_offset(), 0, "a refused request writes nothing");
+    // No timestamp at all: not checked.
+    assert!(log.append(&mut spec(-1, vec![0]), 0, now, None).is_ok());
+    // Under LogAppendTime the broker's clock replaces them.
+    assert!(log.append(&mut spec(0, vec![0]), 0, now, Some(now)).is_ok());
+    // The defaults bound nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let mut unbounded = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+    assert!(unbounded.append(&mut spec(0, vec![0, i64::MAX / 2]), 0, now, None).is_ok());
+}
+
 #[test]
 fn retention_start_offset_truncation_and_epochs() {
     let dir = tempfile::tempdir().unwrap();

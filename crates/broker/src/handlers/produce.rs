@@ -153,18 +153,23 @@ impl From<(ResponseError, Option<String>)> for Rejected {
 impl Rejected {
     /// A refused append, worded as Kafka words it: records refused one by one are listed with
     /// Kafka's messages (LogValidator's), and the partition's message summarises them as
-    /// Kafka's RecordValidationException does (the count, then the first three).
+    /// Kafka's RecordValidationException does (the count, then the first three; for timestamps
+    /// a fixed sentence).
     fn of_append(topic: &str, index: i32, e: PartitionError) -> Rejected {
         let PartitionError::Storage(StorageError::InvalidRecords { records }) = &e else {
             return (e.code(), Some(e.to_string())).into();
         };
         let errors: Vec<(i32, String)> = records.iter().map(|r| (r.batch_index, record_message(r.rule, topic, index))).collect();
-        let first_three: Vec<String> = errors.iter().take(3).map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')")).collect();
-        let message = format!(
-            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
-            errors.len(),
-            first_three.join(", ")
-        );
+        let message = if records.iter().any(|r| r.rule.is_timestamp()) {
+            "One or more records have been rejected due to invalid timestamp".to_string()
+        } else {
+            let first_three: Vec<String> = errors.iter().take(3).map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')")).collect();
+            format!(
+                "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                errors.len(),
+                first_three.join(", ")
+            )
+        };
         let record_errors = errors
             .into_iter()
             .map(|(i, m)| BatchIndexAndErrorMessage::default().with_batch_index(i).with_batch_index_error_message(Some(StrBytes::from_string(m))))
@@ -177,6 +182,9 @@ impl Rejected {
 fn record_message(rule: RecordRule, topic: &str, index: i32) -> String {
     match rule {
         RecordRule::KeyRequired => format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}"),
+        RecordRule::TimestampOutOfRange { timestamp, offset, earliest, latest } => format!(
+            "Timestamp {timestamp} of message with offset {offset} is out of range. The timestamp should be within [{earliest}, {latest}]"
+        ),
     }
 }
 
