@@ -135,9 +135,6 @@ pub const INERT_TOPIC_KEYS: &[&str] = &[
     "file.delete.delay.ms",
     "flush.ms",
     "max.compaction.lag.ms",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
     "min.compaction.lag.ms",
     "preallocate",
     "segment.index.bytes",
@@ -211,6 +208,21 @@ pub const KEYS: &[Key] = &[
         topic: Some("message.timestamp.type"),
         dynamic: true,
         ..row(Section::Broker, "log.message.timestamp.type", Value("CreateTime"), Check::TimestampType, "`CreateTime` keeps the producer's timestamps; `LogAppendTime` stamps batches with the broker's clock")
+    },
+    Key {
+        topic: Some("message.timestamp.before.max.ms"),
+        dynamic: true,
+        ..row(Section::Broker, "log.message.timestamp.before.max.ms", Value("9223372036854775807"), int(0, i64::MAX), "refuse (INVALID_TIMESTAMP, naming each record) a CreateTime record whose timestamp is more than this before the broker's clock")
+    },
+    Key {
+        topic: Some("message.timestamp.after.max.ms"),
+        dynamic: true,
+        ..row(Section::Broker, "log.message.timestamp.after.max.ms", Value("9223372036854775807"), int(0, i64::MAX), "refuse (INVALID_TIMESTAMP, naming each record) a CreateTime record whose timestamp is more than this after the broker's clock")
+    },
+    Key {
+        topic: Some("message.timestamp.difference.max.ms"),
+        dynamic: true,
+        ..row(Section::Broker, "log.message.timestamp.difference.max.ms", Value("9223372036854775807"), int(0, i64::MAX), "deprecated: both timestamp bounds, where `log.message.timestamp.before.max.ms` / `.after.max.ms` are left at their default")
     },
     Key {
         topic: Some("cleanup.policy"),

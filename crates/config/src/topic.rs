@@ -43,6 +43,10 @@ impl TopicSettings {
             }
         }
         let policy = r.text("log.cleanup.policy")?.unwrap_or_default();
+        // Kafka (3.6+): the deprecated difference.max.ms stands in for either bound left at its
+        // default (Long.MAX_VALUE).
+        let difference: i64 = r.int("log.message.timestamp.difference.max.ms")?;
+        let bound = |v: i64| if v == i64::MAX { difference } else { v };
         Ok(TopicSettings {
             log: LogConfig {
                 segment_bytes: r.int("log.segment.bytes")?,
@@ -54,6 +58,8 @@ impl TopicSettings {
                 cleanup_policy: CleanupPolicy::parse(policy).unwrap_or_default(),
                 delete_retention_ms: r.int("log.cleaner.delete.retention.ms")?,
                 min_cleanable_dirty_ratio: r.float("log.cleaner.min.cleanable.ratio")?,
+                message_timestamp_before_max_ms: bound(r.int("log.message.timestamp.before.max.ms")?),
+                message_timestamp_after_max_ms: bound(r.int("log.message.timestamp.after.max.ms")?),
             },
             log_append_time: r.text("log.message.timestamp.type")? == Some("LogAppendTime"),
             flush_messages: r.int("log.flush.interval.messages")?,

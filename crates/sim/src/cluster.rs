@@ -599,7 +599,7 @@ impl Sim {
             return Reply::Refused;
         };
         p.record_follower_position(follower, pos, local);
-        match p.fetch(pos, 1 << 16, strom_broker::partition::Isolation::Follower) {
+        match p.fetch(pos, 1 << 16, true, strom_broker::partition::Isolation::Follower) {
             Err(_) => Reply::Refused,
             Ok(read) => match read.outcome {
                 ReadOutcome::Records(slices) => {

@@ -44,6 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cleanup_policy: CleanupPolicy::Compact,
         delete_retention_ms: 86_400_000,
         min_cleanable_dirty_ratio: 0.5,
+        message_timestamp_before_max_ms: i64::MAX,
+        message_timestamp_after_max_ms: i64::MAX,
     };
     let mut log = PartitionLog::open(&dir, config)?;
     let total_records = ((gb * (1u64 << 30) as f64) / VALUE_BYTES as f64) as u64;

@@ -486,12 +486,13 @@ fn for_each_batch(
 
 /// One record inside the (decompressed) records field.
 #[derive(Clone, Copy, Debug)]
-struct Record {
+pub(crate) struct Record {
     /// Byte range of the whole record, length prefix included.
     start: usize,
     end: usize,
-    offset_delta: i32,
-    key: Option<(usize, usize)>,
+    pub(crate) offset_delta: i32,
+    pub(crate) timestamp_delta: i64,
+    pub(crate) key: Option<(usize, usize)>,
     tombstone: bool,
 }
 
@@ -522,24 +523,7 @@ fn analyze<'a>(h: &BatchHeader, batch: &'a [u8], cap: usize) -> Analysis<'a> {
     }
 }
 
-/// Kafka's rule for compacted topics: every record has a key (a keyless record could never be
-/// compacted away). Produce calls this for each batch of a compacted topic; compressed batches
-/// are decompressed with the same cap as the cleaner's. zstd batches, which this build cannot
-/// decompress, are accepted unchecked (the cleaner keeps them whole).
-pub(crate) fn check_keys(h: &BatchHeader, batch: &[u8]) -> Result<(), StorageError> {
-    let payload = batch.get(HEADER_LEN..).ok_or_else(|| StorageError::corrupt("batch shorter than its header"))?;
-    let data = match h.compression() {
-        0 => Cow::Borrowed(payload),
-        ZSTD => return Ok(()),
-        codec => Cow::Owned(decompress(codec, payload, DEFAULT_MAX_DECOMPRESSED_BYTES).map_err(StorageError::corrupt)?),
-    };
-    if parse_records(&data, h)?.iter().any(|r| r.key.is_none()) {
-        return Err(StorageError::InvalidRecord("Compacted topic cannot accept message without key".into()));
-    }
-    Ok(())
-}
-
-fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>, StorageError> {
+pub(crate) fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>, StorageError> {
     let bad = |why: &str| StorageError::corrupt(format!("batch at offset {}: {why}", h.base_offset));
     let mut records = Vec::with_capacity((h.records_count as usize).min(4096));
     let mut pos = 0usize;
@@ -553,7 +537,7 @@ fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>, StorageErr
         let end = pos + len as usize;
         let rec = &data[..end];
         let mut p = pos + 1; // attributes
-        read_varlong(rec, &mut p, 10)?; // timestampDelta
+        let timestamp_delta = read_varlong(rec, &mut p, 10)?;
         let offset_delta = read_varlong(rec, &mut p, 5)?;
         if offset_delta <= prev_delta || offset_delta > i64::from(h.last_offset_delta) {
             return Err(bad("offset deltas are not increasing within the batch"));
@@ -571,7 +555,7 @@ fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>, StorageErr
         if value_len >= 0 && p.checked_add(value_len as usize).is_none_or(|e| e > end) {
             return Err(bad("value runs past its record"));
         }
-        records.push(Record { start, end, offset_delta: offset_delta as i32, key, tombstone: value_len < 0 });
+        records.push(Record { start, end, offset_delta: offset_delta as i32, timestamp_delta, key, tombstone: value_len < 0 });
         prev_delta = offset_delta;
         pos = end;
     }
@@ -584,7 +568,7 @@ fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>, StorageErr
 const GZIP: i16 = 1;
 const SNAPPY: i16 = 2;
 const LZ4: i16 = 3;
-const ZSTD: i16 = 4;
+pub(crate) const ZSTD: i16 = 4;
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_LEN: usize = 16;
 const XERIAL_BLOCK: usize = 32 * 1024;

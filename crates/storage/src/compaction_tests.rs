@@ -708,20 +708,32 @@ fn cleanup_policy_parses_kafka_lists() {
 }
 
 /// Kafka's rule for compacted topics: a record without a key is refused with INVALID_RECORD
-/// (whether or not its batch is compressed), nothing of the request is written, and keyed
+/// (whether or not its batch is compressed), each keyless record is named by its index among
+/// the request's records (Kafka's record_errors), nothing of the request is written, and keyed
 /// records still go in. A delete-policy log takes keyless records as before.
 #[test]
 fn a_compacted_log_refuses_keyless_records() {
+    use crate::{RecordError, RecordRule};
     let dir = tempfile::tempdir().unwrap();
     let compacted = LogConfig { cleanup_policy: crate::CleanupPolicy::Compact, ..config() };
     let mut log = PartitionLog::open(dir.path(), compacted).unwrap();
     put(&mut log, 100, &[rec(Some("k"), Some("v"))]);
-    let keyless = [rec(Some("k1"), Some("a")), rec(None, Some("x"))];
+    let keyless = [rec(Some("k1"), Some("a")), rec(None, Some("x")), rec(Some("k3"), None), rec(None, None)];
     let plain = build_keyed_batch(200, &keyless);
-    let zipped = keyed_batch_from_payload(200, 2, &gzip(&encode_records(&keyless)), 1, (-1, -1, -1));
-    for mut batch in [plain, zipped] {
-        let err = log.append(&mut batch, 0, 200, None).unwrap_err();
-        assert!(matches!(err, StorageError::InvalidRecord(_)), "{err:?}");
+    let zipped = keyed_batch_from_payload(200, 4, &gzip(&encode_records(&keyless)), 1, (-1, -1, -1));
+    let named = |indexes: &[i32]| indexes.iter().map(|&batch_index| RecordError { batch_index, rule: RecordRule::KeyRequired }).collect::<Vec<_>>();
+    for mut batch in [plain.clone(), zipped] {
+        match log.append(&mut batch, 0, 200, None) {
+            Err(StorageError::InvalidRecords { records }) => assert_eq!(records, named(&[1, 3])),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Two batches in one request: indexes count on through the second.
+    let mut two = plain.clone();
+    two.extend_from_slice(&plain);
+    match log.append(&mut two, 0, 200, None) {
+        Err(StorageError::InvalidRecords { records }) => assert_eq!(records, named(&[1, 3, 5, 7])),
+        other => panic!("{other:?}"),
     }
     assert_eq!(log.log_end_offset(), 1, "a refused batch writes nothing");
     let mut keyed = keyed_batch_from_payload(300, 1, &gzip(&encode_records(&[rec(Some("k2"), None)])), 1, (-1, -1, -1));

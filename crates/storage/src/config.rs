@@ -26,6 +26,11 @@ pub struct LogConfig {
     /// Kafka's min.cleanable.dirty.ratio: compact only once this share of the cleanable bytes
     /// was written since the last compaction (see [`PartitionLog::compaction_due`]).
     pub min_cleanable_dirty_ratio: f64,
+    /// Kafka's message.timestamp.before.max.ms / after.max.ms: how far a CreateTime record's
+    /// timestamp may lie before or after the broker's clock (INVALID_TIMESTAMP beyond);
+    /// i64::MAX: no bound.
+    pub message_timestamp_before_max_ms: i64,
+    pub message_timestamp_after_max_ms: i64,
 }
 
 /// Kafka's cleanup.policy.
@@ -85,6 +90,8 @@ impl Default for LogConfig {
             cleanup_policy: CleanupPolicy::Delete,
             delete_retention_ms: 86_400_000,
             min_cleanable_dirty_ratio: 0.5,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
         }
     }
 }

@@ -14,6 +14,18 @@ pub enum StorageError {
     #[error("invalid record: {0}")]
     InvalidRecord(String),
 
+    /// Well-formed batches some of whose records break a rule of the topic, named one by one
+    /// (Kafka's ProduceResponse `record_errors`, KIP-467): nothing is appended, and a client can
+    /// tell the bad records from their batch mates. Kafka's INVALID_RECORD, or INVALID_TIMESTAMP
+    /// when a timestamp is among the reasons.
+    #[error("invalid record: {} of the records break the topic's rules (first: record {})", records.len(), records.first().map_or(-1, |r| r.batch_index))]
+    InvalidRecords { records: Vec<RecordError> },
+
+    /// A batch whose timestamps break the topic's bounds where its records cannot be read one by
+    /// one (a zstd batch): Kafka's INVALID_TIMESTAMP, without record errors.
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
+
     #[error("batch of {size} bytes exceeds the maximum of {max} bytes")]
     MessageTooLarge { size: usize, max: u32 },
 
@@ -43,6 +55,36 @@ pub enum StorageError {
 
     #[error("i/o error on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+}
+
+/// One refused record of a produce request's batches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    /// The record's position among the records of the partition's batches, counted from 0
+    /// (Kafka's `batch_index`: a Kafka produce request carries one batch per partition, so this
+    /// is the index within that batch).
+    pub batch_index: i32,
+    pub rule: RecordRule,
+}
+
+/// The rule a refused record broke. The broker words it for the client (with the topic
+/// partition, as Kafka does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordRule {
+    /// A compacted topic's record needs a key: without one it could never be compacted away.
+    KeyRequired,
+    /// A CreateTime record's timestamp lies outside [earliest, latest] (the broker's clock minus
+    /// `message.timestamp.before.max.ms`, plus `message.timestamp.after.max.ms`). `offset` is
+    /// the record's offset as the producer numbered it (Kafka's message names it).
+    TimestampOutOfRange { timestamp: i64, offset: i64, earliest: i64, latest: i64 },
+}
+
+impl RecordRule {
+    /// Whether Kafka answers INVALID_TIMESTAMP for it (else INVALID_RECORD). A request with
+    /// both kinds of refused records gets INVALID_TIMESTAMP, as in Kafka.
+    pub fn is_timestamp(self) -> bool {
+        matches!(self, RecordRule::TimestampOutOfRange { .. })
+    }
 }
 
 impl StorageError {

@@ -103,6 +103,7 @@ mod recovery;
 mod segment;
 mod transactions;
 mod txn_index;
+mod validate;
 
 #[cfg(test)]
 mod testutil;
@@ -120,7 +121,7 @@ pub use checkpoint::replace_file;
 pub use compaction::{CompactionPlan, CompactionResult, CompactionStats};
 pub use config::{CleanupPolicy, LogConfig};
 pub use control::TxnMarker;
-pub use error::StorageError;
+pub use error::{RecordError, RecordRule, StorageError};
 pub use log::{AppendInfo, FileSlice, PartitionLog, ReadResult, ReadSlices, SyncHandle};
 pub use producer_state::{ProducerInfo, ProducerStateManager, SequenceCheck};
 pub use txn_index::AbortedTxn;

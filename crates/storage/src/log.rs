@@ -26,6 +26,7 @@ use crate::leader_epochs::LeaderEpochCache;
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::recovery;
 use crate::segment::{Segment, MAX_SEGMENT_BYTES};
+use crate::validate::RecordRules;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -178,9 +179,17 @@ impl PartitionLog {
                 )));
             }
         }
-        if self.config.cleanup_policy.includes_compact() {
+        let rules = RecordRules::new(&self.config, log_append_time.is_none(), now_ms);
+        if rules.any() {
+            // Every refused record is named (Kafka's record_errors), not just the first.
+            let mut errors = Vec::new();
+            let mut first_index = 0i32;
             for h in &headers {
-                crate::compaction::check_keys(h, &batches[h.position..h.end_position()])?;
+                rules.check(h, &batches[h.position..h.end_position()], first_index, &mut errors)?;
+                first_index = first_index.saturating_add(h.records_count);
+            }
+            if !errors.is_empty() {
+                return Err(StorageError::InvalidRecords { records: errors });
             }
         }
         if batches.len() as u64 > MAX_SEGMENT_BYTES {
@@ -342,13 +351,23 @@ impl PartitionLog {
     /// (the slice holds the file open; a shortened file yields fewer bytes, which the caller must
     /// treat as an error).
     pub fn read_slices(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<ReadSlices, StorageError> {
+        self.read_slices_within(offset, max_bytes, max_offset, true)
+    }
+
+    /// As [`PartitionLog::read_slices`], with the min-one-message rule as a choice: when
+    /// `min_one` is false nothing beyond `max_bytes` is returned, not even a first batch that
+    /// alone is larger (then the read is empty). A Fetch response grants the exception only to
+    /// the first partition that returns data (Kafka's `minOneMessage`, KIP-74); every later
+    /// partition must fit in what is left of the response's limit.
+    pub fn read_slices_within(&self, offset: i64, max_bytes: usize, max_offset: i64, min_one: bool) -> Result<ReadSlices, StorageError> {
         let (log_start_offset, log_end_offset) = (self.log_start_offset, self.log_end_offset());
         if offset < log_start_offset || offset > log_end_offset {
             return Err(StorageError::OffsetOutOfRange { offset, log_start_offset, log_end_offset });
         }
         let mut slices = Vec::new();
         let mut total = 0u64;
-        if offset < log_end_offset && offset < max_offset {
+        // A partition reached once the response is full costs no index lookup.
+        if offset < log_end_offset && offset < max_offset && (max_bytes > 0 || min_one) {
             let first = self.segment_index_for(offset);
             for (i, segment) in self.segments[first..].iter().enumerate() {
                 let start = if i == 0 {
@@ -370,7 +389,7 @@ impl PartitionLog {
                 };
                 let budget = (max_bytes as u64).saturating_sub(total);
                 let mut end = segment.boundary_at_or_before(start, start.saturating_add(budget))?.min(visible_end);
-                if total == 0 && end <= start && start < visible_end {
+                if min_one && total == 0 && end <= start && start < visible_end {
                     // The first batch goes out whole even when larger than the budget.
                     if let Some(h) = segment.read_header(start)? {
                         end = start + h.len as u64;

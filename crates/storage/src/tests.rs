@@ -62,6 +62,11 @@ fn append_assigns_contiguous_offsets_and_reads_whole_batches() {
     assert_eq!(batch_offsets(&log.read(4, usize::MAX, i64::MAX).unwrap().data), vec![3, 5]);
     // min-one-message rule, then max_bytes.
     assert_eq!(batch_offsets(&log.read(0, 1, i64::MAX).unwrap().data), vec![0]);
+    // Without it (a later partition of a Fetch response), a batch larger than the limit is not read.
+    assert_eq!(log.read_slices_within(0, two.len() / 2, i64::MAX, false).unwrap().len, 0);
+    assert_eq!(log.read_slices_within(0, 0, i64::MAX, false).unwrap().len, 0);
+    let whole_first = log.read_slices_within(0, two.len() - 1, i64::MAX, false).unwrap();
+    assert!(whole_first.len > 0 && whole_first.len < two.len(), "only the whole first batch fits");
     let first_two = log.read(0, two.len(), i64::MAX).unwrap();
     assert_eq!(batch_offsets(&first_two.data), vec![0, 3]);
     // High watermark.
@@ -273,6 +278,37 @@ fn timestamps_and_log_append_time() {
     assert_eq!(log.offset_for_timestamp(104).unwrap(), Some((4, 200)));
 }
 
+/// Kafka's message.timestamp.before/after.max.ms: a CreateTime record whose timestamp lies
+/// outside [now - before, now + after] is refused and named (its index, its timestamp and the
+/// producer's offset for it), nothing is written; a record without a timestamp (-1) and a
+/// LogAppendTime topic's records are not checked.
+#[test]
+fn timestamps_out_of_bounds_are_named_record_by_record() {
+    use crate::{RecordError, RecordRule};
+    let dir = tempfile::tempdir().unwrap();
+    let bounded = LogConfig { message_timestamp_before_max_ms: 1000, message_timestamp_after_max_ms: 500, ..config(1 << 20) };
+    let mut log = PartitionLog::open(dir.path(), bounded).unwrap();
+    let now = 10_000;
+    let spec = |base_timestamp, timestamps: Vec<i64>| build_batch(&BatchSpec { base_timestamp, timestamps, ..BatchSpec::default() });
+    let out = |batch_index, timestamp, offset| RecordError { batch_index, rule: RecordRule::TimestampOutOfRange { timestamp, offset, earliest: 9000, latest: 10_500 } };
+    // 8999 is too old, 10501 too new; 9000 and 10500 are the bounds themselves.
+    let mut two = spec(now, vec![0, -1001, 501, -1000, 500]);
+    two.extend(spec(now, vec![-5000, 0]));
+    match log.append(&mut two, 0, now, None) {
+        Err(StorageError::InvalidRecords { records }) => assert_eq!(records, vec![out(1, 8999, 1), out(2, 10_501, 2), out(5, 5000, 0)]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log.log_end_offset(), 0, "a refused request writes nothing");
+    // No timestamp at all: not checked.
+    assert!(log.append(&mut spec(-1, vec![0]), 0, now, None).is_ok());
+    // Under LogAppendTime the broker's clock replaces them.
+    assert!(log.append(&mut spec(0, vec![0]), 0, now, Some(now)).is_ok());
+    // The defaults bound nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let mut unbounded = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+    assert!(unbounded.append(&mut spec(0, vec![0, i64::MAX / 2]), 0, now, None).is_ok());
+}
+
 #[test]
 fn retention_start_offset_truncation_and_epochs() {
     let dir = tempfile::tempdir().unwrap();
@@ -351,7 +387,8 @@ fn segment_ms_rolls_and_delete_removes_directory() {
 enum Op {
     /// (records, value length, timestamp jitter) per batch; use LogAppendTime.
     Append(Vec<(usize, usize, i64)>, bool),
-    Read { offset: u16, max_bytes: usize, below_hw: Option<u16> },
+    /// `min_one`: a first batch larger than `max_bytes` is still returned (see `read_slices_within`).
+    Read { offset: u16, max_bytes: usize, below_hw: Option<u16>, min_one: bool },
     Retention { advance_ms: i64, retention_ms: i64, retention_bytes: i64 },
     AdvanceStart(u16),
     Truncate(u16),
@@ -365,8 +402,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (prop::collection::vec((1usize..5, 0usize..60, -5i64..20), 1..4), prop::bool::weighted(0.2))
             .prop_map(|(b, lat)| Op::Append(b, lat)),
-        4 => (any::<u16>(), 0usize..1500, prop::option::of(any::<u16>()))
-            .prop_map(|(offset, max_bytes, below_hw)| Op::Read { offset, max_bytes, below_hw }),
+        4 => (any::<u16>(), 0usize..1500, prop::option::of(any::<u16>()), prop::bool::weighted(0.7))
+            .prop_map(|(offset, max_bytes, below_hw, min_one)| Op::Read { offset, max_bytes, below_hw, min_one }),
         1 => (0i64..300, prop_oneof![Just(-1i64), 0i64..400], prop_oneof![Just(-1i64), 0i64..2500])
             .prop_map(|(advance_ms, retention_ms, retention_bytes)| Op::Retention { advance_ms, retention_ms, retention_bytes }),
         1 => any::<u16>().prop_map(Op::AdvanceStart),
@@ -415,10 +452,11 @@ impl Model {
         self.batches.iter().filter(move |b| b.last() >= self.start)
     }
 
-    fn expected_read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Vec<u8> {
+    fn expected_read(&self, offset: i64, max_bytes: usize, max_offset: i64, min_one: bool) -> Vec<u8> {
         let mut out: Vec<u8> = Vec::new();
         for b in self.batches.iter().filter(|b| b.last() >= offset) {
-            if b.last() >= max_offset || (!out.is_empty() && out.len() + b.bytes.len() > max_bytes) {
+            let exempt = min_one && out.is_empty();
+            if b.last() >= max_offset || (!exempt && out.len() + b.bytes.len() > max_bytes) {
                 break;
             }
             out.extend_from_slice(&b.bytes);
@@ -491,15 +529,21 @@ fn run(ops: Vec<Op>, segment_bytes: u64, index_interval_bytes: u32) -> Result<()
                 }
                 prop_assert_eq!(info.last_offset, model.end - 1);
             }
-            Op::Read { offset, max_bytes, below_hw } => {
+            Op::Read { offset, max_bytes, below_hw, min_one } => {
                 let offset = model.pick(offset);
                 let max_offset = below_hw.map_or(i64::MAX, |s| model.pick(s));
-                let got = log.read(offset, max_bytes, max_offset);
+                let got = log.read_slices_within(offset, max_bytes, max_offset, min_one);
                 if offset < model.start || offset > model.end {
                     prop_assert!(matches!(got, Err(StorageError::OffsetOutOfRange { .. })), "{:?}", got);
                 } else {
                     let got = got.map_err(fail)?;
-                    prop_assert!(got.data[..] == model.expected_read(offset, max_bytes, max_offset)[..], "read({}, {}, {})", offset, max_bytes, max_offset);
+                    let mut data = Vec::new();
+                    for s in &got.slices {
+                        s.read_into(&mut data).map_err(fail)?;
+                    }
+                    prop_assert_eq!(data.len(), got.len);
+                    let expected = model.expected_read(offset, max_bytes, max_offset, min_one);
+                    prop_assert!(data == expected, "read({}, {}, {}, min_one {})", offset, max_bytes, max_offset, min_one);
                     prop_assert_eq!((got.log_start_offset, got.log_end_offset), (model.start, model.end));
                 }
             }

@@ -80,6 +80,13 @@ type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool);
 
 fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation: Isolation) -> ReadAll {
     let mut total = 0usize;
+    // Kafka's limits (ReplicaManager.readFromLog, KIP-74): each partition reads at most
+    // min(partition_max_bytes, what is left of max_bytes), except that the first partition to
+    // return data gets its first batch whole even when it is larger than both, so a consumer
+    // always makes progress. Every later partition must fit in what is left: a response exceeds
+    // max_bytes by at most that one batch. Clients size their receive buffer on this (librdkafka
+    // drops the connection on a response larger than receive.message.max.bytes).
+    let mut min_one = true;
     let mut files = Vec::new();
     let mut has_error = false;
     let responses = topics
@@ -97,14 +104,8 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
                             return error(resp, code);
                         }
                     };
-                    // Storage returns at least one whole batch (min-one-message), so the first
-                    // non-empty partition may exceed the limits by one batch. Later partitions
-                    // may overshoot by at most one batch too; Kafka is stricter there, clients do
-                    // not mind. A partition past the response limit gets no records at all.
-                    let remaining = max_bytes.saturating_sub(total);
-                    let past_limit = total > 0 && remaining == 0;
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                    let read = match partition.fetch(&position(p), limit, isolation) {
+                    let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+                    let read = match partition.fetch(&position(p), limit, min_one, isolation) {
                         Ok(read) => read,
                         Err(code) => {
                             has_error = true;
@@ -125,9 +126,9 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
                             resp.with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
                                 .with_records(Some(Bytes::new()))
                         }
-                        _ if past_limit => resp,
                         ReadOutcome::Records(r) => {
                             total += r.len;
+                            min_one &= r.len == 0;
                             match records(r, &mut files) {
                                 Ok(records) => resp.with_records(Some(records)),
                                 Err(e) => {

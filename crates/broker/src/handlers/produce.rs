@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use strom_storage::{RecordRule, StorageError};
 
 use crate::broker::Broker;
 use crate::clock::now_ms;
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionError};
 
 pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = req.acks;
@@ -31,11 +32,11 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
             let r = if !acks_valid {
-                Err((ResponseError::InvalidRequiredAcks, None))
+                Err((ResponseError::InvalidRequiredAcks, None).into())
             } else {
                 match verify_transaction(broker, transactional_id.as_deref(), (topic.name.as_str(), p.index), p.records.as_ref(), version).await {
                     Ok(()) => append(broker, topic.name.as_str(), p.index, p.records, now, acks == -1),
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.into()),
                 }
             };
             parts.push((p.index, r));
@@ -51,7 +52,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                 if a.partition.needs_sync() {
                     if let Err(e) = a.partition.make_durable(a.end_offset).await {
                         tracing::error!(error = %e, "fsync failed; the produce is not acknowledged");
-                        *r = Err((ResponseError::KafkaStorageError, Some(e.to_string())));
+                        *r = Err((ResponseError::KafkaStorageError, Some(e.to_string())).into());
                     }
                 }
             }
@@ -69,7 +70,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                 let Ok(a) = r else { continue };
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if let Err(code) = a.partition.wait_replicated(a.end_offset, a.leader_epoch, left).await {
-                    *r = Err((code, None));
+                    *r = Err((code, None).into());
                 }
             }
         }
@@ -86,12 +87,15 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                             .with_base_offset(ok.base_offset)
                             .with_log_append_time_ms(ok.log_append_time)
                             .with_log_start_offset(ok.log_start_offset),
-                        Err((code, message)) => resp
+                        // record_errors and error_message exist from Produce v8 on; the encoder
+                        // leaves them out of older versions.
+                        Err(Rejected { code, message, record_errors }) => resp
                             .with_error_code(code.code())
                             .with_base_offset(-1)
                             .with_log_append_time_ms(-1)
                             .with_log_start_offset(-1)
-                            .with_error_message(message.map(StrBytes::from_string)),
+                            .with_error_message(message.map(StrBytes::from_string))
+                            .with_record_errors(record_errors),
                     }
                 })
                 .collect();
@@ -131,6 +135,59 @@ async fn verify_transaction(
     })
 }
 
+/// Why a partition's batches were not acknowledged, as its response says it.
+struct Rejected {
+    code: ResponseError,
+    message: Option<String>,
+    /// Each refused record (Kafka's `record_errors`, KIP-467), so a client can tell the bad
+    /// records of a batch from the others.
+    record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl From<(ResponseError, Option<String>)> for Rejected {
+    fn from((code, message): (ResponseError, Option<String>)) -> Self {
+        Rejected { code, message, record_errors: Vec::new() }
+    }
+}
+
+impl Rejected {
+    /// A refused append, worded as Kafka words it: records refused one by one are listed with
+    /// Kafka's messages (LogValidator's), and the partition's message summarises them as
+    /// Kafka's RecordValidationException does (the count, then the first three; for timestamps
+    /// a fixed sentence).
+    fn of_append(topic: &str, index: i32, e: PartitionError) -> Rejected {
+        let PartitionError::Storage(StorageError::InvalidRecords { records }) = &e else {
+            return (e.code(), Some(e.to_string())).into();
+        };
+        let errors: Vec<(i32, String)> = records.iter().map(|r| (r.batch_index, record_message(r.rule, topic, index))).collect();
+        let message = if records.iter().any(|r| r.rule.is_timestamp()) {
+            "One or more records have been rejected due to invalid timestamp".to_string()
+        } else {
+            let first_three: Vec<String> = errors.iter().take(3).map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')")).collect();
+            format!(
+                "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                errors.len(),
+                first_three.join(", ")
+            )
+        };
+        let record_errors = errors
+            .into_iter()
+            .map(|(i, m)| BatchIndexAndErrorMessage::default().with_batch_index(i).with_batch_index_error_message(Some(StrBytes::from_string(m))))
+            .collect();
+        Rejected { code: e.code(), message: Some(message), record_errors }
+    }
+}
+
+/// Kafka's message for one refused record (LogValidator).
+fn record_message(rule: RecordRule, topic: &str, index: i32) -> String {
+    match rule {
+        RecordRule::KeyRequired => format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}"),
+        RecordRule::TimestampOutOfRange { timestamp, offset, earliest, latest } => format!(
+            "Timestamp {timestamp} of message with offset {offset} is out of range. The timestamp should be within [{earliest}, {latest}]"
+        ),
+    }
+}
+
 struct Appended {
     partition: Arc<Partition>,
     /// One past the last offset appended (what must be durable before acknowledging).
@@ -151,15 +208,15 @@ fn append(
     records: Option<Bytes>,
     now: i64,
     acks_all: bool,
-) -> Result<Appended, (ResponseError, Option<String>)> {
+) -> Result<Appended, Rejected> {
     if crate::coordinator_topic::is_internal(topic) {
         // Kafka: only the broker itself writes internal topics.
-        return Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {topic}"))));
+        return Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {topic}"))).into());
     }
-    let partition = broker.replicas.leader(topic, index).map_err(|code| (code, None))?;
-    let records = records.ok_or((ResponseError::CorruptMessage, Some("produce request without records".into())))?;
+    let partition = broker.replicas.leader(topic, index).map_err(|code| Rejected::from((code, None)))?;
+    let records = records.ok_or_else(|| Rejected::from((ResponseError::CorruptMessage, Some("produce request without records".into()))))?;
     if acks_all && !partition.enough_replicas() {
-        return Err((ResponseError::NotEnoughReplicas, None));
+        return Err((ResponseError::NotEnoughReplicas, None).into());
     }
     let leader_epoch = partition.leader_epoch();
     // The decoded request shares the frame's buffer, so the batches are copied once into a
@@ -167,7 +224,7 @@ fn append(
     let mut batches = records.to_vec();
     let info = partition.append(&mut batches, now).map_err(|e| {
         tracing::debug!(topic, partition = index, error = %e, "produce rejected");
-        (e.code(), Some(e.to_string()))
+        Rejected::of_append(topic, index, e)
     })?;
     let log_start_offset = partition.log_start_offset().unwrap_or(-1);
     Ok(Appended {

@@ -90,7 +90,9 @@ impl PartitionError {
             P::Io(..) => R::KafkaStorageError,
             P::Storage(s) => match s {
                 S::MessageTooLarge { .. } => R::MessageTooLarge,
-                S::InvalidRecord(_) => R::InvalidRecord,
+                S::InvalidRecords { records } if records.iter().any(|r| r.rule.is_timestamp()) => R::InvalidTimestamp,
+                S::InvalidRecord(_) | S::InvalidRecords { .. } => R::InvalidRecord,
+                S::InvalidTimestamp(_) => R::InvalidTimestamp,
                 S::CorruptMessage { .. } => R::CorruptMessage,
                 S::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
                 S::OutOfOrderSequence { .. } => R::OutOfOrderSequenceNumber,

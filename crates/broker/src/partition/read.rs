@@ -121,9 +121,10 @@ impl Partition {
     }
 
     /// A fetch of up to `max_bytes` from `pos`, as far as `isolation` may read, after the
-    /// divergence check for a follower. Storage returns at least one whole batch
-    /// (min-one-message), so a batch larger than `max_bytes` can still be read.
-    pub fn fetch(&self, pos: &FetchPosition, max_bytes: usize, isolation: Isolation) -> Result<PartitionRead, ResponseError> {
+    /// divergence check for a follower. With `min_one` the first batch is returned whole even
+    /// when larger than `max_bytes` (Kafka's min-one-message rule, which a Fetch grants only to
+    /// the first partition of a response that returns data).
+    pub fn fetch(&self, pos: &FetchPosition, max_bytes: usize, min_one: bool, isolation: Isolation) -> Result<PartitionRead, ResponseError> {
         self.check_epoch(pos.current_leader_epoch)?;
         let guard = read(&self.log);
         let log = guard.as_ref().ok_or(ResponseError::NotLeaderOrFollower)?;
@@ -141,7 +142,7 @@ impl Partition {
             Isolation::ReadUncommitted => high_watermark,
             Isolation::ReadCommitted => last_stable_offset,
         };
-        let slices = match log.read_slices(pos.offset, max_bytes, up_to) {
+        let slices = match log.read_slices_within(pos.offset, max_bytes, up_to, min_one) {
             Ok(r) => r,
             Err(e) => return Ok(read(ReadOutcome::Failed(e.into()), None)),
         };

@@ -1,0 +1,103 @@
+//! The rules a produced batch's records must follow, one by one (Kafka's LogValidator): a
+//! compacted topic's records need keys, and a CreateTime topic's record timestamps must lie
+//! within `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` of the broker's
+//! clock. Every refused record is named (Kafka's ProduceResponse `record_errors`, KIP-467).
+//!
+//! The produce path otherwise never decodes records, so records are read only when a rule can
+//! be broken: a compacted topic, a lower timestamp bound, or a batch whose header says its
+//! newest timestamp is past the upper bound. With the defaults (no bounds) and a topic that is
+//! not compacted, nothing here runs.
+
+use std::borrow::Cow;
+
+use crate::batch::{BatchHeader, HEADER_LEN};
+use crate::compaction::{decompress, parse_records, DEFAULT_MAX_DECOMPRESSED_BYTES, ZSTD};
+use crate::error::{RecordError, RecordRule, StorageError};
+use crate::LogConfig;
+
+/// Kafka's RecordBatch.NO_TIMESTAMP: a record without a timestamp is not checked.
+const NO_TIMESTAMP: i64 = -1;
+
+/// What a log's configuration asks of each record of an append, at the moment `now_ms`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordRules {
+    keys_required: bool,
+    /// The earliest and latest timestamps accepted; None: no bound (the default, i64::MAX ms).
+    earliest: Option<i64>,
+    latest: Option<i64>,
+    /// Kafka's message prints the window even when a side is unbounded, as Java's wrapping
+    /// arithmetic computes it.
+    window: (i64, i64),
+}
+
+impl RecordRules {
+    /// `create_time`: the topic keeps producers' timestamps (under LogAppendTime the broker
+    /// stamps batches itself and their timestamps are not checked, as in Kafka).
+    pub(crate) fn new(config: &LogConfig, create_time: bool, now_ms: i64) -> RecordRules {
+        let (before, after) = (config.message_timestamp_before_max_ms, config.message_timestamp_after_max_ms);
+        let bounded = |limit: i64| create_time && limit != i64::MAX;
+        RecordRules {
+            keys_required: config.cleanup_policy.includes_compact(),
+            earliest: bounded(before).then(|| now_ms.saturating_sub(before)),
+            latest: bounded(after).then(|| now_ms.saturating_add(after)),
+            window: (now_ms.wrapping_sub(before), now_ms.wrapping_add(after)),
+        }
+    }
+
+    /// Whether any record of any batch could break a rule.
+    pub(crate) fn any(&self) -> bool {
+        self.keys_required || self.earliest.is_some() || self.latest.is_some()
+    }
+
+    /// Whether `h`'s records must be read: its header alone shows every timestamp is within
+    /// the upper bound (maxTimestamp), never within the lower one (no minimum in the header).
+    fn must_read(&self, h: &BatchHeader) -> bool {
+        self.keys_required || self.earliest.is_some() || self.latest.is_some_and(|l| h.max_timestamp > l)
+    }
+
+    fn timestamp_ok(&self, ts: i64) -> bool {
+        ts == NO_TIMESTAMP || (self.earliest.is_none_or(|e| ts >= e) && self.latest.is_none_or(|l| ts <= l))
+    }
+
+    /// Pushes to `errors` every record of `batch` (header `h`) that breaks a rule, its index
+    /// counted from `first_index` (the records of the request's earlier batches for the
+    /// partition). One error per record, the key's first, as Kafka's validateRecord. zstd
+    /// batches, which this build cannot decompress, are checked by their header only: a batch
+    /// whose first or newest timestamp is out of bounds is refused whole (InvalidTimestamp),
+    /// keys go unchecked (the cleaner keeps such batches whole).
+    pub(crate) fn check(&self, h: &BatchHeader, batch: &[u8], first_index: i32, errors: &mut Vec<RecordError>) -> Result<(), StorageError> {
+        if !self.must_read(h) {
+            return Ok(());
+        }
+        let payload = batch.get(HEADER_LEN..).ok_or_else(|| StorageError::corrupt("batch shorter than its header"))?;
+        let data = match h.compression() {
+            0 => Cow::Borrowed(payload),
+            ZSTD => {
+                let (min, max) = self.window;
+                return match [h.base_timestamp, h.max_timestamp].into_iter().find(|&ts| !self.timestamp_ok(ts)) {
+                    Some(ts) => Err(StorageError::InvalidTimestamp(format!(
+                        "Timestamp {ts} of a record in a batch at offset {} is out of range. The timestamp should be within [{min}, {max}]",
+                        h.base_offset
+                    ))),
+                    None => Ok(()),
+                };
+            }
+            codec => Cow::Owned(decompress(codec, payload, DEFAULT_MAX_DECOMPRESSED_BYTES).map_err(StorageError::corrupt)?),
+        };
+        for (i, r) in parse_records(&data, h)?.iter().enumerate() {
+            // records_count is an i32, so the index of a record of this batch fits one.
+            let batch_index = first_index.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
+            let timestamp = h.base_timestamp.wrapping_add(r.timestamp_delta);
+            let rule = if self.keys_required && r.key.is_none() {
+                RecordRule::KeyRequired
+            } else if !self.timestamp_ok(timestamp) {
+                let offset = h.base_offset.wrapping_add(i64::from(r.offset_delta));
+                RecordRule::TimestampOutOfRange { timestamp, offset, earliest: self.window.0, latest: self.window.1 }
+            } else {
+                continue;
+            };
+            errors.push(RecordError { batch_index, rule });
+        }
+        Ok(())
+    }
+}
