@@ -18,6 +18,7 @@ from kafka.protocol.old import list_offsets as old_list_offsets
 from kafka.protocol.old import offset_for_leader_epoch as old_olfe
 from kafka.structs import OffsetAndMetadata
 
+import wire
 from wire import exchange, frame, kstr
 
 # What ApiVersions must advertise, exactly: Kafka 3.9's lowest versions (Produce and Fetch
@@ -110,9 +111,10 @@ def list_offsets_v0(bs, topic, partition, timestamp, max_num_offsets, replica_id
 
 
 def commit_v1(bs, group, topic, entries, generation=-1, member=""):
-    """entries: [(partition, offset, commit_timestamp, metadata)] -> {partition: error}. Asked
-    again while the group's coordinator is still loading (the offsets topic is created on first
-    use), as a client does."""
+    """entries: [(partition, offset, commit_timestamp, metadata)] -> {partition: error}. As a
+    client does: FindCoordinator first (it creates the offsets topic on first use; before that a
+    broker is nobody's coordinator), then asked again while the coordinator is still loading."""
+    wire.find_coordinator(bs, group, wire.COORDINATOR_GROUP)
     deadline = time.time() + 20
     while True:
         r = call(bs, old_commit.OffsetCommitRequest_v1(group_id=group, generation_id_or_member_epoch=generation, member_id=member,

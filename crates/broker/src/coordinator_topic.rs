@@ -61,6 +61,8 @@ pub struct CoordinatorTopic {
     /// so shutdown, which takes the write side, waits for it: its logs are then closed with
     /// every other, and nothing opens a log behind shutdown's back.
     may_create: tokio::sync::RwLock<bool>,
+    /// Woken whenever a partition is loaded (`loaded`), for FindCoordinator's wait.
+    load_done: tokio::sync::Notify,
 }
 
 /// The partitions of the topic this broker gained and lost in one metadata change.
@@ -92,6 +94,7 @@ impl CoordinatorTopic {
             loaded: AtomicBool::new(false),
             coordinating: Mutex::new(HashMap::new()),
             may_create: tokio::sync::RwLock::new(true),
+            load_done: tokio::sync::Notify::new(),
         }
     }
 
@@ -224,6 +227,27 @@ impl CoordinatorTopic {
     /// A gained partition was replayed in leader epoch `epoch`: requests for its keys are served.
     pub fn loaded(&self, index: i32, epoch: i32) {
         lock(&self.coordinating).insert(index, epoch);
+        self.load_done.notify_waiters();
+    }
+
+    /// Waits, until `deadline` at the latest, while this broker leads `key`'s partition but has
+    /// not loaded it yet. FindCoordinator waits here before naming this broker, where Kafka
+    /// answers at once and the client's next request meets COORDINATOR_LOAD_IN_PROGRESS: some
+    /// clients retry that, but librdkafka's synchronous commit hands it to the application,
+    /// which then fails on a fresh or restarted broker for no reason of its own. Loading an
+    /// offsets partition takes milliseconds to a few seconds, well inside a client's timeout.
+    pub async fn await_load(&self, key: &str, deadline: tokio::time::Instant) {
+        loop {
+            let notified = self.load_done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !matches!(self.ready_for(key), Err(ResponseError::CoordinatorLoadInProgress)) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// The broker registered: requests may be served once their partitions are loaded.

@@ -14,6 +14,8 @@ use crate::coordinator_topic::CoordinatorTopic;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+/// How long FindCoordinator waits for this broker to load the keys' partitions it leads.
+const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     // v4+ asks for many keys at once; v0-3 for one, answered in the top-level fields.
@@ -27,6 +29,13 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
         Some(t) => t.ensure().await,
         None => Err(ResponseError::InvalidRequest),
     };
+    if let (Some(t), Ok(())) = (topic, ready) {
+        // Name this broker only once it can serve the key (see `await_load`), within a bound.
+        let deadline = tokio::time::Instant::now() + LOAD_WAIT;
+        for key in &keys {
+            t.await_load(key.as_str(), deadline).await;
+        }
+    }
     let answers: Vec<Coordinator> = keys.into_iter().map(|key| find(broker, topic, key, ready)).collect();
     if version >= 4 {
         return FindCoordinatorResponse::default().with_coordinators(answers);
