@@ -1,18 +1,35 @@
 """The `strom` command-line tools (Kafka's kafka-*.sh) against a real broker: output formats
 pinned, exit codes, and records typed into console-producer read back by console-consumer and
 by other clients."""
+import base64
 import os
+import pty
+import re
+import select
+import shlex
+import signal
+import struct
 import subprocess
 import time
 
 from kafka.partitioner.default import murmur2
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from conftest import STROM_BIN
 
 
 def strom(*args, input=None, timeout=60):
     return subprocess.run([STROM_BIN, *args], input=input, capture_output=True, text=True, timeout=timeout)
+
+
+def broker_error(future):
+    """The error an admin request got, as librdkafka hands it on: (Kafka's code, the broker's message)."""
+    try:
+        future.result(10)
+    except KafkaException as e:
+        return e.args[0].code(), e.args[0].str()
+    raise AssertionError("the request succeeded")
 
 
 def test_topics_create_list_describe_alter_delete(broker):
@@ -144,3 +161,30 @@ def test_a_broker_that_is_down_is_one_line_and_a_nonzero_exit(broker):
     assert "backtrace" not in r.stderr.lower() and "panicked" not in r.stderr
     r = strom("topics", "--bootstrap-server", f"127.0.0.1:{port}", "--no-such-flag")
     assert r.returncode != 0 and "--no-such-flag" in r.stderr
+
+
+def test_admin_errors_show_kafkas_error_name_and_the_brokers_message(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    assert strom("topics", *bs, "--create", "--topic", "two", "--partitions", "2").returncode == 0
+    # Each refusal as confluent-kafka gets it from the broker, and as `strom topics` prints it.
+    cases = [
+        (["--create", "--topic", "bad/name"], "INVALID_TOPIC_EXCEPTION",
+         admin.create_topics([NewTopic("bad/name", 1, 1)])["bad/name"]),
+        (["--create", "--topic", "two"], "TOPIC_ALREADY_EXISTS", admin.create_topics([NewTopic("two", 1, 1)])["two"]),
+        (["--create", "--topic", "cfg", "--config", "retention.ms=abc"], "INVALID_CONFIG",
+         admin.create_topics([NewTopic("cfg", 1, 1, config={"retention.ms": "abc"})])["cfg"]),
+        (["--alter", "--topic", "two", "--partitions", "1"], "INVALID_PARTITIONS",
+         admin.create_partitions([NewPartitions("two", 1)])["two"]),
+    ]
+    for args, name, future in cases:
+        _, message = broker_error(future)
+        r = strom("topics", *bs, *args)
+        assert r.returncode != 0 and r.stdout == "", (args, r.stdout)
+        assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, (args, r.stderr)
+        assert f"{name}: {message}" in r.stderr, (args, r.stderr, message)
+    # The broker's message says why, beyond the code: the illegal name, the bad value.
+    assert '"bad/name"' in broker_error(admin.create_topics([NewTopic("bad/name", 1, 1)])["bad/name"])[1]
+    # DeleteGroups carries no message: the code's description stands in, after Kafka's name.
+    r = strom("consumer-groups", *bs, "--delete", "--group", "nope")
+    assert r.returncode != 0 and re.search(r"GROUP_ID_NOT_FOUND: \w", r.stderr), r.stderr

@@ -165,7 +165,7 @@ fn commit(consumer: &BaseConsumer, topic: &str, printed: &std::collections::BTre
         }
     }
     if let Err(e) = consumer.commit(&tpl, mode) {
-        eprintln!("ERROR: could not commit the group's position: {e}");
+        eprintln!("ERROR: could not commit the group's position: {}", super::kafka_error_text(&e));
     }
 }
 
@@ -255,7 +255,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     break;
                 }
             }
-            Some(Err(e)) => eprintln!("ERROR: {e}"),
+            Some(Err(e)) => eprintln!("ERROR: {}", super::kafka_error_text(&e)),
             Some(Ok(m)) => {
                 format.write(&mut out, &m)?;
                 printed.insert(m.partition(), m.offset() + 1);

@@ -134,7 +134,7 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((e, _)) = result {
             self.failed.fetch_add(1, Ordering::Relaxed);
-            eprintln!("ERROR when sending a record to the topic: {e}");
+            eprintln!("ERROR when sending a record to the topic: {}", super::kafka_error_text(e));
         }
     }
 }
