@@ -23,6 +23,15 @@ def strom(*args, input=None, timeout=60):
     return subprocess.run([STROM_BIN, *args], input=input, capture_output=True, text=True, timeout=timeout)
 
 
+def java_topic_id(broker, topic):
+    """The topic's id as Kafka's tools print it (Java's Uuid.toString: URL-safe base64, unpadded),
+    from confluent-kafka's DescribeTopics (whose own str() uses the standard alphabet)."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    uuid = admin.describe_topics(TopicCollection([topic]))[topic].result(10).topic_id
+    raw = struct.pack(">qq", uuid.get_most_significant_bits(), uuid.get_least_significant_bits())
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 def broker_error(future):
     """The error an admin request got, as librdkafka hands it on: (Kafka's code, the broker's message)."""
     try:
@@ -46,7 +55,8 @@ def test_topics_create_list_describe_alter_delete(broker):
     r = strom("topics", *bs, "--describe", "--topic", "orders")
     assert r.returncode == 0, r.stderr
     assert r.stdout == (
-        "Topic: orders\tPartitionCount: 3\tReplicationFactor: 1\tConfigs: cleanup.policy=compact,retention.ms=3600000\n"
+        f"Topic: orders\tTopicId: {java_topic_id(broker, 'orders')}\tPartitionCount: 3\tReplicationFactor: 1\t"
+        "Configs: cleanup.policy=compact,retention.ms=3600000\n"
         "\tTopic: orders\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\n"
         "\tTopic: orders\tPartition: 1\tLeader: 1\tReplicas: 1\tIsr: 1\n"
         "\tTopic: orders\tPartition: 2\tLeader: 1\tReplicas: 1\tIsr: 1\n"), r.stdout

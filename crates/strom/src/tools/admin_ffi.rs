@@ -295,6 +295,60 @@ pub fn topic_request(client: &Client<impl ClientContext>, topic: &str, op: Topic
     Ok(Err(TopicError { code, message }))
 }
 
+/// Each named topic's id, as Kafka's tools print it (Java's `Uuid.toString`: base64 with the
+/// URL-safe alphabet, no padding; librdkafka's `rd_kafka_Uuid_base64str` uses the standard
+/// alphabet, so the two bit halves are read and encoded here), from DescribeTopics.
+/// Topics the broker answered with an error for, and the zero id (what a broker without topic
+/// ids sends), are left out, as `kafka-topics.sh` leaves the field out for the zero id.
+pub fn topic_ids(client: &Client<impl ClientContext>, topics: &[&str], timeout: Duration) -> anyhow::Result<Vec<(String, String)>> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names = topics.iter().map(|t| CString::new(*t)).collect::<Result<Vec<_>, _>>().context("a topic name must not contain NUL")?;
+    let mut ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    // SAFETY: `ptrs` holds `ptrs.len()` NUL-terminated names that outlive the call; librdkafka
+    // copies them.
+    let collection = Owned::new(unsafe { rd::rd_kafka_TopicCollection_of_topic_names(ptrs.as_mut_ptr(), ptrs.len()) }, rd::rd_kafka_TopicCollection_destroy)
+        .ok_or_else(|| anyhow!("librdkafka refused the topic names"))?;
+    let event = call(client, rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS, timeout, false, |rk, options, queue| {
+        // SAFETY: all objects are live; librdkafka copies the collection and the options.
+        unsafe { rd::rd_kafka_DescribeTopics(rk, collection.ptr(), options, queue) }
+    })?;
+    let mut n: usize = 0;
+    // SAFETY: `event` is live; the result is null if the event is of another type, which is
+    // checked; the array and its `n` elements belong to the event.
+    let list = unsafe {
+        let result = rd::rd_kafka_event_DescribeTopics_result(event.ptr());
+        if result.is_null() {
+            bail!("librdkafka answered with an unexpected event");
+        }
+        rd::rd_kafka_DescribeTopics_result_topics(result, &mut n)
+    };
+    let mut out = Vec::with_capacity(n);
+    // SAFETY: `list` is null or holds `n` pointers owned by the live `event`; every string and
+    // the id read from a description belong to it too and are copied at once.
+    for &desc in unsafe { array(list, n) } {
+        if desc.is_null() || !unsafe { rd::rd_kafka_TopicDescription_error(desc) }.is_null() {
+            continue;
+        }
+        let id = unsafe { rd::rd_kafka_TopicDescription_topic_id(desc) };
+        if id.is_null() {
+            continue;
+        }
+        let (msb, lsb) = unsafe { (rd::rd_kafka_Uuid_most_significant_bits(id), rd::rd_kafka_Uuid_least_significant_bits(id)) };
+        if (msb, lsb) == (0, 0) {
+            continue;
+        }
+        if let Some(name) = unsafe { string(rd::rd_kafka_TopicDescription_name(desc)) } {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&msb.to_be_bytes());
+            bytes[8..].copy_from_slice(&lsb.to_be_bytes());
+            out.push((name, base64_url(&bytes)));
+        }
+    }
+    Ok(out)
+}
+
 /// Runs one admin request on a queue of our own and waits for its result event: makes the
 /// options (request timeout, and with `operation_timeout` the same as the operation timeout)
 /// and the queue, hands them to `send` with the client's handle, and returns the event once
@@ -358,6 +412,21 @@ pub fn description(code: i32) -> Option<String> {
     unsafe { string(rd::rd_kafka_err2str(err)) }
 }
 
+/// Base64 with the URL-safe alphabet and no padding (RFC 4648 section 5), as Java's
+/// `Base64.getUrlEncoder().withoutPadding()`.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        // A chunk of k bytes carries k + 1 sextets.
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
 /// What librdkafka wrote into an `errstr` buffer (up to its first NUL; all of it if none).
 fn c_error(errstr: &[c_char]) -> String {
     let bytes: Vec<u8> = errstr.iter().map(|&c| c as u8).collect();
@@ -415,4 +484,21 @@ unsafe fn array<'a, T>(list: *mut *const T, n: usize) -> &'a [*const T] {
 /// `s` must be null or a NUL-terminated string that is live for the call.
 unsafe fn string(s: *const c_char) -> Option<String> {
     (!s.is_null()).then(|| CStr::from_ptr(s).to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64_url;
+
+    #[test]
+    fn base64_url_is_javas_url_encoder_without_padding() {
+        // RFC 4648's test vectors, unpadded.
+        for (input, want) in [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64_url(input.as_bytes()), want);
+        }
+        // The URL-safe alphabet: 0xfb 0xff is `+/8` in the standard one.
+        assert_eq!(base64_url(&[0xfb, 0xff]), "-_8");
+        // A topic id is 16 bytes: 22 characters.
+        assert_eq!(base64_url(&[0u8; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+    }
 }

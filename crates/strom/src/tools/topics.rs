@@ -1,5 +1,5 @@
 //! `strom topics`: Kafka's `kafka-topics.sh`: create, list, describe, alter and delete topics.
-//! Refusals print the broker's error name and message.
+//! Refusals print the broker's error name and message; --describe prints each topic's id.
 
 use std::collections::BTreeMap;
 
@@ -133,13 +133,18 @@ fn describe(admin: &AdminClient<DefaultClientContext>, opts: &AdminOptions, a: &
             overrides.insert(name.clone(), set.join(","));
         }
     }
+    // librdkafka's metadata has no topic ids; DescribeTopics has them.
+    let names: Vec<&str> = topics.iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
+    let ids: BTreeMap<String, String> = admin_ffi::topic_ids(admin.inner(), &names, TIMEOUT)?.into_iter().collect();
     for t in topics {
         if t.error().is_some() {
             continue;
         }
         let replication = t.partitions().first().map_or(0, |p| p.replicas().len());
+        // As kafka-topics.sh: no TopicId field for a topic without one.
+        let id = ids.get(t.name()).map(|id| format!("\tTopicId: {id}")).unwrap_or_default();
         println!(
-            "Topic: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+            "Topic: {}{id}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
             t.name(),
             t.partitions().len(),
             replication,
