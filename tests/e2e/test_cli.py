@@ -140,8 +140,11 @@ def test_console_consumer_group_commits_and_partition_offset(broker):
     rows = [line.split("\t") for line in r.stdout.splitlines()]
     assert [(o, v) for _, o, v in rows] == [("Offset:7", "v7"), ("Offset:8", "v8"), ("Offset:9", "v9")]
     assert all(ts.startswith("CreateTime:") for ts, _, _ in rows)
+    # A topic that does not exist is waited for (here until --timeout-ms), and not created.
     r = strom("console-consumer", *bs, "--topic", "missing", "--timeout-ms", "1000")
-    assert r.returncode != 0 and "does not exist" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "{missing=UNKNOWN_TOPIC_OR_PARTITION}" in r.stderr and "Processed a total of 0 messages" in r.stderr, r.stderr
+    assert "missing" not in strom("topics", *bs, "--list").stdout
 
 
 def test_get_offsets(broker):
@@ -198,3 +201,28 @@ def test_admin_errors_show_kafkas_error_name_and_the_brokers_message(broker):
     # DeleteGroups carries no message: the code's description stands in, after Kafka's name.
     r = strom("consumer-groups", *bs, "--delete", "--group", "nope")
     assert r.returncode != 0 and re.search(r"GROUP_ID_NOT_FOUND: \w", r.stderr), r.stderr
+
+
+def test_console_consumer_waits_for_a_topic_created_after_it_started(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    proc = subprocess.Popen([STROM_BIN, "console-consumer", *bs, "--topic", "later", "--from-beginning",
+                             "--max-messages", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Kafka's consumer warns that the topic is unknown, and keeps waiting.
+        warning = proc.stderr.readline()
+        assert "{later=UNKNOWN_TOPIC_OR_PARTITION}" in warning, warning + proc.stderr.read()
+        assert proc.poll() is None
+        # Waiting did not create the topic; creating it now is what the consumer waits for.
+        assert "later" not in strom("topics", *bs, "--list").stdout.split()
+        assert strom("topics", *bs, "--create", "--topic", "later", "--partitions", "2").returncode == 0
+        p = Producer({"bootstrap.servers": broker.bootstrap})
+        for v in (b"x", b"y"):
+            p.produce("later", value=v, partition=1)
+        assert p.flush(10) == 0
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out) == (0, "x\ny\n"), err
+    assert err.endswith("Processed a total of 2 messages\n"), err
