@@ -203,6 +203,42 @@ def test_admin_errors_show_kafkas_error_name_and_the_brokers_message(broker):
     assert r.returncode != 0 and re.search(r"GROUP_ID_NOT_FOUND: \w", r.stderr), r.stderr
 
 
+def write_into_a_closed_pipe(*args):
+    """Runs strom with its stdout a pipe nobody reads any more (as `strom ... | head -1` after head exited)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([STROM_BIN, *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    assert strom("topics", *bs, "--create", "--topic", "piped").returncode == 0
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(3):
+        p.produce("piped", value=f"v{i}".encode())
+    assert p.flush(10) == 0
+    for args in (["server", "--help-config"], ["topics", *bs, "--list"], ["topics", *bs, "--describe"],
+                 ["get-offsets", *bs, "--topic", "piped"]):
+        r = write_into_a_closed_pipe(*args)
+        # As `cat` or `ls`: ended by SIGPIPE, nothing said, no panic.
+        assert (r.returncode, r.stderr) == (-signal.SIGPIPE, ""), (args, r.returncode, r.stderr)
+    # console-consumer closes cleanly instead, as Kafka's does when stdout fails: position
+    # committed, group left, exit status 0.
+    r = write_into_a_closed_pipe("console-consumer", *bs, "--topic", "piped", "--group", "piped",
+                                 "--from-beginning", "--max-messages", "3")
+    assert r.returncode == 0 and "panicked" not in r.stderr, r.stderr
+    # It stops at the first write that fails: how many records it had passed on by then depends
+    # on how they arrived, and exactly those are committed.
+    m = re.fullmatch(r"Processed a total of ([1-3]) messages\n", r.stderr)
+    assert m, r.stderr
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "piped"})
+    assert c.committed([TopicPartition("piped", 0)], timeout=10)[0].offset == int(m[1])
+    c.close()
+
+
 def test_console_consumer_waits_for_a_topic_created_after_it_started(broker):
     bs = ["--bootstrap-server", broker.bootstrap]
     proc = subprocess.Popen([STROM_BIN, "console-consumer", *bs, "--topic", "later", "--from-beginning",
