@@ -262,3 +262,39 @@ def test_console_consumer_waits_for_a_topic_created_after_it_started(broker):
             proc.wait()
     assert (proc.returncode, out) == (0, "x\ny\n"), err
     assert err.endswith("Processed a total of 2 messages\n"), err
+
+
+def read_terminal_until(fd, wanted):
+    """What a pseudo-terminal shows, up to and including `wanted` (the guard only stops a hang)."""
+    seen = b""
+    while wanted not in seen:
+        ready, _, _ = select.select([fd], [], [], 30)
+        assert ready, f"the terminal never showed {wanted!r}; it showed {seen!r}"
+        seen += os.read(fd, 1024)
+    return seen
+
+
+def test_console_producer_prompts_only_at_a_terminal(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    assert strom("topics", *bs, "--create", "--topic", "typed").returncode == 0
+    # Piped input: no prompt, nothing on stdout.
+    r = strom("console-producer", *bs, "--topic", "typed", input="one\n")
+    assert (r.returncode, r.stdout) == (0, ""), r.stderr
+    # A person at a terminal: Kafka's `>` before each line.
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([STROM_BIN, "console-producer", *bs, "--topic", "typed"],
+                            stdin=terminal, stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+    try:
+        assert read_terminal_until(controller, b">") == b">"
+        os.write(controller, b"two\n")
+        read_terminal_until(controller, b"two\r\n>")  # the terminal's echo, then the next prompt
+        os.write(controller, b"\x04")  # Ctrl-D: end of input
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(controller)
+    r = strom("console-consumer", *bs, "--topic", "typed", "--from-beginning", "--max-messages", "2")
+    assert (r.returncode, r.stdout) == (0, "one\ntwo\n"), r.stderr
