@@ -298,3 +298,58 @@ def test_console_producer_prompts_only_at_a_terminal(broker):
         os.close(controller)
     r = strom("console-consumer", *bs, "--topic", "typed", "--from-beginning", "--max-messages", "2")
     assert (r.returncode, r.stdout) == (0, "one\ntwo\n"), r.stderr
+
+
+def test_strom_cluster_writes_each_nodes_config_and_says_how_to_restart_a_node(tmp_path):
+    from cluster import free_port_ranges
+    base, cbase = free_port_ranges(2, 2)
+    errors = open(tmp_path / "stderr", "w+")
+    proc = subprocess.Popen([STROM_BIN, "cluster", "--nodes", "2", "--base-port", str(base),
+                             "--controller-base-port", str(cbase), "--dir", str(tmp_path / "c"),
+                             "--override", "broker.session.timeout.ms=3000"],
+                            stdout=subprocess.PIPE, stderr=errors, text=True)
+    restarted = None
+    try:
+        nodes, hint = {}, None
+        for line in proc.stdout:
+            if m := re.match(r"^  node (\d): pid (\d+), data in (\S+), config (\S+)$", line):
+                nodes[int(m[1])] = (int(m[2]), m[3], m[4])
+            if line.startswith("To start a stopped node again, by hand: "):
+                hint = line
+                break
+        errors.seek(0)
+        assert len(nodes) == 2 and hint, "no summary; stderr:\n" + errors.read()[-3000:]
+        home = os.path.realpath(tmp_path / "c")
+        for node, (_, data, config) in nodes.items():
+            assert (data, config) == (f"{home}/node{node}", f"{home}/node{node}.properties")
+            with open(config) as f:
+                props = dict(line.rstrip("\n").split("=", 1) for line in f if line.strip() and not line.startswith("#"))
+            assert props == {
+                "node.id": str(node),
+                "listeners": f"PLAINTEXT://127.0.0.1:{base + node - 1},CONTROLLER://127.0.0.1:{cbase + node - 1}",
+                "controller.quorum.voters": f"1@127.0.0.1:{cbase},2@127.0.0.1:{cbase + 1}",
+                "log.dirs": data,
+                "default.replication.factor": "2",
+                "min.insync.replicas": "1",
+                "broker.session.timeout.ms": "3000",
+            }, props
+        # A crash: nothing restarts the node, but the cluster says how to.
+        os.kill(nodes[2][0], signal.SIGKILL)
+        for line in proc.stdout:
+            if line.startswith("[node 2] exited"):
+                break
+        assert "SIGKILL" in line and "To start it again" in line, line
+        command = shlex.split(line.split("in a terminal of its own: ", 1)[1])
+        assert os.path.samefile(command[0], STROM_BIN) and command[1:] == ["server", "--config", nodes[2][2]]
+        restarted = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ready = restarted.stdout.readline()
+        assert f"broker 2 is ready: bootstrap.servers=127.0.0.1:{base + 1}" in ready, ready
+    finally:
+        if restarted is not None:
+            restarted.send_signal(signal.SIGTERM)
+            restarted.wait(timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    # Node 2 was reported when it died; the one stopped now is node 1.
+    assert "[node 1] stopped (exit status: 0)" in out and "[node 2] stopped" not in out, out
