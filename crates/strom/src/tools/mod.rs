@@ -149,3 +149,21 @@ fn upper_snake(camel: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{error_name, error_text};
+
+    #[test]
+    fn errors_read_as_kafka_names_them_with_the_brokers_message() {
+        assert_eq!(error_name(17), "INVALID_TOPIC_EXCEPTION");
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(error_name(30_000), "error code 30000");
+        assert_eq!(error_text(17, Some("Topic name \"a/b\" is illegal")), "INVALID_TOPIC_EXCEPTION: Topic name \"a/b\" is illegal");
+        // No message from the broker: librdkafka's description, without its "Broker: " prefix.
+        let text = error_text(69, None);
+        assert!(text.starts_with("GROUP_ID_NOT_FOUND: ") && text.len() > "GROUP_ID_NOT_FOUND: ".len() && !text.contains("Broker:"), "{text}");
+        assert_eq!(error_text(69, Some("  ")), text);
+    }
+}
