@@ -2,7 +2,7 @@
 //!
 //! kafka-protocol encodes a response into any `ByteBufMut`. `ScatterBuf` is one that keeps the
 //! small encoded fields in memory but, when the encoder writes a records field that is a
-//! *placeholder* (a slice of `PLACEHOLDER`, a zeroed static nobody ever reads), records a
+//! *placeholder* (a slice of one zeroed allocation nobody ever reads), records a
 //! reference to the segment file range instead. The connection then writes the in-memory parts
 //! with `write` and the file parts with `sendfile(2)`: the kernel copies page cache straight into
 //! the socket, as Kafka does. So the crate still owns every byte of framing; Strom only swaps
@@ -19,17 +19,24 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 
 /// Largest records field sent zero-copy; larger ones (only possible through the min-one-message
-/// rule with a huge batch) are read into memory instead. Lives in .bss: never touched, never resident.
+/// rule with a huge batch) are read into memory instead.
 pub const PLACEHOLDER_LEN: usize = 64 << 20;
-static PLACEHOLDER: [u8; PLACEHOLDER_LEN] = [0; PLACEHOLDER_LEN];
+
+/// The zeroed bytes placeholders are slices of, allocated on first use and never freed. Not a
+/// `static [u8; N]`: an immutable static lands in .rodata, 64 MiB of zeros in the binary file.
+/// A zeroed allocation this large is fresh pages from mmap (calloc): never touched, never resident.
+fn placeholder_bytes() -> &'static [u8] {
+    static PLACEHOLDER: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
+    PLACEHOLDER.get_or_init(|| Box::leak(vec![0u8; PLACEHOLDER_LEN].into_boxed_slice()))
+}
 
 /// A records value of `len` bytes that the encoder will not read and `ScatterBuf` replaces.
 pub fn placeholder(len: usize) -> Option<Bytes> {
-    (len <= PLACEHOLDER_LEN).then(|| Bytes::from_static(&PLACEHOLDER[..len]))
+    (len <= PLACEHOLDER_LEN).then(|| Bytes::from_static(&placeholder_bytes()[..len]))
 }
 
 fn is_placeholder(src: &[u8]) -> bool {
-    let base = PLACEHOLDER.as_ptr() as usize;
+    let base = placeholder_bytes().as_ptr() as usize;
     let p = src.as_ptr() as usize;
     !src.is_empty() && p >= base && p + src.len() <= base + PLACEHOLDER_LEN
 }
@@ -239,7 +246,7 @@ mod tests {
         let file = Arc::new(tmp.reopen().unwrap());
         let f = FileSlice { file, path: tmp.path().into(), position: 0, len: 10 };
         let mut scatter = ScatterBuf::new(vec![f]);
-        scatter.put_slice(&PLACEHOLDER[..11]);
+        scatter.put_slice(&placeholder_bytes()[..11]);
         assert!(scatter.finish().is_none());
     }
 }

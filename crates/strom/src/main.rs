@@ -3,6 +3,7 @@
 mod dev_cluster;
 mod tools;
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -67,6 +68,18 @@ fn main() {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Output piped into `head`, or into a reader that went away: a tool ends quietly, as Unix
+    // tools do, by SIGPIPE's default action. Rust's runtime ignores SIGPIPE, so every write to
+    // the closed pipe fails instead and `print!` panics ("failed printing to stdout"). Not for
+    // the processes that must not die of it: the broker (a client's socket closing under
+    // sendfile(2) raises SIGPIPE too; its one line on stdout is written without panicking),
+    // `strom cluster` (it stops its nodes first) and console-consumer (it commits what it
+    // printed and leaves its group, as Kafka's does when stdout fails).
+    let keeps_sigpipe_ignored = matches!(cli.command, Command::Server { help_config: false, .. } | Command::Cluster(_) | Command::ConsoleConsumer(_));
+    if !keeps_sigpipe_ignored {
+        // SAFETY: signal(2) with the default action, before this process starts any thread.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -96,12 +109,17 @@ fn run() -> anyhow::Result<()> {
             let cfg = BrokerConfig::load(config.as_deref(), &overrides).context("invalid configuration")?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
             runtime.block_on(strom_broker::server::run(cfg, |broker, bootstrap| {
-                println!(
+                // Write errors ignored: a broker whose stdout reader went away keeps serving
+                // (its logs go to stderr).
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
                     "Strom {} broker {} is ready: bootstrap.servers={bootstrap} (data in {}; Ctrl-C stops it cleanly)",
                     env!("CARGO_PKG_VERSION"),
                     broker.config.node_id,
                     broker.config.log_dir.display()
                 );
+                let _ = out.flush();
             }))?;
             Ok(())
         }

@@ -2,8 +2,9 @@
 //! as a member of a group (by default a fresh one, `console-consumer-NNNNN`, as Kafka does) or
 //! from one partition at a given offset.
 //!
-//! Ctrl-C or SIGTERM (or --max-messages, or --timeout-ms without a record) ends it cleanly: the position
-//! is committed and the group is left at once, as a group member's close does.
+//! Ctrl-C or SIGTERM (or --max-messages, or --timeout-ms without a record, or a closed standard
+//! output) ends it cleanly: the position is committed and the group is left at once, as a group
+//! member's close does. A topic that does not exist yet is waited for, as Kafka's tool does.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -165,7 +166,7 @@ fn commit(consumer: &BaseConsumer, topic: &str, printed: &std::collections::BTre
         }
     }
     if let Err(e) = consumer.commit(&tpl, mode) {
-        eprintln!("ERROR: could not commit the group's position: {e}");
+        eprintln!("ERROR: could not commit the group's position: {}", super::kafka_error_text(&e));
     }
 }
 
@@ -182,7 +183,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let group = a.group.clone().unwrap_or_else(|| format!("console-consumer-{}", std::process::id() % 100_000));
     let mut settings = vec![
         ("client.id".to_string(), "console-consumer".to_string()),
-        ("group.id".to_string(), group),
+        ("group.id".to_string(), group.clone()),
         ("auto.offset.reset".to_string(), if a.from_beginning { "earliest" } else { "latest" }.to_string()),
         ("isolation.level".to_string(), a.isolation_level.clone()),
         ("enable.partition.eof".to_string(), "false".to_string()),
@@ -194,19 +195,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         settings.extend(super::read_properties("--consumer.config", path)?);
     }
     settings.extend(parse_properties("--consumer-property", &a.consumer_properties)?);
+    let start = match a.offset.as_deref() {
+        None if a.from_beginning => Offset::Beginning,
+        None | Some("latest") => Offset::End,
+        Some("earliest") => Offset::Beginning,
+        Some(o) => Offset::Offset(o.parse().with_context(|| format!("--offset must be a number, earliest or latest, not {o}"))?),
+    };
     let consumer: BaseConsumer = a.connection.client_config(&settings)?.create().context("cannot create the consumer")?;
-    let md = super::metadata(consumer.client(), &a.connection.bootstrap_server)?;
-    if !md.topics().iter().any(|t| t.name() == a.topic && t.error().is_none()) {
-        bail!("topic {} does not exist", a.topic);
+    let stop = stop_on_signal();
+    let idle_limit = a.timeout_ms.map(Duration::from_millis);
+    // --timeout-ms counts from here: time spent waiting for the topic is time without a record.
+    let started = Instant::now();
+    if !wait_for_topic(&consumer, &a, &group, &stop, idle_limit.map(|l| started + l))? {
+        eprintln!("Processed a total of 0 messages");
+        return Ok(());
     }
     match a.partition {
         Some(p) => {
-            let start = match a.offset.as_deref() {
-                None if a.from_beginning => Offset::Beginning,
-                None | Some("latest") => Offset::End,
-                Some("earliest") => Offset::Beginning,
-                Some(o) => Offset::Offset(o.parse().with_context(|| format!("--offset must be a number, earliest or latest, not {o}"))?),
-            };
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&a.topic, p, start).context("bad --partition")?;
             consumer.assign(&tpl).context("cannot assign the partition")?;
@@ -214,11 +219,75 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         None => consumer.subscribe(&[&a.topic]).context("cannot subscribe")?,
     }
 
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut count = 0u64;
+    // The next offset of each partition printed from: what is committed. Not the consumer's
+    // position, which is further on: it has fetched ahead.
+    let mut printed: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
+    let mut last = started;
+    let group_member = a.partition.is_none();
+    let mut last_commit = Instant::now();
+    let mut committed = printed.clone();
+    // A write error ends the loop. A closed pipe (the output piped into `head`) ends it
+    // quietly, the consumer closed cleanly as Kafka's does when stdout fails; others are errors.
+    let mut write_error = None;
+    while !stop.load(Ordering::SeqCst) && a.max_messages.is_none_or(|max| count < max) {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {
+                if let Err(e) = out.flush() {
+                    write_error = Some(e);
+                    break;
+                }
+                if idle_limit.is_some_and(|l| last.elapsed() >= l) {
+                    break;
+                }
+            }
+            Some(Err(e)) => eprintln!("ERROR: {}", super::kafka_error_text(&e)),
+            Some(Ok(m)) => {
+                if let Err(e) = format.write(&mut out, &m) {
+                    write_error = Some(e);
+                    break;
+                }
+                printed.insert(m.partition(), m.offset() + 1);
+                count += 1;
+                last = Instant::now();
+            }
+        }
+        if group_member && last_commit.elapsed() >= AUTO_COMMIT_INTERVAL && printed != committed {
+            if let Err(e) = out.flush() {
+                write_error = Some(e);
+                break;
+            }
+            commit(&consumer, &a.topic, &printed, rdkafka::consumer::CommitMode::Async);
+            committed = printed.clone();
+            last_commit = Instant::now();
+        }
+    }
+    if write_error.is_none() {
+        write_error = out.flush().err();
+    }
+    // A BufWriter whose flush failed would try again when dropped: forget what it holds.
+    let (_, _) = out.into_parts();
+    if group_member && printed != committed {
+        commit(&consumer, &a.topic, &printed, rdkafka::consumer::CommitMode::Sync);
+    }
+    // Dropping the consumer closes it, which leaves the group at once.
+    drop(consumer);
+    eprintln!("Processed a total of {count} messages");
+    match write_error {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to standard output"),
+        _ => Ok(()),
+    }
+}
+
+/// A flag raised by Ctrl-C or SIGTERM (what `kill` and service managers send), so that the tool
+/// finishes cleanly: commits what it printed and leaves its group.
+fn stop_on_signal() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::spawn(move || {
         if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            // Ctrl-C or SIGTERM (what `kill` and service managers send): finish cleanly.
             rt.block_on(async {
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                     Ok(mut term) => {
@@ -235,48 +304,36 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             flag.store(true, Ordering::SeqCst);
         }
     });
+    stop
+}
 
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut count = 0u64;
-    // The next offset of each partition printed from: what is committed. Not the consumer's
-    // position, which is further on: it has fetched ahead.
-    let mut printed: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
-    let mut last = Instant::now();
-    let idle_limit = a.timeout_ms.map(Duration::from_millis);
-    let group_member = a.partition.is_none();
-    let mut last_commit = Instant::now();
-    let mut committed = printed.clone();
-    while !stop.load(Ordering::SeqCst) && a.max_messages.is_none_or(|max| count < max) {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {
-                out.flush()?;
-                if idle_limit.is_some_and(|l| last.elapsed() >= l) {
-                    break;
-                }
-            }
-            Some(Err(e)) => eprintln!("ERROR: {e}"),
-            Some(Ok(m)) => {
-                format.write(&mut out, &m)?;
-                printed.insert(m.partition(), m.offset() + 1);
-                count += 1;
-                last = Instant::now();
-            }
+/// How often the cluster is asked again for a topic that does not exist yet.
+const TOPIC_POLL: Duration = Duration::from_millis(500);
+
+/// Waits until the topic exists, as Kafka's console consumer does: it is started before the
+/// producer, often before the topic is created. Says so once, with the warning Kafka's consumer
+/// logs (UNKNOWN_TOPIC_OR_PARTITION); the topic is not created by asking (metadata of every
+/// topic never auto-creates one). `false` when Ctrl-C or the `deadline` came first.
+fn wait_for_topic(consumer: &BaseConsumer, a: &Args, group: &str, stop: &AtomicBool, deadline: Option<Instant>) -> anyhow::Result<bool> {
+    let exists = |md: &rdkafka::metadata::Metadata| md.topics().iter().any(|t| t.name() == a.topic && t.error().is_none());
+    // The first answer decides whether the cluster is there at all: one clear line if not.
+    if exists(&super::metadata(consumer.client(), &a.connection.bootstrap_server)?) {
+        return Ok(true);
+    }
+    eprintln!(
+        "WARN [Consumer clientId=console-consumer, groupId={group}] Error while fetching metadata: {{{}=UNKNOWN_TOPIC_OR_PARTITION}}: waiting for the topic to be created",
+        a.topic
+    );
+    loop {
+        if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
         }
-        if group_member && last_commit.elapsed() >= AUTO_COMMIT_INTERVAL && printed != committed {
-            out.flush()?;
-            commit(&consumer, &a.topic, &printed, rdkafka::consumer::CommitMode::Async);
-            committed = printed.clone();
-            last_commit = Instant::now();
+        std::thread::sleep(TOPIC_POLL);
+        // A broker that is briefly away (restarting) is waited for too, as by Kafka's consumer.
+        match consumer.client().fetch_metadata(None, super::TIMEOUT) {
+            Ok(md) if exists(&md) => return Ok(true),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "metadata while waiting for the topic"),
         }
     }
-    out.flush()?;
-    drop(out);
-    if group_member && printed != committed {
-        commit(&consumer, &a.topic, &printed, rdkafka::consumer::CommitMode::Sync);
-    }
-    // Dropping the consumer closes it, which leaves the group at once.
-    drop(consumer);
-    eprintln!("Processed a total of {count} messages");
-    Ok(())
 }

@@ -6,7 +6,7 @@
 //! separator with `parse.key=true`) is reported with its number and skipped; the rest of the
 //! input is still sent, and the tool exits non-zero at the end.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,7 +134,7 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((e, _)) = result {
             self.failed.fetch_add(1, Ordering::Relaxed);
-            eprintln!("ERROR when sending a record to the topic: {e}");
+            eprintln!("ERROR when sending a record to the topic: {}", super::kafka_error_text(e));
         }
     }
 }
@@ -165,9 +165,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
     let mut bad_lines = 0u64;
     let stdin = std::io::stdin();
-    for (n, line) in stdin.lock().lines().enumerate() {
-        let line = line.context("reading standard input")?;
-        let line = line.strip_suffix('\r').unwrap_or(&line);
+    // Kafka's prompt, `>` before each line, only for a person typing: Java's LineMessageReader
+    // shows it when System.console() exists, that is when stdin and stdout are both terminals.
+    let prompt = stdin.is_terminal() && std::io::stdout().is_terminal();
+    let mut input = stdin.lock();
+    let mut buf = String::new();
+    for n in 0u64.. {
+        if prompt {
+            let mut out = std::io::stdout().lock();
+            // A prompt that cannot be shown is no reason to stop sending.
+            let _ = out.write_all(b">").and_then(|()| out.flush());
+        }
+        buf.clear();
+        if input.read_line(&mut buf).context("reading standard input")? == 0 {
+            break;
+        }
+        let line = buf.strip_suffix('\n').unwrap_or(&buf);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let (headers, key, value) = match format.parse(line) {
             Ok(parsed) => parsed,
             Err(why) => {

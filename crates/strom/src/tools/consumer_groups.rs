@@ -11,10 +11,11 @@ use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{block_on, Connection, TIMEOUT};
+use super::{block_on, Connection, KafkaContext, TIMEOUT};
 
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("action").required(true).args(["list", "describe", "reset_offsets", "delete"]))]
@@ -80,10 +81,7 @@ const MISSING: &str = "-";
 pub fn run(a: Args) -> anyhow::Result<()> {
     let bootstrap = a.connection.bootstrap_server.clone();
     let admin: AdminClient<DefaultClientContext> = a.connection.client_config(&[])?.create().context("cannot create the admin client")?;
-    let groups = admin
-        .inner()
-        .fetch_group_list(None, TIMEOUT)
-        .map_err(|e| anyhow::anyhow!("cannot reach the cluster at {bootstrap} within {} s: {e}", TIMEOUT.as_secs()))?;
+    let groups = list_groups(&admin, &bootstrap)?;
     let mut all: Vec<&GroupInfo> = groups.groups().iter().filter(|g| g.protocol_type() == "consumer" || g.protocol_type().is_empty()).collect();
     all.sort_by(|x, y| x.name().cmp(y.name()));
     if a.list {
@@ -125,6 +123,38 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Every group (ListGroups to each broker). A broker creating or loading `__consumer_offsets`
+/// (the first group request a cluster sees creates it) answers COORDINATOR_LOAD_IN_PROGRESS or
+/// COORDINATOR_NOT_AVAILABLE for a moment: asked again, as Kafka's admin client does with
+/// retriable errors, until the tool's timeout. Other errors are the broker's, named as such.
+fn list_groups(admin: &AdminClient<DefaultClientContext>, bootstrap: &str) -> anyhow::Result<rdkafka::groups::GroupList> {
+    let start = std::time::Instant::now();
+    loop {
+        let left = TIMEOUT.saturating_sub(start.elapsed());
+        match admin.inner().fetch_group_list(None, left) {
+            Ok(groups) => return Ok(groups),
+            Err(e) => {
+                let retriable = matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::CoordinatorLoadInProgress | RDKafkaErrorCode::CoordinatorNotAvailable | RDKafkaErrorCode::NotCoordinator)
+                );
+                if retriable && start.elapsed() + RETRY_BACKOFF < TIMEOUT {
+                    std::thread::sleep(RETRY_BACKOFF);
+                    continue;
+                }
+                // Nothing answered: the usual one line about the cluster. A broker's refusal: its error.
+                if matches!(e.rdkafka_error_code(), Some(c) if (c as i32) < 0) {
+                    bail!("cannot reach the cluster at {bootstrap} within {} s: {}", TIMEOUT.as_secs(), super::kafka_error_text(&e));
+                }
+                bail!("cannot list the consumer groups: {}", super::kafka_error_text(&e));
+            }
+        }
+    }
+}
+
+/// The wait before asking again after a retriable error.
+const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Kafka's notes about a group without a stable membership; `false` when there is no group.
 fn print_state_notice(name: &str, g: Option<&GroupInfo>) -> bool {
@@ -264,7 +294,7 @@ fn delete(admin: &AdminClient<DefaultClientContext>, groups: &[String]) -> anyho
     let failed: Vec<String> = results
         .into_iter()
         .filter_map(|r| r.err())
-        .map(|(g, code)| format!("* Group '{g}' could not be deleted due to: {}", super::topics::code_name(code)))
+        .map(|(g, code)| format!("* Group '{g}' could not be deleted due to: {}", super::error_text(code as i32, None)))
         .collect();
     if failed.is_empty() {
         let list = groups.iter().map(|g| format!("'{g}'")).collect::<Vec<_>>().join(", ");
@@ -322,7 +352,7 @@ fn reset(a: &Args, name: &str, g: Option<&GroupInfo>) -> anyhow::Result<()> {
     };
     let mut new_offsets = Vec::with_capacity(targets.len());
     for (topic, p) in &targets {
-        let (low, high) = consumer.fetch_watermarks(topic, *p, TIMEOUT).with_context(|| format!("{topic}:{p}"))?;
+        let (low, high) = consumer.fetch_watermarks(topic, *p, TIMEOUT).kafka_context(|| format!("{topic}:{p}"))?;
         let offset = if a.to_earliest {
             low
         } else if a.to_latest {
@@ -334,7 +364,7 @@ fn reset(a: &Args, name: &str, g: Option<&GroupInfo>) -> anyhow::Result<()> {
         } else if let Some(ts) = by_time {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(topic, *p, Offset::Offset(ts)).context("bad timestamp")?;
-            let found = consumer.offsets_for_times(tpl, TIMEOUT).context("ListOffsets by time failed")?;
+            let found = consumer.offsets_for_times(tpl, TIMEOUT).kafka_context(|| "ListOffsets by time failed")?;
             match found.elements().first().map(|e| e.offset()) {
                 Some(Offset::Offset(o)) => o,
                 _ => high,
@@ -355,7 +385,7 @@ fn reset(a: &Args, name: &str, g: Option<&GroupInfo>) -> anyhow::Result<()> {
         for (topic, p, o) in &new_offsets {
             tpl.add_partition_offset(topic, *p, Offset::Offset(*o)).context("bad offset")?;
         }
-        consumer.commit(&tpl, CommitMode::Sync).context("cannot commit the new offsets")?;
+        consumer.commit(&tpl, CommitMode::Sync).kafka_context(|| "cannot commit the new offsets")?;
     }
     Ok(())
 }
@@ -385,7 +415,7 @@ fn committed_offsets(consumer: &BaseConsumer, bootstrap: &str) -> anyhow::Result
     if tpl.count() == 0 {
         return Ok(out);
     }
-    let got = consumer.committed_offsets(tpl, TIMEOUT).context("cannot fetch the group's committed offsets")?;
+    let got = consumer.committed_offsets(tpl, TIMEOUT).kafka_context(|| "cannot fetch the group's committed offsets")?;
     for e in got.elements() {
         if let Offset::Offset(o) = e.offset() {
             out.insert((e.topic().to_string(), e.partition()), o);

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Connection, TIMEOUT};
+use super::{Connection, KafkaContext, TIMEOUT};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -61,7 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ids.sort_unstable();
         if time == -1 || time == -2 {
             for id in ids {
-                let (low, high) = consumer.fetch_watermarks(t.name(), id, TIMEOUT).with_context(|| format!("{}:{id}", t.name()))?;
+                let (low, high) = consumer.fetch_watermarks(t.name(), id, TIMEOUT).kafka_context(|| format!("{}:{id}", t.name()))?;
                 lines.push(format!("{}:{id}:{}", t.name(), if time == -1 { high } else { low }));
             }
             continue;
@@ -70,7 +70,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         for id in &ids {
             tpl.add_partition_offset(t.name(), *id, Offset::Offset(time)).context("bad partition")?;
         }
-        let found = consumer.offsets_for_times(tpl, TIMEOUT).context("ListOffsets by time failed")?;
+        let found = consumer.offsets_for_times(tpl, TIMEOUT).kafka_context(|| "ListOffsets by time failed")?;
         for e in found.elements() {
             // Kafka prints nothing for a partition without a record at or after the time.
             if let Offset::Offset(o) = e.offset() {

@@ -102,42 +102,31 @@ pub fn error(code: i16) -> Option<ResponseError> {
     ResponseError::try_from_code(code)
 }
 
-/// A broker's error as the person at the terminal should read it: Kafka's name of the code (what
-/// the librdkafka-based tools print too) and, for the codes these requests return, the message
-/// Java's exception carries. kafka-protocol's own Display is only the Rust variant's name.
+/// A broker's error as the person at the terminal should read it (`super::error_text`): Kafka's
+/// name of the code and, for the codes these requests return, the message Java's exception
+/// carries. kafka-protocol's own Display is only the Rust variant's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BrokerError(pub ResponseError);
 
 impl std::fmt::Display for BrokerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let e = self.0;
-        if let ResponseError::Unknown(code) = e {
-            return write!(f, "error code {code}");
-        }
-        // The variant's name is Kafka's name in CamelCase: UnknownTopicOrPartition.
-        let camel = format!("{e:?}");
-        let mut name = String::with_capacity(camel.len() + 8);
-        for (i, c) in camel.chars().enumerate() {
-            if c.is_ascii_uppercase() && i > 0 {
-                name.push('_');
-            }
-            name.push(c.to_ascii_uppercase());
-        }
         let message = match e {
-            ResponseError::UnknownTopicOrPartition => "This server does not host this topic-partition.",
-            ResponseError::LeaderNotAvailable => "There is no leader for this topic-partition as we are in the middle of a leadership election.",
-            ResponseError::NotLeaderOrFollower => "This server is not the leader (or a replica) of the partition.",
-            ResponseError::TransactionalIdNotFound => "The transactionalId could not be found.",
-            ResponseError::CoordinatorNotAvailable => "The coordinator is not available.",
-            ResponseError::NotCoordinator => "This is not the correct coordinator.",
-            ResponseError::CoordinatorLoadInProgress => "The coordinator is loading and hence can't process requests.",
-            ResponseError::InvalidProducerEpoch => "Producer attempted to produce with an old epoch.",
-            ResponseError::TransactionCoordinatorFenced => "The transaction coordinator sending the marker is no longer the current coordinator for the producer.",
-            ResponseError::UnsupportedVersion => "The version of API is not supported.",
-            ResponseError::ClusterAuthorizationFailed => "Cluster authorization failed.",
-            _ => return f.write_str(&name),
+            ResponseError::UnknownTopicOrPartition => Some("This server does not host this topic-partition."),
+            ResponseError::LeaderNotAvailable => Some("There is no leader for this topic-partition as we are in the middle of a leadership election."),
+            ResponseError::NotLeaderOrFollower => Some("This server is not the leader (or a replica) of the partition."),
+            ResponseError::TransactionalIdNotFound => Some("The transactionalId could not be found."),
+            ResponseError::CoordinatorNotAvailable => Some("The coordinator is not available."),
+            ResponseError::NotCoordinator => Some("This is not the correct coordinator."),
+            ResponseError::CoordinatorLoadInProgress => Some("The coordinator is loading and hence can't process requests."),
+            ResponseError::InvalidProducerEpoch => Some("Producer attempted to produce with an old epoch."),
+            ResponseError::TransactionCoordinatorFenced => Some("The transaction coordinator sending the marker is no longer the current coordinator for the producer."),
+            ResponseError::UnsupportedVersion => Some("The version of API is not supported."),
+            ResponseError::ClusterAuthorizationFailed => Some("Cluster authorization failed."),
+            // librdkafka's description of the code (these responses carry no message).
+            _ => None,
         };
-        write!(f, "{name}: {message}")
+        f.write_str(&super::error_text(i32::from(e.code()), message))
     }
 }
 

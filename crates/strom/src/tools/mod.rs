@@ -3,6 +3,7 @@
 //! librdkafka (the `rdkafka` crate): the same client most non-Java Kafka applications use, so
 //! the tools exercise the broker the way real traffic does (see ARCHITECTURE.md for why).
 
+pub mod admin_ffi;
 pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;
@@ -17,7 +18,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use kafka_protocol::error::ResponseError;
 use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka_sys::types::RDKafkaRespErr;
 
 /// How long a tool waits for the cluster before it gives up with an error.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,4 +86,84 @@ pub fn metadata(client: &rdkafka::client::Client<impl rdkafka::ClientContext>, b
     client
         .fetch_metadata(None, TIMEOUT)
         .map_err(|e| anyhow::anyhow!("cannot reach the cluster at {bootstrap} within {} s: {e}", TIMEOUT.as_secs()))
+}
+
+/// Kafka's name of an error code, as its protocol guide and tools spell it
+/// (`INVALID_TOPIC_EXCEPTION`, `UNKNOWN_TOPIC_OR_PARTITION`); librdkafka's name for the codes
+/// Kafka does not have (librdkafka's own, negative ones: `TRANSPORT`, `TIMED_OUT`).
+pub fn error_name(code: i32) -> String {
+    let kafka = i16::try_from(code).ok().and_then(ResponseError::try_from_code).filter(|e| !matches!(e, ResponseError::Unknown(_)));
+    match kafka {
+        // kafka-protocol's variants are Kafka's names in CamelCase.
+        Some(e) => upper_snake(&format!("{e:?}")),
+        None => match RDKafkaRespErr::try_from(code) {
+            Ok(e) => upper_snake(&format!("{:?}", RDKafkaErrorCode::from(e))),
+            Err(_) => format!("error code {code}"),
+        },
+    }
+}
+
+/// A broker's error as every tool prints it: Kafka's name of the code, then the message the
+/// broker sent with it (`INVALID_TOPIC_EXCEPTION: Topic name "a/b" is illegal, ...`). Several
+/// responses carry no message (DeleteGroups, OffsetCommit, DeleteTopics below v5); for those
+/// librdkafka's description of the code stands in, so the line always says what went wrong.
+pub fn error_text(code: i32, broker_message: Option<&str>) -> String {
+    let name = error_name(code);
+    let message = broker_message.map(str::trim).filter(|m| !m.is_empty()).map(str::to_string).or_else(|| admin_ffi::description(code));
+    // librdkafka prefixes its descriptions of broker codes with "Broker: " (also when it hands on
+    // a response without a message); the name in front already says where the error came from.
+    match message.as_deref().map(|m| m.strip_prefix("Broker: ").unwrap_or(m)) {
+        Some(m) if !m.is_empty() && !m.eq_ignore_ascii_case(&name) => format!("{name}: {m}"),
+        _ => name,
+    }
+}
+
+/// An error of the `rdkafka` crate as `error_text` prints a broker's: the crate's Display is
+/// its Rust variant's name (`InvalidTopic`) and librdkafka's description, not Kafka's name.
+pub fn kafka_error_text(e: &KafkaError) -> String {
+    match e.rdkafka_error_code() {
+        Some(code) => error_text(code as i32, None),
+        None => e.to_string(),
+    }
+}
+
+/// `context` for the `rdkafka` crate's results, the error printed by `kafka_error_text`.
+pub trait KafkaContext<T> {
+    fn kafka_context<C: std::fmt::Display>(self, context: impl FnOnce() -> C) -> anyhow::Result<T>;
+}
+
+impl<T> KafkaContext<T> for Result<T, KafkaError> {
+    fn kafka_context<C: std::fmt::Display>(self, context: impl FnOnce() -> C) -> anyhow::Result<T> {
+        self.map_err(|e| anyhow::anyhow!("{}: {}", context(), kafka_error_text(&e)))
+    }
+}
+
+/// `InvalidTopicException` -> `INVALID_TOPIC_EXCEPTION`.
+fn upper_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{error_name, error_text};
+
+    #[test]
+    fn errors_read_as_kafka_names_them_with_the_brokers_message() {
+        assert_eq!(error_name(17), "INVALID_TOPIC_EXCEPTION");
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(error_name(30_000), "error code 30000");
+        assert_eq!(error_text(17, Some("Topic name \"a/b\" is illegal")), "INVALID_TOPIC_EXCEPTION: Topic name \"a/b\" is illegal");
+        // No message from the broker: librdkafka's description, without its "Broker: " prefix.
+        let text = error_text(69, None);
+        assert!(text.starts_with("GROUP_ID_NOT_FOUND: ") && text.len() > "GROUP_ID_NOT_FOUND: ".len() && !text.contains("Broker:"), "{text}");
+        assert_eq!(error_text(69, Some("  ")), text);
+    }
 }

@@ -1,13 +1,18 @@
 //! `strom topics`: Kafka's `kafka-topics.sh`: create, list, describe, alter and delete topics.
+//! Refusals print the broker's error name and message; --describe prints each topic's id.
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
-use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka_sys::types::RDKafkaRespErr;
 
+use super::admin_ffi::{self, TopicOp};
 use super::{block_on, metadata, parse_properties, Connection, TIMEOUT};
+
+const TOPIC_ALREADY_EXISTS: i32 = RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS as i32;
+const UNKNOWN_TOPIC_OR_PARTITION: i32 = RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART as i32;
 
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("action").required(true).args(["create", "list", "describe", "alter", "delete"]))]
@@ -76,44 +81,26 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return describe(&admin, &opts, &a);
     }
     let Some(topic) = a.topic.as_deref() else { bail!("--topic is required with --create, --alter and --delete") };
-    if a.create {
-        let configs = parse_properties("--config", &a.configs)?;
-        let replication = TopicReplication::Fixed(a.replication_factor.unwrap_or(-1));
-        let mut new = NewTopic::new(topic, a.partitions.unwrap_or(-1), replication);
-        for (k, v) in &configs {
-            new = new.set(k, v);
-        }
-        let results = block_on(admin.create_topics([&new], &opts))??;
-        for r in results {
-            match r {
-                Ok(_) => println!("Created topic {topic}."),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if a.if_not_exists => {}
-                Err((name, code)) => bail!("cannot create topic {name}: {code} ({})", code_name(code)),
-            }
-        }
-        return Ok(());
-    }
-    if a.alter {
+    // CreateTopics, CreatePartitions and DeleteTopics go through `admin_ffi`: the broker's
+    // message for a refusal says why (which character of a name is illegal, which config value
+    // is bad), and the rdkafka crate would drop it.
+    let configs = parse_properties("--config", &a.configs)?;
+    let (op, what, tolerated) = if a.create {
+        let (partitions, replication_factor) = (a.partitions.unwrap_or(-1), a.replication_factor.unwrap_or(-1));
+        (TopicOp::Create { partitions, replication_factor, configs: &configs }, "create", a.if_not_exists.then_some(TOPIC_ALREADY_EXISTS))
+    } else if a.alter {
         let Some(n) = a.partitions else { bail!("--alter needs --partitions") };
         let n = usize::try_from(n).map_err(|_| anyhow::anyhow!("--partitions must be positive"))?;
-        let results = block_on(admin.create_partitions([&NewPartitions::new(topic, n)], &opts))??;
-        for r in results {
-            match r {
-                Ok(_) => {}
-                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) if a.if_exists => {}
-                Err((name, code)) => bail!("cannot alter topic {name}: {code} ({})", code_name(code)),
-            }
-        }
-        return Ok(());
-    }
-    // --delete
-    let results = block_on(admin.delete_topics(&[topic], &opts))??;
-    for r in results {
-        match r {
-            Ok(_) => {}
-            Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) if a.if_exists => {}
-            Err((name, code)) => bail!("cannot delete topic {name}: {code} ({})", code_name(code)),
-        }
+        (TopicOp::AddPartitions { total: n }, "alter", a.if_exists.then_some(UNKNOWN_TOPIC_OR_PARTITION))
+    } else {
+        (TopicOp::Delete, "delete", a.if_exists.then_some(UNKNOWN_TOPIC_OR_PARTITION))
+    };
+    match admin_ffi::topic_request(admin.inner(), topic, op, TIMEOUT)? {
+        Ok(()) if a.create => println!("Created topic {topic}."),
+        Ok(()) => {}
+        // --if-not-exists, --if-exists.
+        Err(e) if Some(e.code) == tolerated => {}
+        Err(e) => bail!("cannot {what} topic {topic}: {e}"),
     }
     Ok(())
 }
@@ -146,13 +133,18 @@ fn describe(admin: &AdminClient<DefaultClientContext>, opts: &AdminOptions, a: &
             overrides.insert(name.clone(), set.join(","));
         }
     }
+    // librdkafka's metadata has no topic ids; DescribeTopics has them.
+    let names: Vec<&str> = topics.iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
+    let ids: BTreeMap<String, String> = admin_ffi::topic_ids(admin.inner(), &names, TIMEOUT)?.into_iter().collect();
     for t in topics {
         if t.error().is_some() {
             continue;
         }
         let replication = t.partitions().first().map_or(0, |p| p.replicas().len());
+        // As kafka-topics.sh: no TopicId field for a topic without one.
+        let id = ids.get(t.name()).map(|id| format!("\tTopicId: {id}")).unwrap_or_default();
         println!(
-            "Topic: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+            "Topic: {}{id}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
             t.name(),
             t.partitions().len(),
             replication,
@@ -180,16 +172,4 @@ fn join(ids: &[i32]) -> String {
 
 fn is_internal(topic: &str) -> bool {
     topic.starts_with("__")
-}
-
-/// Kafka's upper-case name of an error code, as its tools print it.
-pub fn code_name(code: RDKafkaErrorCode) -> String {
-    let mut out = String::new();
-    for (i, ch) in format!("{code:?}").chars().enumerate() {
-        if ch.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(ch.to_ascii_uppercase());
-    }
-    out
 }

@@ -1,7 +1,7 @@
 //! `strom configs`: Kafka's `kafka-configs.sh` for topics and brokers: `--describe` a resource's
 //! dynamic configs (or all of them with `--all`), `--alter` them incrementally.
 //!
-//! Both go to librdkafka directly (the [`admin_ffi`] module, `admin_ffi.rs`): the `rdkafka`
+//! Both go to librdkafka directly (the tools' [`admin_ffi`] module, `tools/admin_ffi.rs`): the `rdkafka`
 //! crate wraps neither IncrementalAlterConfigs nor the synonyms and per-resource errors of
 //! DescribeConfigs. `--alter` is IncrementalAlterConfigs (DELETE for each `--delete-config` key,
 //! then SET for each `--add-config` pair, in one request, as Kafka's tool sends them): keys not
@@ -11,16 +11,14 @@
 //! This file is the tool: its flags, which entity they name, Kafka's output, `--add-config`
 //! parsing. `admin_ffi.rs` holds all of the tool's `unsafe`, the two librdkafka requests.
 
-mod admin_ffi;
-
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 
+use super::admin_ffi::{self, Entry, Op, ResourceKind};
 use super::{metadata, Connection, TIMEOUT};
-use admin_ffi::{Entry, Op, ResourceKind};
 
 // Kafka's ConfigSource ids (DescribeConfigs v1+).
 const DYNAMIC_TOPIC_CONFIG: i32 = 1;
