@@ -12,13 +12,10 @@ Each client check runs on its own new broker: the first request is the one that 
 """
 import asyncio
 import json
-import os
-import shutil
 import signal
 import socket
 import subprocess
 
-import pytest
 from kafka import KafkaAdminClient
 from kafka.protocol.admin import (DescribeGroupsRequest, DescribeTransactionsRequest, ListGroupsRequest,
                                   ListTransactionsRequest)
@@ -27,10 +24,9 @@ from kafka.protocol.consumer import OffsetFetchRequest
 import txnwire
 import wire
 from conftest import STROM_BIN
+from jslib import run_js
 from txnwire import NONE, NOT_COORDINATOR, TRANSACTIONAL_ID_NOT_FOUND, call, name
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-JS_DIR = os.path.join(HERE, "js")
 INVALID_REQUEST = 42
 UNKNOWN_TOPIC_OR_PARTITION = 3
 OFFSETS, TXN_STATE = "__consumer_offsets", "__transaction_state"
@@ -93,23 +89,8 @@ def test_aiokafka_list_consumer_groups_on_a_new_broker(broker):
     assert asyncio.run(run()) == []
 
 
-def node_modules():
-    """Where scripts/test.sh installed tests/e2e/js's packages (npm ci), or None."""
-    for d in (os.environ.get("STROM_NODE_MODULES"),
-              os.path.join(os.environ.get("STROM_CACHE", os.path.expanduser("~/.cache/strom")), "js", "node_modules"),
-              os.path.join(JS_DIR, "node_modules")):
-        if d and os.path.isdir(os.path.join(d, "kafkajs")):
-            return d
-    return None
-
-
 def test_kafkajs_list_groups_on_a_new_broker(broker):
-    modules = node_modules()
-    if shutil.which("node") is None or modules is None:
-        pytest.skip("node or kafkajs missing: scripts/test.sh installs tests/e2e/js's packages with npm ci")
-    proc = subprocess.run(["node", os.path.join(JS_DIR, "groups.js"), broker.bootstrap], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "NODE_PATH": modules})
-    out = [l for l in proc.stdout.splitlines() if l.startswith(("RESULT ", "ERROR "))]
+    proc, out = run_js("groups.js", broker.bootstrap, timeout=120)
     assert out and out[-1].startswith("RESULT "), \
         f"kafkajs listGroups failed: {out[-1] if out else 'no result'}; exit {proc.returncode}\n{proc.stderr[-2000:]}"
     assert json.loads(out[-1][len("RESULT "):]) == {"groups": []}

@@ -18,9 +18,6 @@ What each client offers:
 import asyncio
 import contextlib
 import json
-import os
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -28,11 +25,10 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTP
 from kafka.structs import OffsetAndMetadata
 
+from jslib import run_js
 from txnlib import (INIT_TIMEOUT_S, SINGLE_NODE_TXN_OVERRIDES, accepted, coordinator_probe, create_topics,
                     group_offsets, has_all, produce_plain, read, summary)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-JS_DIR = os.path.join(HERE, "js")
 
 
 @pytest.fixture
@@ -256,26 +252,11 @@ def test_aiokafka_commit_abort_read_committed_and_send_offsets(txn_broker):
 
 # --- kafkajs -----------------------------------------------------------------------------------
 
-def node_modules():
-    """Where scripts/test.sh installed tests/e2e/js's packages (npm ci), or None."""
-    for d in (os.environ.get("STROM_NODE_MODULES"),
-              os.path.join(os.environ.get("STROM_CACHE", os.path.expanduser("~/.cache/strom")), "js", "node_modules"),
-              os.path.join(JS_DIR, "node_modules")):
-        if d and os.path.isdir(os.path.join(d, "kafkajs")):
-            return d
-    return None
-
-
 def test_kafkajs_commit_abort_read_committed_and_send_offsets(txn_broker):
-    modules = node_modules()
-    if shutil.which("node") is None or modules is None:
-        pytest.skip("node or kafkajs missing: scripts/test.sh installs tests/e2e/js's packages with npm ci")
     bs, topic, source, group = txn_broker.bootstrap, "js-tx", "js-in", "js-group"
     create_topics(bs, {topic: 1, source: 1})
     produce_plain(bs, source, vals("in", 30))
-    proc = subprocess.run(["node", os.path.join(JS_DIR, "txn.js"), bs, topic, "js-tx", source, group],
-                          capture_output=True, text=True, timeout=170, env={**os.environ, "NODE_PATH": modules, "KAFKAJS_NO_PARTITIONER_WARNING": "1"})
-    out = [l for l in proc.stdout.splitlines() if l.startswith(("RESULT ", "ERROR "))]
+    proc, out = run_js("txn.js", bs, topic, "js-tx", source, group, timeout=170)
     context = f"exit {proc.returncode}; stdout tail:\n{proc.stdout[-2000:]}\nstderr tail:\n{proc.stderr[-3000:]}"
     assert out and out[-1].startswith("RESULT "), \
         f"kafkajs failed: {out[-1] if out else 'no result'}; {coordinator_probe(bs, 'js-tx')}\n{context}"
