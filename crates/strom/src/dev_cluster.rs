@@ -105,23 +105,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     {
         let tx = tx.clone();
-        std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(async {
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                        Ok(mut term) => {
-                            tokio::select! {
-                                _ = tokio::signal::ctrl_c() => {}
-                                _ = term.recv() => {}
-                            }
-                        }
-                        Err(_) => {
-                            let _ = tokio::signal::ctrl_c().await;
-                        }
-                    }
-                });
-                let _ = tx.send(Event::Stop);
-            }
+        crate::signals::on_stop(move || {
+            let _ = tx.send(Event::Stop);
         });
     }
     let mut children: Vec<(u16, Child)> = Vec::new();

@@ -1,6 +1,7 @@
 //! The `strom` binary: the one command for running and operating Strom.
 
 mod dev_cluster;
+mod signals;
 mod tools;
 
 use std::io::Write;
