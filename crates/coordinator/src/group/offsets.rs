@@ -58,42 +58,9 @@ impl GroupCoordinator {
         if let Some(m) = group.members.iter_mut().find(|m| m.id == req.member_id) {
             m.last_heartbeat_ms = now_ms;
         }
-        let mut results = Vec::with_capacity(req.offsets.len());
-        let mut records = Vec::new();
-        let mut staged = Vec::new();
         self.last_commit += 1;
         let commit = self.last_commit;
-        for o in req.offsets {
-            if o.metadata.len() > max_metadata {
-                results.push(PartitionResult {
-                    topic: o.topic,
-                    partition: o.partition,
-                    error: Some(ResponseError::OffsetMetadataTooLarge),
-                });
-                continue;
-            }
-            let commit_timestamp_ms = o.commit_timestamp_ms.unwrap_or(now_ms);
-            staged.push((
-                (o.topic.clone(), o.partition),
-                StoredOffset {
-                    offset: o.offset,
-                    leader_epoch: o.leader_epoch,
-                    metadata: o.metadata.clone(),
-                    commit_timestamp_ms,
-                    commit,
-                },
-            ));
-            records.push(OffsetRecord {
-                group_id: req.group_id.clone(),
-                topic: o.topic.clone(),
-                partition: o.partition,
-                offset: o.offset,
-                leader_epoch: o.leader_epoch,
-                metadata: o.metadata,
-                commit_timestamp_ms,
-            });
-            results.push(PartitionResult { topic: o.topic, partition: o.partition, error: None });
-        }
+        let (results, records, staged) = stage_offsets(&req.group_id, req.offsets, max_metadata, commit, now_ms);
         if !records.is_empty() {
             group.pending_commits.insert(commit, staged);
             fx.push(Effect::PersistOffsets { group_id: req.group_id, offsets: records, commit });
@@ -311,4 +278,41 @@ pub(super) fn parse_subscription_topics(b: &[u8]) -> Option<Vec<String>> {
         rest = rest.get(2 + len..)?;
     }
     Some(topics)
+}
+
+/// The partitions of a commit (plain or transactional) to write: each one's result, its log record
+/// and the offset to keep once the record is replicated. A partition whose metadata is over
+/// `offset.metadata.max.bytes` is refused alone (OFFSET_METADATA_TOO_LARGE), as on Kafka.
+pub(super) fn stage_offsets(
+    group_id: &str,
+    offsets: Vec<CommitOffset>,
+    max_metadata: usize,
+    commit: u64,
+    now_ms: i64,
+) -> (Vec<PartitionResult>, Vec<OffsetRecord>, Vec<((String, i32), StoredOffset)>) {
+    let mut results = Vec::with_capacity(offsets.len());
+    let mut records = Vec::new();
+    let mut staged = Vec::new();
+    for o in offsets {
+        if o.metadata.len() > max_metadata {
+            results.push(PartitionResult { topic: o.topic, partition: o.partition, error: Some(ResponseError::OffsetMetadataTooLarge) });
+            continue;
+        }
+        let commit_timestamp_ms = o.commit_timestamp_ms.unwrap_or(now_ms);
+        staged.push((
+            (o.topic.clone(), o.partition),
+            StoredOffset { offset: o.offset, leader_epoch: o.leader_epoch, metadata: o.metadata.clone(), commit_timestamp_ms, commit },
+        ));
+        records.push(OffsetRecord {
+            group_id: group_id.to_string(),
+            topic: o.topic.clone(),
+            partition: o.partition,
+            offset: o.offset,
+            leader_epoch: o.leader_epoch,
+            metadata: o.metadata,
+            commit_timestamp_ms,
+        });
+        results.push(PartitionResult { topic: o.topic, partition: o.partition, error: None });
+    }
+    (results, records, staged)
 }

@@ -21,7 +21,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::coordinator::GroupCoordinator;
 use super::group::{Group, StoredOffset};
-use super::record::{LogRecord, OffsetRecord, RecordError};
+use super::record::{LogRecord, RecordError};
 use super::types::*;
 use crate::batch::DecodedBatch;
 
@@ -180,33 +180,7 @@ impl GroupCoordinator {
         let max_metadata = self.config.offset_metadata_max_bytes;
         self.last_commit += 1;
         let commit = self.last_commit;
-        let mut results = Vec::with_capacity(req.offsets.len());
-        let mut records = Vec::new();
-        let mut staged = Vec::new();
-        for o in req.offsets {
-            if o.metadata.len() > max_metadata {
-                results.push(PartitionResult { topic: o.topic, partition: o.partition, error: Some(ResponseError::OffsetMetadataTooLarge) });
-                continue;
-            }
-            let stored = StoredOffset {
-                offset: o.offset,
-                leader_epoch: o.leader_epoch,
-                metadata: o.metadata.clone(),
-                commit_timestamp_ms: now_ms,
-                commit,
-            };
-            staged.push(((o.topic.clone(), o.partition), stored));
-            records.push(OffsetRecord {
-                group_id: req.group_id.clone(),
-                topic: o.topic.clone(),
-                partition: o.partition,
-                offset: o.offset,
-                leader_epoch: o.leader_epoch,
-                metadata: o.metadata,
-                commit_timestamp_ms: now_ms,
-            });
-            results.push(PartitionResult { topic: o.topic, partition: o.partition, error: None });
-        }
+        let (results, records, staged) = super::offsets::stage_offsets(&req.group_id, req.offsets, max_metadata, commit, now_ms);
         if !records.is_empty() {
             // A stable fetch waits for it from now on; it joins the pending commits once replicated.
             self.txn.stage(commit, Staged { producer_id: req.producer_id, group_id: req.group_id.clone(), offsets: staged });
