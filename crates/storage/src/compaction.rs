@@ -493,6 +493,8 @@ pub(crate) struct Record {
     pub(crate) offset_delta: i32,
     pub(crate) timestamp_delta: i64,
     pub(crate) key: Option<(usize, usize)>,
+    /// Byte range of the value; None for a tombstone.
+    pub(crate) value: Option<(usize, usize)>,
     tombstone: bool,
 }
 
@@ -552,10 +554,13 @@ pub(crate) fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>,
             Some(k)
         };
         let value_len = read_varlong(rec, &mut p, 5)?;
-        if value_len >= 0 && p.checked_add(value_len as usize).is_none_or(|e| e > end) {
-            return Err(bad("value runs past its record"));
-        }
-        records.push(Record { start, end, offset_delta: offset_delta as i32, timestamp_delta, key, tombstone: value_len < 0 });
+        let value = if value_len < 0 {
+            None
+        } else {
+            let ve = p.checked_add(value_len as usize).filter(|&e| e <= end).ok_or_else(|| bad("value runs past its record"))?;
+            Some((p, ve))
+        };
+        records.push(Record { start, end, offset_delta: offset_delta as i32, timestamp_delta, key, value, tombstone: value_len < 0 });
         prev_delta = offset_delta;
         pos = end;
     }
@@ -565,9 +570,9 @@ pub(crate) fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>,
     Ok(records)
 }
 
-const GZIP: i16 = 1;
-const SNAPPY: i16 = 2;
-const LZ4: i16 = 3;
+pub(crate) const GZIP: i16 = 1;
+pub(crate) const SNAPPY: i16 = 2;
+pub(crate) const LZ4: i16 = 3;
 pub(crate) const ZSTD: i16 = 4;
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_LEN: usize = 16;

@@ -103,6 +103,7 @@ mod recovery;
 mod segment;
 mod transactions;
 mod txn_index;
+mod legacy;
 mod validate;
 
 #[cfg(test)]
@@ -122,6 +123,7 @@ pub use compaction::{CompactionPlan, CompactionResult, CompactionStats};
 pub use config::{CleanupPolicy, LogConfig};
 pub use control::TxnMarker;
 pub use error::{RecordError, RecordRule, StorageError};
+pub use legacy::{down_convert, records_magic, up_convert, DownConvertError, MAGIC_V0, MAGIC_V1};
 pub use log::{AppendInfo, FileSlice, PartitionLog, ReadResult, ReadSlices, SyncHandle};
 pub use producer_state::{ProducerInfo, ProducerStateManager, SequenceCheck};
 pub use txn_index::AbortedTxn;
