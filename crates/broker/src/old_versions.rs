@@ -1,8 +1,11 @@
 //! The wire format of request versions Kafka 3.9 served and Kafka 4.0 dropped (KIP-896), which
-//! kafka-protocol 0.18 (built from Kafka 4.1's schemas) cannot decode or encode: ListOffsets v0,
-//! CreateTopics v0-1, DeleteTopics v0, DescribeConfigs v0, OffsetCommit v0-1, OffsetFetch v0,
-//! OffsetForLeaderEpoch v0-1 and WriteTxnMarkers v0. Deployed clients still send them (Burrow's
-//! ListOffsets v0, sarama's OffsetCommit v1 and DescribeConfigs v0).
+//! kafka-protocol 0.18 (built from Kafka 4.1's schemas) cannot decode or encode: Produce v0-2,
+//! Fetch v0-3, ListOffsets v0, CreateTopics v0-1, DeleteTopics v0, DescribeConfigs v0,
+//! OffsetCommit v0-1, OffsetFetch v0, OffsetForLeaderEpoch v0-1 and WriteTxnMarkers v0. Deployed
+//! clients still send them (Burrow's ListOffsets v0, sarama's OffsetCommit v1 and DescribeConfigs
+//! v0, segmentio kafka-go's Produce v2 and Fetch v2). Produce v0-2 and Fetch v0-3 carry message
+//! formats v0/v1; the handlers convert the records (`strom_storage::up_convert`,
+//! `down_convert`), this module only codes the requests around them.
 //!
 //! Every one of them is a non-flexible version (request header v1, response header v0), and
 //! each maps onto the crate's structs: a request decodes into the struct of the lowest version
@@ -18,14 +21,16 @@
 //! claims have been read, and running out of bytes is a decode error (the connection closes).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, DescribeConfigsRequest, GroupId, OffsetCommitRequest,
-    OffsetForLeaderEpochRequest, ProducerId, RequestKind, ResponseKind, TopicName, WriteTxnMarkersRequest,
+    ApiKey, BrokerId, CreateTopicsRequest, DescribeConfigsRequest, FetchRequest, GroupId, OffsetCommitRequest,
+    OffsetForLeaderEpochRequest, ProduceRequest, ProducerId, RequestKind, ResponseKind, TopicName, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -34,6 +39,8 @@ const DEFAULT_CONFIG: i8 = 5;
 
 /// The (API, lowest, highest) versions this module codes; kafka-protocol codes the rest.
 pub const OLD_VERSIONS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 2),
+    (ApiKey::Fetch, 0, 3),
     (ApiKey::ListOffsets, 0, 0),
     (ApiKey::CreateTopics, 0, 1),
     (ApiKey::DeleteTopics, 0, 0),
@@ -109,6 +116,43 @@ pub enum Decoded {
 pub fn decode_request(key: ApiKey, version: i16, body: &mut Bytes) -> Result<Decoded, String> {
     let r = &mut Reader(body);
     let decoded = match (key, version) {
+        // v1 and v2 differ from v0 in their responses only (throttle time, log append time).
+        // The records are a message set of format v0 (Produce v0-1) or v1 (v2), or any format
+        // at all: Kafka checks the magic only from v3 on.
+        (ApiKey::Produce, 0..=2) => {
+            let acks = r.i16()?;
+            let timeout_ms = r.i32()?;
+            let topic_data = r.array(|r| {
+                let name = r.topic()?;
+                let partitions = r.array(|r| Ok(PartitionProduceData::default().with_index(r.i32()?).with_records(r.nullable_bytes()?)))?;
+                Ok(TopicProduceData::default().with_name(name).with_partition_data(partitions))
+            })?;
+            Decoded::Kafka(RequestKind::Produce(ProduceRequest::default().with_acks(acks).with_timeout_ms(timeout_ms).with_topic_data(topic_data)))
+        }
+        // v3 adds max_bytes (before it, no response limit: Kafka's default i32::MAX); v4 the
+        // isolation level (read_uncommitted before).
+        (ApiKey::Fetch, 0..=3) => {
+            let replica_id = r.i32()?;
+            let max_wait_ms = r.i32()?;
+            let min_bytes = r.i32()?;
+            let max_bytes = if version >= 3 { r.i32()? } else { i32::MAX };
+            let topics = r.array(|r| {
+                let topic = r.topic()?;
+                let partitions = r.array(|r| {
+                    Ok(FetchPartition::default().with_partition(r.i32()?).with_fetch_offset(r.i64()?).with_partition_max_bytes(r.i32()?))
+                })?;
+                Ok(FetchTopic::default().with_topic(topic).with_partitions(partitions))
+            })?;
+            Decoded::Kafka(RequestKind::Fetch(
+                FetchRequest::default()
+                    .with_replica_id(BrokerId(replica_id))
+                    .with_max_wait_ms(max_wait_ms)
+                    .with_min_bytes(min_bytes)
+                    .with_max_bytes(max_bytes)
+                    .with_isolation_level(0)
+                    .with_topics(topics),
+            ))
+        }
         (ApiKey::ListOffsets, 0) => {
             let replica_id = r.i32()?;
             let topics = r.array(|r| {
@@ -246,6 +290,39 @@ fn crate_decode(key: ApiKey, version: i16, body: &mut Bytes) -> Result<RequestKi
 pub fn encode_response(key: ApiKey, version: i16, response: &ResponseKind, out: &mut BytesMut) -> Result<(), String> {
     let w = &mut Writer(out);
     match (key, version, response) {
+        (ApiKey::Produce, 0..=2, ResponseKind::Produce(r)) => {
+            w.array(&r.responses, |w, t| {
+                w.string(&t.name.0)?;
+                w.array(&t.partition_responses, |w, p| {
+                    w.i32(p.index);
+                    w.i16(p.error_code);
+                    w.i64(p.base_offset);
+                    if version >= 2 {
+                        w.i64(p.log_append_time_ms);
+                    }
+                    Ok(())
+                })
+            })?;
+            if version >= 1 {
+                w.i32(r.throttle_time_ms);
+            }
+            Ok(())
+        }
+        // The records must be bytes here (down-converted), never zero-copy placeholders.
+        (ApiKey::Fetch, 0..=3, ResponseKind::Fetch(r)) => {
+            if version >= 1 {
+                w.i32(r.throttle_time_ms);
+            }
+            w.array(&r.responses, |w, t| {
+                w.string(&t.topic.0)?;
+                w.array(&t.partitions, |w, p| {
+                    w.i32(p.partition_index);
+                    w.i16(p.error_code);
+                    w.i64(p.high_watermark);
+                    w.nullable_bytes(p.records.as_deref())
+                })
+            })
+        }
         (ApiKey::CreateTopics, 0 | 1, ResponseKind::CreateTopics(r)) => w.array(&r.topics, |w, t| {
             w.string(&t.name.0)?;
             w.i16(t.error_code);
@@ -379,6 +456,15 @@ impl Reader<'_> {
     fn string(&mut self) -> Result<StrBytes, String> {
         self.nullable_string()?.ok_or_else(|| "null where a string is required".to_string())
     }
+    /// Shares the frame's buffer (no copy), after checking the bytes are there.
+    fn nullable_bytes(&mut self) -> Result<Option<Bytes>, String> {
+        let len = self.i32()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        self.need(len as usize)?;
+        Ok(Some(self.0.split_to(len as usize)))
+    }
     fn topic(&mut self) -> Result<TopicName, String> {
         self.string().map(TopicName)
     }
@@ -431,6 +517,17 @@ impl Writer<'_> {
         let len = i16::try_from(s.len()).map_err(|_| format!("a string of {} bytes", s.len()))?;
         self.i16(len);
         self.0.put_slice(s.as_bytes());
+        Ok(())
+    }
+    fn nullable_bytes(&mut self, b: Option<&[u8]>) -> Result<(), String> {
+        match b {
+            None => self.i32(-1),
+            Some(b) => {
+                let len = i32::try_from(b.len()).map_err(|_| format!("{} bytes of records", b.len()))?;
+                self.i32(len);
+                self.0.put_slice(b);
+            }
+        }
         Ok(())
     }
     fn array<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T) -> Result<(), String>) -> Result<(), String> {

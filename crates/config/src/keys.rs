@@ -40,6 +40,9 @@ pub enum Check {
     TimestampType,
     /// `delete`, `compact`, or both, comma-separated.
     CleanupPolicy,
+    /// A Kafka version as `message.format.version` takes it (Kafka's MetadataVersionValidator):
+    /// `0.8.0` to `3.9`, optionally with its `-IVn`, a longer `x.y.z` cut to its release.
+    KafkaVersion,
     /// Free text, parsed by the code that reads it (listeners, voters, ...).
     Text,
 }
@@ -113,10 +116,36 @@ impl Key {
                     return Err(invalid("must be delete, compact or both".into()));
                 }
             }
+            Check::KafkaVersion => {
+                if !is_kafka_version(v) {
+                    return Err(invalid(format!("Version {v} is not a valid version")));
+                }
+            }
             Check::Text => {}
         }
         Ok(())
     }
+}
+
+/// Kafka 3.9's MetadataVersion strings: each release, and each inter-broker protocol version
+/// (`release-IVn`) up to 4.0-IV1.
+const KAFKA_VERSIONS: &[&str] = &[
+    "0.8.0", "0.8.1", "0.8.2", "0.9.0", "0.10.0-IV0", "0.10.0-IV1", "0.10.1-IV0", "0.10.1-IV1", "0.10.1-IV2", "0.10.2-IV0",
+    "0.11.0-IV0", "0.11.0-IV1", "0.11.0-IV2", "1.0-IV0", "1.1-IV0", "2.0-IV0", "2.0-IV1", "2.1-IV0", "2.1-IV1", "2.1-IV2",
+    "2.2-IV0", "2.2-IV1", "2.3-IV0", "2.3-IV1", "2.4-IV0", "2.4-IV1", "2.5-IV0", "2.6-IV0", "2.7-IV0", "2.7-IV1", "2.7-IV2",
+    "2.8-IV0", "2.8-IV1", "3.0-IV0", "3.0-IV1", "3.1-IV0", "3.2-IV0", "3.3-IV0", "3.3-IV1", "3.3-IV2", "3.3-IV3", "3.4-IV0",
+    "3.5-IV0", "3.5-IV1", "3.5-IV2", "3.6-IV0", "3.6-IV1", "3.6-IV2", "3.7-IV0", "3.7-IV1", "3.7-IV2", "3.7-IV3", "3.7-IV4",
+    "3.8-IV0", "3.9-IV0", "4.0-IV0", "4.0-IV1",
+];
+
+/// Kafka's MetadataVersion.fromVersionString: a version is known by its full string, or by its
+/// release alone (`2.8`, `0.10.1`) for the releases up to 3.9 (4.0 was not a production version
+/// in 3.9); `0.x` strings keep three dot-separated parts, later ones two (`2.8.1` is `2.8`).
+fn is_kafka_version(v: &str) -> bool {
+    let parts = if v.starts_with("0.") { 3 } else { 2 };
+    let segments: Vec<&str> = v.split('.').collect();
+    let key = if segments.len() <= parts { v.to_string() } else { segments[..parts].join(".") };
+    KAFKA_VERSIONS.iter().any(|k| *k == key || (k.split('-').next() == Some(key.as_str()) && !key.starts_with("4.")))
 }
 
 /// The key named `name` (or aliased so).
@@ -225,6 +254,15 @@ pub const KEYS: &[Key] = &[
         ..row(Section::Broker, "log.message.timestamp.difference.max.ms", Value("9223372036854775807"), int(0, i64::MAX), "deprecated: both timestamp bounds, where `log.message.timestamp.before.max.ms` / `.after.max.ms` are left at their default")
     },
     Key {
+        topic: Some("message.format.version"),
+        ..row(Section::Broker, "log.message.format.version", Value("3.0-IV1"), Check::KafkaVersion, "deprecated and ignored, as in Kafka 3.x: the log always stores message format v2, and older formats are converted when produced and fetched. Any Kafka version (`0.8.0` to `3.9`, or an inter-broker protocol version like `2.8-IV1`) is accepted")
+    },
+    Key {
+        topic: Some("message.downconversion.enable"),
+        dynamic: true,
+        ..row(Section::Broker, "log.message.downconversion.enable", Value("true"), Check::Bool, "convert records to message format v0/v1 for consumers that fetch with Fetch v0-3; `false` answers them UNSUPPORTED_VERSION instead (followers are always served)")
+    },
+    Key {
         topic: Some("cleanup.policy"),
         dynamic: true,
         ..row(Section::Broker, "log.cleanup.policy", Value("delete"), Check::CleanupPolicy, "`delete` (retention), `compact` (keep the latest record per key), or `compact,delete`")
@@ -305,6 +343,19 @@ mod tests {
             if let DefaultValue::From(other) = k.default {
                 assert!(key(other).is_some(), "{} derives from unknown {other}", k.name);
             }
+        }
+    }
+
+    /// message.format.version takes what Kafka 3.9's MetadataVersion.fromVersionString takes.
+    #[test]
+    fn message_format_versions_are_kafkas() {
+        let k = key("log.message.format.version").unwrap();
+        for ok in ["0.8.0", "0.9.0", "0.10.0", "0.10.0-IV1", "0.10.1", "0.10.2.1", "0.11.0", "1.0", "2.0-IV1", "2.8", "2.8.1", "3.0-IV1", "3.9", "3.9.0", "4.0-IV0"] {
+            assert!(k.check_value("message.format.version", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "0.10", "0.7.0", "1.2", "2.9", "4.0", "3.9-IV1", "banana", "0.10.0-IV9"] {
+            let e = k.check_value("message.format.version", bad).unwrap_err();
+            assert!(e.to_string().contains("not a valid version"), "{bad}: {e}");
         }
     }
 

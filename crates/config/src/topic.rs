@@ -15,6 +15,8 @@ pub struct TopicSettings {
     pub flush_messages: i64,
     pub min_insync_replicas: i32,
     pub unclean_leader_election: bool,
+    /// Serve Fetch v0-3 consumers by down-converting (Kafka's message.downconversion.enable).
+    pub down_conversion: bool,
 }
 
 impl TopicSettings {
@@ -65,6 +67,7 @@ impl TopicSettings {
             flush_messages: r.int("log.flush.interval.messages")?,
             min_insync_replicas: r.int("min.insync.replicas")?,
             unclean_leader_election: r.bool("unclean.leader.election.enable")?,
+            down_conversion: r.bool("log.message.downconversion.enable")?,
         })
     }
 }

@@ -28,7 +28,11 @@
 
 use std::borrow::Cow;
 
+use std::os::unix::fs::FileExt;
+
 use crate::batch::{BatchHeader, HEADER_LEN};
+use crate::error::IoContext;
+use crate::log::FileSlice;
 use crate::compaction::{compress, decompress, parse_records, DEFAULT_MAX_DECOMPRESSED_BYTES, LZ4, ZSTD};
 use crate::error::StorageError;
 
@@ -308,6 +312,45 @@ pub fn down_convert(batch: &[u8], magic: i8, fetch_offset: i64, out: &mut Vec<u8
     let wrapper = Message { offset: last_offset, magic, attributes: attributes | codec as u8, timestamp, key: None, value: Some(&value) };
     write_entry(out, last_offset, &wrapper);
     Ok(())
+}
+
+/// Down-converts the whole batches of a read's file ranges (`slices`) for an old fetcher, one
+/// batch in memory at a time (Kafka's LazyDownConversionRecords converts lazily for the same
+/// reason). The output stays within `budget` bytes (the size of what was read) except that the
+/// first batch that converts to anything is always whole, so a consumer makes progress; the
+/// batches past the budget are left for the next fetch. A zstd batch first is an error (Kafka's
+/// UNSUPPORTED_COMPRESSION_TYPE); after others, it ends the output there, and the consumer meets
+/// the error when it fetches from it.
+pub fn down_convert_slices(slices: &[FileSlice], magic: i8, fetch_offset: i64, budget: usize) -> Result<Vec<u8>, DownConvertError> {
+    let mut out = Vec::new();
+    let mut batch = Vec::new();
+    let mut converted = Vec::new();
+    for s in slices {
+        let mut pos = 0usize;
+        while pos < s.len {
+            let mut prefix = [0u8; ENTRY_OVERHEAD];
+            s.file.read_exact_at(&mut prefix, s.position + pos as u64).at(&s.path)?;
+            let len = i32::from_be_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]);
+            let len = usize::try_from(len).ok().map(|l| l + ENTRY_OVERHEAD).filter(|&l| l >= HEADER_LEN && l <= s.len - pos);
+            let Some(len) = len else {
+                return Err(StorageError::corrupt_log(&s.path, format!("batch at position {} runs past the read", s.position + pos as u64)).into());
+            };
+            batch.resize(len, 0);
+            s.file.read_exact_at(&mut batch, s.position + pos as u64).at(&s.path)?;
+            pos += len;
+            converted.clear();
+            match down_convert(&batch, magic, fetch_offset, &mut converted) {
+                Ok(()) => {}
+                Err(DownConvertError::Zstd) if !out.is_empty() => return Ok(out),
+                Err(e) => return Err(e),
+            }
+            if !out.is_empty() && out.len() + converted.len() > budget {
+                return Ok(out);
+            }
+            out.extend_from_slice(&converted);
+        }
+    }
+    Ok(out)
 }
 
 /// Writes one entry (offset, size, message) with its CRC.

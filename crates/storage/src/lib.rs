@@ -123,7 +123,7 @@ pub use compaction::{CompactionPlan, CompactionResult, CompactionStats};
 pub use config::{CleanupPolicy, LogConfig};
 pub use control::TxnMarker;
 pub use error::{RecordError, RecordRule, StorageError};
-pub use legacy::{down_convert, records_magic, up_convert, DownConvertError, MAGIC_V0, MAGIC_V1};
+pub use legacy::{down_convert, down_convert_slices, records_magic, up_convert, DownConvertError, MAGIC_V0, MAGIC_V1};
 pub use log::{AppendInfo, FileSlice, PartitionLog, ReadResult, ReadSlices, SyncHandle};
 pub use producer_state::{ProducerInfo, ProducerStateManager, SequenceCheck};
 pub use txn_index::AbortedTxn;

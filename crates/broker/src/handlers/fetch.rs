@@ -5,6 +5,10 @@
 //! end rather than the high watermark, and its fetch offset tells the leader what the follower
 //! has (`Partition::follower_fetched`), which is what moves the high watermark.
 //!
+//! Fetch v0-3 read message formats v0 (v0-1) and v1 (v2-3): each partition's batches are
+//! down-converted as they are read (`strom_storage::down_convert_slices`, one batch in memory at
+//! a time) and sent as bytes; v4 and later send the segment bytes by `sendfile` (`zero_copy`).
+//!
 //! Fetch sessions (KIP-227) are declined by answering session id 0: clients then keep sending
 //! full fetch requests, which is correct and, at this scale, cheap.
 
@@ -16,7 +20,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use bytes::Bytes;
-use strom_storage::{FileSlice, ReadSlices};
+use strom_storage::{DownConvertError, FileSlice, ReadSlices};
 use tokio::time::Instant;
 
 use crate::broker::Broker;
@@ -28,7 +32,7 @@ use crate::zero_copy;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The response, and the file ranges its placeholder records stand for (see `zero_copy`).
-pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> (FetchResponse, Vec<FileSlice>) {
+pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> (FetchResponse, Vec<FileSlice>) {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_bytes = (req.max_bytes.max(0) as usize).min(MAX_RESPONSE_BYTES);
@@ -43,7 +47,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest) -> (FetchResponse, 
         tokio::pin!(notified);
         notified.as_mut().enable();
         let isolation = if replica >= 0 { Isolation::Follower } else { Isolation::of_consumer(req.isolation_level) };
-        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes, isolation);
+        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes, isolation, old_format(version));
         if bytes >= min_bytes || has_error || Instant::now() >= deadline {
             return (FetchResponse::default().with_session_id(0).with_responses(responses), files);
         }
@@ -78,7 +82,17 @@ fn position(p: &FetchPartition) -> FetchPosition {
 
 type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool);
 
-fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation: Isolation) -> ReadAll {
+/// The message format an old Fetch version reads (Kafka's FetchResponse down-conversion): v0-1
+/// magic 0, v2-3 magic 1; None for v4 and later (format v2, as stored).
+fn old_format(version: i16) -> Option<i8> {
+    match version {
+        0..=1 => Some(strom_storage::MAGIC_V0),
+        2..=3 => Some(strom_storage::MAGIC_V1),
+        _ => None,
+    }
+}
+
+fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation: Isolation, old_format: Option<i8>) -> ReadAll {
     let mut total = 0usize;
     // Kafka's limits (ReplicaManager.readFromLog, KIP-74): each partition reads at most
     // min(partition_max_bytes, what is left of max_bytes), except that the first partition to
@@ -126,9 +140,23 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
                             resp.with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
                                 .with_records(Some(Bytes::new()))
                         }
+                        ReadOutcome::Records(_) if old_format.is_some() && isolation != Isolation::Follower && !partition.down_conversion_enabled() => {
+                            // Kafka: message.downconversion.enable=false refuses old consumers.
+                            has_error = true;
+                            error(resp, ResponseError::UnsupportedVersion)
+                        }
                         ReadOutcome::Records(r) => {
                             total += r.len;
                             min_one &= r.len == 0;
+                            if let Some(magic) = old_format {
+                                return match down_converted(r, magic, p.fetch_offset) {
+                                    Ok(records) => resp.with_records(Some(records)),
+                                    Err(code) => {
+                                        has_error = true;
+                                        error(resp, code)
+                                    }
+                                };
+                            }
                             match records(r, &mut files) {
                                 Ok(records) => resp.with_records(Some(records)),
                                 Err(e) => {
@@ -152,6 +180,21 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
         })
         .collect();
     (responses, files, total, has_error)
+}
+
+/// The records field for an old fetcher: the read's batches in message format `magic`, within
+/// the size read (the first batch whole).
+fn down_converted(r: ReadSlices, magic: i8, fetch_offset: i64) -> Result<Bytes, ResponseError> {
+    match strom_storage::down_convert_slices(&r.slices, magic, fetch_offset, r.len) {
+        Ok(records) => Ok(Bytes::from(records)),
+        Err(DownConvertError::Zstd) => Err(ResponseError::UnsupportedCompressionType),
+        Err(DownConvertError::Corrupt(e)) => {
+            tracing::warn!(error = %e, "fetch down-conversion failed");
+            // Kafka answers fetches before v6 NOT_LEADER_OR_FOLLOWER for a storage error, which
+            // old clients know to retry.
+            Err(ResponseError::NotLeaderOrFollower)
+        }
+    }
 }
 
 /// The records field for one partition: a placeholder whose bytes go out by `sendfile`, or for a

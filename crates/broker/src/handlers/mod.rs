@@ -49,12 +49,12 @@ pub mod write_txn_markers;
 
 /// (API, lowest version, highest version) handled. The lowest versions are Kafka 3.9's (Kafka 4.0
 /// dropped those before Kafka 2.1, KIP-896, but deployed clients still send them; `old_versions`
-/// codes the ones kafka-protocol does not), except Produce v0-2 and Fetch v0-3, which carry
-/// message formats v0/v1 and would need record conversion. Produce v13 and Fetch v13+ address
-/// topics by id only; they come with topic-id support.
+/// codes the ones kafka-protocol does not). Produce v0-2 and Fetch v0-3 carry message formats
+/// v0/v1, converted to and from the log's v2 batches. Produce v13 and Fetch v13+ address topics
+/// by id only; they come with topic-id support.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 12),
-    (ApiKey::Fetch, 4, 12),
+    (ApiKey::Produce, 0, 12),
+    (ApiKey::Fetch, 0, 12),
     (ApiKey::ListOffsets, 0, 8),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
@@ -150,7 +150,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         }
     };
     if let RequestKind::Fetch(r) = request {
-        let (body, files) = fetch::handle(broker, r).await;
+        let (body, files) = fetch::handle(broker, r, v).await;
         return Some(Reply { body: Body::Kafka(ResponseKind::Fetch(body)), files });
     }
     let body = match request {

@@ -5,6 +5,10 @@
 //! the leader has the batch; acks=all once every in-sync replica has it (the high watermark
 //! passed it), and only while at least `min.insync.replicas` replicas are in sync. A sole
 //! in-sync replica commits at once, so on a single node both answer at the same moment.
+//!
+//! Produce v0-2 may carry message formats v0/v1 (message sets): those are up-converted to one v2
+//! batch before the append (`strom_storage::up_convert`), so the log and every reader see v2
+//! only. v3 and later must carry v2 batches, as Kafka's ProduceRequest.validateRecords requires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +39,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                 Err((ResponseError::InvalidRequiredAcks, None).into())
             } else {
                 match verify_transaction(broker, transactional_id.as_deref(), (topic.name.as_str(), p.index), p.records.as_ref(), version).await {
-                    Ok(()) => append(broker, topic.name.as_str(), p.index, p.records, now, acks == -1),
+                    Ok(()) => append(broker, topic.name.as_str(), p.index, p.records, now, acks == -1, version),
                     Err(e) => Err(e.into()),
                 }
             };
@@ -178,6 +182,24 @@ impl Rejected {
     }
 }
 
+/// Kafka's ProduceRequest.validateRecords, from v3 on: the first batch must be of format v2, and
+/// before v7 not zstd-compressed. (Before v3 Kafka checks neither.)
+fn check_v2(records: &Bytes, version: i16) -> Result<(), Rejected> {
+    if version < 3 {
+        return Ok(());
+    }
+    if strom_storage::records_magic(records).is_some_and(|m| m != 2) {
+        let message = format!("Produce requests with version {version} are only allowed to contain record batches with magic version 2");
+        return Err((ResponseError::InvalidRecord, Some(message)).into());
+    }
+    let zstd = strom_storage::BatchHeader::parse(records, 0).is_ok_and(|h| h.compression() == 4);
+    if version < 7 && zstd {
+        let message = format!("Produce requests with version {version} are not allowed to use ZStandard compression");
+        return Err((ResponseError::UnsupportedCompressionType, Some(message)).into());
+    }
+    Ok(())
+}
+
 /// Kafka's message for one refused record (LogValidator).
 fn record_message(rule: RecordRule, topic: &str, index: i32) -> String {
     match rule {
@@ -208,6 +230,7 @@ fn append(
     records: Option<Bytes>,
     now: i64,
     acks_all: bool,
+    version: i16,
 ) -> Result<Appended, Rejected> {
     if crate::coordinator_topic::is_internal(topic) {
         // Kafka: only the broker itself writes internal topics.
@@ -219,9 +242,22 @@ fn append(
         return Err((ResponseError::NotEnoughReplicas, None).into());
     }
     let leader_epoch = partition.leader_epoch();
-    // The decoded request shares the frame's buffer, so the batches are copied once into a
-    // mutable buffer for the in-place offset rewrite; that is the only copy before the file.
-    let mut batches = records.to_vec();
+    let magic = strom_storage::records_magic(&records);
+    let mut batches = match magic {
+        Some(m @ (strom_storage::MAGIC_V0 | strom_storage::MAGIC_V1)) if version < 3 => {
+            strom_storage::up_convert(&records).map_err(|e| {
+                tracing::debug!(topic, partition = index, magic = m, error = %e, "produce of an old message format rejected");
+                Rejected::of_append(topic, index, PartitionError::Storage(e))
+            })?
+        }
+        _ => {
+            check_v2(&records, version)?;
+            // The decoded request shares the frame's buffer, so the batches are copied once
+            // into a mutable buffer for the in-place offset rewrite; that is the only copy
+            // before the file.
+            records.to_vec()
+        }
+    };
     let info = partition.append(&mut batches, now).map_err(|e| {
         tracing::debug!(topic, partition = index, error = %e, "produce rejected");
         Rejected::of_append(topic, index, e)

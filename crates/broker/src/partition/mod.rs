@@ -55,6 +55,7 @@ pub struct Partition {
     log: RwLock<Option<PartitionLog>>,
     high_watermark: AtomicI64,
     log_append_time: AtomicBool,
+    down_conversion: AtomicBool,
     flush_messages: AtomicI64,
     min_insync_replicas: AtomicI32,
     /// Messages appended since the last fsync (approximate under concurrency, as in Kafka).
@@ -163,6 +164,7 @@ impl Partition {
             log: RwLock::new(Some(log)),
             high_watermark: AtomicI64::new(hw),
             log_append_time: AtomicBool::new(settings.log_append_time),
+            down_conversion: AtomicBool::new(settings.down_conversion),
             flush_messages: AtomicI64::new(settings.flush_messages),
             min_insync_replicas: AtomicI32::new(settings.min_insync_replicas),
             unflushed: AtomicI64::new(0),
@@ -321,6 +323,12 @@ impl Partition {
         self.log_append_time.load(Ordering::Relaxed)
     }
 
+    /// Whether consumers fetching with message formats v0/v1 are served (the topic's
+    /// `message.downconversion.enable`).
+    pub fn down_conversion_enabled(&self) -> bool {
+        self.down_conversion.load(Ordering::Relaxed)
+    }
+
     /// A produce's batches, on the leader.
     pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, PartitionError> {
         let append_time = self.log_append_time.load(Ordering::Relaxed).then_some(now_ms);
@@ -428,6 +436,7 @@ impl Partition {
 
     pub fn set_settings(&self, settings: &TopicSettings) {
         self.log_append_time.store(settings.log_append_time, Ordering::Relaxed);
+        self.down_conversion.store(settings.down_conversion, Ordering::Relaxed);
         self.flush_messages.store(settings.flush_messages, Ordering::Relaxed);
         self.min_insync_replicas.store(settings.min_insync_replicas, Ordering::Relaxed);
         if let Some(log) = write(&self.log).as_mut() {
