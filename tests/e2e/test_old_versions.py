@@ -2,10 +2,8 @@
 Burrow's ListOffsets v0, sarama's OffsetCommit v1 and DescribeConfigs v0, kafka-python with an
 old `api_version`. Each is sent on the wire with kafka-python's hand-written classes for the old
 versions (`kafka.protocol.old`) and its answer checked against what Kafka 3.9 (KRaft) answers;
-then real clients pinned to old broker versions use them.
-
-Produce v0-2 and Fetch v0-3 stay out: they carry message formats v0/v1."""
-import socket
+then real clients pinned to old broker versions use them. Produce v0-2 and Fetch v0-3 carry
+message formats v0/v1 (test_message_formats.py tests the conversion itself)."""
 import struct
 import time
 
@@ -14,18 +12,21 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.protocol.old import admin as old_admin
 from kafka.protocol.old import commit as old_commit
+from kafka.protocol.old import fetch as old_fetch
+from kafka.protocol.old import produce as old_produce
 from kafka.protocol.old import list_offsets as old_list_offsets
 from kafka.protocol.old import offset_for_leader_epoch as old_olfe
+from kafka.record.legacy_records import LegacyRecordBatchBuilder
+from kafka.record.memory_records import MemoryRecords
 from kafka.structs import OffsetAndMetadata
 
 import wire
-from wire import exchange, frame, kstr
+from wire import call, exchange, frame, kstr
 
-# What ApiVersions must advertise, exactly: Kafka 3.9's lowest versions (Produce and Fetch
-# excepted), Strom's highest.
+# What ApiVersions must advertise, exactly: Kafka 3.9's lowest versions, Strom's highest.
 ADVERTISED = {
-    0: (3, 12),    # Produce: v0-2 need message formats v0/v1
-    1: (4, 12),    # Fetch: v0-3 likewise
+    0: (0, 12),    # Produce: v0-2 carry message formats v0/v1
+    1: (0, 12),    # Fetch: v0-3 likewise
     2: (0, 8),     # ListOffsets
     3: (0, 12),    # Metadata
     8: (0, 9),     # OffsetCommit
@@ -62,30 +63,12 @@ ADVERTISED = {
     66: (0, 1),    # ListTransactions
 }
 # The versions this work added; test_every_new_version_answers sends each of them.
-NEW_VERSIONS = {(2, 0), (8, 0), (8, 1), (9, 0), (19, 0), (19, 1), (20, 0), (23, 0), (23, 1), (27, 0), (32, 0)}
+NEW_VERSIONS = {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3),
+                (2, 0), (8, 0), (8, 1), (9, 0), (19, 0), (19, 1), (20, 0), (23, 0), (23, 1), (27, 0), (32, 0)}
 
 NONE, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION = 0, -1, 3
 UNSUPPORTED_VERSION, TOPIC_ALREADY_EXISTS = 35, 36
 COORDINATOR_RETRIABLE = (14, 15, 16)  # load in progress, not available, not coordinator
-
-
-_corr = iter(range(100, 10**9))
-
-
-def call(bs, request, response_class):
-    """One old-version request on a fresh connection; the decoded answer."""
-    corr = next(_corr)
-    request.with_header(correlation_id=corr, client_id="old-versions")
-    host, port = bs.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=15) as s:
-        s.sendall(request.encode(header=True, framed=True))
-        size = s.recv(4, socket.MSG_WAITALL)
-        assert len(size) == 4, f"{type(request).__name__}: the broker closed the connection"
-        (n,) = struct.unpack(">i", size)
-        data = s.recv(n, socket.MSG_WAITALL)
-    response = response_class.decode(data, header=True)
-    assert response.header.correlation_id == corr
-    return response
 
 
 def api_versions(bs):
@@ -226,6 +209,37 @@ def test_every_new_version_answers(broker):
     assert resp == expected
     assert list_offsets_v0(bs, "old-t", 0, -1, 1) == (NONE, [4]), "the marker takes an offset"
     sent.add((27, 0))
+
+    # Produce v0 and v1 carry message format v0 (no timestamps), v2 format v1; the answers grow
+    # a throttle time (v1) and the log append time (v2, -1 under CreateTime).
+    for version, magic, value in [(0, 0, b"p0"), (1, 0, b"p1"), (2, 1, b"p2")]:
+        builder = LegacyRecordBatchBuilder(magic=magic, compression_type=0, batch_size=1 << 20)
+        builder.append(0, timestamp=1_600_000_000_000, key=b"k", value=value)
+        request = getattr(old_produce, f"ProduceRequest_v{version}")(acks=1, timeout_ms=5000, topic_data=[("old-t", [(0, bytes(builder.build()))])])
+        r = call(bs, request, getattr(old_produce, f"ProduceResponse_v{version}"))
+        expected = (0, NONE, 4 + version) + ((-1,) if version == 2 else ())
+        assert r.responses == [("old-t", [expected])], (version, r)
+        assert version == 0 or r.throttle_time_ms == 0
+        sent.add((0, version))
+
+    # Fetch v0-1 answer format v0, v2-3 format v1 (timestamps), v3 within max_bytes: the
+    # producer's three values, the abort marker left out, and what the old producers wrote.
+    for version in range(4):
+        args = dict(replica_id=-1, max_wait_ms=0, min_bytes=0, topics=[("old-t", [(0, 0, 1 << 20)])])
+        if version == 3:
+            args["max_bytes"] = 1 << 20
+        r = call(bs, getattr(old_fetch, f"FetchRequest_v{version}")(**args), getattr(old_fetch, f"FetchResponse_v{version}"))
+        [(_t, [(index, error, high_watermark, records)])] = r.responses
+        assert (index, error, high_watermark) == (0, NONE, 7), (version, r)
+        got = []
+        batches = MemoryRecords(records)
+        while (batch := batches.next_batch()) is not None:
+            assert batch.magic == (0 if version < 2 else 1), version
+            got += [(rec.offset, rec.value, rec.timestamp) for rec in batch]
+        assert [(o, v) for o, v, _ts in got] == [(0, b"a"), (1, b"b"), (2, b"c"), (4, b"p0"), (5, b"p1"), (6, b"p2")], (version, got)
+        if version >= 2:
+            assert [ts for _o, _v, ts in got][3:] == [-1, -1, 1_600_000_000_000], got
+        sent.add((1, version))
 
     assert sent == NEW_VERSIONS
     assert all(ADVERTISED[k][0] <= v <= ADVERTISED[k][1] for k, v in NEW_VERSIONS)

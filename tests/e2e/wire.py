@@ -122,3 +122,23 @@ def find_coordinator(bootstrap, key, key_type=COORDINATOR_TRANSACTION):
     host = string()
     (port,) = struct.unpack_from(">i", resp, pos)
     return err, message, node, host, port
+
+
+_corr = iter(range(100, 10**9))
+
+
+def call(bootstrap, request, response_class):
+    """One request built with kafka-python's protocol classes (kafka.protocol.old has every old
+    version), on a fresh connection; the decoded answer."""
+    corr = next(_corr)
+    request.with_header(correlation_id=corr, client_id="old-versions")
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as s:
+        s.sendall(request.encode(header=True, framed=True))
+        size = s.recv(4, socket.MSG_WAITALL)
+        assert len(size) == 4, f"{type(request).__name__}: the broker closed the connection"
+        (n,) = struct.unpack(">i", size)
+        data = s.recv(n, socket.MSG_WAITALL)
+    response = response_class.decode(data, header=True)
+    assert response.header.correlation_id == corr
+    return response
