@@ -317,8 +317,8 @@ pub fn down_convert(batch: &[u8], magic: i8, fetch_offset: i64, out: &mut Vec<u8
 /// Down-converts the whole batches of a read's file ranges (`slices`) for an old fetcher, one
 /// batch in memory at a time (Kafka's LazyDownConversionRecords converts lazily for the same
 /// reason). The output stays within `budget` bytes (the size of what was read) except that the
-/// first batch that converts to anything is always whole, so a consumer makes progress; the
-/// batches past the budget are left for the next fetch. A zstd batch first is an error (Kafka's
+/// first batch that converts to anything is always whole, so a consumer makes progress; past
+/// the budget, the messages that do not fit are left for the next fetch. A zstd batch first is an error (Kafka's
 /// UNSUPPORTED_COMPRESSION_TYPE); after others, it ends the output there, and the consumer meets
 /// the error when it fetches from it.
 pub fn down_convert_slices(slices: &[FileSlice], magic: i8, fetch_offset: i64, budget: usize) -> Result<Vec<u8>, DownConvertError> {
@@ -345,12 +345,30 @@ pub fn down_convert_slices(slices: &[FileSlice], magic: i8, fetch_offset: i64, b
                 Err(e) => return Err(e),
             }
             if !out.is_empty() && out.len() + converted.len() > budget {
+                // As many of this batch's messages as fit (an uncompressed batch converts to
+                // one entry per record), so the next fetch starts where this one stops.
+                let fit = entries_within(&converted, budget.saturating_sub(out.len()));
+                out.extend_from_slice(&converted[..fit]);
                 return Ok(out);
             }
             out.extend_from_slice(&converted);
         }
     }
     Ok(out)
+}
+
+/// The length of the longest run of whole entries at the start of `set` (a message set this
+/// module wrote) within `room` bytes.
+fn entries_within(set: &[u8], room: usize) -> usize {
+    let mut end = 0usize;
+    while let Some(size) = be_i32(set, end + 8) {
+        let next = end + ENTRY_OVERHEAD + size.max(0) as usize;
+        if next > room || next > set.len() {
+            break;
+        }
+        end = next;
+    }
+    end
 }
 
 /// Writes one entry (offset, size, message) with its CRC.

@@ -5,7 +5,8 @@ use std::io::{Read, Write};
 
 use proptest::prelude::*;
 
-use super::{down_convert, records_magic, up_convert, DownConvertError};
+use super::{down_convert, down_convert_slices, records_magic, up_convert, DownConvertError};
+use crate::log::FileSlice;
 use crate::error::StorageError;
 use crate::testutil::{build_keyed_batch, decode_all, keyed_batch_from_payload, Rec};
 
@@ -348,4 +349,51 @@ fn gzip_bomb_is_capped() {
     let inner = entry(0, &message(1, 0, 1, None, Some(&big)));
     let set = entry(0, &message(1, 1, 1, None, Some(&compress(1, 1, &inner))));
     assert!(refused(&set).starts_with("corrupt"));
+}
+
+/// Batches 0-3 of 10 uncompressed records each at offsets 0, 10, 20, 30, the third zstd when
+/// asked, in a file read as one slice.
+fn slice_of_batches(zstd_third: bool) -> (tempfile::NamedTempFile, FileSlice, Vec<usize>) {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let mut sizes = Vec::new();
+    for i in 0..4i64 {
+        let recs: Vec<Rec> = (0..10).map(|j| Rec { key: Some(vec![j]), value: Some(vec![j; 3]) }).collect();
+        let mut b = if zstd_third && i == 2 { keyed_batch_from_payload(0, 10, &[0; 8], 4, (-1, -1, -1)) } else { build_keyed_batch(0, &recs) };
+        b[..8].copy_from_slice(&(i * 10).to_be_bytes());
+        sizes.push(b.len());
+        file.write_all(&b).unwrap();
+    }
+    let len = sizes.iter().sum();
+    let slice = FileSlice { file: std::sync::Arc::new(file.reopen().unwrap()), path: file.path().to_path_buf(), position: 0, len };
+    (file, slice, sizes)
+}
+
+fn offsets(set: &[u8]) -> Vec<i64> {
+    read_set(set, &mut Vec::new()).iter().map(|m| m.offset).collect()
+}
+
+#[test]
+fn slices_convert_within_the_budget() {
+    let (_f, slice, sizes) = slice_of_batches(false);
+    let all = down_convert_slices(std::slice::from_ref(&slice), 1, 0, usize::MAX).unwrap();
+    assert_eq!(offsets(&all), (0..40).collect::<Vec<_>>());
+    // Format v1 is larger than v2 here: the v2 size read holds fewer converted messages, whole.
+    let within = down_convert_slices(std::slice::from_ref(&slice), 1, 0, slice.len).unwrap();
+    assert!(within.len() <= slice.len && within.len() < all.len());
+    let got = offsets(&within);
+    assert_eq!(got, (0..got.len() as i64).collect::<Vec<_>>());
+    assert!(got.len() > 10, "more than the first batch fits");
+    // A budget smaller than the first batch's conversion still gets that batch whole.
+    let first = down_convert_slices(std::slice::from_ref(&slice), 0, 5, 1).unwrap();
+    assert_eq!(offsets(&first), (5..10).collect::<Vec<_>>());
+    assert!(sizes[0] > 1);
+}
+
+#[test]
+fn a_zstd_batch_ends_the_conversion_or_is_the_error() {
+    let (_f, slice, sizes) = slice_of_batches(true);
+    let got = down_convert_slices(std::slice::from_ref(&slice), 1, 0, usize::MAX).unwrap();
+    assert_eq!(offsets(&got), (0..20).collect::<Vec<_>>());
+    let from_zstd = FileSlice { position: (sizes[0] + sizes[1]) as u64, len: sizes[2] + sizes[3], ..slice.clone() };
+    assert!(matches!(down_convert_slices(&[from_zstd], 1, 20, usize::MAX), Err(DownConvertError::Zstd)));
 }
