@@ -153,7 +153,7 @@ fn read_set(buf: &[u8], codec_seen: &mut Vec<u8>) -> Vec<Msg> {
             let last = inner.last().unwrap().offset;
             for mut i in inner {
                 if magic == 1 {
-                    i.offset = offset - last + i.offset;
+                    i.offset += offset - last;
                 }
                 out.push(i);
             }
