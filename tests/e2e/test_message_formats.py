@@ -213,6 +213,18 @@ def test_bad_old_message_sets_are_refused_and_not_stored(broker):
     assert (error, hw, offsets_in(records)) == (NONE, 2, [0, 1])
 
 
+def test_old_formats_follow_the_topic_rules(broker):
+    """Up-converted records are checked one by one as any produced batch: a compacted topic
+    refuses a record without a key (INVALID_RECORD) and keeps nothing of the request."""
+    bs = broker.bootstrap
+    create(bs, "mf-compact", **{"cleanup.policy": "compact"})
+    b = LegacyRecordBatchBuilder(magic=1, compression_type=0, batch_size=1 << 20)
+    b.append(0, timestamp=TS, key=b"k", value=b"v")
+    b.append(1, timestamp=TS, key=None, value=b"no key")
+    assert produce_v2_raw(bs, "mf-compact", bytes(b.build())) == (INVALID_RECORD, -1)
+    assert fetch_raw(bs, "mf-compact")[:2] == (NONE, 0)
+
+
 def test_zstd_is_not_down_converted(broker):
     """zstd has no format v0/v1: a fetch that starts at a zstd batch gets
     UNSUPPORTED_COMPRESSION_TYPE; one that starts before it gets the batches before it."""
@@ -236,15 +248,15 @@ def test_down_conversion_can_be_disabled(broker):
 
 def test_down_conversion_stays_within_the_fetch_size(broker):
     """Format v1 is larger than v2 for small records, so what fits the fetch size in v2 may not
-    fit once converted: the whole messages that fit are returned (the first batch always whole),
-    and the next fetch goes on from there."""
+    fit once converted: the whole messages that fit are returned (from v3 on the first batch
+    always whole), and the next fetch goes on from there."""
     bs = broker.bootstrap
     for i in range(4):
         v2_produce(bs, "mf-size", "none", n=50, first=50 * i)
-    for limit in [1 << 20, 2000, 100]:
+    for limit, version in [(1 << 20, 2), (15000, 3), (100, 3)]:
         got, offset, fetches = [], 0, 0
         while offset < 200:
-            error, _hw, records = fetch_raw(bs, "mf-size", version=2, offset=offset, partition_max_bytes=limit)
+            error, _hw, records = fetch_raw(bs, "mf-size", version=version, offset=offset, partition_max_bytes=limit)
             fetches += 1
             assert error == NONE
             part = offsets_in(records)
@@ -255,6 +267,10 @@ def test_down_conversion_stays_within_the_fetch_size(broker):
             offset = part[-1] + 1
         assert got == list(range(200)), limit
         assert fetches > 1, "the conversion outgrew the v2 bytes read"
+    # Fetch v0-2 limits are hard, as in Kafka 3.9: a first batch larger than the limit is not
+    # sent (v3 sends it whole).
+    assert fetch_raw(bs, "mf-size", version=2, partition_max_bytes=100)[::2] == (NONE, b"")
+    assert len(offsets_in(fetch_raw(bs, "mf-size", version=3, partition_max_bytes=100)[2])) == 50
 
 
 def test_message_format_version_is_accepted_as_kafka_3_9_does(broker):

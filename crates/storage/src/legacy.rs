@@ -181,8 +181,15 @@ pub fn up_convert(message_set: &[u8]) -> Result<Vec<u8>, StorageError> {
     }
     let inner_bytes = decompress_wrapper(&first)?;
     let mut inner = parse_message_set(&inner_bytes)?;
-    if inner.is_empty() {
+    let Some(last_inner) = inner.last().map(|m| m.offset) else {
         return Err(invalid("Found invalid compressed record set with no inner records"));
+    };
+    // Format v1's wrapper carries the last inner offset (0 from some librdkafka versions).
+    if first.magic == MAGIC_V1 && first.offset != 0 && first.offset < last_inner {
+        return Err(invalid(format!(
+            "Found invalid wrapper offset in compressed v1 message set, wrapper offset '{}' is less than the last inner message offset '{last_inner}' and it is not zero.",
+            first.offset
+        )));
     }
     for m in &mut inner {
         if m.magic != first.magic {

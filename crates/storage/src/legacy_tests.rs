@@ -337,6 +337,11 @@ fn wrapper_abuse_is_refused() {
     // zstd has no legacy form; an unknown codec is corrupt or invalid, never a panic.
     assert!(refused(&entry(0, &message(1, 4, 1, None, Some(b"z")))).starts_with("invalid"));
     refused(&entry(0, &message(1, 7, 1, None, Some(b"z"))));
+    // A v1 wrapper whose offset is below its last inner offset (and not 0).
+    let inner3 = message_set(1, 0, &[(1, Rec { key: None, value: None }), (2, Rec { key: None, value: None }), (3, Rec { key: None, value: None })]);
+    let low_wrapper = entry(1, &message(1, 1, 1, None, Some(&compress(1, 1, &inner3))));
+    assert!(refused(&low_wrapper).contains("wrapper offset"));
+    assert!(up_convert(&entry(0, &message(1, 1, 1, None, Some(&compress(1, 1, &inner3))))).is_ok(), "wrapper offset 0 is accepted");
     // Inner magic differs from the wrapper's.
     let inner0 = message_set(0, 0, &[(1, Rec { key: None, value: Some(b"x".to_vec()) })]);
     assert!(refused(&entry(0, &message(1, 1, 1, None, Some(&compress(1, 1, &inner0))))).starts_with("invalid"));

@@ -47,7 +47,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> (F
         tokio::pin!(notified);
         notified.as_mut().enable();
         let isolation = if replica >= 0 { Isolation::Follower } else { Isolation::of_consumer(req.isolation_level) };
-        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes, isolation, old_format(version));
+        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes, isolation, version);
         if bytes >= min_bytes || has_error || Instant::now() >= deadline {
             return (FetchResponse::default().with_session_id(0).with_responses(responses), files);
         }
@@ -92,7 +92,8 @@ fn old_format(version: i16) -> Option<i8> {
     }
 }
 
-fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation: Isolation, old_format: Option<i8>) -> ReadAll {
+fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation: Isolation, version: i16) -> ReadAll {
+    let old_format = old_format(version);
     let mut total = 0usize;
     // Kafka's limits (ReplicaManager.readFromLog, KIP-74): each partition reads at most
     // min(partition_max_bytes, what is left of max_bytes), except that the first partition to
@@ -100,7 +101,9 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
     // always makes progress. Every later partition must fit in what is left: a response exceeds
     // max_bytes by at most that one batch. Clients size their receive buffer on this (librdkafka
     // drops the connection on a response larger than receive.message.max.bytes).
-    let mut min_one = true;
+    // Before v3 the limits were hard (Kafka's hardMaxBytesLimit): a first batch larger than the
+    // partition's limit is not returned at all.
+    let mut min_one = version >= 3;
     let mut files = Vec::new();
     let mut has_error = false;
     let responses = topics
