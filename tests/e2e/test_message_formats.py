@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.protocol.old import fetch as old_fetch
 from kafka.protocol.old import produce as old_produce
+from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
 
@@ -211,6 +212,20 @@ def test_bad_old_message_sets_are_refused_and_not_stored(broker):
     assert produce_v2_raw(bs, "mf-bad", good) == (NONE, 0)
     error, hw, records = fetch_raw(bs, "mf-bad")
     assert (error, hw, offsets_in(records)) == (NONE, 2, [0, 1])
+
+
+def test_produce_v0_2_takes_v2_batches_as_kafka_3_9_does(broker):
+    """Kafka checks the magic of produced records only from Produce v3 on: a v2 batch in Produce
+    v0-2 is stored as it is, and fetched back by an old consumer in its format."""
+    bs = broker.bootstrap
+    create(bs, "mf-v2-in-old")
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=-1, producer_epoch=-1,
+                                  base_sequence=-1, batch_size=1 << 20)
+    b.append(0, timestamp=TS, key=b"k", value=b"v2 in v0", headers=[])
+    for version in range(3):
+        assert produce_v2_raw(bs, "mf-v2-in-old", bytes(b.build()), version=version) == (NONE, version)
+    error, hw, records = fetch_raw(bs, "mf-v2-in-old", version=2)
+    assert (error, hw, offsets_in(records)) == (NONE, 3, [0, 1, 2])
 
 
 def test_old_formats_follow_the_topic_rules(broker):

@@ -14,8 +14,8 @@ from wire import exchange, frame, kstr, metadata, uvarint
 
 # Entries ApiVersions must advertise (api_key: (min, max)). A subset: more APIs get added.
 ADVERTISED = {
-    0: (3, 12),    # Produce
-    1: (4, 12),    # Fetch
+    0: (0, 12),    # Produce
+    1: (0, 12),    # Fetch
     2: (0, 8),     # ListOffsets
     3: (0, 12),    # Metadata
     18: (0, 4),    # ApiVersions
@@ -141,11 +141,13 @@ CLOSING = {
     "negative API key": frame(-1, 0),
     # A valid CreateDelegationToken v1 body: an API Kafka has and Strom does not serve.
     "unserved API": frame(38, 1, struct.pack(">iq", 0, -1)),
-    "Produce v2, below the lowest": frame(0, 2, b"\x00" * 32),
+    "Produce v-1, below the lowest": frame(0, -1, b"\x00" * 32),
+    "Produce v2, body cut short": frame(0, 2, b"\x00\x01\x00\x00\x13\x88\x00\x00\x00\x05"),
     "Produce v13, above the highest": frame(0, 13, b"\x00" * 32),
     "Produce v99": frame(0, 99, b"\x00" * 20),
     "Metadata v13, above the highest": frame(3, 13, b"\x00" * 32),
-    "Fetch v3, below the lowest": frame(1, 3, b"\x00" * 32),
+    "Fetch v-1, below the lowest": frame(1, -1, b"\x00" * 32),
+    "Fetch v3, topic count past the frame": frame(1, 3, b"\xff\xff\xff\xff" + b"\x00" * 12 + b"\x7f\xff\xff\xff"),
     "frame claiming 2 GiB": struct.pack(">i", 2**31 - 1) + b"\x00" * 64,
     "frame one byte over the default 100 MiB limit": struct.pack(">i", 104857601) + b"\x00\x12\x00\x00",
     "negative size": struct.pack(">i", -5) + b"\x00" * 8,
