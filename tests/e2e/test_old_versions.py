@@ -60,6 +60,9 @@ ADVERTISED = {
     61: (0, 0),    # DescribeProducers
     65: (0, 0),    # DescribeTransactions
     66: (0, 1),    # ListTransactions
+    29: (0, 3),    # DescribeAcls (SECURITY_DISABLED until an authorizer exists)
+    30: (0, 3),    # CreateAcls
+    31: (0, 3),    # DeleteAcls
 }
 # The versions this work added; test_every_new_version_answers sends each of them.
 NEW_VERSIONS = {(2, 0), (8, 0), (8, 1), (9, 0), (19, 0), (19, 1), (20, 0), (23, 0), (23, 1), (27, 0), (32, 0)}

@@ -502,6 +502,13 @@ mod tests {
                 ApiKey::DescribeProducers => vec![RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
                     describe_producers_request::TopicRequest::default().with_name(name()).with_partition_indexes(vec![0, 7]),
                 ]))],
+                ApiKey::DescribeAcls => vec![RequestKind::DescribeAcls(DescribeAclsRequest::default().with_resource_type_filter(2).with_pattern_type_filter(3))],
+                ApiKey::CreateAcls => vec![RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
+                    create_acls_request::AclCreation::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("t")).with_resource_pattern_type(3),
+                ]))],
+                ApiKey::DeleteAcls => vec![RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
+                    delete_acls_request::DeleteAclsFilter::default().with_resource_type_filter(1).with_pattern_type_filter(3),
+                ]))],
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };

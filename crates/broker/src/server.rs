@@ -35,6 +35,11 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     let mut listeners = Vec::new();
     for (i, l) in config.listeners.clone().into_iter().enumerate() {
         let addr = format!("{}:{}", l.host, l.port);
+        // The config refuses such listeners; checked again where the port opens, because serving
+        // plaintext on a port configured for TLS or SASL must be impossible, not merely unlikely.
+        if !l.security_protocol.is_served() {
+            return Err(ServerError::Fatal(format!("listener {} ({addr}) asks for {}, which is not served", l.name, l.security_protocol.name())));
+        }
         let bind = |source| ServerError::Bind { addr: addr.clone(), source };
         let sock = l.socket_addr().map_err(bind)?;
         let listener = TcpListener::bind(sock).await.map_err(bind)?;

@@ -148,7 +148,6 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
     "controller.quorum.bootstrap.servers",
     "delete.topic.enable",
     "inter.broker.listener.name",
-    "listener.security.protocol.map",
     "log.flush.interval.ms",
     "log.cleaner.threads",
     "num.io.threads",
@@ -174,6 +173,13 @@ use DefaultValue::{From, Unset, Value};
 pub const KEYS: &[Key] = &[
     Key { alias: Some("broker.id"), ..row(Section::Broker, "node.id", Value("1"), int(0, i32::MAX as i64), "this broker's id (`broker.id` is accepted as an alias)") },
     row(Section::Broker, "listeners", Value("PLAINTEXT://127.0.0.1:9092"), Check::Text, "where clients connect; port `0` picks a free port, shown in the ready line"),
+    row(
+        Section::Broker,
+        "listener.security.protocol.map",
+        Value(crate::security::DEFAULT_PROTOCOL_MAP),
+        Check::Text,
+        "each listener name's security protocol (`NAME:PROTOCOL,...`); when not set, controller listener names map to PLAINTEXT, as in Kafka. Only PLAINTEXT is served yet: a listener mapped to SSL, SASL_PLAINTEXT or SASL_SSL stops the start"
+    ),
     row(Section::Broker, "advertised.listeners", Unset("the value of `listeners`"), Check::Text, "the address handed to clients in Metadata"),
     Key { alias: Some("log.dir"), ..row(Section::Broker, "log.dirs", Value("./strom-data"), Check::Text, "the data directory (`log.dir` is an alias; one directory for now)") },
     row(Section::Broker, "num.partitions", Value("1"), POSITIVE_I32, "partitions of an auto-created topic, or of a CreateTopics request that says -1"),
