@@ -21,6 +21,8 @@ pub struct Listener {
     pub port: u16,
     /// From `listener.security.protocol.map`; only served protocols pass `from_props`.
     pub security_protocol: SecurityProtocol,
+    /// Set exactly when the protocol uses TLS (for `listeners`; advertised ones have none).
+    pub tls: Option<security::TlsSettings>,
 }
 
 #[derive(Clone, Debug)]
@@ -103,7 +105,7 @@ impl BrokerConfig {
     pub fn from_props(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut ignored = Vec::new();
         for name in props.keys() {
-            if key(name).is_some() {
+            if key(name).is_some() || security::per_listener_tls_key(name).is_some() {
                 continue;
             }
             // Before the ignored families below: `listener.name.<l>.ssl.*` is security, and a
@@ -135,13 +137,27 @@ impl BrokerConfig {
             let map = r.text("listener.security.protocol.map")?.unwrap_or_default();
             security::protocol_map(map, explicit, &names, &controller_names)?
         };
-        let all_listeners = parse_listeners("listeners", listeners_value, Some(&protocols))?;
+        let mut all_listeners = parse_listeners("listeners", listeners_value, Some(&protocols))?;
+        for l in &mut all_listeners {
+            if l.security_protocol.uses_tls() {
+                l.tls = Some(security::tls_settings(props, &l.name)?);
+            }
+        }
         let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) =
             all_listeners.into_iter().partition(|l| controller_names.contains(&l.name.as_str()));
         if listeners.is_empty() {
             return Err(invalid("listeners", listeners_value, "no client listener: every listener is named in controller.listener.names".into()));
         }
         let cluster = cluster_settings(&r, node_id, controller_listeners.into_iter().next())?;
+        // Nodes reach each other in plain TCP so far (controller RPCs, replication, markers):
+        // a cluster whose controller listener asks for TLS must not start and talk in the clear.
+        if let Some(c) = cluster.controller_listener.as_ref().filter(|c| c.security_protocol != SecurityProtocol::Plaintext) {
+            return Err(invalid(
+                "controller.listener.names",
+                &c.name,
+                format!("the controller listener {} uses {}; controllers talk to each other over PLAINTEXT only so far", c.name, c.security_protocol.name()),
+            ));
+        }
         let advertised_listeners = match r.text("advertised.listeners")? {
             Some(v) => {
                 let mut l = parse_listeners("advertised.listeners", v, Some(&protocols))?;
@@ -157,6 +173,21 @@ impl BrokerConfig {
                 .map(|l| Listener { host: if is_meta_address(&l.host) { host_name() } else { l.host.clone() }, ..l.clone() })
                 .collect(),
         };
+        // Followers fetch, and coordinators send markers, over the first advertised listener of
+        // each peer, in plain TCP so far.
+        if !cluster.is_single_node() {
+            if let Some(l) = advertised_listeners.first().filter(|l| l.security_protocol != SecurityProtocol::Plaintext) {
+                return Err(invalid(
+                    "listeners",
+                    listeners_value,
+                    format!(
+                        "in a cluster, brokers replicate over the first listener ({}), which must be PLAINTEXT so far: list a PLAINTEXT listener first \
+                         (inter-broker TLS is not supported yet)",
+                        l.name
+                    ),
+                ));
+            }
+        }
         let log_dir_key = if props.contains_key("log.dirs") || !props.contains_key("log.dir") { "log.dirs" } else { "log.dir" };
         let log_dir = first_dir(log_dir_key, r.text("log.dirs")?.unwrap_or_default())?;
         Ok(BrokerConfig {
@@ -295,7 +326,7 @@ fn parse_listeners(key: &str, v: &str, protocols: Option<&BTreeMap<String, Secur
                 p
             }
         };
-        out.push(Listener { name, host: host.to_string(), port, security_protocol });
+        out.push(Listener { name, host: host.to_string(), port, security_protocol, tls: None });
     }
     if out.is_empty() {
         return Err(bad("no listener given"));
@@ -391,15 +422,18 @@ mod tests {
     #[test]
     fn listeners_fail_closed() {
         // Named after a protocol Strom cannot serve: refused, with the reason.
-        for l in ["SSL://127.0.0.1:9097", "SASL_PLAINTEXT://127.0.0.1:9097", "sasl_ssl://127.0.0.1:9097"] {
+        for l in ["SASL_PLAINTEXT://127.0.0.1:9097", "sasl_ssl://127.0.0.1:9097"] {
             let e = BrokerConfig::from_props(&props(&[("listeners", l)])).unwrap_err().to_string();
             assert!(e.contains("listeners") && e.contains("does not serve yet"), "{e}");
         }
-        // A custom name mapped to SSL is refused just the same; mapped to PLAINTEXT it serves.
-        let e = BrokerConfig::from_props(&props(&[("listeners", "EXTERNAL://127.0.0.1:9097"), ("listener.security.protocol.map", "EXTERNAL:SSL")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("SSL"), "{e}");
+        // SSL, by name or through the map, needs its keystore.
+        for p in [props(&[("listeners", "SSL://127.0.0.1:9097")]), props(&[("listeners", "EXTERNAL://127.0.0.1:9097"), ("listener.security.protocol.map", "EXTERNAL:SSL")])] {
+            let e = BrokerConfig::from_props(&p).unwrap_err().to_string();
+            assert!(e.contains("ssl.keystore.location") && e.contains("needs a keystore"), "{e}");
+        }
+        let c = BrokerConfig::from_props(&props(&[("listeners", "EXTERNAL://127.0.0.1:9097"), ("listener.security.protocol.map", "EXTERNAL:SSL"), ("listener.name.external.ssl.keystore.location", "/k.pem")])).unwrap();
+        assert_eq!(c.listeners[0].security_protocol, SecurityProtocol::Ssl);
+        assert!(c.listeners[0].tls.is_some());
         let c = BrokerConfig::from_props(&props(&[("listeners", "external://127.0.0.1:9097"), ("listener.security.protocol.map", "EXTERNAL:PLAINTEXT")])).unwrap();
         assert_eq!((c.listeners[0].name.as_str(), c.listeners[0].security_protocol), ("EXTERNAL", SecurityProtocol::Plaintext));
         // A name the map does not know: Kafka's "no security protocol defined".
@@ -411,8 +445,25 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_talks_plaintext_between_nodes_so_far() {
+        let cluster = |listeners: &str| {
+            props(&[
+                ("listeners", listeners),
+                ("controller.quorum.voters", "1@127.0.0.1:9094,2@127.0.0.1:9095"),
+                ("ssl.keystore.location", "/k.pem"),
+                // With SSL in use Kafka maps no controller name by default: it must be given.
+                ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT"),
+            ])
+        };
+        let e = BrokerConfig::from_props(&cluster("SSL://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9094")).unwrap_err();
+        assert!(e.to_string().contains("must be PLAINTEXT so far"), "{e}");
+        let c = BrokerConfig::from_props(&cluster("PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094")).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+    }
+
+    #[test]
     fn security_keys_are_refused_not_ignored() {
-        for k in ["ssl.keystore.location", "sasl.enabled.mechanisms", "listener.name.plaintext.ssl.keystore.location", "authorizer.class.name"] {
+        for k in ["sasl.enabled.mechanisms", "listener.name.plaintext.sasl.jaas.config", "ssl.keymanager.algorithm", "authorizer.class.name"] {
             let e = BrokerConfig::from_props(&props(&[(k, "x")])).unwrap_err();
             assert!(matches!(e, ConfigError::SecurityNotSupported(ref key) if key == k), "{k}: {e}");
             assert!(!e.to_string().contains("spelling"), "{e}");

@@ -14,6 +14,7 @@ pub enum Section {
     Transactions,
     Cluster,
     Replication,
+    Security,
 }
 
 /// A key's default when it is not set.
@@ -295,6 +296,20 @@ pub const KEYS: &[Key] = &[
     row(Section::Replication, "auto.leader.rebalance.enable", Value("true"), Check::Bool, "after a broker returns and catches up, the active controller moves leadership back to each partition's preferred (first) replica. Kafka does so only past `leader.imbalance.per.broker.percentage`; Strom moves every such partition at each check (a leadership move is cheap, and a skew below the threshold never heals in Kafka)"),
     row(Section::Replication, "leader.imbalance.check.interval.seconds", Value("300"), POSITIVE, "how often that check runs"),
     row(Section::Replication, "replica.lag.time.max.ms", Value("30000"), POSITIVE, "a follower that has not caught up with the leader's log end for this long leaves the ISR; it is added back once it has everything below the high watermark"),
+    // TLS (`SSL` listeners). Each may be given per listener as `listener.name.<listener>.<key>`
+    // (the listener name in lower case, as Kafka), which wins over the bare key.
+    row(Section::Security, "ssl.keystore.type", Value("PEM"), Check::Text, "`PEM` (KIP-651: a file with the private key and its certificate chain, or both inline). Kafka's default is `JKS`, a Java format; `PKCS12` and `JKS` stop the start as not supported yet"),
+    row(Section::Security, "ssl.keystore.location", Unset("none"), Check::Text, "the PEM file holding this broker's private key (PKCS#8, PKCS#1 or SEC1, unencrypted) and its certificate chain, leaf first"),
+    row(Section::Security, "ssl.keystore.certificate.chain", Unset("none"), Check::Text, "the certificate chain in PEM, inline (instead of `ssl.keystore.location`)"),
+    row(Section::Security, "ssl.keystore.key", Unset("none"), Check::Text, "the private key in PEM, inline (with `ssl.keystore.certificate.chain`)"),
+    row(Section::Security, "ssl.truststore.type", Value("PEM"), Check::Text, "`PEM`; as `ssl.keystore.type`"),
+    row(Section::Security, "ssl.truststore.location", Unset("none"), Check::Text, "a PEM file of the CA certificates that client certificates must chain to"),
+    row(Section::Security, "ssl.truststore.certificates", Unset("none"), Check::Text, "those CA certificates in PEM, inline"),
+    row(Section::Security, "ssl.client.auth", Value("none"), Check::Text, "`required`: a client must present a certificate the truststore trusts (else the handshake fails); `requested`: it may, and one it presents must be trusted; `none`: none is asked for"),
+    row(Section::Security, "ssl.enabled.protocols", Value("TLSv1.2,TLSv1.3"), Check::Text, "the TLS versions a client may negotiate (`TLSv1.2`, `TLSv1.3`; older ones are not offered at all)"),
+    row(Section::Security, "ssl.protocol", Value("TLSv1.3"), Check::Text, "accepted for Kafka's sake (`TLSv1.2`, `TLSv1.3`, `TLS`); `ssl.enabled.protocols` decides"),
+    row(Section::Security, "ssl.cipher.suites", Unset("every suite rustls offers for the enabled versions"), Check::Text, "restrict the cipher suites, by IANA name as Java spells them (`TLS_AES_128_GCM_SHA256`, `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`, ...); a name rustls does not offer stops the start"),
+    row(Section::Security, "ssl.endpoint.identification.algorithm", Value("https"), Check::Text, "a client-side setting (host name verification) accepted for Kafka's sake; brokers do not connect to each other over TLS yet"),
 ];
 
 #[cfg(test)]

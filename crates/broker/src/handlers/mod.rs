@@ -142,8 +142,9 @@ pub struct Reply {
 }
 
 /// Routes a decoded request to its handler. `None` means no response is sent (Produce, acks=0).
-/// `peer` is the client's address (group members report it as their host).
-pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Request, peer: SocketAddr) -> Option<Reply> {
+/// `peer` is the client's address (group members report it as their host); `listener` the name
+/// of the listener it connected to (brokers are listed at their endpoints of that listener).
+pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Request, peer: SocketAddr, listener: &str) -> Option<Reply> {
     let client_id = header.client_id.as_deref().unwrap_or("");
     let v = header.request_api_version;
     let request = match request {
@@ -162,7 +163,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
     }
     let body = match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v, listener).await),
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r, v).await?),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v).await),
@@ -175,8 +176,8 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
             ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, r).await)
         }
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r).await),
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, r)),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v).await),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, listener)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v, listener).await),
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, r, v, client_id, peer).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r).await),
