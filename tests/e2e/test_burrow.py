@@ -55,7 +55,10 @@ def zookeeper(tmp_path_factory):
 
 @pytest.fixture
 def broker(broker_factory):
-    return broker_factory(["group.initial.rebalance.delay.ms=0"])
+    """A few `__consumer_offsets` partitions instead of 50: Burrow's sarama consumer adds its
+    partition consumers one by one, each waiting out the fetch in flight (250 ms max wait), so
+    the 44th partition is read some 11 s after start; with 5, within a second or two."""
+    return broker_factory(["group.initial.rebalance.delay.ms=0", "offsets.topic.num.partitions=5"])
 
 
 def burrow_config(bootstrap, zookeeper, http_port, root, kafka_version):
