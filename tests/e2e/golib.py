@@ -53,13 +53,20 @@ def go_client(tmp_path_factory):
     return get
 
 
-def run(binary, *args, timeout=90, check=True):
-    """Runs a Go client; returns its result lines (stdout) split into words. With check, the
-    program must end with DONE."""
+def refusals(broker):
+    """The broker's log lines about connections it closed (an unsupported request version, say):
+    an old client sees only EOF."""
+    return "".join(l for l in broker.log_lines if "closing connection" in l)[-2000:] if broker else ""
+
+
+def run(binary, *args, timeout=90, check=True, broker=None):
+    """Runs a Go client; returns its result lines (stdout). With check, the program must end with
+    DONE; a failure shows its output and the connections `broker` closed."""
     p = subprocess.run([binary, *map(str, args)], capture_output=True, text=True, timeout=timeout)
     lines = p.stdout.splitlines()
     if check:
         assert p.returncode == 0 and lines and lines[-1] == "DONE", \
             f"{os.path.basename(binary)} {' '.join(map(str, args))}: exit {p.returncode}\n" \
-            f"stdout tail:\n{p.stdout[-2000:]}\nstderr tail:\n{p.stderr[-2000:]}"
+            f"stdout tail:\n{p.stdout[-2000:]}\nstderr tail:\n{p.stderr[-2000:]}\n" \
+            f"connections the broker closed:\n{refusals(broker)}"
     return lines

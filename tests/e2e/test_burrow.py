@@ -18,6 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from cluster import free_ports
+from golib import refusals
 from services import Service
 from txnlib import create_topics, produce_plain
 
@@ -164,8 +165,11 @@ def test_burrow_reports_a_groups_lag(broker, burrow, kafka_version):
 
     def expect(total, per_partition, what):
         b.last_status = None
-        b.wait_until(lambda: lag_is(b, group, total, per_partition), 30,
-                     f"{what}: lag {total} {per_partition} (Burrow's last answer: {b.last_status})")
+        try:
+            b.wait_until(lambda: lag_is(b, group, total, per_partition), 30,
+                         f"{what}: lag {total} {per_partition} (Burrow's last answer: {b.last_status})")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nconnections the broker closed:\n{refusals(broker)}") from None
 
     expect(7, {(topic, 0): 6, (topic, 1): 1}, "commits read from __consumer_offsets, end offsets from ListOffsets")
     produce_plain(bs, topic, [b"z"] * 5, partition=0)

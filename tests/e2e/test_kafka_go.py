@@ -27,15 +27,15 @@ def test_writer_and_group_reader_commit_and_resume(broker, go_client):
     kgo = go_client("kafkagoclient")
     bs, topic, group = broker.bootstrap, "kafka-go", "kafka-go-group"
     create_topics(bs, {topic: 2})
-    assert "SENT 12" in run(kgo, bs, "produce", topic, 12, "m")
+    assert "SENT 12" in run(kgo, bs, "produce", topic, 12, "m", broker=broker)
     sent = {f"m-{i}" for i in range(12)}
     # Another client reads what kafka-go wrote (message format v1, as the broker stored it).
     other = read(bs, [(topic, 0), (topic, 1)], "read_uncommitted", has_all(*(v.encode() for v in sent)))
     assert sorted(r[3].decode() for r in other) == sorted(sent)
 
-    first = messages(run(kgo, bs, "consume-group", group, topic, 5))
+    first = messages(run(kgo, bs, "consume-group", group, topic, 5, broker=broker))
     # A second reader process in the group resumes from the first one's commits.
-    second = messages(run(kgo, bs, "consume-group", group, topic, 7))
+    second = messages(run(kgo, bs, "consume-group", group, topic, 7, broker=broker))
     assert sorted(v for _, _, v in first + second) == sorted(sent), f"first {first}\nsecond {second}"
     ends = {p: 1 + max(o for q, o, _ in first + second if q == p) for p, _, _ in first + second}
     assert group_offsets(bs, group, [(topic, p) for p in ends]) == {(topic, p): e for p, e in ends.items()}
@@ -44,7 +44,7 @@ def test_writer_and_group_reader_commit_and_resume(broker, go_client):
 def test_conn_create_and_delete_topics(broker, go_client):
     kgo = go_client("kafkagoclient")
     topic = "kafka-go-admin"
-    lines = run(kgo, broker.bootstrap, "admin", topic)
+    lines = run(kgo, broker.bootstrap, "admin", topic, broker=broker)
     assert lines[:4] == ["CREATE <nil>", "PARTITIONS 3", "CREATE_AGAIN <nil>", "DELETE <nil>"], lines
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     deadline = time.time() + 10

@@ -34,15 +34,15 @@ def test_produce_group_consume_commit_and_resume(broker, go_client, version):
     sarama = go_client("saramaclient")
     bs, topic, group = broker.bootstrap, f"sarama-{version}", f"sarama-group-{version}"
     create_topics(bs, {topic: 2})
-    sent = records(run(sarama, bs, version, "produce", topic, 12, "m"), "SENT")
+    sent = records(run(sarama, bs, version, "produce", topic, 12, "m", broker=broker), "SENT")
     assert len(sent) == 12 and {p for p, _, _ in sent} == {0, 1}, sent
     for p in (0, 1):  # the sync producer's offsets are each partition's 0, 1, 2, ...
         assert [o for q, o, _ in sent if q == p] == list(range(sum(q == p for q, _, _ in sent))), sent
 
-    first = records(run(sarama, bs, version, "consume-group", group, topic, 5), "MSG")
+    first = records(run(sarama, bs, version, "consume-group", group, topic, 5, broker=broker), "MSG")
     # A new sarama process in the same group: it must continue from what the first one committed
     # (with OffsetCommit v1) on each partition, so nothing is read twice and nothing is skipped.
-    second = records(run(sarama, bs, version, "consume-group", group, topic, 7), "MSG")
+    second = records(run(sarama, bs, version, "consume-group", group, topic, 7, broker=broker), "MSG")
     assert len(first) == 5 and len(second) == 7, (first, second)
     assert sorted(first + second) == sorted(sent), f"first run {first}\nsecond run {second}"
     firsts = defaultdict(list)
@@ -51,7 +51,7 @@ def test_produce_group_consume_commit_and_resume(broker, go_client, version):
     for p, o, _ in second:
         assert o >= len(firsts[p]), f"partition {p} offset {o} read again after a restart: {first} {second}"
 
-    lines = run(sarama, bs, version, "groups", group, topic)
+    lines = run(sarama, bs, version, "groups", group, topic, broker=broker)
     assert f"LISTED {group} consumer" in lines, lines
     assert f"DESCRIBED {group} Empty consumer 0 0" in lines, lines
     ends = {p: sum(q == p for q, _, _ in sent) for p in (0, 1)}
@@ -64,7 +64,7 @@ def test_produce_group_consume_commit_and_resume(broker, go_client, version):
 def test_cluster_admin(broker, go_client, version):
     sarama = go_client("saramaclient")
     topic = f"sarama-admin-{version}"
-    lines = run(sarama, broker.bootstrap, version, "admin", topic)
+    lines = run(sarama, broker.bootstrap, version, "admin", topic, broker=broker)
     assert lines[0] == "CREATE <nil>", lines
     assert lines[1].startswith("CREATE_AGAIN kafka server: Topic with this name already exists"), lines
     assert f"LIST {topic} 3 1" in lines, lines
