@@ -3,7 +3,7 @@ omkafka output (Debian's `rsyslog-kafka`, on librdkafka 2.0.2), and reading them
 imkafka input in a consumer group. rsyslogd runs in the foreground (-n) with its own config, pid
 file and work directory under the test's temp directory; messages come in over imtcp on a free
 port, as from any syslog sender."""
-import os
+import glob
 import shutil
 import socket
 import time
@@ -14,10 +14,8 @@ from cluster import free_ports
 from services import Service
 from txnlib import create_topics, has_all, produce_plain, read
 
-MODULES = "/usr/lib/x86_64-linux-gnu/rsyslog"
-
 pytestmark = pytest.mark.skipif(
-    shutil.which("rsyslogd") is None or not os.path.exists(os.path.join(MODULES, "omkafka.so")),
+    shutil.which("rsyslogd") is None or not glob.glob("/usr/lib/*/rsyslog/omkafka.so"),
     reason="rsyslogd or its omkafka module is missing (scripts/test.sh apt-installs rsyslog and rsyslog-kafka as root)")
 
 
