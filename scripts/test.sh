@@ -46,9 +46,10 @@ fi
 
 # Debian's packages for the other real clients: kcat (librdkafka 2.0.2), Go 1.19 with sarama and
 # kafka-go (tests/e2e/go, built offline from /usr/share/gocode), Burrow with a ZooKeeper for its
-# own state, rsyslog with omkafka/imkafka. One apt-get run for whatever is missing; without root
-# or apt the tests of a missing client skip, saying what to install.
-debs=(kcat golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev burrow zookeeper rsyslog rsyslog-kafka)
+# own state, rsyslog with omkafka/imkafka; openssl makes the TLS tests' certificates. One apt-get
+# run for whatever is missing; without root or apt the tests of a missing client skip, saying what
+# to install.
+debs=(openssl kcat golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev burrow zookeeper rsyslog rsyslog-kafka)
 missing=()
 for d in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "ok installed" || missing+=("$d")

@@ -23,6 +23,8 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (scripts/test.sh installs it as root): no test certificates")
     return Certs(tmp_path_factory.mktemp("certs"))
 
 
