@@ -1,6 +1,7 @@
 """Test certificates made with openssl (on every Debian machine): a CA, a broker certificate for
 127.0.0.1 and localhost, a client certificate from the same CA, and one from a CA nobody trusts.
 Keys are unencrypted PKCS#8, as Strom reads them."""
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -38,3 +39,12 @@ class Certs:
         self.keystore = str(d / "broker.pem")
         self.client_cert, self.client_key = str(d / "client.crt"), str(d / "client.key")
         self.rogue_cert, self.rogue_key = str(d / "rogue.crt"), str(d / "rogue.key")
+
+    def new_broker_keystore(self, name):
+        """Another key and certificate for the broker from the same CA, as PEM keystore text."""
+        _signed(self.dir, name, "ca", "/CN=broker", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+        return (self.dir / f"{name}.key").read_text() + (self.dir / f"{name}.crt").read_text()
+
+    def der(self, name):
+        """A certificate of ours in DER, as a TLS peer presents it."""
+        return ssl.PEM_cert_to_DER_cert((self.dir / f"{name}.crt").read_text())

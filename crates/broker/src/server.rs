@@ -49,8 +49,8 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         }
         // Keys and certificates are read before any port opens: a bad one stops the start.
         let tls = match &l.tls {
-            Some(settings) => Some(tokio_rustls::TlsAcceptor::from(
-                crate::tls::server_config(settings).map_err(|source| ServerError::Tls { listener: l.name.clone(), source })?,
+            Some(settings) => Some(Arc::new(
+                crate::tls::TlsListener::new(settings.clone()).map_err(|source| ServerError::Tls { listener: l.name.clone(), source })?,
             )),
             None => None,
         };
@@ -107,6 +107,9 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         // not told about, a consumer's coordinator among them, never to find it again.
         broker.metadata.registered_here().await;
         for (listener, name, tls) in listeners {
+            if let Some(tls) = &tls {
+                loops.push(tokio::spawn(tls_reload_loop(tls.clone(), name.clone(), broker.stopping())));
+            }
             tokio::spawn(accept_loop(broker.clone(), listener, name, tls, broker.stopping()));
         }
         // "Ready" also includes the replay of the offsets partitions a single node leads: a
@@ -155,7 +158,7 @@ async fn accept_loop(
     broker: Arc<Broker>,
     listener: TcpListener,
     name: Arc<str>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<crate::tls::TlsListener>>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -169,7 +172,7 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     let stream = match tls {
                         None => Stream::Plain(stream),
-                        Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
                             Ok(Ok(s)) => Stream::Tls(Box::new(s)),
                             // A failed handshake (garbage, an untrusted client certificate, a
                             // port scan) is the client's problem: debug level, so that a client
@@ -192,6 +195,22 @@ async fn accept_loop(
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Rotates a TLS listener's certificates when their files change (see `tls`).
+async fn tls_reload_loop(tls: Arc<crate::tls::TlsListener>, listener: Arc<str>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::tls::RELOAD_CHECK) => {}
+            _ = stopped(&mut stopping) => return,
+        }
+        // Reading a few small PEM files: cheap enough for the reactor every few seconds.
+        match tls.reload_if_changed() {
+            Ok(true) => tracing::info!(%listener, "TLS keystore or truststore changed: new connections use the new certificates"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(%listener, error = %e, "TLS files changed but do not load: still serving the previous certificates"),
         }
     }
 }

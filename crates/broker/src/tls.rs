@@ -1,8 +1,17 @@
 //! TLS for SSL listeners: a rustls `ServerConfig` (ring provider) built from a listener's
-//! `TlsSettings`, read once at startup. Every failure names the config key behind it, so an
-//! operator sees "ssl.keystore.location: no private key in the PEM", not a rustls enum.
+//! `TlsSettings`. Every failure names the config key behind it, so an operator sees
+//! "ssl.keystore.location: no private key in the PEM", not a rustls enum.
+//!
+//! Certificates expire, so they are rotated without a restart: a [`TlsListener`] watches the
+//! keystore and truststore files (size and modification time, every [`RELOAD_CHECK`]) and
+//! rebuilds the whole config when one changes; new connections get the new config, open ones
+//! keep theirs. Kafka reloads only when the keystore is re-set as a dynamic config; watching the
+//! files needs no command at all. A changed file that does not load (half written, wrong key)
+//! is reported once and the listener keeps serving what it had.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -112,4 +121,69 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsErr
     // with_single_cert checks that the key is the certificate's.
     let config = builder.with_single_cert(chain, key).map_err(|e| invalid(key_name, format!("key and certificate do not go together: {e}")))?;
     Ok(Arc::new(config))
+}
+
+/// How often the files of a TLS listener are checked for changes.
+pub const RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// What identifies a version of a file without reading it.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &PathBuf) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// One TLS listener's current config, reloaded when its files change.
+pub struct TlsListener {
+    settings: TlsSettings,
+    current: RwLock<Arc<ServerConfig>>,
+    files: Vec<PathBuf>,
+    /// The stamps last acted on (loaded, or reported as failing).
+    seen: Mutex<Vec<Stamp>>,
+}
+
+impl TlsListener {
+    pub fn new(settings: TlsSettings) -> Result<TlsListener, TlsError> {
+        let files = pem_files(&settings);
+        let seen = files.iter().map(stamp).collect();
+        let config = server_config(&settings)?;
+        Ok(TlsListener { settings, current: RwLock::new(config), files, seen: Mutex::new(seen) })
+    }
+
+    /// The config for a new connection.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+
+    /// Rebuilds the config if a file changed since last time: `Ok(true)` when a new one is in
+    /// use, `Err` (once per change) when the changed files do not load.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let now: Vec<Stamp> = self.files.iter().map(stamp).collect();
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if *seen == now {
+                return Ok(false);
+            }
+            *seen = now;
+        }
+        let config = server_config(&self.settings)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(true)
+    }
+}
+
+fn pem_files(settings: &TlsSettings) -> Vec<PathBuf> {
+    let file = |p: &Pem| match p {
+        Pem::File { path, .. } => Some(path.clone()),
+        Pem::Inline { .. } => None,
+    };
+    let mut out = Vec::new();
+    match &settings.keystore {
+        Keystore::Combined(p) => out.extend(file(p)),
+        Keystore::Split { chain, key } => out.extend(file(chain).into_iter().chain(file(key))),
+    }
+    out.extend(settings.truststore.as_ref().and_then(file));
+    out
 }
