@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Strom test: Rust unit and model tests, then the end-to-end suite that drives the
 # real `strom` binary with real Kafka clients (kafka-python, confluent-kafka, aiokafka) from a
-# virtualenv this script creates, and kafkajs (Node.js) that it installs with npm ci from
-# tests/e2e/js. Usage: scripts/test.sh [extra pytest args]
+# virtualenv this script creates, kafkajs (Node.js) that it installs with npm ci from
+# tests/e2e/js, and Debian's packaged clients (kcat, sarama, kafka-go, Burrow, rsyslog), which it
+# apt-installs when run as root. Usage: scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,14 +44,36 @@ else
   echo "npm not found: the kafkajs tests will be skipped"
 fi
 
-if ! command -v kcat >/dev/null; then
-  echo "== installing kcat (Debian's package; a third real client, on an older librdkafka)"
+# Debian's packages for the other real clients: kcat (librdkafka 2.0.2), Go 1.19 with sarama and
+# kafka-go (tests/e2e/go, built offline from /usr/share/gocode), Burrow with a ZooKeeper for its
+# own state, rsyslog with omkafka/imkafka; openssl makes the TLS tests' certificates. One apt-get
+# run for whatever is missing; without root or apt the tests of a missing client skip, saying what
+# to install.
+debs=(openssl kcat golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev burrow zookeeper rsyslog rsyslog-kafka)
+missing=()
+for d in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "ok installed" || missing+=("$d")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== installing Debian's client packages: ${missing[*]}"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null || echo "kcat could not be installed; its tests will be skipped"
+    # The packages' own services (burrow, rsyslog) must not start on the machine: the tests run
+    # their own instances on free ports. A policy-rc.d answering 101 ("action forbidden") tells
+    # invoke-rc.d and deb-systemd-invoke so; it is removed again unless one was there before.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+      trap 'if [ -n "$own_policy" ]; then rm -f "$policy"; fi' EXIT
+    fi
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}") \
+      >/dev/null || echo "apt-get could not install them; their tests will be skipped"
+    if [ -n "$own_policy" ]; then rm -f "$policy"; own_policy=; fi
   else
-    echo "not root: install kcat yourself to run its tests"
+    echo "not root or no apt-get: install ${missing[*]} yourself to run their tests (they are skipped)"
   fi
 fi
+export STROM_CACHE="$cache" # the Go build cache of tests/e2e/golib.py lives there
 
 echo "== end-to-end tests"
 target="${CARGO_TARGET_DIR:-target}"

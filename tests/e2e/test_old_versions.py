@@ -61,6 +61,9 @@ ADVERTISED = {
     61: (0, 0),    # DescribeProducers
     65: (0, 0),    # DescribeTransactions
     66: (0, 1),    # ListTransactions
+    29: (0, 3),    # DescribeAcls (SECURITY_DISABLED until an authorizer exists)
+    30: (0, 3),    # CreateAcls
+    31: (0, 3),    # DeleteAcls
 }
 # The versions this work added; test_every_new_version_answers sends each of them.
 NEW_VERSIONS = {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3),

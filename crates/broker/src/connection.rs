@@ -12,11 +12,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::broker::Broker;
 use crate::handlers::{self, Body, Reply, Request};
 use crate::old_versions::{self, Decoded};
+use crate::transport::{ReadHalf, Stream, WriteHalf};
 use crate::zero_copy;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +40,10 @@ enum FrameError {
 /// memory one connection can pin (at most this many frames of `socket.request.max.bytes`).
 const READ_AHEAD: usize = 4;
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let (r, mut w) = stream.into_split();
+/// Serves one client on `listener` (its name: Metadata answers with every broker's endpoint of
+/// the listener the client came through, as Kafka does).
+pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listener: Arc<str>) {
+    let (r, mut w) = stream.split();
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let reader_broker = broker.clone();
     let reader = tokio::spawn(async move {
@@ -71,7 +72,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                         break;
                     }
                 }
-                let reply = handlers::handle(&broker, &header, *request, peer).await;
+                let reply = handlers::handle(&broker, &header, *request, peer, &listener).await;
                 match reply {
                     None => {}
                     Some(Reply { body, files }) if files.is_empty() => {
@@ -131,12 +132,15 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     }
     if !out.is_empty() {
         let _ = w.write_all(&out).await;
+        let _ = w.flush().await;
     }
     reader.abort();
 }
 
-async fn flush(w: &mut tokio::net::tcp::OwnedWriteHalf, out: &mut BytesMut) -> std::io::Result<()> {
+async fn flush(w: &mut WriteHalf, out: &mut BytesMut) -> std::io::Result<()> {
     w.write_all(out).await?;
+    // TLS keeps encrypted bytes buffered until flushed; a plain socket's flush is free.
+    w.flush().await?;
     out.clear();
     // Do not keep a huge buffer alive after one big fetch response.
     if out.capacity() > 8 * 1024 * 1024 {
@@ -158,7 +162,7 @@ enum Incoming {
 
 async fn next_request(
     broker: &Broker,
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    reader: &mut BufReader<ReadHalf>,
 ) -> Result<Option<Incoming>, FrameError> {
     let size = match reader.read_i32().await {
         Ok(n) => n,
@@ -502,6 +506,13 @@ mod tests {
                 ApiKey::DescribeProducers => vec![RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
                     describe_producers_request::TopicRequest::default().with_name(name()).with_partition_indexes(vec![0, 7]),
                 ]))],
+                ApiKey::DescribeAcls => vec![RequestKind::DescribeAcls(DescribeAclsRequest::default().with_resource_type_filter(2).with_pattern_type_filter(3))],
+                ApiKey::CreateAcls => vec![RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
+                    create_acls_request::AclCreation::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("t")).with_resource_pattern_type(3),
+                ]))],
+                ApiKey::DeleteAcls => vec![RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
+                    delete_acls_request::DeleteAclsFilter::default().with_resource_type_filter(1).with_pattern_type_filter(3),
+                ]))],
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };
@@ -535,7 +546,7 @@ mod tests {
                     let header = RequestHeader::default().with_request_api_key(*key as i16).with_request_api_version(version);
                     let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
                     let request = as_version(*key, version, request);
-                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, peer).await else { continue };
+                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, peer, "PLAINTEXT").await else { continue };
                     let r = if let (false, Body::Kafka(ResponseKind::Fetch(f))) = (files.is_empty(), &body) {
                         encode_scattered(*key, version, 1, f, files).map(|_| ())
                     } else {

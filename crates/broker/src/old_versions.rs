@@ -1,11 +1,11 @@
 //! The wire format of request versions Kafka 3.9 served and Kafka 4.0 dropped (KIP-896), which
 //! kafka-protocol 0.18 (built from Kafka 4.1's schemas) cannot decode or encode: Produce v0-2,
 //! Fetch v0-3, ListOffsets v0, CreateTopics v0-1, DeleteTopics v0, DescribeConfigs v0,
-//! OffsetCommit v0-1, OffsetFetch v0, OffsetForLeaderEpoch v0-1 and WriteTxnMarkers v0. Deployed
-//! clients still send them (Burrow's ListOffsets v0, sarama's OffsetCommit v1 and DescribeConfigs
-//! v0, segmentio kafka-go's Produce v2 and Fetch v2). Produce v0-2 and Fetch v0-3 carry message
-//! formats v0/v1; the handlers convert the records (`strom_storage::up_convert`,
-//! `down_convert`), this module only codes the requests around them.
+//! OffsetCommit v0-1, OffsetFetch v0, OffsetForLeaderEpoch v0-1, WriteTxnMarkers v0, and the ACL
+//! APIs' v0 (`acls`). Deployed clients still send them (Burrow's ListOffsets v0, sarama's
+//! OffsetCommit v1 and DescribeConfigs v0, segmentio kafka-go's Produce v2 and Fetch v2).
+//! Produce v0-2 and Fetch v0-3 carry message formats v0/v1; the handlers convert the records
+//! (`strom_storage::up_convert`, `down_convert`), this module only codes the requests around them.
 //!
 //! Every one of them is a non-flexible version (request header v1, response header v0), and
 //! each maps onto the crate's structs: a request decodes into the struct of the lowest version
@@ -34,6 +34,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
+mod acls;
+
 /// Kafka's ConfigSource DEFAULT_CONFIG: DescribeConfigs v0 has only `is_default`.
 const DEFAULT_CONFIG: i8 = 5;
 
@@ -49,6 +51,9 @@ pub const OLD_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 0, 1),
     (ApiKey::WriteTxnMarkers, 0, 0),
+    (ApiKey::DescribeAcls, 0, 0),
+    (ApiKey::CreateAcls, 0, 0),
+    (ApiKey::DeleteAcls, 0, 0),
 ];
 
 pub fn is_old(key: ApiKey, version: i16) -> bool {
@@ -277,6 +282,9 @@ pub fn decode_request(key: ApiKey, version: i16, body: &mut Bytes) -> Result<Dec
             })?;
             Decoded::Kafka(RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default().with_markers(markers)))
         }
+        (ApiKey::DescribeAcls, 0) => Decoded::Kafka(acls::decode_describe(r)?),
+        (ApiKey::CreateAcls, 0) => Decoded::Kafka(acls::decode_create(r)?),
+        (ApiKey::DeleteAcls, 0) => Decoded::Kafka(acls::decode_delete(r)?),
         _ => return Err(format!("{key:?} v{version} is not an old version")),
     };
     Ok(decoded)
@@ -394,6 +402,9 @@ pub fn encode_response(key: ApiKey, version: i16, response: &ResponseKind, out: 
                 })
             })
         }),
+        (ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls, 0, r) => {
+            acls::encode(w, r).unwrap_or_else(|| Err(format!("{key:?} v0 answered with another API's response")))
+        }
         _ => Err(format!("no old encoding of this response for {key:?} v{version}")),
     }
 }
@@ -588,8 +599,9 @@ mod tests {
     #[test]
     fn huge_counts_and_short_bodies_fail_cleanly() {
         for (key, version) in OLD_VERSIONS.iter().flat_map(|(k, lo, hi)| (*lo..=*hi).map(move |v| (*k, v))) {
+            // DescribeAcls has no array: those 16 bytes are a valid filter (null strings).
             let mut huge = Bytes::from(i32::MAX.to_be_bytes().repeat(4));
-            assert!(decode_request(key, version, &mut huge).is_err(), "{key:?} v{version}");
+            assert!(key == ApiKey::DescribeAcls || decode_request(key, version, &mut huge).is_err(), "{key:?} v{version}");
             assert!(decode_request(key, version, &mut Bytes::new()).is_err(), "{key:?} v{version}");
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::transport::Stream;
 use crate::broker::{Broker, BrokerError};
 use crate::clock::now_ms;
 use strom_config::BrokerConfig;
@@ -24,7 +25,13 @@ pub enum ServerError {
     Broker(#[from] BrokerError),
     #[error("{0}")]
     Fatal(String),
+    #[error("listener {listener}: {source}")]
+    Tls { listener: String, source: crate::tls::TlsError },
 }
+
+/// A client has this long to complete its TLS handshake; one that stalls is dropped instead of
+/// holding a task and a socket forever.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the broker until a shutdown signal. `on_ready` receives the bootstrap address once the
 /// broker accepts connections.
@@ -35,6 +42,18 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     let mut listeners = Vec::new();
     for (i, l) in config.listeners.clone().into_iter().enumerate() {
         let addr = format!("{}:{}", l.host, l.port);
+        // The config refuses such listeners; checked again where the port opens, because serving
+        // plaintext on a port configured for TLS or SASL must be impossible, not merely unlikely.
+        if !l.security_protocol.is_served() || l.security_protocol.uses_tls() != l.tls.is_some() {
+            return Err(ServerError::Fatal(format!("listener {} ({addr}) asks for {}, which is not served", l.name, l.security_protocol.name())));
+        }
+        // Keys and certificates are read before any port opens: a bad one stops the start.
+        let tls = match &l.tls {
+            Some(settings) => Some(Arc::new(
+                crate::tls::TlsListener::new(settings.clone()).map_err(|source| ServerError::Tls { listener: l.name.clone(), source })?,
+            )),
+            None => None,
+        };
         let bind = |source| ServerError::Bind { addr: addr.clone(), source };
         let sock = l.socket_addr().map_err(bind)?;
         let listener = TcpListener::bind(sock).await.map_err(bind)?;
@@ -48,7 +67,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
                 }
             }
         }
-        listeners.push(listener);
+        listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls));
     }
     let broker = Broker::open(config).await?;
     let bootstrap = broker.config.bootstrap_address();
@@ -87,8 +106,11 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         // stopped node): Metadata would list no brokers, and librdkafka drops the brokers it is
         // not told about, a consumer's coordinator among them, never to find it again.
         broker.metadata.registered_here().await;
-        for listener in listeners {
-            tokio::spawn(accept_loop(broker.clone(), listener, broker.stopping()));
+        for (listener, name, tls) in listeners {
+            if let Some(tls) = &tls {
+                loops.push(tokio::spawn(tls_reload_loop(tls.clone(), name.clone(), broker.stopping())));
+            }
+            tokio::spawn(accept_loop(broker.clone(), listener, name, tls, broker.stopping()));
         }
         // "Ready" also includes the replay of the offsets partitions a single node leads: a
         // client that starts on the ready line must not meet COORDINATOR_LOAD_IN_PROGRESS, which
@@ -132,7 +154,13 @@ async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stopping.wait_for(|s| *s).await;
 }
 
-async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stopping: tokio::sync::watch::Receiver<bool>) {
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    name: Arc<str>,
+    tls: Option<Arc<crate::tls::TlsListener>>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -140,13 +168,49 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stopping: t
         };
         match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(crate::connection::serve(broker.clone(), stream, peer));
+                let (broker, name, tls) = (broker.clone(), name.clone(), tls.clone());
+                tokio::spawn(async move {
+                    let stream = match tls {
+                        None => Stream::Plain(stream),
+                        Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+                            Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                            // A failed handshake (garbage, an untrusted client certificate, a
+                            // port scan) is the client's problem: debug level, so that a client
+                            // retrying in a loop cannot flood the log.
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, listener = %name, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, listener = %name, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                    };
+                    crate::connection::serve(broker, stream, peer, name).await;
+                });
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Rotates a TLS listener's certificates when their files change (see `tls`).
+async fn tls_reload_loop(tls: Arc<crate::tls::TlsListener>, listener: Arc<str>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::tls::RELOAD_CHECK) => {}
+            _ = stopped(&mut stopping) => return,
+        }
+        // Reading a few small PEM files: cheap enough for the reactor every few seconds.
+        match tls.reload_if_changed() {
+            Ok(true) => tracing::info!(%listener, "TLS keystore or truststore changed: new connections use the new certificates"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(%listener, error = %e, "TLS files changed but do not load: still serving the previous certificates"),
         }
     }
 }

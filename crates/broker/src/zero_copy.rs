@@ -18,6 +18,8 @@ use strom_storage::FileSlice;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 
+use crate::transport::WriteHalf;
+
 /// Largest records field sent zero-copy; larger ones (only possible through the min-one-message
 /// rule with a huge batch) are read into memory instead.
 pub const PLACEHOLDER_LEN: usize = 64 << 20;
@@ -151,13 +153,42 @@ impl ByteBufMut for ScatterBuf {
     }
 }
 
-/// Writes the parts of one response: memory with `write`, file ranges with `sendfile`.
-pub async fn write_parts(w: &mut OwnedWriteHalf, parts: Vec<Part>) -> std::io::Result<()> {
+/// Writes the parts of one response: memory with `write`, file ranges with `sendfile` on a
+/// plain socket, or read into one buffer and encrypted from there under TLS.
+pub async fn write_parts(w: &mut WriteHalf, parts: Vec<Part>) -> std::io::Result<()> {
+    let mut buf = Vec::new();
     for part in parts {
-        match part {
-            Part::Memory(b) => w.write_all(&b).await?,
-            Part::File(f) => send_file(w, &f).await?,
+        match (part, &mut *w) {
+            (Part::Memory(b), w) => w.write_all(&b).await?,
+            (Part::File(f), WriteHalf::Plain(w)) => send_file(w, &f).await?,
+            (Part::File(f), WriteHalf::Tls(w)) => copy_file(w, &f, &mut buf).await?,
         }
+    }
+    w.flush().await
+}
+
+/// Chunk of segment bytes read at a time for a TLS connection: big enough to fill TLS records
+/// (16 KiB each) many times over, small enough not to pin memory per connection.
+const TLS_CHUNK: usize = 256 * 1024;
+
+/// A file range through user space: `pread` into `buf`, then the TLS stream encrypts from it.
+/// The read is synchronous like `sendfile`'s (page cache, the same cost model).
+async fn copy_file(w: &mut (impl tokio::io::AsyncWrite + Unpin), f: &FileSlice, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = f.position;
+    let end = f.position + f.len as u64;
+    while pos < end {
+        let n = TLS_CHUNK.min((end - pos) as usize);
+        buf.resize(n, 0);
+        f.file.read_exact_at(buf, pos).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shorter than the fetch response")
+            } else {
+                e
+            }
+        })?;
+        w.write_all(buf).await?;
+        pos += n as u64;
     }
     Ok(())
 }

@@ -9,14 +9,20 @@ use strom_coordinator::group::GroupConfig;
 use crate::cluster::{cluster_settings, ClusterSettings};
 use crate::keys::{key, Key, IGNORED_KAFKA_KEYS};
 use crate::resolve::{invalid, Resolver};
+use crate::security::{self, SecurityProtocol};
 use crate::topic::TopicSettings;
 use crate::ConfigError;
 
 #[derive(Clone, Debug)]
 pub struct Listener {
+    /// Upper-cased, as Kafka normalises listener names.
     pub name: String,
     pub host: String,
     pub port: u16,
+    /// From `listener.security.protocol.map`; only served protocols pass `from_props`.
+    pub security_protocol: SecurityProtocol,
+    /// Set exactly when the protocol uses TLS (for `listeners`; advertised ones have none).
+    pub tls: Option<security::TlsSettings>,
 }
 
 #[derive(Clone, Debug)]
@@ -99,8 +105,17 @@ impl BrokerConfig {
     pub fn from_props(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut ignored = Vec::new();
         for name in props.keys() {
-            if key(name).is_some() {
+            if key(name).is_some() || security::per_listener_tls_key(name).is_some() {
                 continue;
+            }
+            // Before the ignored families below: `listener.name.<l>.ssl.*` is security, and a
+            // security setting that is silently dropped is a hole the operator cannot see.
+            if security::is_security_key(name) {
+                if props.get(name).is_some_and(|v| security::asks_for_nothing(name, v)) {
+                    ignored.push(name.clone());
+                    continue;
+                }
+                return Err(ConfigError::SecurityNotSupported(name.clone()));
             }
             if IGNORED_KAFKA_KEYS.contains(&name.as_str()) || name.starts_with("listener.name.") {
                 ignored.push(name.clone());
@@ -112,18 +127,40 @@ impl BrokerConfig {
         let r = Resolver::new(&get);
         let node_id = r.int("node.id")?;
         let listeners_value = r.text("listeners")?.unwrap_or_default();
-        let all_listeners = parse_listeners("listeners", listeners_value)?;
         let controller_value = r.text("controller.listener.names")?.unwrap_or_default();
-        let controller_names: Vec<&str> = controller_value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let controller_names: Vec<String> =
+            controller_value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_ascii_uppercase).collect();
+        let controller_names: Vec<&str> = controller_names.iter().map(String::as_str).collect();
+        let protocols = {
+            let names: Vec<String> = parse_listeners("listeners", listeners_value, None)?.into_iter().map(|l| l.name).collect();
+            let explicit = props.contains_key("listener.security.protocol.map");
+            let map = r.text("listener.security.protocol.map")?.unwrap_or_default();
+            security::protocol_map(map, explicit, &names, &controller_names)?
+        };
+        let mut all_listeners = parse_listeners("listeners", listeners_value, Some(&protocols))?;
+        for l in &mut all_listeners {
+            if l.security_protocol.uses_tls() {
+                l.tls = Some(security::tls_settings(props, &l.name)?);
+            }
+        }
         let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) =
             all_listeners.into_iter().partition(|l| controller_names.contains(&l.name.as_str()));
         if listeners.is_empty() {
             return Err(invalid("listeners", listeners_value, "no client listener: every listener is named in controller.listener.names".into()));
         }
         let cluster = cluster_settings(&r, node_id, controller_listeners.into_iter().next())?;
+        // Nodes reach each other in plain TCP so far (controller RPCs, replication, markers):
+        // a cluster whose controller listener asks for TLS must not start and talk in the clear.
+        if let Some(c) = cluster.controller_listener.as_ref().filter(|c| c.security_protocol != SecurityProtocol::Plaintext) {
+            return Err(invalid(
+                "controller.listener.names",
+                &c.name,
+                format!("the controller listener {} uses {}; controllers talk to each other over PLAINTEXT only so far", c.name, c.security_protocol.name()),
+            ));
+        }
         let advertised_listeners = match r.text("advertised.listeners")? {
             Some(v) => {
-                let mut l = parse_listeners("advertised.listeners", v)?;
+                let mut l = parse_listeners("advertised.listeners", v, Some(&protocols))?;
                 l.retain(|l| !controller_names.contains(&l.name.as_str()));
                 if let Some(bad) = l.iter().find(|l| is_meta_address(&l.host)) {
                     return Err(invalid("advertised.listeners", v, format!("{} is not an address a client can connect to", bad.host)));
@@ -136,6 +173,21 @@ impl BrokerConfig {
                 .map(|l| Listener { host: if is_meta_address(&l.host) { host_name() } else { l.host.clone() }, ..l.clone() })
                 .collect(),
         };
+        // Followers fetch, and coordinators send markers, over the first advertised listener of
+        // each peer, in plain TCP so far.
+        if !cluster.is_single_node() {
+            if let Some(l) = advertised_listeners.first().filter(|l| l.security_protocol != SecurityProtocol::Plaintext) {
+                return Err(invalid(
+                    "listeners",
+                    listeners_value,
+                    format!(
+                        "in a cluster, brokers replicate over the first listener ({}), which must be PLAINTEXT so far: list a PLAINTEXT listener first \
+                         (inter-broker TLS is not supported yet)",
+                        l.name
+                    ),
+                ));
+            }
+        }
         let log_dir_key = if props.contains_key("log.dirs") || !props.contains_key("log.dir") { "log.dirs" } else { "log.dir" };
         let log_dir = first_dir(log_dir_key, r.text("log.dirs")?.unwrap_or_default())?;
         Ok(BrokerConfig {
@@ -251,7 +303,10 @@ fn first_dir(key: &str, v: &str) -> Result<PathBuf, ConfigError> {
     }
 }
 
-fn parse_listeners(key: &str, v: &str) -> Result<Vec<Listener>, ConfigError> {
+/// `NAME://host:port,...`. With `protocols`, each listener gets its security protocol and one
+/// this build cannot serve is an error (fail closed); without, every protocol reads PLAINTEXT
+/// (only the names are wanted).
+fn parse_listeners(key: &str, v: &str, protocols: Option<&BTreeMap<String, SecurityProtocol>>) -> Result<Vec<Listener>, ConfigError> {
     let bad = |reason: &str| invalid(key, v, reason.into());
     let mut out = Vec::new();
     for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -260,7 +315,18 @@ fn parse_listeners(key: &str, v: &str) -> Result<Vec<Listener>, ConfigError> {
         let port: u16 = port.parse().map_err(|_| bad("port must be a number 0-65535"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let host = if host.is_empty() { "0.0.0.0" } else { host };
-        out.push(Listener { name: name.to_string(), host: host.to_string(), port });
+        let name = name.trim().to_ascii_uppercase();
+        let security_protocol = match protocols {
+            None => SecurityProtocol::Plaintext,
+            Some(map) => {
+                let p = *map.get(&name).ok_or_else(|| {
+                    bad(&format!("no security protocol defined for listener {name} (add it to listener.security.protocol.map)"))
+                })?;
+                security::check_served(key, v, &name, p)?;
+                p
+            }
+        };
+        out.push(Listener { name, host: host.to_string(), port, security_protocol, tls: None });
     }
     if out.is_empty() {
         return Err(bad("no listener given"));
@@ -351,6 +417,60 @@ mod tests {
         assert_eq!(c.advertised_listeners[0].port, 9093);
         let e = BrokerConfig::from_props(&props(&[("advertised.listeners", "PLAINTEXT://0.0.0.0:9093")])).unwrap_err();
         assert!(e.to_string().contains("advertised.listeners"), "{e}");
+    }
+
+    #[test]
+    fn listeners_fail_closed() {
+        // Named after a protocol Strom cannot serve: refused, with the reason.
+        for l in ["SASL_PLAINTEXT://127.0.0.1:9097", "sasl_ssl://127.0.0.1:9097"] {
+            let e = BrokerConfig::from_props(&props(&[("listeners", l)])).unwrap_err().to_string();
+            assert!(e.contains("listeners") && e.contains("does not serve yet"), "{e}");
+        }
+        // SSL, by name or through the map, needs its keystore.
+        for p in [props(&[("listeners", "SSL://127.0.0.1:9097")]), props(&[("listeners", "EXTERNAL://127.0.0.1:9097"), ("listener.security.protocol.map", "EXTERNAL:SSL")])] {
+            let e = BrokerConfig::from_props(&p).unwrap_err().to_string();
+            assert!(e.contains("ssl.keystore.location") && e.contains("needs a keystore"), "{e}");
+        }
+        let c = BrokerConfig::from_props(&props(&[("listeners", "EXTERNAL://127.0.0.1:9097"), ("listener.security.protocol.map", "EXTERNAL:SSL"), ("listener.name.external.ssl.keystore.location", "/k.pem")])).unwrap();
+        assert_eq!(c.listeners[0].security_protocol, SecurityProtocol::Ssl);
+        assert!(c.listeners[0].tls.is_some());
+        let c = BrokerConfig::from_props(&props(&[("listeners", "external://127.0.0.1:9097"), ("listener.security.protocol.map", "EXTERNAL:PLAINTEXT")])).unwrap();
+        assert_eq!((c.listeners[0].name.as_str(), c.listeners[0].security_protocol), ("EXTERNAL", SecurityProtocol::Plaintext));
+        // A name the map does not know: Kafka's "no security protocol defined".
+        let e = BrokerConfig::from_props(&props(&[("listeners", "EXTERNAL://127.0.0.1:9097")])).unwrap_err().to_string();
+        assert!(e.contains("no security protocol defined for listener EXTERNAL"), "{e}");
+        // The controller listener needs no map entry while nothing is secured.
+        let c = BrokerConfig::from_props(&props(&[("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093")])).unwrap();
+        assert_eq!(c.listeners.len(), 1);
+    }
+
+    #[test]
+    fn a_cluster_talks_plaintext_between_nodes_so_far() {
+        let cluster = |listeners: &str| {
+            props(&[
+                ("listeners", listeners),
+                ("controller.quorum.voters", "1@127.0.0.1:9094,2@127.0.0.1:9095"),
+                ("ssl.keystore.location", "/k.pem"),
+                // With SSL in use Kafka maps no controller name by default: it must be given.
+                ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT"),
+            ])
+        };
+        let e = BrokerConfig::from_props(&cluster("SSL://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9094")).unwrap_err();
+        assert!(e.to_string().contains("must be PLAINTEXT so far"), "{e}");
+        let c = BrokerConfig::from_props(&cluster("PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094")).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+    }
+
+    #[test]
+    fn security_keys_are_refused_not_ignored() {
+        for k in ["sasl.enabled.mechanisms", "listener.name.plaintext.sasl.jaas.config", "ssl.keymanager.algorithm", "authorizer.class.name"] {
+            let e = BrokerConfig::from_props(&props(&[(k, "x")])).unwrap_err();
+            assert!(matches!(e, ConfigError::SecurityNotSupported(ref key) if key == k), "{k}: {e}");
+            assert!(!e.to_string().contains("spelling"), "{e}");
+        }
+        // Kafka's own no-security values in a stock server.properties still start.
+        let c = BrokerConfig::from_props(&props(&[("security.inter.broker.protocol", "PLAINTEXT"), ("authorizer.class.name", "")])).unwrap();
+        assert_eq!(c.ignored.len(), 2);
     }
 
     #[test]

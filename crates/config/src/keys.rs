@@ -14,6 +14,7 @@ pub enum Section {
     Transactions,
     Cluster,
     Replication,
+    Security,
 }
 
 /// A key's default when it is not set.
@@ -177,7 +178,6 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
     "controller.quorum.bootstrap.servers",
     "delete.topic.enable",
     "inter.broker.listener.name",
-    "listener.security.protocol.map",
     "log.flush.interval.ms",
     "log.cleaner.threads",
     "num.io.threads",
@@ -203,6 +203,13 @@ use DefaultValue::{From, Unset, Value};
 pub const KEYS: &[Key] = &[
     Key { alias: Some("broker.id"), ..row(Section::Broker, "node.id", Value("1"), int(0, i32::MAX as i64), "this broker's id (`broker.id` is accepted as an alias)") },
     row(Section::Broker, "listeners", Value("PLAINTEXT://127.0.0.1:9092"), Check::Text, "where clients connect; port `0` picks a free port, shown in the ready line"),
+    row(
+        Section::Broker,
+        "listener.security.protocol.map",
+        Value(crate::security::DEFAULT_PROTOCOL_MAP),
+        Check::Text,
+        "each listener name's security protocol (`NAME:PROTOCOL,...`); when not set, controller listener names map to PLAINTEXT, as in Kafka. Only PLAINTEXT is served yet: a listener mapped to SSL, SASL_PLAINTEXT or SASL_SSL stops the start"
+    ),
     row(Section::Broker, "advertised.listeners", Unset("the value of `listeners`"), Check::Text, "the address handed to clients in Metadata"),
     Key { alias: Some("log.dir"), ..row(Section::Broker, "log.dirs", Value("./strom-data"), Check::Text, "the data directory (`log.dir` is an alias; one directory for now)") },
     row(Section::Broker, "num.partitions", Value("1"), POSITIVE_I32, "partitions of an auto-created topic, or of a CreateTopics request that says -1"),
@@ -327,6 +334,20 @@ pub const KEYS: &[Key] = &[
     row(Section::Replication, "auto.leader.rebalance.enable", Value("true"), Check::Bool, "after a broker returns and catches up, the active controller moves leadership back to each partition's preferred (first) replica. Kafka does so only past `leader.imbalance.per.broker.percentage`; Strom moves every such partition at each check (a leadership move is cheap, and a skew below the threshold never heals in Kafka)"),
     row(Section::Replication, "leader.imbalance.check.interval.seconds", Value("300"), POSITIVE, "how often that check runs"),
     row(Section::Replication, "replica.lag.time.max.ms", Value("30000"), POSITIVE, "a follower that has not caught up with the leader's log end for this long leaves the ISR; it is added back once it has everything below the high watermark"),
+    // TLS (`SSL` listeners). Each may be given per listener as `listener.name.<listener>.<key>`
+    // (the listener name in lower case, as Kafka), which wins over the bare key.
+    row(Section::Security, "ssl.keystore.type", Value("PEM"), Check::Text, "`PEM` (KIP-651: a file with the private key and its certificate chain, or both inline). Kafka's default is `JKS`, a Java format; `PKCS12` and `JKS` stop the start as not supported yet"),
+    row(Section::Security, "ssl.keystore.location", Unset("none"), Check::Text, "the PEM file holding this broker's private key (PKCS#8, PKCS#1 or SEC1, unencrypted) and its certificate chain, leaf first"),
+    row(Section::Security, "ssl.keystore.certificate.chain", Unset("none"), Check::Text, "the certificate chain in PEM, inline (instead of `ssl.keystore.location`)"),
+    row(Section::Security, "ssl.keystore.key", Unset("none"), Check::Text, "the private key in PEM, inline (with `ssl.keystore.certificate.chain`)"),
+    row(Section::Security, "ssl.truststore.type", Value("PEM"), Check::Text, "`PEM`; as `ssl.keystore.type`"),
+    row(Section::Security, "ssl.truststore.location", Unset("none"), Check::Text, "a PEM file of the CA certificates that client certificates must chain to"),
+    row(Section::Security, "ssl.truststore.certificates", Unset("none"), Check::Text, "those CA certificates in PEM, inline"),
+    row(Section::Security, "ssl.client.auth", Value("none"), Check::Text, "`required`: a client must present a certificate the truststore trusts (else the handshake fails); `requested`: it may, and one it presents must be trusted; `none`: none is asked for"),
+    row(Section::Security, "ssl.enabled.protocols", Value("TLSv1.2,TLSv1.3"), Check::Text, "the TLS versions a client may negotiate (`TLSv1.2`, `TLSv1.3`; older ones are not offered at all)"),
+    row(Section::Security, "ssl.protocol", Value("TLSv1.3"), Check::Text, "accepted for Kafka's sake (`TLSv1.2`, `TLSv1.3`, `TLS`); `ssl.enabled.protocols` decides"),
+    row(Section::Security, "ssl.cipher.suites", Unset("every suite rustls offers for the enabled versions"), Check::Text, "restrict the cipher suites, by IANA name as Java spells them (`TLS_AES_128_GCM_SHA256`, `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`, ...); a name rustls does not offer stops the start"),
+    row(Section::Security, "ssl.endpoint.identification.algorithm", Value("https"), Check::Text, "a client-side setting (host name verification) accepted for Kafka's sake; brokers do not connect to each other over TLS yet"),
 ];
 
 #[cfg(test)]

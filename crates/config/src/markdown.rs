@@ -20,6 +20,7 @@ fn block(name: &str) -> Option<String> {
         "transactions" => Section::Transactions,
         "cluster" => Section::Cluster,
         "replication" => Section::Replication,
+        "security" => Section::Security,
         "dynamic" => {
             let names: Vec<String> = KEYS.iter().filter(|k| k.dynamic).map(|k| format!("`{}`", k.name)).collect();
             return Some(format!("{}.\n", names.join(", ")));

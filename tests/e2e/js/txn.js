@@ -49,6 +49,7 @@ async function read (readUncommitted, last) {
     heartbeatInterval: 1000,
   })
   const got = []
+  let timer = null
   await consumer.connect()
   try {
     await consumer.subscribe({ topic, fromBeginning: true })
@@ -61,11 +62,13 @@ async function read (readUncommitted, last) {
         if (message.value.toString() === last) seenLast()
       },
     })
-    const timeout = new Promise((resolve, reject) =>
-      setTimeout(() => reject(new Error(`${readUncommitted ? 'read_uncommitted' : 'read_committed'} consumer did not see ${last} in 30 s; got ${JSON.stringify(got)}`)), 30000))
+    const timeout = new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${readUncommitted ? 'read_uncommitted' : 'read_committed'} consumer did not see ${last} in 30 s; got ${JSON.stringify(got)}`)), 30000)
+    })
     await Promise.race([done, timeout])
     await new Promise(resolve => setTimeout(resolve, 1000))
   } finally {
+    clearTimeout(timer) // a pending timer would keep node running for up to 30 s
     await consumer.disconnect()
   }
   return got

@@ -10,9 +10,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 
-pub fn handle(broker: &Arc<Broker>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(broker: &Arc<Broker>, _req: DescribeClusterRequest, listener: &str) -> DescribeClusterResponse {
     let image = broker.metadata.image();
-    let brokers = super::metadata::brokers(broker, &image)
+    let brokers = super::metadata::brokers(&image, listener)
         .into_iter()
         .map(|b| DescribeClusterBroker::default().with_broker_id(b.node_id).with_host(b.host).with_port(b.port).with_rack(b.rack))
         .collect();

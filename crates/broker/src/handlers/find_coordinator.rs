@@ -17,7 +17,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// How long FindCoordinator waits for this broker to load the keys' partitions it leads.
 const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16, listener: &str) -> FindCoordinatorResponse {
     // v4+ asks for many keys at once; v0-3 for one, answered in the top-level fields.
     let keys: Vec<StrBytes> = if version >= 4 { req.coordinator_keys } else { vec![req.key] };
     let topic = match req.key_type {
@@ -36,7 +36,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
             t.await_load(key.as_str(), deadline).await;
         }
     }
-    let answers: Vec<Coordinator> = keys.into_iter().map(|key| find(broker, topic, key, ready)).collect();
+    let answers: Vec<Coordinator> = keys.into_iter().map(|key| find(broker, topic, key, ready, listener)).collect();
     if version >= 4 {
         return FindCoordinatorResponse::default().with_coordinators(answers);
     }
@@ -49,7 +49,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
         .with_port(a.port)
 }
 
-fn find(broker: &Arc<Broker>, topic: Option<&Arc<CoordinatorTopic>>, key: StrBytes, ready: Result<(), ResponseError>) -> Coordinator {
+fn find(broker: &Arc<Broker>, topic: Option<&Arc<CoordinatorTopic>>, key: StrBytes, ready: Result<(), ResponseError>, listener: &str) -> Coordinator {
     let not_found = |code: ResponseError, message: &str| {
         Coordinator::default()
             .with_key(key.clone())
@@ -73,7 +73,7 @@ fn find(broker: &Arc<Broker>, topic: Option<&Arc<CoordinatorTopic>>, key: StrByt
     }
     let leader = topic.coordinator_of(key.as_str());
     let image = broker.metadata.image();
-    let endpoint = super::metadata::brokers(broker, &image).into_iter().find(|b| Some(b.node_id.0) == leader);
+    let endpoint = super::metadata::brokers(&image, listener).into_iter().find(|b| Some(b.node_id.0) == leader);
     match endpoint {
         Some(b) => Coordinator::default().with_key(key).with_node_id(b.node_id).with_host(b.host).with_port(b.port),
         None => not_found(ResponseError::CoordinatorNotAvailable, "the key's partition has no leader"),

@@ -17,7 +17,7 @@ use crate::topics::validate_topic_name;
 /// "Not requested" for the authorized-operations fields.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16, listener: &str) -> MetadataResponse {
     // v0 had no flag: auto-creation was always requested.
     let client_allows_create = version < 4 || req.allow_auto_topic_creation;
     let mut image = broker.metadata.image();
@@ -58,7 +58,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
         }
     };
     MetadataResponse::default()
-        .with_brokers(brokers(broker, &image))
+        .with_brokers(brokers(&image, listener))
         .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
         .with_controller_id(BrokerId(admin_target(broker, &image)))
         .with_topics(topics)
@@ -77,10 +77,9 @@ fn admin_target(broker: &Broker, image: &MetadataImage) -> i32 {
     }
 }
 
-/// The live brokers, each at its endpoint for the listener clients use here (the first
-/// advertised listener's name, as every broker of a cluster names its listeners alike).
-pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
-    let listener = broker.config.advertised_listeners.first().map(|l| l.name.as_str()).unwrap_or("PLAINTEXT");
+/// The live brokers, each at its endpoint for `listener`, the one the client connected to (as
+/// Kafka: a client that came in over SSL is sent to SSL ports, never to plaintext ones).
+pub fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
         .live_brokers()
         .filter_map(|b| {

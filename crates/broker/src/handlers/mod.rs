@@ -15,11 +15,14 @@ pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -94,6 +97,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeProducers, 0, 0),
+    // ACLs: answered as Kafka without an authorizer (SECURITY_DISABLED) until issue 15.
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
 ];
 
 /// Requests that may wait for other clients or for replication (long-poll fetches, parked
@@ -135,8 +142,9 @@ pub struct Reply {
 }
 
 /// Routes a decoded request to its handler. `None` means no response is sent (Produce, acks=0).
-/// `peer` is the client's address (group members report it as their host).
-pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Request, peer: SocketAddr) -> Option<Reply> {
+/// `peer` is the client's address (group members report it as their host); `listener` the name
+/// of the listener it connected to (brokers are listed at their endpoints of that listener).
+pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Request, peer: SocketAddr, listener: &str) -> Option<Reply> {
     let client_id = header.client_id.as_deref().unwrap_or("");
     let v = header.request_api_version;
     let request = match request {
@@ -155,7 +163,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
     }
     let body = match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v, listener).await),
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r, v).await?),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v).await),
@@ -168,8 +176,8 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
             ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, r).await)
         }
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r).await),
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, r)),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v).await),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, listener)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v, listener).await),
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, r, v, client_id, peer).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r).await),
@@ -193,6 +201,9 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(describe_producers::handle(broker, r)),
         RequestKind::WriteTxnMarkers(r) => ResponseKind::WriteTxnMarkers(write_txn_markers::handle(broker, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r)),
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(describe_acls::handle(r)),
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(create_acls::handle(r)),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(delete_acls::handle(r)),
         // The connection only decodes APIs listed in SUPPORTED, so this is unreachable in
         // practice; answering nothing would hang the client, so log loudly instead.
         other => {

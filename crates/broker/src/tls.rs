@@ -1,0 +1,189 @@
+//! TLS for SSL listeners: a rustls `ServerConfig` (ring provider) built from a listener's
+//! `TlsSettings`. Every failure names the config key behind it, so an operator sees
+//! "ssl.keystore.location: no private key in the PEM", not a rustls enum.
+//!
+//! Certificates expire, so they are rotated without a restart: a [`TlsListener`] watches the
+//! keystore and truststore files (size and modification time, every [`RELOAD_CHECK`]) and
+//! rebuilds the whole config when one changes; new connections get the new config, open ones
+//! keep theirs. Kafka reloads only when the keystore is re-set as a dynamic config; watching the
+//! files needs no command at all. A changed file that does not load (half written, wrong key)
+//! is reported once and the listener keeps serving what it had.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use strom_config::{ClientAuth, Keystore, Pem, TlsSettings, TlsVersion};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read `{key}` ({path}): {source}")]
+    Read { key: String, path: String, source: std::io::Error },
+    #[error("`{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> TlsError {
+    TlsError::Invalid { key: key.to_string(), reason: reason.into() }
+}
+
+fn pem_bytes(p: &Pem) -> Result<Vec<u8>, TlsError> {
+    match p {
+        Pem::File { key, path } => {
+            std::fs::read(path).map_err(|source| TlsError::Read { key: key.clone(), path: path.display().to_string(), source })
+        }
+        Pem::Inline { text, .. } => Ok(text.clone().into_bytes()),
+    }
+}
+
+fn certificates(key: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| invalid(key, format!("bad PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid(key, "no CERTIFICATE block in the PEM"));
+    }
+    Ok(certs)
+}
+
+fn private_key(key: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
+    // rustls reads PKCS#8, PKCS#1 and SEC1 keys; an encrypted PKCS#8 key needs ssl.key.password,
+    // which Strom cannot use yet: say so rather than "no key".
+    if pem.windows(b"ENCRYPTED PRIVATE KEY".len()).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
+        return Err(invalid(key, "the private key is encrypted; encrypted keys are not supported yet (`openssl pkcs8 -topk8 -nocrypt` writes a plain one)"));
+    }
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| invalid(key, format!("no usable private key in the PEM ({e})")))
+}
+
+/// The suites of `provider` that `names` allow, by Java's IANA names (`TLS_AES_128_GCM_SHA256`;
+/// rustls spells TLS 1.3 suites `TLS13_...`). Empty `names`: all of them.
+fn restrict_suites(provider: &mut CryptoProvider, names: &[String]) -> Result<(), TlsError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let java_name = |s: &rustls::SupportedCipherSuite| s.suite().as_str().map(|n| n.replacen("TLS13_", "TLS_", 1));
+    for n in names {
+        if !provider.cipher_suites.iter().any(|s| java_name(s).as_deref() == Some(n.as_str())) {
+            let known: Vec<String> = provider.cipher_suites.iter().filter_map(java_name).collect();
+            return Err(invalid("ssl.cipher.suites", format!("`{n}` is not offered (rustls offers {})", known.join(", "))));
+        }
+    }
+    provider.cipher_suites.retain(|s| java_name(s).is_some_and(|j| names.contains(&j)));
+    Ok(())
+}
+
+/// The server side of TLS for one listener.
+pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    // ring, not aws-lc (no C/cmake build on these machines). rustls 0.23.48 deprecates it for
+    // lacking post-quantum key exchange; the classical groups it offers are what Kafka's JVM
+    // clients and librdkafka negotiate today.
+    #[allow(deprecated)]
+    let mut provider = rustls::crypto::ring::default_provider();
+    restrict_suites(&mut provider, &settings.cipher_suites)?;
+    let provider = Arc::new(provider);
+    let versions: Vec<&'static SupportedProtocolVersion> = settings
+        .protocols
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| invalid("ssl.enabled.protocols", format!("with ssl.cipher.suites: {e}")))?;
+    let builder = match (settings.client_auth, &settings.truststore) {
+        (ClientAuth::None, _) => builder.with_no_client_auth(),
+        (auth, Some(trust)) => {
+            let mut roots = RootCertStore::empty();
+            for c in certificates(trust.key(), &pem_bytes(trust)?)? {
+                roots.add(c).map_err(|e| invalid(trust.key(), format!("not a usable CA certificate: {e}")))?;
+            }
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if auth == ClientAuth::Requested {
+                verifier = verifier.allow_unauthenticated();
+            }
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| invalid(trust.key(), e.to_string()))?)
+        }
+        // The config refuses this combination; never serve without the check it asked for.
+        (_, None) => return Err(invalid("ssl.client.auth", "client certificates need a truststore")),
+    };
+    let (chain, key, key_name) = match &settings.keystore {
+        Keystore::Combined(pem) => {
+            let bytes = pem_bytes(pem)?;
+            (certificates(pem.key(), &bytes)?, private_key(pem.key(), &bytes)?, pem.key())
+        }
+        Keystore::Split { chain, key } => (certificates(chain.key(), &pem_bytes(chain)?)?, private_key(key.key(), &pem_bytes(key)?)?, key.key()),
+    };
+    // with_single_cert checks that the key is the certificate's.
+    let config = builder.with_single_cert(chain, key).map_err(|e| invalid(key_name, format!("key and certificate do not go together: {e}")))?;
+    Ok(Arc::new(config))
+}
+
+/// How often the files of a TLS listener are checked for changes.
+pub const RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// What identifies a version of a file without reading it.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &PathBuf) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// One TLS listener's current config, reloaded when its files change.
+pub struct TlsListener {
+    settings: TlsSettings,
+    current: RwLock<Arc<ServerConfig>>,
+    files: Vec<PathBuf>,
+    /// The stamps last acted on (loaded, or reported as failing).
+    seen: Mutex<Vec<Stamp>>,
+}
+
+impl TlsListener {
+    pub fn new(settings: TlsSettings) -> Result<TlsListener, TlsError> {
+        let files = pem_files(&settings);
+        let seen = files.iter().map(stamp).collect();
+        let config = server_config(&settings)?;
+        Ok(TlsListener { settings, current: RwLock::new(config), files, seen: Mutex::new(seen) })
+    }
+
+    /// The config for a new connection.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+
+    /// Rebuilds the config if a file changed since last time: `Ok(true)` when a new one is in
+    /// use, `Err` (once per change) when the changed files do not load.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let now: Vec<Stamp> = self.files.iter().map(stamp).collect();
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if *seen == now {
+                return Ok(false);
+            }
+            *seen = now;
+        }
+        let config = server_config(&self.settings)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(true)
+    }
+}
+
+fn pem_files(settings: &TlsSettings) -> Vec<PathBuf> {
+    let file = |p: &Pem| match p {
+        Pem::File { path, .. } => Some(path.clone()),
+        Pem::Inline { .. } => None,
+    };
+    let mut out = Vec::new();
+    match &settings.keystore {
+        Keystore::Combined(p) => out.extend(file(p)),
+        Keystore::Split { chain, key } => out.extend(file(chain).into_iter().chain(file(key))),
+    }
+    out.extend(settings.truststore.as_ref().and_then(file));
+    out
+}

@@ -1,0 +1,387 @@
+//! What security each listener asks for, and the rule that no listener serves less.
+//!
+//! Kafka names a listener's security protocol through `listener.security.protocol.map`
+//! (`NAME:PROTOCOL,...`); a listener named after a protocol (`SSL://`) maps to it by the
+//! default map. Strom serves PLAINTEXT and SSL so far, so a listener that maps to SASL_PLAINTEXT
+//! or SASL_SSL is a startup error, never a port that serves less than the operator asked for; an
+//! SSL listener without a keystore is one too. Every Kafka security key Strom does not act on
+//! (`sasl.*`, authorizer, super users, ...) is refused with a message saying so, instead of
+//! being accepted and ignored.
+//!
+//! The TLS keys (`ssl.*`, in the key table's Security section) may be set per listener as
+//! `listener.name.<listener>.<key>`, which wins over the bare key. This module resolves them
+//! into [`TlsSettings`]; reading the PEM files is the broker's (this crate does no I/O beyond
+//! the properties file).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::keys::{key, Key, Section};
+use crate::resolve::{invalid, Resolver};
+use crate::ConfigError;
+
+/// Kafka's security protocols, by their names in `listener.security.protocol.map`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub const ALL: [SecurityProtocol; 4] = [Self::Plaintext, Self::Ssl, Self::SaslPlaintext, Self::SaslSsl];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Case-insensitive, as Kafka's `SecurityProtocol.forName` after upper-casing.
+    pub fn parse(s: &str) -> Option<SecurityProtocol> {
+        Self::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// The protocols this build can serve. The invariant every listener is checked against.
+    pub fn is_served(self) -> bool {
+        matches!(self, Self::Plaintext | Self::Ssl)
+    }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+}
+
+/// Kafka's default `listener.security.protocol.map`: each protocol names itself.
+pub const DEFAULT_PROTOCOL_MAP: &str = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+
+/// The effective map from (upper-cased) listener name to protocol, as Kafka's
+/// `effectiveListenerSecurityProtocolMap`: when the map is not set explicitly and nothing uses
+/// SSL or SASL, the controller listener names map to PLAINTEXT, so `CONTROLLER://` works without
+/// a map.
+pub(crate) fn protocol_map(
+    value: &str,
+    explicit: bool,
+    listener_names: &[String],
+    controller_names: &[&str],
+) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
+    const KEY: &str = "listener.security.protocol.map";
+    let mut map = BTreeMap::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, protocol) = item
+            .split_once(':')
+            .ok_or_else(|| invalid(KEY, value, format!("`{item}`: expected LISTENER_NAME:SECURITY_PROTOCOL")))?;
+        let protocol = SecurityProtocol::parse(protocol).ok_or_else(|| {
+            invalid(KEY, value, format!("`{protocol}` is not a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)"))
+        })?;
+        map.insert(name.trim().to_ascii_uppercase(), protocol);
+    }
+    if !explicit {
+        let secured = |n: &str| SecurityProtocol::parse(n).is_some_and(|p| p != SecurityProtocol::Plaintext);
+        if !controller_names.iter().any(|n| secured(n)) && !listener_names.iter().any(|n| secured(n)) {
+            for name in controller_names {
+                map.entry(name.to_ascii_uppercase()).or_insert(SecurityProtocol::Plaintext);
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// Whether `key` is one of Kafka's security settings (TLS, SASL, authorization, principals),
+/// also under a per-listener prefix (`listener.name.<name>.ssl.keystore.location`,
+/// `listener.name.<name>.plain.sasl.jaas.config`).
+pub fn is_security_key(key: &str) -> bool {
+    let bare = match key.strip_prefix("listener.name.") {
+        Some(rest) => rest.split_once('.').map_or(rest, |(_, k)| k),
+        None => key,
+    };
+    const PREFIXES: &[&str] = &["ssl.", "sasl.", "security.", "authorizer.", "delegation.token.", "principal.builder."];
+    const KEYS: &[&str] = &["super.users", "allow.everyone.if.no.acl.found", "connections.max.reauth.ms"];
+    PREFIXES.iter().any(|p| bare.starts_with(p))
+        || KEYS.contains(&bare)
+        // `<mechanism>.sasl.jaas.config`, `<mechanism>.sasl.login.callback.handler.class`, ...
+        || bare.contains(".sasl.")
+}
+
+/// A security key set to a value that asks for no security at all (Kafka's own default, as a
+/// stock `server.properties` may spell out) is accepted: refusing it would protect nothing.
+pub fn asks_for_nothing(key: &str, value: &str) -> bool {
+    let v = value.trim();
+    match key {
+        "security.inter.broker.protocol" => v.eq_ignore_ascii_case("PLAINTEXT"),
+        "authorizer.class.name" | "super.users" => v.is_empty(),
+        "allow.everyone.if.no.acl.found" => v.eq_ignore_ascii_case("false"),
+        _ => false,
+    }
+}
+
+/// The startup error for a listener whose protocol this build cannot serve.
+pub(crate) fn check_served(key: &str, value: &str, name: &str, protocol: SecurityProtocol) -> Result<(), ConfigError> {
+    if protocol.is_served() {
+        return Ok(());
+    }
+    Err(invalid(
+        key,
+        value,
+        format!(
+            "listener {name} asks for security protocol {}, which Strom does not serve yet (SASL is not implemented); \
+             Strom refuses to start rather than serve that port with less",
+            protocol.name()
+        ),
+    ))
+}
+
+/// A TLS key given per listener (`listener.name.<listener>.ssl.keystore.location`): the bare
+/// key, if it is one of the Security section's.
+pub(crate) fn per_listener_tls_key(name: &str) -> Option<&'static Key> {
+    let rest = name.strip_prefix("listener.name.")?;
+    let (_, bare) = rest.split_once('.')?;
+    key(bare).filter(|k| k.section == Section::Security)
+}
+
+/// Whether a client must, may or need not present a certificate (`ssl.client.auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// PEM text, from a file or inline in the config. Inline private keys never reach a log:
+/// `Debug` shows where the PEM comes from, never its content.
+#[derive(Clone)]
+pub enum Pem {
+    /// `path`, named by the config key that gave it (for error messages).
+    File { key: String, path: PathBuf },
+    Inline { key: String, text: String },
+}
+
+impl Pem {
+    /// The config key this PEM came from.
+    pub fn key(&self) -> &str {
+        match self {
+            Pem::File { key, .. } | Pem::Inline { key, .. } => key,
+        }
+    }
+}
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pem::File { key, path } => write!(f, "{key}={}", path.display()),
+            Pem::Inline { key, .. } => write!(f, "{key}=<inline PEM>"),
+        }
+    }
+}
+
+/// Where a listener's key and certificate chain come from.
+#[derive(Clone, Debug)]
+pub enum Keystore {
+    /// One PEM holding both the private key and the chain (`ssl.keystore.location`).
+    Combined(Pem),
+    /// `ssl.keystore.certificate.chain` and `ssl.keystore.key`, inline.
+    Split { chain: Pem, key: Pem },
+}
+
+/// What an SSL listener serves with, resolved from the `ssl.*` keys.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    pub keystore: Keystore,
+    pub truststore: Option<Pem>,
+    pub client_auth: ClientAuth,
+    pub protocols: Vec<TlsVersion>,
+    /// IANA names as Java spells them; empty: every suite of the enabled versions.
+    pub cipher_suites: Vec<String>,
+}
+
+/// The TLS settings of listener `name` (upper case): `listener.name.<name lower case>.<key>`
+/// over `<key>`. Errors name the key to set.
+pub(crate) fn tls_settings(props: &BTreeMap<String, String>, listener: &str) -> Result<TlsSettings, ConfigError> {
+    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
+    // The key a value came from, for messages: the per-listener one if it is set.
+    let shown = |k: &str| {
+        let scoped = format!("{prefix}{k}");
+        if props.contains_key(&scoped) { scoped } else { k.to_string() }
+    };
+    let get = |k: &Key| props.get(&format!("{prefix}{}", k.name)).or_else(|| props.get(k.name)).map(String::as_str);
+    let r = Resolver::new(&get);
+    let set = |k: &str| -> Result<Option<String>, ConfigError> { Ok(r.set(k)?.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)) };
+    let pem_only = |type_key: &str| -> Result<(), ConfigError> {
+        let t = r.text(type_key)?.unwrap_or("PEM").trim().to_string();
+        if t.eq_ignore_ascii_case("PEM") {
+            return Ok(());
+        }
+        Err(invalid(&shown(type_key), &t, "only PEM stores are supported yet (PKCS12 and JKS are not); convert with `openssl pkcs12 -nodes`".into()))
+    };
+    pem_only("ssl.keystore.type")?;
+    pem_only("ssl.truststore.type")?;
+    // Passwords protect JKS/PKCS12 stores and encrypted keys, neither of which Strom reads yet:
+    // a password that would be ignored means a key Strom cannot use, so refuse it.
+    for k in ["ssl.keystore.password", "ssl.key.password", "ssl.truststore.password"] {
+        let scoped = format!("{prefix}{k}");
+        if props.get(&scoped).or_else(|| props.get(k)).is_some_and(|v| !v.trim().is_empty()) {
+            return Err(ConfigError::InvalidValue {
+                key: shown(k),
+                value: "<hidden>".into(),
+                reason: "encrypted keys and password-protected stores are not supported yet: give an unencrypted PKCS#8 PEM key".into(),
+            });
+        }
+    }
+    let keystore = match (set("ssl.keystore.location")?, set("ssl.keystore.certificate.chain")?, set("ssl.keystore.key")?) {
+        (Some(path), None, None) => Keystore::Combined(Pem::File { key: shown("ssl.keystore.location"), path: path.into() }),
+        (None, Some(chain), Some(key)) => Keystore::Split {
+            chain: Pem::Inline { key: shown("ssl.keystore.certificate.chain"), text: chain },
+            key: Pem::Inline { key: shown("ssl.keystore.key"), text: key },
+        },
+        (None, None, None) => {
+            return Err(invalid(
+                &shown("ssl.keystore.location"),
+                "",
+                format!(
+                    "listener {listener} serves TLS and needs a keystore: set ssl.keystore.location (a PEM file with the private key and \
+                     its certificate chain), or ssl.keystore.certificate.chain and ssl.keystore.key, optionally under {prefix}"
+                ),
+            ))
+        }
+        _ => {
+            return Err(invalid(
+                &shown("ssl.keystore.location"),
+                "",
+                "give either ssl.keystore.location, or both ssl.keystore.certificate.chain and ssl.keystore.key".into(),
+            ))
+        }
+    };
+    let truststore = match (set("ssl.truststore.location")?, set("ssl.truststore.certificates")?) {
+        (Some(path), None) => Some(Pem::File { key: shown("ssl.truststore.location"), path: path.into() }),
+        (None, Some(text)) => Some(Pem::Inline { key: shown("ssl.truststore.certificates"), text }),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(invalid(&shown("ssl.truststore.location"), "", "give ssl.truststore.location or ssl.truststore.certificates, not both".into()))
+        }
+    };
+    let auth = r.text("ssl.client.auth")?.unwrap_or("none").trim().to_ascii_lowercase();
+    let client_auth = match auth.as_str() {
+        "none" => ClientAuth::None,
+        "requested" => ClientAuth::Requested,
+        "required" => ClientAuth::Required,
+        _ => return Err(invalid(&shown("ssl.client.auth"), &auth, "must be none, requested or required".into())),
+    };
+    if client_auth != ClientAuth::None && truststore.is_none() {
+        return Err(invalid(
+            &shown("ssl.client.auth"),
+            &auth,
+            "client certificates are checked against a truststore: set ssl.truststore.location or ssl.truststore.certificates".into(),
+        ));
+    }
+    let protocols_value = r.text("ssl.enabled.protocols")?.unwrap_or_default();
+    let mut protocols = Vec::new();
+    for p in protocols_value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match p {
+            "TLSv1.2" => protocols.push(TlsVersion::Tls12),
+            "TLSv1.3" => protocols.push(TlsVersion::Tls13),
+            // Java's older names are refused, not quietly dropped: they name insecure versions.
+            _ => return Err(invalid(&shown("ssl.enabled.protocols"), protocols_value, format!("`{p}`: only TLSv1.2 and TLSv1.3 are served"))),
+        }
+    }
+    protocols.sort();
+    protocols.dedup();
+    if protocols.is_empty() {
+        return Err(invalid(&shown("ssl.enabled.protocols"), protocols_value, "no TLS version left to serve".into()));
+    }
+    let ssl_protocol = r.text("ssl.protocol")?.unwrap_or_default().trim().to_string();
+    if !matches!(ssl_protocol.as_str(), "TLSv1.2" | "TLSv1.3" | "TLS") {
+        return Err(invalid(&shown("ssl.protocol"), &ssl_protocol, "must be TLSv1.2, TLSv1.3 or TLS".into()));
+    }
+    let cipher_suites = set("ssl.cipher.suites")?
+        .map(|v| v.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    Ok(TlsSettings { keystore, truststore, client_auth, protocols, cipher_suites })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_map_names_protocols_and_adds_plaintext_controllers() {
+        let m = protocol_map(DEFAULT_PROTOCOL_MAP, false, &["PLAINTEXT".into()], &["CONTROLLER"]).unwrap();
+        assert_eq!(m["SSL"], SecurityProtocol::Ssl);
+        assert_eq!(m["CONTROLLER"], SecurityProtocol::Plaintext);
+        // With SSL in use, Kafka adds no controller mapping: the operator must say.
+        let m = protocol_map(DEFAULT_PROTOCOL_MAP, false, &["SSL".into()], &["CONTROLLER"]).unwrap();
+        assert!(!m.contains_key("CONTROLLER"));
+        // An explicit map is taken as written.
+        let m = protocol_map("INTERNAL:sasl_ssl", true, &["INTERNAL".into()], &["CONTROLLER"]).unwrap();
+        assert_eq!(m["INTERNAL"], SecurityProtocol::SaslSsl);
+        assert!(!m.contains_key("CONTROLLER"));
+        assert!(protocol_map("A:TLS", true, &[], &[]).unwrap_err().to_string().contains("listener.security.protocol.map"));
+        assert!(protocol_map("A", true, &[], &[]).is_err());
+    }
+
+    #[test]
+    fn security_keys_are_recognised_under_listener_prefixes() {
+        for k in [
+            "ssl.keystore.location",
+            "sasl.enabled.mechanisms",
+            "authorizer.class.name",
+            "super.users",
+            "security.inter.broker.protocol",
+            "listener.name.external.ssl.keystore.location",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config",
+            "listener.name.internal.scram-sha-256.sasl.jaas.config",
+            "connections.max.reauth.ms",
+        ] {
+            assert!(is_security_key(k), "{k}");
+        }
+        for k in ["listener.security.protocol.map", "listener.name.internal.max.connections", "log.dirs", "socket.send.buffer.bytes"] {
+            assert!(!is_security_key(k), "{k}");
+        }
+        assert!(asks_for_nothing("security.inter.broker.protocol", "PLAINTEXT"));
+        assert!(!asks_for_nothing("security.inter.broker.protocol", "SSL"));
+        assert!(!asks_for_nothing("ssl.client.auth", "none"));
+        assert!(per_listener_tls_key("listener.name.external.ssl.keystore.location").is_some());
+        assert!(per_listener_tls_key("listener.name.external.sasl.enabled.mechanisms").is_none());
+    }
+
+    fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn tls_settings_per_listener_over_bare_keys_and_named_errors() {
+        let p = props(&[("ssl.keystore.location", "/a.pem"), ("listener.name.ext.ssl.keystore.location", "/b.pem"), ("ssl.client.auth", "none")]);
+        let t = tls_settings(&p, "EXT").unwrap();
+        assert!(matches!(t.keystore, Keystore::Combined(Pem::File { ref path, .. }) if path.to_str() == Some("/b.pem")));
+        assert_eq!(t.protocols, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+        let t = tls_settings(&p, "SSL").unwrap();
+        assert!(matches!(t.keystore, Keystore::Combined(Pem::File { ref path, .. }) if path.to_str() == Some("/a.pem")));
+        // Missing keystore: the error names the key to set.
+        let e = tls_settings(&BTreeMap::new(), "SSL").unwrap_err().to_string();
+        assert!(e.contains("ssl.keystore.location") && e.contains("needs a keystore"), "{e}");
+        // Client auth without a truststore, PKCS12, passwords, old protocols: refused by name.
+        for (k, v, named) in [
+            ("ssl.client.auth", "required", "ssl.client.auth"),
+            ("ssl.keystore.type", "PKCS12", "ssl.keystore.type"),
+            ("ssl.key.password", "secret", "ssl.key.password"),
+            ("ssl.enabled.protocols", "TLSv1.1", "ssl.enabled.protocols"),
+            ("listener.name.ssl.ssl.client.auth", "maybe", "listener.name.ssl.ssl.client.auth"),
+        ] {
+            let e = tls_settings(&props(&[("ssl.keystore.location", "/a.pem"), (k, v)]), "SSL").unwrap_err().to_string();
+            assert!(e.contains(named), "{k}={v}: {e}");
+            assert!(!e.contains("secret"), "a password must not be echoed: {e}");
+        }
+        // Inline PEM never shows in Debug.
+        let t = tls_settings(&props(&[("ssl.keystore.certificate.chain", "CHAIN"), ("ssl.keystore.key", "PRIVATE")]), "SSL").unwrap();
+        assert!(!format!("{t:?}").contains("PRIVATE"));
+    }
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Produce and fetch of 1 KiB records over PLAINTEXT and over SSL on the same broker, alternating
+rounds, with the broker's CPU time per GB moved (from /proc/<pid>/stat). Clients are
+confluent-kafka (librdkafka with OpenSSL); the Python loop that hands records to the producer is
+the same for both, so compare the broker CPU per GB, and the throughputs against each other.
+
+Usage: scripts/bench_tls.py [--strom target/release/strom] [--records 200000] [--rounds 2]
+Needs openssl (test certificates) and confluent-kafka (the test venv has it)."""
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from tlscerts import Certs  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def produce(conf, topic, n, size):
+    p = Producer({**conf, "linger.ms": 5, "batch.size": 1_000_000, "queue.buffering.max.messages": 2_000_000,
+                  "acks": "1", "delivery.report.only.error": True})
+    value = b"x" * size
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, value)
+                break
+            except BufferError:
+                p.poll(0.01)
+        if i % 1000 == 0:
+            p.poll(0)
+    assert p.flush(120) == 0
+
+
+def consume(conf, topic, n):
+    c = Consumer({**conf, "group.id": f"bench-{topic}", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 10485760})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = 0
+    while got < n:
+        for m in c.consume(num_messages=10000, timeout=10):
+            assert m.error() is None, m.error()
+            got += 1
+    c.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--strom", default="target/release/strom")
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--record-size", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=2)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        certs = Certs(Path(tmp) / "certs")
+        plain_port, ssl_port = free_port(), free_port()
+        broker = subprocess.Popen([a.strom, "server", "--override", f"log.dirs={tmp}/data",
+                                   "--override", f"listeners=PLAINTEXT://127.0.0.1:{plain_port},SSL://127.0.0.1:{ssl_port}",
+                                   "--override", f"ssl.keystore.location={certs.keystore}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert re.search(r"bootstrap\.servers=", broker.stdout.readline())
+            confs = {"PLAINTEXT": {"bootstrap.servers": f"127.0.0.1:{plain_port}"},
+                     "SSL": {"bootstrap.servers": f"127.0.0.1:{ssl_port}", "security.protocol": "SSL", "ssl.ca.location": certs.ca}}
+            results = {(proto, op): [] for proto in confs for op in ("produce", "fetch")}
+            gb = a.records * a.record_size / 1e9
+            for r in range(a.rounds):
+                for proto, conf in confs.items():
+                    topic = f"bench-{proto.lower()}-{r}"
+                    for op, run in (("produce", lambda: produce(conf, topic, a.records, a.record_size)),
+                                    ("fetch", lambda: consume(conf, topic, a.records))):
+                        cpu0, t0 = cpu_seconds(broker.pid), time.perf_counter()
+                        run()
+                        secs, cpu = time.perf_counter() - t0, cpu_seconds(broker.pid) - cpu0
+                        results[(proto, op)].append((a.records * a.record_size / secs / 1e6, cpu / gb))
+            print(f"{a.records} records of {a.record_size} B per run, {a.rounds} rounds, load {os.getloadavg()[0]:.2f}")
+            print(f"{'':10} {'op':8} {'MB/s (median)':>14} {'broker CPU s/GB':>16}")
+            for (proto, op), runs in results.items():
+                print(f"{proto:10} {op:8} {statistics.median(x for x, _ in runs):14.1f} {statistics.median(c for _, c in runs):16.2f}")
+        finally:
+            broker.terminate()
+            broker.wait(30)
+
+
+if __name__ == "__main__":
+    main()
