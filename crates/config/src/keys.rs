@@ -289,6 +289,7 @@ pub const KEYS: &[Key] = &[
     row(Section::Replication, "auto.leader.rebalance.enable", Value("true"), Check::Bool, "after a broker returns and catches up, the active controller moves leadership back to each partition's preferred (first) replica. Kafka does so only past `leader.imbalance.per.broker.percentage`; Strom moves every such partition at each check (a leadership move is cheap, and a skew below the threshold never heals in Kafka)"),
     row(Section::Replication, "leader.imbalance.check.interval.seconds", Value("300"), POSITIVE, "how often that check runs"),
     row(Section::Replication, "replica.lag.time.max.ms", Value("30000"), POSITIVE, "a follower that has not caught up with the leader's log end for this long leaves the ISR; it is added back once it has everything below the high watermark"),
+    row(Section::Replication, "replica.selector.class", Unset("null: consumers fetch from the leader"), Check::Text, "KIP-392: `org.apache.kafka.common.replica.RackAwareReplicaSelector` sends a consumer whose `client.rack` has an in-sync follower (and not the leader) to that follower, which serves it up to its high watermark; `org.apache.kafka.common.replica.LeaderSelector` keeps every consumer on the leader. Other classes cannot be loaded (Strom is not a JVM) and are a startup error"),
 ];
 
 #[cfg(test)]

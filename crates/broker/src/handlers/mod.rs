@@ -150,7 +150,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         }
     };
     if let RequestKind::Fetch(r) = request {
-        let (body, files) = fetch::handle(broker, r).await;
+        let (body, files) = fetch::handle(broker, r, v).await;
         return Some(Reply { body: Body::Kafka(ResponseKind::Fetch(body)), files });
     }
     let body = match request {

@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use strom_metadata::read_replica::ReplicaView;
+
 #[derive(Clone, Debug)]
 struct Follower {
     /// The follower's log end offset: the offset of its last fetch.
@@ -134,6 +136,21 @@ impl LeaderState {
             .collect()
     }
 
+    /// KIP-392's candidates to serve a consumer at `fetch_offset` besides the leader: in-sync
+    /// followers whose log end has reached it, with how long ago each last caught up.
+    pub fn read_replicas(&self, fetch_offset: i64, now_ms: i64) -> Vec<ReplicaView> {
+        self.followers
+            .iter()
+            .filter(|(id, f)| self.isr.contains(id) && f.leo >= 0 && f.leo >= fetch_offset)
+            .map(|(id, f)| ReplicaView { id: *id, log_end_offset: f.leo, time_since_caught_up_ms: now_ms - f.last_caught_up_ms })
+            .collect()
+    }
+
+    /// The leader as a candidate (`read_replicas`).
+    pub fn leader_view(&self) -> ReplicaView {
+        ReplicaView { id: self.me, log_end_offset: self.leo, time_since_caught_up_ms: 0 }
+    }
+
     /// The ISR this leader asks the controller for, with the partition epoch it is built on:
     /// lagging members out, caught-up replicas in (from now on pending, see `pending`). While an
     /// expansion is pending and nothing else is wanted, the recorded ISR again: its outcome
@@ -190,6 +207,20 @@ mod tests {
         // Alone in the ISR, the leader commits what it appends.
         let mut alone = LeaderState::new(1, &[1, 2], &[1], 0, 0, 0, 0);
         assert_eq!(alone.on_append(5), 5);
+    }
+
+    #[test]
+    fn read_replicas_are_the_in_sync_followers_that_have_the_offset() {
+        let mut s = LeaderState::new(1, &[1, 2, 3, 4], &[1, 2, 3], 0, 0, 0, 0);
+        s.on_append(10);
+        s.on_follower_fetch(2, 10, 5);
+        s.on_follower_fetch(3, 6, 5);
+        s.on_follower_fetch(4, 10, 5);
+        let ids = |v: Vec<ReplicaView>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.read_replicas(6, 7)), vec![2, 3], "4 is not in the ISR");
+        assert_eq!(ids(s.read_replicas(8, 7)), vec![2], "3 does not have offset 8 yet");
+        assert_eq!(s.read_replicas(6, 7)[0], ReplicaView { id: 2, log_end_offset: 10, time_since_caught_up_ms: 2 });
+        assert_eq!(s.leader_view(), ReplicaView { id: 1, log_end_offset: 10, time_since_caught_up_ms: 0 });
     }
 
     #[test]

@@ -7,7 +7,9 @@ use kafka_protocol::error::ResponseError;
 use strom_storage::{AbortedTxn, PartitionLog, ReadSlices, StorageError};
 
 use super::{Partition, PartitionError};
-use crate::sync::read;
+use strom_metadata::read_replica::ReplicaView;
+
+use crate::sync::{lock, read};
 
 /// Where a fetcher stands: its next offset, the leader epoch it believes current (-1: none
 /// given) and, for a follower, the epoch of the last batch it has (-1: none).
@@ -156,6 +158,14 @@ impl Partition {
             Ok(aborted) => read(ReadOutcome::Records(slices), Some(aborted)),
             Err(e) => read(ReadOutcome::Failed(e.into()), None),
         })
+    }
+
+    /// While this replica leads: itself and the followers that could serve a consumer at
+    /// `fetch_offset` instead (KIP-392, `LeaderState::read_replicas`).
+    pub fn read_replica_views(&self, fetch_offset: i64, now_ms: i64) -> Option<(ReplicaView, Vec<ReplicaView>)> {
+        let state = lock(&self.leader_state);
+        let s = state.as_ref()?;
+        Some((s.leader_view(), s.read_replicas(fetch_offset, now_ms)))
     }
 
     /// Whole batches from `offset` up to the log end, bypassing the leader rules: what a new
