@@ -18,8 +18,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.protocol.consumer import FetchRequest
 from kafka.protocol.old import list_offsets as old_list_offsets
+from kafka.protocol.old import offset_for_leader_epoch as old_olfe
 
 from cluster import Cluster, wait_for
+from test_fetch_limits import recv_exactly
 
 SELECTOR = "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"
 NOT_LEADER_OR_FOLLOWER = 6
@@ -161,13 +163,7 @@ def fetch_v11(bootstrap, rack, version=11, offset=0):
                                                                last_fetched_epoch=-1, log_start_offset=-1,
                                                                partition_max_bytes=1 << 20)])],
                        forgotten_topics_data=[], **kw)
-    req.with_header(correlation_id=5, client_id="kip392")
-    host, port = bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=15) as s:
-        s.sendall(req.encode(header=True, framed=True))
-        (n,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
-        data = s.recv(n, socket.MSG_WAITALL)
-    resp = req.header.get_response_class().decode(data, header=True)
+    resp = call(bootstrap, req)
     [t] = resp.responses
     [p] = t.partitions
     preferred = getattr(p, "preferred_read_replica", None)
@@ -190,14 +186,24 @@ def test_the_wire_answers(selector_cluster):
         err, hw, preferred, size = fetch_v11(follower, "r2")
         return (err, hw, preferred) == (0, 10, -1) and size > 0
     wait_for("the follower's high watermark at 10", caught_up, 10)
-    # ... but not an older one (no rack: the consumer reads from leaders only), nor ListOffsets.
+    # ... but not an older one (no rack: the consumer reads from leaders only), nor a consumer's
+    # ListOffsets or OffsetForLeaderEpoch, which Kafka answers on the leader only.
     assert fetch_v11(follower, None, version=10)[0] == NOT_LEADER_OR_FOLLOWER
-    req = old_list_offsets.ListOffsetsRequest_v1(replica_id=-1, topics=[(TOPIC, [(0, -1)])])
+    resp = call(follower, old_list_offsets.ListOffsetsRequest_v1(replica_id=-1, topics=[(TOPIC, [(0, -1)])]),
+                old_list_offsets.ListOffsetsResponse_v1)
+    assert resp.topics[0][1][0][1] == NOT_LEADER_OR_FOLLOWER
+    epoch_end = old_olfe.OffsetForLeaderEpochRequest_v3(replica_id=-1, topics=[(TOPIC, [(0, -1, 0)])])
+    assert call(follower, epoch_end, old_olfe.OffsetForLeaderEpochResponse_v3).topics == [(TOPIC, [(NOT_LEADER_OR_FOLLOWER, 0, -1, -1)])]
+    assert call(leader, epoch_end, old_olfe.OffsetForLeaderEpochResponse_v3).topics == [(TOPIC, [(0, 0, 0, 10)])]
+
+
+def call(bootstrap, req, response_class=None):
+    """One request on a fresh connection; the decoded answer (`response_class`, or the
+    request's own for the new-style protocol classes)."""
     req.with_header(correlation_id=6, client_id="kip392")
-    host, port = follower.rsplit(":", 1)
+    host, port = bootstrap.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=15) as s:
         s.sendall(req.encode(header=True, framed=True))
-        (n,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
-        data = s.recv(n, socket.MSG_WAITALL)
-    resp = old_list_offsets.ListOffsetsResponse_v1.decode(data, header=True)
-    assert resp.topics[0][1][0][1] == NOT_LEADER_OR_FOLLOWER
+        (n,) = struct.unpack(">i", recv_exactly(s, 4))
+        data = recv_exactly(s, n)
+    return (response_class or req.header.get_response_class()).decode(data, header=True)

@@ -72,6 +72,7 @@ fn record_follower_positions(broker: &Broker, replica: i32, topics: &[FetchTopic
         for p in &topic.partitions {
             if let Ok(partition) = broker.replicas.leader(topic.topic.as_str(), p.partition) {
                 advanced |= partition.record_follower_position(replica, &position(p), now);
+                partition.record_follower_log_start(replica, p.log_start_offset);
             }
         }
     }

@@ -20,6 +20,14 @@ struct Follower {
     /// The leader's log end offset when this follower last fetched.
     leader_leo_at_last_fetch: i64,
     last_fetch_ms: i64,
+    /// The log start it reported in its last fetch (-1: not yet known).
+    log_start: i64,
+}
+
+impl Follower {
+    fn new(now_ms: i64) -> Self {
+        Follower { leo: -1, last_caught_up_ms: now_ms, leader_leo_at_last_fetch: -1, last_fetch_ms: now_ms, log_start: -1 }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -46,7 +54,7 @@ impl LeaderState {
         let followers = replicas
             .iter()
             .filter(|r| **r != me)
-            .map(|r| (*r, Follower { leo: -1, last_caught_up_ms: now_ms, leader_leo_at_last_fetch: -1, last_fetch_ms: now_ms }))
+            .map(|r| (*r, Follower::new(now_ms)))
             .collect();
         LeaderState { me, leo, hw: hw.min(leo), isr: isr.iter().copied().collect(), partition_epoch, pending: BTreeSet::new(), followers }
     }
@@ -91,9 +99,7 @@ impl LeaderState {
         let me = self.me;
         self.followers.retain(|id, _| replicas.contains(id));
         for r in replicas.iter().filter(|r| **r != me) {
-            self.followers
-                .entry(*r)
-                .or_insert(Follower { leo: -1, last_caught_up_ms: now_ms, leader_leo_at_last_fetch: -1, last_fetch_ms: now_ms });
+            self.followers.entry(*r).or_insert(Follower::new(now_ms));
         }
     }
 
@@ -136,12 +142,20 @@ impl LeaderState {
             .collect()
     }
 
+    /// The log start a follower reported with its fetch (`read_replicas`).
+    pub fn on_follower_log_start(&mut self, id: i32, log_start: i64) {
+        if let Some(f) = self.followers.get_mut(&id) {
+            f.log_start = log_start;
+        }
+    }
+
     /// KIP-392's candidates to serve a consumer at `fetch_offset` besides the leader: in-sync
-    /// followers whose log end has reached it, with how long ago each last caught up.
+    /// followers that have it (their log end has reached it, their log start is not past it),
+    /// with how long ago each last caught up.
     pub fn read_replicas(&self, fetch_offset: i64, now_ms: i64) -> Vec<ReplicaView> {
         self.followers
             .iter()
-            .filter(|(id, f)| self.isr.contains(id) && f.leo >= 0 && f.leo >= fetch_offset)
+            .filter(|(id, f)| self.isr.contains(id) && f.leo >= 0 && f.leo >= fetch_offset && f.log_start <= fetch_offset)
             .map(|(id, f)| ReplicaView { id: *id, log_end_offset: f.leo, time_since_caught_up_ms: now_ms - f.last_caught_up_ms })
             .collect()
     }
@@ -221,6 +235,8 @@ mod tests {
         assert_eq!(ids(s.read_replicas(8, 7)), vec![2], "3 does not have offset 8 yet");
         assert_eq!(s.read_replicas(6, 7)[0], ReplicaView { id: 2, log_end_offset: 10, time_since_caught_up_ms: 2 });
         assert_eq!(s.leader_view(), ReplicaView { id: 1, log_end_offset: 10, time_since_caught_up_ms: 0 });
+        s.on_follower_log_start(2, 7);
+        assert_eq!(ids(s.read_replicas(6, 7)), vec![3], "2 no longer has offset 6");
     }
 
     #[test]

@@ -109,6 +109,14 @@ impl Partition {
         consistent && self.follower_fetched(replica, pos.offset, now_ms)
     }
 
+    /// The log start a follower reported with its fetch: a consumer is not sent to a follower
+    /// whose log no longer has its offset (KIP-392).
+    pub fn record_follower_log_start(&self, replica: i32, log_start: i64) {
+        if let Some(s) = lock(&self.leader_state).as_mut() {
+            s.on_follower_log_start(replica, log_start);
+        }
+    }
+
     /// The last stable offset of `log`: below it every transaction is decided (committed or
     /// aborted). The high watermark, or the first offset of the earliest open transaction if that
     /// is lower.
