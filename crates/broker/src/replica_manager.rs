@@ -13,7 +13,7 @@ use std::time::Duration;
 use strom_controller::Controller;
 use tokio::sync::Notify;
 
-use strom_config::BrokerConfig;
+use strom_config::{BrokerConfig, ReplicaSelector};
 use crate::clock::now_ms;
 use strom_metadata::delta::MetadataDelta;
 use strom_metadata::{MetadataImage, TopicImage, NO_LEADER};
@@ -52,15 +52,16 @@ pub struct ReplicaManager {
     /// Woken on every append so that long-polling fetches re-check. One broker-wide signal is
     /// enough at this scale; a per-partition purgatory (as Kafka has) can replace it if many idle
     /// consumers make the wake-ups show up in profiles.
-    pub data_arrived: Notify,
+    pub data_arrived: Arc<Notify>,
 }
 
 impl ReplicaManager {
     /// `incarnation`: this process's, as it registers with the controller. Call inside the runtime.
     pub fn new(config: Arc<BrokerConfig>, incarnation: uuid::Uuid) -> Self {
         let log_dir = config.log_dir.clone();
+        let data_arrived = Arc::new(Notify::new());
         ReplicaManager {
-            fetchers: Fetchers::new(config.node_id),
+            fetchers: Fetchers::new(config.node_id, data_arrived.clone()),
             config,
             incarnation,
             log_dir,
@@ -68,7 +69,7 @@ impl ReplicaManager {
             image: RwLock::new(Arc::default()),
             syncing: std::sync::Mutex::new(false),
             following: std::sync::Mutex::new(BTreeMap::new()),
-            data_arrived: Notify::new(),
+            data_arrived,
         }
     }
 
@@ -89,6 +90,28 @@ impl ReplicaManager {
             Some(_) => Err(ResponseError::NotLeaderOrFollower),
             None => Err(ResponseError::UnknownTopicOrPartition),
         }
+    }
+
+    /// The replica a consumer's fetch reads: with `from_followers` (Fetch v11+, which carries
+    /// the client's rack, KIP-392) any replica hosted here, leader or follower, as Kafka serves
+    /// such fetches from followers too; else only the leader (`leader`).
+    pub fn for_consumer(&self, topic: &str, index: i32, from_followers: bool) -> Result<Arc<Partition>, ResponseError> {
+        match self.partition(topic, index) {
+            Some(p) if from_followers => Ok(p),
+            _ => self.leader(topic, index),
+        }
+    }
+
+    /// KIP-392: the follower a consumer in `client_rack` should fetch `partition` from at
+    /// `fetch_offset`, if this broker leads it and `replica.selector.class` picks another
+    /// replica (Kafka's `findPreferredReadReplica`).
+    pub fn preferred_read_replica(&self, partition: &Partition, client_rack: &str, fetch_offset: i64) -> Option<i32> {
+        if self.config.replica_selector != ReplicaSelector::RackAware {
+            return None;
+        }
+        let (leader, followers) = partition.read_replica_views(fetch_offset, now_ms())?;
+        let image = read(&self.image).clone();
+        strom_metadata::read_replica::rack_aware(&image, client_rack, leader, &followers)
     }
 
     /// The replicas of a topic hosted here.

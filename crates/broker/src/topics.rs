@@ -15,6 +15,7 @@ use strom_config::BrokerConfig;
 use strom_controller::Controller;
 use tokio::sync::watch;
 use strom_config::validate_topic_config;
+use strom_metadata::assign::{manual_new_partitions, manual_topic_partitions, InvalidAssignment};
 use strom_metadata::elect::place_replicas;
 use strom_metadata::{MetadataImage, MetadataRecord, TopicImage};
 
@@ -58,11 +59,23 @@ fn unknown_topic() -> AdminError {
     AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.")
 }
 
+fn invalid_assignment(e: InvalidAssignment) -> AdminError {
+    AdminError::new(ResponseError::InvalidReplicaAssignment, e.0)
+}
+
 fn not_enough_brokers(rf: i16, live: usize) -> AdminError {
     AdminError::new(
         ResponseError::InvalidReplicationFactor,
         format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {live} broker(s) are registered."),
     )
+}
+
+/// Where a new topic's replicas go.
+enum Placement {
+    /// Spread over the live brokers (`place_replicas`).
+    Spread { partitions: i32, replication_factor: i16 },
+    /// As the request names them: `(partition index, broker ids)`.
+    Manual(Vec<(i32, Vec<i32>)>),
 }
 
 /// How long an answer waits for this broker to publish the change; past it, the change is
@@ -108,6 +121,23 @@ impl TopicAdmin {
         if replication_factor <= 0 {
             return Err(AdminError::new(ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0."));
         }
+        self.create(name, Placement::Spread { partitions, replication_factor }, configs, validate_only).await
+    }
+
+    /// Creates a topic whose partitions have the given replicas: `(partition index, broker ids)`
+    /// pairs, any registered brokers (CreateTopics' `assignments`, `--replica-assignment`).
+    pub async fn create_topic_assigned(
+        &self,
+        name: &str,
+        assignments: Vec<(i32, Vec<i32>)>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<TopicImage>, AdminError> {
+        self.create(name, Placement::Manual(assignments), configs, validate_only).await
+    }
+
+    async fn create(&self, name: &str, placement: Placement, configs: BTreeMap<String, String>, validate_only: bool) -> Result<Arc<TopicImage>, AdminError> {
+        validate_topic_name(name)?;
         for (k, v) in &configs {
             validate_topic_config(k, v).map_err(|m| AdminError::new(ResponseError::InvalidConfig, m))?;
         }
@@ -116,8 +146,12 @@ impl TopicAdmin {
             if img.topics.contains_key(name) {
                 return Err(AdminError::new(ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
             }
-            let placed = place_replicas(img, 0, partitions, replication_factor)
-                .map_err(|live| not_enough_brokers(replication_factor, live))?;
+            let placed = match &placement {
+                Placement::Spread { partitions, replication_factor } => place_replicas(img, 0, *partitions, *replication_factor)
+                    .map_err(|live| not_enough_brokers(*replication_factor, live))?,
+                Placement::Manual(assignments) => manual_topic_partitions(img, assignments).map_err(invalid_assignment)?,
+            };
+            let replication_factor = placed.first().map_or(0, |p| p.replicas.len() as i16);
             let topic = TopicImage { name: name.to_string(), id, replication_factor, partitions: placed, configs: configs.clone() };
             Ok(vec![MetadataRecord::TopicCreated(topic)])
         };
@@ -130,8 +164,9 @@ impl TopicAdmin {
         }
         let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
         self.published(&image).await;
-        tracing::info!(topic = name, partitions, "created topic");
-        image.topic(name).cloned().ok_or_else(|| AdminError::new(ResponseError::UnknownServerError, "topic vanished"))
+        let topic = image.topic(name).cloned().ok_or_else(|| AdminError::new(ResponseError::UnknownServerError, "topic vanished"))?;
+        tracing::info!(topic = name, partitions = topic.partition_count(), replication_factor = topic.replication_factor, "created topic");
+        Ok(topic)
     }
 
     /// Metadata auto-creation (`auto.create.topics.enable`); racing creators both succeed.
@@ -165,18 +200,25 @@ impl TopicAdmin {
         Ok(deleted)
     }
 
-    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+    /// Grows a topic to `count` partitions; the new ones get the given replicas (one list per
+    /// new partition, CreatePartitions' `assignments`) or are spread over the live brokers.
+    pub async fn create_partitions(&self, name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool) -> Result<(), AdminError> {
         let check = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
             let t = img.topic(name).ok_or_else(unknown_topic)?;
             let have = t.partition_count();
-            if count < have {
-                return Err(AdminError::new(ResponseError::InvalidPartitions, format!("Topic currently has {have} partitions, which is higher than the requested {count}.")));
-            }
             if count == have {
-                return Err(AdminError::new(ResponseError::InvalidPartitions, format!("Topic already has {count} partitions.")));
+                return Err(AdminError::new(ResponseError::InvalidPartitions, format!("Topic already has {have} partition(s).")));
             }
-            let partitions = place_replicas(img, have, count - have, t.replication_factor)
-                .map_err(|live| not_enough_brokers(t.replication_factor, live))?;
+            if count < have {
+                return Err(AdminError::new(
+                    ResponseError::InvalidPartitions,
+                    format!("The topic {name} currently has {have} partition(s); {count} would not be an increase."),
+                ));
+            }
+            let partitions = match &assignments {
+                Some(a) => manual_new_partitions(img, t, count, a).map_err(invalid_assignment)?,
+                None => place_replicas(img, have, count - have, t.replication_factor).map_err(|live| not_enough_brokers(t.replication_factor, live))?,
+            };
             Ok(vec![MetadataRecord::PartitionsCreated { name: name.to_string(), partitions }])
         };
         if validate_only {

@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     pub transactions: TxnSettings,
     pub cluster: ClusterSettings,
     pub replica_lag_time_max_ms: i64,
+    /// Which replica a consumer should fetch from (KIP-392's `replica.selector.class`).
+    pub replica_selector: ReplicaSelector,
     /// `None` when auto.leader.rebalance.enable is false.
     pub leader_imbalance_check_interval_ms: Option<u64>,
     /// Known-but-ignored keys that were set, for the one-time log line.
@@ -51,6 +53,34 @@ pub struct BrokerConfig {
     /// The properties this config was built from, so dynamic broker configs and topic overrides
     /// can be layered on top.
     pub props: BTreeMap<String, String>,
+}
+
+/// KIP-392's `replica.selector.class`: Kafka's two built-in selectors, by their class names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaSelector {
+    /// Unset, or `LeaderSelector`: the leader serves every consumer (preferred_read_replica is
+    /// never set).
+    Leader,
+    /// `RackAwareReplicaSelector`: a consumer with `client.rack` is sent to an in-sync replica in
+    /// its rack when the leader is not there.
+    RackAware,
+}
+
+impl ReplicaSelector {
+    const RACK_AWARE: &'static str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+    const LEADER: &'static str = "org.apache.kafka.common.replica.LeaderSelector";
+
+    fn parse(value: Option<&str>) -> Result<ReplicaSelector, ConfigError> {
+        match value.map(str::trim).unwrap_or("") {
+            "" | "null" | Self::LEADER => Ok(ReplicaSelector::Leader),
+            Self::RACK_AWARE => Ok(ReplicaSelector::RackAware),
+            other => Err(invalid(
+                "replica.selector.class",
+                other,
+                format!("Strom has Kafka's built-in selectors only: {} or {}", Self::RACK_AWARE, Self::LEADER),
+            )),
+        }
+    }
 }
 
 /// The group coordinator's settings.
@@ -219,6 +249,7 @@ impl BrokerConfig {
             },
             cluster,
             replica_lag_time_max_ms: r.int("replica.lag.time.max.ms")?,
+            replica_selector: ReplicaSelector::parse(r.text("replica.selector.class")?)?,
             leader_imbalance_check_interval_ms: {
                 let secs: u64 = r.int("leader.imbalance.check.interval.seconds")?;
                 r.bool("auto.leader.rebalance.enable")?.then_some(secs * 1000)
@@ -375,6 +406,16 @@ mod tests {
         assert_eq!(c.topic_defaults.log.retention_ms, 168 * 3_600_000);
         assert_eq!(c.topic_defaults.log.max_message_bytes, 1048588);
         assert_eq!(c.log_dir, PathBuf::from("./strom-data"));
+    }
+
+    #[test]
+    fn replica_selector_takes_kafkas_built_in_classes_only() {
+        let selector = |v: &str| BrokerConfig::from_props(&props(&[("replica.selector.class", v)])).map(|c| c.replica_selector);
+        assert_eq!(BrokerConfig::from_props(&BTreeMap::new()).unwrap().replica_selector, ReplicaSelector::Leader);
+        assert_eq!(selector("org.apache.kafka.common.replica.RackAwareReplicaSelector").unwrap(), ReplicaSelector::RackAware);
+        assert_eq!(selector("org.apache.kafka.common.replica.LeaderSelector").unwrap(), ReplicaSelector::Leader);
+        let e = selector("com.example.MySelector").unwrap_err();
+        assert!(e.to_string().contains("replica.selector.class"), "{e}");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! and every node applies them, in log order, to build its next image (`controller/`). Applying
 //! is pure and deterministic, so every node that applied the same log holds the same image.
 
+pub mod assign;
 pub mod delta;
 pub mod elect;
 pub mod liveness;
+pub mod read_replica;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

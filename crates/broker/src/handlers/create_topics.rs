@@ -56,25 +56,18 @@ async fn create(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Res
             configs.insert(c.name.to_string(), v.to_string());
         }
     }
-    let (partitions, rf) = if t.assignments.is_empty() {
-        (t.num_partitions, t.replication_factor)
+    let topic = if t.assignments.is_empty() {
+        broker.topics.create_topic(t.name.as_str(), t.num_partitions, t.replication_factor, configs, validate_only).await?
     } else {
-        if t.num_partitions != -1 || t.replication_factor != -1 {
-            return Err(AdminError::new(
-                ResponseError::InvalidRequest,
-                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
-            ));
+        // Kafka's controller checks these first, in this order.
+        if t.replication_factor != -1 {
+            return Err(AdminError::new(ResponseError::InvalidRequest, "A manual partition assignment was specified, but replication factor was not set to -1."));
         }
-        let node = broker.config.node_id;
-        let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
-        indexes.sort_unstable();
-        let contiguous = indexes.iter().enumerate().all(|(i, p)| *p == i as i32);
-        let on_this_node = t.assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node);
-        if !contiguous || !on_this_node {
-            return Err(AdminError::new(ResponseError::InvalidReplicaAssignment, "Replica assignment must name this broker once per partition, for partitions 0..n."));
+        if t.num_partitions != -1 {
+            return Err(AdminError::new(ResponseError::InvalidRequest, "A manual partition assignment was specified, but numPartitions was not set to -1."));
         }
-        (t.assignments.len() as i32, 1)
+        let assignments = t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
+        broker.topics.create_topic_assigned(t.name.as_str(), assignments, configs, validate_only).await?
     };
-    let topic = broker.topics.create_topic(t.name.as_str(), partitions, rf, configs, validate_only).await?;
     Ok((topic.id, topic.partition_count(), topic.replication_factor, topic.configs.clone()))
 }

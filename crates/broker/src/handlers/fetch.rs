@@ -9,6 +9,11 @@
 //! down-converted as they are read (`strom_storage::down_convert_slices`, one batch in memory at
 //! a time) and sent as bytes; v4 and later send the segment bytes by `sendfile` (`zero_copy`).
 //!
+//! KIP-392: a consumer's Fetch v11+ carries its rack (`client.rack`). A follower serves such a
+//! fetch up to its own high watermark, as Kafka does; a leader whose `replica.selector.class`
+//! picks another replica answers the partition with no records and `preferred_read_replica`
+//! (at once, without long-polling), and the client moves its fetches there.
+//!
 //! Fetch sessions (KIP-227) are declined by answering session id 0: clients then keep sending
 //! full fetch requests, which is correct and, at this scale, cheap.
 
@@ -18,14 +23,14 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use bytes::Bytes;
 use strom_storage::{DownConvertError, FileSlice, ReadSlices};
 use tokio::time::Instant;
 
 use crate::broker::Broker;
 use crate::clock::now_ms;
-use crate::partition::{FetchPosition, Isolation, PartitionError, ReadOutcome};
+use crate::partition::{FetchPosition, Isolation, Partition, PartitionError, ReadOutcome};
 use crate::zero_copy;
 
 /// The broker caps what one response may carry whatever the client asks, to bound memory.
@@ -46,9 +51,13 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> (F
         let notified = broker.replicas.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let isolation = if replica >= 0 { Isolation::Follower } else { Isolation::of_consumer(req.isolation_level) };
-        let (responses, files, bytes, has_error) = read_all(broker, &req.topics, max_bytes, isolation, version);
-        if bytes >= min_bytes || has_error || Instant::now() >= deadline {
+        let reader = if replica >= 0 {
+            Reader::Follower
+        } else {
+            Reader::Consumer { isolation: Isolation::of_consumer(req.isolation_level), rack: (version >= 11).then(|| req.rack_id.as_str()) }
+        };
+        let (responses, files, bytes, answer_now) = read_all(broker, &req.topics, max_bytes, reader, version);
+        if bytes >= min_bytes || answer_now || Instant::now() >= deadline {
             return (FetchResponse::default().with_session_id(0).with_responses(responses), files);
         }
         tokio::select! {
@@ -67,6 +76,7 @@ fn record_follower_positions(broker: &Broker, replica: i32, topics: &[FetchTopic
         for p in &topic.partitions {
             if let Ok(partition) = broker.replicas.leader(topic.topic.as_str(), p.partition) {
                 advanced |= partition.record_follower_position(replica, &position(p), now);
+                partition.record_follower_log_start(replica, p.log_start_offset);
             }
         }
     }
@@ -80,6 +90,16 @@ fn position(p: &FetchPartition) -> FetchPosition {
     FetchPosition { offset: p.fetch_offset, current_leader_epoch: p.current_leader_epoch, last_fetched_epoch: p.last_fetched_epoch }
 }
 
+/// Who fetches: a follower (replica id), or a consumer with its isolation and, from Fetch v11
+/// on, its rack (possibly empty), which lets it read from followers (Kafka's `ClientMetadata`).
+#[derive(Clone, Copy)]
+enum Reader<'a> {
+    Follower,
+    Consumer { isolation: Isolation, rack: Option<&'a str> },
+}
+
+/// The responses, their file ranges, the bytes read, and whether to answer without waiting (an
+/// error, a diverging epoch, a preferred read replica).
 type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool);
 
 /// The message format an old Fetch version reads (Kafka's FetchResponse down-conversion): v0-1
@@ -92,7 +112,7 @@ fn old_format(version: i16) -> Option<i8> {
     }
 }
 
-fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation: Isolation, version: i16) -> ReadAll {
+fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, reader: Reader, version: i16) -> ReadAll {
     let old_format = old_format(version);
     let mut total = 0usize;
     // Kafka's limits (ReplicaManager.readFromLog, KIP-74): each partition reads at most
@@ -105,7 +125,7 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
     // partition's limit is not returned at all.
     let mut min_one = version >= 3;
     let mut files = Vec::new();
-    let mut has_error = false;
+    let mut answer_now = false;
     let responses = topics
         .iter()
         .map(|topic| {
@@ -114,18 +134,28 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
                 .iter()
                 .map(|p| {
                     let resp = PartitionData::default().with_partition_index(p.partition);
-                    let partition = match broker.replicas.leader(topic.topic.as_str(), p.partition) {
+                    let (found, isolation) = match reader {
+                        Reader::Follower => (broker.replicas.leader(topic.topic.as_str(), p.partition), Isolation::Follower),
+                        Reader::Consumer { isolation, rack } => (broker.replicas.for_consumer(topic.topic.as_str(), p.partition, rack.is_some()), isolation),
+                    };
+                    let partition = match found {
                         Ok(p) => p,
                         Err(code) => {
-                            has_error = true;
+                            answer_now = true;
                             return error(resp, code);
                         }
                     };
+                    if let Reader::Consumer { rack: Some(rack), .. } = reader {
+                        if let Some(replica) = broker.replicas.preferred_read_replica(&partition, rack, p.fetch_offset) {
+                            answer_now = true;
+                            return redirect(resp, &partition, p, replica);
+                        }
+                    }
                     let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
                     let read = match partition.fetch(&position(p), limit, min_one, isolation) {
                         Ok(read) => read,
                         Err(code) => {
-                            has_error = true;
+                            answer_now = true;
                             return error(resp, code);
                         }
                     };
@@ -139,13 +169,13 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
                         .with_aborted_transactions(aborted);
                     match read.outcome {
                         ReadOutcome::Diverging { epoch, end_offset } => {
-                            has_error = true;
+                            answer_now = true;
                             resp.with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
                                 .with_records(Some(Bytes::new()))
                         }
                         ReadOutcome::Records(_) if old_format.is_some() && isolation != Isolation::Follower && !partition.down_conversion_enabled() => {
                             // Kafka: message.downconversion.enable=false refuses old consumers.
-                            has_error = true;
+                            answer_now = true;
                             error(resp, ResponseError::UnsupportedVersion)
                         }
                         ReadOutcome::Records(r) => {
@@ -155,7 +185,7 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
                                 return match down_converted(r, magic, p.fetch_offset) {
                                     Ok(records) => resp.with_records(Some(records)),
                                     Err(code) => {
-                                        has_error = true;
+                                        answer_now = true;
                                         error(resp, code)
                                     }
                                 };
@@ -163,14 +193,14 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
                             match records(r, &mut files) {
                                 Ok(records) => resp.with_records(Some(records)),
                                 Err(e) => {
-                                    has_error = true;
+                                    answer_now = true;
                                     tracing::warn!(topic = %topic.topic.as_str(), partition = p.partition, error = %e, "fetch read failed");
                                     error(resp, ResponseError::KafkaStorageError)
                                 }
                             }
                         }
                         ReadOutcome::Failed(e) => {
-                            has_error = true;
+                            answer_now = true;
                             if !matches!(&e, PartitionError::Storage(strom_storage::StorageError::OffsetOutOfRange { .. })) {
                                 tracing::warn!(topic = %topic.topic.as_str(), partition = p.partition, error = %e, "fetch failed");
                             }
@@ -182,7 +212,7 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, isolation:
             FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions)
         })
         .collect();
-    (responses, files, total, has_error)
+    (responses, files, total, answer_now)
 }
 
 /// The records field for an old fetcher: the read's batches in message format `magic`, within
@@ -219,6 +249,22 @@ fn records(r: ReadSlices, files: &mut Vec<FileSlice>) -> Result<Bytes, strom_sto
             Ok(Bytes::from(data))
         }
     }
+}
+
+/// KIP-392: "fetch this partition from `replica`": no records, the leader's offsets (Kafka's
+/// `fetchOffsetSnapshot`, with the consumer's leader epoch checked).
+fn redirect(resp: PartitionData, partition: &Partition, p: &FetchPartition, replica: i32) -> PartitionData {
+    if let Err(code) = partition.check_epoch(p.current_leader_epoch) {
+        return error(resp, code);
+    }
+    let (Ok(log_start_offset), Ok(last_stable_offset)) = (partition.log_start_offset(), partition.last_stable_offset()) else {
+        return error(resp, ResponseError::NotLeaderOrFollower);
+    };
+    resp.with_high_watermark(partition.high_watermark())
+        .with_last_stable_offset(last_stable_offset)
+        .with_log_start_offset(log_start_offset)
+        .with_preferred_read_replica(BrokerId(replica))
+        .with_records(Some(Bytes::new()))
 }
 
 fn error(resp: PartitionData, code: ResponseError) -> PartitionData {

@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use strom_metadata::read_replica::ReplicaView;
+
 #[derive(Clone, Debug)]
 struct Follower {
     /// The follower's log end offset: the offset of its last fetch.
@@ -18,6 +20,14 @@ struct Follower {
     /// The leader's log end offset when this follower last fetched.
     leader_leo_at_last_fetch: i64,
     last_fetch_ms: i64,
+    /// The log start it reported in its last fetch (-1: not yet known).
+    log_start: i64,
+}
+
+impl Follower {
+    fn new(now_ms: i64) -> Self {
+        Follower { leo: -1, last_caught_up_ms: now_ms, leader_leo_at_last_fetch: -1, last_fetch_ms: now_ms, log_start: -1 }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -44,7 +54,7 @@ impl LeaderState {
         let followers = replicas
             .iter()
             .filter(|r| **r != me)
-            .map(|r| (*r, Follower { leo: -1, last_caught_up_ms: now_ms, leader_leo_at_last_fetch: -1, last_fetch_ms: now_ms }))
+            .map(|r| (*r, Follower::new(now_ms)))
             .collect();
         LeaderState { me, leo, hw: hw.min(leo), isr: isr.iter().copied().collect(), partition_epoch, pending: BTreeSet::new(), followers }
     }
@@ -89,9 +99,7 @@ impl LeaderState {
         let me = self.me;
         self.followers.retain(|id, _| replicas.contains(id));
         for r in replicas.iter().filter(|r| **r != me) {
-            self.followers
-                .entry(*r)
-                .or_insert(Follower { leo: -1, last_caught_up_ms: now_ms, leader_leo_at_last_fetch: -1, last_fetch_ms: now_ms });
+            self.followers.entry(*r).or_insert(Follower::new(now_ms));
         }
     }
 
@@ -132,6 +140,29 @@ impl LeaderState {
             .filter(|(id, f)| !self.isr.contains(id) && f.leo >= self.hw && f.leo >= 0)
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// The log start a follower reported with its fetch (`read_replicas`).
+    pub fn on_follower_log_start(&mut self, id: i32, log_start: i64) {
+        if let Some(f) = self.followers.get_mut(&id) {
+            f.log_start = log_start;
+        }
+    }
+
+    /// KIP-392's candidates to serve a consumer at `fetch_offset` besides the leader: in-sync
+    /// followers that have it (their log end has reached it, their log start is not past it),
+    /// with how long ago each last caught up.
+    pub fn read_replicas(&self, fetch_offset: i64, now_ms: i64) -> Vec<ReplicaView> {
+        self.followers
+            .iter()
+            .filter(|(id, f)| self.isr.contains(id) && f.leo >= 0 && f.leo >= fetch_offset && f.log_start <= fetch_offset)
+            .map(|(id, f)| ReplicaView { id: *id, log_end_offset: f.leo, time_since_caught_up_ms: now_ms - f.last_caught_up_ms })
+            .collect()
+    }
+
+    /// The leader as a candidate (`read_replicas`).
+    pub fn leader_view(&self) -> ReplicaView {
+        ReplicaView { id: self.me, log_end_offset: self.leo, time_since_caught_up_ms: 0 }
     }
 
     /// The ISR this leader asks the controller for, with the partition epoch it is built on:
@@ -190,6 +221,22 @@ mod tests {
         // Alone in the ISR, the leader commits what it appends.
         let mut alone = LeaderState::new(1, &[1, 2], &[1], 0, 0, 0, 0);
         assert_eq!(alone.on_append(5), 5);
+    }
+
+    #[test]
+    fn read_replicas_are_the_in_sync_followers_that_have_the_offset() {
+        let mut s = LeaderState::new(1, &[1, 2, 3, 4], &[1, 2, 3], 0, 0, 0, 0);
+        s.on_append(10);
+        s.on_follower_fetch(2, 10, 5);
+        s.on_follower_fetch(3, 6, 5);
+        s.on_follower_fetch(4, 10, 5);
+        let ids = |v: Vec<ReplicaView>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.read_replicas(6, 7)), vec![2, 3], "4 is not in the ISR");
+        assert_eq!(ids(s.read_replicas(8, 7)), vec![2], "3 does not have offset 8 yet");
+        assert_eq!(s.read_replicas(6, 7)[0], ReplicaView { id: 2, log_end_offset: 10, time_since_caught_up_ms: 2 });
+        assert_eq!(s.leader_view(), ReplicaView { id: 1, log_end_offset: 10, time_since_caught_up_ms: 0 });
+        s.on_follower_log_start(2, 7);
+        assert_eq!(ids(s.read_replicas(6, 7)), vec![3], "2 no longer has offset 6");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use kafka_protocol::error::ResponseError;
 use strom_storage::{AbortedTxn, PartitionLog, ReadSlices, StorageError};
 
 use super::{Partition, PartitionError};
-use crate::sync::read;
+use strom_metadata::read_replica::ReplicaView;
+
+use crate::sync::{lock, read};
 
 /// Where a fetcher stands: its next offset, the leader epoch it believes current (-1: none
 /// given) and, for a follower, the epoch of the last batch it has (-1: none).
@@ -107,6 +109,14 @@ impl Partition {
         consistent && self.follower_fetched(replica, pos.offset, now_ms)
     }
 
+    /// The log start a follower reported with its fetch: a consumer is not sent to a follower
+    /// whose log no longer has its offset (KIP-392).
+    pub fn record_follower_log_start(&self, replica: i32, log_start: i64) {
+        if let Some(s) = lock(&self.leader_state).as_mut() {
+            s.on_follower_log_start(replica, log_start);
+        }
+    }
+
     /// The last stable offset of `log`: below it every transaction is decided (committed or
     /// aborted). The high watermark, or the first offset of the earliest open transaction if that
     /// is lower.
@@ -156,6 +166,14 @@ impl Partition {
             Ok(aborted) => read(ReadOutcome::Records(slices), Some(aborted)),
             Err(e) => read(ReadOutcome::Failed(e.into()), None),
         })
+    }
+
+    /// While this replica leads: itself and the followers that could serve a consumer at
+    /// `fetch_offset` instead (KIP-392, `LeaderState::read_replicas`).
+    pub fn read_replica_views(&self, fetch_offset: i64, now_ms: i64) -> Option<(ReplicaView, Vec<ReplicaView>)> {
+        let state = lock(&self.leader_state);
+        let s = state.as_ref()?;
+        Some((s.leader_view(), s.read_replicas(fetch_offset, now_ms)))
     }
 
     /// Whole batches from `offset` up to the log end, bypassing the leader rules: what a new

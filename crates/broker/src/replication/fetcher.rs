@@ -55,18 +55,22 @@ struct Shared {
     partitions: Mutex<BTreeMap<Key, Followed>>,
     wake: Notify,
     stop: AtomicBool,
+    /// The replica manager's long-poll signal: consumers fetching from this follower (KIP-392)
+    /// wait on it for what the follower copies.
+    data_arrived: Arc<Notify>,
 }
 
 pub struct Fetchers {
     me: i32,
+    data_arrived: Arc<Notify>,
     runtime: tokio::runtime::Handle,
     by_leader: Mutex<HashMap<i32, Arc<Shared>>>,
 }
 
 impl Fetchers {
     /// Call inside the runtime: fetcher tasks are spawned on it, also from blocking threads.
-    pub fn new(me: i32) -> Self {
-        Fetchers { me, runtime: tokio::runtime::Handle::current(), by_leader: Mutex::new(HashMap::new()) }
+    pub fn new(me: i32, data_arrived: Arc<Notify>) -> Self {
+        Fetchers { me, data_arrived, runtime: tokio::runtime::Handle::current(), by_leader: Mutex::new(HashMap::new()) }
     }
 
     /// Makes the fetchers follow exactly `wanted`: per leader broker, its address and the
@@ -88,6 +92,7 @@ impl Fetchers {
                     partitions: Mutex::new(BTreeMap::new()),
                     wake: Notify::new(),
                     stop: AtomicBool::new(false),
+                    data_arrived: self.data_arrived.clone(),
                 });
                 self.runtime.spawn(run(shared.clone(), self.me, leader));
                 shared
@@ -144,7 +149,7 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32) {
             fetch(c, me, &shared, &followed).await
         };
         match round {
-            Ok(true) => {}
+            Ok(true) => shared.data_arrived.notify_waiters(),
             Ok(false) => pause(&shared).await,
             Err(e) => {
                 tracing::debug!(leader, error = %e, "replica fetch failed; reconnecting");

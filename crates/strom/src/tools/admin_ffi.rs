@@ -194,10 +194,11 @@ fn request(
 /// What `strom topics` asks of one topic.
 #[derive(Debug)]
 pub enum TopicOp<'a> {
-    /// CreateTopics; -1 partitions or replication factor: the broker's default.
-    Create { partitions: i32, replication_factor: i32, configs: &'a [(String, String)] },
-    /// CreatePartitions, to this many in total.
-    AddPartitions { total: usize },
+    /// CreateTopics; -1 partitions or replication factor: the broker's default. With an
+    /// `assignment` (the replicas of partitions 0..n-1) both are -1.
+    Create { partitions: i32, replication_factor: i32, assignment: Option<&'a [Vec<i32>]>, configs: &'a [(String, String)] },
+    /// CreatePartitions, to this many in total; `assignment`: the new partitions' replicas.
+    AddPartitions { total: usize, assignment: Option<&'a [Vec<i32>]> },
     /// DeleteTopics.
     Delete,
 }
@@ -223,10 +224,22 @@ pub fn topic_request(client: &Client<impl ClientContext>, topic: &str, op: Topic
     let c_topic = CString::new(topic).context("a topic name must not contain NUL")?;
     let mut errstr = [0 as c_char; 512];
     let event = match op {
-        TopicOp::Create { partitions, replication_factor, configs } => {
+        TopicOp::Create { partitions, replication_factor, assignment, configs } => {
+            // librdkafka wants the partition count of an assignment here (and sends -1 for both).
+            let partitions = assignment.map_or(partitions, |a| a.len() as i32);
             // SAFETY: `c_topic` is NUL-terminated and copied; `errstr` is writable for its length.
             let new = unsafe { rd::rd_kafka_NewTopic_new(c_topic.as_ptr(), partitions, replication_factor, errstr.as_mut_ptr(), errstr.len()) };
             let new = Owned::new(new, rd::rd_kafka_NewTopic_destroy).ok_or_else(|| anyhow!("{}", c_error(&errstr)))?;
+            for (i, replicas) in assignment.unwrap_or_default().iter().enumerate() {
+                let mut ids = replicas.clone();
+                // SAFETY: `new` is live and ours; `ids` holds `ids.len()` i32s, which librdkafka copies.
+                let err = unsafe {
+                    rd::rd_kafka_NewTopic_set_replica_assignment(new.ptr(), i as i32, ids.as_mut_ptr(), ids.len(), errstr.as_mut_ptr(), errstr.len())
+                };
+                if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    bail!("cannot add the replicas of partition {i} to the request: {}", c_error(&errstr));
+                }
+            }
             for (k, v) in configs {
                 let c_key = CString::new(k.as_str()).context("a config key must not contain NUL")?;
                 let c_value = CString::new(v.as_str()).context("a config value must not contain NUL")?;
@@ -243,10 +256,20 @@ pub fn topic_request(client: &Client<impl ClientContext>, topic: &str, op: Topic
                 unsafe { rd::rd_kafka_CreateTopics(rk, list.as_mut_ptr(), list.len(), options, queue) }
             })?
         }
-        TopicOp::AddPartitions { total } => {
+        TopicOp::AddPartitions { total, assignment } => {
             // SAFETY: as for NewTopic above.
             let new = unsafe { rd::rd_kafka_NewPartitions_new(c_topic.as_ptr(), total, errstr.as_mut_ptr(), errstr.len()) };
             let new = Owned::new(new, rd::rd_kafka_NewPartitions_destroy).ok_or_else(|| anyhow!("{}", c_error(&errstr)))?;
+            for (i, replicas) in assignment.unwrap_or_default().iter().enumerate() {
+                let mut ids = replicas.clone();
+                // SAFETY: as for the NewTopic's assignment above.
+                let err = unsafe {
+                    rd::rd_kafka_NewPartitions_set_replica_assignment(new.ptr(), i as i32, ids.as_mut_ptr(), ids.len(), errstr.as_mut_ptr(), errstr.len())
+                };
+                if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    bail!("cannot add the replicas of new partition {i} to the request: {}", c_error(&errstr));
+                }
+            }
             let mut list = [new.ptr()];
             call(client, rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATEPARTITIONS, timeout, true, |rk, options, queue| {
                 // SAFETY: as for CreateTopics.

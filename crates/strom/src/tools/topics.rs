@@ -43,6 +43,12 @@ pub struct Args {
     /// Replication factor for --create (broker default if absent).
     #[arg(long)]
     pub replication_factor: Option<i32>,
+    /// Replicas by partition for --create (instead of --partitions and --replication-factor) or
+    /// --alter (all partitions, the existing ones first, which are left as they are): broker ids,
+    /// `:` between replicas (the first is the preferred leader), `,` between partitions, as in
+    /// `1:2,2:3,3:1`.
+    #[arg(long, value_name = "B1:B2,...")]
+    pub replica_assignment: Option<String>,
     /// A topic config for --create, key=value (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     pub configs: Vec<String>,
@@ -85,13 +91,31 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // message for a refusal says why (which character of a name is illegal, which config value
     // is bad), and the rdkafka crate would drop it.
     let configs = parse_properties("--config", &a.configs)?;
+    let assignment = a.replica_assignment.as_deref().filter(|s| !s.is_empty()).map(parse_replica_assignment).transpose()?;
+    if a.replica_assignment.is_some() && !(a.create || a.alter) {
+        bail!("--replica-assignment goes with --create or --alter");
+    }
+    let new_partitions;
     let (op, what, tolerated) = if a.create {
+        if assignment.is_some() && (a.partitions.is_some() || a.replication_factor.is_some()) {
+            bail!("--replica-assignment can't be used with --partitions or --replication-factor");
+        }
         let (partitions, replication_factor) = (a.partitions.unwrap_or(-1), a.replication_factor.unwrap_or(-1));
-        (TopicOp::Create { partitions, replication_factor, configs: &configs }, "create", a.if_not_exists.then_some(TOPIC_ALREADY_EXISTS))
+        let op = TopicOp::Create { partitions, replication_factor, assignment: assignment.as_deref(), configs: &configs };
+        (op, "create", a.if_not_exists.then_some(TOPIC_ALREADY_EXISTS))
     } else if a.alter {
         let Some(n) = a.partitions else { bail!("--alter needs --partitions") };
         let n = usize::try_from(n).map_err(|_| anyhow::anyhow!("--partitions must be positive"))?;
-        (TopicOp::AddPartitions { total: n }, "alter", a.if_exists.then_some(UNKNOWN_TOPIC_OR_PARTITION))
+        // As kafka-topics.sh: the assignment lists every partition; the existing ones are skipped.
+        new_partitions = match &assignment {
+            Some(all) => {
+                let md = metadata(admin.inner(), bootstrap)?;
+                let existing = md.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len());
+                Some(all.iter().skip(existing).cloned().collect::<Vec<_>>())
+            }
+            None => None,
+        };
+        (TopicOp::AddPartitions { total: n, assignment: new_partitions.as_deref() }, "alter", a.if_exists.then_some(UNKNOWN_TOPIC_OR_PARTITION))
     } else {
         (TopicOp::Delete, "delete", a.if_exists.then_some(UNKNOWN_TOPIC_OR_PARTITION))
     };
@@ -103,6 +127,29 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Err(e) => bail!("cannot {what} topic {topic}: {e}"),
     }
     Ok(())
+}
+
+/// `--replica-assignment`: `1:2,2:3` is partition 0 on brokers 1 and 2, partition 1 on 2 and 3.
+/// kafka-topics.sh's own checks: no broker twice in a partition, one replication factor.
+fn parse_replica_assignment(text: &str) -> anyhow::Result<Vec<Vec<i32>>> {
+    let mut out: Vec<Vec<i32>> = Vec::new();
+    for (i, part) in text.split(',').enumerate() {
+        let brokers = part
+            .split(':')
+            .map(|b| b.trim().parse::<i32>().map_err(|_| anyhow::anyhow!("--replica-assignment: `{}` is not a broker id", b.trim())))
+            .collect::<anyhow::Result<Vec<i32>>>()?;
+        let mut dups: Vec<i32> = brokers.iter().copied().filter(|b| brokers.iter().filter(|x| *x == b).count() > 1).collect();
+        dups.sort_unstable();
+        dups.dedup();
+        if !dups.is_empty() {
+            bail!("Partition replica lists may not contain duplicate entries: {}", dups.iter().map(i32::to_string).collect::<Vec<_>>().join(","));
+        }
+        if out.first().is_some_and(|first| first.len() != brokers.len()) {
+            bail!("Partition {i} has different replication factor: {brokers:?}");
+        }
+        out.push(brokers);
+    }
+    Ok(out)
 }
 
 /// Kafka's `--describe` format, tab-separated: a topic line with its non-default configs, then
@@ -172,4 +219,17 @@ fn join(ids: &[i32]) -> String {
 
 fn is_internal(topic: &str) -> bool {
     topic.starts_with("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_replica_assignment;
+
+    #[test]
+    fn replica_assignments_read_as_kafka_topics_reads_them() {
+        assert_eq!(parse_replica_assignment("1:2, 2:3,3 :1").unwrap(), vec![vec![1, 2], vec![2, 3], vec![3, 1]]);
+        assert_eq!(parse_replica_assignment("1:2:1:2").unwrap_err().to_string(), "Partition replica lists may not contain duplicate entries: 1,2");
+        assert_eq!(parse_replica_assignment("1:2,3").unwrap_err().to_string(), "Partition 1 has different replication factor: [3]");
+        assert!(parse_replica_assignment("1:x").is_err());
+    }
 }
