@@ -61,6 +61,8 @@ ADVERTISED = {
     61: (0, 0),    # DescribeProducers
     65: (0, 0),    # DescribeTransactions
     66: (0, 1),    # ListTransactions
+    17: (0, 1),    # SaslHandshake
+    36: (0, 2),    # SaslAuthenticate
     29: (0, 3),    # DescribeAcls (SECURITY_DISABLED until an authorizer exists)
     30: (0, 3),    # CreateAcls
     31: (0, 3),    # DeleteAcls

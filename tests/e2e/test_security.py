@@ -1,8 +1,9 @@
-"""Security as configured, never less. Strom serves PLAINTEXT and SSL listeners so far (SASL, ACLs
-and quotas are still to come, issue 15), so a listener that asks for SASL, an SSL listener
-without its keystore, or a Kafka security key Strom does not act on stops the start with an error
-saying so, instead of serving less than the operator asked for. The ACL APIs answer as Kafka
-without an authorizer: SECURITY_DISABLED. TLS itself is tested in test_tls.py."""
+"""Security as configured, never less. Strom serves PLAINTEXT, SSL and SASL (PLAIN) listeners so
+far (other mechanisms, ACLs and quotas are still to come, issue 15), so an SSL listener without
+its keystore, a SASL listener without a served mechanism or its users, or a Kafka security key
+Strom does not act on stops the start with an error saying so, instead of serving less than the
+operator asked for. The ACL APIs answer as Kafka without an authorizer: SECURITY_DISABLED. TLS
+and SASL themselves are tested in test_tls.py and test_sasl.py."""
 import socket
 import subprocess
 
@@ -46,10 +47,11 @@ def listening(port):
 @pytest.mark.parametrize("listeners,protocol_map,reason", [
     ("SSL://127.0.0.1:{p}", None, "needs a keystore"),
     ("EXTERNAL://127.0.0.1:{p}", "EXTERNAL:SSL", "needs a keystore"),
-    ("SASL_PLAINTEXT://127.0.0.1:{p}", None, "does not serve yet"),
-    ("sasl_ssl://127.0.0.1:{p}", None, "does not serve yet"),
+    # Kafka's default mechanism is GSSAPI (Kerberos), which Strom does not serve.
+    ("SASL_PLAINTEXT://127.0.0.1:{p}", None, "`GSSAPI` is not served yet"),
+    ("sasl_ssl://127.0.0.1:{p}", None, "needs a keystore"),
     # A secured listener beside a plaintext one: the plaintext one must not start either.
-    ("PLAINTEXT://127.0.0.1:{q},SECURE://127.0.0.1:{p}", "PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL", "does not serve yet"),
+    ("PLAINTEXT://127.0.0.1:{q},SECURE://127.0.0.1:{p}", "PLAINTEXT:PLAINTEXT,SECURE:SASL_PLAINTEXT", "`GSSAPI` is not served yet"),
 ])
 def test_a_listener_asking_for_tls_or_sasl_never_serves_plaintext(tmp_path, listeners, protocol_map, reason):
     """The bug this replaces: `listeners=SSL://...` started and served plaintext Kafka."""
@@ -62,15 +64,20 @@ def test_a_listener_asking_for_tls_or_sasl_never_serves_plaintext(tmp_path, list
     assert not listening(p) and not listening(q)
 
 
+def test_plain_without_users_is_refused(tmp_path):
+    err = start_fails(tmp_path, f"listeners=SASL_PLAINTEXT://127.0.0.1:{free_port()}", "sasl.enabled.mechanisms=PLAIN")
+    assert "listener.name.sasl_plaintext.plain.sasl.jaas.config" in err, err
+
+
 def test_unmapped_listener_name_is_refused_as_kafka_does(tmp_path):
     err = start_fails(tmp_path, f"listeners=EXTERNAL://127.0.0.1:{free_port()}")
     assert "no security protocol defined for listener EXTERNAL" in err, err
 
 
-@pytest.mark.parametrize("key", ["sasl.enabled.mechanisms", "ssl.keymanager.algorithm", "ssl.principal.mapping.rules",
-                                 "authorizer.class.name", "super.users", "connections.max.reauth.ms",
+@pytest.mark.parametrize("key", ["sasl.mechanism.inter.broker.protocol", "ssl.keymanager.algorithm", "ssl.principal.mapping.rules",
+                                 "authorizer.class.name", "super.users", "connections.max.reauth.ms", "sasl.jaas.config",
                                  "listener.name.plaintext.ssl.engine.factory.class",
-                                 "listener.name.sasl_plaintext.plain.sasl.jaas.config"])
+                                 "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config"])
 def test_security_keys_are_refused_as_not_yet_supported(tmp_path, key):
     """Kafka's own security keys are not typos: the error says Strom does not act on them yet."""
     err = start_fails(tmp_path, "listeners=PLAINTEXT://127.0.0.1:0", f"{key}=/some/value")

@@ -206,7 +206,7 @@ def test_malformed_frames_close_only_their_connection(broker):
 # (api_key, version, flexible): every API, old and flexible encodings.
 RANDOM_BODY_TARGETS = [(0, 3, False), (0, 9, True), (1, 12, True), (2, 8, True), (3, 1, False), (3, 12, True),
                        (19, 7, True), (20, 6, True), (21, 2, True), (22, 5, True), (32, 4, True), (33, 2, True),
-                       (37, 3, True), (44, 1, True), (60, 1, True), (29, 3, True), (30, 1, False), (31, 2, True),
+                       (37, 3, True), (44, 1, True), (60, 1, True), (29, 3, True), (30, 1, False), (31, 2, True), (17, 1, False), (36, 2, True),
                        # Kafka 3.9's old versions, coded by Strom itself (old_versions.rs).
                        (2, 0, False), (8, 0, False), (8, 1, False), (9, 0, False), (19, 0, False), (19, 1, False),
                        (20, 0, False), (23, 0, False), (23, 1, False), (27, 0, False), (32, 0, False),

@@ -6,6 +6,7 @@
 //! the broker or touch another connection.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -16,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use crate::broker::Broker;
 use crate::handlers::{self, Body, Reply, Request};
 use crate::old_versions::{self, Decoded};
+use crate::sasl::{Authenticator, Gate, Verdict};
 use crate::transport::{ReadHalf, Stream, WriteHalf};
 use crate::zero_copy;
 
@@ -42,14 +44,31 @@ const READ_AHEAD: usize = 4;
 
 /// Serves one client on `listener` (its name: Metadata answers with every broker's endpoint of
 /// the listener the client came through, as Kafka does).
-pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listener: Arc<str>) {
+///
+/// On a SASL listener (`sasl` set) nothing reaches a handler before the client authenticated
+/// (`sasl::Authenticator` decides what may pass until then).
+pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listener: Arc<str>, sasl: Option<Arc<Authenticator>>) {
     let (r, mut w) = stream.split();
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let reader_broker = broker.clone();
+    // Set once authenticated, so the reader knows that a SaslHandshake v0 arriving before it is
+    // followed by a bare token frame (the client waits for each answer, so no frame is read
+    // under a stale value).
+    let authenticated = Arc::new(AtomicBool::new(sasl.is_none()));
+    let reader_authenticated = authenticated.clone();
+    let mut gate = Gate::Handshake;
     let reader = tokio::spawn(async move {
         let mut reader = BufReader::with_capacity(256 * 1024, r);
+        let mut raw_next = false;
         loop {
-            let next = next_request(&reader_broker, &mut reader).await;
+            let next = if std::mem::take(&mut raw_next) {
+                next_raw_token(&reader_broker, &mut reader).await
+            } else {
+                next_request(&reader_broker, &mut reader).await
+            };
+            if let Ok(Some(Incoming::Request { api_key: ApiKey::SaslHandshake, version: 0, .. })) = &next {
+                raw_next = !reader_authenticated.load(Ordering::SeqCst);
+            }
             let stop = !matches!(next, Ok(Some(_)));
             // The handler side is gone: the connection is closing anyway.
             if tx.send(next).await.is_err() || stop {
@@ -72,7 +91,35 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                         break;
                     }
                 }
-                let reply = handlers::handle(&broker, &header, *request, peer, &listener).await;
+                let reply = match (&sasl, &gate) {
+                    (Some(auth), g) if !matches!(g, Gate::Authenticated { .. }) => {
+                        let verdict = match &*request {
+                            Request::Kafka(kind) => auth.before_auth(&mut gate, api_key, version, kind),
+                            Request::Old(_) => Verdict::Close("request not allowed before SASL authentication completes"),
+                        };
+                        if let Gate::Authenticated { principal } = &gate {
+                            tracing::debug!(%peer, %principal, "authenticated");
+                            authenticated.store(true, Ordering::SeqCst);
+                        }
+                        match verdict {
+                            Verdict::Dispatch => handlers::handle(&broker, &header, *request, peer, &listener).await,
+                            Verdict::Reply(r) => Some(Reply { body: Body::Kafka(r), files: Vec::new() }),
+                            Verdict::ReplyAndClose(r) => {
+                                // Debug level: a client retrying a bad password must not flood the log.
+                                tracing::debug!(%peer, listener = %listener, "SASL authentication failed");
+                                if encode_response(&mut out, api_key, version, header.correlation_id, &Body::Kafka(r)).is_ok() {
+                                    let _ = flush(&mut w, &mut out).await;
+                                }
+                                break;
+                            }
+                            Verdict::Close(why) => {
+                                tracing::debug!(%peer, listener = %listener, ?api_key, why, "closing connection");
+                                break;
+                            }
+                        }
+                    }
+                    _ => handlers::handle(&broker, &header, *request, peer, &listener).await,
+                };
                 match reply {
                     None => {}
                     Some(Reply { body, files }) if files.is_empty() => {
@@ -102,6 +149,23 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                             break;
                         }
                         continue;
+                    }
+                }
+            }
+            Ok(Some(Incoming::RawToken(token))) => {
+                let answer = match &sasl {
+                    Some(auth) => auth.raw_token(&mut gate, &token),
+                    None => Err("a bare SASL token on a listener without SASL"),
+                };
+                match answer {
+                    Ok(server_token) => {
+                        authenticated.store(true, Ordering::SeqCst);
+                        out.put_i32(server_token.len() as i32);
+                        out.extend_from_slice(&server_token);
+                    }
+                    Err(why) => {
+                        tracing::debug!(%peer, listener = %listener, why, "SASL authentication failed (v0 handshake)");
+                        break;
                     }
                 }
             }
@@ -154,10 +218,32 @@ fn is_disconnect(e: &std::io::Error) -> bool {
     matches!(e.kind(), UnexpectedEof | ConnectionReset | BrokenPipe | ConnectionAborted)
 }
 
+/// A bare SASL token frame (after a SaslHandshake v0): size-prefixed bytes with no header.
+async fn next_raw_token(broker: &Broker, reader: &mut BufReader<ReadHalf>) -> Result<Option<Incoming>, FrameError> {
+    let size = match reader.read_i32().await {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let max = broker.config.socket_request_max_bytes;
+    if size < 0 || size as usize > max {
+        return Err(FrameError::Size(size, max));
+    }
+    let mut token = BytesMut::with_capacity(size as usize);
+    while token.len() < size as usize {
+        let want = (size as usize - token.len()) as u64;
+        if (&mut *reader).take(want).read_buf(&mut token).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
+    Ok(Some(Incoming::RawToken(token.freeze())))
+}
+
 enum Incoming {
     /// Boxed: decoded requests are large and travel through the read-ahead channel.
     Request { api_key: ApiKey, version: i16, header: RequestHeader, request: Box<Request> },
     UnsupportedApiVersions { correlation_id: i32 },
+    RawToken(Bytes),
 }
 
 async fn next_request(
@@ -506,6 +592,8 @@ mod tests {
                 ApiKey::DescribeProducers => vec![RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
                     describe_producers_request::TopicRequest::default().with_name(name()).with_partition_indexes(vec![0, 7]),
                 ]))],
+                ApiKey::SaslHandshake => vec![RequestKind::SaslHandshake(SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")))],
+                ApiKey::SaslAuthenticate => vec![RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())],
                 ApiKey::DescribeAcls => vec![RequestKind::DescribeAcls(DescribeAclsRequest::default().with_resource_type_filter(2).with_pattern_type_filter(3))],
                 ApiKey::CreateAcls => vec![RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
                     create_acls_request::AclCreation::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("t")).with_resource_pattern_type(3),

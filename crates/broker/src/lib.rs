@@ -18,6 +18,7 @@ pub mod partition;
 pub mod peers;
 pub mod producer_ids;
 pub mod replica_manager;
+pub mod sasl;
 pub mod server;
 mod sync;
 pub mod tls;

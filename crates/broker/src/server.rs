@@ -44,7 +44,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         let addr = format!("{}:{}", l.host, l.port);
         // The config refuses such listeners; checked again where the port opens, because serving
         // plaintext on a port configured for TLS or SASL must be impossible, not merely unlikely.
-        if !l.security_protocol.is_served() || l.security_protocol.uses_tls() != l.tls.is_some() {
+        if l.security_protocol.uses_tls() != l.tls.is_some() || l.security_protocol.uses_sasl() != l.sasl.is_some() {
             return Err(ServerError::Fatal(format!("listener {} ({addr}) asks for {}, which is not served", l.name, l.security_protocol.name())));
         }
         // Keys and certificates are read before any port opens: a bad one stops the start.
@@ -67,7 +67,8 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
                 }
             }
         }
-        listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls));
+        let sasl = l.sasl.clone().map(|s| Arc::new(crate::sasl::Authenticator::new(s)));
+        listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls, sasl));
     }
     let broker = Broker::open(config).await?;
     let bootstrap = broker.config.bootstrap_address();
@@ -106,11 +107,11 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         // stopped node): Metadata would list no brokers, and librdkafka drops the brokers it is
         // not told about, a consumer's coordinator among them, never to find it again.
         broker.metadata.registered_here().await;
-        for (listener, name, tls) in listeners {
+        for (listener, name, tls, sasl) in listeners {
             if let Some(tls) = &tls {
                 loops.push(tokio::spawn(tls_reload_loop(tls.clone(), name.clone(), broker.stopping())));
             }
-            tokio::spawn(accept_loop(broker.clone(), listener, name, tls, broker.stopping()));
+            tokio::spawn(accept_loop(broker.clone(), listener, name, tls, sasl, broker.stopping()));
         }
         // "Ready" also includes the replay of the offsets partitions a single node leads: a
         // client that starts on the ready line must not meet COORDINATOR_LOAD_IN_PROGRESS, which
@@ -159,6 +160,7 @@ async fn accept_loop(
     listener: TcpListener,
     name: Arc<str>,
     tls: Option<Arc<crate::tls::TlsListener>>,
+    sasl: Option<Arc<crate::sasl::Authenticator>>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -168,7 +170,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let (broker, name, tls) = (broker.clone(), name.clone(), tls.clone());
+                let (broker, name, tls, sasl) = (broker.clone(), name.clone(), tls.clone(), sasl.clone());
                 tokio::spawn(async move {
                     let stream = match tls {
                         None => Stream::Plain(stream),
@@ -187,7 +189,7 @@ async fn accept_loop(
                             }
                         },
                     };
-                    crate::connection::serve(broker, stream, peer, name).await;
+                    crate::connection::serve(broker, stream, peer, name, sasl).await;
                 });
             }
             Err(e) => {

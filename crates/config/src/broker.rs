@@ -23,6 +23,8 @@ pub struct Listener {
     pub security_protocol: SecurityProtocol,
     /// Set exactly when the protocol uses TLS (for `listeners`; advertised ones have none).
     pub tls: Option<security::TlsSettings>,
+    /// Set exactly when the protocol uses SASL (likewise).
+    pub sasl: Option<security::SaslSettings>,
 }
 
 #[derive(Clone, Debug)]
@@ -135,7 +137,7 @@ impl BrokerConfig {
     pub fn from_props(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut ignored = Vec::new();
         for name in props.keys() {
-            if key(name).is_some() || security::per_listener_tls_key(name).is_some() {
+            if key(name).is_some() || security::per_listener_security_key(name).is_some() || security::is_served_jaas_key(name) {
                 continue;
             }
             // Before the ignored families below: `listener.name.<l>.ssl.*` is security, and a
@@ -171,6 +173,9 @@ impl BrokerConfig {
         for l in &mut all_listeners {
             if l.security_protocol.uses_tls() {
                 l.tls = Some(security::tls_settings(props, &l.name)?);
+            }
+            if l.security_protocol.uses_sasl() {
+                l.sasl = Some(security::sasl_settings(props, &l.name)?);
             }
         }
         let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) =
@@ -334,9 +339,9 @@ fn first_dir(key: &str, v: &str) -> Result<PathBuf, ConfigError> {
     }
 }
 
-/// `NAME://host:port,...`. With `protocols`, each listener gets its security protocol and one
-/// this build cannot serve is an error (fail closed); without, every protocol reads PLAINTEXT
-/// (only the names are wanted).
+/// `NAME://host:port,...`. With `protocols`, each listener gets its security protocol (a name
+/// the map lacks is an error); without, every protocol reads PLAINTEXT (only the names are
+/// wanted).
 fn parse_listeners(key: &str, v: &str, protocols: Option<&BTreeMap<String, SecurityProtocol>>) -> Result<Vec<Listener>, ConfigError> {
     let bad = |reason: &str| invalid(key, v, reason.into());
     let mut out = Vec::new();
@@ -353,11 +358,10 @@ fn parse_listeners(key: &str, v: &str, protocols: Option<&BTreeMap<String, Secur
                 let p = *map.get(&name).ok_or_else(|| {
                     bad(&format!("no security protocol defined for listener {name} (add it to listener.security.protocol.map)"))
                 })?;
-                security::check_served(key, v, &name, p)?;
                 p
             }
         };
-        out.push(Listener { name, host: host.to_string(), port, security_protocol, tls: None });
+        out.push(Listener { name, host: host.to_string(), port, security_protocol, tls: None, sasl: None });
     }
     if out.is_empty() {
         return Err(bad("no listener given"));
@@ -462,10 +466,10 @@ mod tests {
 
     #[test]
     fn listeners_fail_closed() {
-        // Named after a protocol Strom cannot serve: refused, with the reason.
+        // SASL without its mechanisms and users: refused, naming the key to set.
         for l in ["SASL_PLAINTEXT://127.0.0.1:9097", "sasl_ssl://127.0.0.1:9097"] {
-            let e = BrokerConfig::from_props(&props(&[("listeners", l)])).unwrap_err().to_string();
-            assert!(e.contains("listeners") && e.contains("does not serve yet"), "{e}");
+            let e = BrokerConfig::from_props(&props(&[("listeners", l), ("ssl.keystore.location", "/k.pem")])).unwrap_err().to_string();
+            assert!(e.contains("sasl.enabled.mechanisms") && e.contains("not served yet"), "{e}");
         }
         // SSL, by name or through the map, needs its keystore.
         for p in [props(&[("listeners", "SSL://127.0.0.1:9097")]), props(&[("listeners", "EXTERNAL://127.0.0.1:9097"), ("listener.security.protocol.map", "EXTERNAL:SSL")])] {
@@ -504,7 +508,7 @@ mod tests {
 
     #[test]
     fn security_keys_are_refused_not_ignored() {
-        for k in ["sasl.enabled.mechanisms", "listener.name.plaintext.sasl.jaas.config", "ssl.keymanager.algorithm", "authorizer.class.name"] {
+        for k in ["sasl.mechanism.inter.broker.protocol", "listener.name.plaintext.sasl.jaas.config", "ssl.keymanager.algorithm", "authorizer.class.name"] {
             let e = BrokerConfig::from_props(&props(&[(k, "x")])).unwrap_err();
             assert!(matches!(e, ConfigError::SecurityNotSupported(ref key) if key == k), "{k}: {e}");
             assert!(!e.to_string().contains("spelling"), "{e}");

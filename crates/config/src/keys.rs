@@ -348,6 +348,7 @@ pub const KEYS: &[Key] = &[
     row(Section::Security, "ssl.enabled.protocols", Value("TLSv1.2,TLSv1.3"), Check::Text, "the TLS versions a client may negotiate (`TLSv1.2`, `TLSv1.3`; older ones are not offered at all)"),
     row(Section::Security, "ssl.protocol", Value("TLSv1.3"), Check::Text, "accepted for Kafka's sake (`TLSv1.2`, `TLSv1.3`, `TLS`); `ssl.enabled.protocols` decides"),
     row(Section::Security, "ssl.cipher.suites", Unset("every suite rustls offers for the enabled versions"), Check::Text, "restrict the cipher suites, by IANA name as Java spells them (`TLS_AES_128_GCM_SHA256`, `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`, ...); a name rustls does not offer stops the start"),
+    row(Section::Security, "sasl.enabled.mechanisms", Value("GSSAPI"), Check::Text, "the SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers. Strom serves `PLAIN` so far (users from `listener.name.<listener>.plain.sasl.jaas.config`); Kafka's default, GSSAPI (Kerberos), and mechanisms not served yet stop the start"),
     row(Section::Security, "ssl.endpoint.identification.algorithm", Value("https"), Check::Text, "a client-side setting (host name verification) accepted for Kafka's sake; brokers do not connect to each other over TLS yet"),
 ];
 

@@ -2,11 +2,11 @@
 //!
 //! Kafka names a listener's security protocol through `listener.security.protocol.map`
 //! (`NAME:PROTOCOL,...`); a listener named after a protocol (`SSL://`) maps to it by the
-//! default map. Strom serves PLAINTEXT and SSL so far, so a listener that maps to SASL_PLAINTEXT
-//! or SASL_SSL is a startup error, never a port that serves less than the operator asked for; an
-//! SSL listener without a keystore is one too. Every Kafka security key Strom does not act on
-//! (`sasl.*`, authorizer, super users, ...) is refused with a message saying so, instead of
-//! being accepted and ignored.
+//! default map. Every protocol is served, but never with less than it asks for: an SSL listener
+//! without a usable keystore, or a SASL listener whose mechanisms Strom does not serve or whose
+//! users are not given, is a startup error. Every Kafka security key Strom does not act on
+//! (authorizer, super users, inter-broker SASL, ...) is refused with a message saying so,
+//! instead of being accepted and ignored.
 //!
 //! The TLS keys (`ssl.*`, in the key table's Security section) may be set per listener as
 //! `listener.name.<listener>.<key>`, which wins over the bare key. This module resolves them
@@ -46,9 +46,8 @@ impl SecurityProtocol {
         Self::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(s.trim()))
     }
 
-    /// The protocols this build can serve. The invariant every listener is checked against.
-    pub fn is_served(self) -> bool {
-        matches!(self, Self::Plaintext | Self::Ssl)
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
     }
 
     pub fn uses_tls(self) -> bool {
@@ -119,28 +118,152 @@ pub fn asks_for_nothing(key: &str, value: &str) -> bool {
     }
 }
 
-/// The startup error for a listener whose protocol this build cannot serve.
-pub(crate) fn check_served(key: &str, value: &str, name: &str, protocol: SecurityProtocol) -> Result<(), ConfigError> {
-    if protocol.is_served() {
-        return Ok(());
-    }
-    Err(invalid(
-        key,
-        value,
-        format!(
-            "listener {name} asks for security protocol {}, which Strom does not serve yet (SASL is not implemented); \
-             Strom refuses to start rather than serve that port with less",
-            protocol.name()
-        ),
-    ))
-}
-
-/// A TLS key given per listener (`listener.name.<listener>.ssl.keystore.location`): the bare
-/// key, if it is one of the Security section's.
-pub(crate) fn per_listener_tls_key(name: &str) -> Option<&'static Key> {
+/// A security key given per listener (`listener.name.<listener>.ssl.keystore.location`): the
+/// bare key, if it is one of the Security section's.
+pub(crate) fn per_listener_security_key(name: &str) -> Option<&'static Key> {
     let rest = name.strip_prefix("listener.name.")?;
     let (_, bare) = rest.split_once('.')?;
     key(bare).filter(|k| k.section == Section::Security)
+}
+
+/// The JAAS keys Strom reads: `listener.name.<listener>.<mechanism>.sasl.jaas.config` for the
+/// mechanisms it serves.
+pub(crate) fn is_served_jaas_key(name: &str) -> bool {
+    name.strip_prefix("listener.name.")
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(_, k)| SaslMechanism::ALL.iter().any(|m| k == format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase())))
+}
+
+/// The SASL mechanisms Strom serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaslMechanism {
+    Plain,
+}
+
+impl SaslMechanism {
+    pub const ALL: [SaslMechanism; 1] = [SaslMechanism::Plain];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+        }
+    }
+}
+
+/// A password from the config: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// What a SASL listener authenticates with.
+#[derive(Clone, Debug)]
+pub struct SaslSettings {
+    pub mechanisms: Vec<SaslMechanism>,
+    /// PLAIN's users and passwords (`user_<name>="<password>"` in the JAAS config).
+    pub plain_users: BTreeMap<String, Secret>,
+}
+
+/// The SASL settings of listener `name`, as Kafka configures a broker: `sasl.enabled.mechanisms`
+/// (per listener or bare) and, per mechanism, `listener.name.<listener>.<mechanism>.sasl.jaas.config`.
+pub(crate) fn sasl_settings(props: &BTreeMap<String, String>, listener: &str) -> Result<SaslSettings, ConfigError> {
+    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
+    let mech_key = if props.contains_key(&format!("{prefix}sasl.enabled.mechanisms")) { format!("{prefix}sasl.enabled.mechanisms") } else { "sasl.enabled.mechanisms".into() };
+    let value = props.get(&mech_key).map(String::as_str).unwrap_or("GSSAPI");
+    let mut mechanisms = Vec::new();
+    for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        match SaslMechanism::ALL.iter().find(|s| s.name() == m) {
+            Some(s) => mechanisms.push(*s),
+            None => {
+                return Err(invalid(
+                    &mech_key,
+                    value,
+                    format!("listener {listener}: SASL mechanism `{m}` is not served yet (Strom serves PLAIN); Strom refuses to start rather than offer less"),
+                ))
+            }
+        }
+    }
+    if mechanisms.is_empty() {
+        return Err(invalid(&mech_key, value, format!("listener {listener} is a SASL listener: name its mechanisms (PLAIN)")));
+    }
+    let mut plain_users = BTreeMap::new();
+    if mechanisms.contains(&SaslMechanism::Plain) {
+        let jaas_key = format!("{prefix}plain.sasl.jaas.config");
+        let jaas = props.get(&jaas_key).ok_or_else(|| {
+            invalid(&jaas_key, "", format!("listener {listener} offers PLAIN: its users are given here, as `org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";`"))
+        })?;
+        let options = parse_jaas(jaas).map_err(|reason| ConfigError::InvalidValue { key: jaas_key.clone(), value: "<hidden>".into(), reason })?;
+        for (k, v) in options {
+            if let Some(user) = k.strip_prefix("user_") {
+                plain_users.insert(user.to_string(), Secret(v));
+            }
+        }
+        if plain_users.is_empty() {
+            return Err(ConfigError::InvalidValue { key: jaas_key, value: "<hidden>".into(), reason: "no user_<name>=\"<password>\" entry: nobody could log in".into() });
+        }
+    }
+    Ok(SaslSettings { mechanisms, plain_users })
+}
+
+/// The options of a one-module JAAS config (`<LoginModule class> <flag> name="value" ... ;`), as
+/// Kafka's `JaasConfig` reads it: values are quoted (with `\` escapes) or bare words. Errors
+/// never echo the text (it holds passwords).
+fn parse_jaas(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut chars = text.trim().chars().peekable();
+    let word = |chars: &mut std::iter::Peekable<std::str::Chars>| -> Result<Option<String>, String> {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut w = String::new();
+        match chars.peek() {
+            None | Some(';') => return Ok(None),
+            Some('"') => {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        None => return Err("unterminated quoted value".into()),
+                        Some('"') => break,
+                        Some('\\') => w.push(chars.next().ok_or("a `\\` at the end")?),
+                        Some(c) => w.push(c),
+                    }
+                }
+            }
+            Some(_) => {
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || c == '=' || c == ';' {
+                        break;
+                    }
+                    w.push(c);
+                    chars.next();
+                }
+            }
+        }
+        Ok(Some(w))
+    };
+    let _module = word(&mut chars)?.ok_or("no login module")?;
+    let flag = word(&mut chars)?.ok_or("no control flag (required)")?;
+    if !matches!(flag.as_str(), "required" | "requisite" | "sufficient" | "optional") {
+        return Err("the control flag must be required, requisite, sufficient or optional".into());
+    }
+    let mut options = Vec::new();
+    while let Some(name) = word(&mut chars)? {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(format!("option `{name}` has no value"));
+        }
+        let value = word(&mut chars)?.ok_or_else(|| format!("option `{name}` has no value"))?;
+        options.push((name, value));
+    }
+    if chars.next() != Some(';') {
+        return Err("the config must end with `;`".into());
+    }
+    Ok(options)
 }
 
 /// Whether a client must, may or need not present a certificate (`ssl.client.auth`).
@@ -349,8 +472,35 @@ mod tests {
         assert!(asks_for_nothing("security.inter.broker.protocol", "PLAINTEXT"));
         assert!(!asks_for_nothing("security.inter.broker.protocol", "SSL"));
         assert!(!asks_for_nothing("ssl.client.auth", "none"));
-        assert!(per_listener_tls_key("listener.name.external.ssl.keystore.location").is_some());
-        assert!(per_listener_tls_key("listener.name.external.sasl.enabled.mechanisms").is_none());
+        assert!(per_listener_security_key("listener.name.external.ssl.keystore.location").is_some());
+        assert!(per_listener_security_key("listener.name.external.sasl.enabled.mechanisms").is_some());
+        assert!(per_listener_security_key("listener.name.external.sasl.jaas.config").is_none());
+        assert!(is_served_jaas_key("listener.name.sasl_ssl.plain.sasl.jaas.config"));
+        assert!(!is_served_jaas_key("listener.name.sasl_ssl.gssapi.sasl.jaas.config"));
+    }
+
+    #[test]
+    fn jaas_and_sasl_settings_as_kafka_writes_them() {
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required
+            username="admin" password="admin-secret"
+            user_admin="admin-secret" user_alice="al\"ice" user_bob=bare;"#;
+        let o = parse_jaas(jaas).unwrap();
+        assert_eq!(o[3], ("user_alice".to_string(), "al\"ice".to_string()));
+        assert_eq!(o[4], ("user_bob".to_string(), "bare".to_string()));
+        for bad in ["", "Module", "Module required user_a=\"x\"", "Module maybe;", "Module required user_a;", "Module required user_a=\"x;"] {
+            assert!(parse_jaas(bad).is_err(), "{bad}");
+        }
+        let p = props(&[("sasl.enabled.mechanisms", "PLAIN"), ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas)]);
+        let s = sasl_settings(&p, "SASL_PLAINTEXT").unwrap();
+        assert_eq!(s.plain_users.len(), 3);
+        assert!(!format!("{s:?}").contains("admin-secret"));
+        // GSSAPI (Kafka's default), other mechanisms, and PLAIN without users: refused by key.
+        let e = sasl_settings(&BTreeMap::new(), "SASL_PLAINTEXT").unwrap_err().to_string();
+        assert!(e.contains("sasl.enabled.mechanisms") && e.contains("GSSAPI"), "{e}");
+        let e = sasl_settings(&props(&[("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256")]), "X").unwrap_err().to_string();
+        assert!(e.contains("SCRAM-SHA-256"), "{e}");
+        let e = sasl_settings(&props(&[("listener.name.x.sasl.enabled.mechanisms", "PLAIN")]), "X").unwrap_err().to_string();
+        assert!(e.contains("listener.name.x.plain.sasl.jaas.config"), "{e}");
     }
 
     fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
