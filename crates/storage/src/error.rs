@@ -77,13 +77,16 @@ pub enum RecordRule {
     /// `message.timestamp.before.max.ms`, plus `message.timestamp.after.max.ms`). `offset` is
     /// the record's offset as the producer numbered it (Kafka's message names it).
     TimestampOutOfRange { timestamp: i64, offset: i64, earliest: i64, latest: i64 },
+    /// The producer marked its batch LogAppendTime, which only the broker may do (allowed only
+    /// for a CreateTime topic's records that carry a timestamp, as in Kafka).
+    LogAppendTimeFromProducer { offset: i64 },
 }
 
 impl RecordRule {
     /// Whether Kafka answers INVALID_TIMESTAMP for it (else INVALID_RECORD). A request with
     /// both kinds of refused records gets INVALID_TIMESTAMP, as in Kafka.
     pub fn is_timestamp(self) -> bool {
-        matches!(self, RecordRule::TimestampOutOfRange { .. })
+        matches!(self, RecordRule::TimestampOutOfRange { .. } | RecordRule::LogAppendTimeFromProducer { .. })
     }
 }
 

@@ -180,7 +180,7 @@ impl PartitionLog {
             }
         }
         let rules = RecordRules::new(&self.config, log_append_time.is_none(), now_ms);
-        if rules.any() {
+        if rules.any(&headers) {
             // Every refused record is named (Kafka's record_errors), not just the first.
             let mut errors = Vec::new();
             let mut first_index = 0i32;

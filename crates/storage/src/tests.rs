@@ -309,6 +309,29 @@ fn timestamps_out_of_bounds_are_named_record_by_record() {
     assert!(unbounded.append(&mut spec(0, vec![0, i64::MAX / 2]), 0, now, None).is_ok());
 }
 
+/// Kafka's LogValidator: a producer may not mark its batch LogAppendTime. Every record is
+/// refused (INVALID_TIMESTAMP) on a LogAppendTime topic, and on a CreateTime topic those without
+/// a timestamp; a CreateTime record that carries one passes (Kafka checks only its range).
+#[test]
+fn a_producer_set_log_append_time_is_refused_record_by_record() {
+    use crate::{RecordError, RecordRule};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+    let lat = |base_timestamp, timestamps: Vec<i64>| build_batch(&BatchSpec { base_timestamp, timestamps, compression: 0x08, ..BatchSpec::default() });
+    let refused = |batch_index, offset| RecordError { batch_index, rule: RecordRule::LogAppendTimeFromProducer { offset } };
+    match log.append(&mut lat(100, vec![0, 1]), 0, 1000, Some(1000)) {
+        Err(StorageError::InvalidRecords { records }) => assert_eq!(records, vec![refused(0, 0), refused(1, 1)]),
+        other => panic!("{other:?}"),
+    }
+    match log.append(&mut lat(-1, vec![0]), 0, 1000, None) {
+        Err(StorageError::InvalidRecords { records }) => assert_eq!(records, vec![refused(0, 0)]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log.log_end_offset(), 0);
+    assert!(log.append(&mut lat(100, vec![0, 1]), 0, 1000, None).is_ok());
+    assert!(RecordRule::LogAppendTimeFromProducer { offset: 0 }.is_timestamp());
+}
+
 #[test]
 fn retention_start_offset_truncation_and_epochs() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,12 +1,14 @@
 //! The rules a produced batch's records must follow, one by one (Kafka's LogValidator): a
-//! compacted topic's records need keys, and a CreateTime topic's record timestamps must lie
-//! within `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` of the broker's
-//! clock. Every refused record is named (Kafka's ProduceResponse `record_errors`, KIP-467).
+//! compacted topic's records need keys, a CreateTime topic's record timestamps must lie within
+//! `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` of the broker's clock,
+//! and a producer may not mark its batch LogAppendTime (only the broker stamps that; Kafka lets
+//! it pass only for a CreateTime topic's records that carry a timestamp). Every refused record
+//! is named (Kafka's ProduceResponse `record_errors`, KIP-467).
 //!
 //! The produce path otherwise never decodes records, so records are read only when a rule can
-//! be broken: a compacted topic, a lower timestamp bound, or a batch whose header says its
-//! newest timestamp is past the upper bound. With the defaults (no bounds) and a topic that is
-//! not compacted, nothing here runs.
+//! be broken: a compacted topic, a lower timestamp bound, a batch whose header says its newest
+//! timestamp is past the upper bound, or a batch marked LogAppendTime. With the defaults (no
+//! bounds) and a topic that is not compacted, nothing here runs.
 
 use std::borrow::Cow;
 
@@ -18,6 +20,8 @@ use crate::LogConfig;
 /// Kafka's RecordBatch.NO_TIMESTAMP: a record without a timestamp is not checked.
 const NO_TIMESTAMP: i64 = -1;
 
+const LOG_APPEND_TIME_FROM_PRODUCER: &str = "Invalid timestamp type in a message. Producer should not set timestamp type to LogAppendTime.";
+
 /// What a log's configuration asks of each record of an append, at the moment `now_ms`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RecordRules {
@@ -28,6 +32,7 @@ pub(crate) struct RecordRules {
     /// Kafka's message prints the window even when a side is unbounded, as Java's wrapping
     /// arithmetic computes it.
     window: (i64, i64),
+    create_time: bool,
 }
 
 impl RecordRules {
@@ -41,18 +46,19 @@ impl RecordRules {
             earliest: bounded(before).then(|| now_ms.saturating_sub(before)),
             latest: bounded(after).then(|| now_ms.saturating_add(after)),
             window: (now_ms.wrapping_sub(before), now_ms.wrapping_add(after)),
+            create_time,
         }
     }
 
-    /// Whether any record of any batch could break a rule.
-    pub(crate) fn any(&self) -> bool {
-        self.keys_required || self.earliest.is_some() || self.latest.is_some()
+    /// Whether any record of these batches could break a rule.
+    pub(crate) fn any(&self, headers: &[BatchHeader]) -> bool {
+        self.keys_required || self.earliest.is_some() || self.latest.is_some() || headers.iter().any(BatchHeader::is_log_append_time)
     }
 
     /// Whether `h`'s records must be read: its header alone shows every timestamp is within
     /// the upper bound (maxTimestamp), never within the lower one (no minimum in the header).
     fn must_read(&self, h: &BatchHeader) -> bool {
-        self.keys_required || self.earliest.is_some() || self.latest.is_some_and(|l| h.max_timestamp > l)
+        self.keys_required || self.earliest.is_some() || self.latest.is_some_and(|l| h.max_timestamp > l) || h.is_log_append_time()
     }
 
     fn timestamp_ok(&self, ts: i64) -> bool {
@@ -73,6 +79,9 @@ impl RecordRules {
         let data = match h.compression() {
             0 => Cow::Borrowed(payload),
             ZSTD => {
+                if h.is_log_append_time() && !self.create_time {
+                    return Err(StorageError::InvalidTimestamp(LOG_APPEND_TIME_FROM_PRODUCER.into()));
+                }
                 let (min, max) = self.window;
                 return match [h.base_timestamp, h.max_timestamp].into_iter().find(|&ts| !self.timestamp_ok(ts)) {
                     Some(ts) => Err(StorageError::InvalidTimestamp(format!(
@@ -88,11 +97,16 @@ impl RecordRules {
             // records_count is an i32, so the index of a record of this batch fits one.
             let batch_index = first_index.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
             let timestamp = h.base_timestamp.wrapping_add(r.timestamp_delta);
+            let offset = h.base_offset.wrapping_add(i64::from(r.offset_delta));
             let rule = if self.keys_required && r.key.is_none() {
                 RecordRule::KeyRequired
-            } else if !self.timestamp_ok(timestamp) {
-                let offset = h.base_offset.wrapping_add(i64::from(r.offset_delta));
+            } else if self.create_time && timestamp != NO_TIMESTAMP {
+                if self.timestamp_ok(timestamp) {
+                    continue;
+                }
                 RecordRule::TimestampOutOfRange { timestamp, offset, earliest: self.window.0, latest: self.window.1 }
+            } else if h.is_log_append_time() {
+                RecordRule::LogAppendTimeFromProducer { offset }
             } else {
                 continue;
             };

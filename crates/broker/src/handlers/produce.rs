@@ -207,6 +207,9 @@ fn record_message(rule: RecordRule, topic: &str, index: i32) -> String {
         RecordRule::TimestampOutOfRange { timestamp, offset, earliest, latest } => format!(
             "Timestamp {timestamp} of message with offset {offset} is out of range. The timestamp should be within [{earliest}, {latest}]"
         ),
+        RecordRule::LogAppendTimeFromProducer { offset } => {
+            format!("Invalid timestamp type in message with offset {offset}. Producer should not set timestamp type to LogAppendTime.")
+        }
     }
 }
 
