@@ -192,6 +192,10 @@ def test_the_wire_answers(selector_cluster):
     resp = call(follower, old_list_offsets.ListOffsetsRequest_v1(replica_id=-1, topics=[(TOPIC, [(0, -1)])]),
                 old_list_offsets.ListOffsetsResponse_v1)
     assert resp.topics[0][1][0][1] == NOT_LEADER_OR_FOLLOWER
+    # The debugging replica id (-2) is answered by any replica: the follower's log end.
+    resp = call(follower, old_list_offsets.ListOffsetsRequest_v1(replica_id=-2, topics=[(TOPIC, [(0, -1)])]),
+                old_list_offsets.ListOffsetsResponse_v1)
+    assert resp.topics[0][1][0][1:] == (0, -1, 10), resp.topics
     epoch_end = old_olfe.OffsetForLeaderEpochRequest_v3(replica_id=-1, topics=[(TOPIC, [(0, -1, 0)])])
     assert call(follower, epoch_end, old_olfe.OffsetForLeaderEpochResponse_v3).topics == [(TOPIC, [(NOT_LEADER_OR_FOLLOWER, 0, -1, -1)])]
     assert call(leader, epoch_end, old_olfe.OffsetForLeaderEpochResponse_v3).topics == [(TOPIC, [(0, 0, 0, 10)])]

@@ -4,6 +4,10 @@
 //! v0 (Burrow, sarama's defaults, kafka-python for brokers before 0.10.1) asks for up to
 //! `max_num_offsets` offsets before a time and gets Kafka's segment-boundary list
 //! (`Partition::legacy_offsets_before`), as Kafka 3.9's `handleListOffsetRequestV0` answers.
+//!
+//! As in Kafka, a consumer (replica id -1) is answered by the leader only, within its isolation
+//! (high watermark, or last stable offset); any other replica id sees the log end, and the
+//! debugging id (-2, the tools') is answered by any replica hosted here, follower or leader.
 
 use std::sync::Arc;
 
@@ -16,9 +20,14 @@ use crate::clock;
 use crate::old_versions::{ListOffsetsV0PartitionResponse, ListOffsetsV0Request, ListOffsetsV0Response};
 use crate::partition::Isolation;
 
+/// Kafka's ListOffsetsRequest.CONSUMER_REPLICA_ID and DEBUGGING_REPLICA_ID.
+const CONSUMER: i32 = -1;
+const DEBUGGING: i32 = -2;
+
 pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     // read_committed consumers see offsets below the last stable offset only (v2+).
-    let isolation = Isolation::of_consumer(req.isolation_level);
+    let isolation = if req.replica_id.0 == CONSUMER { Isolation::of_consumer(req.isolation_level) } else { Isolation::Follower };
+    let any_replica = req.replica_id.0 == DEBUGGING;
     let topics = req
         .topics
         .into_iter()
@@ -28,7 +37,7 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                 .iter()
                 .map(|p| {
                     let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let partition = match broker.replicas.leader(t.name.as_str(), p.partition_index) {
+                    let partition = match broker.replicas.for_consumer(t.name.as_str(), p.partition_index, any_replica) {
                         Ok(p) => p,
                         Err(code) => return resp.with_error_code(code.code()).with_offset(-1).with_timestamp(-1),
                     };
@@ -53,7 +62,8 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
 pub fn handle_v0(broker: &Arc<Broker>, req: ListOffsetsV0Request) -> ListOffsetsV0Response {
     // Only a consumer (-1) is held below the high watermark; replicas and the debugging id see
     // the log end.
-    let from_consumer = req.replica_id == -1;
+    let from_consumer = req.replica_id == CONSUMER;
+    let any_replica = req.replica_id == DEBUGGING;
     let topics = req
         .topics
         .into_iter()
@@ -67,7 +77,7 @@ pub fn handle_v0(broker: &Arc<Broker>, req: ListOffsetsV0Request) -> ListOffsets
                         resp.error_code = ResponseError::UnsupportedVersion.code();
                         return resp;
                     }
-                    let partition = match broker.replicas.leader(name.as_str(), p.partition) {
+                    let partition = match broker.replicas.for_consumer(name.as_str(), p.partition, any_replica) {
                         Ok(partition) => partition,
                         Err(code) => {
                             resp.error_code = code.code();

@@ -216,7 +216,13 @@ impl Partition {
     pub fn list_offset(&self, timestamp: i64, isolation: Isolation) -> Result<Option<(i64, i64)>, PartitionError> {
         let high_watermark = self.high_watermark();
         self.with_log(|log| {
-            let hw = if isolation == Isolation::ReadCommitted { Self::last_stable(log, high_watermark) } else { high_watermark };
+            // Kafka's fetchOffsetForTimestamp: consumers up to what they may read, replicas and
+            // tools (no isolation) up to the log end.
+            let hw = match isolation {
+                Isolation::ReadCommitted => Self::last_stable(log, high_watermark),
+                Isolation::ReadUncommitted => high_watermark,
+                Isolation::Follower => log.log_end_offset(),
+            };
             Ok(match timestamp {
                 LATEST => Some((-1, hw)),
                 EARLIEST | EARLIEST_LOCAL => Some((-1, log.log_start_offset())),
