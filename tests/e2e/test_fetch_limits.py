@@ -20,6 +20,7 @@ from kafka.protocol.producer import ProduceRequest
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 import txnwire
+from wire import recv_exactly
 
 VALUE = 100_000
 PARTITIONS = 3
@@ -53,15 +54,6 @@ def loaded(broker):
                 topic_data=[ProduceRequest.TopicProduceData(name="limits", partition_data=[P(index=p, records=batch)])]))
             assert r.responses[0].partition_responses[0].error_code == 0
     return broker.bootstrap, size
-
-
-def recv_exactly(s, n):
-    out = bytearray()
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        assert chunk, "the broker closed the connection"
-        out += chunk
-    return bytes(out)
 
 
 def fetch(bootstrap, wanted, max_bytes, version=11, isolation=0, min_bytes=1, max_wait_ms=0):

@@ -8,8 +8,6 @@ Which broker a confluent-kafka consumer fetches a partition from is librdkafka's
 (`statistics.interval.ms`: per partition `broker`, the one fetched from, and `leader`).
 """
 import json
-import socket
-import struct
 import threading
 import time
 
@@ -21,7 +19,7 @@ from kafka.protocol.old import list_offsets as old_list_offsets
 from kafka.protocol.old import offset_for_leader_epoch as old_olfe
 
 from cluster import Cluster, wait_for
-from test_fetch_limits import recv_exactly
+from wire import call
 
 SELECTOR = "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"
 NOT_LEADER_OR_FOLLOWER = 6
@@ -199,15 +197,3 @@ def test_the_wire_answers(selector_cluster):
     epoch_end = old_olfe.OffsetForLeaderEpochRequest_v3(replica_id=-1, topics=[(TOPIC, [(0, -1, 0)])])
     assert call(follower, epoch_end, old_olfe.OffsetForLeaderEpochResponse_v3).topics == [(TOPIC, [(NOT_LEADER_OR_FOLLOWER, 0, -1, -1)])]
     assert call(leader, epoch_end, old_olfe.OffsetForLeaderEpochResponse_v3).topics == [(TOPIC, [(0, 0, 0, 10)])]
-
-
-def call(bootstrap, req, response_class=None):
-    """One request on a fresh connection; the decoded answer (`response_class`, or the
-    request's own for the new-style protocol classes)."""
-    req.with_header(correlation_id=6, client_id="kip392")
-    host, port = bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=15) as s:
-        s.sendall(req.encode(header=True, framed=True))
-        (n,) = struct.unpack(">i", recv_exactly(s, 4))
-        data = recv_exactly(s, n)
-    return (response_class or req.header.get_response_class()).decode(data, header=True)

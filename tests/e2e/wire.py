@@ -127,18 +127,27 @@ def find_coordinator(bootstrap, key, key_type=COORDINATOR_TRANSACTION):
 _corr = iter(range(100, 10**9))
 
 
-def call(bootstrap, request, response_class):
+def recv_exactly(s, n):
+    """`n` bytes from socket `s`, however the kernel splits them."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        assert chunk, "the broker closed the connection"
+        out += chunk
+    return bytes(out)
+
+
+def call(bootstrap, request, response_class=None):
     """One request built with kafka-python's protocol classes (kafka.protocol.old has every old
-    version), on a fresh connection; the decoded answer."""
+    version), on a fresh connection; the decoded answer, as `response_class` or, for the
+    new-style classes, the request's own response class."""
     corr = next(_corr)
     request.with_header(correlation_id=corr, client_id="old-versions")
     host, port = bootstrap.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=15) as s:
         s.sendall(request.encode(header=True, framed=True))
-        size = s.recv(4, socket.MSG_WAITALL)
-        assert len(size) == 4, f"{type(request).__name__}: the broker closed the connection"
-        (n,) = struct.unpack(">i", size)
-        data = s.recv(n, socket.MSG_WAITALL)
-    response = response_class.decode(data, header=True)
+        (n,) = struct.unpack(">i", recv_exactly(s, 4))
+        data = recv_exactly(s, n)
+    response = (response_class or request.header.get_response_class()).decode(data, header=True)
     assert response.header.correlation_id == corr
     return response
