@@ -87,6 +87,21 @@ def test_kafka_python_over_tls_is_sent_to_tls_endpoints(broker_factory, certs):
     assert {f"{br.host}:{br.port}" for br in brokers} == {b.ssl_bootstrap}
 
 
+def negotiated_cipher(bootstrap, certs):
+    host, port = bootstrap.rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=certs.ca)
+    with socket.create_connection((host, int(port)), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=host) as s:
+        return s.cipher()[0]
+
+
+def test_the_brokers_cipher_order_decides(broker_factory, certs):
+    """Python's ssl, like OpenSSL and Java, lists AES-256-GCM first; Strom prefers AES-128-GCM
+    unless ssl.cipher.suites gives an order, which then decides."""
+    assert negotiated_cipher(tls_broker(broker_factory, certs).ssl_bootstrap, certs) == "TLS_AES_128_GCM_SHA256"
+    b = tls_broker(broker_factory, certs, "ssl.cipher.suites=TLS_CHACHA20_POLY1305_SHA256,TLS_AES_128_GCM_SHA256")
+    assert negotiated_cipher(b.ssl_bootstrap, certs) == "TLS_CHACHA20_POLY1305_SHA256"
+
+
 def test_client_certificates_when_required(broker_factory, certs):
     """ssl.client.auth=required: a client with a certificate from the trusted CA works; one
     without a certificate, or with one from another CA, fails its handshake and gets nothing."""
