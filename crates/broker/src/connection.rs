@@ -105,8 +105,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                             Verdict::Dispatch => handlers::handle(&broker, &header, *request, peer, &listener).await,
                             Verdict::Reply(r) => Some(Reply { body: Body::Kafka(r), files: Vec::new() }),
                             Verdict::ReplyAndClose(r) => {
-                                // Debug level: a client retrying a bad password must not flood the log.
-                                tracing::debug!(%peer, listener = %listener, "SASL authentication failed");
+                                crate::sasl::report_failure(peer, &listener, crate::clock::now_ms());
                                 if encode_response(&mut out, api_key, version, header.correlation_id, &Body::Kafka(r)).is_ok() {
                                     let _ = flush(&mut w, &mut out).await;
                                 }
@@ -165,6 +164,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                     }
                     Err(why) => {
                         tracing::debug!(%peer, listener = %listener, why, "SASL authentication failed (v0 handshake)");
+                        crate::sasl::report_failure(peer, &listener, crate::clock::now_ms());
                         break;
                     }
                 }
