@@ -18,6 +18,7 @@ use crate::broker::Broker;
 use crate::handlers::{self, Body, Reply, Request};
 use crate::old_versions::{self, Decoded};
 use crate::sasl::{Authenticator, Gate, Verdict};
+use crate::session::Session;
 use crate::transport::{ReadHalf, Stream, WriteHalf};
 use crate::zero_copy;
 
@@ -57,6 +58,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
     let authenticated = Arc::new(AtomicBool::new(sasl.is_none()));
     let reader_authenticated = authenticated.clone();
     let mut gate = Gate::Handshake;
+    let mut session = Session::anonymous(peer, listener.clone());
     let reader = tokio::spawn(async move {
         let mut reader = BufReader::with_capacity(256 * 1024, r);
         let mut raw_next = false;
@@ -99,10 +101,11 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                         };
                         if let Gate::Authenticated { principal } = &gate {
                             tracing::debug!(%peer, %principal, "authenticated");
+                            session.principal = Arc::from(principal.as_str());
                             authenticated.store(true, Ordering::SeqCst);
                         }
                         match verdict {
-                            Verdict::Dispatch => handlers::handle(&broker, &header, *request, peer, &listener).await,
+                            Verdict::Dispatch => handlers::handle(&broker, &header, *request, &session).await,
                             Verdict::Reply(r) => Some(Reply { body: Body::Kafka(r), files: Vec::new() }),
                             Verdict::ReplyAndClose(r) => {
                                 crate::sasl::report_failure(peer, &listener, crate::clock::now_ms());
@@ -117,7 +120,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                             }
                         }
                     }
-                    _ => handlers::handle(&broker, &header, *request, peer, &listener).await,
+                    _ => handlers::handle(&broker, &header, *request, &session).await,
                 };
                 match reply {
                     None => {}
@@ -158,6 +161,9 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                 };
                 match answer {
                     Ok(server_token) => {
+                        if let Gate::Authenticated { principal } = &gate {
+                            session.principal = Arc::from(principal.as_str());
+                        }
                         authenticated.store(true, Ordering::SeqCst);
                         out.put_i32(server_token.len() as i32);
                         out.extend_from_slice(&server_token);

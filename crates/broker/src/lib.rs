@@ -20,6 +20,7 @@ pub mod producer_ids;
 pub mod replica_manager;
 pub mod sasl;
 pub mod server;
+pub mod session;
 mod sync;
 pub mod tls;
 pub mod topics;

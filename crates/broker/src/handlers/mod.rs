@@ -2,13 +2,13 @@
 //! work (topics, partitions, metadata). `SUPPORTED` is the single list of what Strom implements:
 //! ApiVersions advertises exactly it, and the connection rejects anything outside it.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 
 use crate::broker::Broker;
 use crate::old_versions::{OldRequest, OldResponse};
+use crate::session::Session;
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
@@ -148,9 +148,11 @@ pub struct Reply {
 }
 
 /// Routes a decoded request to its handler. `None` means no response is sent (Produce, acks=0).
-/// `peer` is the client's address (group members report it as their host); `listener` the name
-/// of the listener it connected to (brokers are listed at their endpoints of that listener).
-pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Request, peer: SocketAddr, listener: &str) -> Option<Reply> {
+/// `session` says who sent it: the principal, the client's address (group members report it as
+/// their host) and the listener it connected to (brokers are listed at their endpoints of that
+/// listener).
+pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Request, session: &Session) -> Option<Reply> {
+    let (peer, listener) = (session.peer, &*session.listener);
     let client_id = header.client_id.as_deref().unwrap_or("");
     let v = header.request_api_version;
     let request = match request {
