@@ -5,6 +5,7 @@
 //! and every node applies them, in log order, to build its next image (`controller/`). Applying
 //! is pure and deterministic, so every node that applied the same log holds the same image.
 
+pub mod acl;
 pub mod assign;
 pub mod delta;
 pub mod elect;
@@ -125,6 +126,9 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Dynamic broker-level configs set through AlterConfigs.
     pub broker_configs: BTreeMap<String, String>,
+    /// Every ACL (CreateAcls, DeleteAcls); the broker's authorizer reads them from the image.
+    #[serde(default, skip_serializing_if = "acl::Acls::is_empty")]
+    pub acls: acl::Acls,
 }
 
 impl MetadataImage {
@@ -172,6 +176,10 @@ pub enum MetadataRecord {
     TopicConfigsSet { name: String, configs: BTreeMap<String, String> },
     BrokerConfigsSet { configs: BTreeMap<String, String> },
     ProducerIdsAllocated { next_producer_id: i64 },
+    /// CreateAcls: ACLs that already exist are left as they are.
+    AclsCreated { acls: Vec<acl::AclBinding> },
+    /// DeleteAcls: the ACLs its filters matched when the command was built.
+    AclsDeleted { acls: Vec<acl::AclBinding> },
 }
 
 /// A partition leader's wanted ISR (Kafka's AlterPartition), from the leader epoch and partition
@@ -321,6 +329,8 @@ impl MetadataImage {
             MetadataRecord::ProducerIdsAllocated { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
+            MetadataRecord::AclsCreated { acls } => acls.iter().for_each(|a| self.acls.insert(a)),
+            MetadataRecord::AclsDeleted { acls } => acls.iter().for_each(|a| self.acls.remove(a)),
         }
     }
 }
