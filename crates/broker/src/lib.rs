@@ -5,7 +5,9 @@
 //! own the work: `topics` (admin rules), `metadata` (cluster image) and `controller` (its Raft log), `replica_manager` and
 //! `partition` (logs, high watermark). See ARCHITECTURE.md at the repository root.
 
+pub mod acl_admin;
 pub mod alloc_guard;
+pub mod authz;
 pub mod broker;
 pub mod clock;
 pub mod coordinator_topic;

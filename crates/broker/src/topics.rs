@@ -50,7 +50,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
-fn metadata_failure(e: impl std::fmt::Display) -> AdminError {
+pub(crate) fn metadata_failure(e: impl std::fmt::Display) -> AdminError {
     tracing::error!(error = %e, "metadata write failed");
     AdminError::new(ResponseError::KafkaStorageError, e.to_string())
 }
@@ -95,7 +95,11 @@ impl TopicAdmin {
     }
 
     /// Waits until this broker has published `image` (or a later one).
-    async fn published(&self, image: &MetadataImage) {
+    pub(crate) fn metadata(&self) -> &Controller {
+        &self.metadata
+    }
+
+    pub(crate) async fn published(&self, image: &MetadataImage) {
         let mut rx = self.published.clone();
         let version = image.version;
         if tokio::time::timeout(PUBLISH_WAIT, rx.wait_for(|v| *v >= version)).await.is_err() {

@@ -50,6 +50,8 @@ pub struct BrokerConfig {
     pub replica_selector: ReplicaSelector,
     /// `None` when auto.leader.rebalance.enable is false.
     pub leader_imbalance_check_interval_ms: Option<u64>,
+    /// `authorizer.class.name` and its settings; `None`: every request is allowed.
+    pub authorizer: Option<security::AuthorizerSettings>,
     /// Known-but-ignored keys that were set, for the one-time log line.
     pub ignored: Vec<String>,
     /// The properties this config was built from, so dynamic broker configs and topic overrides
@@ -259,6 +261,7 @@ impl BrokerConfig {
                 let secs: u64 = r.int("leader.imbalance.check.interval.seconds")?;
                 r.bool("auto.leader.rebalance.enable")?.then_some(secs * 1000)
             },
+            authorizer: security::authorizer_settings(&r)?,
             ignored,
             props: props.clone(),
         })
@@ -508,14 +511,38 @@ mod tests {
 
     #[test]
     fn security_keys_are_refused_not_ignored() {
-        for k in ["sasl.mechanism.inter.broker.protocol", "listener.name.plaintext.sasl.jaas.config", "ssl.keymanager.algorithm", "authorizer.class.name"] {
+        for k in ["sasl.mechanism.inter.broker.protocol", "listener.name.plaintext.sasl.jaas.config", "ssl.keymanager.algorithm", "delegation.token.secret.key"] {
             let e = BrokerConfig::from_props(&props(&[(k, "x")])).unwrap_err();
             assert!(matches!(e, ConfigError::SecurityNotSupported(ref key) if key == k), "{k}: {e}");
             assert!(!e.to_string().contains("spelling"), "{e}");
         }
         // Kafka's own no-security values in a stock server.properties still start.
         let c = BrokerConfig::from_props(&props(&[("security.inter.broker.protocol", "PLAINTEXT"), ("authorizer.class.name", "")])).unwrap();
-        assert_eq!(c.ignored.len(), 2);
+        assert_eq!(c.ignored.len(), 1);
+        assert_eq!(c.authorizer, None);
+    }
+
+    #[test]
+    fn the_standard_authorizer_and_its_settings() {
+        let c = BrokerConfig::from_props(&props(&[
+            ("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+            ("super.users", "User:admin; User:ops"),
+        ]))
+        .unwrap();
+        let a = c.authorizer.expect("an authorizer");
+        assert_eq!(a.super_users, ["User:admin", "User:ops"]);
+        assert!(!a.allow_everyone_if_no_acl_found);
+        for (k, v, says) in [
+            ("authorizer.class.name", "kafka.security.authorizer.AclAuthorizer", "ZooKeeper"),
+            ("authorizer.class.name", "com.example.MyAuthorizer", "not a JVM"),
+            ("super.users", "admin", "User:<name>"),
+            ("allow.everyone.if.no.acl.found", "maybe", "allow.everyone.if.no.acl.found"),
+        ] {
+            let mut p = props(&[(k, v)]);
+            p.entry("authorizer.class.name".into()).or_insert_with(|| "org.apache.kafka.metadata.authorizer.StandardAuthorizer".into());
+            let e = BrokerConfig::from_props(&p).unwrap_err().to_string();
+            assert!(e.contains(k) && e.contains(says), "{k}={v}: {e}");
+        }
     }
 
     #[test]

@@ -349,6 +349,9 @@ pub const KEYS: &[Key] = &[
     row(Section::Security, "ssl.protocol", Value("TLSv1.3"), Check::Text, "accepted for Kafka's sake (`TLSv1.2`, `TLSv1.3`, `TLS`); `ssl.enabled.protocols` decides"),
     row(Section::Security, "ssl.cipher.suites", Unset("every suite rustls offers for the enabled versions"), Check::Text, "restrict the cipher suites, by IANA name as Java spells them (`TLS_AES_128_GCM_SHA256`, `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`, ...), in the broker's order of preference; a name rustls does not offer stops the start. Unset, AES-128-GCM is preferred (clients list AES-256-GCM first, which costs more CPU per byte)"),
     row(Section::Security, "sasl.enabled.mechanisms", Value("GSSAPI"), Check::Text, "the SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers. Strom serves `PLAIN` so far (users from `listener.name.<listener>.plain.sasl.jaas.config`); Kafka's default, GSSAPI (Kerberos), and mechanisms not served yet stop the start"),
+    row(Section::Security, "authorizer.class.name", Unset("empty: no authorizer, every request is allowed and the ACL APIs answer SECURITY_DISABLED"), Check::Text, "`org.apache.kafka.metadata.authorizer.StandardAuthorizer` turns on ACLs with Kafka's semantics (stored in the metadata log). Other classes cannot be loaded (Strom is not a JVM) and stop the start"),
+    row(Section::Security, "super.users", Unset("none"), Check::Text, "principals allowed every operation whatever the ACLs say, separated by `;` (`User:admin;User:ops`)"),
+    row(Section::Security, "allow.everyone.if.no.acl.found", Value("false"), Check::Bool, "with an authorizer: allow a request on a resource that no ACL names at all. Off (Kafka's default), such requests are denied"),
     row(Section::Security, "ssl.endpoint.identification.algorithm", Value("https"), Check::Text, "a client-side setting (host name verification) accepted for Kafka's sake; brokers do not connect to each other over TLS yet"),
 ];
 

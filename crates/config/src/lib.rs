@@ -25,7 +25,7 @@ pub use broker::{BrokerConfig, GroupSettings, Listener, ReplicaSelector, TxnSett
 pub use cluster::ClusterSettings;
 pub use keys::{by_topic_key, key, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
 pub use markdown::{help_text, markdown_tables};
-pub use security::{is_security_key, ClientAuth, Keystore, Pem, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion};
+pub use security::{is_security_key, AuthorizerSettings, STANDARD_AUTHORIZER, ClientAuth, Keystore, Pem, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion};
 pub use topic::{validate_topic_config, TopicSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +33,8 @@ pub enum ConfigError {
     #[error("unknown config key `{0}` (Strom takes Kafka's property names; check the spelling)")]
     UnknownKey(String),
     #[error(
-        "config `{0}` is one of Kafka's security settings, which Strom does not act on yet (TLS, SASL and ACLs \
-         are not implemented); Strom refuses to start rather than run with less security than configured"
+        "config `{0}` is one of Kafka's security settings, which Strom does not act on yet; Strom refuses to start \
+         rather than run with less security than configured"
     )]
     SecurityNotSupported(String),
     #[error("config `{key}` has an invalid value `{value}`: {reason}")]

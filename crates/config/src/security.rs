@@ -160,6 +160,38 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Kafka's KRaft authorizer, the one `authorizer.class.name` Strom serves.
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// The authorizer's settings; `None` in `BrokerConfig` when no authorizer is configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizerSettings {
+    /// Principals allowed everything (`super.users`), as `User:<name>`.
+    pub super_users: Vec<String>,
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+/// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+pub(crate) fn authorizer_settings(r: &Resolver) -> Result<Option<AuthorizerSettings>, ConfigError> {
+    let class = r.text("authorizer.class.name")?.map(str::trim).unwrap_or("");
+    let super_users = r.text("super.users")?.unwrap_or("");
+    let super_users: Vec<String> = super_users.split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    if let Some(bad) = super_users.iter().find(|p| !p.split_once(':').is_some_and(|(t, n)| !t.is_empty() && !n.is_empty())) {
+        return Err(invalid("super.users", bad, "a principal is written `User:<name>`".into()));
+    }
+    let allow_everyone_if_no_acl_found = r.bool("allow.everyone.if.no.acl.found")?;
+    match class {
+        "" => Ok(None),
+        STANDARD_AUTHORIZER => Ok(Some(AuthorizerSettings { super_users, allow_everyone_if_no_acl_found })),
+        "kafka.security.authorizer.AclAuthorizer" => Err(invalid(
+            "authorizer.class.name",
+            class,
+            format!("AclAuthorizer keeps ACLs in ZooKeeper; Strom stores them in its metadata log, as Kafka's KRaft mode: use {STANDARD_AUTHORIZER}"),
+        )),
+        other => Err(invalid("authorizer.class.name", other, format!("Strom serves Kafka's {STANDARD_AUTHORIZER} only (other classes cannot be loaded: Strom is not a JVM)"))),
+    }
+}
+
 /// What a SASL listener authenticates with.
 #[derive(Clone, Debug)]
 pub struct SaslSettings {

@@ -10,6 +10,7 @@ use crate::broker::Broker;
 use crate::old_versions::{OldRequest, OldResponse};
 use crate::session::Session;
 
+mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
@@ -103,7 +104,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // the requests that come after it, or on a listener without SASL.
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
-    // ACLs: answered as Kafka without an authorizer (SECURITY_DISABLED) until issue 15.
+    // ACLs: with `authorizer.class.name` set; SECURITY_DISABLED without, as Kafka.
     (ApiKey::DescribeAcls, 0, 3),
     (ApiKey::CreateAcls, 0, 3),
     (ApiKey::DeleteAcls, 0, 3),
@@ -211,9 +212,9 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r)),
         RequestKind::SaslHandshake(_) => ResponseKind::SaslHandshake(sasl_handshake::handle()),
         RequestKind::SaslAuthenticate(_) => ResponseKind::SaslAuthenticate(sasl_authenticate::handle()),
-        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(describe_acls::handle(r)),
-        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(create_acls::handle(r)),
-        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(delete_acls::handle(r)),
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(describe_acls::handle(broker, r, session)),
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(create_acls::handle(broker, r, session).await),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(delete_acls::handle(broker, r, session).await),
         // The connection only decodes APIs listed in SUPPORTED, so this is unreachable in
         // practice; answering nothing would hang the client, so log loudly instead.
         other => {
