@@ -11,16 +11,32 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTx
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_coordinator::txn::{legacy_error, TransactionVersion, TxnApi};
 
-pub async fn handle(broker: &Arc<Broker>, req: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
+/// As Kafka: v4+ comes from brokers and needs CLUSTER_ACTION; a client's v0-3 needs WRITE on
+/// the transactional id (every partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each
+/// topic (those partitions TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED).
+pub async fn handle(broker: &Arc<Broker>, req: AddPartitionsToTxnRequest, version: i16, session: &Session) -> AddPartitionsToTxnResponse {
+    let authz = broker.authz(session);
     if version <= 3 {
         let partitions = flatten(&req.v3_and_below_topics);
         let id = req.v3_and_below_transactional_id.as_str();
-        let errors = add(broker, id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, partitions, version).await;
+        let denied: Vec<bool> = partitions.iter().map(|(t, _)| !authz.allows_topic(Operation::Write, t)).collect();
+        let errors = if !authz.allows_transactional_id(Operation::Write, id) {
+            vec![Some(ResponseError::TransactionalIdAuthorizationFailed); partitions.len()]
+        } else if denied.contains(&true) {
+            denied.iter().map(|d| Some(if *d { ResponseError::TopicAuthorizationFailed } else { ResponseError::OperationNotAttempted })).collect()
+        } else {
+            add(broker, id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, partitions, version).await
+        };
         // Clients before v2 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED (Kafka's mapping).
         let errors: Vec<_> = errors.into_iter().map(|e| legacy_error(TxnApi::AddPartitionsToTxn, version, e)).collect();
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results(&req.v3_and_below_topics, &errors));
+    }
+    if !authz.allows_cluster(Operation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     let mut out = Vec::with_capacity(req.transactions.len());
     for t in &req.transactions {

@@ -8,13 +8,20 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::{is_this_broker, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{config_access_denied, is_this_broker, RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::broker::Broker;
 use crate::topics::AdminError;
 
-pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest, session: &Session) -> AlterConfigsResponse {
+    let authz = broker.authz(session);
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
+        if let Some(code) = config_access_denied(&authz, r.resource_type, &r.resource_name, Operation::AlterConfigs) {
+            responses.push(AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name).with_error_code(code.code()));
+            continue;
+        }
         responses.push({
             let configs: std::collections::BTreeMap<String, String> = r
                 .configs

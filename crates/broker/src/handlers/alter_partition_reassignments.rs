@@ -9,9 +9,17 @@ use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitio
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::topics::Reassignment;
 
-pub async fn handle(broker: &Arc<Broker>, req: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse {
+/// Needs ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED), as Kafka.
+pub async fn handle(broker: &Arc<Broker>, req: AlterPartitionReassignmentsRequest, session: &Session) -> AlterPartitionReassignmentsResponse {
+    if !broker.authz(session).allows_cluster(Operation::Alter) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code())
+            .with_allow_replication_factor_change(req.allow_replication_factor_change);
+    }
     let changes: Vec<Reassignment> = req
         .topics
         .iter()

@@ -9,11 +9,23 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 
-pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+/// Each topic needs ALTER (TOPIC_AUTHORIZATION_FAILED otherwise), as Kafka.
+pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest, session: &Session) -> CreatePartitionsResponse {
+    let authz = broker.authz(session);
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        if !authz.allows_topic(Operation::Alter, &t.name) {
+            results.push(
+                result
+                    .with_error_code(kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str("The topic authorization is failed."))),
+            );
+            continue;
+        }
         results.push(match broker.topics.create_partitions(t.name.as_str(), t.count, assignments(&t), req.validate_only).await {
             Ok(()) => result,
             Err(e) => result.with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),

@@ -11,16 +11,33 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::topic_config_entries;
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::topics::AdminError;
 
-pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+/// As Kafka: CREATE on the cluster or on the topic (else TOPIC_AUTHORIZATION_FAILED); the
+/// configs come back (v5+) only with DESCRIBE_CONFIGS on the topic (else the topic's config
+/// error is TOPIC_AUTHORIZATION_FAILED).
+pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16, session: &Session) -> CreateTopicsResponse {
+    let authz = broker.authz(session);
+    let cluster_create = authz.allows_cluster(Operation::Create);
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         // Kafka answers a success with a null message (the crate's default is "").
         let result = CreatableTopicResult::default().with_name(t.name.clone()).with_error_message(None);
-        let created = create(broker, &t, req.validate_only).await;
+        let created = if cluster_create || authz.allows_topic(Operation::Create, &t.name) {
+            create(broker, &t, req.validate_only).await
+        } else {
+            Err(AdminError::new(ResponseError::TopicAuthorizationFailed, "Authorization failed."))
+        };
+        let configs_allowed = authz.allows_topic(Operation::DescribeConfigs, &t.name);
         topics.push({
             match created {
+                Ok((topic_id, partitions, rf, _)) if version >= 5 && !configs_allowed => result
+                    .with_topic_id(topic_id)
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(rf)
+                    .with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code()),
                 Ok((topic_id, partitions, rf, configs)) => {
                     let entries = (version >= 5).then(|| {
                         topic_config_entries(broker, &configs)

@@ -9,11 +9,22 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupI
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_coordinator::group::error_code;
 
-pub async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+/// Each group needs DELETE (GROUP_AUTHORIZATION_FAILED otherwise), as Kafka.
+pub async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest, session: &Session) -> DeleteGroupsResponse {
+    let authz = broker.authz(session);
     let ids: Vec<String> = req.groups_names.iter().map(|g| g.to_string()).collect();
-    let (here, elsewhere): (Vec<_>, Vec<_>) = ids.into_iter().map(|id| (broker.groups.ready_for(&id).err(), id)).partition(|(e, _)| e.is_none());
+    let check = |id: &str| {
+        if authz.allows_group(Operation::Delete, id) {
+            broker.groups.ready_for(id).err()
+        } else {
+            Some(kafka_protocol::error::ResponseError::GroupAuthorizationFailed)
+        }
+    };
+    let (here, elsewhere): (Vec<_>, Vec<_>) = ids.into_iter().map(|id| (check(&id), id)).partition(|(e, _)| e.is_none());
     let here: Vec<String> = here.into_iter().map(|(_, id)| id).collect();
     let mut results: Vec<(String, Option<_>)> = elsewhere.into_iter().map(|(e, id)| (id, e)).collect();
     if !here.is_empty() {

@@ -6,8 +6,12 @@ use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionRe
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 
-pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+/// Each topic needs DELETE (TOPIC_AUTHORIZATION_FAILED otherwise), as Kafka.
+pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest, session: &Session) -> DeleteRecordsResponse {
+    let authz = broker.authz(session);
     let topics = req
         .topics
         .into_iter()
@@ -17,6 +21,9 @@ pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsR
                 .iter()
                 .map(|p| {
                     let resp = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
+                    if !authz.allows_topic(Operation::Delete, &t.name) {
+                        return resp.with_error_code(kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let partition = match broker.replicas.leader(t.name.as_str(), p.partition_index) {
                         Ok(p) => p,
                         Err(code) => return resp.with_error_code(code.code()),

@@ -9,8 +9,13 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 
-pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+/// As Kafka: DELETE on the topic (else TOPIC_AUTHORIZATION_FAILED); a topic named by id that
+/// the principal may not DESCRIBE is answered as if unknown.
+pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest, session: &Session) -> DeleteTopicsResponse {
+    let authz = broker.authz(session);
     // Before v6 topics came as a list of names; from v6 as (name or id) states.
     let mut wanted: Vec<(Option<TopicName>, Uuid)> = req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect();
     wanted.extend(req.topics.into_iter().map(|t| (t.name, t.topic_id)));
@@ -18,10 +23,15 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTop
     for (name, id) in wanted {
         responses.push({
             let image = broker.metadata.image();
-            let name = name.map(|n| n.to_string()).or_else(|| image.topic_by_id(id).map(|t| t.name.clone()));
+            let name = name
+                .map(|n| n.to_string())
+                .or_else(|| image.topic_by_id(id).map(|t| t.name.clone()).filter(|n| authz.allows_topic(Operation::Describe, n)));
             let result = DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))));
             match name {
                 None => result.with_topic_id(id).with_error_code(ResponseError::UnknownTopicId.code()),
+                Some(name) if !authz.allows_topic(Operation::Delete, &name) => {
+                    result.with_topic_id(id).with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                }
                 Some(name) => match broker.topics.delete_topic(&name).await {
                     Ok(deleted_id) => result.with_topic_id(deleted_id),
                     Err(e) => result.with_topic_id(id).with_error_code(e.code.code()).with_error_message(Some(StrBytes::from_string(e.message))),

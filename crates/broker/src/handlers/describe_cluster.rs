@@ -9,10 +9,20 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::{Operation, ResourceType, CLUSTER_NAME};
 
-pub fn handle(broker: &Arc<Broker>, _req: DescribeClusterRequest, listener: &str) -> DescribeClusterResponse {
+/// Open to every principal, as Kafka; the cluster's authorized operations (when asked for) need
+/// DESCRIBE on the cluster.
+pub fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, session: &Session) -> DescribeClusterResponse {
+    let authz = broker.authz(session);
+    let operations = if req.include_cluster_authorized_operations && authz.allows_cluster(Operation::Describe) {
+        authz.operations(ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        i32::MIN
+    };
     let image = broker.metadata.image();
-    let brokers = super::metadata::brokers(&image, listener)
+    let brokers = super::metadata::brokers(&image, &session.listener)
         .into_iter()
         .map(|b| DescribeClusterBroker::default().with_broker_id(b.node_id).with_host(b.host).with_port(b.port).with_rack(b.rack))
         .collect();
@@ -21,5 +31,5 @@ pub fn handle(broker: &Arc<Broker>, _req: DescribeClusterRequest, listener: &str
         .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.metadata.active_controller().unwrap_or(-1)))
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(operations)
 }

@@ -8,7 +8,10 @@ use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourc
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::authz::Authz;
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_config::{key, BrokerConfig, KEYS};
 
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -109,12 +112,27 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
         .collect()
 }
 
-pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+/// Why a config resource may not be read (`DescribeConfigs`) or changed (`AlterConfigs`,
+/// `IncrementalAlterConfigs`), as Kafka: a topic needs `operation` on the topic, a broker on the
+/// cluster.
+pub fn config_access_denied(authz: &Authz<'_>, resource_type: i8, name: &str, operation: Operation) -> Option<ResponseError> {
+    match resource_type {
+        RESOURCE_TOPIC if !authz.allows_topic(operation, name) => Some(ResponseError::TopicAuthorizationFailed),
+        RESOURCE_BROKER if !authz.allows_cluster(operation) => Some(ResponseError::ClusterAuthorizationFailed),
+        _ => None,
+    }
+}
+
+pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, session: &Session) -> DescribeConfigsResponse {
+    let authz = broker.authz(session);
     let results = req
         .resources
         .into_iter()
         .map(|r| {
             let result = DescribeConfigsResult::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+            if let Some(code) = config_access_denied(&authz, r.resource_type, &r.resource_name, Operation::DescribeConfigs) {
+                return result.with_error_code(code.code()).with_error_message(None);
+            }
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => match broker.metadata.image().topic(r.resource_name.as_str()) {
                     Some(t) => topic_config_entries(broker, &t.configs),

@@ -10,16 +10,27 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, Gr
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::{Operation, ResourceType};
 use strom_coordinator::group::error_code;
 
 /// "Not requested" for the authorized-operations field.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+/// Each group needs DESCRIBE (GROUP_AUTHORIZATION_FAILED otherwise), as Kafka.
+pub fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, session: &Session) -> DescribeGroupsResponse {
+    let authz = broker.authz(session);
     let groups = req
         .groups
         .into_iter()
         .map(|id| {
+            if !authz.allows_group(Operation::Describe, &id) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code())
+                    .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+            }
+            let operations = if req.include_authorized_operations { authz.operations(ResourceType::Group, &id) } else { OPERATIONS_NOT_REQUESTED };
             if let Err(code) = broker.groups.ready_for(id.as_str()) {
                 return DescribedGroup::default()
                     .with_group_id(id)
@@ -47,7 +58,7 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> DescribeGroup
                 .with_protocol_type(StrBytes::from_string(g.protocol_type))
                 .with_protocol_data(StrBytes::from_string(g.protocol))
                 .with_members(members)
-                .with_authorized_operations(OPERATIONS_NOT_REQUESTED)
+                .with_authorized_operations(operations)
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)

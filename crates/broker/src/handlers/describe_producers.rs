@@ -8,8 +8,12 @@ use kafka_protocol::messages::describe_producers_response::{PartitionResponse, P
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 
-pub fn handle(broker: &Arc<Broker>, req: DescribeProducersRequest) -> DescribeProducersResponse {
+/// Each topic needs READ, as Kafka (TOPIC_AUTHORIZATION_FAILED otherwise).
+pub fn handle(broker: &Arc<Broker>, req: DescribeProducersRequest, session: &Session) -> DescribeProducersResponse {
+    let authz = broker.authz(session);
     let topics = req
         .topics
         .into_iter()
@@ -19,6 +23,9 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeProducersRequest) -> DescribePr
                 .iter()
                 .map(|&i| {
                     let resp = PartitionResponse::default().with_partition_index(i);
+                    if !authz.allows_topic(Operation::Read, &t.name) {
+                        return resp.with_error_code(kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let producers = broker.replicas.leader(t.name.as_str(), i).map_err(|c| c.code()).and_then(|p| p.producers().map_err(|e| e.code().code()));
                     match producers {
                         Ok(list) => resp.with_active_producers(

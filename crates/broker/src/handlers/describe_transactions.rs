@@ -12,8 +12,13 @@ use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactions
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 
-pub fn handle(broker: &Arc<Broker>, req: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+/// As Kafka: each id needs DESCRIBE (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and only the
+/// partitions of topics the principal may DESCRIBE are shown.
+pub fn handle(broker: &Arc<Broker>, req: DescribeTransactionsRequest, session: &Session) -> DescribeTransactionsResponse {
+    let authz = broker.authz(session);
     let states = req
         .transactional_ids
         .into_iter()
@@ -23,6 +28,9 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeTransactionsRequest) -> Describ
             if id.is_empty() {
                 return resp.with_error_code(ResponseError::InvalidRequest.code());
             }
+            if !authz.allows_transactional_id(Operation::Describe, &id) {
+                return resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+            }
             if let Err(code) = broker.transactions.topic.ready_for(id.as_str()) {
                 return resp.with_error_code(code.code());
             }
@@ -31,7 +39,7 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeTransactionsRequest) -> Describ
                 return resp.with_error_code(e.code());
             }
             let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-            for tp in d.partitions {
+            for tp in d.partitions.into_iter().filter(|tp| authz.allows_topic(Operation::Describe, &tp.topic)) {
                 topics.entry(tp.topic).or_default().push(tp.partition);
             }
             resp.with_transaction_state(StrBytes::from_string(d.state))

@@ -6,9 +6,18 @@ use std::sync::Arc;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_coordinator::txn::{error_code, legacy_error, TxnApi};
 
-pub async fn handle(broker: &Arc<Broker>, req: EndTxnRequest, version: i16) -> EndTxnResponse {
+/// Needs WRITE on the transactional id, as Kafka.
+pub async fn handle(broker: &Arc<Broker>, req: EndTxnRequest, version: i16, session: &Session) -> EndTxnResponse {
+    if !broker.authz(session).allows_transactional_id(Operation::Write, &req.transactional_id) {
+        return EndTxnResponse::default()
+            .with_error_code(kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     let result = broker.transactions.end_txn(req.transactional_id.as_str(), req.producer_id.0, req.producer_epoch, req.committed, version).await;
     match result {
         // v5+ (transactions v2) carries the producer id and epoch for the next transaction.

@@ -31,18 +31,28 @@ use tokio::time::Instant;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::partition::{FetchPosition, Isolation, Partition, PartitionError, ReadOutcome};
+use crate::session::Session;
 use crate::zero_copy;
+use strom_metadata::acl::Operation;
 
 /// The broker caps what one response may carry whatever the client asks, to bound memory.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The response, and the file ranges its placeholder records stand for (see `zero_copy`).
-pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> (FetchResponse, Vec<FileSlice>) {
+pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, session: &Session) -> (FetchResponse, Vec<FileSlice>) {
+    // As Kafka: a follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic;
+    // the others are answered TOPIC_AUTHORIZATION_FAILED.
+    let authz = broker.authz(session);
+    let allowed: Vec<bool> = if req.replica_id.0 >= 0 {
+        vec![authz.allows_cluster(Operation::ClusterAction); req.topics.len()]
+    } else {
+        req.topics.iter().map(|t| authz.allows_topic(Operation::Read, &t.topic)).collect()
+    };
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_bytes = (req.max_bytes.max(0) as usize).min(MAX_RESPONSE_BYTES);
     let replica = req.replica_id.0;
-    if replica >= 0 {
+    if replica >= 0 && allowed.iter().all(|a| *a) {
         record_follower_positions(broker, replica, &req.topics);
     }
     loop {
@@ -56,7 +66,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> (F
         } else {
             Reader::Consumer { isolation: Isolation::of_consumer(req.isolation_level), rack: (version >= 11).then(|| req.rack_id.as_str()) }
         };
-        let (responses, files, bytes, answer_now) = read_all(broker, &req.topics, max_bytes, reader, version);
+        let (responses, files, bytes, answer_now) = read_all(broker, &req.topics, &allowed, max_bytes, reader, version);
         if bytes >= min_bytes || answer_now || Instant::now() >= deadline {
             return (FetchResponse::default().with_session_id(0).with_responses(responses), files);
         }
@@ -112,7 +122,8 @@ fn old_format(version: i16) -> Option<i8> {
     }
 }
 
-fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, reader: Reader, version: i16) -> ReadAll {
+/// `allowed[i]`: whether the session may read `topics[i]`.
+fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes: usize, reader: Reader, version: i16) -> ReadAll {
     let old_format = old_format(version);
     let mut total = 0usize;
     // Kafka's limits (ReplicaManager.readFromLog, KIP-74): each partition reads at most
@@ -125,15 +136,20 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, reader: Re
     // partition's limit is not returned at all.
     let mut min_one = version >= 3;
     let mut files = Vec::new();
-    let mut answer_now = false;
+    // Nothing to wait for if nothing may be read.
+    let mut answer_now = !allowed.contains(&true);
     let responses = topics
         .iter()
-        .map(|topic| {
+        .zip(allowed)
+        .map(|(topic, allowed)| {
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
                     let resp = PartitionData::default().with_partition_index(p.partition);
+                    if !allowed {
+                        return error(resp, ResponseError::TopicAuthorizationFailed);
+                    }
                     let (found, isolation) = match reader {
                         Reader::Follower => (broker.replicas.leader(topic.topic.as_str(), p.partition), Isolation::Follower),
                         Reader::Consumer { isolation, rack } => (broker.replicas.for_consumer(topic.topic.as_str(), p.partition, rack.is_some()), isolation),

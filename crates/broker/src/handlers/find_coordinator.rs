@@ -10,6 +10,8 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::coordinator_topic::CoordinatorTopic;
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -17,7 +19,10 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// How long FindCoordinator waits for this broker to load the keys' partitions it leads.
 const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16, listener: &str) -> FindCoordinatorResponse {
+/// As Kafka: a group key needs DESCRIBE on the group, a transactional id DESCRIBE on it.
+pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16, session: &Session) -> FindCoordinatorResponse {
+    let listener = &*session.listener;
+    let authz = broker.authz(session);
     // v4+ asks for many keys at once; v0-3 for one, answered in the top-level fields.
     let keys: Vec<StrBytes> = if version >= 4 { req.coordinator_keys } else { vec![req.key] };
     let topic = match req.key_type {
@@ -36,7 +41,20 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
             t.await_load(key.as_str(), deadline).await;
         }
     }
-    let answers: Vec<Coordinator> = keys.into_iter().map(|key| find(broker, topic, key, ready, listener)).collect();
+    let answers: Vec<Coordinator> = keys
+        .into_iter()
+        .map(|key| {
+            let denied = match req.key_type {
+                KEY_TYPE_GROUP if !authz.allows_group(Operation::Describe, &key) => Some(ResponseError::GroupAuthorizationFailed),
+                KEY_TYPE_TRANSACTION if !authz.allows_transactional_id(Operation::Describe, &key) => Some(ResponseError::TransactionalIdAuthorizationFailed),
+                _ => None,
+            };
+            match denied {
+                Some(code) => not_found(key, code, "authorization failed"),
+                None => find(broker, topic, key, ready, listener),
+            }
+        })
+        .collect();
     if version >= 4 {
         return FindCoordinatorResponse::default().with_coordinators(answers);
     }
@@ -49,16 +67,18 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
         .with_port(a.port)
 }
 
+fn not_found(key: StrBytes, code: ResponseError, message: &str) -> Coordinator {
+    Coordinator::default()
+        .with_key(key)
+        .with_node_id(BrokerId(-1))
+        .with_host(StrBytes::from_static_str(""))
+        .with_port(-1)
+        .with_error_code(code.code())
+        .with_error_message(Some(StrBytes::from_string(message.to_string())))
+}
+
 fn find(broker: &Arc<Broker>, topic: Option<&Arc<CoordinatorTopic>>, key: StrBytes, ready: Result<(), ResponseError>, listener: &str) -> Coordinator {
-    let not_found = |code: ResponseError, message: &str| {
-        Coordinator::default()
-            .with_key(key.clone())
-            .with_node_id(BrokerId(-1))
-            .with_host(StrBytes::from_static_str(""))
-            .with_port(-1)
-            .with_error_code(code.code())
-            .with_error_message(Some(StrBytes::from_string(message.to_string())))
-    };
+    let not_found = |code: ResponseError, message: &str| not_found(key.clone(), code, message);
     let Some(topic) = topic else {
         return not_found(ResponseError::InvalidRequest, "unknown coordinator key type");
     };

@@ -6,11 +6,15 @@ use std::sync::Arc;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::clock::now_ms;
 use strom_coordinator::group::{error_code, HeartbeatRequest as Beat};
 
-pub async fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
-    let error = match broker.groups.ready_for(&req.group_id.to_string()) {
+pub async fn handle(broker: &Arc<Broker>, req: HeartbeatRequest, session: &Session) -> HeartbeatResponse {
+    let allowed = broker.authz(session).allows_group(Operation::Read, &req.group_id);
+    let ready = if allowed { broker.groups.ready_for(&req.group_id.to_string()) } else { Err(kafka_protocol::error::ResponseError::GroupAuthorizationFailed) };
+    let error = match ready {
         Err(code) => Some(code),
         Ok(()) => {
             let beat = Beat {

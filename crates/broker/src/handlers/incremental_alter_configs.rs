@@ -11,6 +11,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{is_this_broker, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::topics::AdminError;
 
 const SET: i8 = 0;
@@ -18,11 +20,16 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, session: &Session) -> IncrementalAlterConfigsResponse {
+    let authz = broker.authz(session);
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         responses.push({
             let resp = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+            if let Some(code) = super::describe_configs::config_access_denied(&authz, r.resource_type, &r.resource_name, Operation::AlterConfigs) {
+                responses.push(resp.with_error_code(code.code()));
+                continue;
+            }
             let result = match r.configs.iter().find(|c| !(SET..=SUBTRACT).contains(&c.config_operation)) {
                 Some(c) => Err(AdminError::new(ResponseError::InvalidRequest, format!("Unknown operation {} for {}", c.config_operation, c.name.as_str()))),
                 None => {

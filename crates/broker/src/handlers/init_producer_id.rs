@@ -8,11 +8,20 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::{Operation, ResourceType};
 use strom_coordinator::txn::{error_code, legacy_error, TxnApi};
 
-pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
+/// As Kafka: a transactional producer needs WRITE on its transactional id; an idempotent one
+/// IDEMPOTENT_WRITE on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED).
+pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, version: i16, session: &Session) -> InitProducerIdResponse {
+    let authz = broker.authz(session);
     let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     let answer = match req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        Some(txn_id) if !authz.allows_transactional_id(Operation::Write, txn_id) => Err(ResponseError::TransactionalIdAuthorizationFailed),
+        None if !authz.allows_cluster(Operation::IdempotentWrite) && !authz.allows_some(Operation::Write, ResourceType::Topic) => {
+            Err(ResponseError::ClusterAuthorizationFailed)
+        }
         Some(txn_id) => {
             let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
             broker.transactions.init_producer_id(txn_id.as_str(), req.transaction_timeout_ms, expected).await

@@ -1,7 +1,7 @@
 //! JoinGroup: parks until the group's rebalance completes, then answers every member at once
 //! (the leader also gets everyone's subscriptions to compute the assignment).
 
-use std::net::SocketAddr;
+use kafka_protocol::error::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -9,6 +9,8 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_coordinator::group::{error_code, JoinRequest, JoinResponse};
 
 pub async fn handle(
@@ -16,9 +18,13 @@ pub async fn handle(
     req: JoinGroupRequest,
     version: i16,
     client_id: &str,
-    peer: SocketAddr,
+    session: &Session,
 ) -> JoinGroupResponse {
+    let peer = session.peer;
     let member_id = req.member_id.to_string();
+    if !broker.authz(session).allows_group(Operation::Read, &req.group_id) {
+        return encode(JoinResponse::error(ResponseError::GroupAuthorizationFailed, &member_id));
+    }
     if let Err(code) = broker.groups.ready_for(&req.group_id.to_string()) {
         return encode(JoinResponse::error(code, &member_id));
     }

@@ -7,10 +7,15 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::clock::now_ms;
 use strom_coordinator::group::{error_code, LeaveMember};
 
-pub async fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16, session: &Session) -> LeaveGroupResponse {
+    if !broker.authz(session).allows_group(Operation::Read, &req.group_id) {
+        return LeaveGroupResponse::default().with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(code) = broker.groups.ready_for(&req.group_id.to_string()) {
         return LeaveGroupResponse::default().with_error_code(code.code());
     }

@@ -10,12 +10,18 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_coordinator::group::GroupState;
 
 const STATES: [GroupState; 5] =
     [GroupState::Empty, GroupState::PreparingRebalance, GroupState::CompletingRebalance, GroupState::Stable, GroupState::Dead];
 
-pub fn handle(broker: &Arc<Broker>, req: ListGroupsRequest) -> ListGroupsResponse {
+/// DESCRIBE on the cluster lists every group; otherwise only the groups the principal may
+/// DESCRIBE, as Kafka.
+pub fn handle(broker: &Arc<Broker>, req: ListGroupsRequest, session: &Session) -> ListGroupsResponse {
+    let authz = broker.authz(session);
+    let all = authz.allows_cluster(Operation::Describe);
     if let Err(code) = broker.groups.all_loaded() {
         return ListGroupsResponse::default().with_error_code(code.code());
     }
@@ -34,6 +40,7 @@ pub fn handle(broker: &Arc<Broker>, req: ListGroupsRequest) -> ListGroupsRespons
         .groups
         .read(|c| c.list_groups(&wanted))
         .into_iter()
+        .filter(|g| all || authz.allows_group(Operation::Describe, &g.group_id))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))

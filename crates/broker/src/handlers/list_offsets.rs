@@ -16,6 +16,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::clock;
 use crate::old_versions::{ListOffsetsV0PartitionResponse, ListOffsetsV0Request, ListOffsetsV0Response};
 use crate::partition::Isolation;
@@ -24,7 +26,9 @@ use crate::partition::Isolation;
 const CONSUMER: i32 = -1;
 const DEBUGGING: i32 = -2;
 
-pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+/// Each topic needs DESCRIBE, as Kafka (TOPIC_AUTHORIZATION_FAILED otherwise).
+pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16, session: &Session) -> ListOffsetsResponse {
+    let authz = broker.authz(session);
     // read_committed consumers see offsets below the last stable offset only (v2+).
     let isolation = if req.replica_id.0 == CONSUMER { Isolation::of_consumer(req.isolation_level) } else { Isolation::Follower };
     let any_replica = req.replica_id.0 == DEBUGGING;
@@ -37,6 +41,9 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                 .iter()
                 .map(|p| {
                     let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    if !authz.allows_topic(Operation::Describe, &t.name) {
+                        return resp.with_error_code(ResponseError::TopicAuthorizationFailed.code()).with_offset(-1).with_timestamp(-1);
+                    }
                     let partition = match broker.replicas.for_consumer(t.name.as_str(), p.partition_index, any_replica) {
                         Ok(p) => p,
                         Err(code) => return resp.with_error_code(code.code()).with_offset(-1).with_timestamp(-1),
@@ -59,7 +66,8 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-pub fn handle_v0(broker: &Arc<Broker>, req: ListOffsetsV0Request) -> ListOffsetsV0Response {
+pub fn handle_v0(broker: &Arc<Broker>, req: ListOffsetsV0Request, session: &Session) -> ListOffsetsV0Response {
+    let authz = broker.authz(session);
     // Only a consumer (-1) is held below the high watermark; replicas and the debugging id see
     // the log end.
     let from_consumer = req.replica_id == CONSUMER;
@@ -75,6 +83,10 @@ pub fn handle_v0(broker: &Arc<Broker>, req: ListOffsetsV0Request) -> ListOffsets
                     // v0 knows only latest (-1) and earliest (-2) among the negative timestamps.
                     if p.timestamp < -2 {
                         resp.error_code = ResponseError::UnsupportedVersion.code();
+                        return resp;
+                    }
+                    if !authz.allows_topic(Operation::Describe, &name) {
+                        resp.error_code = ResponseError::TopicAuthorizationFailed.code();
                         return resp;
                     }
                     let partition = match broker.replicas.for_consumer(name.as_str(), p.partition, any_replica) {

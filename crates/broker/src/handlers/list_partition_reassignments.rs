@@ -8,8 +8,14 @@ use kafka_protocol::messages::{BrokerId, ListPartitionReassignmentsRequest, List
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 
-pub fn handle(broker: &Arc<Broker>, req: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse {
+/// Needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED), as Kafka.
+pub fn handle(broker: &Arc<Broker>, req: ListPartitionReassignmentsRequest, session: &Session) -> ListPartitionReassignmentsResponse {
+    if !broker.authz(session).allows_cluster(Operation::Describe) {
+        return ListPartitionReassignmentsResponse::default().with_error_code(kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code());
+    }
     let image = broker.metadata.image();
     let wanted = |topic: &str, index: i32| match &req.topics {
         None => true,

@@ -11,9 +11,13 @@ use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::clock::now_ms;
 
-pub fn handle(broker: &Arc<Broker>, req: ListTransactionsRequest) -> ListTransactionsResponse {
+/// Lists the transactional ids the principal may DESCRIBE, as Kafka.
+pub fn handle(broker: &Arc<Broker>, req: ListTransactionsRequest, session: &Session) -> ListTransactionsResponse {
+    let authz = broker.authz(session);
     if let Err(code) = broker.transactions.topic.all_loaded() {
         return ListTransactionsResponse::default().with_error_code(code.code());
     }
@@ -26,6 +30,7 @@ pub fn handle(broker: &Arc<Broker>, req: ListTransactionsRequest) -> ListTransac
             listed
                 .transactions
                 .into_iter()
+                .filter(|t| authz.allows_transactional_id(Operation::Describe, &t.transactional_id))
                 .map(|t| {
                     TransactionState::default()
                         .with_transactional_id(TransactionalId(StrBytes::from_string(t.transactional_id)))

@@ -1,6 +1,11 @@
 //! Metadata: brokers, topics and partition leaders, from one snapshot of the metadata image.
 //! Unknown topics are created here when `auto.create.topics.enable` and the client allow it,
 //! as Kafka does.
+//!
+//! With an authorizer, as Kafka: the all-topics listing leaves out topics the principal may not
+//! DESCRIBE; a named one it may not describe is answered TOPIC_AUTHORIZATION_FAILED whether it
+//! exists or not (its existence is not disclosed); auto-creation needs CREATE on the cluster or
+//! on the topic.
 
 use std::sync::Arc;
 
@@ -11,13 +16,18 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::{Operation, ResourceType, CLUSTER_NAME};
 use strom_metadata::{MetadataImage, TopicImage, NO_LEADER};
 use crate::topics::validate_topic_name;
 
 /// "Not requested" for the authorized-operations fields.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16, listener: &str) -> MetadataResponse {
+pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16, session: &Session) -> MetadataResponse {
+    let authz = broker.authz(session);
+    let listener = &*session.listener;
+    let describable = |name: &str| authz.allows_topic(Operation::Describe, name);
     // v0 had no flag: auto-creation was always requested.
     let client_allows_create = version < 4 || req.allow_auto_topic_creation;
     let mut image = broker.metadata.image();
@@ -27,7 +37,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16, li
         other => other,
     };
     let topics = match requested {
-        None => image.topics.values().map(|t| topic_response(&image, t)).collect(),
+        None => image.topics.values().filter(|t| describable(&t.name)).map(|t| topic_response(&image, t)).collect(),
         Some(requested) => {
             let mut out = Vec::with_capacity(requested.len());
             for t in requested {
@@ -36,10 +46,24 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16, li
                     Some(n) => image.topic(n).cloned(),
                     None => image.topic_by_id(t.topic_id).cloned(),
                 };
+                let shown_name = name.as_deref().or(found.as_ref().map(|t| t.name.as_str()));
+                if shown_name.is_some_and(|n| !describable(n)) {
+                    // Topic ids are not secret (Kafka returns the id of an id lookup), names are.
+                    let id = if name.is_none() { t.topic_id } else { Uuid::nil() };
+                    out.push(error_topic(name, id, ResponseError::TopicAuthorizationFailed));
+                    continue;
+                }
                 out.push(match (found, name) {
                     (Some(topic), _) => topic_response(&image, &topic),
                     (None, Some(name)) => match validate_topic_name(&name) {
                         Err(e) => error_topic(Some(name), Uuid::nil(), e.code),
+                        Ok(()) if client_allows_create
+                            && broker.config.auto_create_topics
+                            && !authz.allows_cluster(Operation::Create)
+                            && !authz.allows_topic(Operation::Create, &name) =>
+                        {
+                            error_topic(Some(name), Uuid::nil(), ResponseError::TopicAuthorizationFailed)
+                        }
                         Ok(()) if client_allows_create && broker.config.auto_create_topics => {
                             match broker.topics.auto_create_topic(&name).await {
                                 Ok(topic) => {
@@ -57,12 +81,26 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16, li
             out
         }
     };
+    let mut topics: Vec<MetadataResponseTopic> = topics;
+    if req.include_topic_authorized_operations && version >= 8 {
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations = authz.operations(ResourceType::Topic, name.as_str());
+            }
+        }
+    }
+    // v8-10 only (KIP-700 moved it to DescribeCluster).
+    let cluster_operations = if req.include_cluster_authorized_operations && (8..=10).contains(&version) && authz.allows_cluster(Operation::Describe) {
+        authz.operations(ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
     MetadataResponse::default()
         .with_brokers(brokers(&image, listener))
         .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
         .with_controller_id(BrokerId(admin_target(broker, &image)))
         .with_topics(topics)
-        .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
+        .with_cluster_authorized_operations(cluster_operations)
 }
 
 /// The "controller" clients send admin requests to. As in KRaft (KIP-590), any broker takes them

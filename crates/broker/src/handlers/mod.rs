@@ -153,63 +153,62 @@ pub struct Reply {
 /// their host) and the listener it connected to (brokers are listed at their endpoints of that
 /// listener).
 pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Request, session: &Session) -> Option<Reply> {
-    let (peer, listener) = (session.peer, &*session.listener);
     let client_id = header.client_id.as_deref().unwrap_or("");
     let v = header.request_api_version;
     let request = match request {
         Request::Kafka(r) => r,
         Request::Old(OldRequest::ListOffsetsV0(r)) => {
-            return Some(Reply { body: Body::Old(OldResponse::ListOffsetsV0(list_offsets::handle_v0(broker, r))), files: Vec::new() });
+            return Some(Reply { body: Body::Old(OldResponse::ListOffsetsV0(list_offsets::handle_v0(broker, r, session))), files: Vec::new() });
         }
         Request::Old(OldRequest::OffsetCommitV1 { request, commit_timestamps }) => {
-            let body = ResponseKind::OffsetCommit(offset_commit::handle_v1(broker, request, &commit_timestamps).await);
+            let body = ResponseKind::OffsetCommit(offset_commit::handle_v1(broker, request, &commit_timestamps, session).await);
             return Some(Reply { body: Body::Kafka(body), files: Vec::new() });
         }
     };
     if let RequestKind::Fetch(r) = request {
-        let (body, files) = fetch::handle(broker, r, v).await;
+        let (body, files) = fetch::handle(broker, r, v, session).await;
         return Some(Reply { body: Body::Kafka(ResponseKind::Fetch(body)), files });
     }
     let body = match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v, listener).await),
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r, v).await?),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v)),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v).await),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r).await),
-        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(broker, r)),
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(broker, r, v).await),
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(broker, r)),
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(broker, r).await),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v, session).await),
+        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r, v, session).await?),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v, session)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v, session).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r, session).await),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(broker, r, session)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(broker, r, v, session).await),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, session)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(broker, r, session).await),
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, r).await)
+            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, r, session).await)
         }
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r).await),
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, listener)),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v, listener).await),
-        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, r, v, client_id, peer).await),
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, r).await),
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r).await),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(broker, r, v).await),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(broker, r, v).await),
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, v)),
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(broker, r)),
-        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(broker, r)),
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(broker, r).await),
-        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(broker, r).await),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r, session).await),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, session)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v, session).await),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, r, v, client_id, session).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, r, session).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r, session).await),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(broker, r, v, session).await),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(broker, r, v, session).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, v, session)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(broker, r, session)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(broker, r, session)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(broker, r, session).await),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(broker, r, session).await),
         RequestKind::AlterPartitionReassignments(r) => {
-            ResponseKind::AlterPartitionReassignments(alter_partition_reassignments::handle(broker, r).await)
+            ResponseKind::AlterPartitionReassignments(alter_partition_reassignments::handle(broker, r, session).await)
         }
-        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(broker, r)),
-        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v).await),
-        RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, v).await),
-        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, r, v).await),
-        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, v).await),
-        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(describe_transactions::handle(broker, r)),
-        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(list_transactions::handle(broker, r)),
-        RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(describe_producers::handle(broker, r)),
-        RequestKind::WriteTxnMarkers(r) => ResponseKind::WriteTxnMarkers(write_txn_markers::handle(broker, r).await),
-        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r)),
+        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(broker, r, session)),
+        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v, session).await),
+        RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, v, session).await),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, r, v, session).await),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, v, session).await),
+        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(describe_transactions::handle(broker, r, session)),
+        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(list_transactions::handle(broker, r, session)),
+        RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(describe_producers::handle(broker, r, session)),
+        RequestKind::WriteTxnMarkers(r) => ResponseKind::WriteTxnMarkers(write_txn_markers::handle(broker, r, session).await),
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, session)),
         RequestKind::SaslHandshake(_) => ResponseKind::SaslHandshake(sasl_handshake::handle()),
         RequestKind::SaslAuthenticate(_) => ResponseKind::SaslAuthenticate(sasl_authenticate::handle()),
         RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(describe_acls::handle(broker, r, session)),

@@ -13,18 +13,26 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_coordinator::group::{error_code, CommitOffset, OffsetCommitRequest as Commit};
 
-pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
-    commit(broker, req, version, &[]).await
+pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16, session: &Session) -> OffsetCommitResponse {
+    commit(broker, req, version, &[], session).await
 }
 
 /// OffsetCommit v1: `commit_timestamps[t][p]` is the commit time of `topics[t].partitions[p]`.
-pub async fn handle_v1(broker: &Arc<Broker>, req: OffsetCommitRequest, commit_timestamps: &[Vec<i64>]) -> OffsetCommitResponse {
-    commit(broker, req, 1, commit_timestamps).await
+pub async fn handle_v1(broker: &Arc<Broker>, req: OffsetCommitRequest, commit_timestamps: &[Vec<i64>], session: &Session) -> OffsetCommitResponse {
+    commit(broker, req, 1, commit_timestamps, session).await
 }
 
-async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16, commit_timestamps: &[Vec<i64>]) -> OffsetCommitResponse {
+/// As Kafka: READ on the group (else every partition GROUP_AUTHORIZATION_FAILED), READ on each
+/// topic (else its partitions TOPIC_AUTHORIZATION_FAILED).
+async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16, commit_timestamps: &[Vec<i64>], session: &Session) -> OffsetCommitResponse {
+    let authz = broker.authz(session);
+    if !authz.allows_group(Operation::Read, &req.group_id) {
+        return every_partition(&req, ResponseError::GroupAuthorizationFailed);
+    }
     let image = broker.metadata.image();
     // Kafka answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, per partition.
     let exists = |topic: &str, p: i32| image.topic(topic).is_some_and(|t| (0..t.partition_count()).contains(&p));
@@ -42,7 +50,9 @@ async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16, co
             let topic = t.name.to_string();
             // -1 is Kafka's DEFAULT_TIMESTAMP: the coordinator's time.
             let commit_timestamp_ms = commit_timestamps.get(ti).and_then(|ts| ts.get(pi)).copied().filter(|ts| *ts != -1);
-            if ready.is_some() {
+            if !authz.allows_topic(Operation::Read, &topic) {
+                results.push((topic, p.partition_index, Some(ResponseError::TopicAuthorizationFailed)));
+            } else if ready.is_some() {
                 results.push((topic, p.partition_index, ready));
             } else if !exists(&topic, p.partition_index) {
                 results.push((topic, p.partition_index, Some(ResponseError::UnknownTopicOrPartition)));

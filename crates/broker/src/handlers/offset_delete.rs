@@ -7,15 +7,25 @@ use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponseParti
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_coordinator::group::error_code;
 
-pub async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+/// As Kafka: DELETE on the group (else GROUP_AUTHORIZATION_FAILED), READ on each topic (else
+/// its partitions TOPIC_AUTHORIZATION_FAILED, and their offsets stay).
+pub async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest, session: &Session) -> OffsetDeleteResponse {
+    let authz = broker.authz(session);
+    if !authz.allows_group(Operation::Delete, &req.group_id) {
+        return OffsetDeleteResponse::default().with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(code) = broker.groups.ready_for(req.group_id.as_str()) {
         return OffsetDeleteResponse::default().with_error_code(code.code());
     }
+    let readable = |topic: &str| authz.allows_topic(Operation::Read, topic);
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
+        .filter(|t| readable(&t.name))
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), p.partition_index)))
         .collect();
     let group_id = req.group_id.to_string();
@@ -31,6 +41,11 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDel
                 .partitions
                 .iter()
                 .map(|p| {
+                    if !readable(&t.name) {
+                        return OffsetDeleteResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let error = r
                         .partitions
                         .iter()

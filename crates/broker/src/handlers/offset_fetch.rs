@@ -17,10 +17,14 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::authz::Authz;
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_coordinator::group::{error_code, FetchedOffset};
 
-pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16, session: &Session) -> OffsetFetchResponse {
+    let authz = broker.authz(session);
     if version == 0 {
         let requested = req.topics.unwrap_or_default().into_iter().flat_map(|t| {
             t.partition_indexes.into_iter().map(move |p| FetchedOffset {
@@ -56,7 +60,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect()
                 });
-                let (error, offsets) = fetch(broker, &g.group_id, wanted, req.require_stable);
+                let (error, offsets) = fetch(broker, &authz, &g.group_id, wanted, req.require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_error_code(error_code(error))
@@ -82,7 +86,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
     let wanted = req
         .topics
         .map(|ts| ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect());
-    let (error, offsets) = fetch(broker, &req.group_id, wanted, req.require_stable);
+    let (error, offsets) = fetch(broker, &authz, &req.group_id, wanted, req.require_stable);
     // Before v2 there is no top-level error: Kafka puts it on every partition.
     let partition_error = if version < 2 { error } else { None };
     let topics = group_by_topic(offsets, |name, parts| {
@@ -106,7 +110,11 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
 /// One group's answer. On an error the requested partitions come back at -1 (Kafka's shape).
 /// `require_stable` (v7+, KIP-447): a partition with a transactional commit still pending
 /// answers UNSTABLE_OFFSET_COMMIT (the client retries) instead of the last committed offset.
-fn fetch(broker: &Arc<Broker>, group_id: &GroupId, wanted: Option<Vec<(String, i32)>>, require_stable: bool) -> (Option<ResponseError>, Vec<FetchedOffset>) {
+///
+/// As Kafka: the group needs DESCRIBE (else GROUP_AUTHORIZATION_FAILED); a requested topic the
+/// principal may not DESCRIBE is answered TOPIC_AUTHORIZATION_FAILED, and left out of an
+/// all-topics answer.
+fn fetch(broker: &Arc<Broker>, authz: &Authz<'_>, group_id: &GroupId, wanted: Option<Vec<(String, i32)>>, require_stable: bool) -> (Option<ResponseError>, Vec<FetchedOffset>) {
     let unknown = |wanted: Option<Vec<(String, i32)>>| {
         wanted
             .unwrap_or_default()
@@ -114,13 +122,32 @@ fn fetch(broker: &Arc<Broker>, group_id: &GroupId, wanted: Option<Vec<(String, i
             .map(|(topic, partition)| FetchedOffset { topic, partition, error: None, offset: -1, leader_epoch: -1, metadata: String::new() })
             .collect()
     };
+    if !authz.allows_group(Operation::Describe, group_id) {
+        return (Some(ResponseError::GroupAuthorizationFailed), unknown(wanted));
+    }
     if let Err(code) = broker.groups.ready_for(group_id.as_str()) {
         return (Some(code), unknown(wanted));
     }
-    let r = broker.groups.read(|c| c.fetch_offsets_with(group_id.as_str(), wanted.as_deref(), require_stable));
+    let describable = |topic: &str| authz.allows_topic(Operation::Describe, topic);
+    let (allowed, denied): (Option<Vec<(String, i32)>>, Vec<(String, i32)>) = match wanted {
+        None => (None, Vec::new()),
+        Some(w) => {
+            let (a, d) = w.into_iter().partition(|(t, _)| describable(t));
+            (Some(a), d)
+        }
+    };
+    let denied = denied.into_iter().map(|(topic, partition)| FetchedOffset {
+        topic,
+        partition,
+        error: Some(ResponseError::TopicAuthorizationFailed),
+        offset: -1,
+        leader_epoch: -1,
+        metadata: String::new(),
+    });
+    let r = broker.groups.read(|c| c.fetch_offsets_with(group_id.as_str(), allowed.as_deref(), require_stable));
     match r.error {
-        Some(e) => (Some(e), unknown(wanted)),
-        None => (None, r.partitions),
+        Some(e) => (Some(e), unknown(allowed)),
+        None => (None, r.partitions.into_iter().filter(|o| describable(&o.topic)).chain(denied).collect()),
     }
 }
 

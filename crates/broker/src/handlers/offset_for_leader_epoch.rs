@@ -9,8 +9,14 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 
-pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+/// As Kafka: CLUSTER_ACTION on the cluster (a follower) allows every topic, else each topic needs
+/// DESCRIBE (a consumer validating its position after a leader change).
+pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest, session: &Session) -> OffsetForLeaderEpochResponse {
+    let authz = broker.authz(session);
+    let cluster_action = authz.allows_cluster(Operation::ClusterAction);
     let topics = req
         .topics
         .into_iter()
@@ -20,6 +26,9 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetF
                 .iter()
                 .map(|p| {
                     let resp = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    if !cluster_action && !authz.allows_topic(Operation::Describe, &t.topic) {
+                        return resp.with_error_code(kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code());
+                    }
                     match end_offset(broker, t.topic.as_str(), p.partition, p.current_leader_epoch, p.leader_epoch) {
                         Ok((epoch, end)) => resp.with_leader_epoch(epoch).with_end_offset(end),
                         Err(code) => resp.with_error_code(code.code()),

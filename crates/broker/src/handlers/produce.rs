@@ -23,8 +23,19 @@ use strom_storage::{RecordRule, StorageError};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::partition::{Partition, PartitionError};
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 
-pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16, session: &Session) -> Option<ProduceResponse> {
+    let authz = broker.authz(session);
+    // As Kafka: a request with transactional batches needs WRITE on its transactional id, or the
+    // whole request is refused; each topic needs WRITE.
+    let transactional = req.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| {
+        p.records.as_ref().and_then(|r| strom_storage::BatchHeader::parse(r, 0).ok()).is_some_and(|h| h.is_transactional())
+    });
+    if transactional && !req.transactional_id.as_ref().is_some_and(|id| authz.allows_transactional_id(Operation::Write, id)) {
+        return refuse_all(req, ResponseError::TransactionalIdAuthorizationFailed);
+    }
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
     let now = now_ms();
@@ -37,6 +48,8 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
         for p in topic.partition_data {
             let r = if !acks_valid {
                 Err((ResponseError::InvalidRequiredAcks, None).into())
+            } else if !authz.allows_topic(Operation::Write, &topic.name) {
+                Err((ResponseError::TopicAuthorizationFailed, None).into())
             } else {
                 match verify_transaction(broker, transactional_id.as_deref(), (topic.name.as_str(), p.index), p.records.as_ref(), version).await {
                     Ok(()) => append(broker, topic.name.as_str(), p.index, p.records, now, acks == -1, version),
@@ -104,6 +117,26 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                 })
                 .collect();
             TopicProduceResponse::default().with_name(name).with_partition_responses(partition_responses)
+        })
+        .collect();
+    Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// Every partition of the request answered `code` (nothing is appended).
+fn refuse_all(req: ProduceRequest, code: ResponseError) -> Option<ProduceResponse> {
+    if req.acks == 0 {
+        return None;
+    }
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let parts = t
+                .partition_data
+                .iter()
+                .map(|p| PartitionProduceResponse::default().with_index(p.index).with_error_code(code.code()).with_base_offset(-1).with_log_append_time_ms(-1).with_log_start_offset(-1))
+                .collect();
+            TopicProduceResponse::default().with_name(t.name).with_partition_responses(parts)
         })
         .collect();
     Some(ProduceResponse::default().with_responses(responses))

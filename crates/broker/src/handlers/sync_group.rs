@@ -7,10 +7,14 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use strom_coordinator::group::{error_code, SyncRequest, SyncResponse};
 
-pub async fn handle(broker: &Arc<Broker>, req: SyncGroupRequest) -> SyncGroupResponse {
-    let r = match broker.groups.ready_for(&req.group_id.to_string()) {
+pub async fn handle(broker: &Arc<Broker>, req: SyncGroupRequest, session: &Session) -> SyncGroupResponse {
+    let allowed = broker.authz(session).allows_group(Operation::Read, &req.group_id);
+    let ready = if allowed { broker.groups.ready_for(&req.group_id.to_string()) } else { Err(kafka_protocol::error::ResponseError::GroupAuthorizationFailed) };
+    let r = match ready {
         Err(code) => SyncResponse::error(code),
         Ok(()) => {
             let request = SyncRequest {

@@ -13,14 +13,25 @@ use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitRespon
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::Broker;
+use crate::session::Session;
+use strom_metadata::acl::Operation;
 use crate::coordinator_topic::OFFSETS_TOPIC;
 use crate::txn_service::{is_busy, TxnCheck};
 use strom_coordinator::group::{error_code, CommitOffset, TxnOffsetCommitRequest as Commit};
 
-pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest, version: i16) -> TxnOffsetCommitResponse {
-    let ready = match broker.groups.ready_for(req.group_id.as_str()) {
-        Ok(()) => in_transaction(broker, &req, version).await.err(),
-        Err(code) => Some(code),
+/// As Kafka: WRITE on the transactional id, READ on the group (every partition answered with
+/// the failure), READ on each topic (its partitions TOPIC_AUTHORIZATION_FAILED).
+pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest, version: i16, session: &Session) -> TxnOffsetCommitResponse {
+    let authz = broker.authz(session);
+    let ready = if !authz.allows_transactional_id(Operation::Write, &req.transactional_id) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !authz.allows_group(Operation::Read, &req.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        match broker.groups.ready_for(req.group_id.as_str()) {
+            Ok(()) => in_transaction(broker, &req, version).await.err(),
+            Err(code) => Some(code),
+        }
     };
     let mut results: Vec<(String, i32, Option<ResponseError>)> = Vec::new();
     let mut offsets = Vec::new();
@@ -29,6 +40,7 @@ pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest, version: 
             let topic = t.name.to_string();
             match ready {
                 Some(code) => results.push((topic, p.partition_index, Some(code))),
+                None if !authz.allows_topic(Operation::Read, &topic) => results.push((topic, p.partition_index, Some(ResponseError::TopicAuthorizationFailed))),
                 None => offsets.push(CommitOffset {
                     topic,
                     partition: p.partition_index,
