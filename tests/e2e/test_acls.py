@@ -227,3 +227,49 @@ def test_kafka_python_admin_acls(secured):
         k.describe_acls(ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
                                   ResourcePatternFilter(KResourceType.ANY, None, ACLResourcePatternType.ANY)))
     k.close()
+
+
+def test_strom_acls_tool_as_kafka_acls_sh(broker_factory, tmp_path):
+    """`strom acls` with kafka-acls.sh's flags and output, authenticating with --command-config."""
+    import subprocess
+    from conftest import STROM_BIN
+    b = acl_broker(broker_factory)
+    admin = AdminClient(as_user(b, "admin"))
+    admin.create_topics([NewTopic("tooled", 1, 1)])["tooled"].result(timeout=15)
+    admin_props = tmp_path / "admin.properties"
+    admin_props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                           'sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-pw";\n')
+
+    def acls(*args, props=admin_props):
+        r = subprocess.run([STROM_BIN, "acls", "--bootstrap-server", b.sasl_bootstrap, "--command-config", str(props), *args],
+                           capture_output=True, text=True, timeout=60)
+        return r.returncode, r.stdout + r.stderr
+
+    code, out = acls("--add", "--allow-principal", "User:bob", "--operation", "Write", "--operation", "Describe", "--topic", "tooled")
+    assert code == 0, out
+    assert "Adding ACLs for resource `ResourcePattern(resourceType=TOPIC, name=tooled, patternType=LITERAL)`:" in out
+    assert "(principal=User:bob, host=*, operation=WRITE, permissionType=ALLOW)" in out
+    code, out = acls("--add", "--consumer", "--allow-principal", "User:carol", "--topic", "tooled", "--group", "carols", "--resource-pattern-type", "prefixed")
+    assert code == 0, out
+    code, out = acls("--list")
+    assert code == 0, out
+    assert out.count("Current ACLs for resource") == 3, out
+    assert "(principal=User:carol, host=*, operation=READ, permissionType=ALLOW)" in out
+    code, out = acls("--list", "--principal", "User:bob")
+    assert code == 0 and "ACLs for principal `User:bob`" in out and "User:carol" not in out, out
+    # The ACLs act: bob writes, carol may not.
+    assert produce_error(b, "bob", "tooled") is None
+    assert produce_error(b, "carol", "tooled").code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    code, out = acls("--remove", "--force", "--allow-principal", "User:bob", "--operation", "Write", "--topic", "tooled")
+    assert code == 0, out
+    assert produce_error(b, "bob", "tooled").code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # A principal that may not alter the cluster is told so; a bad password too.
+    bob_props = tmp_path / "bob.properties"
+    bob_props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username=bob\nsasl.password=bob-pw\n")
+    code, out = acls("--add", "--allow-principal", "User:bob", "--topic", "x", props=bob_props)
+    assert code != 0 and "CLUSTER_AUTHORIZATION_FAILED" in out.upper().replace(" ", "_"), out
+    bob_props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username=bob\nsasl.password=wrong\n")
+    code, out = acls("--list", props=bob_props)
+    assert code != 0 and "Authentication failed" in out, out
+    code, out = acls("--add", "--topic", "x")
+    assert code != 0 and "--allow-principal" in out, out

@@ -50,6 +50,8 @@ enum Command {
     ConsumerGroups(tools::consumer_groups::Args),
     /// Describe and change topic and broker configs (kafka-configs.sh).
     Configs(tools::configs::Args),
+    /// Add, remove and list ACLs (kafka-acls.sh).
+    Acls(tools::acls::Args),
     /// List and describe transactions and producers, find and abort hanging transactions (kafka-transactions.sh).
     Transactions(tools::transactions::Args),
     /// Measure produce throughput and latency (kafka-producer-perf-test.sh).
@@ -100,6 +102,7 @@ fn run() -> anyhow::Result<()> {
         Command::ConsumerGroups(a) => tools::consumer_groups::run(a),
         Command::Configs(a) => tools::configs::run(a),
         Command::Transactions(a) => tools::transactions::run(a),
+        Command::Acls(a) => tools::acls::run(a),
         Command::ProducerPerfTest(a) => tools::perf::run_producer(a),
         Command::ConsumerPerfTest(a) => tools::perf::run_consumer(a),
         Command::Server { help_config: true, .. } => {

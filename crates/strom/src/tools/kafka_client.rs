@@ -20,7 +20,9 @@ use anyhow::{anyhow, bail, Context};
 use bytes::{Buf, BufMut, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,6 +39,55 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// How long to wait before asking again after a retriable error (a coordinator still loading).
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
+/// What a tool's `--command-config` says about its connections.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub client_id: String,
+    /// The wait for one response; also the tool's whole budget for retrying one question.
+    pub timeout: Duration,
+    /// SASL/PLAIN credentials (`security.protocol=SASL_PLAINTEXT`).
+    pub plain: Option<(String, String)>,
+}
+
+impl Settings {
+    /// Reads `client.id`, `request.timeout.ms` and the security settings of a properties file,
+    /// as Kafka's tools take them (`sasl.jaas.config` with PlainLoginModule's `username` and
+    /// `password`, or librdkafka's `sasl.username` / `sasl.password`). Security this client
+    /// cannot speak is refused by name, never ignored.
+    pub fn read(tool: &str, command_config: Option<&std::path::Path>, timeout: Duration) -> anyhow::Result<Settings> {
+        let mut s = Settings { client_id: tool.to_string(), timeout, plain: None };
+        let Some(path) = command_config else { return Ok(s) };
+        let props: BTreeMap<String, String> = super::read_properties("--command-config", path)?.into_iter().collect();
+        let (mut user, mut password) = (props.get("sasl.username").cloned(), props.get("sasl.password").cloned());
+        if let Some(jaas) = props.get("sasl.jaas.config") {
+            let field = |name: &str| jaas.split_once(&format!("{name}=\"")).and_then(|(_, rest)| rest.split_once('"')).map(|(v, _)| v.to_string());
+            user = user.or(field("username"));
+            password = password.or(field("password"));
+        }
+        for (k, v) in &props {
+            match k.as_str() {
+                "client.id" => s.client_id = v.clone(),
+                "request.timeout.ms" => s.timeout = Duration::from_millis(v.parse().with_context(|| format!("request.timeout.ms must be a number of ms, not {v}"))?),
+                "security.protocol" if v.eq_ignore_ascii_case("PLAINTEXT") => {}
+                "security.protocol" if v.eq_ignore_ascii_case("SASL_PLAINTEXT") => {
+                    let mechanism = props.get("sasl.mechanism").map_or("GSSAPI", String::as_str);
+                    if mechanism != "PLAIN" {
+                        bail!("sasl.mechanism={mechanism} is not supported by {tool} yet (PLAIN only)");
+                    }
+                    match (&user, &password) {
+                        (Some(u), Some(p)) => s.plain = Some((u.clone(), p.clone())),
+                        _ => bail!("SASL/PLAIN needs sasl.username and sasl.password (or sasl.jaas.config with username and password)"),
+                    }
+                }
+                "security.protocol" => bail!("security.protocol={v} is not supported by {tool} yet (PLAINTEXT and SASL_PLAINTEXT)"),
+                k if k.starts_with("ssl.") => bail!("{k} is not supported by {tool} yet (no TLS)"),
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+}
+
 /// One connection to one broker.
 struct Conn {
     addr: String,
@@ -45,13 +96,32 @@ struct Conn {
 }
 
 impl Conn {
-    async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Conn> {
+    async fn connect(addr: &str, settings: &Settings) -> anyhow::Result<Conn> {
+        let timeout = settings.timeout;
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| anyhow!("cannot connect to {addr} within {} s", timeout.as_secs()))?
             .with_context(|| format!("cannot connect to {addr}"))?;
         let _ = stream.set_nodelay(true);
-        Ok(Conn { addr: addr.to_string(), stream, correlation_id: 0 })
+        let mut conn = Conn { addr: addr.to_string(), stream, correlation_id: 0 };
+        if let Some((user, password)) = &settings.plain {
+            conn.authenticate_plain(&StrBytes::from_string(settings.client_id.clone()), user, password, timeout).await?;
+        }
+        Ok(conn)
+    }
+
+    /// SaslHandshake v1 (PLAIN) and SaslAuthenticate v2 with RFC 4616's token.
+    async fn authenticate_plain(&mut self, client_id: &StrBytes, user: &str, password: &str, timeout: Duration) -> anyhow::Result<()> {
+        let hs = self.call(client_id, 1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")), timeout).await?;
+        if let Some(e) = error(hs.error_code) {
+            bail!("{}: SASL handshake refused: {e:?} (the listener offers {:?})", self.addr, hs.mechanisms.iter().map(|m| m.to_string()).collect::<Vec<_>>());
+        }
+        let token = format!("\0{user}\0{password}");
+        let auth = self.call(client_id, 2, &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(token.into_bytes())), timeout).await?;
+        if error(auth.error_code).is_some() {
+            bail!("{}: {}", self.addr, auth.error_message.as_deref().unwrap_or("SASL authentication failed"));
+        }
+        Ok(())
     }
 
     /// Sends `req` at `version` and waits up to `timeout` for its response. After an error the
@@ -137,6 +207,7 @@ impl std::error::Error for BrokerError {}
 pub struct Cluster {
     bootstrap: String,
     client_id: StrBytes,
+    settings: Settings,
     /// The wait for one response; also the tool's whole budget for retrying one question.
     pub timeout: Duration,
     /// node id -> host:port, from the last Metadata response.
@@ -148,11 +219,12 @@ pub struct Cluster {
 
 impl Cluster {
     /// Connects to the first of the comma-separated `bootstrap` brokers that answers Metadata.
-    pub async fn connect(bootstrap: &str, client_id: &str, timeout: Duration) -> anyhow::Result<Cluster> {
+    pub async fn connect(bootstrap: &str, settings: &Settings) -> anyhow::Result<Cluster> {
         let mut c = Cluster {
             bootstrap: bootstrap.to_string(),
-            client_id: StrBytes::from_string(client_id.to_string()),
-            timeout,
+            client_id: StrBytes::from_string(settings.client_id.clone()),
+            settings: settings.clone(),
+            timeout: settings.timeout,
             brokers: BTreeMap::new(),
             conns: BTreeMap::new(),
             any: None,
@@ -182,7 +254,7 @@ impl Cluster {
         let mut candidates: Vec<String> = self.brokers.values().cloned().collect();
         candidates.extend(self.bootstrap.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
         for addr in candidates {
-            let mut conn = match Conn::connect(&addr, self.timeout).await {
+            let mut conn = match Conn::connect(&addr, &self.settings).await {
                 Ok(c) => c,
                 Err(e) => {
                     last_error = Some(e);
@@ -216,7 +288,7 @@ impl Cluster {
     pub async fn call<R: Request>(&mut self, node: i32, version: i16, req: &R) -> anyhow::Result<R::Response> {
         if !self.conns.contains_key(&node) {
             let addr = self.brokers.get(&node).cloned().ok_or_else(|| anyhow!("broker {node} is not in the cluster's metadata"))?;
-            let conn = Conn::connect(&addr, self.timeout).await?;
+            let conn = Conn::connect(&addr, &self.settings).await?;
             self.conns.insert(node, conn);
         }
         let Some(conn) = self.conns.get_mut(&node) else { bail!("no connection to broker {node}") };

@@ -3,6 +3,7 @@
 //! librdkafka (the `rdkafka` crate): the same client most non-Java Kafka applications use, so
 //! the tools exercise the broker the way real traffic does (see ARCHITECTURE.md for why).
 
+pub mod acls;
 pub mod admin_ffi;
 pub mod configs;
 pub mod console_consumer;

@@ -30,7 +30,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::kafka_client::{backoff, error, BrokerError, Cluster};
+use super::kafka_client::{backoff, error, BrokerError, Cluster, Settings};
 use super::TIMEOUT;
 
 /// DescribeProducers v0, DescribeTransactions v0, ListTransactions v1 (KIP-994's duration
@@ -49,8 +49,9 @@ pub struct Args {
     /// The broker(s) to connect to, HOST:PORT[,HOST:PORT...].
     #[arg(long, global = true, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
     pub bootstrap_server: String,
-    /// A properties file of client settings. Read: client.id, request.timeout.ms; security
-    /// settings other than PLAINTEXT are refused (this tool speaks plain TCP).
+    /// A properties file of client settings. Read: client.id, request.timeout.ms,
+    /// security.protocol PLAINTEXT or SASL_PLAINTEXT with SASL/PLAIN (sasl.jaas.config, or
+    /// sasl.username and sasl.password); TLS settings are refused.
     #[arg(long, global = true, value_name = "FILE")]
     pub command_config: Option<PathBuf>,
     #[command(subcommand)]
@@ -120,21 +121,9 @@ pub enum Command {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let mut client_id = "strom-transactions".to_string();
-    let mut timeout = TIMEOUT;
-    if let Some(path) = &a.command_config {
-        for (k, v) in super::read_properties("--command-config", path)? {
-            match k.as_str() {
-                "client.id" => client_id = v,
-                "request.timeout.ms" => timeout = std::time::Duration::from_millis(v.parse().with_context(|| format!("request.timeout.ms must be a number of ms, not {v}"))?),
-                "security.protocol" if !v.eq_ignore_ascii_case("PLAINTEXT") => bail!("security.protocol={v} is not supported by strom transactions (PLAINTEXT only)"),
-                k if k.starts_with("sasl.") || k.starts_with("ssl.") => bail!("{k} is not supported by strom transactions (PLAINTEXT only)"),
-                _ => {}
-            }
-        }
-    }
+    let settings = Settings::read("strom-transactions", a.command_config.as_deref(), TIMEOUT)?;
     let out = super::block_on(async move {
-        let mut cluster = Cluster::connect(&a.bootstrap_server, &client_id, timeout).await?;
+        let mut cluster = Cluster::connect(&a.bootstrap_server, &settings).await?;
         match a.command {
             Command::List { duration_filter } => list(&mut cluster, duration_filter).await,
             Command::Describe { transactional_id } => describe(&mut cluster, &transactional_id).await,
