@@ -75,13 +75,25 @@ def test_unmapped_listener_name_is_refused_as_kafka_does(tmp_path):
 
 
 @pytest.mark.parametrize("key", ["sasl.mechanism.inter.broker.protocol", "ssl.keymanager.algorithm", "ssl.principal.mapping.rules",
-                                 "authorizer.class.name", "super.users", "connections.max.reauth.ms", "sasl.jaas.config",
+                                 "connections.max.reauth.ms", "sasl.jaas.config",
                                  "listener.name.plaintext.ssl.engine.factory.class",
                                  "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config"])
 def test_security_keys_are_refused_as_not_yet_supported(tmp_path, key):
     """Kafka's own security keys are not typos: the error says Strom does not act on them yet."""
     err = start_fails(tmp_path, "listeners=PLAINTEXT://127.0.0.1:0", f"{key}=/some/value")
     assert key in err and "security" in err and "spelling" not in err, err
+
+
+@pytest.mark.parametrize("key,value,says", [
+    ("authorizer.class.name", "kafka.security.authorizer.AclAuthorizer", "ZooKeeper"),
+    ("authorizer.class.name", "com.example.Custom", "not a JVM"),
+    ("super.users", "admin", "User:<name>"),
+])
+def test_authorizer_settings_are_checked(tmp_path, key, value, says):
+    """The authorizer's keys are served now: a value Strom cannot act on stops the start, naming the key."""
+    err = start_fails(tmp_path, "listeners=PLAINTEXT://127.0.0.1:0", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                      f"{key}={value}")
+    assert key in err and says in err, err
 
 
 def test_custom_listener_mapped_to_plaintext_serves_real_clients(broker_factory):
