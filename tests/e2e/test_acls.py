@@ -273,3 +273,41 @@ def test_strom_acls_tool_as_kafka_acls_sh(broker_factory, tmp_path):
     assert code != 0 and "Authentication failed" in out, out
     code, out = acls("--add", "--topic", "x")
     assert code != 0 and "--allow-principal" in out, out
+
+
+def test_client_certificate_principals_with_mapping_rules(broker_factory, tmp_path):
+    """On an SSL listener with client authentication the principal is the certificate's subject
+    (RFC 2253, `OU=test,CN=alice` for `/CN=alice/OU=test`) through ssl.principal.mapping.rules;
+    a certificate no rule maps is refused; without a certificate the client is User:ANONYMOUS."""
+    from tlscerts import Certs
+    from test_tls import ssl_conf
+    certs = Certs(tmp_path / "certs")
+    port = free_port()
+    base = [f"listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:{port}", f"ssl.keystore.location={certs.keystore}",
+            f"ssl.truststore.location={certs.ca}", f"authorizer.class.name={AUTHORIZER}",
+            # The plaintext listener is the operator's here: its clients are User:ANONYMOUS.
+            "super.users=User:ANONYMOUS"]
+    b = broker_factory(overrides=[*base, "ssl.client.auth=requested", "ssl.principal.mapping.rules=RULE:^OU=test,CN=([a-z]+)$/$1/U,DEFAULT"])
+    ssl_bootstrap = f"127.0.0.1:{port}"
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic("certs", 1, 1), NewTopic("other", 1, 1)])["certs"].result(timeout=15)
+    create_acls(admin, [allow(ResourceType.TOPIC, "certs", "User:ALICE", AclOperation.WRITE)])
+
+    def produce(conf, topic):
+        errors = []
+        p = Producer({**conf, "message.timeout.ms": 8000})
+        p.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err))
+        p.flush(15)
+        return errors[0] if errors else "no delivery report"
+
+    alice = ssl_conf(certs, ssl_bootstrap, **{"ssl.certificate.location": certs.client_cert, "ssl.key.location": certs.client_key})
+    assert produce(alice, "certs") is None
+    assert produce(alice, "other").code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # No certificate (requested, not required): User:ANONYMOUS, a super user in this test.
+    assert produce(ssl_conf(certs, ssl_bootstrap), "other") is None
+    b.stop()
+    # A rule set that maps nothing for alice's subject: her connection is refused.
+    b = broker_factory(overrides=[*base, "ssl.client.auth=required", "ssl.principal.mapping.rules=RULE:^CN=nobody$/x/"], data_dir=b.data_dir)
+    with pytest.raises(KafkaException):
+        AdminClient(alice).list_topics(timeout=5)
+    assert b.wait_for_log("authentication failed", timeout=10)

@@ -48,7 +48,9 @@ const READ_AHEAD: usize = 4;
 ///
 /// On a SASL listener (`sasl` set) nothing reaches a handler before the client authenticated
 /// (`sasl::Authenticator` decides what may pass until then).
-pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listener: Arc<str>, sasl: Option<Arc<Authenticator>>) {
+/// `principal`: who the TLS handshake says the client is (its certificate), if anyone; SASL,
+/// when the listener has it, decides instead.
+pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listener: Arc<str>, principal: Option<String>, sasl: Option<Arc<Authenticator>>) {
     let (r, mut w) = stream.split();
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let reader_broker = broker.clone();
@@ -59,6 +61,9 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
     let reader_authenticated = authenticated.clone();
     let mut gate = Gate::Handshake;
     let mut session = Session::anonymous(peer, listener.clone());
+    if let Some(p) = principal.filter(|_| sasl.is_none()) {
+        session.principal = Arc::from(p.as_str());
+    }
     let reader = tokio::spawn(async move {
         let mut reader = BufReader::with_capacity(256 * 1024, r);
         let mut raw_next = false;

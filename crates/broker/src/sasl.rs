@@ -138,15 +138,16 @@ static FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 static LAST_LOGGED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
 const FAILURE_LOG_EVERY_MS: i64 = 10_000;
 
-/// Logs a failed authentication at most once per 10 s, with how many failed meanwhile. The line
-/// names the peer and the listener, never the credentials.
+/// Logs a failed authentication (SASL, or a client certificate no principal rule maps) at most
+/// once per 10 s, with how many failed meanwhile. The line names the peer and the listener,
+/// never the credentials.
 pub fn report_failure(peer: std::net::SocketAddr, listener: &str, now_ms: i64) {
     use std::sync::atomic::Ordering::Relaxed;
     let failures = FAILURES.fetch_add(1, Relaxed) + 1;
     let last = LAST_LOGGED_MS.load(Relaxed);
     if now_ms.saturating_sub(last) >= FAILURE_LOG_EVERY_MS && LAST_LOGGED_MS.compare_exchange(last, now_ms, Relaxed, Relaxed).is_ok() {
         FAILURES.fetch_sub(failures, Relaxed);
-        tracing::warn!(%peer, listener, failed_since_last_report = failures, "SASL authentication failed");
+        tracing::warn!(%peer, listener, failed_since_last_report = failures, "authentication failed");
     }
 }
 

@@ -172,10 +172,17 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 let (broker, name, tls, sasl) = (broker.clone(), name.clone(), tls.clone(), sasl.clone());
                 tokio::spawn(async move {
-                    let stream = match tls {
-                        None => Stream::Plain(stream),
+                    let (stream, principal) = match tls {
+                        None => (Stream::Plain(stream), None),
                         Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
-                            Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                            Ok(Ok(s)) => match tls.principal(s.get_ref().1.peer_certificates()) {
+                                Ok(p) => (Stream::Tls(Box::new(s)), Some(p)),
+                                Err(why) => {
+                                    tracing::debug!(%peer, listener = %name, why, "TLS client refused");
+                                    crate::sasl::report_failure(peer, &name, crate::clock::now_ms());
+                                    return;
+                                }
+                            },
                             // A failed handshake (garbage, an untrusted client certificate, a
                             // port scan) is the client's problem: debug level, so that a client
                             // retrying in a loop cannot flood the log.
@@ -189,7 +196,7 @@ async fn accept_loop(
                             }
                         },
                     };
-                    crate::connection::serve(broker, stream, peer, name, sasl).await;
+                    crate::connection::serve(broker, stream, peer, name, principal, sasl).await;
                 });
             }
             Err(e) => {

@@ -133,6 +133,14 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsErr
     Ok(Arc::new(config))
 }
 
+/// A certificate's subject as RFC 4514 (RFC 2253) writes it, most specific attribute first
+/// (`CN=alice,OU=eng,O=Example`), as Java's `X500Principal.getName()` which Kafka's principals use.
+fn subject_dn(der: &[u8]) -> Result<String, String> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("unreadable client certificate: {e}"))?;
+    Ok(cert.tbs_certificate.subject.to_string())
+}
+
 /// How often the files of a TLS listener are checked for changes.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(5);
 
@@ -162,6 +170,21 @@ impl TlsListener {
     }
 
     /// The config for a new connection.
+    /// The principal of a client that completed the handshake: `User:<name>` from its
+    /// certificate's subject through `ssl.principal.mapping.rules`, `User:ANONYMOUS` without a
+    /// certificate (`ssl.client.auth` none or requested). `Err` when no rule maps the subject
+    /// (or it cannot be read): Kafka then fails the connection's authentication.
+    pub fn principal(&self, certificates: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Result<String, String> {
+        let Some(leaf) = certificates.and_then(|c| c.first()) else {
+            return Ok(crate::session::ANONYMOUS.to_string());
+        };
+        let dn = subject_dn(leaf)?;
+        match self.settings.principal_rules.name(&dn) {
+            Some(name) => Ok(format!("User:{name}")),
+            None => Err(format!("no rule of ssl.principal.mapping.rules ({}) applies to {dn}", self.settings.principal_rules)),
+        }
+    }
+
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         let config = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
         tokio_rustls::TlsAcceptor::from(config)

@@ -15,6 +15,7 @@ mod broker;
 mod cluster;
 mod keys;
 mod markdown;
+mod principal;
 mod resolve;
 mod security;
 mod topic;
@@ -25,6 +26,7 @@ pub use broker::{BrokerConfig, GroupSettings, Listener, ReplicaSelector, TxnSett
 pub use cluster::ClusterSettings;
 pub use keys::{by_topic_key, key, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
 pub use markdown::{help_text, markdown_tables};
+pub use principal::PrincipalRules;
 pub use security::{is_security_key, AuthorizerSettings, STANDARD_AUTHORIZER, ClientAuth, Keystore, Pem, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion};
 pub use topic::{validate_topic_config, TopicSettings};
 

@@ -357,6 +357,8 @@ pub struct TlsSettings {
     pub protocols: Vec<TlsVersion>,
     /// IANA names as Java spells them; empty: every suite of the enabled versions.
     pub cipher_suites: Vec<String>,
+    /// How a client certificate's DN becomes the principal (`ssl.principal.mapping.rules`).
+    pub principal_rules: crate::PrincipalRules,
 }
 
 /// The TLS settings of listener `name` (upper case): `listener.name.<name lower case>.<key>`
@@ -453,6 +455,8 @@ pub(crate) fn tls_settings(props: &BTreeMap<String, String>, listener: &str) -> 
     if protocols.is_empty() {
         return Err(invalid(&shown("ssl.enabled.protocols"), protocols_value, "no TLS version left to serve".into()));
     }
+    let rules_value = r.text("ssl.principal.mapping.rules")?.unwrap_or("DEFAULT");
+    let principal_rules = crate::PrincipalRules::parse(rules_value).map_err(|why| invalid(&shown("ssl.principal.mapping.rules"), rules_value, why))?;
     let ssl_protocol = r.text("ssl.protocol")?.unwrap_or_default().trim().to_string();
     if !matches!(ssl_protocol.as_str(), "TLSv1.2" | "TLSv1.3" | "TLS") {
         return Err(invalid(&shown("ssl.protocol"), &ssl_protocol, "must be TLSv1.2, TLSv1.3 or TLS".into()));
@@ -460,7 +464,7 @@ pub(crate) fn tls_settings(props: &BTreeMap<String, String>, listener: &str) -> 
     let cipher_suites = set("ssl.cipher.suites")?
         .map(|v| v.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect())
         .unwrap_or_default();
-    Ok(TlsSettings { keystore, truststore, client_auth, protocols, cipher_suites })
+    Ok(TlsSettings { keystore, truststore, client_auth, protocols, cipher_suites, principal_rules })
 }
 
 #[cfg(test)]
