@@ -10,6 +10,7 @@ pub mod delta;
 pub mod elect;
 pub mod liveness;
 pub mod read_replica;
+pub mod scram;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -125,6 +126,9 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Dynamic broker-level configs set through AlterConfigs.
     pub broker_configs: BTreeMap<String, String>,
+    /// SASL/SCRAM credentials (`scram.rs`).
+    #[serde(default)]
+    pub scram: scram::ScramImage,
 }
 
 impl MetadataImage {
@@ -172,6 +176,9 @@ pub enum MetadataRecord {
     TopicConfigsSet { name: String, configs: BTreeMap<String, String> },
     BrokerConfigsSet { configs: BTreeMap<String, String> },
     ProducerIdsAllocated { next_producer_id: i64 },
+    /// Kafka's UserScramCredentialRecord and RemoveUserScramCredentialRecord (`scram.rs`).
+    ScramCredentialSet { name: String, mechanism: scram::ScramMechanism, credential: scram::ScramCredential },
+    ScramCredentialRemoved { name: String, mechanism: scram::ScramMechanism },
 }
 
 /// A partition leader's wanted ISR (Kafka's AlterPartition), from the leader epoch and partition
@@ -321,6 +328,8 @@ impl MetadataImage {
             MetadataRecord::ProducerIdsAllocated { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
+            MetadataRecord::ScramCredentialSet { name, mechanism, credential } => self.scram.set(name, *mechanism, credential),
+            MetadataRecord::ScramCredentialRemoved { name, mechanism } => self.scram.remove(name, *mechanism),
         }
     }
 }
