@@ -52,6 +52,9 @@ pub struct BrokerConfig {
     pub leader_imbalance_check_interval_ms: Option<u64>,
     /// Known-but-ignored keys that were set, for the one-time log line.
     pub ignored: Vec<String>,
+    /// SCRAM credentials to write when this node creates the cluster's metadata log (not a
+    /// key: set by `strom server --add-scram`; empty from `from_props`).
+    pub bootstrap_scram: Vec<security::BootstrapScram>,
     /// The properties this config was built from, so dynamic broker configs and topic overrides
     /// can be layered on top.
     pub props: BTreeMap<String, String>,
@@ -260,6 +263,7 @@ impl BrokerConfig {
                 r.bool("auto.leader.rebalance.enable")?.then_some(secs * 1000)
             },
             ignored,
+            bootstrap_scram: Vec::new(),
             props: props.clone(),
         })
     }

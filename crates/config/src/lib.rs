@@ -25,7 +25,7 @@ pub use broker::{BrokerConfig, GroupSettings, Listener, ReplicaSelector, TxnSett
 pub use cluster::ClusterSettings;
 pub use keys::{by_topic_key, key, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
 pub use markdown::{help_text, markdown_tables};
-pub use security::{is_security_key, ClientAuth, Keystore, Pem, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion};
+pub use security::{is_security_key, BootstrapScram, ClientAuth, Keystore, Pem, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion};
 pub use topic::{validate_topic_config, TopicSettings};
 
 #[derive(Debug, thiserror::Error)]
