@@ -376,6 +376,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        First,
+        /// The client-final for the last server-first, with the right password or not.
+        Final(bool),
+        Garbage(Vec<u8>),
+    }
+
     const RFC_NONCE: &str = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
 
     fn users() -> impl Fn(&str, ScramMechanism) -> Option<ScramCredential> {
@@ -531,6 +539,54 @@ mod tests {
             let msg = parts.concat();
             let _ = run(ScramMechanism::Sha256, &[msg.as_bytes()]);
             let _ = run(ScramMechanism::Sha256, &[b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO", msg.as_bytes()]);
+        }
+
+        /// A model of one connection's exchange: any sequence of messages (the right ones, a
+        /// wrong password, garbage, replays) authenticates only as client-first then its
+        /// matching client-final, at most once, and after any failure everything fails.
+        #[test]
+        fn the_exchange_follows_its_model(ops in proptest::collection::vec(prop_oneof![
+            Just(Op::First),
+            any::<bool>().prop_map(Op::Final),
+            proptest::collection::vec(any::<u8>(), 0..60).prop_map(Op::Garbage),
+        ], 0..6)) {
+            #[derive(PartialEq)]
+            enum Model { Start, AwaitFinal, Done, Dead }
+            let m = ScramMechanism::Sha256;
+            let lookup = users();
+            let nonce = || Some("srv".to_string());
+            let ctx = ServerContext { lookup: &lookup, nonce: &nonce, secret: b"k" };
+            let mut server = ScramServer::new(m);
+            let mut model = Model::Start;
+            let mut server_first = b"r=cnsrv,s=AAAA,i=4096".to_vec();
+            let mut logins = 0;
+            for op in ops {
+                let (message, expect_ok) = match &op {
+                    Op::First => (b"n,,n=user,r=cn".to_vec(), model == Model::Start),
+                    Op::Final(right) => {
+                        let pw: &[u8] = if *right { b"pencil" } else { b"pen" };
+                        (client_final(m, pw, "n=user,r=cn", &server_first, None), model == Model::AwaitFinal && *right)
+                    }
+                    Op::Garbage(bytes) => (bytes.clone(), false),
+                };
+                let out = server.step(&message, &ctx);
+                prop_assert_eq!(out.is_ok(), expect_ok);
+                model = match (out, model) {
+                    (Ok(Step::Continue(first)), Model::Start) => {
+                        server_first = first;
+                        Model::AwaitFinal
+                    }
+                    (Ok(Step::Done { principal, .. }), Model::AwaitFinal) => {
+                        prop_assert_eq!(principal, "User:user");
+                        logins += 1;
+                        Model::Done
+                    }
+                    (Ok(_), _) => return Err(TestCaseError::fail("a step the model does not allow succeeded")),
+                    (Err(_), Model::Done) => Model::Done,
+                    (Err(_), _) => Model::Dead,
+                };
+            }
+            prop_assert!(logins <= 1);
         }
 
         #[test]
