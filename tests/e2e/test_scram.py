@@ -171,6 +171,23 @@ def test_kafka_python_and_aiokafka_scram(broker_factory):
     assert asyncio.run(aio()) == [b"from kafka-python", b"from aiokafka"]
 
 
+def test_kafka_python_over_v0_bare_frames(broker_factory):
+    """kafka-python told the broker is 0.10.1 sends SaslHandshake v0 and then the SCRAM messages
+    as bare frames, all four of them (client-first, server-first, client-final, server-final)."""
+    b = scram_broker(broker_factory)
+    add_users(b.bootstrap, ("olga", "olga-secret", "SCRAM-SHA-512"))
+    kw = dict(bootstrap_servers=b.sasl_bootstrap, security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+              sasl_plain_username="olga", sasl_plain_password="olga-secret", api_version=(0, 10, 1))
+    p = KafkaProducer(**kw)
+    p.send("scram-v0", b"bare frames").get(timeout=15)
+    p.close()
+    c = KafkaConsumer("scram-v0", auto_offset_reset="earliest", consumer_timeout_ms=8000, **kw)
+    assert [m.value for m in c] == [b"bare frames"]
+    c.close()
+    with pytest.raises(KPError):
+        KafkaProducer(**{**kw, "sasl_plain_password": "nope"}, max_block_ms=5000).send("scram-v0", b"x").get(timeout=5)
+
+
 def test_kafkajs_scram(broker_factory):
     b = scram_broker(broker_factory)
     add_users(b.bootstrap, ("heidi", "heidi-secret", "SCRAM-SHA-256"), ("ivan", "ivan-secret", "SCRAM-SHA-512"))
