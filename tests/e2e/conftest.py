@@ -23,6 +23,7 @@ class Broker:
         self.data_dir = str(data_dir)
         self.overrides = list(overrides)
         self.config = config  # a properties file (--config); the overrides win over it
+        self.server_args = []  # more `strom server` flags (e.g. --add-scram)
         self.proc = None
         self.bootstrap = None
         self.log_lines = []
@@ -45,6 +46,7 @@ class Broker:
                 "--override", f"log.dirs={self.data_dir}"]
         for o in self.overrides:
             args += ["--override", o]
+        args += self.server_args
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.readers = [self._read(self.proc.stderr)]
         return self

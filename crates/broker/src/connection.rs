@@ -64,15 +64,16 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
     if let Some(p) = principal.filter(|_| sasl.is_none()) {
         session.principal = Arc::from(p.as_str());
     }
+    // After each bare token (SaslHandshake v0) the handler side says whether another bare token
+    // follows (SCRAM's client-final) or requests resume. The client waits for each answer, so
+    // the reader waiting for this loses no read-ahead.
+    let (raw_more_tx, mut raw_more_rx) = tokio::sync::mpsc::channel::<bool>(1);
     let reader = tokio::spawn(async move {
         let mut reader = BufReader::with_capacity(256 * 1024, r);
         let mut raw_next = false;
         loop {
-            let next = if std::mem::take(&mut raw_next) {
-                next_raw_token(&reader_broker, &mut reader).await
-            } else {
-                next_request(&reader_broker, &mut reader).await
-            };
+            let raw = std::mem::take(&mut raw_next);
+            let next = if raw { next_raw_token(&reader_broker, &mut reader).await } else { next_request(&reader_broker, &mut reader).await };
             if let Ok(Some(Incoming::Request { api_key: ApiKey::SaslHandshake, version: 0, .. })) = &next {
                 raw_next = !reader_authenticated.load(Ordering::SeqCst);
             }
@@ -80,6 +81,12 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
             // The handler side is gone: the connection is closing anyway.
             if tx.send(next).await.is_err() || stop {
                 return;
+            }
+            if raw {
+                match raw_more_rx.recv().await {
+                    Some(more) => raw_next = more,
+                    None => return,
+                }
             }
         }
     });
@@ -162,14 +169,18 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
             Ok(Some(Incoming::RawToken(token))) => {
                 let answer = match &sasl {
                     Some(auth) => auth.raw_token(&mut gate, &token),
-                    None => Err("a bare SASL token on a listener without SASL"),
+                    None => Err("a bare SASL token on a listener without SASL".to_string()),
                 };
                 match answer {
                     Ok(server_token) => {
                         if let Gate::Authenticated { principal } = &gate {
+                            tracing::debug!(%peer, %principal, "authenticated");
                             session.principal = Arc::from(principal.as_str());
+                            authenticated.store(true, Ordering::SeqCst);
                         }
-                        authenticated.store(true, Ordering::SeqCst);
+                        if raw_more_tx.send(gate.expects_raw_token()).await.is_err() {
+                            break;
+                        }
                         out.put_i32(server_token.len() as i32);
                         out.extend_from_slice(&server_token);
                     }
@@ -612,6 +623,23 @@ mod tests {
                 ApiKey::DeleteAcls => vec![RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
                     delete_acls_request::DeleteAclsFilter::default().with_resource_type_filter(1).with_pattern_type_filter(3),
                 ]))],
+                ApiKey::DescribeUserScramCredentials => vec![
+                    RequestKind::DescribeUserScramCredentials(kafka_protocol::messages::DescribeUserScramCredentialsRequest::default()),
+                    RequestKind::DescribeUserScramCredentials(kafka_protocol::messages::DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                        kafka_protocol::messages::describe_user_scram_credentials_request::UserName::default().with_name(StrBytes::from_static_str("nobody")),
+                    ]))),
+                ],
+                ApiKey::AlterUserScramCredentials => {
+                    use kafka_protocol::messages::alter_user_scram_credentials_request::{ScramCredentialDeletion, ScramCredentialUpsertion};
+                    vec![RequestKind::AlterUserScramCredentials(
+                        kafka_protocol::messages::AlterUserScramCredentialsRequest::default()
+                            .with_deletions(vec![ScramCredentialDeletion::default().with_name(StrBytes::from_static_str("nobody")).with_mechanism(1)])
+                            .with_upsertions(vec![
+                                ScramCredentialUpsertion::default().with_name(StrBytes::from_static_str("u")).with_mechanism(2).with_iterations(4096).with_salt(Bytes::from_static(b"salt")),
+                                ScramCredentialUpsertion::default().with_name(StrBytes::from_static_str("bad")).with_mechanism(9).with_iterations(1),
+                            ]),
+                    )]
+                }
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };
@@ -645,7 +673,7 @@ mod tests {
                     let header = RequestHeader::default().with_request_api_key(*key as i16).with_request_api_version(version);
                     let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
                     let request = as_version(*key, version, request);
-                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, peer, "PLAINTEXT").await else { continue };
+                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, &Session::anonymous(peer, Arc::from("PLAINTEXT"))).await else { continue };
                     let r = if let (false, Body::Kafka(ResponseKind::Fetch(f))) = (files.is_empty(), &body) {
                         encode_scattered(*key, version, 1, f, files).map(|_| ())
                     } else {

@@ -1,26 +1,45 @@
 //! SASL authentication on SASL_PLAINTEXT and SASL_SSL listeners, as Kafka's
 //! `SaslServerAuthenticator` does it: until a connection has authenticated, it may send only
-//! ApiVersions, SaslHandshake (naming a mechanism) and then its token, in SaslAuthenticate
-//! (handshake v1) or as a bare size-prefixed frame (handshake v0). Anything else closes it. A
+//! ApiVersions, SaslHandshake (naming a mechanism) and then its tokens, in SaslAuthenticate
+//! (handshake v1) or as bare size-prefixed frames (handshake v0). Anything else closes it. A
 //! failed authentication is answered SASL_AUTHENTICATION_FAILED and the connection closed.
+//! PLAIN takes one token; SCRAM (`scram.rs`) two, with a challenge between them. A connection
+//! runs one exchange: there is no way back to the handshake.
 //!
 //! The pure part lives here (the per-connection state, the mechanisms); `connection.rs` runs it
 //! before any handler sees a request, so no handler can be reached unauthenticated.
 
+pub mod scram;
+
+use std::sync::Arc;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse};
 use kafka_protocol::protocol::StrBytes;
+use ring::rand::{SecureRandom, SystemRandom};
 use strom_config::{SaslMechanism, SaslSettings};
+use strom_metadata::scram::{ScramCredential, ScramMechanism};
+
+use self::scram::{ScramServer, ServerContext, Step};
 
 /// A connection's progress through authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
     /// No SaslHandshake accepted yet.
     Handshake,
-    /// A mechanism was accepted; its token comes next, framed as the handshake version says.
+    /// A mechanism was accepted; its (first) token comes next, framed as the handshake version says.
     Token { mechanism: SaslMechanism, raw: bool },
+    /// A SCRAM exchange answered the client-first message; the client-final comes next.
+    Scram { exchange: Box<ScramServer>, raw: bool },
     /// `User:<name>`.
     Authenticated { principal: String },
+}
+
+impl Gate {
+    /// Whether the next token of the exchange comes as a bare frame (SaslHandshake v0).
+    pub fn expects_raw_token(&self) -> bool {
+        matches!(self, Gate::Token { raw: true, .. } | Gate::Scram { raw: true, .. })
+    }
 }
 
 /// What the connection does with a request that arrives before authentication completed.
@@ -38,13 +57,35 @@ pub enum Verdict {
 /// Kafka's message for any failed PLAIN login: it never says which of name or password was wrong.
 const INVALID: &str = "Authentication failed: Invalid username or password";
 
+/// A user's SCRAM credential for a mechanism, as the metadata image holds it now.
+pub type CredentialLookup = Arc<dyn Fn(&str, ScramMechanism) -> Option<ScramCredential> + Send + Sync>;
+
 pub struct Authenticator {
     settings: SaslSettings,
+    credentials: CredentialLookup,
+    rng: SystemRandom,
+    /// Per process: derives the stable fake salts shown for unknown SCRAM users.
+    secret: [u8; 32],
+}
+
+fn scram_mechanism(m: SaslMechanism) -> Option<ScramMechanism> {
+    match m {
+        SaslMechanism::Plain => None,
+        SaslMechanism::ScramSha256 => Some(ScramMechanism::Sha256),
+        SaslMechanism::ScramSha512 => Some(ScramMechanism::Sha512),
+    }
 }
 
 impl Authenticator {
-    pub fn new(settings: SaslSettings) -> Authenticator {
-        Authenticator { settings }
+    pub fn new(settings: SaslSettings, credentials: CredentialLookup) -> Authenticator {
+        let rng = SystemRandom::new();
+        let mut secret = [0u8; 32];
+        // Without the OS's randomness the fake salts are merely predictable, which reveals which
+        // users exist, nothing more; nonces are drawn per exchange and fail the login if absent.
+        if rng.fill(&mut secret).is_err() {
+            tracing::warn!("no randomness for the SCRAM secret: unknown users' salts are predictable");
+        }
+        Authenticator { settings, credentials, rng, secret }
     }
 
     fn mechanism_names(&self) -> Vec<StrBytes> {
@@ -66,15 +107,12 @@ impl Authenticator {
                     None => Verdict::Reply(ResponseKind::SaslHandshake(response.with_error_code(ResponseError::UnsupportedSaslMechanism.code()))),
                 }
             }
-            (Gate::Token { mechanism, raw: false }, RequestKind::SaslAuthenticate(r)) => match self.authenticate(*mechanism, &r.auth_bytes) {
-                Ok(principal) => {
-                    *gate = Gate::Authenticated { principal };
-                    Verdict::Reply(ResponseKind::SaslAuthenticate(SaslAuthenticateResponse::default()))
-                }
+            (Gate::Token { raw: false, .. } | Gate::Scram { raw: false, .. }, RequestKind::SaslAuthenticate(r)) => match self.exchange(gate, &r.auth_bytes) {
+                Ok(server_token) => Verdict::Reply(ResponseKind::SaslAuthenticate(SaslAuthenticateResponse::default().with_auth_bytes(server_token.into()))),
                 Err(message) => Verdict::ReplyAndClose(ResponseKind::SaslAuthenticate(
                     SaslAuthenticateResponse::default()
                         .with_error_code(ResponseError::SaslAuthenticationFailed.code())
-                        .with_error_message(Some(StrBytes::from_static_str(message))),
+                        .with_error_message(Some(StrBytes::from_string(message))),
                 )),
             },
             _ => {
@@ -84,21 +122,50 @@ impl Authenticator {
         }
     }
 
-    /// A token that came as a bare frame after a SaslHandshake v0: `Ok` with the (empty)
-    /// server token to send back, or `Err` to close.
-    pub fn raw_token(&self, gate: &mut Gate, token: &[u8]) -> Result<Vec<u8>, &'static str> {
-        let Gate::Token { mechanism, raw: true } = gate else {
-            return Err("a bare SASL token outside a v0 handshake");
-        };
-        let principal = self.authenticate(*mechanism, token)?;
-        *gate = Gate::Authenticated { principal };
-        Ok(Vec::new())
+    /// A token that came as a bare frame after a SaslHandshake v0: `Ok` with the server token to
+    /// send back (a SCRAM challenge, or the final message; empty for PLAIN), or `Err` to close.
+    pub fn raw_token(&self, gate: &mut Gate, token: &[u8]) -> Result<Vec<u8>, String> {
+        if !gate.expects_raw_token() {
+            return Err("a bare SASL token outside a v0 handshake".into());
+        }
+        self.exchange(gate, token)
     }
 
-    /// One complete SASL exchange (PLAIN needs one message): the principal, or Kafka's message.
-    fn authenticate(&self, mechanism: SaslMechanism, token: &[u8]) -> Result<String, &'static str> {
-        match mechanism {
-            SaslMechanism::Plain => self.plain(token),
+    /// One client token of the exchange in progress: the server's token, the gate advanced (to
+    /// `Authenticated` once the exchange is complete), or Kafka's message for the failure.
+    fn exchange(&self, gate: &mut Gate, token: &[u8]) -> Result<Vec<u8>, String> {
+        let (mut exchange, raw) = match std::mem::replace(gate, Gate::Handshake) {
+            Gate::Token { mechanism, raw } => match scram_mechanism(mechanism) {
+                None => {
+                    // PLAIN: one token settles it. A failure leaves the gate as it was.
+                    *gate = Gate::Token { mechanism, raw };
+                    let principal = self.plain(token).map_err(str::to_string)?;
+                    *gate = Gate::Authenticated { principal };
+                    return Ok(Vec::new());
+                }
+                Some(m) => (Box::new(ScramServer::new(m)), raw),
+            },
+            Gate::Scram { exchange, raw } => (exchange, raw),
+            other => {
+                *gate = other;
+                return Err("no SASL exchange in progress".into());
+            }
+        };
+        let lookup = |user: &str, m: ScramMechanism| (self.credentials)(user, m);
+        let nonce = || scram::random_nonce(&self.rng);
+        let ctx = ServerContext { lookup: &lookup, nonce: &nonce, secret: &self.secret };
+        let mechanism = exchange.mechanism();
+        // A failed step leaves the gate at `Handshake`: the connection closes anyway, and no
+        // state of a failed exchange survives it.
+        match exchange.step(token, &ctx).map_err(|e| e.message(mechanism))? {
+            Step::Continue(challenge) => {
+                *gate = Gate::Scram { exchange, raw };
+                Ok(challenge)
+            }
+            Step::Done { principal, server_final } => {
+                *gate = Gate::Authenticated { principal };
+                Ok(server_final)
+            }
         }
     }
 
@@ -152,7 +219,7 @@ pub fn report_failure(peer: std::net::SocketAddr, listener: &str, now_ms: i64) {
 }
 
 /// Equality whose time depends on the lengths only, not on where the bytes differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
     for i in 0..a.len().max(b.len()) {
         diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
@@ -168,7 +235,7 @@ mod tests {
 
     fn auth() -> Authenticator {
         let users = [("alice".to_string(), Secret("s3cret".into()))].into_iter().collect();
-        Authenticator::new(SaslSettings { mechanisms: vec![SaslMechanism::Plain], plain_users: users })
+        Authenticator::new(SaslSettings { mechanisms: vec![SaslMechanism::Plain], plain_users: users }, Arc::new(|_: &str, _: ScramMechanism| None))
     }
 
     fn handshake(m: &str) -> RequestKind {
@@ -213,7 +280,90 @@ mod tests {
         // v0's bare token.
         let mut gate = Gate::Token { mechanism: SaslMechanism::Plain, raw: true };
         assert!(a.raw_token(&mut gate, b"\0alice\0nope").is_err());
+        let mut gate = Gate::Token { mechanism: SaslMechanism::Plain, raw: true };
         assert_eq!(a.raw_token(&mut gate, b"alice\0alice\0s3cret"), Ok(Vec::new()));
         assert!(constant_time_eq(b"ab", b"ab") && !constant_time_eq(b"ab", b"abc") && !constant_time_eq(b"ab", b"ac"));
+    }
+
+    fn scram_auth() -> Authenticator {
+        let lookup: CredentialLookup = Arc::new(|user: &str, m: ScramMechanism| {
+            (user == "bob").then(|| scram::credential(m, &scram::salted_password(m, b"bob-secret", b"NaCl", 4096), b"NaCl", 4096))
+        });
+        let settings = SaslSettings { mechanisms: vec![SaslMechanism::ScramSha256, SaslMechanism::ScramSha512], plain_users: Default::default() };
+        Authenticator::new(settings, lookup)
+    }
+
+    /// A SCRAM client from RFC 5802's formulas: the client-final for `password`.
+    fn scram_final(m: ScramMechanism, password: &[u8], bare: &str, server_first: &[u8]) -> Vec<u8> {
+        use ring::{digest, hmac};
+        let sf = std::str::from_utf8(server_first).unwrap();
+        let get = |k: &str| sf.split(',').find_map(|f| f.strip_prefix(k)).unwrap();
+        let salted = scram::salted_password(m, password, &scram::base64_decode(get("s=")).unwrap(), get("i=").parse().unwrap());
+        let (h, d) = match m {
+            ScramMechanism::Sha256 => (hmac::HMAC_SHA256, &digest::SHA256),
+            ScramMechanism::Sha512 => (hmac::HMAC_SHA512, &digest::SHA512),
+        };
+        let client_key = hmac::sign(&hmac::Key::new(h, &salted), b"Client Key");
+        let stored = digest::digest(d, client_key.as_ref());
+        let without_proof = format!("c=biws,r={}", get("r="));
+        let sig = hmac::sign(&hmac::Key::new(h, stored.as_ref()), format!("{bare},{sf},{without_proof}").as_bytes());
+        let proof: Vec<u8> = client_key.as_ref().iter().zip(sig.as_ref()).map(|(a, b)| a ^ b).collect();
+        format!("{without_proof},p={}", scram::base64_encode(&proof)).into_bytes()
+    }
+
+    fn auth_bytes(v: &Verdict) -> Vec<u8> {
+        match v {
+            Verdict::Reply(ResponseKind::SaslAuthenticate(r)) => r.auth_bytes.to_vec(),
+            _ => panic!("not a successful SaslAuthenticate answer"),
+        }
+    }
+
+    #[test]
+    fn scram_over_sasl_authenticate_and_bare_frames() {
+        let a = scram_auth();
+        for (name, m) in [("SCRAM-SHA-256", ScramMechanism::Sha256), ("SCRAM-SHA-512", ScramMechanism::Sha512)] {
+            // SaslHandshake v1 + SaslAuthenticate.
+            let mut gate = Gate::Handshake;
+            assert_eq!(error(&a.before_auth(&mut gate, ApiKey::SaslHandshake, 1, &handshake(name))), Some(0));
+            let first = auth_bytes(&a.before_auth(&mut gate, ApiKey::SaslAuthenticate, 2, &token(b"n,,n=bob,r=abc")));
+            assert!(matches!(gate, Gate::Scram { raw: false, .. }));
+            // Only the exchange may go on: a Metadata request now closes the connection.
+            assert!(matches!(a.before_auth(&mut gate.clone(), ApiKey::Metadata, 12, &RequestKind::Metadata(MetadataRequest::default())), Verdict::Close(_)));
+            let last = auth_bytes(&a.before_auth(&mut gate, ApiKey::SaslAuthenticate, 2, &token(&scram_final(m, b"bob-secret", "n=bob,r=abc", &first))));
+            assert!(last.starts_with(b"v="));
+            assert_eq!(gate, Gate::Authenticated { principal: "User:bob".into() });
+            // SaslHandshake v0 + bare frames.
+            let mut gate = Gate::Handshake;
+            assert_eq!(error(&a.before_auth(&mut gate, ApiKey::SaslHandshake, 0, &handshake(name))), Some(0));
+            let first = a.raw_token(&mut gate, b"n,,n=bob,r=xyz").unwrap();
+            assert!(gate.expects_raw_token());
+            assert!(a.raw_token(&mut gate, &scram_final(m, b"bob-secret", "n=bob,r=xyz", &first)).unwrap().starts_with(b"v="));
+            assert!(!gate.expects_raw_token());
+            assert_eq!(gate, Gate::Authenticated { principal: "User:bob".into() });
+        }
+    }
+
+    #[test]
+    fn scram_failures_are_kafkas_one_message_and_close() {
+        let a = scram_auth();
+        let expected = "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256";
+        for (user, password) in [("bob", &b"wrong"[..]), ("mallory", b"bob-secret")] {
+            let mut gate = Gate::Token { mechanism: SaslMechanism::ScramSha256, raw: false };
+            let bare = format!("n={user},r=abc");
+            let first = auth_bytes(&a.before_auth(&mut gate, ApiKey::SaslAuthenticate, 2, &token(format!("n,,{bare}").as_bytes())));
+            let v = a.before_auth(&mut gate, ApiKey::SaslAuthenticate, 2, &token(&scram_final(ScramMechanism::Sha256, password, &bare, &first)));
+            match v {
+                Verdict::ReplyAndClose(ResponseKind::SaslAuthenticate(r)) => {
+                    assert_eq!(r.error_code, 58);
+                    assert_eq!(r.error_message.as_deref(), Some(expected));
+                }
+                _ => panic!("{user}: not refused"),
+            }
+        }
+        // A garbled first message fails at once; a bare frame on a SaslAuthenticate gate fails.
+        let mut gate = Gate::Token { mechanism: SaslMechanism::ScramSha512, raw: false };
+        assert!(matches!(a.before_auth(&mut gate, ApiKey::SaslAuthenticate, 2, &token(b"garbage")), Verdict::ReplyAndClose(_)));
+        let mut gate = Gate::Token { mechanism: SaslMechanism::ScramSha512, raw: false };
+        assert!(a.raw_token(&mut gate, b"n,,n=bob,r=abc").is_err());
     }
 }

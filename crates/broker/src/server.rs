@@ -67,8 +67,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
                 }
             }
         }
-        let sasl = l.sasl.clone().map(|s| Arc::new(crate::sasl::Authenticator::new(s)));
-        listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls, sasl));
+        listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls, l.sasl.clone()));
     }
     let broker = Broker::open(config).await?;
     let bootstrap = broker.config.bootstrap_address();
@@ -108,6 +107,13 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         // not told about, a consumer's coordinator among them, never to find it again.
         broker.metadata.registered_here().await;
         for (listener, name, tls, sasl) in listeners {
+            // SCRAM credentials are read from the metadata image at each login, so a change
+            // (AlterUserScramCredentials, here or on another node) applies to the next one.
+            let sasl = sasl.map(|settings| {
+                let metadata = broker.metadata.clone();
+                let credentials: crate::sasl::CredentialLookup = Arc::new(move |user, mechanism| metadata.image().scram.get(user, mechanism).cloned());
+                Arc::new(crate::sasl::Authenticator::new(settings, credentials))
+            });
             if let Some(tls) = &tls {
                 loops.push(tokio::spawn(tls_reload_loop(tls.clone(), name.clone(), broker.stopping())));
             }

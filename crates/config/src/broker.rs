@@ -54,6 +54,9 @@ pub struct BrokerConfig {
     pub authorizer: Option<security::AuthorizerSettings>,
     /// Known-but-ignored keys that were set, for the one-time log line.
     pub ignored: Vec<String>,
+    /// SCRAM credentials to write when this node creates the cluster's metadata log (not a
+    /// key: set by `strom server --add-scram`; empty from `from_props`).
+    pub bootstrap_scram: Vec<security::BootstrapScram>,
     /// The properties this config was built from, so dynamic broker configs and topic overrides
     /// can be layered on top.
     pub props: BTreeMap<String, String>,
@@ -263,6 +266,7 @@ impl BrokerConfig {
             },
             authorizer: security::authorizer_settings(&r)?,
             ignored,
+            bootstrap_scram: Vec::new(),
             props: props.clone(),
         })
     }

@@ -27,7 +27,10 @@ pub use cluster::ClusterSettings;
 pub use keys::{by_topic_key, key, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
 pub use markdown::{help_text, markdown_tables};
 pub use principal::PrincipalRules;
-pub use security::{is_security_key, AuthorizerSettings, STANDARD_AUTHORIZER, ClientAuth, Keystore, Pem, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion};
+pub use security::{
+    is_security_key, AuthorizerSettings, BootstrapScram, ClientAuth, Keystore, Pem, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion,
+    STANDARD_AUTHORIZER,
+};
 pub use topic::{validate_topic_config, TopicSettings};
 
 #[derive(Debug, thiserror::Error)]

@@ -138,15 +138,40 @@ pub(crate) fn is_served_jaas_key(name: &str) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SaslMechanism {
     Plain,
+    /// SCRAM's credentials live in the metadata log (AlterUserScramCredentials), not the config.
+    ScramSha256,
+    ScramSha512,
 }
 
 impl SaslMechanism {
-    pub const ALL: [SaslMechanism; 1] = [SaslMechanism::Plain];
+    pub const ALL: [SaslMechanism; 3] = [SaslMechanism::Plain, SaslMechanism::ScramSha256, SaslMechanism::ScramSha512];
 
     pub fn name(self) -> &'static str {
         match self {
             SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
         }
+    }
+}
+
+/// A SCRAM credential for a new cluster's metadata log (`strom server --add-scram`, as Kafka's
+/// `kafka-storage format --add-scram`): salted by the binary before it gets here, so the password
+/// itself is not kept; written only by the node that creates the log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BootstrapScram {
+    pub name: String,
+    /// `ScramSha256` or `ScramSha512`.
+    pub mechanism: SaslMechanism,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for BootstrapScram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BootstrapScram {{ name: {:?}, mechanism: {}, iterations: {}, keys: <hidden> }}", self.name, self.mechanism.name(), self.iterations)
     }
 }
 
@@ -214,13 +239,13 @@ pub(crate) fn sasl_settings(props: &BTreeMap<String, String>, listener: &str) ->
                 return Err(invalid(
                     &mech_key,
                     value,
-                    format!("listener {listener}: SASL mechanism `{m}` is not served yet (Strom serves PLAIN); Strom refuses to start rather than offer less"),
+                    format!("listener {listener}: SASL mechanism `{m}` is not served yet (Strom serves PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512); Strom refuses to start rather than offer less"),
                 ))
             }
         }
     }
     if mechanisms.is_empty() {
-        return Err(invalid(&mech_key, value, format!("listener {listener} is a SASL listener: name its mechanisms (PLAIN)")));
+        return Err(invalid(&mech_key, value, format!("listener {listener} is a SASL listener: name its mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")));
     }
     let mut plain_users = BTreeMap::new();
     if mechanisms.contains(&SaslMechanism::Plain) {
@@ -512,6 +537,7 @@ mod tests {
         assert!(per_listener_security_key("listener.name.external.sasl.enabled.mechanisms").is_some());
         assert!(per_listener_security_key("listener.name.external.sasl.jaas.config").is_none());
         assert!(is_served_jaas_key("listener.name.sasl_ssl.plain.sasl.jaas.config"));
+        assert!(is_served_jaas_key("listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"));
         assert!(!is_served_jaas_key("listener.name.sasl_ssl.gssapi.sasl.jaas.config"));
     }
 
@@ -533,8 +559,12 @@ mod tests {
         // GSSAPI (Kafka's default), other mechanisms, and PLAIN without users: refused by key.
         let e = sasl_settings(&BTreeMap::new(), "SASL_PLAINTEXT").unwrap_err().to_string();
         assert!(e.contains("sasl.enabled.mechanisms") && e.contains("GSSAPI"), "{e}");
-        let e = sasl_settings(&props(&[("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256")]), "X").unwrap_err().to_string();
-        assert!(e.contains("SCRAM-SHA-256"), "{e}");
+        let e = sasl_settings(&props(&[("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER")]), "X").unwrap_err().to_string();
+        assert!(e.contains("OAUTHBEARER"), "{e}");
+        // SCRAM needs no JAAS users (its credentials are in the metadata log); PLAIN's still do.
+        let s = sasl_settings(&props(&[("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512")]), "X").unwrap();
+        assert_eq!(s.mechanisms, vec![SaslMechanism::ScramSha256, SaslMechanism::ScramSha512]);
+        assert!(sasl_settings(&props(&[("sasl.enabled.mechanisms", "SCRAM-SHA-512,PLAIN")]), "X").is_err());
         let e = sasl_settings(&props(&[("listener.name.x.sasl.enabled.mechanisms", "PLAIN")]), "X").unwrap_err().to_string();
         assert!(e.contains("listener.name.x.plain.sasl.jaas.config"), "{e}");
     }

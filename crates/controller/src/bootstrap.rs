@@ -41,11 +41,14 @@ impl Controller {
         let legacy = self.config.log_dir.join("cluster-metadata.json");
         let migrated = legacy_records(&legacy, self.node_id)?;
         let from_legacy = migrated.is_some();
+        let scram = bootstrap_scram(&self.config);
         self.commit::<std::convert::Infallible>(|img| {
             if !img.cluster_id.is_empty() {
                 return Ok(vec![]);
             }
-            Ok(migrated.clone().unwrap_or_else(|| vec![MetadataRecord::ClusterCreated { cluster_id: strom_metadata::new_cluster_id() }]))
+            let mut records = migrated.clone().unwrap_or_else(|| vec![MetadataRecord::ClusterCreated { cluster_id: strom_metadata::new_cluster_id() }]);
+            records.extend(scram.iter().cloned());
+            Ok(records)
         })
         .await?
         .unwrap_or_else(|never| match never {});
@@ -154,6 +157,22 @@ impl Controller {
 /// (a data directory from another cluster, or a changed `controller.quorum.voters`) would
 /// otherwise go on as a quorum of its own. Changing the voters of a running cluster needs
 /// membership changes, which Strom does not offer yet.
+/// `strom server --add-scram`'s credentials as the records AlterUserScramCredentials writes, to
+/// go into the command that creates the cluster (so the first super user exists from the first
+/// moment the cluster does, as after `kafka-storage format --add-scram`).
+fn bootstrap_scram(config: &BrokerConfig) -> Vec<MetadataRecord> {
+    use strom_metadata::scram::{ScramCredential, ScramMechanism};
+    config
+        .bootstrap_scram
+        .iter()
+        .filter_map(|c| {
+            let mechanism = ScramMechanism::from_name(c.mechanism.name())?;
+            let credential = ScramCredential { salt: c.salt.clone(), stored_key: c.stored_key.clone(), server_key: c.server_key.clone(), iterations: c.iterations };
+            Some(MetadataRecord::ScramCredentialSet { name: c.name.clone(), mechanism, credential })
+        })
+        .collect()
+}
+
 pub(crate) async fn check_voters(raft: &Raft, config: &BrokerConfig) -> Result<(), ControllerError> {
     let in_log: Vec<u64> = raft
         .with_raft_state(|st| {

@@ -125,6 +125,9 @@ impl Controller {
             .map_err(|e| ControllerError::Unavailable(e.to_string()))?;
         if !started_empty {
             check_voters(&raft, &config).await?;
+            if !config.bootstrap_scram.is_empty() {
+                tracing::warn!("--add-scram ignored: the metadata log exists already (use AlterUserScramCredentials, `strom configs --entity-type users`)");
+            }
         }
         let connect_voters = || -> BTreeMap<u64, Arc<PeerClient>> {
             cluster

@@ -11,6 +11,7 @@ pub mod delta;
 pub mod elect;
 pub mod liveness;
 pub mod read_replica;
+pub mod scram;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -129,6 +130,9 @@ pub struct MetadataImage {
     /// Every ACL (CreateAcls, DeleteAcls); the broker's authorizer reads them from the image.
     #[serde(default, skip_serializing_if = "acl::Acls::is_empty")]
     pub acls: acl::Acls,
+    /// SASL/SCRAM credentials (`scram.rs`).
+    #[serde(default)]
+    pub scram: scram::ScramImage,
 }
 
 impl MetadataImage {
@@ -180,6 +184,9 @@ pub enum MetadataRecord {
     AclsCreated { acls: Vec<acl::AclBinding> },
     /// DeleteAcls: the ACLs its filters matched when the command was built.
     AclsDeleted { acls: Vec<acl::AclBinding> },
+    /// Kafka's UserScramCredentialRecord and RemoveUserScramCredentialRecord (`scram.rs`).
+    ScramCredentialSet { name: String, mechanism: scram::ScramMechanism, credential: scram::ScramCredential },
+    ScramCredentialRemoved { name: String, mechanism: scram::ScramMechanism },
 }
 
 /// A partition leader's wanted ISR (Kafka's AlterPartition), from the leader epoch and partition
@@ -331,6 +338,8 @@ impl MetadataImage {
             }
             MetadataRecord::AclsCreated { acls } => acls.iter().for_each(|a| self.acls.insert(a)),
             MetadataRecord::AclsDeleted { acls } => acls.iter().for_each(|a| self.acls.remove(a)),
+            MetadataRecord::ScramCredentialSet { name, mechanism, credential } => self.scram.set(name, *mechanism, credential),
+            MetadataRecord::ScramCredentialRemoved { name, mechanism } => self.scram.remove(name, *mechanism),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The `strom` binary: the one command for running and operating Strom.
 
+mod add_scram;
 mod dev_cluster;
 mod signals;
 mod tools;
@@ -35,6 +36,11 @@ enum Command {
         /// Print every config key Strom acts on, with its default, and exit.
         #[arg(long)]
         help_config: bool,
+        /// A SCRAM user for a new cluster (repeatable), as kafka-storage format --add-scram:
+        /// 'SCRAM-SHA-256=[name=admin,password=admin-secret]' (iterations=N optional, default
+        /// 4096). Written only when this start creates the metadata log; ignored afterwards.
+        #[arg(long, value_name = "MECHANISM=[name=N,password=P]")]
+        add_scram: Vec<String>,
     },
     /// Start a local N-node cluster for development: one process, data dir and ports per node.
     Cluster(dev_cluster::Args),
@@ -109,8 +115,9 @@ fn run() -> anyhow::Result<()> {
             print!("{}", strom_config::help_text());
             Ok(())
         }
-        Command::Server { config, overrides, .. } => {
-            let cfg = BrokerConfig::load(config.as_deref(), &overrides).context("invalid configuration")?;
+        Command::Server { config, overrides, add_scram, .. } => {
+            let mut cfg = BrokerConfig::load(config.as_deref(), &overrides).context("invalid configuration")?;
+            cfg.bootstrap_scram = add_scram.iter().map(|s| add_scram::parse(s)).collect::<anyhow::Result<_>>()?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
             runtime.block_on(strom_broker::server::run(cfg, |broker, bootstrap| {
                 // Write errors ignored: a broker whose stdout reader went away keeps serving

@@ -1,11 +1,12 @@
-// kafkajs with SASL/PLAIN: produce three records and read them back, or report a failed login.
-// Usage: node sasl.js BOOTSTRAP USER PASSWORD TOPIC
+// kafkajs with SASL (PLAIN by default, or the mechanism given: scram-sha-256, scram-sha-512):
+// produce three records and read them back, or report a failed login.
+// Usage: node sasl.js BOOTSTRAP USER PASSWORD TOPIC [MECHANISM]
 const { Kafka, logLevel } = require("kafkajs");
 
-const [bootstrap, username, password, topic] = process.argv.slice(2);
+const [bootstrap, username, password, topic, mechanism = "plain"] = process.argv.slice(2);
 const kafka = new Kafka({
   clientId: "strom-sasl", brokers: [bootstrap], logLevel: logLevel.NOTHING,
-  sasl: { mechanism: "plain", username, password }, retry: { retries: 1 },
+  sasl: { mechanism, username, password }, retry: { retries: 1 },
 });
 
 async function main() {
@@ -21,7 +22,7 @@ async function main() {
   }
   await producer.send({ topic, messages: [{ value: "a" }, { value: "b" }, { value: "c" }] });
   await producer.disconnect();
-  const consumer = kafka.consumer({ groupId: "sasl-js" });
+  const consumer = kafka.consumer({ groupId: `sasl-js-${topic}` });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   const seen = [];

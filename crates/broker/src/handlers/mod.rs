@@ -15,6 +15,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_acls;
 pub mod create_partitions;
@@ -29,6 +30,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_producers;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -108,6 +110,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 0, 3),
     (ApiKey::CreateAcls, 0, 3),
     (ApiKey::DeleteAcls, 0, 3),
+    // SCRAM credentials (KIP-554), kept in the metadata log.
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Requests that may wait for other clients or for replication (long-poll fetches, parked
@@ -214,6 +219,8 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(describe_acls::handle(broker, r, session)),
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(create_acls::handle(broker, r, session).await),
         RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(delete_acls::handle(broker, r, session).await),
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(describe_user_scram_credentials::handle(broker, r, session)),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(alter_user_scram_credentials::handle(broker, r, session).await),
         // The connection only decodes APIs listed in SUPPORTED, so this is unreachable in
         // practice; answering nothing would hang the client, so log loudly instead.
         other => {

@@ -1,5 +1,6 @@
 //! `strom configs`: Kafka's `kafka-configs.sh` for topics and brokers: `--describe` a resource's
-//! dynamic configs (or all of them with `--all`), `--alter` them incrementally.
+//! dynamic configs (or all of them with `--all`), `--alter` them incrementally; and for users'
+//! SCRAM credentials (`users.rs`).
 //!
 //! Both go to librdkafka directly (the tools' [`admin_ffi`] module, `tools/admin_ffi.rs`): the `rdkafka`
 //! crate wraps neither IncrementalAlterConfigs nor the synonyms and per-resource errors of
@@ -17,6 +18,8 @@ use anyhow::{bail, Context};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 
+mod users;
+
 use super::admin_ffi::{self, Entry, Op, ResourceKind};
 use super::{metadata, Connection, TIMEOUT};
 
@@ -29,6 +32,8 @@ const DYNAMIC_DEFAULT_BROKER_CONFIG: i32 = 3;
 pub enum EntityType {
     Topics,
     Brokers,
+    /// SCRAM credentials (`SCRAM-SHA-256=[iterations=N,password=P]`).
+    Users,
 }
 
 #[derive(clap::Args, Debug)]
@@ -48,7 +53,7 @@ pub struct Args {
     /// The kind of entity.
     #[arg(long, value_enum, value_name = "TYPE")]
     pub entity_type: Option<EntityType>,
-    /// The topic name or broker id (with --describe: all of them if absent).
+    /// The topic name, broker id or user name (with --describe: all of them if absent).
     #[arg(long, value_name = "NAME")]
     pub entity_name: Option<String>,
     /// With --entity-type brokers: the cluster-wide default broker configs.
@@ -87,6 +92,9 @@ enum Entity {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if a.entity_type == Some(EntityType::Users) && [a.topic.is_some(), a.broker.is_some(), a.broker_defaults].iter().all(|b| !b) {
+        return users::run(&a);
+    }
     let entity = entity(&a)?;
     let admin: AdminClient<DefaultClientContext> =
         a.connection.client_config(&[])?.create().context("cannot create the admin client")?;
@@ -136,6 +144,7 @@ fn entity(a: &Args) -> anyhow::Result<Entity> {
         },
         (EntityType::Brokers, None) if a.alter => bail!("An entity-name or default entity must be specified with --alter of brokers"),
         (EntityType::Brokers, None) => Entity::AllBrokers,
+        (EntityType::Users, _) => bail!("--entity-{{type,name,default}} should not be used in conjunction with specific entity flags"),
     })
 }
 
