@@ -46,6 +46,8 @@ pub struct Broker {
     /// The metadata follower (`follow_metadata`), awaited by `stop_work`.
     follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub producer_ids: Arc<ProducerIds>,
+    /// Client byte rates against their quotas (`quotas.rs`).
+    pub quotas: crate::quotas::QuotaManager,
     _dir_lock: DirLock,
 }
 
@@ -84,6 +86,7 @@ impl Broker {
         let groups = Arc::new(GroupService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone()));
         let producer_ids = Arc::new(ProducerIds::new(metadata.clone()));
         let transactions = Arc::new(TxnService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone(), groups.clone(), producer_ids.clone()));
+        let quotas = crate::quotas::QuotaManager::new(config.quota_window_size_seconds, config.quota_window_num);
         let broker = Arc::new(Broker {
             config,
             metadata,
@@ -95,6 +98,7 @@ impl Broker {
             stopping: watch::Sender::new(false),
             follower: std::sync::Mutex::new(None),
             producer_ids,
+            quotas,
             _dir_lock: dir_lock,
         });
         let follower = tokio::spawn(follow_metadata(broker.clone(), broker.stopping.subscribe()));

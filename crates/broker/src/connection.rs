@@ -134,12 +134,25 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                     }
                     _ => handlers::handle(&broker, &header, *request, &session).await,
                 };
+                // A client over its quota (KIP-219): answered at once, then nothing more is read
+                // from it until the throttle time it was told has passed.
+                let throttle_ms = match reply.as_ref().map(|r| &r.body) {
+                    Some(Body::Kafka(ResponseKind::Produce(r))) => r.throttle_time_ms,
+                    Some(Body::Kafka(ResponseKind::Fetch(r))) => r.throttle_time_ms,
+                    _ => 0,
+                };
                 match reply {
                     None => {}
                     Some(Reply { body, files }) if files.is_empty() => {
                         if let Err(e) = encode_response(&mut out, api_key, version, header.correlation_id, &body) {
                             tracing::error!(%peer, error = %e, "closing connection");
                             break;
+                        }
+                        if throttle_ms > 0 {
+                            if flush(&mut w, &mut out).await.is_err() {
+                                break;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(throttle_ms as u64)).await;
                         }
                     }
                     Some(Reply { body, files }) => {
@@ -161,6 +174,9 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                                 tracing::warn!(%peer, error = %e, "closing connection during a fetch response");
                             }
                             break;
+                        }
+                        if throttle_ms > 0 {
+                            tokio::time::sleep(std::time::Duration::from_millis(throttle_ms as u64)).await;
                         }
                         continue;
                     }
@@ -639,6 +655,24 @@ mod tests {
                                 ScramCredentialUpsertion::default().with_name(StrBytes::from_static_str("bad")).with_mechanism(9).with_iterations(1),
                             ]),
                     )]
+                }
+                ApiKey::DescribeClientQuotas => {
+                    use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+                    vec![
+                        RequestKind::DescribeClientQuotas(kafka_protocol::messages::DescribeClientQuotasRequest::default()),
+                        RequestKind::DescribeClientQuotas(kafka_protocol::messages::DescribeClientQuotasRequest::default().with_components(vec![
+                            ComponentData::default().with_entity_type(StrBytes::from_static_str("user")).with_match_type(7),
+                        ])),
+                    ]
+                }
+                ApiKey::AlterClientQuotas => {
+                    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+                    vec![RequestKind::AlterClientQuotas(kafka_protocol::messages::AlterClientQuotasRequest::default().with_entries(vec![
+                        EntryData::default()
+                            .with_entity(vec![EntityData::default().with_entity_type(StrBytes::from_static_str("client-id")).with_entity_name(None)])
+                            .with_ops(vec![OpData::default().with_key(StrBytes::from_static_str("producer_byte_rate")).with_value(1024.0)]),
+                        EntryData::default().with_entity(vec![EntityData::default().with_entity_type(StrBytes::from_static_str("nope"))]),
+                    ]))]
                 }
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }

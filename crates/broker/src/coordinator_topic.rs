@@ -337,9 +337,14 @@ mod tests {
     const LOAD: i16 = 14;
     const NOT_COORDINATOR: i16 = 16;
 
+    /// A client of a broker without an authorizer.
+    fn session() -> crate::session::Session {
+        crate::session::Session::anonymous(std::net::SocketAddr::from(([127, 0, 0, 1], 1)), Arc::from("PLAINTEXT"))
+    }
+
     fn group_state(broker: &Arc<Broker>, group: &str) -> (i16, String) {
         let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]);
-        let g = describe_groups::handle(broker, req).groups.remove(0);
+        let g = describe_groups::handle(broker, req, &session()).groups.remove(0);
         (g.error_code, g.group_state.to_string())
     }
 
@@ -347,20 +352,20 @@ mod tests {
         let req = OffsetFetchRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
             .with_topics(Some(vec![OffsetFetchRequestTopic::default().with_name(TopicName(StrBytes::from_static_str("t"))).with_partition_indexes(vec![0])]));
-        offset_fetch::handle(broker, req, 5).error_code
+        offset_fetch::handle(broker, req, 5, &session()).error_code
     }
 
     fn list_groups_error(broker: &Arc<Broker>) -> i16 {
-        list_groups::handle(broker, ListGroupsRequest::default()).error_code
+        list_groups::handle(broker, ListGroupsRequest::default(), &session()).error_code
     }
 
     fn list_txns_error(broker: &Arc<Broker>) -> i16 {
-        list_transactions::handle(broker, ListTransactionsRequest::default()).error_code
+        list_transactions::handle(broker, ListTransactionsRequest::default(), &session()).error_code
     }
 
     fn describe_txn_error(broker: &Arc<Broker>, id: &str) -> i16 {
         let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.to_string()))]);
-        describe_transactions::handle(broker, req).transaction_states.remove(0).error_code
+        describe_transactions::handle(broker, req, &session()).transaction_states.remove(0).error_code
     }
 
     /// A key of partition `index` and one of another partition.

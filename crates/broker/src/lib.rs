@@ -19,6 +19,7 @@ pub mod replication;
 pub mod partition;
 pub mod peers;
 pub mod producer_ids;
+pub mod quotas;
 pub mod replica_manager;
 pub mod sasl;
 pub mod server;

@@ -50,6 +50,9 @@ pub struct BrokerConfig {
     pub replica_selector: ReplicaSelector,
     /// `None` when auto.leader.rebalance.enable is false.
     pub leader_imbalance_check_interval_ms: Option<u64>,
+    /// Client quotas' measurement: `quota.window.num` samples of `quota.window.size.seconds`.
+    pub quota_window_num: usize,
+    pub quota_window_size_seconds: u64,
     /// `authorizer.class.name` and its settings; `None`: every request is allowed.
     pub authorizer: Option<security::AuthorizerSettings>,
     /// Known-but-ignored keys that were set, for the one-time log line.
@@ -265,6 +268,8 @@ impl BrokerConfig {
                 r.bool("auto.leader.rebalance.enable")?.then_some(secs * 1000)
             },
             authorizer: security::authorizer_settings(&r)?,
+            quota_window_num: r.int("quota.window.num")?,
+            quota_window_size_seconds: r.int("quota.window.size.seconds")?,
             ignored,
             bootstrap_scram: Vec::new(),
             props: props.clone(),

@@ -289,6 +289,8 @@ pub const KEYS: &[Key] = &[
         dynamic: true,
         ..row(Section::Broker, "message.max.bytes", Value("1048588"), POSITIVE_U32, "the largest record batch accepted (MESSAGE_TOO_LARGE beyond it)")
     },
+    row(Section::Security, "quota.window.num", Value("11"), int(2, 1000), "client quotas: how many samples a client's byte rate is measured over"),
+    row(Section::Security, "quota.window.size.seconds", Value("1"), int(1, 3600), "client quotas: the length of one sample; a client over its quota is throttled for at most `quota.window.num` of these"),
     row(Section::Broker, "socket.request.max.bytes", Value("104857600"), POSITIVE_I32, "the largest request frame; a larger one closes the connection"),
     Key {
         topic: Some("flush.messages"),

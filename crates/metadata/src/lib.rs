@@ -10,6 +10,7 @@ pub mod assign;
 pub mod delta;
 pub mod elect;
 pub mod liveness;
+pub mod quota;
 pub mod read_replica;
 pub mod scram;
 
@@ -130,6 +131,9 @@ pub struct MetadataImage {
     /// Every ACL (CreateAcls, DeleteAcls); the broker's authorizer reads them from the image.
     #[serde(default, skip_serializing_if = "acl::Acls::is_empty")]
     pub acls: acl::Acls,
+    /// Client quotas (AlterClientQuotas).
+    #[serde(default, skip_serializing_if = "quota::Quotas::is_empty")]
+    pub quotas: quota::Quotas,
     /// SASL/SCRAM credentials (`scram.rs`).
     #[serde(default)]
     pub scram: scram::ScramImage,
@@ -184,6 +188,8 @@ pub enum MetadataRecord {
     AclsCreated { acls: Vec<acl::AclBinding> },
     /// DeleteAcls: the ACLs its filters matched when the command was built.
     AclsDeleted { acls: Vec<acl::AclBinding> },
+    /// AlterClientQuotas, for one entity: values set and keys removed.
+    ClientQuotasAltered { entity: quota::QuotaEntity, set: BTreeMap<String, f64>, remove: Vec<String> },
     /// Kafka's UserScramCredentialRecord and RemoveUserScramCredentialRecord (`scram.rs`).
     ScramCredentialSet { name: String, mechanism: scram::ScramMechanism, credential: scram::ScramCredential },
     ScramCredentialRemoved { name: String, mechanism: scram::ScramMechanism },
@@ -338,6 +344,7 @@ impl MetadataImage {
             }
             MetadataRecord::AclsCreated { acls } => acls.iter().for_each(|a| self.acls.insert(a)),
             MetadataRecord::AclsDeleted { acls } => acls.iter().for_each(|a| self.acls.remove(a)),
+            MetadataRecord::ClientQuotasAltered { entity, set, remove } => self.quotas.alter(entity, set, remove),
             MetadataRecord::ScramCredentialSet { name, mechanism, credential } => self.scram.set(name, *mechanism, credential),
             MetadataRecord::ScramCredentialRemoved { name, mechanism } => self.scram.remove(name, *mechanism),
         }

@@ -39,7 +39,7 @@ use strom_metadata::acl::Operation;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The response, and the file ranges its placeholder records stand for (see `zero_copy`).
-pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, session: &Session) -> (FetchResponse, Vec<FileSlice>) {
+pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, session: &Session, client_id: &str) -> (FetchResponse, Vec<FileSlice>) {
     // As Kafka: a follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic;
     // the others are answered TOPIC_AUTHORIZATION_FAILED.
     let authz = broker.authz(session);
@@ -68,7 +68,13 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, sessi
         };
         let (responses, files, bytes, answer_now) = read_all(broker, &req.topics, &allowed, max_bytes, reader, version);
         if bytes >= min_bytes || answer_now || Instant::now() >= deadline {
-            return (FetchResponse::default().with_session_id(0).with_responses(responses), files);
+            // A consumer's byte rate (`consumer_byte_rate`; followers are not client-metered).
+            let throttle = if replica >= 0 {
+                0
+            } else {
+                broker.quotas.record(&broker.metadata.image().quotas, crate::quotas::Kind::Fetch, &session.principal, client_id, bytes, now_ms())
+            };
+            return (FetchResponse::default().with_session_id(0).with_responses(responses).with_throttle_time_ms(throttle), files);
         }
         tokio::select! {
             _ = notified => {}

@@ -13,6 +13,7 @@ use crate::session::Session;
 mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
@@ -25,6 +26,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -111,6 +113,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateAcls, 0, 3),
     (ApiKey::DeleteAcls, 0, 3),
     // SCRAM credentials (KIP-554), kept in the metadata log.
+    // Client quotas (KIP-546).
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
@@ -171,13 +176,13 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         }
     };
     if let RequestKind::Fetch(r) = request {
-        let (body, files) = fetch::handle(broker, r, v, session).await;
+        let (body, files) = fetch::handle(broker, r, v, session, client_id).await;
         return Some(Reply { body: Body::Kafka(ResponseKind::Fetch(body)), files });
     }
     let body = match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v, session).await),
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r, v, session).await?),
+        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r, v, session, client_id).await?),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v, session)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v, session).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r, session).await),
@@ -219,6 +224,8 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(describe_acls::handle(broker, r, session)),
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(create_acls::handle(broker, r, session).await),
         RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(delete_acls::handle(broker, r, session).await),
+        RequestKind::DescribeClientQuotas(r) => ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(broker, r, session)),
+        RequestKind::AlterClientQuotas(r) => ResponseKind::AlterClientQuotas(alter_client_quotas::handle(broker, r, session).await),
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(describe_user_scram_credentials::handle(broker, r, session)),
         RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(alter_user_scram_credentials::handle(broker, r, session).await),
         // The connection only decodes APIs listed in SUPPORTED, so this is unreachable in

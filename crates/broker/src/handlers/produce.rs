@@ -26,8 +26,12 @@ use crate::partition::{Partition, PartitionError};
 use crate::session::Session;
 use strom_metadata::acl::Operation;
 
-pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16, session: &Session) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16, session: &Session, client_id: &str) -> Option<ProduceResponse> {
     let authz = broker.authz(session);
+    // The client's byte rate (`producer_byte_rate`): over its quota, the response says how long
+    // to hold back, and the connection waits that long before reading on.
+    let bytes: usize = req.topic_data.iter().flat_map(|t| &t.partition_data).filter_map(|p| p.records.as_ref()).map(|r| r.len()).sum();
+    let throttle = broker.quotas.record(&broker.metadata.image().quotas, crate::quotas::Kind::Produce, &session.principal, client_id, bytes, now_ms());
     // As Kafka: a request with transactional batches needs WRITE on its transactional id, or the
     // whole request is refused; each topic needs WRITE.
     let transactional = req.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| {
@@ -119,7 +123,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16, ses
             TopicProduceResponse::default().with_name(name).with_partition_responses(partition_responses)
         })
         .collect();
-    Some(ProduceResponse::default().with_responses(responses))
+    Some(ProduceResponse::default().with_responses(responses).with_throttle_time_ms(throttle))
 }
 
 /// Every partition of the request answered `code` (nothing is appended).
