@@ -8,6 +8,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -182,3 +183,61 @@ def test_sasl_ssl_plain(broker_factory, certs):
     assert api_versions_over_tls(b.sasl_bootstrap, certs) is not None
     with pytest.raises(KafkaException):
         AdminClient({**conf, "sasl.password": "wrong"}).list_topics(timeout=5)
+
+
+def authenticate_v1(s, user, password, corr):
+    """SaslHandshake v1 (PLAIN) and SaslAuthenticate v1 on socket `s`: (error code, session
+    lifetime ms), or None when the connection closed."""
+    s.sendall(frame(17, 1, struct.pack(">h", 5) + b"PLAIN", corr=corr))
+    r = read_frame(s)
+    if r is None:
+        return None
+    assert struct.unpack(">ih", r[:6]) == (corr, 0), r
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    s.sendall(frame(36, 1, struct.pack(">i", len(token)) + token, corr=corr + 1))
+    r = read_frame(s)
+    if r is None:
+        return None
+    _, code, msg_len = struct.unpack(">ihh", r[:8])
+    rest = r[8 + max(msg_len, 0):]
+    (auth_len,) = struct.unpack(">i", rest[:4])
+    (lifetime,) = struct.unpack(">q", rest[4 + max(auth_len, 0):][:8])
+    return code, lifetime
+
+
+def test_reauthentication_kip_368(broker_factory, monkeypatch):
+    """`connections.max.reauth.ms`: SaslAuthenticate tells the session's lifetime; the client may
+    authenticate again on the same connection as the same principal (not as another); a session
+    past its lifetime is closed at its next request; librdkafka re-authenticates by itself."""
+    monkeypatch.setenv("STROM_LOG", "info,strom_broker::connection=debug")
+    b = sasl_broker(broker_factory, "connections.max.reauth.ms=1500")
+    host, port = b.sasl_bootstrap.rsplit(":", 1)
+    metadata = lambda corr: frame(3, 1, struct.pack(">i", -1), corr=corr)  # noqa: E731
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        assert authenticate_v1(s, "alice", "alice-secret", 1) == (0, 1500)
+        assert authenticate_v1(s, "alice", "alice-secret", 3) == (0, 1500)
+        s.sendall(metadata(5))
+        assert struct.unpack(">i", read_frame(s)[:4]) == (5,)
+        # Another principal on the same connection: refused, closed.
+        r = authenticate_v1(s, "admin", "admin-secret", 6)
+        assert r is None or r[0] == 58, r
+        assert closed(s)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        assert authenticate_v1(s, "alice", "alice-secret", 1) == (0, 1500)
+        time.sleep(2)
+        s.sendall(metadata(3))
+        assert closed(s), "a request after the session's end was served"
+    assert b.wait_for_log("SASL session expired", timeout=10)
+    # librdkafka re-authenticates before the end, so its connection is never closed for it.
+    before = b.log_since_start()
+    expired_before, auths_before = before.count("SASL session expired"), before.count("authenticated")
+    p = Producer(plain(b.sasl_bootstrap, "alice", "alice-secret"))
+    for i in range(12):
+        p.produce("reauth-t", b"v%d" % i)
+        assert p.flush(10) == 0
+        time.sleep(0.5)
+    log = b.log_since_start()
+    assert log.count("SASL session expired") == expired_before, "librdkafka's session ran out"
+    # Traffic went on for 4 lifetimes on one connection without being closed: it authenticated
+    # again (more logins than its connections' first ones).
+    assert log.count("authenticated") - auths_before >= 4, "no re-authentication happened"

@@ -75,7 +75,7 @@ def test_unmapped_listener_name_is_refused_as_kafka_does(tmp_path):
 
 
 @pytest.mark.parametrize("key", ["sasl.mechanism.inter.broker.protocol", "ssl.keymanager.algorithm",
-                                 "connections.max.reauth.ms", "sasl.jaas.config",
+                                 "sasl.jaas.config",
                                  "listener.name.plaintext.ssl.engine.factory.class",
                                  "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config"])
 def test_security_keys_are_refused_as_not_yet_supported(tmp_path, key):

@@ -61,6 +61,11 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
     let reader_authenticated = authenticated.clone();
     let mut gate = Gate::Handshake;
     let mut session = Session::anonymous(peer, listener.clone());
+    // KIP-368: when the authenticated session ends (`connections.max.reauth.ms`), the mechanism
+    // it was proven with, and during a re-authentication who the connection was before.
+    let mut session_ends: Option<tokio::time::Instant> = None;
+    let mut mechanism: Option<strom_config::SaslMechanism> = None;
+    let mut reauth_of: Option<(String, Option<strom_config::SaslMechanism>)> = None;
     if let Some(p) = principal.filter(|_| sasl.is_none()) {
         session.principal = Arc::from(p.as_str());
     }
@@ -105,16 +110,50 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                         break;
                     }
                 }
+                // KIP-368. A session past its lifetime serves nothing but a new authentication;
+                // a SaslHandshake (v1+) from an authenticated client starts one, which must end
+                // with the same principal and mechanism.
+                if let (Some(auth), Gate::Authenticated { principal }) = (&sasl, &gate) {
+                    let rehandshake = matches!(&*request, Request::Kafka(RequestKind::SaslHandshake(_)));
+                    if auth.reauth_ms() > 0 && rehandshake && version >= 1 {
+                        reauth_of = Some((principal.clone(), mechanism));
+                        gate = Gate::Handshake;
+                    } else if session_ends.is_some_and(|end| tokio::time::Instant::now() >= end) {
+                        tracing::debug!(%peer, listener = %listener, ?api_key, "SASL session expired (connections.max.reauth.ms): closing");
+                        break;
+                    }
+                }
                 let reply = match (&sasl, &gate) {
                     (Some(auth), g) if !matches!(g, Gate::Authenticated { .. }) => {
                         let verdict = match &*request {
                             Request::Kafka(kind) => auth.before_auth(&mut gate, api_key, version, kind),
                             Request::Old(_) => Verdict::Close("request not allowed before SASL authentication completes"),
                         };
+                        if let Gate::Token { mechanism: m, .. } = &gate {
+                            mechanism = Some(*m);
+                        }
+                        let mut verdict = verdict;
                         if let Gate::Authenticated { principal } = &gate {
-                            tracing::debug!(%peer, %principal, "authenticated");
-                            session.principal = Arc::from(principal.as_str());
-                            authenticated.store(true, Ordering::SeqCst);
+                            match reauth_of.take() {
+                                // Kafka refuses a re-authentication that changes who the
+                                // connection is, or how it proves it.
+                                Some((before, m)) if before != *principal || m != mechanism => {
+                                    verdict = Verdict::ReplyAndClose(ResponseKind::SaslAuthenticate(
+                                        kafka_protocol::messages::SaslAuthenticateResponse::default()
+                                            .with_error_code(kafka_protocol::error::ResponseError::SaslAuthenticationFailed.code())
+                                            .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                                                "Cannot change principals or SASL mechanisms during re-authentication",
+                                            ))),
+                                    ));
+                                }
+                                _ => {
+                                    tracing::debug!(%peer, %principal, "authenticated");
+                                    session.principal = Arc::from(principal.as_str());
+                                    authenticated.store(true, Ordering::SeqCst);
+                                    let lifetime = auth.reauth_ms();
+                                    session_ends = (lifetime > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(lifetime));
+                                }
+                            }
                         }
                         match verdict {
                             Verdict::Dispatch => handlers::handle(&broker, &header, *request, &session).await,
@@ -193,6 +232,10 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                             tracing::debug!(%peer, %principal, "authenticated");
                             session.principal = Arc::from(principal.as_str());
                             authenticated.store(true, Ordering::SeqCst);
+                            // A v0 client cannot re-authenticate: its connection closes once
+                            // the session is over (KIP-368).
+                            let lifetime = sasl.as_ref().map_or(0, |a| a.reauth_ms());
+                            session_ends = (lifetime > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(lifetime));
                         }
                         if raw_more_tx.send(gate.expects_raw_token()).await.is_err() {
                             break;

@@ -88,6 +88,11 @@ impl Authenticator {
         Authenticator { settings, credentials, rng, secret }
     }
 
+    /// `connections.max.reauth.ms` of this listener (0: sessions last as long as connections).
+    pub fn reauth_ms(&self) -> u64 {
+        self.settings.reauth_ms
+    }
+
     fn mechanism_names(&self) -> Vec<StrBytes> {
         self.settings.mechanisms.iter().map(|m| StrBytes::from_static_str(m.name())).collect()
     }
@@ -108,7 +113,14 @@ impl Authenticator {
                 }
             }
             (Gate::Token { raw: false, .. } | Gate::Scram { raw: false, .. }, RequestKind::SaslAuthenticate(r)) => match self.exchange(gate, &r.auth_bytes) {
-                Ok(server_token) => Verdict::Reply(ResponseKind::SaslAuthenticate(SaslAuthenticateResponse::default().with_auth_bytes(server_token.into()))),
+                Ok(server_token) => {
+                    let mut response = SaslAuthenticateResponse::default().with_auth_bytes(server_token.into());
+                    // KIP-368: the client learns how long the session lasts (v1+).
+                    if matches!(gate, Gate::Authenticated { .. }) && self.settings.reauth_ms > 0 {
+                        response = response.with_session_lifetime_ms(i64::try_from(self.settings.reauth_ms).unwrap_or(i64::MAX));
+                    }
+                    Verdict::Reply(ResponseKind::SaslAuthenticate(response))
+                }
                 Err(message) => Verdict::ReplyAndClose(ResponseKind::SaslAuthenticate(
                     SaslAuthenticateResponse::default()
                         .with_error_code(ResponseError::SaslAuthenticationFailed.code())
@@ -235,7 +247,7 @@ mod tests {
 
     fn auth() -> Authenticator {
         let users = [("alice".to_string(), Secret("s3cret".into()))].into_iter().collect();
-        Authenticator::new(SaslSettings { mechanisms: vec![SaslMechanism::Plain], plain_users: users }, Arc::new(|_: &str, _: ScramMechanism| None))
+        Authenticator::new(SaslSettings { mechanisms: vec![SaslMechanism::Plain], plain_users: users, reauth_ms: 0 }, Arc::new(|_: &str, _: ScramMechanism| None))
     }
 
     fn handshake(m: &str) -> RequestKind {
@@ -289,7 +301,7 @@ mod tests {
         let lookup: CredentialLookup = Arc::new(|user: &str, m: ScramMechanism| {
             (user == "bob").then(|| scram::credential(m, &scram::salted_password(m, b"bob-secret", b"NaCl", 4096), b"NaCl", 4096))
         });
-        let settings = SaslSettings { mechanisms: vec![SaslMechanism::ScramSha256, SaslMechanism::ScramSha512], plain_users: Default::default() };
+        let settings = SaslSettings { mechanisms: vec![SaslMechanism::ScramSha256, SaslMechanism::ScramSha512], plain_users: Default::default(), reauth_ms: 0 };
         Authenticator::new(settings, lookup)
     }
 

@@ -223,6 +223,9 @@ pub struct SaslSettings {
     pub mechanisms: Vec<SaslMechanism>,
     /// PLAIN's users and passwords (`user_<name>="<password>"` in the JAAS config).
     pub plain_users: BTreeMap<String, Secret>,
+    /// KIP-368 (`connections.max.reauth.ms`): an authenticated session lasts this long, then
+    /// the client must authenticate again on the same connection; 0: for the connection's life.
+    pub reauth_ms: u64,
 }
 
 /// The SASL settings of listener `name`, as Kafka configures a broker: `sasl.enabled.mechanisms`
@@ -263,7 +266,16 @@ pub(crate) fn sasl_settings(props: &BTreeMap<String, String>, listener: &str) ->
             return Err(ConfigError::InvalidValue { key: jaas_key, value: "<hidden>".into(), reason: "no user_<name>=\"<password>\" entry: nobody could log in".into() });
         }
     }
-    Ok(SaslSettings { mechanisms, plain_users })
+    let reauth_key = format!("{prefix}connections.max.reauth.ms");
+    let (reauth_key, reauth) = match props.get(&reauth_key) {
+        Some(v) => (reauth_key, Some(v)),
+        None => ("connections.max.reauth.ms".to_string(), props.get("connections.max.reauth.ms")),
+    };
+    let reauth_ms = match reauth.map(|v| v.trim()) {
+        None | Some("") => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| invalid(&reauth_key, v, "a number of milliseconds (0: no re-authentication)".into()))?,
+    };
+    Ok(SaslSettings { mechanisms, plain_users, reauth_ms })
 }
 
 /// The options of a one-module JAAS config (`<LoginModule class> <flag> name="value" ... ;`), as
