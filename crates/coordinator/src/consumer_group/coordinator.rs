@@ -1,0 +1,383 @@
+//! [`ConsumerGroupCoordinator`]: every KIP-848 group of this coordinator, the heartbeat (join,
+//! reconcile, leave), timers, and the views for ConsumerGroupDescribe, ListGroups and the
+//! offset checks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::error::ResponseError;
+
+use super::assignor::{Assignor, AssignorSpec};
+use super::member::{is_subset, Member, MemberState};
+use super::types::*;
+use super::ConsumerGroupConfig;
+
+/// One consumer group.
+#[derive(Debug, Clone)]
+pub(super) struct Group {
+    pub(super) epoch: i32,
+    /// The epoch of `target`.
+    pub(super) assignment_epoch: i32,
+    pub(super) members: BTreeMap<String, Member>,
+    /// Each member's share of the target assignment.
+    pub(super) target: BTreeMap<String, Assignment>,
+    /// The subscribed topics as they were when `target` was computed: a change re-assigns.
+    pub(super) subscribed_topics: BTreeMap<String, TopicMeta>,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group { epoch: 0, assignment_epoch: 0, members: BTreeMap::new(), target: BTreeMap::new(), subscribed_topics: BTreeMap::new() }
+    }
+
+    fn subscribed(&self, topics: &Topics) -> BTreeMap<String, TopicMeta> {
+        self.members
+            .values()
+            .flat_map(|m| m.subscribed_topic_names.iter())
+            .filter_map(|name| topics.get(name).map(|t| (name.clone(), *t)))
+            .collect()
+    }
+
+    /// The group's assignor: the one most members asked for, else the configured default
+    /// (Kafka picks the most requested one too).
+    fn assignor(&self, config: &ConsumerGroupConfig) -> Assignor {
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some(a) = &m.server_assignor {
+                *votes.entry(a.as_str()).or_default() += 1;
+            }
+        }
+        votes
+            .into_iter()
+            .max_by_key(|(name, n)| (*n, std::cmp::Reverse(*name)))
+            .and_then(|(name, _)| Assignor::from_name(name))
+            .or_else(|| config.assignors.first().copied())
+            .unwrap_or(Assignor::Uniform)
+    }
+
+    /// Bumps the group epoch and computes the target assignment for it.
+    fn bump(&mut self, topics: &Topics, config: &ConsumerGroupConfig) {
+        self.epoch += 1;
+        self.subscribed_topics = self.subscribed(topics);
+        let assignor = self.assignor(config);
+        let mut spec = AssignorSpec::default();
+        for m in self.members.values() {
+            spec.members.insert(m.id.as_str(), (&m.subscribed_topic_names, self.target.get(&m.id)));
+        }
+        self.target = assignor.assign(&spec, topics);
+        self.assignment_epoch = self.epoch;
+    }
+
+    /// One reconciliation step of member `member_id`, with what it reports owning.
+    fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now: i64) {
+        let empty = Assignment::new();
+        let target = self.target.get(member_id).cloned().unwrap_or(empty);
+        let others: Vec<&Member> = self.members.values().filter(|m| m.id != member_id).collect();
+        let held = |t: &uuid::Uuid, p: i32| others.iter().any(|m| m.holds(t, p));
+        let Some(mut member) = self.members.get(member_id).cloned() else { return };
+        let was_unrevoked = member.state == MemberState::UnrevokedPartitions;
+        member.reconcile(self.assignment_epoch, &target, owned, held);
+        if member.state == MemberState::UnrevokedPartitions {
+            if !was_unrevoked || member.revocation_deadline.is_none() {
+                member.revocation_deadline = Some(now.saturating_add(i64::from(member.rebalance_timeout_ms.max(0))));
+            }
+        } else {
+            member.revocation_deadline = None;
+        }
+        self.members.insert(member_id.to_string(), member);
+    }
+
+    pub(super) fn state(&self) -> ConsumerGroupState {
+        if self.members.is_empty() {
+            ConsumerGroupState::Empty
+        } else if self.epoch > self.assignment_epoch {
+            ConsumerGroupState::Assigning
+        } else if self.members.values().any(|m| m.epoch != self.assignment_epoch || m.state != MemberState::Stable) {
+            ConsumerGroupState::Reconciling
+        } else {
+            ConsumerGroupState::Stable
+        }
+    }
+
+    fn remove_member(&mut self, member_id: &str, topics: &Topics, config: &ConsumerGroupConfig) {
+        if self.members.remove(member_id).is_some() {
+            self.target.remove(member_id);
+            self.bump(topics, config);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<i64> {
+        self.members.values().flat_map(|m| std::iter::once(m.session_deadline).chain(m.revocation_deadline)).min()
+    }
+}
+
+/// Owns every consumer group this broker coordinates. The caller serialises calls.
+#[derive(Debug)]
+pub struct ConsumerGroupCoordinator {
+    config: ConsumerGroupConfig,
+    pub(super) groups: BTreeMap<String, Group>,
+}
+
+fn invalid(message: &str) -> HeartbeatResponse {
+    HeartbeatResponse::error(ResponseError::InvalidRequest, message)
+}
+
+impl ConsumerGroupCoordinator {
+    pub fn new(config: ConsumerGroupConfig) -> Self {
+        ConsumerGroupCoordinator { config, groups: BTreeMap::new() }
+    }
+
+    pub fn config(&self) -> &ConsumerGroupConfig {
+        &self.config
+    }
+
+    /// Whether `group_id` is a consumer group here.
+    pub fn contains(&self, group_id: &str) -> bool {
+        self.groups.contains_key(group_id)
+    }
+
+    /// Whether `group_id` is a consumer group with members (a classic JoinGroup is refused then).
+    pub fn has_members(&self, group_id: &str) -> bool {
+        self.groups.get(group_id).is_some_and(|g| !g.members.is_empty())
+    }
+
+    /// ConsumerGroupHeartbeat. `topics` are the cluster's topics now.
+    pub fn heartbeat(&mut self, req: HeartbeatRequest, topics: &Topics, now_ms: i64) -> HeartbeatResponse {
+        // The request's checks, as Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
+        if req.group_id.is_empty() {
+            return invalid("GroupId can't be empty.");
+        }
+        if req.member_epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+            return invalid("MemberEpoch is invalid.");
+        }
+        if req.member_epoch != 0 && req.member_id.is_empty() {
+            return invalid("MemberId can't be empty.");
+        }
+        if req.instance_id.as_deref() == Some("") {
+            return invalid("InstanceId can't be empty.");
+        }
+        if req.rack_id.as_deref() == Some("") {
+            return invalid("RackId can't be empty.");
+        }
+        if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH && req.instance_id.is_none() {
+            return invalid("InstanceId can't be null when MemberEpoch is -2.");
+        }
+        if req.member_epoch == 0 {
+            if req.rebalance_timeout_ms == -1 {
+                return invalid("RebalanceTimeoutMs must be provided in first request.");
+            }
+            if req.owned.as_ref().is_none_or(|o| !o.is_empty()) {
+                return invalid("TopicPartitions must be empty when (re-)joining.");
+            }
+            if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+                return invalid("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.");
+            }
+        }
+        if req.subscribed_topic_regex.is_some() {
+            // Regular-expression subscriptions are not implemented yet: refused rather than
+            // ignored, so the client says so instead of consuming nothing.
+            return invalid("SubscribedTopicRegex is not supported by this broker yet.");
+        }
+        if let Some(a) = &req.server_assignor {
+            if !self.config.assignors.iter().any(|c| c.name() == a) {
+                return HeartbeatResponse::error(ResponseError::UnsupportedAssignor, format!("ServerAssignor {a} is not supported. Supported assignors: {}.", self.assignor_names()));
+            }
+        }
+        if req.member_epoch < 0 {
+            return self.leave(req, topics);
+        }
+        self.join_or_beat(req, topics, now_ms)
+    }
+
+    fn assignor_names(&self) -> String {
+        self.config.assignors.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+    }
+
+    fn leave(&mut self, req: HeartbeatRequest, topics: &Topics) -> HeartbeatResponse {
+        let config = &self.config;
+        let Some(group) = self.groups.get_mut(&req.group_id) else {
+            return HeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} not found.", req.group_id));
+        };
+        if !group.members.contains_key(&req.member_id) {
+            return HeartbeatResponse::error(ResponseError::UnknownMemberId, format!("Member {} is not a member of group {}.", req.member_id, req.group_id));
+        }
+        group.remove_member(&req.member_id, topics, config);
+        HeartbeatResponse { member_id: Some(req.member_id), member_epoch: req.member_epoch, heartbeat_interval_ms: 0, ..Default::default() }
+    }
+
+    fn join_or_beat(&mut self, req: HeartbeatRequest, topics: &Topics, now: i64) -> HeartbeatResponse {
+        let config = self.config.clone();
+        let joining = req.member_epoch == 0;
+        if !joining && !self.groups.contains_key(&req.group_id) {
+            // Kafka answers GROUP_ID_NOT_FOUND here; its groups survive a coordinator restart in
+            // the log, Strom's (not persisted yet) do not, so the member is told to rejoin.
+            return HeartbeatResponse::error(ResponseError::UnknownMemberId, format!("Member {} is not a member of group {}.", req.member_id, req.group_id));
+        }
+        let group = self.groups.entry(req.group_id.clone()).or_insert_with(Group::new);
+        let member_id = if req.member_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { req.member_id.clone() };
+        let existing = group.members.get(&member_id).cloned();
+        if existing.is_none() && config.max_size.is_some_and(|max| group.members.len() >= max) {
+            return HeartbeatResponse::error(ResponseError::GroupMaxSizeReached, format!("The consumer group has reached its maximum capacity of {} members.", config.max_size.unwrap_or(0)));
+        }
+        let before = match existing {
+            Some(m) => {
+                // Kafka's epoch check: a greater epoch, or a smaller one that is not the previous
+                // epoch of a member whose owned partitions are within its assignment, is fenced.
+                let lost_response = req.member_epoch == m.previous_epoch && req.owned.as_ref().is_some_and(|o| is_subset(o, &m.assigned));
+                if req.member_epoch > m.epoch || (req.member_epoch < m.epoch && !lost_response) {
+                    return HeartbeatResponse::error(
+                        ResponseError::FencedMemberEpoch,
+                        format!("The consumer group member has a member epoch ({}) other than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.", req.member_epoch, m.epoch),
+                    );
+                }
+                m
+            }
+            None if joining => Member::new(member_id.clone(), now, config.session_timeout_ms),
+            None => {
+                return HeartbeatResponse::error(ResponseError::UnknownMemberId, format!("Member {} is not a member of group {}.", member_id, req.group_id));
+            }
+        };
+        let is_new = !group.members.contains_key(&member_id);
+        let mut member = before.clone();
+        if let Some(i) = req.instance_id {
+            member.instance_id = Some(i);
+        }
+        if let Some(r) = req.rack_id {
+            member.rack_id = Some(r);
+        }
+        if req.rebalance_timeout_ms != -1 {
+            member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        }
+        if let Some(a) = req.server_assignor {
+            member.server_assignor = Some(a);
+        }
+        let mut subscription_changed = is_new;
+        if let Some(names) = req.subscribed_topic_names {
+            let names: BTreeSet<String> = names.into_iter().collect();
+            subscription_changed |= names != member.subscribed_topic_names;
+            member.subscribed_topic_names = names;
+        }
+        subscription_changed |= member.server_assignor != before.server_assignor;
+        member.client_id = req.client_id;
+        member.client_host = req.client_host;
+        member.session_deadline = now.saturating_add(i64::from(config.session_timeout_ms));
+        group.members.insert(member_id.clone(), member);
+        // A subscribed topic created, deleted or grown since the target was computed also
+        // re-assigns (Kafka's subscription metadata).
+        if subscription_changed || group.subscribed(topics) != group.subscribed_topics {
+            group.bump(topics, &config);
+        }
+        group.reconcile(&member_id, req.owned.as_ref(), now);
+        let after = group.members.get(&member_id);
+        let full = joining || (req.rebalance_timeout_ms != -1 && req.owned.is_some());
+        let changed = after.is_none_or(|a| a.assigned != before.assigned) || is_new;
+        HeartbeatResponse {
+            error: None,
+            error_message: None,
+            member_id: Some(member_id.clone()),
+            member_epoch: after.map_or(0, |m| m.epoch),
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+            assignment: if full || changed { after.map(|m| m.assigned.clone()) } else { None },
+        }
+    }
+
+    /// Removes members whose session expired or who did not revoke partitions within their
+    /// rebalance timeout, re-assigning their partitions. Cheap when nothing is due.
+    pub fn tick(&mut self, topics: &Topics, now_ms: i64) -> Vec<Expired> {
+        let mut expired = Vec::new();
+        let config = self.config.clone();
+        for (group_id, group) in &mut self.groups {
+            if group.next_deadline().is_none_or(|d| d > now_ms) {
+                continue;
+            }
+            let due: Vec<(String, bool)> = group
+                .members
+                .values()
+                .filter_map(|m| {
+                    if m.session_deadline <= now_ms {
+                        Some((m.id.clone(), true))
+                    } else if m.revocation_deadline.is_some_and(|d| d <= now_ms) {
+                        Some((m.id.clone(), false))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            for (member_id, session) in due {
+                group.remove_member(&member_id, topics, &config);
+                expired.push(Expired { group_id: group_id.clone(), member_id, session });
+            }
+        }
+        expired
+    }
+
+    /// The earliest time `tick` has work, `i64::MAX` if none.
+    pub fn next_deadline(&self) -> i64 {
+        self.groups.values().filter_map(Group::next_deadline).min().unwrap_or(i64::MAX)
+    }
+
+    /// ConsumerGroupDescribe of one group; `None` if it is not a consumer group here.
+    pub fn describe(&self, group_id: &str) -> Option<DescribedConsumerGroup> {
+        let g = self.groups.get(group_id)?;
+        let members = g
+            .members
+            .values()
+            .map(|m| DescribedMember {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                member_epoch: m.epoch,
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.subscribed_topic_names.iter().cloned().collect(),
+                subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                assignment: m.assigned.clone(),
+                target_assignment: g.target.get(&m.id).cloned().unwrap_or_default(),
+            })
+            .collect();
+        Some(DescribedConsumerGroup {
+            group_id: group_id.to_string(),
+            state: g.state(),
+            group_epoch: g.epoch,
+            assignment_epoch: g.assignment_epoch,
+            assignor_name: g.assignor(&self.config).name().to_string(),
+            members,
+        })
+    }
+
+    /// ListGroups: every consumer group with its state.
+    pub fn list(&self) -> Vec<(String, ConsumerGroupState)> {
+        self.groups.iter().map(|(id, g)| (id.clone(), g.state())).collect()
+    }
+
+    /// May `member_id` at `member_epoch` commit or fetch this group's offsets? (Kafka's
+    /// ConsumerGroup.validateOffsetCommit/validateOffsetFetch.) Epoch -1 with no member id is an
+    /// admin or a consumer outside the group: allowed only while the group has no members (a
+    /// commit; a fetch is always allowed then).
+    pub fn offset_access(&self, group_id: &str, member_id: &str, member_epoch: i32, commit: bool) -> OffsetAccess {
+        let Some(g) = self.groups.get(group_id) else { return OffsetAccess::NotConsumerGroup };
+        if member_epoch < 0 && member_id.is_empty() {
+            return if !commit || g.members.is_empty() { OffsetAccess::Allowed } else { OffsetAccess::Refused(ResponseError::UnknownMemberId) };
+        }
+        match g.members.get(member_id) {
+            None => OffsetAccess::Refused(ResponseError::UnknownMemberId),
+            Some(m) if m.epoch != member_epoch => OffsetAccess::Refused(ResponseError::StaleMemberEpoch),
+            Some(_) => OffsetAccess::Allowed,
+        }
+    }
+
+    /// DeleteGroups: a consumer group without members is forgotten (its offsets are the
+    /// caller's); one with members is refused NON_EMPTY_GROUP. `None`: not a consumer group.
+    pub fn delete(&mut self, group_id: &str) -> Option<Result<(), ResponseError>> {
+        let g = self.groups.get(group_id)?;
+        if !g.members.is_empty() {
+            return Some(Err(ResponseError::NonEmptyGroup));
+        }
+        self.groups.remove(group_id);
+        Some(Ok(()))
+    }
+
+    /// Forgets the groups `unload` selects: their offsets partition is coordinated elsewhere now.
+    pub fn unload(&mut self, mut unload: impl FnMut(&str) -> bool) {
+        self.groups.retain(|id, _| !unload(id));
+    }
+}
