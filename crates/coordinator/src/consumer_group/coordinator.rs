@@ -172,7 +172,8 @@ impl ConsumerGroupCoordinator {
                 return invalid("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.");
             }
         }
-        if req.subscribed_topic_regex.is_some() {
+        // An empty regex means "no regex" (librdkafka sends one with a topic list), as in Kafka.
+        if req.subscribed_topic_regex.as_deref().is_some_and(|r| !r.is_empty()) {
             // Regular-expression subscriptions are not implemented yet: refused rather than
             // ignored, so the client says so instead of consuming nothing.
             return invalid("SubscribedTopicRegex is not supported by this broker yet.");
