@@ -307,10 +307,10 @@ impl GroupService {
     /// A consumer group's commit is checked against the member's epoch (OffsetCommit v9 carries
     /// it as the generation id: STALE_MEMBER_EPOCH when it is not the member's, as Kafka), then
     /// stored as a commit from outside a classic generation.
-    pub async fn commit_offsets(&self, mut req: OffsetCommitRequest) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
+    pub async fn commit_offsets(&self, mut req: OffsetCommitRequest, version: i16) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
         let group_id = req.group_id.clone();
         self.commit(&group_id, |s| {
-            match s.consumer.offset_access(&req.group_id, &req.member_id, req.generation_id, true) {
+            match s.consumer.offset_access(&req.group_id, Some(&req.member_id), req.generation_id, Some(version)) {
                 OffsetAccess::NotConsumerGroup => {}
                 OffsetAccess::Refused(code) => {
                     let results = req.offsets.iter().map(|o| PartitionResult { topic: o.topic.clone(), partition: o.partition, error: Some(code) }).collect();
@@ -414,8 +414,7 @@ impl GroupService {
     /// OffsetFetch v9+ by a consumer-group member: its epoch must be current (Kafka's
     /// STALE_MEMBER_EPOCH / UNKNOWN_MEMBER_ID). `None`: allowed, or not a consumer group.
     pub fn check_offset_fetch(&self, group_id: &str, member_id: Option<&str>, member_epoch: i32) -> Option<ResponseError> {
-        let member_id = member_id?;
-        match lock(&self.state).consumer.offset_access(group_id, member_id, member_epoch, false) {
+        match lock(&self.state).consumer.offset_access(group_id, member_id, member_epoch, None) {
             OffsetAccess::Refused(code) => Some(code),
             OffsetAccess::Allowed | OffsetAccess::NotConsumerGroup => None,
         }

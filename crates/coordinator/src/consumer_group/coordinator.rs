@@ -351,16 +351,20 @@ impl ConsumerGroupCoordinator {
     }
 
     /// May `member_id` at `member_epoch` commit or fetch this group's offsets? (Kafka's
-    /// ConsumerGroup.validateOffsetCommit/validateOffsetFetch.) Epoch -1 with no member id is an
-    /// admin or a consumer outside the group: allowed only while the group has no members (a
-    /// commit; a fetch is always allowed then).
-    pub fn offset_access(&self, group_id: &str, member_id: &str, member_epoch: i32, commit: bool) -> OffsetAccess {
+    /// ConsumerGroup.validateOffsetCommit/validateOffsetFetch.) A negative epoch is an admin or
+    /// a consumer outside the group: it may commit while the group has no members, and always
+    /// fetch when it names no member. A member commits with OffsetCommit v9 or later (older
+    /// versions cannot carry a member epoch: UNSUPPORTED_VERSION, as Kafka).
+    pub fn offset_access(&self, group_id: &str, member_id: Option<&str>, member_epoch: i32, commit_version: Option<i16>) -> OffsetAccess {
         let Some(g) = self.groups.get(group_id) else { return OffsetAccess::NotConsumerGroup };
-        if member_epoch < 0 && member_id.is_empty() {
-            return if !commit || g.members.is_empty() { OffsetAccess::Allowed } else { OffsetAccess::Refused(ResponseError::UnknownMemberId) };
+        match commit_version {
+            Some(_) if member_epoch < 0 && g.members.is_empty() => return OffsetAccess::Allowed,
+            None if member_id.is_none() && member_epoch < 0 => return OffsetAccess::Allowed,
+            _ => {}
         }
-        match g.members.get(member_id) {
+        match g.members.get(member_id.unwrap_or_default()) {
             None => OffsetAccess::Refused(ResponseError::UnknownMemberId),
+            Some(_) if commit_version.is_some_and(|v| v < 9) => OffsetAccess::Refused(ResponseError::UnsupportedVersion),
             Some(m) if m.epoch != member_epoch => OffsetAccess::Refused(ResponseError::StaleMemberEpoch),
             Some(_) => OffsetAccess::Allowed,
         }

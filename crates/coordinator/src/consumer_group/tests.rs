@@ -149,11 +149,18 @@ fn offsets_are_fenced_by_member_epoch() {
     let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
     let tp = topics(1);
     let a = c.heartbeat(join("a"), &tp, 0);
-    assert_eq!(c.offset_access("g", "a", a.member_epoch, true), OffsetAccess::Allowed);
-    assert_eq!(c.offset_access("g", "a", a.member_epoch + 1, true), OffsetAccess::Refused(ResponseError::StaleMemberEpoch));
-    assert_eq!(c.offset_access("g", "x", 1, true), OffsetAccess::Refused(ResponseError::UnknownMemberId));
-    assert_eq!(c.offset_access("g", "", -1, true), OffsetAccess::Refused(ResponseError::UnknownMemberId));
-    assert_eq!(c.offset_access("other", "", -1, true), OffsetAccess::NotConsumerGroup);
+    let v9 = Some(9);
+    assert_eq!(c.offset_access("g", Some("a"), a.member_epoch, v9), OffsetAccess::Allowed);
+    assert_eq!(c.offset_access("g", Some("a"), a.member_epoch + 1, v9), OffsetAccess::Refused(ResponseError::StaleMemberEpoch));
+    assert_eq!(c.offset_access("g", Some("a"), a.member_epoch, Some(8)), OffsetAccess::Refused(ResponseError::UnsupportedVersion));
+    assert_eq!(c.offset_access("g", Some("x"), 1, v9), OffsetAccess::Refused(ResponseError::UnknownMemberId));
+    assert_eq!(c.offset_access("g", Some(""), -1, v9), OffsetAccess::Refused(ResponseError::UnknownMemberId));
+    assert_eq!(c.offset_access("g", None, -1, None), OffsetAccess::Allowed);
+    assert_eq!(c.offset_access("g", Some("a"), a.member_epoch - 1, None), OffsetAccess::Refused(ResponseError::StaleMemberEpoch));
+    assert_eq!(c.offset_access("other", Some(""), -1, v9), OffsetAccess::NotConsumerGroup);
+    // Once the member left, an admin (epoch -1) may commit.
+    c.heartbeat(HeartbeatRequest { member_epoch: -1, ..beat("a", a.member_epoch, &Assignment::new()) }, &tp, 1);
+    assert_eq!(c.offset_access("g", Some(""), -1, v9), OffsetAccess::Allowed);
 }
 
 #[test]
