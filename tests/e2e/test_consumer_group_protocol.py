@@ -361,3 +361,27 @@ def test_bad_heartbeats_get_kafkas_errors(cbroker):
         assert heartbeat(b, "raw", "m1", 1)[0] == UNKNOWN_MEMBER_ID
     finally:
         classic.close()
+
+
+def test_a_regex_subscription_picks_up_a_new_topic(cbroker):
+    a = AdminClient({"bootstrap.servers": cbroker.bootstrap})
+    a.create_topics([NewTopic("rx-a", 2, 1)])["rx-a"].result(15)
+    c = Consumer(consumer_config(cbroker.bootstrap, "regex"))
+    c.subscribe(["^rx-.*"])
+    try:
+        def assigned():
+            return sorted((tp.topic, tp.partition) for tp in c.assignment())
+
+        def poll_until(want, what):
+            deadline = time.time() + 60
+            while assigned() != want:
+                assert time.time() < deadline, f"timed out waiting for {what}; assigned {assigned()}"
+                c.poll(0.1)
+
+        poll_until([("rx-a", 0), ("rx-a", 1)], "the matching topic")
+        a.create_topics([NewTopic("rx-b", 2, 1)])["rx-b"].result(15)
+        poll_until([("rx-a", 0), ("rx-a", 1), ("rx-b", 0), ("rx-b", 1)], "the topic created later")
+        d = a.describe_consumer_groups(["regex"])["regex"].result(15)
+        assert d.type == ConsumerGroupType.CONSUMER and len(d.members) == 1
+    finally:
+        c.close()

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError;
 
+use regex::Regex;
+
 use super::assignor::{Assignor, AssignorSpec};
 use super::member::{is_subset, Member, MemberState};
 use super::types::*;
@@ -22,18 +24,45 @@ pub(super) struct Group {
     pub(super) target: BTreeMap<String, Assignment>,
     /// The subscribed topics as they were when `target` was computed: a change re-assigns.
     pub(super) subscribed_topics: BTreeMap<String, TopicMeta>,
+    /// The members' subscription regexes, compiled once.
+    regexes: BTreeMap<String, Regex>,
+}
+
+/// Topics a regular expression never matches: Kafka's internal topics (`Topic.isInternal`).
+const INTERNAL_TOPICS: [&str; 3] = ["__consumer_offsets", "__transaction_state", "__share_group_state"];
+
+/// A subscription regex, matched against whole topic names (as Java's `Pattern.matches`). The
+/// `regex` crate's syntax is close to RE2's, which KIP-848 specifies.
+fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$")).size_limit(1 << 20).build()
 }
 
 impl Group {
     fn new() -> Group {
-        Group { epoch: 0, assignment_epoch: 0, members: BTreeMap::new(), target: BTreeMap::new(), subscribed_topics: BTreeMap::new() }
+        Group {
+            epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            subscribed_topics: BTreeMap::new(),
+            regexes: BTreeMap::new(),
+        }
+    }
+
+    /// A member's subscription now: its topic names and the existing topics its regex matches.
+    pub(super) fn subscription_of(&self, m: &Member, topics: &Topics) -> BTreeSet<String> {
+        let mut names = m.subscribed_topic_names.clone();
+        if let Some(re) = m.subscribed_topic_regex.as_ref().and_then(|r| self.regexes.get(r)) {
+            names.extend(topics.keys().filter(|t| !INTERNAL_TOPICS.contains(&t.as_str()) && re.is_match(t)).cloned());
+        }
+        names
     }
 
     fn subscribed(&self, topics: &Topics) -> BTreeMap<String, TopicMeta> {
         self.members
             .values()
-            .flat_map(|m| m.subscribed_topic_names.iter())
-            .filter_map(|name| topics.get(name).map(|t| (name.clone(), *t)))
+            .flat_map(|m| self.subscription_of(m, topics))
+            .filter_map(|name| topics.get(&name).map(|t| (name, *t)))
             .collect()
     }
 
@@ -59,9 +88,10 @@ impl Group {
         self.epoch += 1;
         self.subscribed_topics = self.subscribed(topics);
         let assignor = self.assignor(config);
+        let subscriptions: Vec<(&str, BTreeSet<String>)> = self.members.values().map(|m| (m.id.as_str(), self.subscription_of(m, topics))).collect();
         let mut spec = AssignorSpec::default();
-        for m in self.members.values() {
-            spec.members.insert(m.id.as_str(), (&m.subscribed_topic_names, self.target.get(&m.id)));
+        for (id, names) in &subscriptions {
+            spec.members.insert(*id, (names, self.target.get(*id)));
         }
         self.target = assignor.assign(&spec, topics);
         self.assignment_epoch = self.epoch;
@@ -101,8 +131,14 @@ impl Group {
     fn remove_member(&mut self, member_id: &str, topics: &Topics, config: &ConsumerGroupConfig) {
         if self.members.remove(member_id).is_some() {
             self.target.remove(member_id);
+            self.forget_unused_regexes();
             self.bump(topics, config);
         }
+    }
+
+    fn forget_unused_regexes(&mut self) {
+        let used: BTreeSet<&String> = self.members.values().filter_map(|m| m.subscribed_topic_regex.as_ref()).collect();
+        self.regexes.retain(|r, _| used.contains(r));
     }
 
     fn next_deadline(&self) -> Option<i64> {
@@ -172,12 +208,14 @@ impl ConsumerGroupCoordinator {
                 return invalid("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.");
             }
         }
-        // An empty regex means "no regex" (librdkafka sends one with a topic list), as in Kafka.
-        if req.subscribed_topic_regex.as_deref().is_some_and(|r| !r.is_empty()) {
-            // Regular-expression subscriptions are not implemented yet: refused rather than
-            // ignored, so the client says so instead of consuming nothing.
-            return invalid("SubscribedTopicRegex is not supported by this broker yet.");
-        }
+        let regex = match req.subscribed_topic_regex.as_deref() {
+            // An empty regex clears the member's (librdkafka sends one with a topic list).
+            Some(r) if !r.is_empty() => match compile(r) {
+                Ok(re) => Some((r.to_string(), re)),
+                Err(e) => return HeartbeatResponse::error(ResponseError::InvalidRegularExpression, format!("SubscribedTopicRegex `{r}` is not a valid regular expression: {e}")),
+            },
+            _ => None,
+        };
         if let Some(a) = &req.server_assignor {
             if !self.config.assignors.iter().any(|c| c.name() == a) {
                 return HeartbeatResponse::error(ResponseError::UnsupportedAssignor, format!("ServerAssignor {a} is not supported. Supported assignors: {}.", self.assignor_names()));
@@ -186,7 +224,7 @@ impl ConsumerGroupCoordinator {
         if req.member_epoch < 0 {
             return self.leave(req, topics);
         }
-        self.join_or_beat(req, topics, now_ms)
+        self.join_or_beat(req, regex, topics, now_ms)
     }
 
     fn assignor_names(&self) -> String {
@@ -205,7 +243,7 @@ impl ConsumerGroupCoordinator {
         HeartbeatResponse { member_id: Some(req.member_id), member_epoch: req.member_epoch, heartbeat_interval_ms: 0, ..Default::default() }
     }
 
-    fn join_or_beat(&mut self, req: HeartbeatRequest, topics: &Topics, now: i64) -> HeartbeatResponse {
+    fn join_or_beat(&mut self, req: HeartbeatRequest, regex: Option<(String, Regex)>, topics: &Topics, now: i64) -> HeartbeatResponse {
         let config = self.config.clone();
         let joining = req.member_epoch == 0;
         if !joining && !self.groups.contains_key(&req.group_id) {
@@ -257,12 +295,21 @@ impl ConsumerGroupCoordinator {
             subscription_changed |= names != member.subscribed_topic_names;
             member.subscribed_topic_names = names;
         }
+        if req.subscribed_topic_regex.is_some() {
+            // Set (or, empty, cleared) by this heartbeat; null leaves it as it was.
+            member.subscribed_topic_regex = regex.as_ref().map(|(p, _)| p.clone());
+            if let Some((p, re)) = regex {
+                group.regexes.entry(p).or_insert(re);
+            }
+        }
+        subscription_changed |= member.subscribed_topic_regex != before.subscribed_topic_regex;
         subscription_changed |= member.server_assignor != before.server_assignor;
         member.client_id = req.client_id;
         member.client_host = req.client_host;
         member.session_deadline = now.saturating_add(i64::from(config.session_timeout_ms));
         group.members.insert(member_id.clone(), member);
-        // A subscribed topic created, deleted or grown since the target was computed also
+        group.forget_unused_regexes();
+        // A subscribed topic (one named, or one a regex matches) created, deleted or grown since the target was computed also
         // re-assigns (Kafka's subscription metadata).
         if subscription_changed || group.subscribed(topics) != group.subscribed_topics {
             group.bump(topics, &config);

@@ -15,11 +15,10 @@ use super::*;
 
 const CLIENTS: usize = 4;
 const GROUP: &str = "g";
-const SESSION: i64 = 45_000;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Join { client: usize, topics: u8, range: bool },
+    Join { client: usize, topics: u8, range: bool, regex: bool },
     Beat { client: usize, apply: bool },
     Apply { client: usize },
     Leave { client: usize },
@@ -29,7 +28,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        2 => (0..CLIENTS, 1u8..8, any::<bool>()).prop_map(|(client, topics, range)| Op::Join { client, topics, range }),
+        2 => (0..CLIENTS, 1u8..8, any::<bool>(), any::<bool>()).prop_map(|(client, topics, range, regex)| Op::Join { client, topics, range, regex }),
         8 => (0..CLIENTS, any::<bool>()).prop_map(|(client, apply)| Op::Beat { client, apply }),
         3 => (0..CLIENTS).prop_map(|client| Op::Apply { client }),
         1 => (0..CLIENTS).prop_map(|client| Op::Leave { client }),
@@ -47,6 +46,7 @@ struct Client {
     owned: Assignment,
     received: Option<Assignment>,
     subscription: Vec<String>,
+    regex: Option<String>,
     assignor: Option<String>,
 }
 
@@ -86,6 +86,7 @@ impl World {
             member_epoch: if joining { 0 } else { cl.epoch },
             rebalance_timeout_ms: if joining { 300_000 } else { -1 },
             subscribed_topic_names: if joining { Some(cl.subscription.clone()) } else { None },
+            subscribed_topic_regex: if joining { cl.regex.clone() } else { None },
             server_assignor: cl.assignor.clone(),
             owned: Some(if joining { Assignment::new() } else { cl.owned.clone() }),
             ..Default::default()
@@ -112,11 +113,13 @@ impl World {
 
     fn step(&mut self, op: &Op) {
         match op.clone() {
-            Op::Join { client, topics, range } => {
+            Op::Join { client, topics, range, regex } => {
                 if self.clients[client].member_id.is_none() {
                     let names = ["t0", "t1", "t2"];
                     let subscription = (0..3).filter(|b| topics & (1 << b) != 0).map(|b| names[b].to_string()).collect();
-                    self.clients[client] = Client { subscription, assignor: range.then(|| "range".into()), ..Default::default() };
+                    // A regex subscription picks up t2 once Grow creates it.
+                    let regex = regex.then(|| "t[12]".to_string());
+                    self.clients[client] = Client { subscription, regex, assignor: range.then(|| "range".into()), ..Default::default() };
                     self.beat(client, true, false);
                 }
             }
@@ -199,7 +202,7 @@ impl World {
                 let m = &g.members[member_id];
                 for (t, ps) in a {
                     let name = g.subscribed_topics.iter().find(|(_, meta)| meta.id == *t).map(|(n, _)| n.clone());
-                    assert!(name.is_some_and(|n| m.subscribed_topic_names.contains(&n)), "target gives a member a topic it does not subscribe to");
+                    assert!(name.is_some_and(|n| g.subscription_of(m, &self.topics).contains(&n)), "target gives a member a topic it does not subscribe to");
                     for p in ps {
                         assert!(targeted.insert((*t, *p)), "target gives {t}/{p} twice");
                     }
@@ -250,6 +253,5 @@ proptest! {
             w.check();
         }
         w.settle();
-        let _ = SESSION;
     }
 }

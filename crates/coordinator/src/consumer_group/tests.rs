@@ -199,3 +199,32 @@ fn uniform_is_sticky_when_a_member_joins() {
         assert_eq!(after[m][&T].len(), 2);
     }
 }
+
+#[test]
+fn a_regex_subscription_picks_up_topics_created_later() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let mut tp = topics(2);
+    tp.insert("__consumer_offsets".into(), TopicMeta { id: Uuid::from_u128(99), partitions: 50 });
+    let req = HeartbeatRequest { subscribed_topic_names: None, subscribed_topic_regex: Some("t|u.*|__.*".into()), ..join("a") };
+    let r = c.heartbeat(req, &tp, 0);
+    assert_eq!(r.error, None);
+    let a = r.assignment.unwrap_or_default();
+    assert_eq!(a.keys().copied().collect::<Vec<_>>(), vec![T], "internal topics never match");
+    let u = Uuid::from_u128(8);
+    tp.insert("u1".into(), TopicMeta { id: u, partitions: 3 });
+    let r = c.heartbeat(beat("a", r.member_epoch, &a), &tp, 10);
+    assert_eq!(r.member_epoch, 2, "a new matching topic bumps the group epoch");
+    assert_eq!(r.assignment.and_then(|a| a.get(&u).cloned()), Some(BTreeSet::from([0, 1, 2])));
+    // Whole names only, as Java's Pattern.matches: "t" does not match "tt".
+    tp.insert("tt".into(), TopicMeta { id: Uuid::from_u128(9), partitions: 1 });
+    let owned = c.describe("g").map(|d| d.members[0].assignment.clone()).unwrap_or_default();
+    let r = c.heartbeat(beat("a", 2, &owned), &tp, 20);
+    assert_eq!(r.member_epoch, 2);
+}
+
+#[test]
+fn an_invalid_regex_is_refused() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let req = HeartbeatRequest { subscribed_topic_regex: Some("(unclosed".into()), ..join("a") };
+    assert_eq!(c.heartbeat(req, &topics(1), 0).error, Some(ResponseError::InvalidRegularExpression));
+}
