@@ -15,15 +15,23 @@
 //!   owned); a partition another member still holds is assigned only once that member let it go.
 //!   So no partition is ever held by two members at once.
 //!
-//! Not in this increment: the group's records in `__consumer_offsets` (state is in memory, so a
-//! coordinator restart or failover makes members rejoin: their next heartbeat is answered
-//! UNKNOWN_MEMBER_ID and they rejoin with epoch 0), regular-expression subscriptions, static
-//! members beyond keeping their instance id, classic-protocol members inside a consumer group
-//! and the migration between the protocols.
+//! Persistence (`record.rs`): after each call the caller takes the group's changed records
+//! ([`ConsumerGroupCoordinator::take_records`], Kafka's formats, record types 3 to 8), appends
+//! them to the group's `__consumer_offsets` partition and answers once they are replicated; a new
+//! coordinator replays them ([`ConsumerGroupCoordinator::load_record`]). As in the classic
+//! coordinator, the state in memory changes before the append; a failed append fails the answer.
+//!
+//! Regular-expression subscriptions match whole topic names (never an internal topic) and are
+//! resolved against the topics of every call, so a topic created later is picked up.
+//!
+//! Not in this increment: static members beyond keeping their instance id (-2 leaves like -1),
+//! rack-aware assignment, classic-protocol members inside a consumer group and the migration
+//! between the protocols.
 
 mod assignor;
 mod coordinator;
 mod member;
+mod record;
 mod types;
 
 #[cfg(test)]
@@ -34,6 +42,7 @@ mod tests;
 pub use assignor::{Assignor, AssignorSpec};
 pub use coordinator::ConsumerGroupCoordinator;
 pub use member::MemberState;
+pub use record::is_consumer_group_key;
 pub use types::*;
 
 /// Kafka's `group.consumer.*` settings.

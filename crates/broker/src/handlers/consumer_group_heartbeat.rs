@@ -2,7 +2,6 @@
 //! epoch and the partitions it owns, and hears its assignment and new epoch; epoch -1 leaves
 //! (-2 for a static member). The coordinator of the group answers, as for classic groups.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,7 +20,7 @@ pub fn handle(broker: &Arc<Broker>, req: ConsumerGroupHeartbeatRequest, client_i
     let owned = req.topic_partitions.map(|tps| {
         let mut owned = Partitions::new();
         for tp in tps {
-            owned.entry(tp.topic_id).or_insert_with(BTreeSet::new).extend(tp.partitions);
+            owned.entry(tp.topic_id).or_default().extend(tp.partitions);
         }
         owned
     });

@@ -9,7 +9,11 @@ use kafka_protocol::error::ResponseError;
 use regex::Regex;
 
 use super::assignor::{Assignor, AssignorSpec};
+use bytes::Bytes;
+
 use super::member::{is_subset, Member, MemberState};
+use super::record::{self, CurrentAssignment, Key, MemberMetadata, Value};
+use crate::group::RecordError;
 use super::types::*;
 use super::ConsumerGroupConfig;
 
@@ -26,6 +30,9 @@ pub(super) struct Group {
     pub(super) subscribed_topics: BTreeMap<String, TopicMeta>,
     /// The members' subscription regexes, compiled once.
     regexes: BTreeMap<String, Regex>,
+    /// The value of each of the group's keys in `__consumer_offsets` as last written (or
+    /// loaded): what the next write must change.
+    persisted: BTreeMap<Key, Bytes>,
 }
 
 /// Topics a regular expression never matches: Kafka's internal topics (`Topic.isInternal`).
@@ -46,6 +53,7 @@ impl Group {
             target: BTreeMap::new(),
             subscribed_topics: BTreeMap::new(),
             regexes: BTreeMap::new(),
+            persisted: BTreeMap::new(),
         }
     }
 
@@ -143,6 +151,143 @@ impl Group {
 
     fn next_deadline(&self) -> Option<i64> {
         self.members.values().flat_map(|m| std::iter::once(m.session_deadline).chain(m.revocation_deadline)).min()
+    }
+}
+
+fn state_code(s: MemberState) -> i8 {
+    match s {
+        MemberState::Stable => 0,
+        MemberState::UnrevokedPartitions => 1,
+        MemberState::UnreleasedPartitions => 2,
+    }
+}
+
+fn state_of(code: i8) -> MemberState {
+    match code {
+        1 => MemberState::UnrevokedPartitions,
+        2 => MemberState::UnreleasedPartitions,
+        // Kafka's UNKNOWN (127) and anything newer: reconciled afresh from what the member owns.
+        _ => MemberState::Stable,
+    }
+}
+
+impl Group {
+    /// The group as Kafka's records, by key (the value encoded).
+    fn records(&self, group_id: &str) -> BTreeMap<Key, Bytes> {
+        let key = |kind, member: Option<&str>| Key { kind, group_id: group_id.to_string(), member_id: member.map(str::to_string) };
+        let mut out = BTreeMap::new();
+        out.insert(key(record::KEY_METADATA, None), Value::Metadata { epoch: self.epoch }.encode());
+        let topics = self.subscribed_topics.iter().map(|(name, t)| (t.id, name.clone(), t.partitions)).collect();
+        out.insert(key(record::KEY_PARTITION_METADATA, None), Value::PartitionMetadata { topics }.encode());
+        out.insert(key(record::KEY_TARGET_METADATA, None), Value::TargetMetadata { assignment_epoch: self.assignment_epoch }.encode());
+        for m in self.members.values() {
+            let meta = MemberMetadata {
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.subscribed_topic_names.iter().cloned().collect(),
+                subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                server_assignor: m.server_assignor.clone(),
+            };
+            out.insert(key(record::KEY_MEMBER_METADATA, Some(&m.id)), Value::Member(meta).encode());
+            let target = self.target.get(&m.id).cloned().unwrap_or_default();
+            out.insert(key(record::KEY_TARGET_MEMBER, Some(&m.id)), Value::TargetMember(target).encode());
+            let current = CurrentAssignment {
+                member_epoch: m.epoch,
+                previous_member_epoch: m.previous_epoch,
+                state: state_code(m.state),
+                assigned: m.assigned.clone(),
+                pending_revocation: m.pending_revocation.clone(),
+            };
+            out.insert(key(record::KEY_CURRENT_ASSIGNMENT, Some(&m.id)), Value::CurrentAssignment(current).encode());
+        }
+        out
+    }
+
+    /// The records that bring the log from `persisted` to the group's state, in the order Kafka
+    /// writes them: a member's metadata before the group epoch it bumps, the target before the
+    /// members' assignments; a removed member's assignment, target and metadata tombstoned.
+    fn changes(&mut self, group_id: &str) -> Vec<(Bytes, Option<Bytes>)> {
+        let now = self.records(group_id);
+        let order = [record::KEY_MEMBER_METADATA, record::KEY_METADATA, record::KEY_PARTITION_METADATA, record::KEY_TARGET_MEMBER, record::KEY_TARGET_METADATA, record::KEY_CURRENT_ASSIGNMENT];
+        let mut out = Vec::new();
+        for kind in order {
+            for (k, v) in now.iter().filter(|(k, _)| k.kind == kind) {
+                if self.persisted.get(k) != Some(v) {
+                    out.push((k.encode(), Some(v.clone())));
+                }
+            }
+        }
+        for kind in [record::KEY_CURRENT_ASSIGNMENT, record::KEY_TARGET_MEMBER, record::KEY_MEMBER_METADATA] {
+            for k in self.persisted.keys().filter(|k| k.kind == kind && !now.contains_key(*k)) {
+                out.push((k.encode(), None));
+            }
+        }
+        self.persisted = now;
+        out
+    }
+
+    /// Applies one record read back from the log.
+    fn load(&mut self, key: &Key, value: Option<Value>, encoded: Option<&[u8]>, session_timeout_ms: i32, now: i64) {
+        match encoded {
+            Some(v) => {
+                self.persisted.insert(key.clone(), Bytes::copy_from_slice(v));
+            }
+            None => {
+                self.persisted.remove(key);
+            }
+        }
+        let member_id = key.member_id.clone().unwrap_or_default();
+        fn member<'g>(g: &'g mut Group, id: &str, now: i64, session_timeout_ms: i32) -> &'g mut Member {
+            g.members.entry(id.to_string()).or_insert_with(|| Member::new(id.to_string(), now, session_timeout_ms))
+        }
+        match (key.kind, value) {
+            (_, Some(Value::Metadata { epoch })) => self.epoch = epoch,
+            (_, Some(Value::PartitionMetadata { topics })) => {
+                self.subscribed_topics = topics.into_iter().map(|(id, name, partitions)| (name, TopicMeta { id, partitions })).collect();
+            }
+            (_, Some(Value::TargetMetadata { assignment_epoch })) => self.assignment_epoch = assignment_epoch,
+            (_, Some(Value::TargetMember(a))) => {
+                self.target.insert(member_id.clone(), a);
+            }
+            (_, Some(Value::Member(meta))) => {
+                if let Some(re) = meta.subscribed_topic_regex.as_deref().and_then(|r| compile(r).ok()) {
+                    self.regexes.insert(meta.subscribed_topic_regex.clone().unwrap_or_default(), re);
+                }
+                let m = member(self, &member_id, now, session_timeout_ms);
+                m.instance_id = meta.instance_id;
+                m.rack_id = meta.rack_id;
+                m.client_id = meta.client_id;
+                m.client_host = meta.client_host;
+                m.subscribed_topic_names = meta.subscribed_topic_names.into_iter().collect();
+                m.subscribed_topic_regex = meta.subscribed_topic_regex;
+                m.rebalance_timeout_ms = meta.rebalance_timeout_ms;
+                m.server_assignor = meta.server_assignor;
+            }
+            (_, Some(Value::CurrentAssignment(c))) => {
+                let m = member(self, &member_id, now, session_timeout_ms);
+                m.epoch = c.member_epoch;
+                m.previous_epoch = c.previous_member_epoch;
+                m.state = state_of(c.state);
+                m.assigned = c.assigned;
+                m.pending_revocation = c.pending_revocation;
+                // A loaded member's revocation gets a fresh rebalance timeout.
+                m.revocation_deadline = (m.state == MemberState::UnrevokedPartitions)
+                    .then(|| now.saturating_add(i64::from(m.rebalance_timeout_ms.max(0))));
+            }
+            (record::KEY_MEMBER_METADATA, None) => {
+                self.members.remove(&member_id);
+                self.forget_unused_regexes();
+            }
+            (record::KEY_TARGET_MEMBER, None) => {
+                self.target.remove(&member_id);
+            }
+            (record::KEY_PARTITION_METADATA, None) => self.subscribed_topics.clear(),
+            // The group's own tombstone is handled by the coordinator; the others need nothing.
+            (_, None) => {}
+        }
     }
 }
 
@@ -419,13 +564,41 @@ impl ConsumerGroupCoordinator {
 
     /// DeleteGroups: a consumer group without members is forgotten (its offsets are the
     /// caller's); one with members is refused NON_EMPTY_GROUP. `None`: not a consumer group.
-    pub fn delete(&mut self, group_id: &str) -> Option<Result<(), ResponseError>> {
+    /// The tombstones of its records are to be appended.
+    pub fn delete(&mut self, group_id: &str) -> Option<Result<Vec<(Bytes, Option<Bytes>)>, ResponseError>> {
         let g = self.groups.get(group_id)?;
         if !g.members.is_empty() {
             return Some(Err(ResponseError::NonEmptyGroup));
         }
-        self.groups.remove(group_id);
-        Some(Ok(()))
+        let g = self.groups.remove(group_id)?;
+        // The group's metadata last, as Kafka does: a replay that stops short keeps the group.
+        let mut keys: Vec<&Key> = g.persisted.keys().collect();
+        keys.sort_by_key(|k| (k.kind == record::KEY_METADATA, k.kind));
+        Some(Ok(keys.into_iter().map(|k| (k.encode(), None)).collect()))
+    }
+
+    /// The records (key, value; `None` a tombstone) that store group `group_id`'s changes since
+    /// the last call: to be appended to its `__consumer_offsets` partition.
+    pub fn take_records(&mut self, group_id: &str) -> Vec<(Bytes, Option<Bytes>)> {
+        match self.groups.get_mut(group_id) {
+            Some(g) => g.changes(group_id),
+            None => Vec::new(),
+        }
+    }
+
+    /// Applies one record of a consumer group read back from `__consumer_offsets`, in log order
+    /// (`value` `None`: a tombstone). Loaded members' sessions start at `now_ms`.
+    pub fn load_record(&mut self, key: &[u8], value: Option<&[u8]>, now_ms: i64) -> Result<(), RecordError> {
+        let key = Key::decode(key)?;
+        let decoded = value.map(|v| Value::decode(key.kind, v)).transpose()?;
+        if key.kind == record::KEY_METADATA && decoded.is_none() {
+            self.groups.remove(&key.group_id);
+            return Ok(());
+        }
+        let session = self.config.session_timeout_ms;
+        let group = self.groups.entry(key.group_id.clone()).or_insert_with(Group::new);
+        group.load(&key, decoded, value, session, now_ms);
+        Ok(())
     }
 
     /// Forgets the groups `unload` selects: their offsets partition is coordinated elsewhere now.

@@ -3,8 +3,9 @@
 //! appear and grow. After every step: no partition is held by two members (counting those
 //! pending revocation), no two clients still in the group own the same partition, what a client
 //! owns is what its member holds, the target gives every subscribed partition to exactly one
-//! member subscribed to it, and epochs never go back. At the end, members that keep
-//! heartbeating all converge to the target at the group's epoch.
+//! member subscribed to it, and epochs never go back; and the records taken after each step,
+//! replayed into a new coordinator, give back the same group (what a restart or failover sees).
+//! At the end, members that keep heartbeating all converge to the target at the group's epoch.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +58,33 @@ struct World {
     now: i64,
     group_epoch: i32,
     member_epochs: BTreeMap<String, i32>,
+    /// Every record the coordinator asked to append, in order: the group's log.
+    log: Vec<(bytes::Bytes, Option<bytes::Bytes>)>,
+}
+
+/// What of a group is stored: everything but timers and compiled regexes.
+fn stored(g: &super::coordinator::Group) -> impl PartialEq + std::fmt::Debug {
+    let clean = |a: &Assignment| -> Assignment { a.iter().filter(|(_, ps)| !ps.is_empty()).map(|(t, ps)| (*t, ps.clone())).collect() };
+    let members: Vec<_> = g
+        .members
+        .values()
+        .map(|m| {
+            (
+                m.id.clone(),
+                m.epoch,
+                m.previous_epoch,
+                m.state,
+                clean(&m.assigned),
+                clean(&m.pending_revocation),
+                m.subscribed_topic_names.clone(),
+                m.subscribed_topic_regex.clone(),
+                m.rebalance_timeout_ms,
+                m.server_assignor.clone(),
+            )
+        })
+        .collect();
+    let target: BTreeMap<String, Assignment> = g.target.iter().map(|(m, a)| (m.clone(), clean(a))).collect();
+    (g.epoch, g.assignment_epoch, g.subscribed_topics.clone(), target, members)
 }
 
 fn topic_id(i: usize) -> Uuid {
@@ -75,6 +103,7 @@ impl World {
             now: 0,
             group_epoch: 0,
             member_epochs: BTreeMap::new(),
+            log: Vec::new(),
         }
     }
 
@@ -163,6 +192,16 @@ impl World {
     }
 
     fn check(&mut self) {
+        self.log.extend(self.c.take_records(GROUP));
+        let mut replayed = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+        for (k, v) in &self.log {
+            replayed.load_record(k, v.as_deref(), self.now).expect("a record the coordinator wrote decodes");
+        }
+        match (self.c.groups.get(GROUP), replayed.groups.get(GROUP)) {
+            (Some(g), Some(r)) => assert_eq!(stored(g), stored(r), "the replayed group differs"),
+            (None, None) => {}
+            (g, r) => panic!("group present {} in memory, {} after replay", g.is_some(), r.is_some()),
+        }
         // Clients whose member the coordinator forgot (session expired) are zombies: they find
         // out on their next heartbeat. Only the others count for ownership.
         let members: BTreeMap<String, super::member::Member> =

@@ -228,3 +228,28 @@ fn an_invalid_regex_is_refused() {
     let req = HeartbeatRequest { subscribed_topic_regex: Some("(unclosed".into()), ..join("a") };
     assert_eq!(c.heartbeat(req, &topics(1), 0).error, Some(ResponseError::InvalidRegularExpression));
 }
+
+#[test]
+fn records_are_kafkas_bytes_and_garbage_is_an_error() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    c.heartbeat(join("a"), &topics(1), 0);
+    let records = c.take_records("g");
+    // ConsumerGroupMetadataKey (type 3, "g") and its value v0 (epoch 1, no tagged fields).
+    let metadata = records.iter().find(|(k, _)| k.as_ref() == [0, 3, 0, 1, b'g']).and_then(|(_, v)| v.clone());
+    assert_eq!(metadata.as_deref(), Some(&[0u8, 0, 0, 0, 0, 1, 0][..]));
+    // ConsumerGroupCurrentMemberAssignment: epoch 1, previous 0, STABLE, partition 0 of T.
+    let key = [&[0u8, 8, 0, 1, b'g', 0, 1, b'a'][..]].concat();
+    let current = records.iter().find(|(k, _)| k.as_ref() == key.as_slice()).and_then(|(_, v)| v.clone()).unwrap_or_default();
+    let mut want = vec![0u8, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2];
+    want.extend_from_slice(T.as_bytes());
+    want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 1, 0]);
+    assert_eq!(current.as_ref(), want.as_slice());
+    assert!(c.take_records("g").is_empty(), "nothing changed since");
+    assert!(is_consumer_group_key(&key));
+    let mut fresh = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    for bad in [&[0u8, 8][..], &[0, 8, 0, 9, b'g'], &[0, 3, 0x7f, 0xff]] {
+        assert!(fresh.load_record(bad, Some(&[0, 0]), 0).is_err());
+    }
+    // A value whose array claims 2^60 entries: an error, not an allocation.
+    assert!(fresh.load_record(&key, Some(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]), 0).is_err());
+}
