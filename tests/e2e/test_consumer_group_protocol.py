@@ -324,6 +324,54 @@ def join_group_v5(bootstrap, group):
     return error
 
 
+def join_raw(bootstrap, group, member, timeout=60):
+    """Joins by heartbeat at epoch 0, retrying while the coordinator loads: (error, member, epoch)."""
+    deadline = time.time() + timeout
+    while True:
+        r = heartbeat(bootstrap, group, member, 0, topics=[TOPIC], owned=[], rebalance_timeout=30000)
+        if r[0] not in RETRIABLE_COORDINATOR or time.time() > deadline:
+            return r
+        time.sleep(0.2)
+
+
+def beat_raw(bootstrap, group, member, epoch, timeout=60):
+    """A heartbeat at `epoch` owning nothing, retrying while the coordinator loads."""
+    deadline = time.time() + timeout
+    while True:
+        r = heartbeat(bootstrap, group, member, epoch, owned=[])
+        if r[0] not in RETRIABLE_COORDINATOR or time.time() > deadline:
+            return r
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("crash", [False, True])
+def test_the_group_survives_a_broker_restart(broker_factory, crash):
+    """The group's records are in __consumer_offsets: after a clean stop or a SIGKILL the
+    restarted coordinator knows the member at its epoch, with its assignment."""
+    # A session long enough that the restart cannot expire the member.
+    b = broker_factory(OVERRIDES[:1] + ["group.consumer.max.session.timeout.ms=120000", "group.consumer.session.timeout.ms=120000"] + OVERRIDES[2:])
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(15)
+    # FindCoordinator creates __consumer_offsets (a heartbeat never does, as in Kafka).
+    probe = Consumer(consumer_config(b.bootstrap, "restart"))
+    probe.subscribe([TOPIC])
+    deadline = time.time() + 60
+    while not probe.assignment():
+        assert time.time() < deadline, "the probe member never got an assignment"
+        probe.poll(0.1)
+    probe.close()
+    assert join_raw(b.bootstrap, "restart", "m1") == (NONE, "m1", 3)  # the probe joined (1) and left (2)
+    assert offset_commit_v9(b.bootstrap, "restart", "m1", 3, 2, 42) == NONE
+    b.restart(crash=crash)
+    assert beat_raw(b.bootstrap, "restart", "m1", 3) == (NONE, "m1", 3)
+    assert heartbeat(b.bootstrap, "restart", "m1", 2, owned=[])[0] == FENCED_MEMBER_EPOCH
+    d = a.describe_consumer_groups(["restart"])["restart"].result(15)
+    assert d.type == ConsumerGroupType.CONSUMER
+    assert [(m.member_id, sorted(tp.partition for tp in m.assignment.topic_partitions)) for m in d.members] == [("m1", list(range(PARTITIONS)))]
+    # The commit came back too, and the member can go on committing at its epoch.
+    assert offset_commit_v9(b.bootstrap, "restart", "m1", 3, 2, 43) == NONE
+
+
 def test_bad_heartbeats_get_kafkas_errors(cbroker):
     b = cbroker.bootstrap
     # A classic group with a member, which also makes __consumer_offsets exist.

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use strom_config::BrokerConfig;
 use strom_controller::Controller;
 use strom_coordinator::consumer_group::{
-    ConsumerGroupCoordinator, DescribedConsumerGroup, HeartbeatRequest as ConsumerHeartbeat, HeartbeatResponse as ConsumerHeartbeatResponse, OffsetAccess, TopicMeta, Topics,
+    is_consumer_group_key, ConsumerGroupCoordinator, DescribedConsumerGroup, HeartbeatRequest as ConsumerHeartbeat, HeartbeatResponse as ConsumerHeartbeatResponse, OffsetAccess, TopicMeta, Topics,
 };
 use strom_coordinator::group::{
     encode_batch, encode_txn_batch, read_batch, TxnOffsetCommitRequest, Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
@@ -55,7 +55,6 @@ struct State {
     /// KIP-848 consumer groups, beside the classic ones: a group id is one or the other. Their
     /// committed offsets are kept with the classic coordinator's (one offsets store per group id,
     /// as in Kafka), which `commit_offsets` reaches once the member epoch is checked here.
-    /// Not persisted yet: see `strom_coordinator::consumer_group`.
     consumer: ConsumerGroupCoordinator,
     joins: HashMap<Ticket, oneshot::Sender<JoinResponse>>,
     /// A parked member's answer comes with the appends it must see replicated before it leaves.
@@ -168,6 +167,15 @@ impl GroupService {
         let mut state = lock(&self.state);
         let records: usize = batches.iter().map(|b| b.records.len()).sum();
         for b in &batches {
+            // KIP-848 groups' records (types 3 to 8) to their coordinator; the rest as before.
+            let (consumer, classic): (Vec<_>, Vec<_>) = b.records.iter().cloned().partition(|(k, _, _)| !b.transactional && is_consumer_group_key(k));
+            for (key, value, offset) in consumer {
+                if let Err(e) = state.consumer.load_record(&key, value.as_deref(), now) {
+                    bad += 1;
+                    tracing::warn!(partition = partition.index, offset, error = %e, "skipping a consumer-group record");
+                }
+            }
+            let b = &strom_coordinator::batch::DecodedBatch { records: classic, marker: b.marker, ..*b };
             for (offset, e) in state.coordinator.load_batch(b, |g| partition_for(g, n) == partition.index, now) {
                 bad += 1;
                 tracing::warn!(partition = partition.index, offset, error = %e, "skipping an offsets-topic record");
@@ -371,9 +379,17 @@ impl GroupService {
             let mut state = lock(&self.state);
             if state.consumer.next_deadline() <= now {
                 let topics = self.topics();
+                let mut groups = std::collections::BTreeSet::new();
                 for e in state.consumer.tick(&topics, now) {
                     let why = if e.session { "its session timed out" } else { "it did not revoke its partitions within its rebalance timeout" };
                     tracing::info!(group = %e.group_id, member = %e.member_id, "removed a consumer-group member: {why}");
+                    groups.insert(e.group_id);
+                }
+                for group_id in groups {
+                    let records = state.consumer.take_records(&group_id);
+                    // Nobody waits for a timer's records; a failed append was logged, and the
+                    // group's next change writes its state again.
+                    let _ = self.append_records(&group_id, &records);
                 }
             }
         }
@@ -385,14 +401,40 @@ impl GroupService {
     }
 
     /// ConsumerGroupHeartbeat (KIP-848). A group id a classic group with members uses is not a
-    /// consumer group: GROUP_ID_NOT_FOUND, as Kafka answers without an online upgrade.
-    pub fn consumer_heartbeat(&self, req: ConsumerHeartbeat) -> ConsumerHeartbeatResponse {
+    /// consumer group: GROUP_ID_NOT_FOUND, as Kafka answers without an online upgrade. The
+    /// group's changed records are appended and replicated before the answer, as a classic
+    /// group's assignment is.
+    pub async fn consumer_heartbeat(&self, req: ConsumerHeartbeat) -> ConsumerHeartbeatResponse {
         let topics = self.topics();
-        let mut state = lock(&self.state);
-        if !state.consumer.contains(&req.group_id) && classic_in_use(&state.coordinator, &req.group_id) {
-            return ConsumerHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a consumer group.", req.group_id));
+        let group_id = req.group_id.clone();
+        let (response, persisted) = {
+            let mut state = lock(&self.state);
+            if !state.consumer.contains(&req.group_id) && classic_in_use(&state.coordinator, &req.group_id) {
+                return ConsumerHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a consumer group.", req.group_id));
+            }
+            let response = state.consumer.heartbeat(req, &topics, now_ms());
+            let records = state.consumer.take_records(&group_id);
+            (response, self.append_records(&group_id, &records))
+        };
+        let stored = match persisted {
+            Ok(replication) => replication.wait(self.commit_timeout).await,
+            Err(code) => Err(code),
+        };
+        match stored {
+            Ok(()) => response,
+            Err(code) => ConsumerHeartbeatResponse::error(code, "the group's records could not be stored"),
         }
-        state.consumer.heartbeat(req, &topics, now_ms())
+    }
+
+    /// Appends a consumer group's records (tombstones too) to its offsets partition in one batch.
+    fn append_records(&self, group_id: &str, records: &[(bytes::Bytes, Option<bytes::Bytes>)]) -> Result<Replication, ResponseError> {
+        let mut replication = Replication::default();
+        if records.is_empty() {
+            return Ok(replication);
+        }
+        let index = partition_for(group_id, self.offsets_partitions());
+        replication.0.push(self.append(index, |now| strom_coordinator::batch::encode(records, None, now))?);
+        Ok(replication)
     }
 
     /// ConsumerGroupDescribe: `None` when `group_id` is not a consumer group here.
@@ -430,7 +472,12 @@ impl GroupService {
                 for id in ids {
                     match s.consumer.delete(id) {
                         Some(Err(code)) => refused.push((id.clone(), Some(code))),
-                        Some(Ok(())) => consumer.push(id.clone()),
+                        Some(Ok(tombstones)) => {
+                            if let Err(code) = self.append_records(id, &tombstones) {
+                                tracing::warn!(group = %id, error = ?code, "cannot tombstone a deleted consumer group's records");
+                            }
+                            consumer.push(id.clone());
+                        }
                         None => {}
                     }
                 }
@@ -515,40 +562,47 @@ impl GroupService {
                 by_partition.entry((partition_for(first.group_id(), partitions), e.txn_producer())).or_default().extend(records);
             }
         }
-        let now = now_ms();
         let mut replication = Replication::default();
         for ((index, producer), records) in by_partition {
-            let partition = self.replicas.partition(OFFSETS_TOPIC, index).ok_or(ResponseError::CoordinatorNotAvailable)?;
-            if !partition.enough_replicas() {
-                return Err(ResponseError::CoordinatorNotAvailable);
-            }
-            let epoch = partition.leader_epoch();
-            let encoded = match producer {
+            replication.0.push(self.append(index, |now| match producer {
                 Some((producer_id, producer_epoch)) => encode_txn_batch(&records, producer_id, producer_epoch, now),
                 None => encode_batch(&records, now),
-            };
-            let mut buf = encoded.map_err(|e| {
+            })?);
+        }
+        Ok(replication)
+    }
+
+    /// Appends one batch (`encode` makes it for the time given) to offsets partition `index`:
+    /// what the answer must then see replicated.
+    fn append(
+        &self,
+        index: i32,
+        encode: impl FnOnce(i64) -> Result<bytes::BytesMut, strom_coordinator::batch::BatchError>,
+    ) -> Result<(Arc<Partition>, i64, i32), ResponseError> {
+        let now = now_ms();
+        let partition = self.replicas.partition(OFFSETS_TOPIC, index).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        if !partition.enough_replicas() {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let epoch = partition.leader_epoch();
+        let mut buf = encode(now).map_err(|e| {
             tracing::error!(error = %e, "cannot encode an offsets-topic batch");
             ResponseError::UnknownServerError
         })?;
         let appended = partition.append(&mut buf, now).map_err(|e| {
-                tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
-                match e {
-                    crate::partition::PartitionError::Closed | crate::partition::PartitionError::NotLeader(_) => {
-                        ResponseError::NotCoordinator
-                    }
-                    crate::partition::PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => {
-                        ResponseError::InvalidCommitOffsetSize
-                    }
-                    // A fenced producer's TxnOffsetCommit, as a produce of the same batch would hear.
-                    crate::partition::PartitionError::Storage(strom_storage::StorageError::InvalidProducerEpoch { .. }) => {
-                        ResponseError::ProducerFenced
-                    }
-                    _ => ResponseError::UnknownServerError,
+            tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
+            match e {
+                crate::partition::PartitionError::Closed | crate::partition::PartitionError::NotLeader(_) => ResponseError::NotCoordinator,
+                crate::partition::PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => {
+                    ResponseError::InvalidCommitOffsetSize
                 }
-            })?;
-            replication.0.push((partition, appended.last_offset + 1, epoch));
-        }
-        Ok(replication)
+                // A fenced producer's TxnOffsetCommit, as a produce of the same batch would hear.
+                crate::partition::PartitionError::Storage(strom_storage::StorageError::InvalidProducerEpoch { .. }) => {
+                    ResponseError::ProducerFenced
+                }
+                _ => ResponseError::UnknownServerError,
+            }
+        })?;
+        Ok((partition, appended.last_offset + 1, epoch))
     }
 }

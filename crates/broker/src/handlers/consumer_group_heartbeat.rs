@@ -1,6 +1,7 @@
 //! ConsumerGroupHeartbeat (API 68, KIP-848): a member joins (epoch 0), heartbeats with its
 //! epoch and the partitions it owns, and hears its assignment and new epoch; epoch -1 leaves
-//! (-2 for a static member). The coordinator of the group answers, as for classic groups.
+//! (-2 for a static member). The coordinator of the group answers, as for classic groups, once
+//! the group's changed records are replicated in `__consumer_offsets`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::broker::Broker;
 use strom_coordinator::consumer_group::{Assignment as Partitions, HeartbeatRequest};
 use strom_coordinator::group::error_code;
 
-pub fn handle(broker: &Arc<Broker>, req: ConsumerGroupHeartbeatRequest, client_id: &str, peer: SocketAddr) -> ConsumerGroupHeartbeatResponse {
+pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupHeartbeatRequest, client_id: &str, peer: SocketAddr) -> ConsumerGroupHeartbeatResponse {
     if let Err(code) = broker.groups.ready_for(req.group_id.as_str()) {
         return ConsumerGroupHeartbeatResponse::default().with_error_code(code.code()).with_member_epoch(req.member_epoch);
     }
@@ -38,7 +39,7 @@ pub fn handle(broker: &Arc<Broker>, req: ConsumerGroupHeartbeatRequest, client_i
         client_id: client_id.to_string(),
         client_host: format!("/{}", peer.ip()),
     };
-    let r = broker.groups.consumer_heartbeat(beat);
+    let r = broker.groups.consumer_heartbeat(beat).await;
     if let (Some(code), Some(message)) = (r.error, &r.error_message) {
         // Debug only: a client may repeat a refused heartbeat every few seconds.
         tracing::debug!(group = %req.group_id.as_str(), error = ?code, message = %message, "consumer-group heartbeat refused");

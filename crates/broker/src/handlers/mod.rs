@@ -200,7 +200,7 @@ pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Reque
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(broker, r)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(broker, r)),
         RequestKind::ConsumerGroupHeartbeat(r) => {
-            ResponseKind::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(broker, r, client_id, peer))
+            ResponseKind::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(broker, r, client_id, peer).await)
         }
         RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(broker, r)),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(broker, r).await),
