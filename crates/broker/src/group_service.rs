@@ -499,7 +499,10 @@ impl GroupService {
     pub fn expire_offsets(&self) {
         let now = now_ms();
         if self.is_loaded() {
-            let _ = self.call(|s| ((), s.coordinator.expire_offsets(now)));
+            let _ = self.call(|s| {
+                let State { coordinator, consumer, .. } = s;
+                ((), coordinator.expire_offsets_except(now, |id| consumer.has_members(id)))
+            });
         }
     }
 
