@@ -607,6 +607,27 @@ mod tests {
                 ApiKey::DeleteAcls => vec![RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
                     delete_acls_request::DeleteAclsFilter::default().with_resource_type_filter(1).with_pattern_type_filter(3),
                 ]))],
+                // KIP-848: a join (with an assignment once the coordinator is loaded), a fenced
+                // heartbeat, and the description of a consumer group and of a classic one.
+                ApiKey::ConsumerGroupHeartbeat => vec![
+                    RequestKind::ConsumerGroupHeartbeat(
+                        ConsumerGroupHeartbeatRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("cg")))
+                            .with_member_id(StrBytes::from_static_str("m"))
+                            .with_rebalance_timeout_ms(1000)
+                            .with_subscribed_topic_names(Some(vec![name()]))
+                            .with_topic_partitions(Some(vec![])),
+                    ),
+                    RequestKind::ConsumerGroupHeartbeat(
+                        ConsumerGroupHeartbeatRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("cg")))
+                            .with_member_id(StrBytes::from_static_str("m"))
+                            .with_member_epoch(99),
+                    ),
+                ],
+                ApiKey::ConsumerGroupDescribe => vec![RequestKind::ConsumerGroupDescribe(
+                    ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(StrBytes::from_static_str("cg")), group()]),
+                )],
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };
@@ -640,7 +661,7 @@ mod tests {
                     let header = RequestHeader::default().with_request_api_key(*key as i16).with_request_api_version(version);
                     let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
                     let request = as_version(*key, version, request);
-                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, peer, "PLAINTEXT").await else { continue };
+                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, &crate::session::Session::anonymous(peer, "PLAINTEXT".into())).await else { continue };
                     let r = if let (false, Body::Kafka(ResponseKind::Fetch(f))) = (files.is_empty(), &body) {
                         encode_scattered(*key, version, 1, f, files).map(|_| ())
                     } else {
