@@ -68,10 +68,13 @@ class Members:
         self.bootstrap, self.group = bootstrap, group
         self.consumers = []
         self.records = []
+        self.taken = []
 
     def add(self):
         c = Consumer(consumer_config(self.bootstrap, self.group))
-        c.subscribe([TOPIC])
+        # Partitions taken away (revoked, or lost when the member is fenced or forgotten).
+        c.subscribe([TOPIC], on_revoke=lambda _c, ps: self.taken.extend(("revoked", p.partition) for p in ps),
+                    on_lost=lambda _c, ps: self.taken.extend(("lost", p.partition) for p in ps))
         self.consumers.append(c)
         return c
 
@@ -96,6 +99,11 @@ class Members:
             if cond():
                 return
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; assignments {self.assignments()}")
+
+    def poll_for(self, seconds):
+        """Polls every member for `seconds`, checking after each poll as `poll_until` does."""
+        deadline = time.time() + seconds
+        self.poll_until(lambda: time.time() >= deadline, seconds + 30, "the end of the polling")
 
     def balanced(self, n):
         """n members, all six partitions assigned, each member 6/n of them."""
@@ -433,3 +441,49 @@ def test_a_regex_subscription_picks_up_a_new_topic(cbroker):
         assert d.type == ConsumerGroupType.CONSUMER and len(d.members) == 1
     finally:
         c.close()
+
+
+def java_hash_partition(group, partitions):
+    """Kafka's offsets partition of a group: abs(String.hashCode) % partitions."""
+    h = 0
+    for unit in group.encode("utf-16-be").hex(" ", 2).split():
+        h = (h * 31 + int(unit, 16)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def test_a_coordinator_failover_does_not_rebalance_the_group(tmp_path):
+    """Three nodes; the node coordinating the group (leading its __consumer_offsets partition) is
+    SIGKILLed. The next leader replays the group's records, so the members go on heartbeating at
+    their epochs: nobody loses or gives up a partition."""
+    from cluster import Cluster
+    c = Cluster(tmp_path).start()
+    try:
+        bs = c.bootstrap()
+        a = AdminClient({"bootstrap.servers": bs})
+        a.create_topics([NewTopic(TOPIC, PARTITIONS, 3)])[TOPIC].result(15)
+        ms = Members(bs, "failover")
+        try:
+            ms.add()
+            ms.add()
+            ms.poll_until(lambda: ms.balanced(2), 60, "two members sharing the six partitions")
+            c.wait_for_full_isr("__consumer_offsets", 3)
+            before = ms.assignments()
+            ms.taken.clear()
+            index = java_hash_partition("failover", 50)
+            coordinator = c.partitions("__consumer_offsets")[index].leader
+            c.nodes[coordinator].kill()
+            new = c.wait_for_leader("__consumer_offsets", index, not_in=[coordinator])
+            assert c.nodes[new].wait_for_log("loaded the groups of an offsets partition", 30)
+            # The members find the new coordinator and heartbeat there for a while (the broker's
+            # heartbeat interval is 5 s): nothing moves.
+            ms.poll_for(15)
+            assert ms.taken == [], "the failover took partitions away"
+            assert ms.assignments() == before
+            live = AdminClient({"bootstrap.servers": c.bootstrap_live()})
+            d = live.describe_consumer_groups(["failover"])["failover"].result(30)
+            assert d.state == ConsumerGroupState.STABLE and len(d.members) == 2
+        finally:
+            ms.close_all()
+    finally:
+        c.kill_all()
