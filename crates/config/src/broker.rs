@@ -474,6 +474,38 @@ mod tests {
     }
 
     #[test]
+    fn consumer_group_keys_are_checked_against_their_bounds() {
+        let c = BrokerConfig::from_props(&BTreeMap::new()).unwrap().groups.consumer;
+        assert_eq!((c.session_timeout_ms, c.heartbeat_interval_ms, c.max_size), (45_000, 5_000, None));
+        assert_eq!(c.assignors, vec![Assignor::Uniform, Assignor::Range]);
+        let load = |kv: &[(&str, &str)]| BrokerConfig::from_props(&props(kv)).map(|c| c.groups.consumer);
+        let e = load(&[("group.consumer.session.timeout.ms", "3000")]).unwrap_err();
+        assert!(e.to_string().contains("group.consumer.min.session.timeout.ms"), "{e}");
+        let e = load(&[("group.consumer.min.session.timeout.ms", "3000"), ("group.consumer.session.timeout.ms", "3000")]).unwrap_err();
+        assert!(e.to_string().contains("below group.consumer.session.timeout.ms"), "the 5 s heartbeat is not below 3 s: {e}");
+        let low = load(&[
+            ("group.consumer.min.session.timeout.ms", "3000"),
+            ("group.consumer.session.timeout.ms", "3000"),
+            ("group.consumer.min.heartbeat.interval.ms", "500"),
+            ("group.consumer.heartbeat.interval.ms", "1000"),
+        ])
+        .unwrap();
+        assert_eq!((low.session_timeout_ms, low.heartbeat_interval_ms), (3000, 1000));
+        let e = load(&[
+            ("group.consumer.min.session.timeout.ms", "3000"),
+            ("group.consumer.session.timeout.ms", "5000"),
+            ("group.consumer.max.heartbeat.interval.ms", "15000"),
+            ("group.consumer.heartbeat.interval.ms", "6000"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("below group.consumer.session.timeout.ms"), "{e}");
+        let r = load(&[("group.consumer.assignors", "org.apache.kafka.coordinator.group.assignor.RangeAssignor, uniform")]).unwrap();
+        assert_eq!(r.assignors, vec![Assignor::Range, Assignor::Uniform]);
+        assert!(load(&[("group.consumer.assignors", "sticky")]).is_err());
+        assert_eq!(load(&[("group.consumer.max.size", "3")]).unwrap().max_size, Some(3));
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = BrokerConfig::from_props(&props(&[("log.retension.ms", "5")])).unwrap_err();
         assert!(e.to_string().contains("log.retension.ms"), "{e}");
