@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use strom_config::BrokerConfig;
 use strom_controller::Controller;
 use strom_coordinator::consumer_group::{
-    is_consumer_group_key, ConsumerGroupCoordinator, DescribedConsumerGroup, HeartbeatRequest as ConsumerHeartbeat, HeartbeatResponse as ConsumerHeartbeatResponse, OffsetAccess, TopicMeta, Topics,
+    is_consumer_group_key, ConsumerGroupCoordinator, DescribedConsumerGroup, HeartbeatRequest as ConsumerHeartbeat, HeartbeatResponse as ConsumerHeartbeatResponse, OffsetAccess, RawRecord, TopicMeta, Topics,
 };
 use strom_coordinator::group::{
     encode_batch, encode_txn_batch, read_batch, TxnOffsetCommitRequest, Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
@@ -427,7 +427,7 @@ impl GroupService {
     }
 
     /// Appends a consumer group's records (tombstones too) to its offsets partition in one batch.
-    fn append_records(&self, group_id: &str, records: &[(bytes::Bytes, Option<bytes::Bytes>)]) -> Result<Replication, ResponseError> {
+    fn append_records(&self, group_id: &str, records: &[RawRecord]) -> Result<Replication, ResponseError> {
         let mut replication = Replication::default();
         if records.is_empty() {
             return Ok(replication);

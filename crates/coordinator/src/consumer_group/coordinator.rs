@@ -209,7 +209,7 @@ impl Group {
     /// The records that bring the log from `persisted` to the group's state, in the order Kafka
     /// writes them: a member's metadata before the group epoch it bumps, the target before the
     /// members' assignments; a removed member's assignment, target and metadata tombstoned.
-    fn changes(&mut self, group_id: &str) -> Vec<(Bytes, Option<Bytes>)> {
+    fn changes(&mut self, group_id: &str) -> Vec<RawRecord> {
         let now = self.records(group_id);
         let order = [record::KEY_MEMBER_METADATA, record::KEY_METADATA, record::KEY_PARTITION_METADATA, record::KEY_TARGET_MEMBER, record::KEY_TARGET_METADATA, record::KEY_CURRENT_ASSIGNMENT];
         let mut out = Vec::new();
@@ -565,7 +565,7 @@ impl ConsumerGroupCoordinator {
     /// DeleteGroups: a consumer group without members is forgotten (its offsets are the
     /// caller's); one with members is refused NON_EMPTY_GROUP. `None`: not a consumer group.
     /// The tombstones of its records are to be appended.
-    pub fn delete(&mut self, group_id: &str) -> Option<Result<Vec<(Bytes, Option<Bytes>)>, ResponseError>> {
+    pub fn delete(&mut self, group_id: &str) -> Option<Result<Vec<RawRecord>, ResponseError>> {
         let g = self.groups.get(group_id)?;
         if !g.members.is_empty() {
             return Some(Err(ResponseError::NonEmptyGroup));
@@ -579,7 +579,7 @@ impl ConsumerGroupCoordinator {
 
     /// The records (key, value; `None` a tombstone) that store group `group_id`'s changes since
     /// the last call: to be appended to its `__consumer_offsets` partition.
-    pub fn take_records(&mut self, group_id: &str) -> Vec<(Bytes, Option<Bytes>)> {
+    pub fn take_records(&mut self, group_id: &str) -> Vec<RawRecord> {
         match self.groups.get_mut(group_id) {
             Some(g) => g.changes(group_id),
             None => Vec::new(),

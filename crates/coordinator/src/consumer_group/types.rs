@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
+/// One record for `__consumer_offsets`: key and value (`None`: a tombstone).
+pub type RawRecord = (bytes::Bytes, Option<bytes::Bytes>);
+
 /// Partitions by topic id, as the protocol carries them.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
