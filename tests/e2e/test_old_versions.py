@@ -61,6 +61,8 @@ ADVERTISED = {
     61: (0, 0),    # DescribeProducers
     65: (0, 0),    # DescribeTransactions
     66: (0, 1),    # ListTransactions
+    68: (0, 1),    # ConsumerGroupHeartbeat (KIP-848; v1 is Kafka 4's, which librdkafka 2.16 sends)
+    69: (0, 1),    # ConsumerGroupDescribe
     17: (0, 1),    # SaslHandshake
     36: (0, 2),    # SaslAuthenticate
     29: (0, 3),    # DescribeAcls (SECURITY_DISABLED until an authorizer exists)

@@ -717,6 +717,27 @@ mod tests {
                         EntryData::default().with_entity(vec![EntityData::default().with_entity_type(StrBytes::from_static_str("nope"))]),
                     ]))]
                 }
+                // KIP-848: a join (with an assignment once the coordinator is loaded), a fenced
+                // heartbeat, and the description of a consumer group and of a classic one.
+                ApiKey::ConsumerGroupHeartbeat => vec![
+                    RequestKind::ConsumerGroupHeartbeat(
+                        ConsumerGroupHeartbeatRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("cg")))
+                            .with_member_id(StrBytes::from_static_str("m"))
+                            .with_rebalance_timeout_ms(1000)
+                            .with_subscribed_topic_names(Some(vec![name()]))
+                            .with_topic_partitions(Some(vec![])),
+                    ),
+                    RequestKind::ConsumerGroupHeartbeat(
+                        ConsumerGroupHeartbeatRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("cg")))
+                            .with_member_id(StrBytes::from_static_str("m"))
+                            .with_member_epoch(99),
+                    ),
+                ],
+                ApiKey::ConsumerGroupDescribe => vec![RequestKind::ConsumerGroupDescribe(
+                    ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(StrBytes::from_static_str("cg")), group()]),
+                )],
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };

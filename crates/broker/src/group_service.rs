@@ -22,6 +22,9 @@ use tokio::sync::oneshot;
 
 use strom_config::BrokerConfig;
 use strom_controller::Controller;
+use strom_coordinator::consumer_group::{
+    is_consumer_group_key, ConsumerGroupCoordinator, DescribedConsumerGroup, HeartbeatRequest as ConsumerHeartbeat, HeartbeatResponse as ConsumerHeartbeatResponse, OffsetAccess, RawRecord, TopicMeta, Topics,
+};
 use strom_coordinator::group::{
     encode_batch, encode_txn_batch, read_batch, TxnOffsetCommitRequest, Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
     SyncOutcome, SyncRequest, SyncResponse, Ticket,
@@ -43,10 +46,16 @@ pub struct GroupService {
     state: Mutex<State>,
     /// `offsets.commit.timeout.ms`: how long an answer waits for its records to be replicated.
     commit_timeout: Duration,
+    /// The topics KIP-848 groups are assigned from.
+    metadata: Arc<Controller>,
 }
 
 struct State {
     coordinator: GroupCoordinator,
+    /// KIP-848 consumer groups, beside the classic ones: a group id is one or the other. Their
+    /// committed offsets are kept with the classic coordinator's (one offsets store per group id,
+    /// as in Kafka), which `commit_offsets` reaches once the member epoch is checked here.
+    consumer: ConsumerGroupCoordinator,
     joins: HashMap<Ticket, oneshot::Sender<JoinResponse>>,
     /// A parked member's answer comes with the appends it must see replicated before it leaves.
     syncs: HashMap<Ticket, oneshot::Sender<(SyncResponse, Replication)>>,
@@ -69,10 +78,12 @@ impl GroupService {
             commit_timeout: Duration::from_millis(g.offsets_commit_timeout_ms),
             state: Mutex::new(State {
                 coordinator: GroupCoordinator::new(g.coordinator.clone()),
+                consumer: ConsumerGroupCoordinator::new(g.consumer.clone()),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
             }),
-            topic: Arc::new(CoordinatorTopic::new(spec, config.node_id, voters, replicas.clone(), metadata, topics)),
+            topic: Arc::new(CoordinatorTopic::new(spec, config.node_id, voters, replicas.clone(), metadata.clone(), topics)),
+            metadata,
             replicas,
         }
     }
@@ -106,6 +117,7 @@ impl GroupService {
             let moved = moves.indexes();
             let mut state = lock(&self.state);
             let (joins, syncs) = state.coordinator.unload(|g| moved.contains(&partition_for(g, n)));
+            state.consumer.unload(|g| moved.contains(&partition_for(g, n)));
             for t in joins {
                 if let Some(tx) = state.joins.remove(&t) {
                     let _ = tx.send(JoinResponse::error(ResponseError::NotCoordinator, ""));
@@ -155,6 +167,15 @@ impl GroupService {
         let mut state = lock(&self.state);
         let records: usize = batches.iter().map(|b| b.records.len()).sum();
         for b in &batches {
+            // KIP-848 groups' records (types 3 to 8) to their coordinator; the rest as before.
+            let (consumer, classic): (Vec<_>, Vec<_>) = b.records.iter().cloned().partition(|(k, _, _)| !b.transactional && is_consumer_group_key(k));
+            for (key, value, offset) in consumer {
+                if let Err(e) = state.consumer.load_record(&key, value.as_deref(), now) {
+                    bad += 1;
+                    tracing::warn!(partition = partition.index, offset, error = %e, "skipping a consumer-group record");
+                }
+            }
+            let b = &strom_coordinator::batch::DecodedBatch { records: classic, marker: b.marker, ..*b };
             for (offset, e) in state.coordinator.load_batch(b, |g| partition_for(g, n) == partition.index, now) {
                 bad += 1;
                 tracing::warn!(partition = partition.index, offset, error = %e, "skipping an offsets-topic record");
@@ -230,6 +251,12 @@ impl GroupService {
     pub async fn join(&self, req: JoinRequest) -> JoinResponse {
         let member_id = req.member_id.clone();
         let (waiting, _) = self.call(|s| {
+            // A consumer group's id is not open to classic members: Kafka answers so when its
+            // migration policy does not let classic members into a consumer group, and Strom has
+            // no classic members inside consumer groups yet.
+            if s.consumer.has_members(&req.group_id) {
+                return (Ok(JoinResponse::error(ResponseError::InconsistentGroupProtocol, &member_id)), Vec::new());
+            }
             let (out, fx) = s.coordinator.join_group(req, now_ms());
             let out = match out {
                 JoinOutcome::Ready(r) => Ok(r),
@@ -284,16 +311,35 @@ impl GroupService {
 
     /// OffsetCommit: appended, waited for until replicated, and only then shown by OffsetFetch
     /// (a commit whose wait fails is not shown, as on Kafka).
-    pub async fn commit_offsets(&self, req: OffsetCommitRequest) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
+    ///
+    /// A consumer group's commit is checked against the member's epoch (OffsetCommit v9 carries
+    /// it as the generation id: STALE_MEMBER_EPOCH when it is not the member's, as Kafka), then
+    /// stored as a commit from outside a classic generation.
+    pub async fn commit_offsets(&self, mut req: OffsetCommitRequest, version: i16) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
         let group_id = req.group_id.clone();
-        self.commit(&group_id, |c| c.commit_offsets(req, now_ms())).await
+        self.commit(&group_id, |s| {
+            match s.consumer.offset_access(&req.group_id, Some(&req.member_id), req.generation_id, Some(version)) {
+                OffsetAccess::NotConsumerGroup => {}
+                OffsetAccess::Refused(code) => {
+                    let results = req.offsets.iter().map(|o| PartitionResult { topic: o.topic.clone(), partition: o.partition, error: Some(code) }).collect();
+                    return (results, Vec::new());
+                }
+                OffsetAccess::Allowed => {
+                    req.generation_id = -1;
+                    req.member_id.clear();
+                    req.group_instance_id = None;
+                }
+            }
+            s.coordinator.commit_offsets(req, now_ms())
+        })
+        .await
     }
 
     /// TxnOffsetCommit (KIP-447): the offsets go to the log in a transactional batch of the
     /// producer and stay pending, invisible to OffsetFetch, until the transaction's marker.
     pub async fn commit_txn_offsets(&self, req: TxnOffsetCommitRequest) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
         let group_id = req.group_id.clone();
-        self.commit(&group_id, |c| c.commit_txn_offsets(req, now_ms())).await
+        self.commit(&group_id, |s| s.coordinator.commit_txn_offsets(req, now_ms())).await
     }
 
     /// A commit of either kind: its records appended and replicated, then the outcome reported
@@ -301,11 +347,11 @@ impl GroupService {
     async fn commit(
         &self,
         group_id: &str,
-        f: impl FnOnce(&mut GroupCoordinator) -> (Vec<PartitionResult>, Vec<Effect>),
+        f: impl FnOnce(&mut State) -> (Vec<PartitionResult>, Vec<Effect>),
     ) -> (Vec<PartitionResult>, Result<(), ResponseError>) {
         let ((results, commit), outcome) = self
             .call_replicated(|s| {
-                let (results, fx) = f(&mut s.coordinator);
+                let (results, fx) = f(s);
                 let commit = fx.iter().find_map(|e| match e {
                     Effect::PersistOffsets { commit, .. } | Effect::PersistTxnOffsets { commit, .. } => Some(*commit),
                     _ => None,
@@ -330,14 +376,133 @@ impl GroupService {
         if self.is_loaded() {
             // A failed append was logged; timers have nobody to answer.
             let _ = self.call(|s| ((), s.coordinator.tick(now)));
+            let mut state = lock(&self.state);
+            if state.consumer.next_deadline() <= now {
+                let topics = self.topics();
+                let mut groups = std::collections::BTreeSet::new();
+                for e in state.consumer.tick(&topics, now) {
+                    let why = if e.session { "its session timed out" } else { "it did not revoke its partitions within its rebalance timeout" };
+                    tracing::info!(group = %e.group_id, member = %e.member_id, "removed a consumer-group member: {why}");
+                    groups.insert(e.group_id);
+                }
+                for group_id in groups {
+                    let records = state.consumer.take_records(&group_id);
+                    // Nobody waits for a timer's records; a failed append was logged, and the
+                    // group's next change writes its state again.
+                    let _ = self.append_records(&group_id, &records);
+                }
+            }
         }
+    }
+
+    /// The cluster's topics as KIP-848 assignors see them.
+    fn topics(&self) -> Topics {
+        self.metadata.image().topics.values().map(|t| (t.name.clone(), TopicMeta { id: t.id, partitions: t.partition_count() })).collect()
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848). A group id a classic group with members uses is not a
+    /// consumer group: GROUP_ID_NOT_FOUND, as Kafka answers without an online upgrade. The
+    /// group's changed records are appended and replicated before the answer, as a classic
+    /// group's assignment is.
+    pub async fn consumer_heartbeat(&self, req: ConsumerHeartbeat) -> ConsumerHeartbeatResponse {
+        let topics = self.topics();
+        let group_id = req.group_id.clone();
+        let (response, persisted) = {
+            let mut state = lock(&self.state);
+            if !state.consumer.contains(&req.group_id) && classic_in_use(&state.coordinator, &req.group_id) {
+                return ConsumerHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a consumer group.", req.group_id));
+            }
+            let response = state.consumer.heartbeat(req, &topics, now_ms());
+            let records = state.consumer.take_records(&group_id);
+            (response, self.append_records(&group_id, &records))
+        };
+        let stored = match persisted {
+            Ok(replication) => replication.wait(self.commit_timeout).await,
+            Err(code) => Err(code),
+        };
+        match stored {
+            Ok(()) => response,
+            Err(code) => ConsumerHeartbeatResponse::error(code, "the group's records could not be stored"),
+        }
+    }
+
+    /// Appends a consumer group's records (tombstones too) to its offsets partition in one batch.
+    fn append_records(&self, group_id: &str, records: &[RawRecord]) -> Result<Replication, ResponseError> {
+        let mut replication = Replication::default();
+        if records.is_empty() {
+            return Ok(replication);
+        }
+        let index = partition_for(group_id, self.offsets_partitions());
+        replication.0.push(self.append(index, |now| strom_coordinator::batch::encode(records, None, now))?);
+        Ok(replication)
+    }
+
+    /// ConsumerGroupDescribe: `None` when `group_id` is not a consumer group here.
+    pub fn describe_consumer_group(&self, group_id: &str) -> Option<DescribedConsumerGroup> {
+        lock(&self.state).consumer.describe(group_id)
+    }
+
+    /// Whether `group_id` is a KIP-848 consumer group here (ListGroups and DescribeGroups leave
+    /// its offsets-only classic entry out).
+    pub fn is_consumer_group(&self, group_id: &str) -> bool {
+        lock(&self.state).consumer.contains(group_id)
+    }
+
+    /// Every consumer group with its state, for ListGroups.
+    pub fn list_consumer_groups(&self) -> Vec<(String, strom_coordinator::consumer_group::ConsumerGroupState)> {
+        lock(&self.state).consumer.list()
+    }
+
+    /// OffsetFetch v9+ by a consumer-group member: its epoch must be current (Kafka's
+    /// STALE_MEMBER_EPOCH / UNKNOWN_MEMBER_ID). `None`: allowed, or not a consumer group.
+    pub fn check_offset_fetch(&self, group_id: &str, member_id: Option<&str>, member_epoch: i32) -> Option<ResponseError> {
+        match lock(&self.state).consumer.offset_access(group_id, member_id, member_epoch, None) {
+            OffsetAccess::Refused(code) => Some(code),
+            OffsetAccess::Allowed | OffsetAccess::NotConsumerGroup => None,
+        }
+    }
+
+    /// DeleteGroups: a consumer group only without members (NON_EMPTY_GROUP otherwise); its
+    /// offsets go with the classic coordinator's delete.
+    pub async fn delete_groups(&self, ids: &[String]) -> Vec<(String, Option<ResponseError>)> {
+        let (results, persisted) = self
+            .call_replicated(|s| {
+                let mut refused = Vec::new();
+                let mut consumer = Vec::new();
+                for id in ids {
+                    match s.consumer.delete(id) {
+                        Some(Err(code)) => refused.push((id.clone(), Some(code))),
+                        Some(Ok(tombstones)) => {
+                            if let Err(code) = self.append_records(id, &tombstones) {
+                                tracing::warn!(group = %id, error = ?code, "cannot tombstone a deleted consumer group's records");
+                            }
+                            consumer.push(id.clone());
+                        }
+                        None => {}
+                    }
+                }
+                let classic: Vec<String> = ids.iter().filter(|id| !refused.iter().any(|(r, _)| r == *id)).cloned().collect();
+                let (deleted, fx) = s.coordinator.delete_groups(&classic);
+                let mut results = refused;
+                for (id, e) in deleted {
+                    // A consumer group that never committed has no classic entry to delete.
+                    let e = if e == Some(ResponseError::GroupIdNotFound) && consumer.contains(&id) { None } else { e };
+                    results.push((id, e));
+                }
+                (results, fx)
+            })
+            .await;
+        results.into_iter().map(|(id, e)| (id, e.or(persisted.err()))).collect()
     }
 
     /// Drops committed offsets past `offsets.retention.minutes` (of Empty groups).
     pub fn expire_offsets(&self) {
         let now = now_ms();
         if self.is_loaded() {
-            let _ = self.call(|s| ((), s.coordinator.expire_offsets(now)));
+            let _ = self.call(|s| {
+                let State { coordinator, consumer, .. } = s;
+                ((), coordinator.expire_offsets_except(now, |id| consumer.has_members(id)))
+            });
         }
     }
 
@@ -352,6 +517,12 @@ impl GroupService {
     pub fn offsets_partitions(&self) -> i32 {
         self.topic.partitions()
     }
+}
+
+/// Whether a classic group with members (or a rebalance under way) holds `group_id`.
+fn classic_in_use(c: &GroupCoordinator, group_id: &str) -> bool {
+    use strom_coordinator::group::GroupState;
+    c.snapshot(group_id).is_some() && !matches!(c.describe_group(group_id).state, GroupState::Empty | GroupState::Dead)
 }
 
 /// Offsets-topic appends an answer must see replicated: (partition, end offset, leader epoch).
@@ -394,40 +565,47 @@ impl GroupService {
                 by_partition.entry((partition_for(first.group_id(), partitions), e.txn_producer())).or_default().extend(records);
             }
         }
-        let now = now_ms();
         let mut replication = Replication::default();
         for ((index, producer), records) in by_partition {
-            let partition = self.replicas.partition(OFFSETS_TOPIC, index).ok_or(ResponseError::CoordinatorNotAvailable)?;
-            if !partition.enough_replicas() {
-                return Err(ResponseError::CoordinatorNotAvailable);
-            }
-            let epoch = partition.leader_epoch();
-            let encoded = match producer {
+            replication.0.push(self.append(index, |now| match producer {
                 Some((producer_id, producer_epoch)) => encode_txn_batch(&records, producer_id, producer_epoch, now),
                 None => encode_batch(&records, now),
-            };
-            let mut buf = encoded.map_err(|e| {
+            })?);
+        }
+        Ok(replication)
+    }
+
+    /// Appends one batch (`encode` makes it for the time given) to offsets partition `index`:
+    /// what the answer must then see replicated.
+    fn append(
+        &self,
+        index: i32,
+        encode: impl FnOnce(i64) -> Result<bytes::BytesMut, strom_coordinator::batch::BatchError>,
+    ) -> Result<(Arc<Partition>, i64, i32), ResponseError> {
+        let now = now_ms();
+        let partition = self.replicas.partition(OFFSETS_TOPIC, index).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        if !partition.enough_replicas() {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let epoch = partition.leader_epoch();
+        let mut buf = encode(now).map_err(|e| {
             tracing::error!(error = %e, "cannot encode an offsets-topic batch");
             ResponseError::UnknownServerError
         })?;
         let appended = partition.append(&mut buf, now).map_err(|e| {
-                tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
-                match e {
-                    crate::partition::PartitionError::Closed | crate::partition::PartitionError::NotLeader(_) => {
-                        ResponseError::NotCoordinator
-                    }
-                    crate::partition::PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => {
-                        ResponseError::InvalidCommitOffsetSize
-                    }
-                    // A fenced producer's TxnOffsetCommit, as a produce of the same batch would hear.
-                    crate::partition::PartitionError::Storage(strom_storage::StorageError::InvalidProducerEpoch { .. }) => {
-                        ResponseError::ProducerFenced
-                    }
-                    _ => ResponseError::UnknownServerError,
+            tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
+            match e {
+                crate::partition::PartitionError::Closed | crate::partition::PartitionError::NotLeader(_) => ResponseError::NotCoordinator,
+                crate::partition::PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => {
+                    ResponseError::InvalidCommitOffsetSize
                 }
-            })?;
-            replication.0.push((partition, appended.last_offset + 1, epoch));
-        }
-        Ok(replication)
+                // A fenced producer's TxnOffsetCommit, as a produce of the same batch would hear.
+                crate::partition::PartitionError::Storage(strom_storage::StorageError::InvalidProducerEpoch { .. }) => {
+                    ResponseError::ProducerFenced
+                }
+                _ => ResponseError::UnknownServerError,
+            }
+        })?;
+        Ok((partition, appended.last_offset + 1, epoch))
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use strom_coordinator::consumer_group::{Assignor, ConsumerGroupConfig};
 use strom_coordinator::group::GroupConfig;
 
 use crate::cluster::{cluster_settings, ClusterSettings};
@@ -97,6 +98,8 @@ impl ReplicaSelector {
 #[derive(Clone, Debug)]
 pub struct GroupSettings {
     pub coordinator: GroupConfig,
+    /// KIP-848 consumer groups (`group.consumer.*`).
+    pub consumer: ConsumerGroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: u64,
@@ -334,11 +337,59 @@ fn group_settings(r: &Resolver) -> Result<GroupSettings, ConfigError> {
             group_max_size: (max_size < i32::MAX).then_some(max_size as usize),
             offset_metadata_max_bytes: r.int("offset.metadata.max.bytes")?,
         },
+        consumer: consumer_group_settings(r)?,
         offsets_topic_num_partitions: r.int("offsets.topic.num.partitions")?,
         offsets_topic_replication_factor: r.int("offsets.topic.replication.factor")?,
         offsets_topic_segment_bytes: r.int("offsets.topic.segment.bytes")?,
         offsets_retention_check_interval_ms: r.int("offsets.retention.check.interval.ms")?,
         offsets_commit_timeout_ms: r.int("offsets.commit.timeout.ms")?,
+    })
+}
+
+/// `group.consumer.*`: each value within its min and max (Kafka's checks), the heartbeat interval
+/// below the session timeout, the assignors known.
+fn consumer_group_settings(r: &Resolver) -> Result<ConsumerGroupConfig, ConfigError> {
+    let within = |name: &str, min: &str, max: &str| -> Result<i32, ConfigError> {
+        let (v, lo, hi): (i32, i32, i32) = (r.int(name)?, r.int(min)?, r.int(max)?);
+        if lo > hi {
+            return Err(invalid(max, &hi.to_string(), format!("must be at least {min} ({lo})")));
+        }
+        if v < lo || v > hi {
+            return Err(invalid(name, &v.to_string(), format!("must be within {min} ({lo}) and {max} ({hi})")));
+        }
+        Ok(v)
+    };
+    let session = within("group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms", "group.consumer.max.session.timeout.ms")?;
+    let heartbeat = within("group.consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms", "group.consumer.max.heartbeat.interval.ms")?;
+    if heartbeat >= session {
+        return Err(invalid(
+            "group.consumer.heartbeat.interval.ms",
+            &heartbeat.to_string(),
+            format!("must be below group.consumer.session.timeout.ms ({session})"),
+        ));
+    }
+    let max_size: i32 = r.int("group.consumer.max.size")?;
+    let names = r.text("group.consumer.assignors")?.unwrap_or_default();
+    let mut assignors = Vec::new();
+    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let assignor = match name {
+            "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => Some(Assignor::Uniform),
+            "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => Some(Assignor::Range),
+            other => Assignor::from_name(other),
+        }
+        .ok_or_else(|| invalid("group.consumer.assignors", names, format!("unknown assignor {name}: Strom has uniform and range")))?;
+        if !assignors.contains(&assignor) {
+            assignors.push(assignor);
+        }
+    }
+    if assignors.is_empty() {
+        return Err(invalid("group.consumer.assignors", names, "at least one assignor is needed".into()));
+    }
+    Ok(ConsumerGroupConfig {
+        session_timeout_ms: session,
+        heartbeat_interval_ms: heartbeat,
+        max_size: (max_size < i32::MAX).then_some(max_size as usize),
+        assignors,
     })
 }
 
@@ -432,6 +483,38 @@ mod tests {
         assert_eq!(selector("org.apache.kafka.common.replica.LeaderSelector").unwrap(), ReplicaSelector::Leader);
         let e = selector("com.example.MySelector").unwrap_err();
         assert!(e.to_string().contains("replica.selector.class"), "{e}");
+    }
+
+    #[test]
+    fn consumer_group_keys_are_checked_against_their_bounds() {
+        let c = BrokerConfig::from_props(&BTreeMap::new()).unwrap().groups.consumer;
+        assert_eq!((c.session_timeout_ms, c.heartbeat_interval_ms, c.max_size), (45_000, 5_000, None));
+        assert_eq!(c.assignors, vec![Assignor::Uniform, Assignor::Range]);
+        let load = |kv: &[(&str, &str)]| BrokerConfig::from_props(&props(kv)).map(|c| c.groups.consumer);
+        let e = load(&[("group.consumer.session.timeout.ms", "3000")]).unwrap_err();
+        assert!(e.to_string().contains("group.consumer.min.session.timeout.ms"), "{e}");
+        let e = load(&[("group.consumer.min.session.timeout.ms", "3000"), ("group.consumer.session.timeout.ms", "3000")]).unwrap_err();
+        assert!(e.to_string().contains("below group.consumer.session.timeout.ms"), "the 5 s heartbeat is not below 3 s: {e}");
+        let low = load(&[
+            ("group.consumer.min.session.timeout.ms", "3000"),
+            ("group.consumer.session.timeout.ms", "3000"),
+            ("group.consumer.min.heartbeat.interval.ms", "500"),
+            ("group.consumer.heartbeat.interval.ms", "1000"),
+        ])
+        .unwrap();
+        assert_eq!((low.session_timeout_ms, low.heartbeat_interval_ms), (3000, 1000));
+        let e = load(&[
+            ("group.consumer.min.session.timeout.ms", "3000"),
+            ("group.consumer.session.timeout.ms", "5000"),
+            ("group.consumer.max.heartbeat.interval.ms", "15000"),
+            ("group.consumer.heartbeat.interval.ms", "6000"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("below group.consumer.session.timeout.ms"), "{e}");
+        let r = load(&[("group.consumer.assignors", "org.apache.kafka.coordinator.group.assignor.RangeAssignor, uniform")]).unwrap();
+        assert_eq!(r.assignors, vec![Assignor::Range, Assignor::Uniform]);
+        assert!(load(&[("group.consumer.assignors", "sticky")]).is_err());
+        assert_eq!(load(&[("group.consumer.max.size", "3")]).unwrap().max_size, Some(3));
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! answer) as effects; the broker runs them behind its own locks and does the I/O.
 //!
 //! - [`group`]: Kafka's classic consumer-group protocol.
+//! - [`consumer_group`]: KIP-848 consumer groups (the broker assigns, members reconcile).
 //! - [`txn`]: Kafka's transaction coordinator (KIP-98, KIP-360, KIP-890).
 //! - [`batch`]: the RecordBatch v2 codec of the coordinators' logs (plain, transactional, markers).
 
 pub mod batch;
+pub mod consumer_group;
 pub mod group;
 pub mod txn;
 

@@ -28,8 +28,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest, session: &Se
     let here: Vec<String> = here.into_iter().map(|(_, id)| id).collect();
     let mut results: Vec<(String, Option<_>)> = elsewhere.into_iter().map(|(e, id)| (id, e)).collect();
     if !here.is_empty() {
-        let (deleted, persisted) = broker.groups.with(|c| c.delete_groups(&here)).await;
-        results.extend(deleted.into_iter().map(|(id, e)| (id, e.or(persisted.err()))));
+        results.extend(broker.groups.delete_groups(&here).await);
     }
     let results = results
         .into_iter()

@@ -37,6 +37,14 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, session: &Sessio
                     .with_error_code(code.code())
                     .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
             }
+            // A KIP-848 consumer group is not described here: Kafka 3.9 reports it Dead (its
+            // offsets-only classic entry would otherwise show as an Empty classic group).
+            if broker.groups.is_consumer_group(id.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_group_state(StrBytes::from_static_str("Dead"))
+                    .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+            }
             let g = broker.groups.read(|c| c.describe_group(id.as_str()));
             let members = g
                 .members

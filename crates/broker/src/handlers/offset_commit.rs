@@ -76,7 +76,7 @@ async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16, co
             group_instance_id: req.group_instance_id.map(|s| s.to_string()),
             offsets,
         };
-        let (committed, persisted) = broker.groups.commit_offsets(commit).await;
+        let (committed, persisted) = broker.groups.commit_offsets(commit, version).await;
         for r in committed {
             // Not in the log means not committed, whatever the state machine said.
             let error = r.error.or(persisted.err());

@@ -60,7 +60,11 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16, sessi
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect()
                 });
-                let (error, offsets) = fetch(broker, &authz, &g.group_id, wanted, req.require_stable);
+                // v9: a consumer-group member names itself and its epoch, which must be current.
+                let (error, offsets) = match broker.groups.check_offset_fetch(g.group_id.as_str(), g.member_id.as_deref(), g.member_epoch) {
+                    Some(code) if broker.groups.ready_for(g.group_id.as_str()).is_ok() => (Some(code), Vec::new()),
+                    _ => fetch(broker, &authz, &g.group_id, wanted, req.require_stable),
+                };
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_error_code(error_code(error))

@@ -193,11 +193,18 @@ impl GroupCoordinator {
     /// Stable groups for topics no longer subscribed are not expired (Kafka does; not done here).
     /// An Empty group left with no offsets is deleted, as Kafka's cleanup does.
     pub fn expire_offsets(&mut self, now_ms: i64) -> Vec<Effect> {
+        self.expire_offsets_except(now_ms, |_| false)
+    }
+
+    /// `expire_offsets`, keeping every offset of the groups `in_use` names (a KIP-848 consumer
+    /// group with members, whose offsets this coordinator stores: Kafka expires them only once
+    /// the group is empty).
+    pub fn expire_offsets_except(&mut self, now_ms: i64, in_use: impl Fn(&str) -> bool) -> Vec<Effect> {
         let retention = self.config.offsets_retention_ms;
         let mut fx = Vec::new();
         let mut dead = Vec::new();
         for g in self.groups.values_mut() {
-            if g.state != GroupState::Empty {
+            if g.state != GroupState::Empty || in_use(&g.id) {
                 continue;
             }
             let empty_since = if g.protocol_type.is_some() { g.state_timestamp_ms } else { i64::MIN };

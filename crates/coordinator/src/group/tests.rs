@@ -1073,3 +1073,25 @@ fn a_client_commit_timestamp_is_kept_and_expiry_counts_from_it() {
     let (_, fx) = commit_replicated(&mut c, commit(None), 5_000_000);
     assert!(matches!(&fx[..], [Effect::PersistOffsets { offsets, .. }] if offsets[0].commit_timestamp_ms == 5_000_000));
 }
+
+#[test]
+fn offsets_of_a_group_in_use_elsewhere_do_not_expire() {
+    let mut c = GroupCoordinator::new(GroupConfig { offsets_retention_ms: 1_000, ..GroupConfig::default() });
+    for g in ["kept", "expired"] {
+        let req = OffsetCommitRequest {
+            group_id: g.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: vec![CommitOffset { topic: "t".into(), partition: 0, offset: 5, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: None }],
+        };
+        let (results, fx) = c.commit_offsets(req, 0);
+        assert_eq!(results[0].error, None);
+        if let Some(commit) = fx.iter().find_map(|e| match e { Effect::PersistOffsets { commit, .. } => Some(*commit), _ => None }) {
+            c.offsets_appended(g, commit, true);
+        }
+    }
+    let fx = c.expire_offsets_except(10_000, |id| id == "kept");
+    let deleted: Vec<&str> = fx.iter().filter_map(|e| match e { Effect::DeleteOffsets { group_id, .. } => Some(group_id.as_str()), _ => None }).collect();
+    assert_eq!(deleted, vec!["expired"]);
+}

@@ -1,0 +1,70 @@
+//! KIP-848 consumer groups (`group.protocol=consumer`): the broker computes the assignment, and
+//! each member reconciles towards it one heartbeat at a time. Pure and deterministic like the
+//! classic [`crate::group`] coordinator: every call takes `now_ms` and the topics it may assign
+//! (the caller's metadata image), and nothing here reads a clock or does I/O.
+//!
+//! The pieces, after Kafka's group-coordinator module:
+//!
+//! - the *group epoch* goes up whenever what the assignment depends on changes (a member joins,
+//!   leaves or changes its subscription; a subscribed topic appears, disappears or grows);
+//! - the *target assignment* is recomputed for that epoch by the group's server-side assignor
+//!   (`assignor.rs`: `uniform`, `range`);
+//! - each member moves towards its share of the target on its own (`member.rs`, Kafka's
+//!   CurrentAssignmentBuilder): partitions it must give up are revoked first, and it gets the
+//!   new epoch only once it has acknowledged the revocation (by no longer reporting them as
+//!   owned); a partition another member still holds is assigned only once that member let it go.
+//!   So no partition is ever held by two members at once.
+//!
+//! Persistence (`record.rs`): after each call the caller takes the group's changed records
+//! ([`ConsumerGroupCoordinator::take_records`], Kafka's formats, record types 3 to 8), appends
+//! them to the group's `__consumer_offsets` partition and answers once they are replicated; a new
+//! coordinator replays them ([`ConsumerGroupCoordinator::load_record`]). As in the classic
+//! coordinator, the state in memory changes before the append; a failed append fails the answer.
+//!
+//! Regular-expression subscriptions match whole topic names (never an internal topic) and are
+//! resolved against the topics of every call, so a topic created later is picked up.
+//!
+//! Not in this increment: static members beyond keeping their instance id (-2 leaves like -1),
+//! rack-aware assignment, classic-protocol members inside a consumer group and the migration
+//! between the protocols.
+
+mod assignor;
+mod coordinator;
+mod member;
+mod record;
+mod types;
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod tests;
+
+pub use assignor::{Assignor, AssignorSpec};
+pub use coordinator::ConsumerGroupCoordinator;
+pub use member::MemberState;
+pub use record::is_consumer_group_key;
+pub use types::*;
+
+/// Kafka's `group.consumer.*` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupConfig {
+    /// `group.consumer.session.timeout.ms`: a member not heard from for this long is removed.
+    pub session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: told to members in every response.
+    pub heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`; `None` is unlimited.
+    pub max_size: Option<usize>,
+    /// `group.consumer.assignors`: the first is the default, the others may be asked for.
+    pub assignors: Vec<Assignor>,
+}
+
+impl Default for ConsumerGroupConfig {
+    fn default() -> Self {
+        ConsumerGroupConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            max_size: None,
+            assignors: vec![Assignor::Uniform, Assignor::Range],
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Unit tests of the consumer-group coordinator: Kafka's answers to each kind of heartbeat.
+
+use std::collections::BTreeSet;
+
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use super::*;
+
+const T: Uuid = Uuid::from_u128(7);
+
+fn topics(partitions: i32) -> Topics {
+    Topics::from([("t".to_string(), TopicMeta { id: T, partitions })])
+}
+
+fn join(member_id: &str) -> HeartbeatRequest {
+    HeartbeatRequest {
+        group_id: "g".into(),
+        member_id: member_id.into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 60_000,
+        subscribed_topic_names: Some(vec!["t".into()]),
+        owned: Some(Assignment::new()),
+        ..Default::default()
+    }
+}
+
+fn beat(member_id: &str, epoch: i32, owned: &Assignment) -> HeartbeatRequest {
+    HeartbeatRequest { group_id: "g".into(), member_id: member_id.into(), member_epoch: epoch, rebalance_timeout_ms: -1, owned: Some(owned.clone()), ..Default::default() }
+}
+
+fn partitions(a: &Option<Assignment>) -> BTreeSet<i32> {
+    a.as_ref().and_then(|a| a.get(&T)).cloned().unwrap_or_default()
+}
+
+#[test]
+fn first_member_gets_every_partition_at_epoch_one() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let r = c.heartbeat(join("a"), &topics(6), 0);
+    assert_eq!(r.error, None);
+    assert_eq!(r.member_epoch, 1);
+    assert_eq!(r.heartbeat_interval_ms, 5_000);
+    assert_eq!(partitions(&r.assignment), (0..6).collect());
+}
+
+#[test]
+fn a_partition_moves_only_after_its_owner_revoked_it() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(4);
+    let a1 = c.heartbeat(join("a"), &tp, 0).assignment.unwrap_or_default();
+    // b joins: the target gives it half, but a still owns everything, so b gets nothing yet.
+    let b = c.heartbeat(join("b"), &tp, 10);
+    assert_eq!(b.member_epoch, 2);
+    assert!(partitions(&b.assignment).is_empty());
+    // a hears of the new target: it keeps two, stays at epoch 1 until it has revoked the others.
+    let a = c.heartbeat(beat("a", 1, &a1), &tp, 20);
+    assert_eq!(a.member_epoch, 1);
+    let kept = partitions(&a.assignment);
+    assert_eq!(kept.len(), 2);
+    let b_again = c.heartbeat(beat("b", 2, &Assignment::new()), &tp, 30);
+    assert!(partitions(&b_again.assignment).is_empty() || b_again.assignment.is_none());
+    // a acknowledges (owns only what it kept): it moves to epoch 2, and b then gets the rest.
+    let owned = Assignment::from([(T, kept.clone())]);
+    let a = c.heartbeat(beat("a", 1, &owned), &tp, 40);
+    assert_eq!(a.member_epoch, 2);
+    let b = c.heartbeat(beat("b", 2, &Assignment::new()), &tp, 50);
+    let got = partitions(&b.assignment);
+    assert_eq!(got.len(), 2);
+    assert!(got.is_disjoint(&kept));
+}
+
+#[test]
+fn stale_and_future_epochs_are_fenced_and_strangers_unknown() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(2);
+    c.heartbeat(join("a"), &tp, 0);
+    c.heartbeat(join("b"), &tp, 0);
+    let r = c.heartbeat(beat("a", 5, &Assignment::new()), &tp, 1);
+    assert_eq!(r.error, Some(ResponseError::FencedMemberEpoch));
+    let r = c.heartbeat(beat("b", 1, &Assignment::from([(T, BTreeSet::from([0, 1]))])), &tp, 1);
+    assert_eq!(r.error, Some(ResponseError::FencedMemberEpoch));
+    let r = c.heartbeat(beat("nobody", 1, &Assignment::new()), &tp, 1);
+    assert_eq!(r.error, Some(ResponseError::UnknownMemberId));
+}
+
+#[test]
+fn the_previous_epoch_is_accepted_when_the_answer_was_lost() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(2);
+    let a = c.heartbeat(join("a"), &tp, 0);
+    assert_eq!(a.member_epoch, 1);
+    // The epoch-1 answer lost: the member comes back at epoch 0 owning nothing (a subset).
+    let r = c.heartbeat(HeartbeatRequest { member_epoch: 0, ..join("a") }, &tp, 1);
+    assert_eq!(r.error, None);
+    assert_eq!(r.member_epoch, 1);
+}
+
+#[test]
+fn bad_requests_are_invalid() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(1);
+    let cases = [
+        HeartbeatRequest { group_id: String::new(), ..join("a") },
+        HeartbeatRequest { rebalance_timeout_ms: -1, ..join("a") },
+        HeartbeatRequest { owned: None, ..join("a") },
+        HeartbeatRequest { subscribed_topic_names: None, ..join("a") },
+        HeartbeatRequest { member_epoch: -3, ..join("a") },
+        HeartbeatRequest { member_id: String::new(), member_epoch: 3, ..join("a") },
+        HeartbeatRequest { member_epoch: -2, ..join("a") },
+    ];
+    for req in cases {
+        assert_eq!(c.heartbeat(req.clone(), &tp, 0).error, Some(ResponseError::InvalidRequest), "{req:?}");
+    }
+    let r = c.heartbeat(HeartbeatRequest { server_assignor: Some("sticky".into()), ..join("a") }, &tp, 0);
+    assert_eq!(r.error, Some(ResponseError::UnsupportedAssignor));
+}
+
+#[test]
+fn max_size_refuses_one_more_member() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig { max_size: Some(1), ..Default::default() });
+    let tp = topics(1);
+    assert_eq!(c.heartbeat(join("a"), &tp, 0).error, None);
+    assert_eq!(c.heartbeat(join("b"), &tp, 0).error, Some(ResponseError::GroupMaxSizeReached));
+}
+
+#[test]
+fn leaving_and_expiring_members_free_their_partitions() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(4);
+    c.heartbeat(join("a"), &tp, 0);
+    c.heartbeat(HeartbeatRequest { member_epoch: -1, ..beat("a", 1, &Assignment::new()) }, &tp, 1);
+    let b = c.heartbeat(join("b"), &tp, 2);
+    assert_eq!(partitions(&b.assignment).len(), 4, "a left: b gets everything at once");
+    let c2 = c.heartbeat(join("c"), &tp, 3);
+    assert!(partitions(&c2.assignment).is_empty());
+    // b falls silent: after its session it is removed, and c gets all four.
+    assert!(c.tick(&tp, 3 + 44_000).is_empty());
+    c.heartbeat(beat("c", c2.member_epoch, &Assignment::new()), &tp, 44_000);
+    let expired = c.tick(&tp, 2 + 45_000);
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].member_id, "b");
+    let r = c.heartbeat(beat("c", c2.member_epoch, &Assignment::new()), &tp, 45_100);
+    assert_eq!(partitions(&r.assignment).len(), 4);
+    assert_eq!(c.describe("g").map(|d| d.state), Some(ConsumerGroupState::Stable));
+}
+
+#[test]
+fn offsets_are_fenced_by_member_epoch() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(1);
+    let a = c.heartbeat(join("a"), &tp, 0);
+    let v9 = Some(9);
+    assert_eq!(c.offset_access("g", Some("a"), a.member_epoch, v9), OffsetAccess::Allowed);
+    assert_eq!(c.offset_access("g", Some("a"), a.member_epoch + 1, v9), OffsetAccess::Refused(ResponseError::StaleMemberEpoch));
+    assert_eq!(c.offset_access("g", Some("a"), a.member_epoch, Some(8)), OffsetAccess::Refused(ResponseError::UnsupportedVersion));
+    assert_eq!(c.offset_access("g", Some("x"), 1, v9), OffsetAccess::Refused(ResponseError::UnknownMemberId));
+    assert_eq!(c.offset_access("g", Some(""), -1, v9), OffsetAccess::Refused(ResponseError::UnknownMemberId));
+    assert_eq!(c.offset_access("g", None, -1, None), OffsetAccess::Allowed);
+    assert_eq!(c.offset_access("g", Some("a"), a.member_epoch - 1, None), OffsetAccess::Refused(ResponseError::StaleMemberEpoch));
+    assert_eq!(c.offset_access("other", Some(""), -1, v9), OffsetAccess::NotConsumerGroup);
+    // Once the member left, an admin (epoch -1) may commit.
+    c.heartbeat(HeartbeatRequest { member_epoch: -1, ..beat("a", a.member_epoch, &Assignment::new()) }, &tp, 1);
+    assert_eq!(c.offset_access("g", Some(""), -1, v9), OffsetAccess::Allowed);
+}
+
+#[test]
+fn uniform_balances_and_range_splits_in_order() {
+    let subs: BTreeSet<String> = BTreeSet::from(["t".to_string()]);
+    let tp = topics(7);
+    let mut spec = AssignorSpec::default();
+    for m in ["a", "b", "c"] {
+        spec.members.insert(m, (&subs, None));
+    }
+    let u = Assignor::Uniform.assign(&spec, &tp);
+    let counts: Vec<usize> = u.values().map(|a| a.get(&T).map_or(0, |s| s.len())).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 7);
+    assert!(counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0) <= 1, "{counts:?}");
+    let r = Assignor::Range.assign(&spec, &tp);
+    assert_eq!(r["a"][&T], BTreeSet::from([0, 1, 2]));
+    assert_eq!(r["b"][&T], BTreeSet::from([3, 4]));
+    assert_eq!(r["c"][&T], BTreeSet::from([5, 6]));
+}
+
+#[test]
+fn uniform_is_sticky_when_a_member_joins() {
+    let subs: BTreeSet<String> = BTreeSet::from(["t".to_string()]);
+    let tp = topics(6);
+    let mut spec = AssignorSpec::default();
+    spec.members.insert("a", (&subs, None));
+    spec.members.insert("b", (&subs, None));
+    let before = Assignor::Uniform.assign(&spec, &tp);
+    let mut spec = AssignorSpec::default();
+    spec.members.insert("a", (&subs, before.get("a")));
+    spec.members.insert("b", (&subs, before.get("b")));
+    spec.members.insert("c", (&subs, None));
+    let after = Assignor::Uniform.assign(&spec, &tp);
+    for m in ["a", "b"] {
+        assert!(after[m][&T].is_subset(&before[m][&T]), "{m} lost partitions it could keep");
+        assert_eq!(after[m][&T].len(), 2);
+    }
+}
+
+#[test]
+fn a_regex_subscription_picks_up_topics_created_later() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let mut tp = topics(2);
+    tp.insert("__consumer_offsets".into(), TopicMeta { id: Uuid::from_u128(99), partitions: 50 });
+    let req = HeartbeatRequest { subscribed_topic_names: None, subscribed_topic_regex: Some("t|u.*|__.*".into()), ..join("a") };
+    let r = c.heartbeat(req, &tp, 0);
+    assert_eq!(r.error, None);
+    let a = r.assignment.unwrap_or_default();
+    assert_eq!(a.keys().copied().collect::<Vec<_>>(), vec![T], "internal topics never match");
+    let u = Uuid::from_u128(8);
+    tp.insert("u1".into(), TopicMeta { id: u, partitions: 3 });
+    let r = c.heartbeat(beat("a", r.member_epoch, &a), &tp, 10);
+    assert_eq!(r.member_epoch, 2, "a new matching topic bumps the group epoch");
+    assert_eq!(r.assignment.and_then(|a| a.get(&u).cloned()), Some(BTreeSet::from([0, 1, 2])));
+    // Whole names only, as Java's Pattern.matches: "t" does not match "tt".
+    tp.insert("tt".into(), TopicMeta { id: Uuid::from_u128(9), partitions: 1 });
+    let owned = c.describe("g").map(|d| d.members[0].assignment.clone()).unwrap_or_default();
+    let r = c.heartbeat(beat("a", 2, &owned), &tp, 20);
+    assert_eq!(r.member_epoch, 2);
+}
+
+#[test]
+fn an_invalid_regex_is_refused() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let req = HeartbeatRequest { subscribed_topic_regex: Some("(unclosed".into()), ..join("a") };
+    assert_eq!(c.heartbeat(req, &topics(1), 0).error, Some(ResponseError::InvalidRegularExpression));
+}
+
+#[test]
+fn records_are_kafkas_bytes_and_garbage_is_an_error() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    c.heartbeat(join("a"), &topics(1), 0);
+    let records = c.take_records("g");
+    // ConsumerGroupMetadataKey (type 3, "g") and its value v0 (epoch 1, no tagged fields).
+    let metadata = records.iter().find(|(k, _)| k.as_ref() == [0, 3, 0, 1, b'g']).and_then(|(_, v)| v.clone());
+    assert_eq!(metadata.as_deref(), Some(&[0u8, 0, 0, 0, 0, 1, 0][..]));
+    // ConsumerGroupCurrentMemberAssignment: epoch 1, previous 0, STABLE, partition 0 of T.
+    let key = [&[0u8, 8, 0, 1, b'g', 0, 1, b'a'][..]].concat();
+    let current = records.iter().find(|(k, _)| k.as_ref() == key.as_slice()).and_then(|(_, v)| v.clone()).unwrap_or_default();
+    let mut want = vec![0u8, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2];
+    want.extend_from_slice(T.as_bytes());
+    want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 1, 0]);
+    assert_eq!(current.as_ref(), want.as_slice());
+    assert!(c.take_records("g").is_empty(), "nothing changed since");
+    assert!(is_consumer_group_key(&key));
+    let mut fresh = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    for bad in [&[0u8, 8][..], &[0, 8, 0, 9, b'g'], &[0, 3, 0x7f, 0xff]] {
+        assert!(fresh.load_record(bad, Some(&[0, 0]), 0).is_err());
+    }
+    // A value whose array claims 2^60 entries: an error, not an allocation.
+    assert!(fresh.load_record(&key, Some(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]), 0).is_err());
+}
