@@ -640,7 +640,7 @@ mod tests {
                     let header = RequestHeader::default().with_request_api_key(*key as i16).with_request_api_version(version);
                     let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
                     let request = as_version(*key, version, request);
-                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, peer, "PLAINTEXT").await else { continue };
+                    let Some(Reply { body, files }) = handlers::handle(&broker, &header, request, &Session::anonymous(peer, Arc::from("PLAINTEXT"))).await else { continue };
                     let r = if let (false, Body::Kafka(ResponseKind::Fetch(f))) = (files.is_empty(), &body) {
                         encode_scattered(*key, version, 1, f, files).map(|_| ())
                     } else {
