@@ -59,6 +59,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
     let reader_authenticated = authenticated.clone();
     let mut gate = Gate::Handshake;
     let mut session = Session::anonymous(peer, listener.clone());
+    let _counted = crate::metrics::ConnectionGauge::open(&listener);
     let reader = tokio::spawn(async move {
         let mut reader = BufReader::with_capacity(256 * 1024, r);
         let mut raw_next = false;

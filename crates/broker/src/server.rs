@@ -19,26 +19,45 @@ use strom_metadata::Endpoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr} (from `listeners`): {source}")]
-    Bind { addr: String, source: std::io::Error },
+    // `cause`, not `source`: the message says it, and a source would be printed a second time
+    // after it by the binary's error chain ("(os error 98): ... (os error 98)").
+    #[error("cannot listen on {addr} (from `listeners`): {cause}")]
+    Bind { addr: String, cause: std::io::Error },
+    #[error(transparent)]
+    HttpBind(#[from] crate::http::BindError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
     #[error("{0}")]
     Fatal(String),
-    #[error("listener {listener}: {source}")]
-    Tls { listener: String, source: crate::tls::TlsError },
+    #[error("listener {listener}: {cause}")]
+    Tls { listener: String, cause: crate::tls::TlsError },
 }
 
 /// A client has this long to complete its TLS handshake; one that stalls is dropped instead of
 /// holding a task and a socket forever.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the broker until a shutdown signal. `on_ready` receives the bootstrap address once the
-/// broker accepts connections.
-pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str)) -> Result<(), ServerError> {
+/// Where a ready broker serves, for its ready line.
+pub struct Ready {
+    /// The first advertised listener's `host:port`.
+    pub bootstrap: String,
+    /// `http://host:port` of each HTTP listener (none when `http.listeners` is empty).
+    pub http: Vec<String>,
+}
+
+/// Runs the broker until a shutdown signal. `on_ready` receives the addresses it serves once
+/// the broker accepts connections.
+pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready)) -> Result<(), ServerError> {
     for key in &config.ignored {
         tracing::info!(key, "config key is accepted for compatibility with Kafka but has no effect in Strom");
     }
+    // The HTTP listener first: `/health` answers while the node starts, and the metrics
+    // recorder is in place before any partition makes its counters.
+    let http_bound = crate::http::bind(&config.http).await?;
+    let prometheus = if config.http.listeners.is_empty() { None } else { crate::metrics::install() };
+    let http_stopping = tokio::sync::watch::Sender::new(false);
+    let http_urls = http_bound.urls.clone();
+    let http = crate::http::Http::serve(http_bound, prometheus, &config.http, http_stopping.subscribe());
     let mut listeners = Vec::new();
     for (i, l) in config.listeners.clone().into_iter().enumerate() {
         let addr = format!("{}:{}", l.host, l.port);
@@ -50,11 +69,11 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         // Keys and certificates are read before any port opens: a bad one stops the start.
         let tls = match &l.tls {
             Some(settings) => Some(Arc::new(
-                crate::tls::TlsListener::new(settings.clone()).map_err(|source| ServerError::Tls { listener: l.name.clone(), source })?,
+                crate::tls::TlsListener::new(settings.clone()).map_err(|cause| ServerError::Tls { listener: l.name.clone(), cause })?,
             )),
             None => None,
         };
-        let bind = |source| ServerError::Bind { addr: addr.clone(), source };
+        let bind = |cause| ServerError::Bind { addr: addr.clone(), cause };
         let sock = l.socket_addr().map_err(bind)?;
         let listener = TcpListener::bind(sock).await.map_err(bind)?;
         let port = listener.local_addr().map_err(bind)?.port();
@@ -71,7 +90,8 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls, sasl));
     }
     let broker = Broker::open(config).await?;
-    let bootstrap = broker.config.bootstrap_address();
+    http.broker_opened(broker.clone());
+    let ready = Ready { bootstrap: broker.config.bootstrap_address(), http: http_urls };
     let mut loops = vec![
         tokio::spawn(retention_loop(broker.clone())),
         tokio::spawn(group_loop(broker.clone())),
@@ -122,7 +142,8 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         while broker.config.cluster.is_single_node() && !broker.groups.is_loaded() && tokio::time::Instant::now() < load_deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        on_ready(&broker, &bootstrap);
+        http.set_ready(true);
+        on_ready(&broker, &ready);
         std::future::pending::<()>().await
     };
     tokio::select! {
@@ -133,7 +154,9 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
             return Err(ServerError::Fatal(why));
         }
     }
+    http.set_ready(false);
     tracing::info!("shutting down: handing leadership over, closing logs");
+
     // An internal topic being created (a FindCoordinator in flight) is finished first: it needs
     // the metadata follower, and its partitions must be open to be closed cleanly below.
     broker.stop_creating_topics().await;
@@ -146,6 +169,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     }
     broker.shutdown();
     broker.metadata.shutdown().await;
+    http_stopping.send_replace(true);
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -289,6 +289,20 @@ pub const KEYS: &[Key] = &[
         dynamic: true,
         ..row(Section::Broker, "message.max.bytes", Value("1048588"), POSITIVE_U32, "the largest record batch accepted (MESSAGE_TOO_LARGE beyond it)")
     },
+    row(
+        Section::Broker,
+        "http.listeners",
+        Value("http://127.0.0.1:9644"),
+        Check::Text,
+        "where the HTTP listener serves `/metrics` (Prometheus), `/health` and `/ready`: `http://host:port`, comma-separated for several; empty turns it off; port `0` picks a free port, shown in the ready line"
+    ),
+    row(
+        Section::Broker,
+        "metrics.partition.series.max",
+        Value("1000"),
+        int(0, i32::MAX as i64),
+        "at most this many per-partition series (`strom_partition_*`, `strom_consumer_group_lag*`) each in `/metrics`; beyond it they are left out, which `strom_metrics_series_dropped` counts and the log says once"
+    ),
     row(Section::Broker, "socket.request.max.bytes", Value("104857600"), POSITIVE_I32, "the largest request frame; a larger one closes the connection"),
     Key {
         topic: Some("flush.messages"),

@@ -109,15 +109,19 @@ fn run() -> anyhow::Result<()> {
         Command::Server { config, overrides, .. } => {
             let cfg = BrokerConfig::load(config.as_deref(), &overrides).context("invalid configuration")?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-            runtime.block_on(strom_broker::server::run(cfg, |broker, bootstrap| {
+            runtime.block_on(strom_broker::server::run(cfg, |broker, ready| {
                 // Write errors ignored: a broker whose stdout reader went away keeps serving
                 // (its logs go to stderr).
                 let mut out = std::io::stdout().lock();
+                // Space-separated `key=value`s: scripts take the word after `bootstrap.servers=`
+                // and after `http=`.
+                let http: String = ready.http.iter().map(|u| format!(" http={u}")).collect();
                 let _ = writeln!(
                     out,
-                    "Strom {} broker {} is ready: bootstrap.servers={bootstrap} (data in {}; Ctrl-C stops it cleanly)",
+                    "Strom {} broker {} is ready: bootstrap.servers={}{http} (data in {}; Ctrl-C stops it cleanly)",
                     env!("CARGO_PKG_VERSION"),
                     broker.config.node_id,
+                    ready.bootstrap,
                     broker.config.log_dir.display()
                 );
                 let _ = out.flush();

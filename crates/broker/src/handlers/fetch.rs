@@ -56,8 +56,12 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> (F
         } else {
             Reader::Consumer { isolation: Isolation::of_consumer(req.isolation_level), rack: (version >= 11).then(|| req.rack_id.as_str()) }
         };
-        let (responses, files, bytes, answer_now) = read_all(broker, &req.topics, max_bytes, reader, version);
+        let (responses, files, bytes, answer_now, sent) = read_all(broker, &req.topics, max_bytes, reader, version);
         if bytes >= min_bytes || answer_now || Instant::now() >= deadline {
+            // Counted once, for the read that is answered (a long poll reads several times).
+            for (partition, len) in sent {
+                partition.counters.sent(len as u64);
+            }
             return (FetchResponse::default().with_session_id(0).with_responses(responses), files);
         }
         tokio::select! {
@@ -98,9 +102,10 @@ enum Reader<'a> {
     Consumer { isolation: Isolation, rack: Option<&'a str> },
 }
 
-/// The responses, their file ranges, the bytes read, and whether to answer without waiting (an
-/// error, a diverging epoch, a preferred read replica).
-type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool);
+/// The responses, their file ranges, the bytes read, whether to answer without waiting (an
+/// error, a diverging epoch, a preferred read replica), and the bytes each partition gave a
+/// consumer.
+type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool, Vec<(Arc<Partition>, usize)>);
 
 /// The message format an old Fetch version reads (Kafka's FetchResponse down-conversion): v0-1
 /// magic 0, v2-3 magic 1; None for v4 and later (format v2, as stored).
@@ -126,6 +131,8 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, reader: Re
     let mut min_one = version >= 3;
     let mut files = Vec::new();
     let mut answer_now = false;
+    // Consumers' reads, for the bytes-out counters (followers' reads are replication).
+    let mut sent = Vec::new();
     let responses = topics
         .iter()
         .map(|topic| {
@@ -180,6 +187,9 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, reader: Re
                         }
                         ReadOutcome::Records(r) => {
                             total += r.len;
+                            if isolation != Isolation::Follower && r.len > 0 {
+                                sent.push((partition.clone(), r.len));
+                            }
                             min_one &= r.len == 0;
                             if let Some(magic) = old_format {
                                 return match down_converted(r, magic, p.fetch_offset) {
@@ -212,7 +222,7 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, reader: Re
             FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions)
         })
         .collect();
-    (responses, files, total, answer_now)
+    (responses, files, total, answer_now, sent)
 }
 
 /// The records field for an old fetcher: the read's batches in message format `magic`, within
