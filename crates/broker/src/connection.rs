@@ -187,7 +187,11 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
             }
             Err(FrameError::Io(e)) if is_disconnect(&e) => break,
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
+                // A client's malformed or unsupported request: at most one line per 10 s.
+                static LIMIT: crate::log_limit::RateLimit = crate::log_limit::RateLimit::new(10_000);
+                if let Some(suppressed) = LIMIT.allow(crate::clock::now_ms()) {
+                    tracing::warn!(%peer, error = %e, similar_since_last = suppressed, "closing connection");
+                }
                 break;
             }
         }

@@ -14,6 +14,7 @@ pub mod metrics;
 mod connection;
 pub mod handlers;
 pub mod http;
+mod log_limit;
 pub mod old_versions;
 pub mod replication;
 pub mod partition;

@@ -86,9 +86,14 @@ fn run() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
-                // openraft narrates every election and snapshot at info; its warnings are what an
-                // operator needs, and Strom's own lines say what changed in the cluster.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+                // openraft narrates every election and snapshot at info, warns of harmless races
+                // on every cluster start, and repeats four lines every half second while a peer
+                // is down: Strom's own lines say what changed in the cluster and which peer it
+                // cannot reach (once, and once more when it answers: `strom_controller::network`),
+                // so only openraft's errors pass, and none from its replication and elections
+                // (the same unreachable peer, again). Its fatal errors stop the node through
+                // `Controller::fatal`, which says why.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error,openraft::replication=off,openraft::core::raft_core=off")),
         )
         .init();
     match cli.command {

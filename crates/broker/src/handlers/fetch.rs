@@ -211,8 +211,12 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize, reader: Re
                         }
                         ReadOutcome::Failed(e) => {
                             answer_now = true;
+                            // Consumers retry in a loop: at most one line per 10 s.
+                            static LIMIT: crate::log_limit::RateLimit = crate::log_limit::RateLimit::new(10_000);
                             if !matches!(&e, PartitionError::Storage(strom_storage::StorageError::OffsetOutOfRange { .. })) {
-                                tracing::warn!(topic = %topic.topic.as_str(), partition = p.partition, error = %e, "fetch failed");
+                                if let Some(suppressed) = LIMIT.allow(now_ms()) {
+                                    tracing::warn!(topic = %topic.topic.as_str(), partition = p.partition, error = %e, similar_since_last = suppressed, "fetch failed");
+                                }
                             }
                             resp.with_error_code(e.code().code())
                         }
