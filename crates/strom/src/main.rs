@@ -62,9 +62,26 @@ fn main() {
     // One line, the causes joined by ": ", and no backtrace, whatever RUST_BACKTRACE says:
     // these errors are for the person at the terminal.
     if let Err(e) = run() {
-        eprintln!("Error: {e:#}");
+        eprintln!("Error: {}", error_line(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes joined by ": ", each cause left out when the text before it already
+/// says it: many errors print their source in their own message (`i/o error on F: Too many open
+/// files (os error 24)`), and the chain would repeat it.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run() -> anyhow::Result<()> {
@@ -133,5 +150,38 @@ fn run() -> anyhow::Result<()> {
             }))?;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that says its source in its own message, as many do.
+    #[derive(Debug)]
+    struct Bind {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Bind {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot listen on 127.0.0.1:1: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Bind {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn an_os_error_is_printed_once() {
+        let e = anyhow::Error::new(Bind { source: std::io::Error::from_raw_os_error(98) }).context("starting");
+        let line = error_line(&e);
+        assert_eq!(line.matches("os error 98").count(), 1, "{line}");
+        assert!(line.starts_with("starting: cannot listen on 127.0.0.1:1: "), "{line}");
+        let plain = anyhow::anyhow!("outer").context("more");
+        assert_eq!(error_line(&plain), "more: outer");
     }
 }
