@@ -215,5 +215,12 @@ def test_cluster_controller_and_under_replicated_partitions(tmp_path):
             value(x, "strom_partitions_under_replicated") for x in scrapes([1, 2]).values()) > 0)
         c.wait_for("one active controller among the live nodes", lambda: sum(
             value(x, "strom_controller_active") for x in scrapes([1, 2]).values()) == 1)
+        # Back: the leaders take it into their ISRs again, and count the expansions.
+        c.nodes[victim].start()
+        c.wait_for_full_isr("r", 3)
+        c.wait_for("ISR expansions counted", lambda: sum(
+            value(x, "strom_isr_expands_total") or 0 for x in scrapes([1, 2, 3]).values()) >= 1)
+        c.wait_for("no under-replicated partitions", lambda: sum(
+            value(x, "strom_partitions_under_replicated") for x in scrapes([1, 2, 3]).values()) == 0)
     finally:
         c.kill_all()
