@@ -51,6 +51,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
     for key in &config.ignored {
         tracing::info!(key, "config key is accepted for compatibility with Kafka but has no effect in Strom");
     }
+    let signals = ShutdownSignals::install();
     // The HTTP listener first: `/health` answers while the node starts, and the metrics
     // recorder is in place before any partition makes its counters.
     let http_bound = crate::http::bind(&config.http).await?;
@@ -148,7 +149,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
     };
     tokio::select! {
         _ = serve => {}
-        _ = shutdown_signal() => {}
+        _ = signals.received() => {}
         why = broker.metadata.fatal() => {
             broker.shutdown();
             return Err(ServerError::Fatal(why));
@@ -318,22 +319,40 @@ async fn transaction_loop(broker: Arc<Broker>) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is made. Made before the
+/// ready line is printed: a signal sent as soon as a process reads that line must find the
+/// handlers in place (tokio's `ctrl_c()` installs its handler only when first polled, and a
+/// `select!` may poll the branch that prints the line first; a SIGTERM then killed the process
+/// with the default action, no clean shutdown).
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)));
+            if let Err(e) = &signals {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM/SIGINT; Ctrl-C only");
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+            ShutdownSignals { signals: signals.ok() }
         }
+        #[cfg(not(unix))]
+        ShutdownSignals {}
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn received(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
