@@ -58,15 +58,20 @@ def test_a_cluster_starts_quietly_and_says_once_that_a_peer_is_gone(tmp_path):
         for i, b in c.nodes.items():
             log = b.log_since_start()
             assert " WARN " not in log and " ERROR " not in log and "openraft" not in log, f"node {i}:\n{log}"
-        c.nodes[3].kill()
+        # The active controller: the others only ever heard from it, and must still say it is gone.
+        victim = c.wait_for("an active controller", c.active_controller)
+        others = [i for i in c.nodes if i != victim]
+        c.nodes[victim].kill()
         gone = "controller quorum peer unreachable"
-        warned = c.wait_for("a node saying that node 3 is unreachable", lambda: [i for i in (1, 2) if gone in c.nodes[i].log_since_start()])
+        warned = c.wait_for(f"a node saying that node {victim} is unreachable",
+                            lambda: [i for i in others if gone in c.nodes[i].log_since_start()])
         # Fencing takes broker.session.timeout.ms (3 s here): six rounds of openraft's retries.
-        c.wait_for("node 3 fenced", lambda: 3 not in c.partitions("calm")[0].isr)
-        for i in (1, 2):
+        c.wait_for(f"node {victim} fenced", lambda: victim not in c.partitions("calm")[0].isr)
+        for i in others:
             log = c.nodes[i].log_since_start()
             assert log.count(gone) <= 1 and "openraft" not in log, f"node {i}:\n{log}"
-        c.nodes[3].start()
-        c.wait_for("node 3 reachable again", lambda: all("peer reachable again" in c.nodes[i].log_since_start() for i in warned))
+        c.nodes[victim].start()
+        c.wait_for(f"node {victim} reachable again",
+                   lambda: all("peer reachable again" in c.nodes[i].log_since_start() for i in warned))
     finally:
         c.kill_all()

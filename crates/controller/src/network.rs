@@ -112,6 +112,15 @@ pub enum Reach {
 }
 
 impl NodeContext {
+    /// A request came in from `peer`: it is up (so that its loss is said even when this node
+    /// had no reason to call it before, as a follower of it).
+    pub fn heard_from(&self, peer: u64) {
+        let mut peers = crate::lock(&self.peers);
+        if peers.insert(peer, Reach::Reachable) == Some(Reach::Lost) {
+            tracing::info!(peer, "controller quorum peer reachable again");
+        }
+    }
+
     /// Records a call's outcome for `peer`; logs the changes an operator needs: a peer that
     /// answered before stops (warn, once), and answers again (info). A peer that never answered
     /// (the nodes of a cluster start in any order) is only debug: registration says which voters
