@@ -37,7 +37,8 @@ tuning=(batch.size=1000000 queue.buffering.max.messages=2000000 queue.buffering.
 start_broker() {
   local name=$1
   shift
-  "$strom" server --override "log.dirs=$work/$name" --override listeners=PLAINTEXT://127.0.0.1:0 "$@" \
+  "$strom" server --override "log.dirs=$work/$name" --override listeners=PLAINTEXT://127.0.0.1:0 \
+    --override http.listeners=http://127.0.0.1:0 "$@" \
     >"$work/$name.out" 2>"$work/$name.err" &
   pid=$!
   for _ in $(seq 100); do grep -q bootstrap.servers "$work/$name.out" && break; sleep 0.1; done

@@ -4,15 +4,19 @@
 # `strom consumer-perf-test` reading them back; the broker's CPU (/proc/PID/stat) over each, and
 # the load average. The perf tools are B's.
 # Usage: scripts/bench_compare.sh BINARY_A BINARY_B [records]   (not part of the test suite)
+# A_ARGS / B_ARGS: more `strom server` arguments for A / B (e.g. B_ARGS="--override http.listeners="
+# to compare one binary with its HTTP listener on and off).
 set -euo pipefail
 a=$1 b=$2 records=${3:-1000000}
+read -r -a a_args <<<"${A_ARGS:-}"
+read -r -a b_args <<<"${B_ARGS:-}"
 tck=$(getconf CLK_TCK)
 echo "| broker | produce records/s (MiB/s) | broker CPU | fetch records/s | broker CPU | load |"
 echo "|---|---|---|---|---|---|"
 for which in A B B A; do
-  bin=$a; [ "$which" = B ] && bin=$b
+  bin=$a; args=("${a_args[@]}"); [ "$which" = B ] && { bin=$b; args=("${b_args[@]}"); }
   work=$(mktemp -d)
-  "$bin" server --override "log.dirs=$work/data" --override listeners=PLAINTEXT://127.0.0.1:0 >"$work/out" 2>"$work/err" &
+  "$bin" server --override "log.dirs=$work/data" --override listeners=PLAINTEXT://127.0.0.1:0 "${args[@]}" >"$work/out" 2>"$work/err" &
   pid=$!
   for _ in $(seq 100); do grep -q bootstrap.servers "$work/out" && break; sleep 0.1; done
   bs=$(grep -o 'bootstrap.servers=[^ ]*' "$work/out" | cut -d= -f2)

@@ -25,7 +25,7 @@ FORMATS = {"v1": (0, 10, 1), "v2": (2, 0)}
 
 def start_broker(data_dir):
     p = subprocess.Popen([STROM_BIN, "server", "--override", "listeners=PLAINTEXT://127.0.0.1:0",
-                          "--override", f"log.dirs={data_dir}"],
+                          "--override", "http.listeners=http://127.0.0.1:0", "--override", f"log.dirs={data_dir}"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = p.stdout.readline()
     m = re.search(r"bootstrap\.servers=(\S+)", line)

@@ -31,7 +31,7 @@ SESSION_MS = 6000
 
 def start_broker(data_dir):
     p = subprocess.Popen([STROM_BIN, "server", "--override", "listeners=PLAINTEXT://127.0.0.1:0",
-                          "--override", f"log.dirs={data_dir}", "--override", "group.initial.rebalance.delay.ms=0"],
+                          "--override", "http.listeners=http://127.0.0.1:0", "--override", f"log.dirs={data_dir}", "--override", "group.initial.rebalance.delay.ms=0"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = p.stdout.readline()
     m = re.search(r"bootstrap\.servers=(\S+)", line)

@@ -76,7 +76,7 @@ def main():
         plain_port, ssl_port = free_port(), free_port()
         broker = subprocess.Popen([a.strom, "server", "--override", f"log.dirs={tmp}/data",
                                    "--override", f"listeners=PLAINTEXT://127.0.0.1:{plain_port},SSL://127.0.0.1:{ssl_port}",
-                                   "--override", f"ssl.keystore.location={certs.keystore}"],
+                                   "--override", f"ssl.keystore.location={certs.keystore}", "--override", "http.listeners=http://127.0.0.1:0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             assert re.search(r"bootstrap\.servers=", broker.stdout.readline())

@@ -16,6 +16,8 @@ import pytest
 
 STROM_BIN = os.environ.get("STROM_BIN", os.path.join(os.path.dirname(__file__), "../../target/release/strom"))
 READY = re.compile(r"bootstrap\.servers=(\S+)")
+# The HTTP listener's URL on the ready line (absent when `http.listeners` is empty).
+READY_HTTP = re.compile(r" http=http://(\S+)")
 
 
 class Broker:
@@ -26,6 +28,7 @@ class Broker:
         self.server_args = []  # more `strom server` flags (e.g. --add-scram)
         self.proc = None
         self.bootstrap = None
+        self.http = None  # host:port of the HTTP listener (/metrics, /health, /ready)
         self.log_lines = []
         self.started_at_line = 0
         self.paused = False
@@ -41,8 +44,12 @@ class Broker:
         self.started_at_line = len(self.log_lines)
         self.paused = False
         port = self.bootstrap.rsplit(":", 1)[1] if self.bootstrap else "0"
+        # Never the default HTTP port 9644: a free one, picked by the broker and kept across
+        # restarts, as the client port (a test's own override of http.listeners wins).
+        http_port = self.http.rsplit(":", 1)[1] if self.http else "0"
         args = [STROM_BIN, "server", *(["--config", self.config] if self.config else []),
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
+                "--override", f"http.listeners=http://127.0.0.1:{http_port}",
                 "--override", f"log.dirs={self.data_dir}"]
         for o in self.overrides:
             args += ["--override", o]
@@ -66,6 +73,8 @@ class Broker:
             m = READY.search(line)
             if m:
                 self.bootstrap = m.group(1)
+                h = READY_HTTP.search(line)
+                self.http = h.group(1) if h else None
                 self.readers.append(self._read(self.proc.stdout))
                 return self
         self.kill()

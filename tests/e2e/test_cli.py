@@ -302,18 +302,19 @@ def test_console_producer_prompts_only_at_a_terminal(broker):
 
 def test_strom_cluster_writes_each_nodes_config_and_says_how_to_restart_a_node(tmp_path):
     from cluster import free_port_ranges
-    base, cbase = free_port_ranges(2, 2)
+    base, cbase, hbase = free_port_ranges(3, 2)
     errors = open(tmp_path / "stderr", "w+")
     proc = subprocess.Popen([STROM_BIN, "cluster", "--nodes", "2", "--base-port", str(base),
-                             "--controller-base-port", str(cbase), "--dir", str(tmp_path / "c"),
+                             "--controller-base-port", str(cbase), "--http-base-port", str(hbase), "--dir", str(tmp_path / "c"),
                              "--override", "broker.session.timeout.ms=3000"],
                             stdout=subprocess.PIPE, stderr=errors, text=True)
     restarted = None
     try:
         nodes, hint = {}, None
         for line in proc.stdout:
-            if m := re.match(r"^  node (\d): pid (\d+), data in (\S+), config (\S+)$", line):
+            if m := re.match(r"^  node (\d): pid (\d+), data in (\S+), config (\S+), metrics at (\S+)$", line):
                 nodes[int(m[1])] = (int(m[2]), m[3], m[4])
+                assert m[5] == f"http://127.0.0.1:{hbase + int(m[1]) - 1}/metrics", line
             if line.startswith("To start a stopped node again, by hand: "):
                 hint = line
                 break
@@ -328,6 +329,7 @@ def test_strom_cluster_writes_each_nodes_config_and_says_how_to_restart_a_node(t
                 "node.id": str(node),
                 "listeners": f"PLAINTEXT://127.0.0.1:{base + node - 1},CONTROLLER://127.0.0.1:{cbase + node - 1}",
                 "controller.quorum.voters": f"1@127.0.0.1:{cbase},2@127.0.0.1:{cbase + 1}",
+                "http.listeners": f"http://127.0.0.1:{hbase + node - 1}",
                 "log.dirs": data,
                 "default.replication.factor": "2",
                 "min.insync.replicas": "1",
@@ -343,7 +345,7 @@ def test_strom_cluster_writes_each_nodes_config_and_says_how_to_restart_a_node(t
         assert os.path.samefile(command[0], STROM_BIN) and command[1:] == ["server", "--config", nodes[2][2]]
         restarted = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         ready = restarted.stdout.readline()
-        assert f"broker 2 is ready: bootstrap.servers=127.0.0.1:{base + 1}" in ready, ready
+        assert f"broker 2 is ready: bootstrap.servers=127.0.0.1:{base + 1} http=http://127.0.0.1:{hbase + 1} " in ready, ready
     finally:
         if restarted is not None:
             restarted.send_signal(signal.SIGTERM)

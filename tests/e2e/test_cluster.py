@@ -251,7 +251,8 @@ def test_an_offset_commit_is_acknowledged_only_once_the_offsets_partitions_follo
 
 
 def run_server(tmp_path, *overrides):
-    args = [STROM_BIN, "server", "--override", f"log.dirs={tmp_path}/d", "--override", "listeners=PLAINTEXT://127.0.0.1:0"]
+    args = [STROM_BIN, "server", "--override", f"log.dirs={tmp_path}/d", "--override", "listeners=PLAINTEXT://127.0.0.1:0",
+            "--override", "http.listeners="]
     for o in overrides:
         args += ["--override", o]
     return subprocess.run(args, capture_output=True, text=True, timeout=30)
@@ -356,10 +357,10 @@ def test_strom_cluster_starts_a_local_cluster_in_one_command_and_stops_it(tmp_pa
     import re
     import signal
     from cluster import free_port_ranges, wait_for
-    base, cbase = free_port_ranges(2, 3)
+    base, cbase, hbase = free_port_ranges(3, 3)
     errors = open(tmp_path / "stderr", "w+")
     proc = subprocess.Popen([STROM_BIN, "cluster", "--nodes", "3", "--base-port", str(base),
-                             "--controller-base-port", str(cbase), "--dir", str(tmp_path / "c"),
+                             "--controller-base-port", str(cbase), "--http-base-port", str(hbase), "--dir", str(tmp_path / "c"),
                              "--override", "broker.session.timeout.ms=3000"],
                             stdout=subprocess.PIPE, stderr=errors, text=True)
     try:

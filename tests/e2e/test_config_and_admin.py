@@ -17,7 +17,7 @@ WEEK_MS = str(7 * 24 * 3600 * 1000)
 
 
 def start_fails(tmp_path, *overrides, config=None):
-    args = [STROM_BIN, "server", "--override", "listeners=PLAINTEXT://127.0.0.1:0",
+    args = [STROM_BIN, "server", "--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", "http.listeners=",
             "--override", f"log.dirs={tmp_path}/d"]
     if config:
         args += ["--config", str(config)]
@@ -55,7 +55,7 @@ def test_properties_file_and_ignored_kafka_keys(tmp_path):
     props = tmp_path / "server.properties"
     props.write_text("# a Kafka-style file\nnum.partitions=3\nnum.network.threads=3\n")
     p = subprocess.Popen([STROM_BIN, "server", "--config", str(props), "--override", "listeners=PLAINTEXT://127.0.0.1:0",
-                          "--override", f"log.dirs={tmp_path}/f"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "--override", "http.listeners=", "--override", f"log.dirs={tmp_path}/f"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
         assert "bootstrap.servers=" in line, line
@@ -76,7 +76,7 @@ def test_override_beats_properties_file(tmp_path):
     props.write_text("# a comment\n! another comment style\n"
                      f"log.dirs = {tmp_path}/file-dir\nnum.partitions=3\nlisteners=PLAINTEXT://127.0.0.1:0\n")
     p = subprocess.Popen([STROM_BIN, "server", "--config", str(props), "--override", "num.partitions=2",
-                          "--override", f"log.dirs={tmp_path}/override-dir"],
+                          "--override", "http.listeners=", "--override", f"log.dirs={tmp_path}/override-dir"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = p.stdout.readline()

@@ -30,7 +30,7 @@ def free_port():
 
 
 def start_fails(tmp_path, *overrides):
-    args = [STROM_BIN, "server", "--override", f"log.dirs={tmp_path}/d"]
+    args = [STROM_BIN, "server", "--override", f"log.dirs={tmp_path}/d", "--override", "http.listeners="]
     for o in overrides:
         args += ["--override", o]
     p = subprocess.run(args, capture_output=True, text=True, timeout=30)

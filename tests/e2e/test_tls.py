@@ -202,7 +202,8 @@ def test_certificates_rotate_without_a_restart(broker_factory, certs, tmp_path):
 
 
 def start_fails(tmp_path, *overrides):
-    args = [STROM_BIN, "server", "--override", f"log.dirs={tmp_path}/d", "--override", f"listeners=SSL://127.0.0.1:{free_port()}"]
+    args = [STROM_BIN, "server", "--override", f"log.dirs={tmp_path}/d", "--override", f"listeners=SSL://127.0.0.1:{free_port()}",
+            "--override", "http.listeners="]
     for o in overrides:
         args += ["--override", o]
     p = subprocess.run(args, capture_output=True, text=True, timeout=30)

@@ -73,6 +73,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
     // follows (SCRAM's client-final) or requests resume. The client waits for each answer, so
     // the reader waiting for this loses no read-ahead.
     let (raw_more_tx, mut raw_more_rx) = tokio::sync::mpsc::channel::<bool>(1);
+    let _counted = crate::metrics::ConnectionGauge::open(&listener);
     let reader = tokio::spawn(async move {
         let mut reader = BufReader::with_capacity(256 * 1024, r);
         let mut raw_next = false;
@@ -261,7 +262,11 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
             }
             Err(FrameError::Io(e)) if is_disconnect(&e) => break,
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
+                // A client's malformed or unsupported request: at most one line per 10 s.
+                static LIMIT: crate::log_limit::RateLimit = crate::log_limit::RateLimit::new(10_000);
+                if let Some(suppressed) = LIMIT.allow(crate::clock::now_ms()) {
+                    tracing::warn!(%peer, error = %e, similar_since_last = suppressed, "closing connection");
+                }
                 break;
             }
         }

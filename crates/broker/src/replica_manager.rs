@@ -326,6 +326,8 @@ pub async fn maintain_isr(replicas: Arc<ReplicaManager>, controller: Arc<Control
             continue;
         }
         let changes = proposals.iter().map(|(_, c)| c.clone()).collect();
+        // The ISRs the proposals replace, to count shrinks and expansions that applied.
+        let before = controller.image();
         match controller.alter_isr(changes).await {
             Ok(image) => {
                 // Committed: the image has the outcome. Where the partition is still in the
@@ -336,6 +338,11 @@ pub async fn maintain_isr(replicas: Arc<ReplicaManager>, controller: Arc<Control
                         p.isr_proposal_settled(c.partition_epoch);
                     } else if now_in.leader_epoch == c.leader_epoch && now_in.isr == c.isr {
                         tracing::info!(topic = %c.topic, partition = c.index, leader_epoch = c.leader_epoch, isr = ?c.isr, "ISR changed");
+                        if let Some(was) = before.topic(&c.topic).and_then(|t| t.partition(c.index)) {
+                            if was.isr.len() != c.isr.len() {
+                                crate::metrics::isr_changed(c.isr.len() < was.isr.len());
+                            }
+                        }
                     }
                 }
             }

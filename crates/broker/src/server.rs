@@ -19,26 +19,46 @@ use strom_metadata::Endpoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr} (from `listeners`): {source}")]
-    Bind { addr: String, source: std::io::Error },
+    // `cause`, not `source`: the message says it, and a source would be printed a second time
+    // after it by the binary's error chain ("(os error 98): ... (os error 98)").
+    #[error("cannot listen on {addr} (from `listeners`): {cause}")]
+    Bind { addr: String, cause: std::io::Error },
+    #[error(transparent)]
+    HttpBind(#[from] crate::http::BindError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
     #[error("{0}")]
     Fatal(String),
-    #[error("listener {listener}: {source}")]
-    Tls { listener: String, source: crate::tls::TlsError },
+    #[error("listener {listener}: {cause}")]
+    Tls { listener: String, cause: crate::tls::TlsError },
 }
 
 /// A client has this long to complete its TLS handshake; one that stalls is dropped instead of
 /// holding a task and a socket forever.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the broker until a shutdown signal. `on_ready` receives the bootstrap address once the
-/// broker accepts connections.
-pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str)) -> Result<(), ServerError> {
+/// Where a ready broker serves, for its ready line.
+pub struct Ready {
+    /// The first advertised listener's `host:port`.
+    pub bootstrap: String,
+    /// `http://host:port` of each HTTP listener (none when `http.listeners` is empty).
+    pub http: Vec<String>,
+}
+
+/// Runs the broker until a shutdown signal. `on_ready` receives the addresses it serves once
+/// the broker accepts connections.
+pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready)) -> Result<(), ServerError> {
     for key in &config.ignored {
         tracing::info!(key, "config key is accepted for compatibility with Kafka but has no effect in Strom");
     }
+    let signals = ShutdownSignals::install();
+    // The HTTP listener first: `/health` answers while the node starts, and the metrics
+    // recorder is in place before any partition makes its counters.
+    let http_bound = crate::http::bind(&config.http).await?;
+    let prometheus = if config.http.listeners.is_empty() { None } else { crate::metrics::install() };
+    let http_stopping = tokio::sync::watch::Sender::new(false);
+    let http_urls = http_bound.urls.clone();
+    let http = crate::http::Http::serve(http_bound, prometheus, &config.http, http_stopping.subscribe());
     let mut listeners = Vec::new();
     for (i, l) in config.listeners.clone().into_iter().enumerate() {
         let addr = format!("{}:{}", l.host, l.port);
@@ -50,11 +70,11 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         // Keys and certificates are read before any port opens: a bad one stops the start.
         let tls = match &l.tls {
             Some(settings) => Some(Arc::new(
-                crate::tls::TlsListener::new(settings.clone()).map_err(|source| ServerError::Tls { listener: l.name.clone(), source })?,
+                crate::tls::TlsListener::new(settings.clone()).map_err(|cause| ServerError::Tls { listener: l.name.clone(), cause })?,
             )),
             None => None,
         };
-        let bind = |source| ServerError::Bind { addr: addr.clone(), source };
+        let bind = |cause| ServerError::Bind { addr: addr.clone(), cause };
         let sock = l.socket_addr().map_err(bind)?;
         let listener = TcpListener::bind(sock).await.map_err(bind)?;
         let port = listener.local_addr().map_err(bind)?.port();
@@ -70,7 +90,8 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls, l.sasl.clone()));
     }
     let broker = Broker::open(config).await?;
-    let bootstrap = broker.config.bootstrap_address();
+    http.broker_opened(broker.clone());
+    let ready = Ready { bootstrap: broker.config.bootstrap_address(), http: http_urls };
     let mut loops = vec![
         tokio::spawn(retention_loop(broker.clone())),
         tokio::spawn(group_loop(broker.clone())),
@@ -128,18 +149,21 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
         while broker.config.cluster.is_single_node() && !broker.groups.is_loaded() && tokio::time::Instant::now() < load_deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        on_ready(&broker, &bootstrap);
+        http.set_ready(true);
+        on_ready(&broker, &ready);
         std::future::pending::<()>().await
     };
     tokio::select! {
         _ = serve => {}
-        _ = shutdown_signal() => {}
+        _ = signals.received() => {}
         why = broker.metadata.fatal() => {
             broker.shutdown();
             return Err(ServerError::Fatal(why));
         }
     }
+    http.set_ready(false);
     tracing::info!("shutting down: handing leadership over, closing logs");
+
     // An internal topic being created (a FindCoordinator in flight) is finished first: it needs
     // the metadata follower, and its partitions must be open to be closed cleanly below.
     broker.stop_creating_topics().await;
@@ -152,6 +176,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &str))
     }
     broker.shutdown();
     broker.metadata.shutdown().await;
+    http_stopping.send_replace(true);
     tracing::info!("shut down cleanly");
     Ok(())
 }
@@ -307,22 +332,40 @@ async fn transaction_loop(broker: Arc<Broker>) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is made. Made before the
+/// ready line is printed: a signal sent as soon as a process reads that line must find the
+/// handlers in place (tokio's `ctrl_c()` installs its handler only when first polled, and a
+/// `select!` may poll the branch that prints the line first; a SIGTERM then killed the process
+/// with the default action, no clean shutdown).
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)));
+            if let Err(e) = &signals {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM/SIGINT; Ctrl-C only");
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+            ShutdownSignals { signals: signals.ok() }
         }
+        #[cfg(not(unix))]
+        ShutdownSignals {}
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn received(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -28,6 +28,33 @@ pub struct Listener {
     pub sasl: Option<security::SaslSettings>,
 }
 
+/// `http.listeners` and the metrics it serves.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Empty: no HTTP listener.
+    pub listeners: Vec<HttpListener>,
+    /// `metrics.partition.series.max`.
+    pub partition_series_max: usize,
+}
+
+/// One `http://host:port` of `http.listeners`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpListener {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HttpListener {
+    /// `host:port`, bracketing an IPv6 host.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub node_id: i32,
@@ -43,6 +70,8 @@ pub struct BrokerConfig {
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub socket_request_max_bytes: usize,
+    /// The HTTP listener (`/metrics`, `/health`, `/ready`); none when `http.listeners` is empty.
+    pub http: HttpSettings,
     pub groups: GroupSettings,
     pub transactions: TxnSettings,
     pub cluster: ClusterSettings,
@@ -249,6 +278,10 @@ impl BrokerConfig {
             log_cleaner_enable: r.bool("log.cleaner.enable")?,
             log_cleaner_backoff_ms: r.int("log.cleaner.backoff.ms")?,
             socket_request_max_bytes: r.int("socket.request.max.bytes")?,
+            http: HttpSettings {
+                listeners: parse_http_listeners("http.listeners", r.text("http.listeners")?.unwrap_or_default())?,
+                partition_series_max: r.int("metrics.partition.series.max")?,
+            },
             groups: group_settings(&r)?,
             transactions: TxnSettings {
                 state_log_num_partitions: r.int("transaction.state.log.num.partitions")?,
@@ -432,6 +465,23 @@ fn parse_listeners(key: &str, v: &str, protocols: Option<&BTreeMap<String, Secur
     Ok(out)
 }
 
+/// `http://host:port`, comma-separated; empty is none (the HTTP listener off).
+fn parse_http_listeners(key: &str, v: &str) -> Result<Vec<HttpListener>, ConfigError> {
+    let bad = |reason: &str| invalid(key, v, reason.into());
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let rest = item.strip_prefix("http://").ok_or_else(|| bad("expected http://host:port (https is not served yet)"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("expected http://host:port"))?;
+        let port: u16 = port.parse().map_err(|_| bad("port must be a number 0-65535"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad("expected http://host:port (name the interface, e.g. 127.0.0.1 or 0.0.0.0)"));
+        }
+        out.push(HttpListener { host: host.to_string(), port });
+    }
+    Ok(out)
+}
+
 fn is_meta_address(host: &str) -> bool {
     matches!(host, "0.0.0.0" | "::" | "")
 }
@@ -473,6 +523,26 @@ mod tests {
         assert_eq!(c.topic_defaults.log.retention_ms, 168 * 3_600_000);
         assert_eq!(c.topic_defaults.log.max_message_bytes, 1048588);
         assert_eq!(c.log_dir, PathBuf::from("./strom-data"));
+    }
+
+    #[test]
+    fn http_listeners_default_to_loopback_9644_and_empty_turns_them_off() {
+        let http = |v: Option<&str>| {
+            let p = v.map(|v| props(&[("http.listeners", v)])).unwrap_or_default();
+            BrokerConfig::from_props(&p).map(|c| c.http.listeners)
+        };
+        assert_eq!(http(None).unwrap(), vec![HttpListener { host: "127.0.0.1".into(), port: 9644 }]);
+        assert_eq!(http(Some("")).unwrap(), vec![]);
+        assert_eq!(
+            http(Some("http://0.0.0.0:0, http://[::1]:80")).unwrap(),
+            vec![HttpListener { host: "0.0.0.0".into(), port: 0 }, HttpListener { host: "::1".into(), port: 80 }]
+        );
+        assert_eq!(http(Some("http://[::1]:80")).unwrap()[0].address(), "[::1]:80");
+        for bad in ["127.0.0.1:9644", "https://127.0.0.1:9644", "http://127.0.0.1", "http://:9644", "http://h:99999"] {
+            let e = http(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("http.listeners"), "{bad}: {e}");
+        }
+        assert_eq!(BrokerConfig::from_props(&BTreeMap::new()).unwrap().http.partition_series_max, 1000);
     }
 
     #[test]

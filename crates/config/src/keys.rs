@@ -291,6 +291,20 @@ pub const KEYS: &[Key] = &[
     },
     row(Section::Security, "quota.window.num", Value("11"), int(2, 1000), "client quotas: how many samples a client's byte rate is measured over"),
     row(Section::Security, "quota.window.size.seconds", Value("1"), int(1, 3600), "client quotas: the length of one sample; a client over its quota is throttled for at most `quota.window.num` of these"),
+    row(
+        Section::Broker,
+        "http.listeners",
+        Value("http://127.0.0.1:9644"),
+        Check::Text,
+        "where the HTTP listener serves `/metrics` (Prometheus), `/health` and `/ready`: `http://host:port`, comma-separated for several; empty turns it off; port `0` picks a free port, shown in the ready line"
+    ),
+    row(
+        Section::Broker,
+        "metrics.partition.series.max",
+        Value("1000"),
+        int(0, i32::MAX as i64),
+        "at most this many per-partition series (`strom_partition_*`, `strom_consumer_group_lag*`) each in `/metrics`; beyond it they are left out, which `strom_metrics_series_dropped` counts and the log says once"
+    ),
     row(Section::Broker, "socket.request.max.bytes", Value("104857600"), POSITIVE_I32, "the largest request frame; a larger one closes the connection"),
     Key {
         topic: Some("flush.messages"),

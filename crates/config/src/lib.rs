@@ -22,7 +22,7 @@ mod topic;
 
 use std::path::PathBuf;
 
-pub use broker::{BrokerConfig, GroupSettings, Listener, ReplicaSelector, TxnSettings};
+pub use broker::{BrokerConfig, GroupSettings, HttpListener, HttpSettings, Listener, ReplicaSelector, TxnSettings};
 pub use cluster::ClusterSettings;
 pub use keys::{by_topic_key, key, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
 pub use markdown::{help_text, markdown_tables};

@@ -101,7 +101,7 @@ impl Controller {
         let sm = StateMachine::open(&dir).map_err(storage)?;
         let applied = sm.subscribe();
         let node_id = config.node_id as u64;
-        let ctx = NodeContext { node_id, applied: applied.clone(), catching_up: Arc::new(AtomicBool::new(false)) };
+        let ctx = NodeContext { node_id, applied: applied.clone(), catching_up: Arc::new(AtomicBool::new(false)), peers: Default::default() };
         let cluster = &config.cluster;
         // openraft 0.9 draws a node's election timeout once, at start, and checks it on a tick
         // of 1.5 heartbeats; two voters whose draws land in the same tick split the vote again

@@ -87,7 +87,12 @@ impl Controller {
                 }
             }
         }
-        tracing::info!(broker = id, %incarnation, "registered with the controller quorum");
+        // A single node is a quorum of one: nothing for an operator to hear about (issue 16).
+        if self.config.cluster.is_single_node() {
+            tracing::debug!(broker = id, %incarnation, "registered with the controller quorum");
+        } else {
+            tracing::info!(broker = id, %incarnation, "registered with the controller quorum");
+        }
         incarnation
     }
 
@@ -153,7 +158,11 @@ impl Controller {
             if active && !was_active {
                 // The clocks kept as a follower carry over; a broker never heard from gets one
                 // session from now.
-                tracing::info!(node = self.node_id, "this node is now the active controller");
+                if self.config.cluster.is_single_node() {
+                    tracing::debug!(node = self.node_id, "this node is now the active controller");
+                } else {
+                    tracing::info!(node = self.node_id, "this node is now the active controller");
+                }
                 lock(&self.liveness.sessions).became_active(self.liveness.now_ms());
             }
             if stood_still {

@@ -97,6 +97,54 @@ pub struct NodeContext {
     /// Set while a node that started empty has not caught up with the leader: it must not vote,
     /// or it could elect a node that lacks committed entries it no longer has.
     pub catching_up: Arc<AtomicBool>,
+    /// Each peer's reachability as this node last saw it (openraft makes a client per
+    /// replication stream and per election, so it is kept here, once per peer).
+    pub peers: Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Reach>>>,
+}
+
+/// What this node knows of a peer's reachability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Answered the last call.
+    Reachable,
+    /// Answered once, then stopped answering (said at warn level once).
+    Lost,
+}
+
+impl NodeContext {
+    /// A request came in from `peer`: it is up (so that its loss is said even when this node
+    /// had no reason to call it before, as a follower of it).
+    pub fn heard_from(&self, peer: u64) {
+        let mut peers = crate::lock(&self.peers);
+        if peers.insert(peer, Reach::Reachable) == Some(Reach::Lost) {
+            tracing::info!(peer, "controller quorum peer reachable again");
+        }
+    }
+
+    /// Records a call's outcome for `peer`; logs the changes an operator needs: a peer that
+    /// answered before stops (warn, once), and answers again (info). A peer that never answered
+    /// (the nodes of a cluster start in any order) is only debug: registration says which voters
+    /// it waits for.
+    fn reached(&self, peer: u64, addr: &str, outcome: Result<(), &io::Error>) {
+        let mut peers = crate::lock(&self.peers);
+        let before = peers.get(&peer).copied();
+        match outcome {
+            Ok(()) => {
+                if before == Some(Reach::Lost) {
+                    tracing::info!(peer, addr, "controller quorum peer reachable again");
+                }
+                peers.insert(peer, Reach::Reachable);
+            }
+            Err(e) => match before {
+                Some(Reach::Reachable) => {
+                    tracing::warn!(peer, addr, error = %e, "controller quorum peer unreachable; retrying (said again once it answers)");
+                    peers.insert(peer, Reach::Lost);
+                }
+                Some(Reach::Lost) => {}
+                None => tracing::debug!(peer, addr, error = %e, "controller quorum peer not reachable yet"),
+            },
+        }
+    }
 }
 
 impl NodeContext {
@@ -173,7 +221,9 @@ type RpcError<E = RaftError<u64>> = RPCError<u64, BasicNode, E>;
 
 impl PeerNetwork {
     async fn call(&mut self, request: Request, option: &RPCOption) -> Result<Response, io::Error> {
-        let response = self.client.call(&self.ctx.envelope(request), option.hard_ttl()).await?;
+        let response = self.client.call(&self.ctx.envelope(request), option.hard_ttl()).await;
+        self.ctx.reached(self.target, &self.client.addr, response.as_ref().map(|_| ()));
+        let response = response?;
         match response {
             Response::ClusterIdMismatch { cluster_id } => {
                 if !self.warned_mismatch {

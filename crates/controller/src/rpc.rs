@@ -44,6 +44,7 @@ async fn handle(c: &Controller, envelope: Envelope) -> Response {
         tracing::error!(peer = envelope.from, peer_cluster_id = %envelope.cluster_id, cluster_id = %mine, "refusing a request from another cluster");
         return Response::ClusterIdMismatch { cluster_id: mine };
     }
+    c.ctx.heard_from(envelope.from);
     match envelope.request {
         Request::Hello => Response::Hello {
             cluster_id: mine,

@@ -30,6 +30,10 @@ pub struct Args {
     /// CONTROLLER port of node 1; node i uses it + i - 1.
     #[arg(long, default_value_t = 19092)]
     controller_base_port: u16,
+    /// HTTP port (`/metrics`, `/health`, `/ready`) of node 1; node i uses it + i - 1. `0`: no
+    /// HTTP listener.
+    #[arg(long, default_value_t = 9644)]
+    http_base_port: u16,
     /// Node i keeps its data in DIR/node<i> and its config in DIR/node<i>.properties (kept
     /// across runs, like `strom server`'s data; the config is rewritten at each start).
     #[arg(long, default_value = "./strom-data/cluster")]
@@ -40,7 +44,8 @@ pub struct Args {
 }
 
 enum Event {
-    Ready(u16, String),
+    /// A node's bootstrap address and its HTTP listener's URL, if any.
+    Ready(u16, String, Option<String>),
     /// The node's standard output ended: it exited (or closed it, which a node does not do).
     Exited(u16),
     /// Ctrl-C or SIGTERM.
@@ -84,6 +89,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}", port(a.base_port, i)?, port(a.controller_base_port, i)?),
             ),
             ("controller.quorum.voters".to_string(), voters.join(",")),
+            (
+                "http.listeners".to_string(),
+                if a.http_base_port == 0 { String::new() } else { format!("http://127.0.0.1:{}", port(a.http_base_port, i)?) },
+            ),
             ("log.dirs".to_string(), dir.join(format!("node{i}")).display().to_string()),
             // As the README's example configs: up to three replicas, acks=all needs two.
             ("default.replication.factor".to_string(), a.nodes.min(3).to_string()),
@@ -132,7 +141,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     }
                     // After the line is out, so the cluster's summary comes after every node's.
                     if let Some(b) = line.split("bootstrap.servers=").nth(1) {
-                        let _ = tx.send(Event::Ready(i, b.split_whitespace().next().unwrap_or_default().to_string()));
+                        let http = line.split(" http=").nth(1).and_then(|h| h.split_whitespace().next()).map(str::to_string);
+                        let _ = tx.send(Event::Ready(i, b.split_whitespace().next().unwrap_or_default().to_string(), http));
                     }
                 }
                 let _ = tx.send(Event::Exited(i));
@@ -150,7 +160,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut ready = Vec::new();
     while ready.len() < a.nodes as usize {
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Event::Ready(i, addr)) => ready.push((i, addr)),
+            Ok(Event::Ready(i, addr, http)) => ready.push((i, addr, http)),
             Ok(Event::Exited(i)) => {
                 stop_all(&mut children);
                 bail!("node {i} exited before it was ready (its error is above)");
@@ -166,10 +176,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     ready.sort();
-    let bootstrap: Vec<&str> = ready.iter().map(|(_, b)| b.as_str()).collect();
+    let bootstrap: Vec<&str> = ready.iter().map(|(_, b, _)| b.as_str()).collect();
     let mut lines = vec![format!("Strom cluster of {} nodes is ready: bootstrap.servers={}", a.nodes, bootstrap.join(","))];
-    for ((i, c), config) in children.iter().zip(&configs) {
-        lines.push(format!("  node {i}: pid {}, data in {}, config {}", c.id(), dir.join(format!("node{i}")).display(), config.display()));
+    for (((i, c), config), (_, _, http)) in children.iter().zip(&configs).zip(&ready) {
+        let http = http.as_ref().map(|u| format!(", metrics at {u}/metrics")).unwrap_or_default();
+        lines.push(format!("  node {i}: pid {}, data in {}, config {}{http}", c.id(), dir.join(format!("node{i}")).display(), config.display()));
     }
     lines.push("Ctrl-C stops every node cleanly; `kill -9 <pid>` crashes one, and nothing restarts it.".to_string());
     lines.push(format!(

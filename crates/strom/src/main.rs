@@ -70,9 +70,26 @@ fn main() {
     // One line, the causes joined by ": ", and no backtrace, whatever RUST_BACKTRACE says:
     // these errors are for the person at the terminal.
     if let Err(e) = run() {
-        eprintln!("Error: {e:#}");
+        eprintln!("Error: {}", error_line(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes joined by ": ", each cause left out when the text before it already
+/// says it: many errors print their source in their own message (`i/o error on F: Too many open
+/// files (os error 24)`), and the chain would repeat it.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run() -> anyhow::Result<()> {
@@ -94,9 +111,14 @@ fn run() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
-                // openraft narrates every election and snapshot at info; its warnings are what an
-                // operator needs, and Strom's own lines say what changed in the cluster.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+                // openraft narrates every election and snapshot at info, warns of harmless races
+                // on every cluster start, and repeats four lines every half second while a peer
+                // is down: Strom's own lines say what changed in the cluster and which peer it
+                // cannot reach (once, and once more when it answers: `strom_controller::network`),
+                // so only openraft's errors pass, and none from its replication and elections
+                // (the same unreachable peer, again). Its fatal errors stop the node through
+                // `Controller::fatal`, which says why.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error,openraft::replication=off,openraft::core::raft_core=off")),
         )
         .init();
     match cli.command {
@@ -119,20 +141,57 @@ fn run() -> anyhow::Result<()> {
             let mut cfg = BrokerConfig::load(config.as_deref(), &overrides).context("invalid configuration")?;
             cfg.bootstrap_scram = add_scram.iter().map(|s| add_scram::parse(s)).collect::<anyhow::Result<_>>()?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-            runtime.block_on(strom_broker::server::run(cfg, |broker, bootstrap| {
+            runtime.block_on(strom_broker::server::run(cfg, |broker, ready| {
                 // Write errors ignored: a broker whose stdout reader went away keeps serving
                 // (its logs go to stderr).
                 let mut out = std::io::stdout().lock();
+                // Space-separated `key=value`s: scripts take the word after `bootstrap.servers=`
+                // and after `http=`.
+                let http: String = ready.http.iter().map(|u| format!(" http={u}")).collect();
                 let _ = writeln!(
                     out,
-                    "Strom {} broker {} is ready: bootstrap.servers={bootstrap} (data in {}; Ctrl-C stops it cleanly)",
+                    "Strom {} broker {} is ready: bootstrap.servers={}{http} (data in {}; Ctrl-C stops it cleanly)",
                     env!("CARGO_PKG_VERSION"),
                     broker.config.node_id,
+                    ready.bootstrap,
                     broker.config.log_dir.display()
                 );
                 let _ = out.flush();
             }))?;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that says its source in its own message, as many do.
+    #[derive(Debug)]
+    struct Bind {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Bind {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot listen on 127.0.0.1:1: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Bind {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn an_os_error_is_printed_once() {
+        let e = anyhow::Error::new(Bind { source: std::io::Error::from_raw_os_error(98) }).context("starting");
+        let line = error_line(&e);
+        assert_eq!(line.matches("os error 98").count(), 1, "{line}");
+        assert!(line.starts_with("starting: cannot listen on 127.0.0.1:1: "), "{line}");
+        let plain = anyhow::anyhow!("outer").context("more");
+        assert_eq!(error_line(&plain), "more: outer");
     }
 }

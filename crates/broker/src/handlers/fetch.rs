@@ -66,8 +66,12 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, sessi
         } else {
             Reader::Consumer { isolation: Isolation::of_consumer(req.isolation_level), rack: (version >= 11).then(|| req.rack_id.as_str()) }
         };
-        let (responses, files, bytes, answer_now) = read_all(broker, &req.topics, &allowed, max_bytes, reader, version);
+        let (responses, files, bytes, answer_now, sent) = read_all(broker, &req.topics, &allowed, max_bytes, reader, version);
         if bytes >= min_bytes || answer_now || Instant::now() >= deadline {
+            // Counted once, for the read that is answered (a long poll reads several times).
+            for (partition, len) in sent {
+                partition.counters.sent(len as u64);
+            }
             // A consumer's byte rate (`consumer_byte_rate`; followers are not client-metered).
             let throttle = if replica >= 0 {
                 0
@@ -114,9 +118,10 @@ enum Reader<'a> {
     Consumer { isolation: Isolation, rack: Option<&'a str> },
 }
 
-/// The responses, their file ranges, the bytes read, and whether to answer without waiting (an
-/// error, a diverging epoch, a preferred read replica).
-type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool);
+/// The responses, their file ranges, the bytes read, whether to answer without waiting (an
+/// error, a diverging epoch, a preferred read replica), and the bytes each partition gave a
+/// consumer.
+type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool, Vec<(Arc<Partition>, usize)>);
 
 /// The message format an old Fetch version reads (Kafka's FetchResponse down-conversion): v0-1
 /// magic 0, v2-3 magic 1; None for v4 and later (format v2, as stored).
@@ -144,6 +149,8 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes:
     let mut files = Vec::new();
     // Nothing to wait for if nothing may be read.
     let mut answer_now = !allowed.contains(&true);
+    // Consumers' reads, for the bytes-out counters (followers' reads are replication).
+    let mut sent = Vec::new();
     let responses = topics
         .iter()
         .zip(allowed)
@@ -202,6 +209,9 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes:
                         }
                         ReadOutcome::Records(r) => {
                             total += r.len;
+                            if isolation != Isolation::Follower && r.len > 0 {
+                                sent.push((partition.clone(), r.len));
+                            }
                             min_one &= r.len == 0;
                             if let Some(magic) = old_format {
                                 return match down_converted(r, magic, p.fetch_offset) {
@@ -223,8 +233,12 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes:
                         }
                         ReadOutcome::Failed(e) => {
                             answer_now = true;
+                            // Consumers retry in a loop: at most one line per 10 s.
+                            static LIMIT: crate::log_limit::RateLimit = crate::log_limit::RateLimit::new(10_000);
                             if !matches!(&e, PartitionError::Storage(strom_storage::StorageError::OffsetOutOfRange { .. })) {
-                                tracing::warn!(topic = %topic.topic.as_str(), partition = p.partition, error = %e, "fetch failed");
+                                if let Some(suppressed) = LIMIT.allow(now_ms()) {
+                                    tracing::warn!(topic = %topic.topic.as_str(), partition = p.partition, error = %e, similar_since_last = suppressed, "fetch failed");
+                                }
                             }
                             resp.with_error_code(e.code().code())
                         }
@@ -234,7 +248,7 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes:
             FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions)
         })
         .collect();
-    (responses, files, total, answer_now)
+    (responses, files, total, answer_now, sent)
 }
 
 /// The records field for an old fetcher: the read's batches in message format `magic`, within

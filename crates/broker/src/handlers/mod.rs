@@ -168,6 +168,22 @@ pub struct Reply {
 /// their host) and the listener it connected to (brokers are listed at their endpoints of that
 /// listener).
 pub async fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: Request, session: &Session) -> Option<Reply> {
+    // Request metrics: one clock read before and after, one histogram sample and one counter per
+    // request, through handles made once per API (`metrics`).
+    let started = std::time::Instant::now();
+    let api = ApiKey::try_from(header.request_api_key).ok();
+    let reply = dispatch(broker, header, request, session).await;
+    if let Some(api) = api {
+        let error = match &reply {
+            Some(Reply { body: Body::Kafka(r), .. }) => crate::metrics::first_error(r),
+            _ => 0,
+        };
+        crate::metrics::request_done(api, error, started.elapsed().as_secs_f64());
+    }
+    reply
+}
+
+async fn dispatch(broker: &Arc<Broker>, header: &RequestHeader, request: Request, session: &Session) -> Option<Reply> {
     let client_id = header.client_id.as_deref().unwrap_or("");
     let v = header.request_api_version;
     let request = match request {

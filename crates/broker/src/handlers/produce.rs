@@ -302,6 +302,9 @@ fn append(
         tracing::debug!(topic, partition = index, error = %e, "produce rejected");
         Rejected::of_append(topic, index, e)
     })?;
+    if !info.duplicate {
+        partition.counters.appended((info.last_offset - info.first_offset + 1).max(0) as u64, batches.len() as u64);
+    }
     let log_start_offset = partition.log_start_offset().unwrap_or(-1);
     Ok(Appended {
         end_offset: info.last_offset + 1,

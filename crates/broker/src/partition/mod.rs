@@ -64,6 +64,8 @@ pub struct Partition {
     durable_offset: AtomicI64,
     /// One fsync at a time; appends that arrive meanwhile are covered by the next one.
     sync_lock: tokio::sync::Mutex<()>,
+    /// The topic's traffic counters (`/metrics`), updated by the produce and fetch handlers.
+    pub counters: crate::metrics::TopicCounters,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +174,7 @@ impl Partition {
             // nothing is assumed durable: the first sync covers everything.
             durable_offset: AtomicI64::new(0),
             sync_lock: tokio::sync::Mutex::new(()),
+            counters: crate::metrics::TopicCounters::new(topic),
         })
     }
 
@@ -257,6 +260,11 @@ impl Partition {
     pub fn enough_replicas(&self) -> bool {
         let isr = lock(&self.leader_state).as_ref().map_or(0, |s| s.isr().len());
         isr >= self.min_insync_replicas.load(Ordering::Relaxed).max(1) as usize
+    }
+
+    /// The topic's `min.insync.replicas`.
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.min_insync_replicas.load(Ordering::Relaxed)
     }
 
     /// The ISR change this leader asks the controller for, with the epochs it is built on

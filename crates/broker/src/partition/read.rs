@@ -187,6 +187,28 @@ impl Partition {
         self.with_log(|log| log.read_slices(offset, max_bytes, self.high_watermark()))
     }
 
+    /// The timestamp of the oldest record at or after `offset` below the high watermark, as its
+    /// batch's header says it (the first record's timestamp, or the append time of a
+    /// LogAppendTime batch); `None` when nothing is there. A batch that starts before `offset`
+    /// gives its first record's timestamp: at most the batch's span older than the record at
+    /// `offset`. Reads one batch header (61 bytes), never records: consumer lag in seconds.
+    pub fn first_timestamp_from(&self, offset: i64) -> Option<i64> {
+        let read = self.read(offset, 1).ok()?;
+        let slice = read.slices.first()?;
+        let mut header = [0u8; strom_storage::HEADER_LEN];
+        if slice.len < header.len() {
+            return None;
+        }
+        std::os::unix::fs::FileExt::read_exact_at(&*slice.file, &mut header, slice.position).ok()?;
+        let h = strom_storage::BatchHeader::parse(&header, 0).ok()?;
+        Some(if h.is_log_append_time() { h.max_timestamp } else { h.base_timestamp })
+    }
+
+    /// Bytes of the replica's segment files.
+    pub fn size_bytes(&self) -> Result<u64, PartitionError> {
+        self.with_log(|l| Ok(l.size_bytes()))
+    }
+
     pub fn log_start_offset(&self) -> Result<i64, PartitionError> {
         self.with_log(|l| Ok(l.log_start_offset()))
     }
