@@ -65,9 +65,13 @@ ADVERTISED = {
     69: (0, 1),    # ConsumerGroupDescribe
     17: (0, 1),    # SaslHandshake
     36: (0, 2),    # SaslAuthenticate
-    29: (0, 3),    # DescribeAcls (SECURITY_DISABLED until an authorizer exists)
+    29: (0, 3),    # DescribeAcls (SECURITY_DISABLED without an authorizer)
     30: (0, 3),    # CreateAcls
     31: (0, 3),    # DeleteAcls
+    48: (0, 1),    # DescribeClientQuotas
+    49: (0, 1),    # AlterClientQuotas
+    50: (0, 0),    # DescribeUserScramCredentials
+    51: (0, 0),    # AlterUserScramCredentials
 }
 # The versions this work added; test_every_new_version_answers sends each of them.
 NEW_VERSIONS = {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3),
