@@ -34,9 +34,11 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16, ses
     let throttle = broker.quotas.record(&broker.metadata.image().quotas, crate::quotas::Kind::Produce, &session.principal, client_id, bytes, now_ms());
     // As Kafka: a request with transactional batches needs WRITE on its transactional id, or the
     // whole request is refused; each topic needs WRITE.
-    let transactional = req.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| {
-        p.records.as_ref().and_then(|r| strom_storage::BatchHeader::parse(r, 0).ok()).is_some_and(|h| h.is_transactional())
-    });
+    // (Only with an authorizer: without one, no batch header is read here.)
+    let transactional = authz.enabled()
+        && req.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| {
+            p.records.as_ref().and_then(|r| strom_storage::BatchHeader::parse(r, 0).ok()).is_some_and(|h| h.is_transactional())
+        });
     if transactional && !req.transactional_id.as_ref().is_some_and(|id| authz.allows_transactional_id(Operation::Write, id)) {
         return refuse_all(req, ResponseError::TransactionalIdAuthorizationFailed);
     }
