@@ -83,12 +83,9 @@ pub enum Match {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Quotas(pub BTreeMap<String, (QuotaEntity, BTreeMap<String, f64>)>);
 
+/// The map key of an entity: snapshots are JSON, whose maps take string keys only. A name is
+/// quoted, so it never reads as `<default>` or as another entity's components.
 fn key(e: &QuotaEntity) -> String {
-    // JSON maps need string keys; an entity's serde form is one.
-    serde_json_key(e)
-}
-
-fn serde_json_key(e: &QuotaEntity) -> String {
     e.0.iter().map(|(t, n)| format!("{t}={}", n.as_deref().map_or("<default>".to_string(), |n| format!("{n:?}")))).collect::<Vec<_>>().join(",")
 }
 
