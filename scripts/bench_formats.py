@@ -18,6 +18,7 @@ import threading
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from benchlib import cpu_seconds  # noqa: E402
 
 STROM_BIN = os.environ.get("STROM_BIN", "target/release/strom")
 FORMATS = {"v1": (0, 10, 1), "v2": (2, 0)}
@@ -34,12 +35,6 @@ def start_broker(data_dir):
         raise SystemExit("strom did not start: " + line)
     threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
     return p, m.group(1)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load():

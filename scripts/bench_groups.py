@@ -24,6 +24,7 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from benchlib import cpu_seconds  # noqa: E402
 
 STROM_BIN = os.environ.get("STROM_BIN", "target/release/strom")
 SESSION_MS = 6000
@@ -40,12 +41,6 @@ def start_broker(data_dir):
         raise SystemExit("strom did not start: " + line)
     threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
     return p, m.group(1)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def member(bootstrap, topic, group, events, stop):

@@ -1,0 +1,16 @@
+"""What the benchmark scripts share: a process's CPU time and a free port on loopback."""
+import os
+import socket
+
+
+def cpu_seconds(pid):
+    """User plus system CPU seconds of process `pid` so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
