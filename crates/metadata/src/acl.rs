@@ -222,16 +222,17 @@ pub enum Decision {
     NoAcls,
 }
 
-/// The access control entry of an ACL, kept under its resource pattern.
+/// The access control entry of an ACL (Kafka's `AccessControlEntry`): who, from where, what,
+/// allowed or denied; kept under its resource pattern.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Entry {
-    principal: String,
-    host: String,
-    operation: Operation,
-    permission: Permission,
+pub struct AccessControlEntry {
+    pub principal: String,
+    pub host: String,
+    pub operation: Operation,
+    pub permission: Permission,
 }
 
-impl Entry {
+impl AccessControlEntry {
     /// ALLOW or DENY if this entry applies to the request, `None` if it does not.
     fn verdict(&self, principal: &str, host: &str, operation: Operation) -> Option<Permission> {
         if self.principal != principal && self.principal != WILDCARD_PRINCIPAL {
@@ -248,7 +249,7 @@ impl Entry {
     }
 }
 
-type Patterns = BTreeMap<(ResourceType, String), BTreeSet<Entry>>;
+type Patterns = BTreeMap<(ResourceType, String), BTreeSet<AccessControlEntry>>;
 
 /// Every ACL of the cluster, indexed by resource pattern: deciding a request looks up the
 /// resource's literal name, each of its prefixes and the wildcard, never scans the whole set.
@@ -276,8 +277,8 @@ impl Index {
     }
 }
 
-fn split(acl: &AclBinding) -> ((ResourceType, String), Entry) {
-    let entry = Entry { principal: acl.principal.clone(), host: acl.host.clone(), operation: acl.operation, permission: acl.permission };
+fn split(acl: &AclBinding) -> ((ResourceType, String), AccessControlEntry) {
+    let entry = AccessControlEntry { principal: acl.principal.clone(), host: acl.host.clone(), operation: acl.operation, permission: acl.permission };
     ((acl.resource_type, acl.resource_name.clone()), entry)
 }
 
@@ -367,7 +368,7 @@ impl Acls {
     /// (Kafka's `Authorizer.authorizeByResourceType`, which InitProducerId uses for
     /// idempotent producers: WRITE on any topic): an ALLOW that no DENY covers.
     pub fn allows_some(&self, principal: &str, host: &str, operation: Operation, resource_type: ResourceType) -> bool {
-        let applies = |e: &Entry| {
+        let applies = |e: &AccessControlEntry| {
             (e.principal == principal || e.principal == WILDCARD_PRINCIPAL)
                 && (e.host == WILDCARD || e.host == host)
                 && (e.operation == operation || e.operation == Operation::All)

@@ -17,7 +17,7 @@ use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
 use kafka_protocol::protocol::StrBytes;
-use strom_metadata::acl::{Operation, PatternType, Permission, ResourceType, CLUSTER_NAME, CODE_ANY, CODE_MATCH};
+use strom_metadata::acl::{AccessControlEntry, Operation, PatternType, Permission, ResourceType, CLUSTER_NAME, CODE_ANY, CODE_MATCH};
 
 use super::kafka_client::{error, BrokerError, Cluster, Settings};
 use super::TIMEOUT;
@@ -111,18 +111,11 @@ impl std::fmt::Display for Resource {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Entry {
-    principal: String,
-    host: String,
-    operation: Operation,
-    permission: Permission,
-}
+type Entry = AccessControlEntry;
 
-impl std::fmt::Display for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "(principal={}, host={}, operation={}, permissionType={})", self.principal, self.host, self.operation.name(), self.permission.name())
-    }
+/// An entry as Kafka's tool prints it.
+fn show(e: &Entry) -> String {
+    format!("(principal={}, host={}, operation={}, permissionType={})", e.principal, e.host, e.operation.name(), e.permission.name())
 }
 
 fn pattern_code(a: &Args) -> anyhow::Result<i8> {
@@ -230,7 +223,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let node = *cluster.brokers.keys().next().ok_or_else(|| anyhow!("the cluster lists no broker"))?;
         if a.add {
             for (resource, entries) in &plan {
-                println!("Adding ACLs for resource `{resource}`: \n {} \n", entries.iter().map(|e| format!("\t{e}")).collect::<Vec<_>>().join("\n"));
+                println!("Adding ACLs for resource `{resource}`: \n {} \n", entries.iter().map(|e| format!("\t{}", show(e))).collect::<Vec<_>>().join("\n"));
                 let creations = entries
                     .iter()
                     .map(|e| {
@@ -255,7 +248,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             for (resource, entries) in &plan {
                 let question = format!(
                     "Are you sure you want to remove ACLs: \n {} \n from resource filter `{resource}`? (y/n)",
-                    entries.iter().map(|e| format!("\t{e}")).collect::<Vec<_>>().join("\n")
+                    entries.iter().map(|e| format!("\t{}", show(e))).collect::<Vec<_>>().join("\n")
                 );
                 if !a.force && !confirm(&question)? {
                     continue;
@@ -316,7 +309,7 @@ async fn list(cluster: &mut Cluster, node: i32, resources: &[Resource], only: &[
     }
     let print = |found: &BTreeMap<Resource, BTreeSet<Entry>>, keep: &dyn Fn(&Entry) -> bool| {
         for (resource, entries) in found {
-            let entries: Vec<String> = entries.iter().filter(|e| keep(e)).map(|e| format!("\t{e}")).collect();
+            let entries: Vec<String> = entries.iter().filter(|e| keep(e)).map(|e| format!("\t{}", show(e))).collect();
             if !entries.is_empty() {
                 println!("Current ACLs for resource `{resource}`: \n {} \n", entries.join("\n"));
             }
