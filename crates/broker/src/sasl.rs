@@ -231,6 +231,24 @@ pub fn report_failure(peer: std::net::SocketAddr, listener: &str, now_ms: i64) {
 }
 
 /// Equality whose time depends on the lengths only, not on where the bytes differ.
+/// Whether `user` with `password` would log in over SASL on some listener of this broker: a
+/// PLAIN user of a listener's JAAS config, or a SCRAM credential of the image (either hash).
+/// The web console's login, so that it knows no user SASL does not.
+pub fn password_login(config: &strom_config::BrokerConfig, image: &strom_metadata::MetadataImage, user: &str, password: &str) -> bool {
+    let plain = config.listeners.iter().filter_map(|l| l.sasl.as_ref()).filter(|s| s.mechanisms.contains(&SaslMechanism::Plain)).any(|s| {
+        s.plain_users.get(user).is_some_and(|expected| constant_time_eq(expected.0.as_bytes(), password.as_bytes()))
+    });
+    if plain {
+        return true;
+    }
+    [ScramMechanism::Sha256, ScramMechanism::Sha512].into_iter().any(|m| {
+        image.scram.get(user, m).is_some_and(|c| {
+            let salted = scram::salted_password(m, password.as_bytes(), &c.salt, c.iterations.max(1) as u32);
+            constant_time_eq(&scram::credential(m, &salted, &c.salt, c.iterations).stored_key, &c.stored_key)
+        })
+    })
+}
+
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
     for i in 0..a.len().max(b.len()) {

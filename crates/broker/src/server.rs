@@ -94,6 +94,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
     let ready = Ready { bootstrap: broker.config.bootstrap_address(), http: http_urls };
     let mut loops = vec![
         tokio::spawn(retention_loop(broker.clone())),
+        tokio::spawn(disk_loop(broker.clone())),
         tokio::spawn(group_loop(broker.clone())),
         tokio::spawn(transaction_loop(broker.clone())),
         tokio::spawn(crate::replica_manager::maintain_isr(
@@ -269,6 +270,40 @@ async fn retention_loop(broker: Arc<Broker>) {
         let b = broker.clone();
         // File deletion is blocking work; keep it off the reactor threads.
         let _ = tokio::task::spawn_blocking(move || b.replicas.enforce_retention(now_ms())).await;
+    }
+}
+
+/// Checks the data directory's free space every second against `log.dir.min.free.bytes` (a
+/// dynamic config: read from the image at each check). While writes are refused, retention runs
+/// every 10 s rather than every `log.retention.check.interval.ms`, so that lowered retention
+/// frees space soon.
+async fn disk_loop(broker: Arc<Broker>) {
+    use crate::disk_guard::{min_free, space, Change};
+    const KEY: &str = "log.dir.min.free.bytes";
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stopping = broker.stopping();
+    let mut last_retention = 0i64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stopping) => return,
+        }
+        let Some((free, total)) = space(&broker.config.log_dir) else { continue };
+        // AlterConfigs checked the value against the key table; a bad one cannot be here.
+        let setting = broker.metadata.image().broker_configs.get(KEY).and_then(|v| v.trim().parse().ok()).unwrap_or(broker.config.log_dir_min_free_bytes);
+        let min = min_free(setting, total);
+        match broker.disk.observe(free, min) {
+            Change::BecameLow => tracing::warn!(free, min, dir = %broker.config.log_dir.display(), "the data directory is nearly full: refusing produce requests (KAFKA_STORAGE_ERROR) until {KEY} bytes are free again; reads, admin requests and retention go on"),
+            Change::Recovered => tracing::info!(free, min, "the data directory has room again: accepting produce requests"),
+            Change::None => {}
+        }
+        let now = now_ms();
+        if broker.disk.is_low() && now - last_retention >= 10_000 {
+            last_retention = now;
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || b.replicas.enforce_retention(now_ms())).await;
+        }
     }
 }
 

@@ -67,6 +67,9 @@ pub struct BrokerConfig {
     /// What a topic gets for each topic-level key it does not set (the broker's log defaults).
     pub topic_defaults: TopicSettings,
     pub log_retention_check_interval_ms: u64,
+    /// `log.dir.min.free.bytes` as configured at startup (-1: automatic); the image's dynamic
+    /// value wins at run time.
+    pub log_dir_min_free_bytes: i64,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub socket_request_max_bytes: usize,
@@ -275,6 +278,7 @@ impl BrokerConfig {
             auto_create_topics: r.bool("auto.create.topics.enable")?,
             topic_defaults: TopicSettings::resolve(&r)?,
             log_retention_check_interval_ms: r.int("log.retention.check.interval.ms")?,
+            log_dir_min_free_bytes: r.int("log.dir.min.free.bytes")?,
             log_cleaner_enable: r.bool("log.cleaner.enable")?,
             log_cleaner_backoff_ms: r.int("log.cleaner.backoff.ms")?,
             socket_request_max_bytes: r.int("socket.request.max.bytes")?,

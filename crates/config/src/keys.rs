@@ -236,6 +236,16 @@ pub const KEYS: &[Key] = &[
     },
     row(Section::Broker, "log.retention.check.interval.ms", Value("300000"), POSITIVE, "how often retention runs"),
     Key {
+        dynamic: true,
+        ..row(
+            Section::Broker,
+            "log.dir.min.free.bytes",
+            Value("-1"),
+            int(-1, i64::MAX),
+            "below this many free bytes on the data directory's file system, Produce is refused with KAFKA_STORAGE_ERROR (retriable) while reads, admin requests and retention go on; writes resume by themselves once space returns. `-1`: 5% of the file system, at most 1 GiB; `0` turns the guard off (Strom's own key)"
+        )
+    },
+    Key {
         topic: Some("index.interval.bytes"),
         dynamic: true,
         ..row(Section::Broker, "log.index.interval.bytes", Value("4096"), POSITIVE_U32, "bytes of log between two offset-index entries")
