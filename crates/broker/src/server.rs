@@ -74,6 +74,11 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
             )),
             None => None,
         };
+        // OAUTHBEARER's key set likewise: a broker that could not check tokens does not start.
+        let oauth = match l.sasl.as_ref().and_then(|s| s.oauth.clone()) {
+            Some(o) => Some(crate::sasl::oauth::OAuthValidator::start(o, now_ms()).await.map_err(|e| ServerError::Fatal(format!("listener {}: {e}", l.name)))?),
+            None => None,
+        };
         let bind = |cause| ServerError::Bind { addr: addr.clone(), cause };
         let sock = l.socket_addr().map_err(bind)?;
         let listener = TcpListener::bind(sock).await.map_err(bind)?;
@@ -87,7 +92,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
                 }
             }
         }
-        listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls, l.sasl.clone()));
+        listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls, l.sasl.clone().map(|s| (s, oauth))));
     }
     let broker = Broker::open(config).await?;
     http.broker_opened(broker.clone());
@@ -131,10 +136,13 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
         for (listener, name, tls, sasl) in listeners {
             // SCRAM credentials are read from the metadata image at each login, so a change
             // (AlterUserScramCredentials, here or on another node) applies to the next one.
-            let sasl = sasl.map(|settings| {
+            let sasl = sasl.map(|(settings, oauth)| {
                 let metadata = broker.metadata.clone();
                 let credentials: crate::sasl::CredentialLookup = Arc::new(move |user, mechanism| metadata.image().scram.get(user, mechanism).cloned());
-                Arc::new(crate::sasl::Authenticator::new(settings, credentials))
+                if let Some(v) = &oauth {
+                    loops.push(tokio::spawn(v.clone().refresh_loop(broker.stopping())));
+                }
+                Arc::new(crate::sasl::Authenticator::new(settings, credentials, oauth))
             });
             if let Some(tls) = &tls {
                 loops.push(tokio::spawn(tls_reload_loop(tls.clone(), name.clone(), broker.stopping())));

@@ -180,7 +180,7 @@ impl BrokerConfig {
     pub fn from_props(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut ignored = Vec::new();
         for name in props.keys() {
-            if key(name).is_some() || security::per_listener_security_key(name).is_some() || security::is_served_jaas_key(name) {
+            if key(name).is_some() || security::per_listener_security_key(name).is_some() || security::is_served_jaas_key(name) || security::is_oauth_handler_key(name) {
                 continue;
             }
             // Before the ignored families below: `listener.name.<l>.ssl.*` is security, and a
