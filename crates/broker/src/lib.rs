@@ -11,6 +11,7 @@ pub mod authz;
 pub mod broker;
 pub mod clock;
 pub mod coordinator_topic;
+pub mod elections;
 pub mod group_service;
 pub mod metrics;
 mod connection;
