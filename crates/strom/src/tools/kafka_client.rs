@@ -331,6 +331,12 @@ impl Cluster {
         }
     }
 
+    /// A broker to send a cluster-wide request to (any of them forwards what needs the active
+    /// controller): the lowest id the last Metadata listed.
+    pub fn any_broker(&self) -> anyhow::Result<i32> {
+        self.brokers.keys().next().copied().ok_or_else(|| anyhow!("the cluster's metadata lists no broker"))
+    }
+
     /// Whether there is time left for another try of something begun at `start`.
     pub fn may_retry(&self, start: Instant) -> bool {
         start.elapsed() < self.timeout
