@@ -21,11 +21,11 @@ const METADATA_TOPIC: &str = "__cluster_metadata";
 /// exactly `__cluster_metadata` partition 0, else each named partition is answered
 /// UNKNOWN_TOPIC_OR_PARTITION; with no active controller reachable, NOT_LEADER_OR_FOLLOWER
 /// (retriable), as Kafka's Raft client answers.
-pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, session: &Session) -> DescribeQuorumResponse {
+pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, version: i16, session: &Session) -> DescribeQuorumResponse {
     if !broker.authz(session).allows_cluster(Operation::Describe) {
-        return DescribeQuorumResponse::default()
-            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
+        // The error message came with v2.
+        let message = (version >= 2).then(|| StrBytes::from_static_str("Cluster authorization failed."));
+        return DescribeQuorumResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code()).with_error_message(message);
     }
     let valid = matches!(req.topics.as_slice(), [t] if t.topic_name.as_str() == METADATA_TOPIC && matches!(t.partitions.as_slice(), [p] if p.partition_index == 0));
     if !valid {
@@ -38,12 +38,10 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, session: &
             return partition_errors(&req, ResponseError::NotLeaderOrFollower);
         }
     };
+    // The timestamps came with v1, the nodes and their endpoints with v2 (KIP-853).
     let state = |r: &strom_controller::ReplicaInfo| {
-        ReplicaState::default()
-            .with_replica_id(BrokerId(r.id))
-            .with_log_end_offset(r.log_end_offset)
-            .with_last_fetch_timestamp(r.last_fetch_ms)
-            .with_last_caught_up_timestamp(r.last_caught_up_ms)
+        let s = ReplicaState::default().with_replica_id(BrokerId(r.id)).with_log_end_offset(r.log_end_offset);
+        if version >= 1 { s.with_last_fetch_timestamp(r.last_fetch_ms).with_last_caught_up_timestamp(r.last_caught_up_ms) } else { s }
     };
     let partition = PartitionData::default()
         .with_partition_index(0)
@@ -57,6 +55,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, session: &
     let nodes = info
         .voters
         .iter()
+        .filter(|_| version >= 2)
         .map(|v| {
             let listeners = match (&cluster.controller_listener, cluster.voters.get(&v.id)) {
                 (Some(l), Some((host, port))) => {

@@ -17,12 +17,12 @@ use crate::session::Session;
 /// Needs ALTER on the cluster, as Kafka: refused, the whole answer and every named partition
 /// carry CLUSTER_AUTHORIZATION_FAILED. An election type other than 0 (preferred) or 1 (unclean)
 /// is INVALID_REQUEST, the same way (Kafka's `getErrorResponse`).
-pub async fn handle(broker: &Arc<Broker>, req: ElectLeadersRequest, session: &Session) -> ElectLeadersResponse {
+pub async fn handle(broker: &Arc<Broker>, req: ElectLeadersRequest, version: i16, session: &Session) -> ElectLeadersResponse {
     if !broker.authz(session).allows_cluster(Operation::Alter) {
-        return refuse(&req, ResponseError::ClusterAuthorizationFailed, None);
+        return refuse(&req, version, ResponseError::ClusterAuthorizationFailed, None);
     }
     let Some(kind) = ElectionType::from_wire(req.election_type) else {
-        return refuse(&req, ResponseError::InvalidRequest, Some(format!("Unknown election type {}", req.election_type)));
+        return refuse(&req, version, ResponseError::InvalidRequest, Some(format!("Unknown election type {}", req.election_type)));
     };
     let partitions = req.topic_partitions.as_ref().map(|ts| ts.iter().map(|t| (t.topic.to_string(), t.partitions.clone())).collect());
     match broker.topics.elect_leaders(kind, partitions).await {
@@ -45,11 +45,12 @@ pub async fn handle(broker: &Arc<Broker>, req: ElectLeadersRequest, session: &Se
                 .collect();
             ElectLeadersResponse::default().with_replica_election_results(results)
         }
-        Err(e) => refuse(&req, e.code, Some(e.message)),
+        Err(e) => refuse(&req, version, e.code, Some(e.message)),
     }
 }
 
-fn refuse(req: &ElectLeadersRequest, error: ResponseError, message: Option<String>) -> ElectLeadersResponse {
+/// v0 has no top-level error code: there only the partitions carry it.
+fn refuse(req: &ElectLeadersRequest, version: i16, error: ResponseError, message: Option<String>) -> ElectLeadersResponse {
     let message = message.map(StrBytes::from_string);
     let results = req
         .topic_partitions
@@ -64,5 +65,6 @@ fn refuse(req: &ElectLeadersRequest, error: ResponseError, message: Option<Strin
             ReplicaElectionResult::default().with_topic(t.topic.clone()).with_partition_result(partition_result)
         })
         .collect();
-    ElectLeadersResponse::default().with_error_code(error.code()).with_replica_election_results(results)
+    let top = if version >= 1 { error.code() } else { 0 };
+    ElectLeadersResponse::default().with_error_code(top).with_replica_election_results(results)
 }

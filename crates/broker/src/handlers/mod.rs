@@ -264,9 +264,9 @@ async fn dispatch(broker: &Arc<Broker>, header: &RequestHeader, request: Request
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(describe_user_scram_credentials::handle(broker, r, session)),
         RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(alter_user_scram_credentials::handle(broker, r, session).await),
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r, session)),
-        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(elect_leaders::handle(broker, r, session).await),
+        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(elect_leaders::handle(broker, r, v, session).await),
         RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, r, session)),
-        RequestKind::DescribeQuorum(r) => ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, session).await),
+        RequestKind::DescribeQuorum(r) => ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, v, session).await),
         // The connection only decodes APIs listed in SUPPORTED, so this is unreachable in
         // practice; answering nothing would hang the client, so log loudly instead.
         other => {
