@@ -133,8 +133,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .with_election_type(kind.wire())
             .with_topic_partitions(topic_partitions)
             .with_timeout_ms(i32::try_from(cluster.timeout.as_millis()).unwrap_or(i32::MAX));
-        let node = cluster.any_broker()?;
-        let resp = cluster.call(node, ELECT_LEADERS_VERSION, &req).await.context("ElectLeaders")?;
+        let resp = cluster.call_any(ELECT_LEADERS_VERSION, &req).await.context("ElectLeaders")?;
         match error(resp.error_code) {
             None => {}
             Some(ResponseError::ClusterAuthorizationFailed) => {

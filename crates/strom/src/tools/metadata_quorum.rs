@@ -66,8 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
             .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
             .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-        let node = cluster.any_broker()?;
-        let resp = cluster.call(node, DESCRIBE_QUORUM_VERSION, &req).await.context("DescribeQuorum")?;
+        let resp = cluster.call_any(DESCRIBE_QUORUM_VERSION, &req).await.context("DescribeQuorum")?;
         Ok::<_, anyhow::Error>((md.cluster_id.map(|c| c.to_string()).unwrap_or_default(), resp))
     })??;
     let quorum = Quorum::from_response(&resp)?;

@@ -325,8 +325,7 @@ async fn ongoing(cluster: &mut Cluster, targets: Option<&[(Tp, Vec<i32>)]>) -> a
             .collect()
     });
     let req = ListPartitionReassignmentsRequest::default().with_topics(topics).with_timeout_ms(30_000);
-    let node = cluster.any_broker()?;
-    let resp = cluster.call(node, LIST_VERSION, &req).await.context("ListPartitionReassignments")?;
+    let resp = cluster.call_any(LIST_VERSION, &req).await.context("ListPartitionReassignments")?;
     if let Some(e) = error(resp.error_code) {
         return Err(anyhow::Error::new(BrokerError(e)).context("ListPartitionReassignments"));
     }
@@ -350,8 +349,7 @@ async fn alter(cluster: &mut Cluster, changes: &BTreeMap<Tp, Option<Vec<i32>>>) 
     }
     let topics = by_topic.into_iter().map(|(t, ps)| ReassignableTopic::default().with_name(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(ps)).collect();
     let req = AlterPartitionReassignmentsRequest::default().with_topics(topics).with_timeout_ms(30_000);
-    let node = cluster.any_broker()?;
-    let resp = cluster.call(node, ALTER_VERSION, &req).await.context("AlterPartitionReassignments")?;
+    let resp = cluster.call_any(ALTER_VERSION, &req).await.context("AlterPartitionReassignments")?;
     if let Some(e) = error(resp.error_code) {
         let text = super::error_text(i32::from(e.code()), resp.error_message.as_deref());
         bail!("{text}");
