@@ -261,6 +261,7 @@ fn rack_alternating<'a>(brokers: impl Iterator<Item = &'a BrokerRegistration>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::sync::Arc;
     use uuid::Uuid;
 
@@ -421,6 +422,77 @@ mod tests {
         apply(&mut img, MetadataRecord::BrokerFenced { id: 1 });
         apply(&mut img, MetadataRecord::BrokerFenced { id: 2 });
         assert_eq!(elect_leader(&img, "t", 0, ElectionType::Unclean), Err(ElectionOutcome::EligibleNotAvailable));
+    }
+
+    proptest! {
+        /// Any partition state, any fenced brokers, either election: a leader elected is a
+        /// live replica in the new ISR; a preferred election keeps the ISR and elects the first
+        /// replica (or, with no leader at all, an in-sync one); an unclean one acts only
+        /// without a leader and leaves the ISR alone when an in-sync replica is live; "not
+        /// needed" exactly as Kafka says it; and after the change, electing again is not needed.
+        #[test]
+        fn elections_on_demand_elect_only_live_replicas_by_kafkas_rules(
+            replicas in proptest::sample::subsequence(vec![1, 2, 3, 4], 1..=3).prop_shuffle(),
+            isr_mask in 0u8..8,
+            leader_pick in 0usize..4,
+            fenced_mask in 0u8..16,
+            unclean_kind in proptest::bool::ANY,
+        ) {
+            let mut img = image(&[(1, None), (2, None), (3, None), (4, None)]);
+            for b in 1..=4 {
+                if fenced_mask & (1 << (b - 1)) != 0 {
+                    img.brokers.get_mut(&b).unwrap().fenced = true;
+                }
+            }
+            let isr: Vec<i32> = replicas.iter().enumerate().filter(|(i, _)| isr_mask & (1 << i) != 0).map(|(_, b)| *b).collect();
+            let leader = isr.get(leader_pick).copied().unwrap_or(NO_LEADER);
+            let mut p = PartitionImage::new(replicas.clone());
+            p.isr = if isr.is_empty() { vec![replicas[0]] } else { isr };
+            p.leader = leader;
+            let img = with_topic(img, vec![p.clone()]);
+            let kind = if unclean_kind { ElectionType::Unclean } else { ElectionType::Preferred };
+            let live = |b: i32| !img.brokers[&b].fenced;
+            match elect_leader(&img, "t", 0, kind) {
+                Ok(MetadataRecord::PartitionChanged { leader: new, isr: new_isr, .. }) => {
+                    prop_assert!(live(new) && p.replicas.contains(&new) && new_isr.contains(&new));
+                    prop_assert!(new_isr.iter().all(|b| p.replicas.contains(b)));
+                    match kind {
+                        ElectionType::Preferred => {
+                            prop_assert_eq!(&new_isr, &p.isr);
+                            prop_assert!(new == p.replicas[0] || (p.leader == NO_LEADER && p.isr.contains(&new)));
+                        }
+                        ElectionType::Unclean => {
+                            prop_assert_eq!(p.leader, NO_LEADER);
+                            if p.isr.iter().any(|b| live(*b)) {
+                                prop_assert!(p.isr.contains(&new) && new_isr == p.isr);
+                            } else {
+                                prop_assert_eq!(new_isr, vec![new]);
+                            }
+                        }
+                    }
+                    let mut after = img.clone();
+                    let record = elect_leader(&img, "t", 0, kind).unwrap();
+                    after.apply_command(&MetadataCommand { based_on: None, records: vec![record] });
+                    if kind == ElectionType::Unclean || new == p.replicas[0] {
+                        prop_assert_eq!(elect_leader(&after, "t", 0, kind), Err(ElectionOutcome::NotNeeded));
+                    }
+                }
+                Ok(other) => prop_assert!(false, "unexpected record {:?}", other),
+                Err(ElectionOutcome::NotNeeded) => match kind {
+                    ElectionType::Preferred => prop_assert_eq!(p.leader, p.replicas[0]),
+                    ElectionType::Unclean => prop_assert_ne!(p.leader, NO_LEADER),
+                },
+                Err(ElectionOutcome::PreferredNotAvailable) => {
+                    prop_assert_eq!(kind, ElectionType::Preferred);
+                    prop_assert!(!(p.isr.contains(&p.replicas[0]) && live(p.replicas[0])));
+                }
+                Err(ElectionOutcome::EligibleNotAvailable) => {
+                    prop_assert_eq!(kind, ElectionType::Unclean);
+                    prop_assert!(p.replicas.iter().all(|b| !live(*b)));
+                }
+                Err(e) => prop_assert!(false, "unexpected {:?}", e),
+            }
+        }
     }
 
     #[test]
