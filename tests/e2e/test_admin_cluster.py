@@ -217,10 +217,13 @@ def test_quorum_and_log_dirs_from_any_node(tmp_path):
         assert voters == [(i, None, [f"CONTROLLER://127.0.0.1:{c.controller_ports[i - 1]}"]) for i in (1, 2, 3)]
         assert s["CurrentObservers"] == "[]" and int(s["HighWatermark"]) > 0
 
-        def replication():
+        def table():
             r = strom("metadata-quorum", "--bootstrap-server", via, "describe", "--replication")
             assert r.returncode == 0, r
-            rows = [[cell.strip() for cell in line.split("\t")[:-1]] for line in r.stdout.splitlines()]
+            return [[cell.strip() for cell in line.split("\t")[:-1]] for line in r.stdout.splitlines()]
+
+        def replication():
+            rows = table()
             # Every voter heard from and caught up (the quorum is idle, so this settles).
             return rows if all(row[4] != "-1" and row[5] != "-1" and row[3] == "0" for row in rows[1:]) else None
         rows = wait_for("every voter caught up", replication, timeout=20)
@@ -246,5 +249,18 @@ def test_quorum_and_log_dirs_from_any_node(tmp_path):
         r = strom("log-dirs", "--describe", "--bootstrap-server", c.bootstrap_live(), "--broker-list", "2")
         assert r.stdout.splitlines()[1] == "Received log directory information from brokers 2"
         assert [b["broker"] for b in json.loads(r.stdout.splitlines()[2])["brokers"]] == [2]
+
+        # A voter that stops: the log moves on without it, so it lags, and its last contact
+        # and last caught-up time stay where they were.
+        other = next(i for i in c.nodes if i not in (active, follower))
+        c.nodes[other].kill()
+        def row_of(rows):
+            return next(r for r in rows if r[0] == str(other))
+        before = row_of(replication())
+        create(c, "q2", [[active]])  # a metadata change the stopped voter does not get
+        after = wait_for("the stopped voter to lag", lambda: (row := row_of(table())) and int(row[3]) > 0 and row, timeout=20)
+        assert after[4:6] == before[4:6] and after[6] == "Follower"
+        s = status()
+        assert int(s["MaxFollowerLag"]) > 0 and int(s["MaxFollowerLagTimeMs"]) > 0
     finally:
         c.kill_all()
