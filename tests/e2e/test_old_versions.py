@@ -72,6 +72,10 @@ ADVERTISED = {
     49: (0, 1),    # AlterClientQuotas
     50: (0, 0),    # DescribeUserScramCredentials
     51: (0, 0),    # AlterUserScramCredentials
+    35: (0, 4),    # DescribeLogDirs (v0 as v1: test_admin_apis.py)
+    43: (0, 2),    # ElectLeaders
+    55: (0, 2),    # DescribeQuorum
+    75: (0, 0),    # DescribeTopicPartitions
 }
 # The versions this work added; test_every_new_version_answers sends each of them.
 NEW_VERSIONS = {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3),

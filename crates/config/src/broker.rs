@@ -73,6 +73,8 @@ pub struct BrokerConfig {
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub socket_request_max_bytes: usize,
+    /// The most partitions one DescribeTopicPartitions response lists (`max.request.partition.size.limit`).
+    pub max_request_partition_size_limit: i32,
     /// The HTTP listener (`/metrics`, `/health`, `/ready`); none when `http.listeners` is empty.
     pub http: HttpSettings,
     pub groups: GroupSettings,
@@ -282,6 +284,7 @@ impl BrokerConfig {
             log_cleaner_enable: r.bool("log.cleaner.enable")?,
             log_cleaner_backoff_ms: r.int("log.cleaner.backoff.ms")?,
             socket_request_max_bytes: r.int("socket.request.max.bytes")?,
+            max_request_partition_size_limit: r.int("max.request.partition.size.limit")?,
             http: HttpSettings {
                 listeners: parse_http_listeners("http.listeners", r.text("http.listeners")?.unwrap_or_default())?,
                 partition_series_max: r.int("metrics.partition.series.max")?,

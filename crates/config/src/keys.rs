@@ -315,6 +315,7 @@ pub const KEYS: &[Key] = &[
         int(0, i32::MAX as i64),
         "at most this many per-partition series (`strom_partition_*`, `strom_consumer_group_lag*`) each in `/metrics`; beyond it they are left out, which `strom_metrics_series_dropped` counts and the log says once"
     ),
+    row(Section::Broker, "max.request.partition.size.limit", Value("2000"), POSITIVE_I32, "the most partitions one DescribeTopicPartitions response lists; a client asking for more gets a cursor to continue from"),
     row(Section::Broker, "socket.request.max.bytes", Value("104857600"), POSITIVE_I32, "the largest request frame; a larger one closes the connection"),
     Key {
         topic: Some("flush.messages"),

@@ -60,6 +60,14 @@ enum Command {
     Acls(tools::acls::Args),
     /// List and describe transactions and producers, find and abort hanging transactions (kafka-transactions.sh).
     Transactions(tools::transactions::Args),
+    /// Describe the brokers' log directories: replicas' sizes and lags (kafka-log-dirs.sh).
+    LogDirs(tools::log_dirs::Args),
+    /// Elect preferred or unclean leaders (kafka-leader-election.sh).
+    LeaderElection(tools::leader_election::Args),
+    /// Describe the controller quorum (kafka-metadata-quorum.sh).
+    MetadataQuorum(tools::metadata_quorum::Args),
+    /// Move partitions between brokers: generate, execute, verify, cancel (kafka-reassign-partitions.sh).
+    ReassignPartitions(tools::reassign_partitions::Args),
     /// Measure produce throughput and latency (kafka-producer-perf-test.sh).
     ProducerPerfTest(tools::perf::ProducerArgs),
     /// Measure consume throughput (kafka-consumer-perf-test.sh).
@@ -131,6 +139,10 @@ fn run() -> anyhow::Result<()> {
         Command::Configs(a) => tools::configs::run(a),
         Command::Transactions(a) => tools::transactions::run(a),
         Command::Acls(a) => tools::acls::run(a),
+        Command::LogDirs(a) => tools::log_dirs::run(a),
+        Command::LeaderElection(a) => tools::leader_election::run(a),
+        Command::MetadataQuorum(a) => tools::metadata_quorum::run(a),
+        Command::ReassignPartitions(a) => tools::reassign_partitions::run(a),
         Command::ProducerPerfTest(a) => tools::perf::run_producer(a),
         Command::ConsumerPerfTest(a) => tools::perf::run_consumer(a),
         Command::Server { help_config: true, .. } => {
