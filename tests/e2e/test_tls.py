@@ -223,5 +223,32 @@ def test_a_bad_keystore_stops_the_start_naming_the_key(tmp_path, certs):
                     "-passout", "pass:secret"], check=True, capture_output=True)
     enc = tmp_path / "enc.pem"
     enc.write_text((tmp_path / "enc.key").read_text() + (certs.dir / "broker.crt").read_text())
-    assert "encrypted" in start_fails(tmp_path, f"ssl.keystore.location={enc}")
+    assert "encrypted: set ssl.key.password" in start_fails(tmp_path, f"ssl.keystore.location={enc}")
+    assert "ssl.key.password" in start_fails(tmp_path, f"ssl.keystore.location={enc}", "ssl.key.password=wrong")
     assert "ssl.cipher.suites" in start_fails(tmp_path, f"ssl.keystore.location={certs.keystore}", "ssl.cipher.suites=TLS_NOT_A_SUITE")
+
+
+def test_an_encrypted_key_with_its_password(broker_factory, certs, tmp_path):
+    """An encrypted PKCS#8 key (openssl's PBES2 with AES-256-CBC, and scrypt) serves with
+    `ssl.key.password`, in a PEM keystore file and inline (KIP-651); DescribeConfigs never shows
+    the password or the key."""
+    for extra in (["-v2", "aes-256-cbc"], ["-scrypt"]):
+        subprocess.run(["openssl", "pkcs8", "-topk8", "-in", f"{certs.dir}/broker.key", "-out", f"{tmp_path}/enc.key",
+                        "-passout", "pass:s3cret", *extra], check=True, capture_output=True)
+        enc = tmp_path / "enc.pem"
+        enc.write_text((tmp_path / "enc.key").read_text() + (certs.dir / "broker.crt").read_text())
+        b = tls_broker(broker_factory, certs, f"ssl.keystore.location={enc}", "ssl.key.password=s3cret")
+        assert api_versions_over_tls(b.ssl_bootstrap, certs) is not None, extra
+        b.kill()
+    key_text = (tmp_path / "enc.key").read_text()
+    chain = (certs.dir / "broker.crt").read_text()
+    port = free_port()
+    b = broker_factory(overrides=[f"listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:{port}", f"ssl.keystore.certificate.chain={chain}",
+                                  f"ssl.keystore.key={key_text}", "ssl.key.password=s3cret"])
+    assert api_versions_over_tls(f"127.0.0.1:{port}", certs) is not None
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    got = admin.describe_configs([ConfigResource(ConfigResource.Type.BROKER, "1")])
+    configs = list(got.values())[0].result(timeout=15)
+    for k in ("ssl.key.password", "ssl.keystore.key", "ssl.keystore.certificate.chain"):
+        assert configs[k].is_sensitive and configs[k].value is None, (k, configs[k].value)

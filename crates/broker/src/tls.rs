@@ -42,18 +42,35 @@ fn pem_bytes(p: &Pem) -> Result<Vec<u8>, TlsError> {
 }
 
 fn certificates(key: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| invalid(key, format!("bad PEM: {e}")))?;
+    // The PEM error's text can carry the whole offending line as bytes: keep its gist.
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(key, format!("bad PEM: {}", e.to_string().split(':').next().unwrap_or("unreadable"))))?;
     if certs.is_empty() {
         return Err(invalid(key, "no CERTIFICATE block in the PEM"));
     }
     Ok(certs)
 }
 
-fn private_key(key: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
-    // rustls reads PKCS#8, PKCS#1 and SEC1 keys; an encrypted PKCS#8 key needs ssl.key.password,
-    // which Strom cannot use yet: say so rather than "no key".
-    if pem.windows(b"ENCRYPTED PRIVATE KEY".len()).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
-        return Err(invalid(key, "the private key is encrypted; encrypted keys are not supported yet (`openssl pkcs8 -topk8 -nocrypt` writes a plain one)"));
+fn private_key(key: &str, pem: &[u8], password: Option<&strom_config::Secret>) -> Result<PrivateKeyDer<'static>, TlsError> {
+    // rustls reads PKCS#8, PKCS#1 and SEC1 keys; an encrypted PKCS#8 key is decrypted here with
+    // `ssl.key.password` (Kafka's KIP-651 PEM keystores allow the same).
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let text = String::from_utf8_lossy(pem);
+    if let Some(start) = text.find(BEGIN) {
+        let Some(password) = password else {
+            return Err(invalid(key, "the private key is encrypted: set ssl.key.password"));
+        };
+        let body = &text[start + BEGIN.len()..];
+        let body = body.find(END).map(|e| &body[..e]).ok_or_else(|| invalid(key, "the encrypted private key's PEM block is not closed"))?;
+        let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        let der = crate::sasl::scram::base64_decode(&b64).ok_or_else(|| invalid(key, "the encrypted private key is not valid base64"))?;
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice()).map_err(|e| invalid(key, format!("not an encrypted PKCS#8 key ({e})")))?;
+        // A wrong password fails the decryption's padding check (or, rarely, yields garbage that
+        // the key check of `server_config` then refuses).
+        let plain = info.decrypt(password.0.as_bytes()).map_err(|e| invalid("ssl.key.password", format!("cannot decrypt the private key with it ({e})")))?;
+        return Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()));
     }
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| invalid(key, format!("no usable private key in the PEM ({e})")))
 }
@@ -123,9 +140,9 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsErr
     let (chain, key, key_name) = match &settings.keystore {
         Keystore::Combined(pem) => {
             let bytes = pem_bytes(pem)?;
-            (certificates(pem.key(), &bytes)?, private_key(pem.key(), &bytes)?, pem.key())
+            (certificates(pem.key(), &bytes)?, private_key(pem.key(), &bytes, settings.key_password.as_ref())?, pem.key())
         }
-        Keystore::Split { chain, key } => (certificates(chain.key(), &pem_bytes(chain)?)?, private_key(key.key(), &pem_bytes(key)?)?, key.key()),
+        Keystore::Split { chain, key } => (certificates(chain.key(), &pem_bytes(chain)?)?, private_key(key.key(), &pem_bytes(key)?, settings.key_password.as_ref())?, key.key()),
     };
     // with_single_cert checks that the key is the certificate's.
     let mut config = builder.with_single_cert(chain, key).map_err(|e| invalid(key_name, format!("key and certificate do not go together: {e}")))?;

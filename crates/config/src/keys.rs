@@ -159,6 +159,13 @@ pub fn by_topic_key(topic_key: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.topic == Some(topic_key))
 }
 
+/// Keys of Kafka's PASSWORD type: DescribeConfigs never shows their values (null, flagged
+/// sensitive), whatever level sets them.
+pub fn is_sensitive(name: &str) -> bool {
+    const SENSITIVE: &[&str] = &["ssl.key.password", "ssl.keystore.password", "ssl.truststore.password", "ssl.keystore.key", "ssl.keystore.certificate.chain", "ssl.truststore.certificates"];
+    SENSITIVE.contains(&name) || name.ends_with("sasl.jaas.config") || name.ends_with(".password")
+}
+
 /// Kafka's other topic keys: accepted, stored and read back by DescribeConfigs, not acted on yet.
 pub const INERT_TOPIC_KEYS: &[&str] = &[
     "compression.type",
@@ -376,6 +383,7 @@ pub const KEYS: &[Key] = &[
     row(Section::Security, "ssl.keystore.location", Unset("none"), Check::Text, "the PEM file holding this broker's private key (PKCS#8, PKCS#1 or SEC1, unencrypted) and its certificate chain, leaf first"),
     row(Section::Security, "ssl.keystore.certificate.chain", Unset("none"), Check::Text, "the certificate chain in PEM, inline (instead of `ssl.keystore.location`)"),
     row(Section::Security, "ssl.keystore.key", Unset("none"), Check::Text, "the private key in PEM, inline (with `ssl.keystore.certificate.chain`)"),
+    row(Section::Security, "ssl.key.password", Unset("none: the key is not encrypted"), Check::Text, "the password of the keystore's private key when it is an encrypted PKCS#8 key (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2 with PBKDF2 or scrypt and AES-CBC, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it); never logged, shown as sensitive by DescribeConfigs"),
     row(Section::Security, "ssl.truststore.type", Value("PEM"), Check::Text, "`PEM`; as `ssl.keystore.type`"),
     row(Section::Security, "ssl.truststore.location", Unset("none"), Check::Text, "a PEM file of the CA certificates that client certificates must chain to"),
     row(Section::Security, "ssl.truststore.certificates", Unset("none"), Check::Text, "those CA certificates in PEM, inline"),

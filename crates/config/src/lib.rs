@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 pub use broker::{BrokerConfig, GroupSettings, HttpListener, HttpSettings, Listener, ReplicaSelector, TxnSettings};
 pub use cluster::ClusterSettings;
-pub use keys::{by_topic_key, key, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
+pub use keys::{by_topic_key, is_sensitive, key, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
 pub use markdown::{help_text, markdown_tables};
 pub use principal::PrincipalRules;
 pub use security::{

@@ -467,6 +467,8 @@ pub enum Keystore {
 #[derive(Clone, Debug)]
 pub struct TlsSettings {
     pub keystore: Keystore,
+    /// `ssl.key.password`: decrypts the keystore's key when it is an encrypted PKCS#8 key.
+    pub key_password: Option<Secret>,
     pub truststore: Option<Pem>,
     pub client_auth: ClientAuth,
     pub protocols: Vec<TlsVersion>,
@@ -497,15 +499,16 @@ pub(crate) fn tls_settings(props: &BTreeMap<String, String>, listener: &str) -> 
     };
     pem_only("ssl.keystore.type")?;
     pem_only("ssl.truststore.type")?;
-    // Passwords protect JKS/PKCS12 stores and encrypted keys, neither of which Strom reads yet:
-    // a password that would be ignored means a key Strom cannot use, so refuse it.
-    for k in ["ssl.keystore.password", "ssl.key.password", "ssl.truststore.password"] {
+    // Passwords protect JKS/PKCS12 stores, which Strom does not read yet: a password that would
+    // be ignored means a store Strom cannot use, so refuse it. (`ssl.key.password` decrypts an
+    // encrypted PKCS#8 key, below.)
+    for k in ["ssl.keystore.password", "ssl.truststore.password"] {
         let scoped = format!("{prefix}{k}");
         if props.get(&scoped).or_else(|| props.get(k)).is_some_and(|v| !v.trim().is_empty()) {
             return Err(ConfigError::InvalidValue {
                 key: shown(k),
                 value: "<hidden>".into(),
-                reason: "encrypted keys and password-protected stores are not supported yet: give an unencrypted PKCS#8 PEM key".into(),
+                reason: "password-protected stores (PKCS12, JKS) are not supported yet: give a PEM keystore (its key may be an encrypted PKCS#8 key, with ssl.key.password)".into(),
             });
         }
     }
@@ -579,7 +582,8 @@ pub(crate) fn tls_settings(props: &BTreeMap<String, String>, listener: &str) -> 
     let cipher_suites = set("ssl.cipher.suites")?
         .map(|v| v.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect())
         .unwrap_or_default();
-    Ok(TlsSettings { keystore, truststore, client_auth, protocols, cipher_suites, principal_rules })
+    let key_password = props.get(&format!("{prefix}ssl.key.password")).or_else(|| props.get("ssl.key.password")).filter(|v| !v.is_empty()).map(|v| Secret(v.clone()));
+    Ok(TlsSettings { keystore, key_password, truststore, client_auth, protocols, cipher_suites, principal_rules })
 }
 
 #[cfg(test)]

@@ -160,9 +160,13 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, session: &Sessi
                 .into_iter()
                 .filter(|e| wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == e.name)))
                 .map(|e| {
+                    // Passwords and private keys are never shown, as Kafka's PASSWORD type.
+                    let sensitive = strom_config::is_sensitive(e.name);
+                    let shown = |v: Option<String>| if sensitive { None } else { v.map(StrBytes::from_string) };
                     DescribeConfigsResourceResult::default()
                         .with_name(StrBytes::from_static_str(e.name))
-                        .with_value(e.value.map(StrBytes::from_string))
+                        .with_value(shown(e.value))
+                        .with_is_sensitive(sensitive)
                         .with_config_source(e.source)
                         .with_synonyms(if with_synonyms {
                             e.synonyms
@@ -170,7 +174,7 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, session: &Sessi
                                 .map(|(name, value, source)| {
                                     DescribeConfigsSynonym::default()
                                         .with_name(StrBytes::from_string(name))
-                                        .with_value(value.map(StrBytes::from_string))
+                                        .with_value(shown(value))
                                         .with_source(source)
                                 })
                                 .collect()
