@@ -705,7 +705,7 @@ mod tests {
         for (k, v, named) in [
             ("ssl.client.auth", "required", "ssl.client.auth"),
             ("ssl.keystore.type", "PKCS12", "ssl.keystore.type"),
-            ("ssl.key.password", "secret", "ssl.key.password"),
+            ("ssl.keystore.password", "secret", "ssl.keystore.password"),
             ("ssl.enabled.protocols", "TLSv1.1", "ssl.enabled.protocols"),
             ("listener.name.ssl.ssl.client.auth", "maybe", "listener.name.ssl.ssl.client.auth"),
         ] {
