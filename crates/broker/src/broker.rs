@@ -26,6 +26,7 @@ use crate::group_service::GroupService;
 use crate::partition::PartitionError;
 use crate::producer_ids::ProducerIds;
 use crate::replica_manager::ReplicaManager;
+use crate::replication::client::Connector;
 use crate::topics::TopicAdmin;
 use crate::txn_service::TxnService;
 use strom_metadata::MetadataImage;
@@ -61,6 +62,8 @@ pub enum BrokerError {
     Metadata(#[from] ControllerError),
     #[error(transparent)]
     Partition(#[from] PartitionError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Broker {
@@ -73,8 +76,19 @@ impl Broker {
             std::io::ErrorKind::WouldBlock => BrokerError::DataDirLocked(shown.clone()),
             _ => BrokerError::DataDir(shown.clone(), e),
         })?;
-        let metadata = Controller::open(config.clone()).await?;
-        let replicas = Arc::new(ReplicaManager::new(config.clone(), metadata.incarnation));
+        // Nodes reach each other as securely as their listeners say: the controller quorum over
+        // the CONTROLLER listener (TLS handed to the controller crate), brokers over the
+        // inter-broker listener (TLS and SASL in the replication client).
+        let quorum: Arc<dyn strom_controller::transport::Transport> = match (&config.cluster.controller_listener, &config.controller_tls) {
+            (Some(l), Some(client)) => match &l.tls {
+                Some(server) => Arc::new(crate::quorum_tls::QuorumTls::new(server, client)?),
+                None => Arc::new(strom_controller::transport::Plaintext),
+            },
+            _ => Arc::new(strom_controller::transport::Plaintext),
+        };
+        let connector = Arc::new(Connector::new(&config.inter_broker)?);
+        let metadata = Controller::open_with(config.clone(), quorum).await?;
+        let replicas = Arc::new(ReplicaManager::new(config.clone(), metadata.incarnation, connector));
         // Before this process registers nothing is led here; the changes are applied as the
         // metadata follower sees them (`follow_metadata`).
         let image = metadata.image();

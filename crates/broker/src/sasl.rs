@@ -9,6 +9,7 @@
 //! The pure part lives here (the per-connection state, the mechanisms); `connection.rs` runs it
 //! before any handler sees a request, so no handler can be reached unauthenticated.
 
+pub mod client;
 pub mod scram;
 
 use std::sync::Arc;
