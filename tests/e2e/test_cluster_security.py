@@ -4,7 +4,8 @@ SCRAM, as Kafka's inter-broker client does), the controller quorum over mutual T
 StandardAuthorizer. SCRAM users and ACLs created through one node reach every node and survive
 a restart of all of them; an acks=all produce with three replicas is consumed by an authorized
 user and refused to an unauthorized one; plaintext peers get nothing from the inter-broker and
-controller ports."""
+controller ports. Also: controllers on SASL_SSL with PLAIN, a broker whose inter-broker
+password is wrong, and `strom cluster --secured`."""
 import json
 import os
 import signal
@@ -207,7 +208,47 @@ def test_inter_broker_and_controller_ports_refuse_plaintext(tmp_path, certs):
                     if not tls.recv(4):
                         raise ConnectionResetError("closed without an answer")
         # The nodes said why they refused, without a flood.
-        assert any(n.wait_for_log("failed its TLS handshake", timeout=10) for n in c.nodes.values())
+        assert any(n.wait_for_log("failed its handshake", timeout=10) for n in c.nodes.values())
+    finally:
+        c.kill_all()
+
+
+def test_controllers_on_sasl_ssl_log_in_to_each_other_with_plain(tmp_path, certs):
+    """A SASL_SSL controller listener (Kafka's `sasl.mechanism.controller.protocol=PLAIN`): the
+    quorum forms and serves an acks=all produce; a TLS peer that does not log in gets nothing."""
+    c = secured_cluster(tmp_path, certs)
+    for node in c.nodes.values():
+        node.overrides += [
+            "listener.security.protocol.map=CLIENT:SASL_SSL,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL",
+            "listener.name.controller.ssl.client.auth=none",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+            'username="controller" password="controller-secret" user_controller="controller-secret";',
+        ]
+    try:
+        c.start()
+        admin = AdminClient(conf(c.nodes[2].bootstrap, certs, "admin"))
+        for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
+            assert f.result(timeout=15) is None
+        for f in admin.create_topics([NewTopic(TOPIC, 1, 3)]).values():
+            assert f.result(timeout=15) is None
+        p = Producer({**conf(c.bootstrap(), certs, "admin"), "acks": "all"})
+        p.produce(TOPIC, b"quorum-over-sasl")
+        assert p.flush(30) == 0
+        hello = json.dumps({"cluster_id": "", "from": 9, "request": "Hello"}).encode()
+        no_kafka_answer_in_plaintext(c.controller_ports[0], struct.pack(">I", len(hello)) + hello)
+        # TLS without the login: the JSON frame is taken as a login, refused, and closed.
+        ctx = ssl.create_default_context(cafile=certs.ca)
+        with socket.create_connection(("127.0.0.1", c.controller_ports[1]), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(struct.pack(">I", len(hello)) + hello)
+                try:
+                    answer = tls.recv(4096)
+                except (ssl.SSLError, ConnectionResetError):
+                    answer = b""
+                assert answer == b"", answer
+        assert any(n.wait_for_log("failed its handshake", timeout=10) for n in c.nodes.values())
     finally:
         c.kill_all()
 

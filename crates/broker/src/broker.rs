@@ -79,11 +79,12 @@ impl Broker {
         // Nodes reach each other as securely as their listeners say: the controller quorum over
         // the CONTROLLER listener (TLS handed to the controller crate), brokers over the
         // inter-broker listener (TLS and SASL in the replication client).
-        let quorum: Arc<dyn strom_controller::transport::Transport> = match (&config.cluster.controller_listener, &config.controller_tls) {
-            (Some(l), Some(client)) => match &l.tls {
-                Some(server) => Arc::new(crate::quorum_tls::QuorumTls::new(server, client)?),
-                None => Arc::new(strom_controller::transport::Plaintext),
-            },
+        let quorum: Arc<dyn strom_controller::transport::Transport> = match &config.cluster.controller_listener {
+            Some(l) if l.security_protocol != strom_config::SecurityProtocol::Plaintext => {
+                let tls = l.tls.as_ref().zip(config.controller_tls.as_ref());
+                let sasl = config.controller_sasl.clone().zip(l.sasl.as_ref().map(|s| s.plain_users.clone()));
+                Arc::new(crate::quorum_transport::QuorumTransport::new(l.security_protocol, tls, sasl)?)
+            }
             _ => Arc::new(strom_controller::transport::Plaintext),
         };
         let connector = Arc::new(Connector::new(&config.inter_broker)?);

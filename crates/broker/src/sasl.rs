@@ -182,8 +182,15 @@ impl Authenticator {
         }
     }
 
-    /// RFC 4616: `[authzid] NUL authcid NUL passwd`, checked as Kafka's `PlainSaslServer`.
     fn plain(&self, token: &[u8]) -> Result<String, &'static str> {
+        check_plain(&self.settings.plain_users, token)
+    }
+}
+
+/// RFC 4616: `[authzid] NUL authcid NUL passwd`, checked as Kafka's `PlainSaslServer` against
+/// `users` (the listener's `user_<name>` entries); the principal, or Kafka's message.
+pub(crate) fn check_plain(users: &std::collections::BTreeMap<String, strom_config::Secret>, token: &[u8]) -> Result<String, &'static str> {
+    {
         let mut parts = token.split(|b| *b == 0);
         let (Some(authzid), Some(user), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err("Authentication failed: Invalid SASL/PLAIN response: expected 3 tokens");
@@ -200,7 +207,7 @@ impl Authenticator {
         if !authzid.is_empty() && authzid != user {
             return Err("Authentication failed: Client requested an authorization id that is different from username");
         }
-        match self.settings.plain_users.get(user) {
+        match users.get(user) {
             Some(expected) if constant_time_eq(expected.0.as_bytes(), password) => Ok(format!("User:{user}")),
             // An unknown user costs the same comparison as a wrong password.
             Some(_) => Err(INVALID),

@@ -79,6 +79,8 @@ pub struct BrokerConfig {
     pub inter_broker: security::InterBroker,
     /// How this node connects to the other controllers when the controller listener is SSL.
     pub controller_tls: Option<security::ClientTls>,
+    /// This node's login to the other controllers when the controller listener uses SASL.
+    pub controller_sasl: Option<security::SaslLogin>,
     pub replica_lag_time_max_ms: i64,
     /// Which replica a consumer should fetch from (KIP-392's `replica.selector.class`).
     pub replica_selector: ReplicaSelector,
@@ -228,9 +230,9 @@ impl BrokerConfig {
             return Err(invalid("listeners", listeners_value, "no client listener: every listener is named in controller.listener.names".into()));
         }
         let cluster = cluster_settings(&r, node_id, controller_listeners.into_iter().next())?;
-        let controller_tls = match cluster.controller_listener.as_ref() {
-            None => None,
-            Some(c) => controller_client_tls(props, c)?,
+        let (controller_tls, controller_sasl) = match cluster.controller_listener.as_ref() {
+            None => (None, None),
+            Some(c) => controller_security(props, c)?,
         };
         let advertised_listeners = match r.text("advertised.listeners")? {
             Some(v) => {
@@ -284,6 +286,7 @@ impl BrokerConfig {
             cluster,
             inter_broker,
             controller_tls,
+            controller_sasl,
             replica_lag_time_max_ms: r.int("replica.lag.time.max.ms")?,
             replica_selector: ReplicaSelector::parse(r.text("replica.selector.class")?)?,
             leader_imbalance_check_interval_ms: {
@@ -336,34 +339,40 @@ impl BrokerConfig {
     }
 }
 
-/// The controller listener's security: PLAINTEXT, or SSL with client certificates required
-/// (Strom's controller protocol has no authorization of its own, so on SSL the mutual TLS
-/// handshake is what keeps strangers out of the quorum). SASL is not served there yet.
-fn controller_client_tls(props: &BTreeMap<String, String>, c: &Listener) -> Result<Option<security::ClientTls>, ConfigError> {
-    match (c.security_protocol, &c.tls) {
-        (SecurityProtocol::Plaintext, _) => Ok(None),
-        (SecurityProtocol::Ssl, Some(tls)) => {
-            if tls.client_auth != security::ClientAuth::Required {
-                let key = format!("listener.name.{}.ssl.client.auth", c.name.to_ascii_lowercase());
+/// How this node connects to the other controllers: the controller listener's protocol.
+/// On SSL client certificates are required (Strom's controller protocol has no authorization of
+/// its own, so the handshake is what keeps strangers out of the quorum); on SASL the login is
+/// PLAIN, with `sasl.mechanism.controller.protocol` and the listener's JAAS `username` and
+/// `password`, as Kafka (SCRAM credentials live in the metadata log the controllers replicate,
+/// so Kafka serves no SCRAM between controllers either).
+fn controller_security(props: &BTreeMap<String, String>, c: &Listener) -> Result<(Option<security::ClientTls>, Option<security::SaslLogin>), ConfigError> {
+    let tls = match (&c.tls, c.security_protocol) {
+        (Some(tls), SecurityProtocol::Ssl) if tls.client_auth != security::ClientAuth::Required => {
+            let key = format!("listener.name.{}.ssl.client.auth", c.name.to_ascii_lowercase());
+            return Err(invalid(
+                &key,
+                "",
+                format!("the controller listener {} uses SSL: set {key}=required, so that only nodes with a certificate the truststore trusts join the quorum", c.name),
+            ));
+        }
+        (Some(tls), _) => Some(security::client_tls(props, &c.name, tls)?),
+        (None, _) => None,
+    };
+    let sasl = match &c.sasl {
+        None => None,
+        Some(served) => {
+            let login = security::sasl_login(props, &c.name, "sasl.mechanism.controller.protocol", served)?;
+            if login.mechanism != security::SaslMechanism::Plain {
                 return Err(invalid(
-                    &key,
-                    "",
-                    format!("the controller listener {} uses SSL: set {key}=required, so that only nodes with a certificate the truststore trusts join the quorum", c.name),
+                    "sasl.mechanism.controller.protocol",
+                    login.mechanism.name(),
+                    "controllers log in to each other with PLAIN only: SCRAM credentials live in the metadata log they replicate (as in Kafka)".into(),
                 ));
             }
-            Ok(Some(security::client_tls(props, &c.name, tls)?))
+            Some(login)
         }
-        (p, _) => Err(invalid(
-            "controller.listener.names",
-            &c.name,
-            format!(
-                "the controller listener {} uses {}; controllers talk over PLAINTEXT or SSL (mutual TLS) so far, SASL is not served on it yet \
-                 (sasl.mechanism.controller.protocol)",
-                c.name,
-                p.name()
-            ),
-        )),
-    }
+    };
+    Ok((tls, sasl))
 }
 
 fn group_settings(r: &Resolver) -> Result<GroupSettings, ConfigError> {
@@ -766,8 +775,22 @@ mod tests {
         let c = BrokerConfig::from_props(&cluster(listeners, &[map, trust, ("listener.name.controller.ssl.client.auth", "required")])).unwrap();
         assert!(c.controller_tls.is_some());
         assert!(c.cluster.controller_listener.as_ref().is_some_and(|l| l.tls.is_some()));
-        let e = BrokerConfig::from_props(&cluster(listeners, &[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_SSL"), trust])).unwrap_err().to_string();
-        assert!(e.contains("SASL is not served on it yet") || e.contains("sasl.enabled.mechanisms"), "{e}");
+        // SASL_SSL: PLAIN only, with the node's own login in the listener's JAAS config.
+        let jaas = (
+            "listener.name.controller.plain.sasl.jaas.config",
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="node" password="node-pw" user_node="node-pw";"#,
+        );
+        let sasl_ssl = ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_SSL");
+        let plain = ("listener.name.controller.sasl.enabled.mechanisms", "PLAIN");
+        let e = BrokerConfig::from_props(&cluster(listeners, &[sasl_ssl, trust, plain, jaas])).unwrap_err().to_string();
+        assert!(e.contains("sasl.mechanism.controller.protocol") && e.contains("GSSAPI"), "{e}");
+        let c = BrokerConfig::from_props(&cluster(listeners, &[sasl_ssl, trust, plain, jaas, ("sasl.mechanism.controller.protocol", "PLAIN")])).unwrap();
+        assert!(c.controller_tls.is_some());
+        assert_eq!(c.controller_sasl.expect("a login").username, "node");
+        let scram = [sasl_ssl, trust, ("listener.name.controller.sasl.enabled.mechanisms", "SCRAM-SHA-256"), ("sasl.mechanism.controller.protocol", "SCRAM-SHA-256"),
+            ("listener.name.controller.scram-sha-256.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="node" password="x";"#)];
+        let e = BrokerConfig::from_props(&cluster(listeners, &scram)).unwrap_err().to_string();
+        assert!(e.contains("PLAIN only"), "{e}");
     }
 
     #[test]

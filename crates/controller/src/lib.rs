@@ -97,20 +97,17 @@ impl Controller {
         Self::open_with(config, Arc::new(transport::Plaintext)).await
     }
 
-    /// `open` with the CONTROLLER listener's connections secured by `transport`, which must
-    /// be as strong as the listener's security protocol asks (an SSL listener needs a secured
-    /// one; a PLAINTEXT listener a plain one, or the peers could not understand each other).
+    /// `open` with the CONTROLLER listener's connections secured by `transport`, whose
+    /// protocol must be the listener's (never weaker; nor stronger, or the peers could not
+    /// understand each other).
     pub async fn open_with(config: Arc<BrokerConfig>, transport: Arc<dyn transport::Transport>) -> Result<Arc<Controller>, ControllerError> {
-        if let Some(l) = &config.cluster.controller_listener {
-            let wants = l.security_protocol.uses_tls();
-            if wants != transport.secured() {
-                return Err(ControllerError::Config(format!(
-                    "the controller listener {} uses {}, but the connections were set up {}",
-                    l.name,
-                    l.security_protocol.name(),
-                    if transport.secured() { "with TLS" } else { "without TLS" }
-                )));
-            }
+        if let Some(l) = config.cluster.controller_listener.as_ref().filter(|l| l.security_protocol != transport.protocol()) {
+            return Err(ControllerError::Config(format!(
+                "the controller listener {} uses {}, but its connections were set up for {}",
+                l.name,
+                l.security_protocol.name(),
+                transport.protocol().name()
+            )));
         }
         let dir = config.log_dir.join("__cluster_metadata-0");
         let storage = |source| ControllerError::Storage { dir: dir.clone(), source };

@@ -10,7 +10,7 @@ use super::transport::Conn;
 use super::network::{read_frame, write_frame, Envelope, NotController, Request, Response};
 use super::Controller;
 
-/// A peer gets this long to complete its handshake (TLS) before its connection is dropped.
+/// A peer gets this long to complete its handshake (TLS, login) before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn accept_loop(controller: Arc<Controller>, listener: TcpListener) {
@@ -22,8 +22,8 @@ pub async fn accept_loop(controller: Arc<Controller>, listener: TcpListener) {
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, controller.ctx.transport.accept(stream)).await {
                         Ok(Ok(conn)) => serve(controller, conn).await,
-                        // Said once a minute at most: a port scanner or a plaintext client
-                        // on a TLS listener must not flood the log.
+                        // Said once a minute at most: a port scanner, a plaintext client on a
+                        // TLS listener or a wrong password retried must not flood the log.
                         Ok(Err(e)) => handshake_failed(peer, &e.to_string()),
                         Err(_) => handshake_failed(peer, "no handshake within 10 s"),
                     }
@@ -42,7 +42,7 @@ fn handshake_failed(peer: std::net::SocketAddr, why: &str) {
     let mut last = crate::lock(&LAST);
     if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
         *last = Some(std::time::Instant::now());
-        tracing::warn!(%peer, error = why, "controller listener: a connection failed its TLS handshake (said at most once a minute)");
+        tracing::warn!(%peer, error = why, "controller listener: a connection failed its handshake (TLS or login; said at most once a minute)");
     }
 }
 
