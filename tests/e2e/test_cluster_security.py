@@ -28,11 +28,11 @@ SECURED_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 TOPIC = "secured"
 
 
-def secured_cluster(tmp_path, certs):
+def secured_cluster(tmp_path, certs, keystore=None):
     """The README's secured cluster: each node from examples/cluster-secured/node<i>.properties,
     with only its ports, data directory, certificate paths and timeouts overridden, and the
     brokers' principal no super user (it gets CLUSTER_ACTION by ACL in the test, Kafka's model)."""
-    keystore = certs.node_keystore()
+    keystore = keystore or certs.node_keystore()
     c = Cluster(tmp_path, 3, overrides=[
         f"ssl.keystore.location={keystore}",
         f"ssl.truststore.location={certs.ca}",
@@ -136,6 +136,9 @@ def test_a_cluster_secured_end_to_end(tmp_path, certs):
             p = md.partitions[0]
             return md.error is None and len(p.replicas) == 3 and sorted(p.isrs) == sorted(p.replicas) and p.leader > 0
         wait_for("three in-sync replicas, replicated over SASL_SSL", full_isr, 60)
+        # Metadata reaches the nodes asynchronously (as in Kafka): once every node shows alice the
+        # topic, each has applied the ACLs and users, which came before it in the log.
+        every_node_knows_the_users_and_acls(c, certs)
 
         # acks=all with three replicas and min.insync.replicas=2: acknowledged only once the
         # followers, logged in as User:broker over TLS, have fetched it.
@@ -154,15 +157,17 @@ def test_a_cluster_secured_end_to_end(tmp_path, certs):
         for i in c.nodes:
             wait_for(f"node {i}'s replica to hold the records", lambda: b"secret-19" in c.replica_log(i, TOPIC, 0), 20)
 
+        admin3 = AdminClient(conf(c.nodes[3].bootstrap, certs, "admin"))
+        for f in admin3.create_acls([acl(ResourceType.GROUP, "after-restart", "User:alice", AclOperation.READ)]).values():
+            assert f.result(timeout=15) is None
+
         # A restart of every node: users, ACLs and records come back from the metadata log and
         # the partition logs, and the nodes find each other again over TLS.
         for node in c.nodes.values():
             assert node.stop() == 0
         c.start()
         every_node_knows_the_users_and_acls(c, certs)
-        admin = AdminClient(conf(c.nodes[3].bootstrap, certs, "admin"))
-        for f in admin.create_acls([acl(ResourceType.GROUP, "after-restart", "User:alice", AclOperation.READ)]).values():
-            assert f.result(timeout=15) is None
+        # An ACL made through node 3 before the restart, used at node 1 after it.
         got, err = consume(c.nodes[1].bootstrap, certs, "alice", 20, group="after-restart")
         assert err is None and got == [b"secret-%d" % i for i in range(20)], (got, err)
         p = Producer({**conf(c.bootstrap(), certs, "alice"), "acks": "all"})
@@ -249,6 +254,41 @@ def test_controllers_on_sasl_ssl_log_in_to_each_other_with_plain(tmp_path, certs
                     answer = b""
                 assert answer == b"", answer
         assert any(n.wait_for_log("failed its handshake", timeout=10) for n in c.nodes.values())
+    finally:
+        c.kill_all()
+
+
+def test_host_names_are_verified_as_ssl_endpoint_identification_algorithm_says(tmp_path, certs):
+    """Nodes whose certificates name another host: with Kafka's default (`https`) they refuse
+    each other's certificates and say so; with the check turned off (empty) the chain alone is
+    verified and the cluster forms and replicates."""
+    elsewhere = certs.node_keystore("elsewhere", names="DNS:elsewhere.example")
+    c = secured_cluster(tmp_path / "https", certs, keystore=elsewhere)
+    try:
+        for node in c.nodes.values():
+            node.launch()
+        # The connecting side names the reason, the accepting side the refusal.
+        assert c.nodes[1].wait_for_log('certificate not valid for name "127.0.0.1"', timeout=30), "".join(c.nodes[1].log_lines[-20:])
+        assert any(n.wait_for_log("failed its handshake", timeout=10) for n in c.nodes.values())
+    finally:
+        c.kill_all()
+    c = secured_cluster(tmp_path / "off", certs, keystore=elsewhere)
+    for node in c.nodes.values():
+        node.overrides.append("ssl.endpoint.identification.algorithm=")
+    try:
+        c.start()
+        # The clients do not check host names either here: the certificates name another host.
+        client = {"ssl.endpoint.identification.algorithm": "none"}
+        admin = AdminClient({**conf(c.nodes[1].bootstrap, certs, "admin"), **client})
+        for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
+            assert f.result(timeout=15) is None
+        for f in admin.create_topics([NewTopic(TOPIC, 1, replica_assignment=[[1, 2, 3]])]).values():
+            assert f.result(timeout=15) is None
+        p = Producer({**conf(c.nodes[1].bootstrap, certs, "admin"), **client, "acks": "all"})
+        p.produce(TOPIC, b"any-host")
+        assert p.flush(30) == 0
+        for i in (2, 3):
+            wait_for(f"node {i}'s replica", lambda: b"any-host" in c.replica_log(i, TOPIC, 0), 20)
     finally:
         c.kill_all()
 

@@ -144,6 +144,13 @@ impl NodeContext {
                     peers.insert(peer, Reach::Lost);
                 }
                 Some(Reach::Lost) => {}
+                // A peer that answers but whose handshake fails (a certificate that does not
+                // verify, a refused login) will not answer later either: the operator must know.
+                None if matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::PermissionDenied) => {
+                    if crate::rpc::once_a_minute(&HANDSHAKE_REFUSED) {
+                        tracing::warn!(peer, addr, error = %e, "cannot complete the handshake with a controller quorum peer (TLS or login; said at most once a minute)");
+                    }
+                }
                 None => tracing::debug!(peer, addr, error = %e, "controller quorum peer not reachable yet"),
             },
         }
@@ -163,6 +170,8 @@ impl NodeContext {
         self.catching_up.load(Ordering::Acquire)
     }
 }
+
+static HANDSHAKE_REFUSED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
 
 /// One connection to a peer, opened on first use and again after any error. Requests on one
 /// connection are strictly one at a time, so a reply always belongs to the request before it.

@@ -37,11 +37,19 @@ pub async fn accept_loop(controller: Arc<Controller>, listener: TcpListener) {
     }
 }
 
+/// Whether a warning kept in `last` may be said now: at most once a minute.
+pub(crate) fn once_a_minute(last: &std::sync::Mutex<Option<std::time::Instant>>) -> bool {
+    let mut last = crate::lock(last);
+    if last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+        return false;
+    }
+    *last = Some(std::time::Instant::now());
+    true
+}
+
 fn handshake_failed(peer: std::net::SocketAddr, why: &str) {
     static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-    let mut last = crate::lock(&LAST);
-    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-        *last = Some(std::time::Instant::now());
+    if once_a_minute(&LAST) {
         tracing::warn!(%peer, error = why, "controller listener: a connection failed its handshake (TLS or login; said at most once a minute)");
     }
 }
