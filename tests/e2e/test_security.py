@@ -74,7 +74,7 @@ def test_unmapped_listener_name_is_refused_as_kafka_does(tmp_path):
     assert "no security protocol defined for listener EXTERNAL" in err, err
 
 
-@pytest.mark.parametrize("key", ["sasl.mechanism.inter.broker.protocol", "ssl.keymanager.algorithm",
+@pytest.mark.parametrize("key", ["sasl.login.callback.handler.class", "ssl.keymanager.algorithm",
                                  "sasl.jaas.config",
                                  "listener.name.plaintext.ssl.engine.factory.class",
                                  "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config"])

@@ -26,6 +26,7 @@ use crate::group_service::GroupService;
 use crate::partition::PartitionError;
 use crate::producer_ids::ProducerIds;
 use crate::replica_manager::ReplicaManager;
+use crate::replication::client::Connector;
 use crate::topics::TopicAdmin;
 use crate::txn_service::TxnService;
 use strom_metadata::MetadataImage;
@@ -63,6 +64,8 @@ pub enum BrokerError {
     Metadata(#[from] ControllerError),
     #[error(transparent)]
     Partition(#[from] PartitionError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Broker {
@@ -75,8 +78,20 @@ impl Broker {
             std::io::ErrorKind::WouldBlock => BrokerError::DataDirLocked(shown.clone()),
             _ => BrokerError::DataDir(shown.clone(), e),
         })?;
-        let metadata = Controller::open(config.clone()).await?;
-        let replicas = Arc::new(ReplicaManager::new(config.clone(), metadata.incarnation));
+        // Nodes reach each other as securely as their listeners say: the controller quorum over
+        // the CONTROLLER listener (TLS handed to the controller crate), brokers over the
+        // inter-broker listener (TLS and SASL in the replication client).
+        let quorum: Arc<dyn strom_controller::transport::Transport> = match &config.cluster.controller_listener {
+            Some(l) if l.security_protocol != strom_config::SecurityProtocol::Plaintext => {
+                let tls = l.tls.as_ref().zip(config.controller_tls.as_ref());
+                let sasl = config.controller_sasl.clone().zip(l.sasl.as_ref().map(|s| s.plain_users.clone()));
+                Arc::new(crate::quorum_transport::QuorumTransport::new(l.security_protocol, tls, sasl)?)
+            }
+            _ => Arc::new(strom_controller::transport::Plaintext),
+        };
+        let connector = Arc::new(Connector::new(&config.inter_broker)?);
+        let metadata = Controller::open_with(config.clone(), quorum).await?;
+        let replicas = Arc::new(ReplicaManager::new(config.clone(), metadata.incarnation, connector));
         // Before this process registers nothing is led here; the changes are applied as the
         // metadata follower sees them (`follow_metadata`).
         let image = metadata.image();

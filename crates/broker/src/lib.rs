@@ -25,6 +25,7 @@ pub mod partition;
 pub mod peers;
 pub mod producer_ids;
 pub mod quotas;
+mod quorum_transport;
 pub mod replica_manager;
 pub mod sasl;
 pub mod server;

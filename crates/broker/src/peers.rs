@@ -1,4 +1,4 @@
-//! Requests from this broker to other brokers' client listeners, for the coordinators' work
+//! Requests from this broker to other brokers' inter-broker listeners, for the coordinators' work
 //! (transaction markers to partition leaders, KIP-890 checks to a transaction coordinator).
 //!
 //! A small pool per peer: a call takes an idle connection (or opens one), and puts it back
@@ -50,7 +50,7 @@ impl Peers {
         let addr = self.replicas.leader_address(&self.metadata.image(), node).ok_or(PeerError::Unknown(node))?;
         let mut client = match self.take(node, &addr) {
             Some(c) => c,
-            None => Client::connect(&addr, self.node_id, timeout).await?,
+            None => Client::connect(&addr, self.node_id, timeout, self.replicas.connector()).await?,
         };
         let response = client.call(version, req, timeout).await?;
         self.put_back(node, addr, client);

@@ -18,6 +18,7 @@ use crate::clock::now_ms;
 use strom_metadata::delta::MetadataDelta;
 use strom_metadata::{MetadataImage, TopicImage, NO_LEADER};
 use crate::partition::{Partition, PartitionError, RoleChange};
+use crate::replication::client::Connector;
 use crate::replication::fetcher::{Assignment, Fetchers};
 use crate::sync::{lock, read, write};
 
@@ -38,6 +39,7 @@ pub struct ReplicaManager {
     incarnation: uuid::Uuid,
     log_dir: PathBuf,
     fetchers: Fetchers,
+    connector: Arc<Connector>,
     /// The replicas hosted here, by topic and partition index.
     topics: RwLock<HashMap<String, BTreeMap<i32, Arc<Partition>>>>,
     /// The image the hosted set was last synced with.
@@ -57,11 +59,13 @@ pub struct ReplicaManager {
 
 impl ReplicaManager {
     /// `incarnation`: this process's, as it registers with the controller. Call inside the runtime.
-    pub fn new(config: Arc<BrokerConfig>, incarnation: uuid::Uuid) -> Self {
+    /// `connector`: how this broker reaches the other brokers' inter-broker listener.
+    pub fn new(config: Arc<BrokerConfig>, incarnation: uuid::Uuid, connector: Arc<Connector>) -> Self {
         let log_dir = config.log_dir.clone();
         let data_arrived = Arc::new(Notify::new());
         ReplicaManager {
-            fetchers: Fetchers::new(config.node_id, data_arrived.clone()),
+            fetchers: Fetchers::new(config.node_id, connector.clone(), data_arrived.clone()),
+            connector,
             config,
             incarnation,
             log_dir,
@@ -236,16 +240,22 @@ impl ReplicaManager {
         changes
     }
 
+    /// How this broker connects to the others (fetchers, and `Peers` for the coordinators).
+    pub fn connector(&self) -> &Arc<Connector> {
+        &self.connector
+    }
+
     /// Where this broker reaches broker `leader` (its fetcher, the transaction coordinator's
-    /// markers): the listener its clients use (Strom has no separate inter-broker listener).
+    /// markers): the inter-broker listener in the leader's registration.
     /// `None` for no leader, this broker, or an unknown one.
     pub fn leader_address(&self, image: &MetadataImage, leader: i32) -> Option<String> {
         if leader == NO_LEADER || leader == self.config.node_id {
             return None;
         }
-        let listener = self.config.advertised_listeners.first().map(|l| l.name.as_str()).unwrap_or_default();
+        let listener = self.connector.listener.as_str();
         let b = image.brokers.get(&leader)?;
-        let e = b.endpoints.iter().find(|e| e.listener == listener).or(b.endpoints.first())?;
+        // Never another listener: it could be a weaker one than the inter-broker listener.
+        let e = b.endpoints.iter().find(|e| e.listener == listener)?;
         Some(format!("{}:{}", e.host, e.port))
     }
 
@@ -378,7 +388,7 @@ mod tests {
         let props = [("log.dirs".to_string(), dir.path().display().to_string())].into_iter().collect();
         let config = Arc::new(BrokerConfig::from_props(&props).unwrap());
         let incarnation = uuid::Uuid::from_u128(7);
-        let rm = ReplicaManager::new(config, incarnation);
+        let rm = ReplicaManager::new(config, incarnation, Arc::new(Connector::plaintext("PLAINTEXT")));
         let registered = with(&MetadataImage::default(), MetadataRecord::BrokerRegistered(BrokerRegistration { id: 1, incarnation, endpoints: vec![], rack: None, fenced: false }));
         // A file where the partition's directory must go: opening it fails.
         std::fs::write(Partition::dir_for(dir.path(), "a", 0), b"in the way").unwrap();

@@ -10,6 +10,7 @@
 //! The pure part lives here (the per-connection state, the mechanisms); `connection.rs` runs it
 //! before any handler sees a request, so no handler can be reached unauthenticated.
 
+pub mod client;
 pub mod jwks;
 pub mod oauth;
 pub mod scram;
@@ -216,8 +217,16 @@ impl Authenticator {
         }
     }
 
-    /// RFC 4616: `[authzid] NUL authcid NUL passwd`, checked as Kafka's `PlainSaslServer`.
+    /// PLAIN's one token, against this listener's users.
     fn plain(&self, token: &[u8]) -> Result<String, &'static str> {
+        check_plain(&self.settings.plain_users, token)
+    }
+}
+
+/// RFC 4616: `[authzid] NUL authcid NUL passwd`, checked as Kafka's `PlainSaslServer` against
+/// `users` (the listener's `user_<name>` entries); the principal, or Kafka's message.
+pub(crate) fn check_plain(users: &std::collections::BTreeMap<String, strom_config::Secret>, token: &[u8]) -> Result<String, &'static str> {
+    {
         let mut parts = token.split(|b| *b == 0);
         let (Some(authzid), Some(user), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err("Authentication failed: Invalid SASL/PLAIN response: expected 3 tokens");
@@ -234,7 +243,7 @@ impl Authenticator {
         if !authzid.is_empty() && authzid != user {
             return Err("Authentication failed: Client requested an authorization id that is different from username");
         }
-        match self.settings.plain_users.get(user) {
+        match users.get(user) {
             Some(expected) if constant_time_eq(expected.0.as_bytes(), password) => Ok(format!("User:{user}")),
             // An unknown user costs the same comparison as a wrong password.
             Some(_) => Err(INVALID),

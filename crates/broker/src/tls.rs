@@ -1,5 +1,6 @@
 //! TLS for SSL listeners: a rustls `ServerConfig` (ring provider) built from a listener's
-//! `TlsSettings`. Every failure names the config key behind it, so an operator sees
+//! `TlsSettings`, and the `ClientConfig` this broker connects to other brokers and controllers
+//! with (`client_config`). Every failure names the config key behind it, so an operator sees
 //! "ssl.keystore.location: no private key in the PEM", not a rustls enum.
 //!
 //! Certificates expire, so they are rotated without a restart: a [`TlsListener`] watches the
@@ -15,10 +16,12 @@ use std::time::{Duration, SystemTime};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
-use strom_config::{ClientAuth, Keystore, Pem, TlsSettings, TlsVersion};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme, SupportedProtocolVersion};
+use strom_config::{ClientAuth, ClientTls, Keystore, Pem, TlsSettings, TlsVersion};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -101,16 +104,15 @@ fn order_suites(provider: &mut CryptoProvider, names: &[String]) -> Result<(), T
     Ok(())
 }
 
-/// The server side of TLS for one listener.
-pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+/// The crypto provider and versions `settings` allow.
+fn provider_and_versions(settings: &TlsSettings) -> Result<(Arc<CryptoProvider>, Vec<&'static SupportedProtocolVersion>), TlsError> {
     // ring, not aws-lc (no C/cmake build on these machines). rustls 0.23.48 deprecates it for
     // lacking post-quantum key exchange; the classical groups it offers are what Kafka's JVM
     // clients and librdkafka negotiate today.
     #[allow(deprecated)]
     let mut provider = rustls::crypto::ring::default_provider();
     order_suites(&mut provider, &settings.cipher_suites)?;
-    let provider = Arc::new(provider);
-    let versions: Vec<&'static SupportedProtocolVersion> = settings
+    let versions = settings
         .protocols
         .iter()
         .map(|v| match v {
@@ -118,17 +120,103 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsErr
             TlsVersion::Tls13 => &rustls::version::TLS13,
         })
         .collect();
+    Ok((Arc::new(provider), versions))
+}
+
+fn keystore(settings: &TlsSettings) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, &str), TlsError> {
+    Ok(match &settings.keystore {
+        Keystore::Combined(pem) => {
+            let bytes = pem_bytes(pem)?;
+            (certificates(pem.key(), &bytes)?, private_key(pem.key(), &bytes, settings.key_password.as_ref())?, pem.key())
+        }
+        Keystore::Split { chain, key } => (certificates(chain.key(), &pem_bytes(chain)?)?, private_key(key.key(), &pem_bytes(key)?, settings.key_password.as_ref())?, key.key()),
+    })
+}
+
+fn roots(trust: &Pem) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in certificates(trust.key(), &pem_bytes(trust)?)? {
+        roots.add(c).map_err(|e| invalid(trust.key(), format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
+/// The client side of TLS to another node's listener, as Kafka's inter-broker client: the
+/// peer's certificate must chain to the listener's truststore (and name the host reached, with
+/// `ssl.endpoint.identification.algorithm=https`); the listener's keystore is the client
+/// certificate, sent only when the peer asks for one.
+pub fn client_config(tls: &ClientTls) -> Result<Arc<ClientConfig>, TlsError> {
+    let settings = &tls.settings;
+    let (provider, versions) = provider_and_versions(settings)?;
+    // The config refuses a client without a truststore; never connect unverified.
+    let trust = settings.truststore.as_ref().ok_or_else(|| invalid("ssl.truststore.location", "a broker verifies its peers: a truststore is needed"))?;
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(trust)?), provider.clone())
+        .build()
+        .map_err(|e| invalid(trust.key(), e.to_string()))?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| invalid("ssl.enabled.protocols", format!("with ssl.cipher.suites: {e}")))?;
+    let builder = if tls.verify_hostname {
+        builder.with_webpki_verifier(verifier)
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
+    };
+    let (chain, key, key_name) = keystore(settings)?;
+    let config = builder.with_client_auth_cert(chain, key).map_err(|e| invalid(key_name, format!("key and certificate do not go together: {e}")))?;
+    Ok(Arc::new(config))
+}
+
+/// `ssl.endpoint.identification.algorithm=` (empty): the whole of webpki's verification except
+/// the host name, which is checked last, so a name mismatch is the only error forgiven.
+#[derive(Debug)]
+struct AnyHostName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The name a peer at `host` is verified against: its IP address, or its DNS name.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
+        .map_err(|e| invalid("advertised.listeners", format!("`{host}` is not a host name TLS can verify: {e}")))
+}
+
+/// The server side of TLS for one listener.
+pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    let (provider, versions) = provider_and_versions(settings)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| invalid("ssl.enabled.protocols", format!("with ssl.cipher.suites: {e}")))?;
     let builder = match (settings.client_auth, &settings.truststore) {
         (ClientAuth::None, _) => builder.with_no_client_auth(),
         (auth, Some(trust)) => {
-            let mut roots = RootCertStore::empty();
-            for c in certificates(trust.key(), &pem_bytes(trust)?)? {
-                roots.add(c).map_err(|e| invalid(trust.key(), format!("not a usable CA certificate: {e}")))?;
-            }
-            let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(trust)?), provider);
             if auth == ClientAuth::Requested {
                 verifier = verifier.allow_unauthenticated();
             }
@@ -137,13 +225,7 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsErr
         // The config refuses this combination; never serve without the check it asked for.
         (_, None) => return Err(invalid("ssl.client.auth", "client certificates need a truststore")),
     };
-    let (chain, key, key_name) = match &settings.keystore {
-        Keystore::Combined(pem) => {
-            let bytes = pem_bytes(pem)?;
-            (certificates(pem.key(), &bytes)?, private_key(pem.key(), &bytes, settings.key_password.as_ref())?, pem.key())
-        }
-        Keystore::Split { chain, key } => (certificates(chain.key(), &pem_bytes(chain)?)?, private_key(key.key(), &pem_bytes(key)?, settings.key_password.as_ref())?, key.key()),
-    };
+    let (chain, key, key_name) = keystore(settings)?;
     // with_single_cert checks that the key is the certificate's.
     let mut config = builder.with_single_cert(chain, key).map_err(|e| invalid(key_name, format!("key and certificate do not go together: {e}")))?;
     config.ignore_client_order = true;

@@ -80,6 +80,12 @@ pub struct BrokerConfig {
     pub groups: GroupSettings,
     pub transactions: TxnSettings,
     pub cluster: ClusterSettings,
+    /// The listener brokers reach each other on, and how this one connects to it.
+    pub inter_broker: security::InterBroker,
+    /// How this node connects to the other controllers when the controller listener is SSL.
+    pub controller_tls: Option<security::ClientTls>,
+    /// This node's login to the other controllers when the controller listener uses SASL.
+    pub controller_sasl: Option<security::SaslLogin>,
     pub replica_lag_time_max_ms: i64,
     /// Which replica a consumer should fetch from (KIP-392's `replica.selector.class`).
     pub replica_selector: ReplicaSelector,
@@ -229,15 +235,10 @@ impl BrokerConfig {
             return Err(invalid("listeners", listeners_value, "no client listener: every listener is named in controller.listener.names".into()));
         }
         let cluster = cluster_settings(&r, node_id, controller_listeners.into_iter().next())?;
-        // Nodes reach each other in plain TCP so far (controller RPCs, replication, markers):
-        // a cluster whose controller listener asks for TLS must not start and talk in the clear.
-        if let Some(c) = cluster.controller_listener.as_ref().filter(|c| c.security_protocol != SecurityProtocol::Plaintext) {
-            return Err(invalid(
-                "controller.listener.names",
-                &c.name,
-                format!("the controller listener {} uses {}; controllers talk to each other over PLAINTEXT only so far", c.name, c.security_protocol.name()),
-            ));
-        }
+        let (controller_tls, controller_sasl) = match cluster.controller_listener.as_ref() {
+            None => (None, None),
+            Some(c) => controller_security(props, c)?,
+        };
         let advertised_listeners = match r.text("advertised.listeners")? {
             Some(v) => {
                 let mut l = parse_listeners("advertised.listeners", v, Some(&protocols))?;
@@ -253,21 +254,7 @@ impl BrokerConfig {
                 .map(|l| Listener { host: if is_meta_address(&l.host) { host_name() } else { l.host.clone() }, ..l.clone() })
                 .collect(),
         };
-        // Followers fetch, and coordinators send markers, over the first advertised listener of
-        // each peer, in plain TCP so far.
-        if !cluster.is_single_node() {
-            if let Some(l) = advertised_listeners.first().filter(|l| l.security_protocol != SecurityProtocol::Plaintext) {
-                return Err(invalid(
-                    "listeners",
-                    listeners_value,
-                    format!(
-                        "in a cluster, brokers replicate over the first listener ({}), which must be PLAINTEXT so far: list a PLAINTEXT listener first \
-                         (inter-broker TLS is not supported yet)",
-                        l.name
-                    ),
-                ));
-            }
-        }
+        let inter_broker = security::inter_broker(props, &protocols, &listeners, &advertised_listeners, !cluster.is_single_node())?;
         let log_dir_key = if props.contains_key("log.dirs") || !props.contains_key("log.dir") { "log.dirs" } else { "log.dir" };
         let log_dir = first_dir(log_dir_key, r.text("log.dirs")?.unwrap_or_default())?;
         Ok(BrokerConfig {
@@ -304,6 +291,9 @@ impl BrokerConfig {
                 partition_verification: r.bool("transaction.partition.verification.enable")?,
             },
             cluster,
+            inter_broker,
+            controller_tls,
+            controller_sasl,
             replica_lag_time_max_ms: r.int("replica.lag.time.max.ms")?,
             replica_selector: ReplicaSelector::parse(r.text("replica.selector.class")?)?,
             leader_imbalance_check_interval_ms: {
@@ -354,6 +344,42 @@ impl BrokerConfig {
     pub fn bootstrap_address(&self) -> String {
         self.advertised_listeners.first().map(|l| format!("{}:{}", l.host, l.port)).unwrap_or_default()
     }
+}
+
+/// How this node connects to the other controllers: the controller listener's protocol.
+/// On SSL client certificates are required (Strom's controller protocol has no authorization of
+/// its own, so the handshake is what keeps strangers out of the quorum); on SASL the login is
+/// PLAIN, with `sasl.mechanism.controller.protocol` and the listener's JAAS `username` and
+/// `password`, as Kafka (SCRAM credentials live in the metadata log the controllers replicate,
+/// so Kafka serves no SCRAM between controllers either).
+fn controller_security(props: &BTreeMap<String, String>, c: &Listener) -> Result<(Option<security::ClientTls>, Option<security::SaslLogin>), ConfigError> {
+    let tls = match (&c.tls, c.security_protocol) {
+        (Some(tls), SecurityProtocol::Ssl) if tls.client_auth != security::ClientAuth::Required => {
+            let key = format!("listener.name.{}.ssl.client.auth", c.name.to_ascii_lowercase());
+            return Err(invalid(
+                &key,
+                "",
+                format!("the controller listener {} uses SSL: set {key}=required, so that only nodes with a certificate the truststore trusts join the quorum", c.name),
+            ));
+        }
+        (Some(tls), _) => Some(security::client_tls(props, &c.name, tls)?),
+        (None, _) => None,
+    };
+    let sasl = match &c.sasl {
+        None => None,
+        Some(served) => {
+            let login = security::sasl_login(props, &c.name, "sasl.mechanism.controller.protocol", served)?;
+            if login.mechanism != security::SaslMechanism::Plain {
+                return Err(invalid(
+                    "sasl.mechanism.controller.protocol",
+                    login.mechanism.name(),
+                    "controllers log in to each other with PLAIN only: SCRAM credentials live in the metadata log they replicate (as in Kafka)".into(),
+                ));
+            }
+            Some(login)
+        }
+    };
+    Ok((tls, sasl))
 }
 
 fn group_settings(r: &Resolver) -> Result<GroupSettings, ConfigError> {
@@ -661,33 +687,129 @@ mod tests {
         assert_eq!(c.listeners.len(), 1);
     }
 
+    fn cluster(listeners: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut p = props(&[
+            ("listeners", listeners),
+            ("controller.quorum.voters", "1@127.0.0.1:9094,2@127.0.0.1:9095"),
+            ("ssl.keystore.location", "/k.pem"),
+            // With SSL in use Kafka maps no controller name by default: it must be given.
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"),
+        ]);
+        p.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        p
+    }
+
     #[test]
-    fn a_cluster_talks_plaintext_between_nodes_so_far() {
-        let cluster = |listeners: &str| {
-            props(&[
-                ("listeners", listeners),
-                ("controller.quorum.voters", "1@127.0.0.1:9094,2@127.0.0.1:9095"),
-                ("ssl.keystore.location", "/k.pem"),
-                // With SSL in use Kafka maps no controller name by default: it must be given.
-                ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT"),
-            ])
-        };
-        let e = BrokerConfig::from_props(&cluster("SSL://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9094")).unwrap_err();
-        assert!(e.to_string().contains("must be PLAINTEXT so far"), "{e}");
-        let c = BrokerConfig::from_props(&cluster("PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094")).unwrap();
-        assert_eq!(c.listeners.len(), 2);
+    fn the_inter_broker_listener_as_kafka_picks_it() {
+        // Neither key: the listener named PLAINTEXT (Kafka's default), wherever it is listed.
+        let c = BrokerConfig::from_props(&cluster("SSL://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9094", &[])).unwrap();
+        assert_eq!((c.inter_broker.listener.as_str(), c.inter_broker.protocol), ("PLAINTEXT", SecurityProtocol::Plaintext));
+        assert!(c.inter_broker.tls.is_none() && c.inter_broker.sasl.is_none() && c.controller_tls.is_none());
+        // By protocol, or by name; never both.
+        let trust = ("ssl.truststore.location", "/ca.pem");
+        let c = BrokerConfig::from_props(&cluster("PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094", &[("security.inter.broker.protocol", "ssl"), trust])).unwrap();
+        let tls = c.inter_broker.tls.expect("client TLS");
+        assert_eq!(c.inter_broker.listener, "SSL");
+        assert!(tls.verify_hostname);
+        let c = BrokerConfig::from_props(&cluster(
+            "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094",
+            &[("inter.broker.listener.name", "ssl"), trust, ("listener.name.ssl.ssl.endpoint.identification.algorithm", "")],
+        ))
+        .unwrap();
+        assert!(!c.inter_broker.tls.expect("client TLS").verify_hostname);
+        for (extra, says) in [
+            (vec![("inter.broker.listener.name", "SSL"), ("security.inter.broker.protocol", "SSL"), trust], "not both"),
+            // Without a truststore a broker could not verify the peer it replicates from.
+            (vec![("security.inter.broker.protocol", "SSL")], "listener.name.ssl.ssl.truststore.location"),
+            (vec![("security.inter.broker.protocol", "SASL_SSL")], "not in `listeners`"),
+            (vec![("security.inter.broker.protocol", "SASL_PLAINTEXT")], "no security protocol defined"),
+            (vec![("inter.broker.listener.name", "CONTROLLER")], "not in `listeners`"),
+            (vec![("inter.broker.listener.name", "SSL"), trust, ("ssl.endpoint.identification.algorithm", "ldaps")], "ssl.endpoint.identification.algorithm"),
+        ] {
+            let e = BrokerConfig::from_props(&cluster("PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094", &extra)).unwrap_err();
+            assert!(e.to_string().contains(says), "{extra:?}: {e}");
+        }
+        // A single node has no peers: an SSL-only broker needs no truststore, and a stock
+        // `security.inter.broker.protocol=PLAINTEXT` naming no listener of it is harmless.
+        let c = BrokerConfig::from_props(&props(&[
+            ("listeners", "CLIENTS://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "CLIENTS:PLAINTEXT"),
+            ("security.inter.broker.protocol", "PLAINTEXT"),
+        ]))
+        .unwrap();
+        assert_eq!(c.inter_broker.listener, "CLIENTS");
+        let c = BrokerConfig::from_props(&props(&[("listeners", "SSL://127.0.0.1:9093"), ("ssl.keystore.location", "/k.pem")])).unwrap();
+        assert_eq!(c.inter_broker.listener, "SSL");
+        assert!(c.inter_broker.tls.is_none());
+    }
+
+    #[test]
+    fn inter_broker_sasl_logs_in_with_the_listeners_jaas_username() {
+        let listeners = "SASL_SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094";
+        let base = [
+            ("security.inter.broker.protocol", "SASL_SSL"),
+            ("ssl.truststore.location", "/ca.pem"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+            ("listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";"#),
+        ];
+        let e = BrokerConfig::from_props(&cluster(listeners, &base)).unwrap_err().to_string();
+        assert!(e.contains("sasl.mechanism.inter.broker.protocol") && e.contains("GSSAPI"), "{e}");
+        let mut ok = base.to_vec();
+        ok.push(("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"));
+        let c = BrokerConfig::from_props(&cluster(listeners, &ok)).unwrap();
+        let login = c.inter_broker.sasl.expect("a login");
+        assert_eq!((login.mechanism, login.username.as_str(), login.password.0.as_str()), (security::SaslMechanism::ScramSha512, "broker", "broker-secret"));
+        assert!(c.inter_broker.tls.is_some());
+        // A mechanism the listener does not offer, or a JAAS config without the broker's own
+        // username and password: refused, naming the key, never echoing the password.
+        let mut wrong = base.to_vec();
+        wrong.push(("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"));
+        let e = BrokerConfig::from_props(&cluster(listeners, &wrong)).unwrap_err().to_string();
+        assert!(e.contains("does not offer SCRAM-SHA-256"), "{e}");
+        let mut no_user = ok.clone();
+        no_user[3].1 = r#"org.apache.kafka.common.security.scram.ScramLoginModule required password="broker-secret";"#;
+        let e = BrokerConfig::from_props(&cluster(listeners, &no_user)).unwrap_err().to_string();
+        assert!(e.contains("listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config") && !e.contains("broker-secret"), "{e}");
+    }
+
+    #[test]
+    fn an_ssl_controller_listener_requires_client_certificates() {
+        let listeners = "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9094";
+        let map = ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL");
+        let trust = ("ssl.truststore.location", "/ca.pem");
+        let e = BrokerConfig::from_props(&cluster(listeners, &[map, trust])).unwrap_err().to_string();
+        assert!(e.contains("listener.name.controller.ssl.client.auth=required"), "{e}");
+        let c = BrokerConfig::from_props(&cluster(listeners, &[map, trust, ("listener.name.controller.ssl.client.auth", "required")])).unwrap();
+        assert!(c.controller_tls.is_some());
+        assert!(c.cluster.controller_listener.as_ref().is_some_and(|l| l.tls.is_some()));
+        // SASL_SSL: PLAIN only, with the node's own login in the listener's JAAS config.
+        let jaas = (
+            "listener.name.controller.plain.sasl.jaas.config",
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="node" password="node-pw" user_node="node-pw";"#,
+        );
+        let sasl_ssl = ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_SSL");
+        let plain = ("listener.name.controller.sasl.enabled.mechanisms", "PLAIN");
+        let e = BrokerConfig::from_props(&cluster(listeners, &[sasl_ssl, trust, plain, jaas])).unwrap_err().to_string();
+        assert!(e.contains("sasl.mechanism.controller.protocol") && e.contains("GSSAPI"), "{e}");
+        let c = BrokerConfig::from_props(&cluster(listeners, &[sasl_ssl, trust, plain, jaas, ("sasl.mechanism.controller.protocol", "PLAIN")])).unwrap();
+        assert!(c.controller_tls.is_some());
+        assert_eq!(c.controller_sasl.expect("a login").username, "node");
+        let scram = [sasl_ssl, trust, ("listener.name.controller.sasl.enabled.mechanisms", "SCRAM-SHA-256"), ("sasl.mechanism.controller.protocol", "SCRAM-SHA-256"),
+            ("listener.name.controller.scram-sha-256.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="node" password="x";"#)];
+        let e = BrokerConfig::from_props(&cluster(listeners, &scram)).unwrap_err().to_string();
+        assert!(e.contains("PLAIN only"), "{e}");
     }
 
     #[test]
     fn security_keys_are_refused_not_ignored() {
-        for k in ["sasl.mechanism.inter.broker.protocol", "listener.name.plaintext.sasl.jaas.config", "ssl.keymanager.algorithm", "delegation.token.secret.key"] {
+        for k in ["sasl.jaas.config", "listener.name.plaintext.sasl.jaas.config", "ssl.keymanager.algorithm", "delegation.token.secret.key"] {
             let e = BrokerConfig::from_props(&props(&[(k, "x")])).unwrap_err();
             assert!(matches!(e, ConfigError::SecurityNotSupported(ref key) if key == k), "{k}: {e}");
             assert!(!e.to_string().contains("spelling"), "{e}");
         }
         // Kafka's own no-security values in a stock server.properties still start.
         let c = BrokerConfig::from_props(&props(&[("security.inter.broker.protocol", "PLAINTEXT"), ("authorizer.class.name", "")])).unwrap();
-        assert_eq!(c.ignored.len(), 1);
+        assert!(c.ignored.is_empty(), "{:?}", c.ignored);
         assert_eq!(c.authorizer, None);
     }
 

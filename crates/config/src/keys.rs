@@ -184,7 +184,6 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
     "compression.type",
     "controller.quorum.bootstrap.servers",
     "delete.topic.enable",
-    "inter.broker.listener.name",
     "log.flush.interval.ms",
     "log.cleaner.threads",
     "num.io.threads",
@@ -215,7 +214,7 @@ pub const KEYS: &[Key] = &[
         "listener.security.protocol.map",
         Value(crate::security::DEFAULT_PROTOCOL_MAP),
         Check::Text,
-        "each listener name's security protocol (`NAME:PROTOCOL,...`); when not set, controller listener names map to PLAINTEXT, as in Kafka. Only PLAINTEXT is served yet: a listener mapped to SSL, SASL_PLAINTEXT or SASL_SSL stops the start"
+        "each listener name's security protocol (`NAME:PROTOCOL,...`: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL); when not set, controller listener names map to PLAINTEXT, as in Kafka"
     ),
     row(Section::Broker, "advertised.listeners", Unset("the value of `listeners`"), Check::Text, "the address handed to clients in Metadata"),
     Key { alias: Some("log.dir"), ..row(Section::Broker, "log.dirs", Value("./strom-data"), Check::Text, "the data directory (`log.dir` is an alias; one directory for now)") },
@@ -403,7 +402,11 @@ pub const KEYS: &[Key] = &[
     row(Section::Security, "sasl.oauthbearer.expected.issuer", Unset("not checked"), Check::Text, "OAUTHBEARER: the token's `iss` must be exactly this"),
     row(Section::Security, "sasl.oauthbearer.sub.claim.name", Value("sub"), Check::Text, "OAUTHBEARER: the claim whose value names the principal (`User:<value>`)"),
     row(Section::Security, "sasl.oauthbearer.clock.skew.seconds", Value("30"), int(0, i64::MAX), "OAUTHBEARER: tolerance for the token's `exp`, `nbf` and `iat`"),
-    row(Section::Security, "ssl.endpoint.identification.algorithm", Value("https"), Check::Text, "a client-side setting (host name verification) accepted for Kafka's sake; brokers do not connect to each other over TLS yet"),
+    row(Section::Security, "ssl.endpoint.identification.algorithm", Value("https"), Check::Text, "when this broker connects to another over TLS (replication, transaction markers, the controller quorum): `https` checks that the peer's certificate names the host it was reached at (a `subjectAltName` DNS name or IP address); empty: the certificate must chain to the truststore, whatever host it names"),
+    row(Section::Security, "inter.broker.listener.name", Unset("the listener named after `security.inter.broker.protocol`"), Check::Text, "the listener brokers reach each other on (replication, transaction markers), by name; it must be an advertised listener of every broker. Give this or `security.inter.broker.protocol`, not both. When neither is set and no listener is named PLAINTEXT, Strom takes the first advertised listener (Kafka would refuse to start)"),
+    row(Section::Security, "security.inter.broker.protocol", Value("PLAINTEXT"), Check::Text, "the inter-broker listener by its protocol: the listener named `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`. Over TLS this broker verifies its peers with the listener's `ssl.truststore.*` and presents its `ssl.keystore.*` when they ask for a client certificate"),
+    row(Section::Security, "sasl.mechanism.inter.broker.protocol", Value("GSSAPI"), Check::Text, "the SASL mechanism brokers log in to each other with on a SASL inter-broker listener: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (Kafka's default, GSSAPI, stops the start). The user and password are the `username` and `password` options of `listener.name.<listener>.<mechanism>.sasl.jaas.config`, as in Kafka; that principal needs CLUSTER_ACTION on the cluster (or `super.users`) under an authorizer"),
+    row(Section::Security, "sasl.mechanism.controller.protocol", Value("GSSAPI"), Check::Text, "the SASL mechanism controllers log in to each other with on a SASL_PLAINTEXT or SASL_SSL controller listener: `PLAIN` only (as Kafka: SCRAM credentials live in the metadata log the controllers replicate), with the `username` and `password` of `listener.name.<controller listener>.plain.sasl.jaas.config`, whose `user_<name>` entries are the logins it accepts. An SSL controller listener needs `ssl.client.auth=required` instead"),
 ];
 
 #[cfg(test)]

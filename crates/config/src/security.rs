@@ -5,8 +5,12 @@
 //! default map. Every protocol is served, but never with less than it asks for: an SSL listener
 //! without a usable keystore, or a SASL listener whose mechanisms Strom does not serve or whose
 //! users are not given, is a startup error. Every Kafka security key Strom does not act on
-//! (authorizer, super users, inter-broker SASL, ...) is refused with a message saying so,
+//! (delegation tokens, Java-only `ssl.*` keys, ...) is refused with a message saying so,
 //! instead of being accepted and ignored.
+//!
+//! A broker is also a client of the other brokers (replication, transaction markers) and of the
+//! controller quorum: [`InterBroker`] and [`ClientTls`] say how it connects to them, from the
+//! same listener settings Kafka's inter-broker client reads.
 //!
 //! The TLS keys (`ssl.*`, in the key table's Security section) may be set per listener as
 //! `listener.name.<listener>.<key>`, which wins over the bare key. This module resolves them
@@ -111,7 +115,6 @@ pub fn is_security_key(key: &str) -> bool {
 pub fn asks_for_nothing(key: &str, value: &str) -> bool {
     let v = value.trim();
     match key {
-        "security.inter.broker.protocol" => v.eq_ignore_ascii_case("PLAINTEXT"),
         "authorizer.class.name" | "super.users" => v.is_empty(),
         "allow.everyone.if.no.acl.found" => v.eq_ignore_ascii_case("false"),
         _ => false,
@@ -586,6 +589,159 @@ pub(crate) fn tls_settings(props: &BTreeMap<String, String>, listener: &str) -> 
     Ok(TlsSettings { keystore, key_password, truststore, client_auth, protocols, cipher_suites, principal_rules })
 }
 
+/// How this broker connects to another over TLS: the settings of the listener it connects to
+/// (its own listener of the same name): the truststore verifies the peer, the keystore is the
+/// client certificate a peer with `ssl.client.auth` asks for, versions and suites as served.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    pub settings: TlsSettings,
+    /// `ssl.endpoint.identification.algorithm=https`: the peer's certificate must name the host.
+    pub verify_hostname: bool,
+}
+
+/// The credentials this broker logs in to another with (Kafka's inter-broker SASL client).
+#[derive(Clone, Debug)]
+pub struct SaslLogin {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: Secret,
+}
+
+/// The inter-broker listener (Kafka's `inter.broker.listener.name` /
+/// `security.inter.broker.protocol`): where followers fetch and coordinators send markers, in
+/// the peers' registrations, and how this broker connects to it.
+#[derive(Clone, Debug)]
+pub struct InterBroker {
+    /// Upper case, as listener names are.
+    pub listener: String,
+    pub protocol: SecurityProtocol,
+    /// Set exactly when the protocol uses TLS (and this node has peers).
+    pub tls: Option<ClientTls>,
+    /// Set exactly when the protocol uses SASL (and this node has peers).
+    pub sasl: Option<SaslLogin>,
+}
+
+/// The client side of TLS to `listener` (upper case), whose server settings are `settings`.
+/// A broker must verify the peers it replicates from, so a truststore is required.
+pub(crate) fn client_tls(props: &BTreeMap<String, String>, listener: &str, settings: &TlsSettings) -> Result<ClientTls, ConfigError> {
+    let k = "ssl.endpoint.identification.algorithm";
+    let scoped = format!("listener.name.{}.{k}", listener.to_ascii_lowercase());
+    let (shown, value) = match props.get(&scoped) {
+        Some(v) => (scoped, v.trim()),
+        None => (k.to_string(), props.get(k).map_or("https", |v| v.trim())),
+    };
+    let verify_hostname = if value.eq_ignore_ascii_case("https") {
+        true
+    } else if value.is_empty() {
+        false
+    } else {
+        return Err(invalid(&shown, value, "`https` (check the peer's host name) or empty (do not)".into()));
+    };
+    if settings.truststore.is_none() {
+        return Err(invalid(
+            &format!("listener.name.{}.ssl.truststore.location", listener.to_ascii_lowercase()),
+            "",
+            format!(
+                "brokers connect to each other's {listener} listener over TLS and must verify the certificate they are shown: \
+                 set ssl.truststore.location (or ssl.truststore.certificates) to the CA that signed the brokers' certificates"
+            ),
+        ));
+    }
+    Ok(ClientTls { settings: settings.clone(), verify_hostname })
+}
+
+/// The login of this broker on SASL listener `listener` with the mechanism `mech_key` names:
+/// `username` and `password` from `listener.name.<listener>.<mechanism>.sasl.jaas.config`, as
+/// Kafka's inter-broker client reads them. The mechanism must be one the listener offers, or
+/// every peer would refuse it.
+pub(crate) fn sasl_login(props: &BTreeMap<String, String>, listener: &str, mech_key: &str, served: &SaslSettings) -> Result<SaslLogin, ConfigError> {
+    let value = props.get(mech_key).map_or("GSSAPI", |v| v.trim());
+    // OAUTHBEARER between brokers would need a token source on each broker (Kafka's login
+    // callback handler fetching from an OIDC endpoint), which Strom does not have.
+    let Some(mechanism) = SaslMechanism::ALL.into_iter().filter(|m| *m != SaslMechanism::OAuthBearer).find(|m| m.name() == value) else {
+        return Err(invalid(
+            mech_key,
+            value,
+            format!("listener {listener} is a SASL listener: brokers log in to it with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (GSSAPI, Kafka's default, and OAUTHBEARER between brokers are not served)"),
+        ));
+    };
+    if !served.mechanisms.contains(&mechanism) {
+        return Err(invalid(mech_key, value, format!("listener {listener} does not offer {value} (its sasl.enabled.mechanisms): peers would refuse the login")));
+    }
+    let jaas_key = format!("listener.name.{}.{}.sasl.jaas.config", listener.to_ascii_lowercase(), mechanism.name().to_ascii_lowercase());
+    let hint = || {
+        format!(
+            "brokers log in to listener {listener} with {value}: give this broker's own `username=\"...\" password=\"...\"` here, as Kafka does \
+             (for PLAIN beside the user_<name> entries)"
+        )
+    };
+    let jaas = props.get(&jaas_key).ok_or_else(|| invalid(&jaas_key, "", hint()))?;
+    let options = parse_jaas(jaas).map_err(|reason| ConfigError::InvalidValue { key: jaas_key.clone(), value: "<hidden>".into(), reason })?;
+    let find = |name: &str| options.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    match (find("username"), find("password")) {
+        (Some(username), Some(password)) if !username.is_empty() => Ok(SaslLogin { mechanism, username, password: Secret(password) }),
+        _ => Err(ConfigError::InvalidValue { key: jaas_key, value: "<hidden>".into(), reason: hint() }),
+    }
+}
+
+/// Resolves the inter-broker listener as Kafka's `KafkaConfig` does: `inter.broker.listener.name`,
+/// else the listener named after `security.inter.broker.protocol` (never both). `listeners` are
+/// this node's bound (non-controller) listeners with their settings, `advertised` what it
+/// registers. With `has_peers` false (a cluster of one) the client settings are not needed and
+/// not resolved: a single node never connects to another broker.
+pub(crate) fn inter_broker(
+    props: &BTreeMap<String, String>,
+    protocols: &BTreeMap<String, SecurityProtocol>,
+    listeners: &[crate::broker::Listener],
+    advertised: &[crate::broker::Listener],
+    has_peers: bool,
+) -> Result<InterBroker, ConfigError> {
+    const NAME_KEY: &str = "inter.broker.listener.name";
+    const PROTOCOL_KEY: &str = "security.inter.broker.protocol";
+    let set = |k: &str| props.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let (key, name) = match (set(NAME_KEY), set(PROTOCOL_KEY)) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(NAME_KEY, set(NAME_KEY).unwrap_or_default(), format!("give {NAME_KEY} or {PROTOCOL_KEY}, not both (as Kafka)")))
+        }
+        (Some(name), None) => (NAME_KEY, name.to_ascii_uppercase()),
+        (None, Some(p)) => {
+            let p = SecurityProtocol::parse(p)
+                .ok_or_else(|| invalid(PROTOCOL_KEY, p, "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL".into()))?;
+            (PROTOCOL_KEY, p.name().to_string())
+        }
+        // Kafka's default is the listener named PLAINTEXT; Strom's earlier rule, kept for
+        // clusters configured by it, is the first advertised listener.
+        (None, None) => match advertised.iter().find(|l| l.name == "PLAINTEXT").or(advertised.first()) {
+            Some(l) => (NAME_KEY, l.name.clone()),
+            None => return Err(invalid("advertised.listeners", "", "no listener to reach the other brokers on".into())),
+        },
+    };
+    // A single node never connects to another broker: a stock server.properties whose
+    // `security.inter.broker.protocol=PLAINTEXT` names no listener of this node still starts.
+    let name = match advertised.first() {
+        Some(first) if !has_peers && !listeners.iter().any(|l| l.name == name) => first.name.clone(),
+        _ => name,
+    };
+    let shown = || props.get(key).map_or(name.as_str(), |v| v.as_str()).to_string();
+    let protocol = *protocols.get(&name).ok_or_else(|| invalid(key, &shown(), format!("no security protocol defined for listener {name}")))?;
+    let Some(own) = listeners.iter().find(|l| l.name == name) else {
+        return Err(invalid(key, &shown(), format!("listener {name} is not in `listeners` (controller listeners excepted)")));
+    };
+    if !advertised.iter().any(|l| l.name == name) {
+        return Err(invalid(key, &shown(), format!("listener {name} is not in advertised.listeners: other brokers could not find it")));
+    }
+    let (mut tls, mut sasl) = (None, None);
+    if has_peers {
+        if let Some(settings) = &own.tls {
+            tls = Some(client_tls(props, &name, settings)?);
+        }
+        if let Some(served) = &own.sasl {
+            sasl = Some(sasl_login(props, &name, "sasl.mechanism.inter.broker.protocol", served)?);
+        }
+    }
+    Ok(InterBroker { listener: name, protocol, tls, sasl })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,8 +780,8 @@ mod tests {
         for k in ["listener.security.protocol.map", "listener.name.internal.max.connections", "log.dirs", "socket.send.buffer.bytes"] {
             assert!(!is_security_key(k), "{k}");
         }
-        assert!(asks_for_nothing("security.inter.broker.protocol", "PLAINTEXT"));
-        assert!(!asks_for_nothing("security.inter.broker.protocol", "SSL"));
+        assert!(asks_for_nothing("super.users", ""));
+        assert!(!asks_for_nothing("super.users", "User:admin"));
         assert!(!asks_for_nothing("ssl.client.auth", "none"));
         assert!(per_listener_security_key("listener.name.external.ssl.keystore.location").is_some());
         assert!(per_listener_security_key("listener.name.external.sasl.enabled.mechanisms").is_some());

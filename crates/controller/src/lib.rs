@@ -26,6 +26,7 @@ mod network;
 mod quorum;
 mod rpc;
 mod state_machine;
+pub mod transport;
 mod types;
 
 use std::collections::BTreeMap;
@@ -96,6 +97,21 @@ impl Controller {
     /// CONTROLLER listener). Returns once the node can take proposals; in a cluster of one, once
     /// it leads and the cluster exists.
     pub async fn open(config: Arc<BrokerConfig>) -> Result<Arc<Controller>, ControllerError> {
+        Self::open_with(config, Arc::new(transport::Plaintext)).await
+    }
+
+    /// `open` with the CONTROLLER listener's connections secured by `transport`, whose
+    /// protocol must be the listener's (never weaker; nor stronger, or the peers could not
+    /// understand each other).
+    pub async fn open_with(config: Arc<BrokerConfig>, transport: Arc<dyn transport::Transport>) -> Result<Arc<Controller>, ControllerError> {
+        if let Some(l) = config.cluster.controller_listener.as_ref().filter(|l| l.security_protocol != transport.protocol()) {
+            return Err(ControllerError::Config(format!(
+                "the controller listener {} uses {}, but its connections were set up for {}",
+                l.name,
+                l.security_protocol.name(),
+                transport.protocol().name()
+            )));
+        }
         let dir = config.log_dir.join("__cluster_metadata-0");
         let storage = |source| ControllerError::Storage { dir: dir.clone(), source };
         check_meta_properties(&config)?;
@@ -104,7 +120,14 @@ impl Controller {
         let sm = StateMachine::open(&dir).map_err(storage)?;
         let applied = sm.subscribe();
         let node_id = config.node_id as u64;
-        let ctx = NodeContext { node_id, applied: applied.clone(), catching_up: Arc::new(AtomicBool::new(false)), peers: Default::default(), acks: Default::default() };
+        let ctx = NodeContext {
+            node_id,
+            applied: applied.clone(),
+            catching_up: Arc::new(AtomicBool::new(false)),
+            peers: Default::default(),
+            acks: Default::default(),
+            transport: transport.clone(),
+        };
         let cluster = &config.cluster;
         // openraft 0.9 draws a node's election timeout once, at start, and checks it on a tick
         // of 1.5 heartbeats; two voters whose draws land in the same tick split the vote again
@@ -137,7 +160,7 @@ impl Controller {
                 .voters
                 .iter()
                 .filter(|(id, _)| **id != config.node_id)
-                .map(|(id, (host, port))| (*id as u64, Arc::new(PeerClient::new(format!("{host}:{port}")))))
+                .map(|(id, (host, port))| (*id as u64, Arc::new(PeerClient::new(format!("{host}:{port}"), transport.clone()))))
                 .collect()
         };
         let (peers, heartbeat_peers) = (connect_voters(), connect_voters());

@@ -16,12 +16,13 @@ use openraft::network::RPCOption;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::state_machine::Applied;
+use super::transport::{Conn, Transport};
 use super::types::{CommandResult, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use strom_metadata::MetadataCommand;
 
@@ -74,7 +75,7 @@ pub struct NotController {
     pub reason: String,
 }
 
-pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> io::Result<()> {
+pub async fn write_frame<T: Serialize, S: AsyncWrite + Unpin + ?Sized>(stream: &mut S, msg: &T) -> io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
     let mut buf = Vec::with_capacity(body.len() + 4);
     buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -82,7 +83,7 @@ pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> io::R
     stream.write_all(&buf).await
 }
 
-pub async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io::Result<T> {
+pub async fn read_frame<T: for<'de> Deserialize<'de>, S: AsyncRead + Unpin + ?Sized>(stream: &mut S) -> io::Result<T> {
     let len = stream.read_u32().await? as usize;
     if len > MAX_FRAME {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("controller frame of {len} bytes")));
@@ -106,6 +107,8 @@ pub struct NodeContext {
     /// When each follower last answered this node's AppendEntries, and was last caught up
     /// (DescribeQuorum's timestamps; only meaningful while this node leads).
     pub acks: Arc<crate::quorum::FollowerAcks>,
+    /// How connections to the other voters are secured (both directions).
+    pub transport: Arc<dyn Transport>,
 }
 
 /// What this node knows of a peer's reachability.
@@ -147,6 +150,13 @@ impl NodeContext {
                     peers.insert(peer, Reach::Lost);
                 }
                 Some(Reach::Lost) => {}
+                // A peer that answers but whose handshake fails (a certificate that does not
+                // verify, a refused login) will not answer later either: the operator must know.
+                None if matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::PermissionDenied) => {
+                    if crate::rpc::once_a_minute(&HANDSHAKE_REFUSED) {
+                        tracing::warn!(peer, addr, error = %e, "cannot complete the handshake with a controller quorum peer (TLS or login; said at most once a minute)");
+                    }
+                }
                 None => tracing::debug!(peer, addr, error = %e, "controller quorum peer not reachable yet"),
             },
         }
@@ -167,16 +177,19 @@ impl NodeContext {
     }
 }
 
+static HANDSHAKE_REFUSED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
 /// One connection to a peer, opened on first use and again after any error. Requests on one
 /// connection are strictly one at a time, so a reply always belongs to the request before it.
 pub struct PeerClient {
     pub addr: String,
-    conn: tokio::sync::Mutex<Option<TcpStream>>,
+    transport: Arc<dyn Transport>,
+    conn: tokio::sync::Mutex<Option<Conn>>,
 }
 
 impl PeerClient {
-    pub fn new(addr: String) -> Self {
-        PeerClient { addr, conn: tokio::sync::Mutex::new(None) }
+    pub fn new(addr: String, transport: Arc<dyn Transport>) -> Self {
+        PeerClient { addr, transport, conn: tokio::sync::Mutex::new(None) }
     }
 
     /// `timeout` covers the wait for the connection too: a request queued behind one to a frozen
@@ -191,11 +204,12 @@ impl PeerClient {
                 None => {
                     let s = TcpStream::connect(&self.addr).await?;
                     s.set_nodelay(true)?;
-                    s
+                    let host = self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(h, _)| h);
+                    self.transport.connect(host, s).await?
                 }
             };
             write_frame(&mut stream, envelope).await?;
-            let response = read_frame::<Response>(&mut stream).await?;
+            let response = read_frame::<Response, _>(&mut stream).await?;
             *conn = Some(stream);
             Ok(response)
         })
@@ -212,7 +226,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerNetwork;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerNetwork {
-        PeerNetwork { target, client: PeerClient::new(node.addr.clone()), ctx: self.ctx.clone(), warned_mismatch: false }
+        PeerNetwork { target, client: PeerClient::new(node.addr.clone(), self.ctx.transport.clone()), ctx: self.ctx.clone(), warned_mismatch: false }
     }
 }
 
@@ -319,7 +333,7 @@ mod tests {
                     let conn = n;
                     async move {
                         let mut answered = 0;
-                        while read_frame::<Envelope>(&mut s).await.is_ok() {
+                        while read_frame::<Envelope, _>(&mut s).await.is_ok() {
                             answered += 1;
                             if answered == 1 {
                                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -349,7 +363,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_dropped_half_way_leaves_no_stale_reply_for_the_next() {
-        let client = PeerClient::new(slow_first_peer().await);
+        let client = PeerClient::new(slow_first_peer().await, Arc::new(crate::transport::Plaintext));
         // Dropped from outside (as `select!` does) while the peer is still answering.
         let dropped = tokio::time::timeout(Duration::from_millis(50), client.call(&hello(), Duration::from_secs(10))).await;
         assert!(dropped.is_err(), "the first reply is slow");
@@ -360,7 +374,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_timeout_counts_the_wait_behind_another_call() {
-        let client = Arc::new(PeerClient::new(slow_first_peer().await));
+        let client = Arc::new(PeerClient::new(slow_first_peer().await, Arc::new(crate::transport::Plaintext)));
         let first = tokio::spawn({
             let c = client.clone();
             async move { c.call(&hello(), Duration::from_secs(5)).await }

@@ -4,17 +4,30 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
+use super::transport::Conn;
 use super::network::{read_frame, write_frame, Envelope, NotController, Request, Response};
 use super::Controller;
+
+/// A peer gets this long to complete its handshake (TLS, login) before its connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn accept_loop(controller: Arc<Controller>, listener: TcpListener) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(controller.clone(), stream));
+                let controller = controller.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, controller.ctx.transport.accept(stream)).await {
+                        Ok(Ok(conn)) => serve(controller, conn).await,
+                        // Said once a minute at most: a port scanner, a plaintext client on a
+                        // TLS listener or a wrong password retried must not flood the log.
+                        Ok(Err(e)) => handshake_failed(peer, &e.to_string()),
+                        Err(_) => handshake_failed(peer, "no handshake within 10 s"),
+                    }
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "controller listener: accept failed");
@@ -24,7 +37,24 @@ pub async fn accept_loop(controller: Arc<Controller>, listener: TcpListener) {
     }
 }
 
-async fn serve(controller: Arc<Controller>, mut stream: TcpStream) {
+/// Whether a warning kept in `last` may be said now: at most once a minute.
+pub(crate) fn once_a_minute(last: &std::sync::Mutex<Option<std::time::Instant>>) -> bool {
+    let mut last = crate::lock(last);
+    if last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+        return false;
+    }
+    *last = Some(std::time::Instant::now());
+    true
+}
+
+fn handshake_failed(peer: std::net::SocketAddr, why: &str) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    if once_a_minute(&LAST) {
+        tracing::warn!(%peer, error = why, "controller listener: a connection failed its handshake (TLS or login; said at most once a minute)");
+    }
+}
+
+async fn serve(controller: Arc<Controller>, mut stream: Conn) {
     loop {
         // A peer that sends garbage or goes away loses its connection, nothing else.
         let envelope: Envelope = match read_frame(&mut stream).await {

@@ -10,6 +10,12 @@
 //! (crashed, killed) can be started again by hand with the same command: `strom cluster`
 //! says so when a node exits, and restarts nothing on its own (a development cluster should
 //! show what a crash does, not hide it).
+//!
+//! `--secured` starts the README's secured cluster instead: clients on SASL_SSL with
+//! SCRAM-SHA-512, the brokers on an INTERNAL SASL_SSL listener of their own, the controllers on
+//! mutual TLS, ACLs on. Its CA and node certificates are made once with the `openssl` command
+//! (in `DIR/certs`), and its two users' passwords once at random (`DIR/secrets.properties`);
+//! `DIR/admin.properties` is a librdkafka client config for the administrator.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +24,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+
+mod secured;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,6 +46,13 @@ pub struct Args {
     /// across runs, like `strom server`'s data; the config is rewritten at each start).
     #[arg(long, default_value = "./strom-data/cluster")]
     dir: PathBuf,
+    /// Everything encrypted and authenticated: SASL_SSL (SCRAM-SHA-512) for clients and between
+    /// brokers, mutual TLS between controllers, ACLs on (certificates made with `openssl`).
+    #[arg(long)]
+    secured: bool,
+    /// With --secured: the INTERNAL (inter-broker) port of node 1; node i uses it + i - 1.
+    #[arg(long, default_value_t = 29092)]
+    inter_broker_base_port: u16,
     /// A property for every node, as `strom server --override` (repeatable).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -80,14 +95,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // directory the node is restarted in.
     let dir = a.dir.canonicalize().with_context(|| format!("resolving {}", a.dir.display()))?;
     let exe = std::env::current_exe().context("finding the strom binary")?;
+    let secrets = if a.secured { Some(secured::prepare(&dir, a.nodes)?) } else { None };
     let mut configs = Vec::new();
     for i in 1..=a.nodes {
+        let listeners = match secrets {
+            None => format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}", port(a.base_port, i)?, port(a.controller_base_port, i)?),
+            Some(_) => format!(
+                "CLIENT://127.0.0.1:{},INTERNAL://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                port(a.base_port, i)?,
+                port(a.inter_broker_base_port, i)?,
+                port(a.controller_base_port, i)?
+            ),
+        };
         let mut props = vec![
             ("node.id".to_string(), i.to_string()),
-            (
-                "listeners".to_string(),
-                format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}", port(a.base_port, i)?, port(a.controller_base_port, i)?),
-            ),
+            ("listeners".to_string(), listeners),
             ("controller.quorum.voters".to_string(), voters.join(",")),
             (
                 "http.listeners".to_string(),
@@ -98,6 +120,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             ("default.replication.factor".to_string(), a.nodes.min(3).to_string()),
             ("min.insync.replicas".to_string(), a.nodes.min(3).saturating_sub(1).max(1).to_string()),
         ];
+        if let Some(secrets) = &secrets {
+            props.extend(secured::node_props(&dir, i, secrets));
+        }
         // An --override replaces the generated line of its key (one line per key: which of two
         // a reader keeps is not something a person should have to know).
         for (k, v) in &overrides {
@@ -122,6 +147,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for (i, config) in (1..=a.nodes).zip(&configs) {
         let mut cmd = Command::new(&exe);
         cmd.arg("server").arg("--config").arg(config);
+        if let Some(secrets) = &secrets {
+            // The cluster's first users, written by whichever node founds it (ignored later).
+            cmd.args(secrets.add_scram());
+        }
         let mut child = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -181,6 +210,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for (((i, c), config), (_, _, http)) in children.iter().zip(&configs).zip(&ready) {
         let http = http.as_ref().map(|u| format!(", metrics at {u}/metrics")).unwrap_or_default();
         lines.push(format!("  node {i}: pid {}, data in {}, config {}{http}", c.id(), dir.join(format!("node{i}")).display(), config.display()));
+    }
+    if secrets.is_some() {
+        lines.push(format!(
+            "Secured: SASL_SSL with SCRAM-SHA-512, user admin (a super user); client settings in {}",
+            dir.join("admin.properties").display()
+        ));
     }
     lines.push("Ctrl-C stops every node cleanly; `kill -9 <pid>` crashes one, and nothing restarts it.".to_string());
     lines.push(format!(

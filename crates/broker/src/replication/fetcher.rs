@@ -20,7 +20,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochReque
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Notify;
 
-use super::client::{Client, ClientError};
+use super::client::{Client, ClientError, Connector};
 use super::follow::{on_epoch_end, on_fetch_answer, position, FetchAnswer};
 use crate::clock::now_ms;
 use crate::partition::Partition;
@@ -62,6 +62,7 @@ struct Shared {
 
 pub struct Fetchers {
     me: i32,
+    connector: Arc<Connector>,
     data_arrived: Arc<Notify>,
     runtime: tokio::runtime::Handle,
     by_leader: Mutex<HashMap<i32, Arc<Shared>>>,
@@ -69,8 +70,8 @@ pub struct Fetchers {
 
 impl Fetchers {
     /// Call inside the runtime: fetcher tasks are spawned on it, also from blocking threads.
-    pub fn new(me: i32, data_arrived: Arc<Notify>) -> Self {
-        Fetchers { me, data_arrived, runtime: tokio::runtime::Handle::current(), by_leader: Mutex::new(HashMap::new()) }
+    pub fn new(me: i32, connector: Arc<Connector>, data_arrived: Arc<Notify>) -> Self {
+        Fetchers { me, connector, data_arrived, runtime: tokio::runtime::Handle::current(), by_leader: Mutex::new(HashMap::new()) }
     }
 
     /// Makes the fetchers follow exactly `wanted`: per leader broker, its address and the
@@ -94,7 +95,7 @@ impl Fetchers {
                     stop: AtomicBool::new(false),
                     data_arrived: self.data_arrived.clone(),
                 });
-                self.runtime.spawn(run(shared.clone(), self.me, leader));
+                self.runtime.spawn(run(shared.clone(), self.connector.clone(), self.me, leader));
                 shared
             });
             *lock(&shared.addr) = addr;
@@ -121,7 +122,11 @@ impl Fetchers {
     }
 }
 
-async fn run(shared: Arc<Shared>, me: i32, leader: i32) {
+/// Connection failures that the operator must fix (an untrusted certificate, a refused
+/// login) are warnings, at most one a minute; a leader that is down is only debug.
+static SECURITY_FAILURE: crate::log_limit::RateLimit = crate::log_limit::RateLimit::new(60_000);
+
+async fn run(shared: Arc<Shared>, connector: Arc<Connector>, me: i32, leader: i32) {
     let mut client: Option<Client> = None;
     while !shared.stop.load(Ordering::Acquire) {
         let followed: Vec<(Key, Followed)> = lock(&shared.partitions).iter().map(|(k, f)| (k.clone(), f.clone())).collect();
@@ -133,10 +138,14 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32) {
             Some(c) => c,
             None => {
                 let addr = lock(&shared.addr).clone();
-                match Client::connect(&addr, me, CONNECT_TIMEOUT).await {
+                match Client::connect(&addr, me, CONNECT_TIMEOUT, &connector).await {
                     Ok(c) => client.insert(c),
                     Err(e) => {
-                        tracing::debug!(leader, error = %e, "cannot reach the leader; retrying");
+                        if !e.is_security() {
+                            tracing::debug!(leader, error = %e, "cannot reach the leader; retrying");
+                        } else if let Some(left_out) = SECURITY_FAILURE.allow(now_ms()) {
+                            tracing::warn!(leader, error = %e, left_out, "cannot connect to the leader to replicate; retrying");
+                        }
                         pause(&shared).await;
                         continue;
                     }

@@ -24,11 +24,11 @@ fn hmac_alg(m: ScramMechanism) -> hmac::Algorithm {
     }
 }
 
-fn hmac(m: ScramMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac(m: ScramMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
     hmac::sign(&hmac::Key::new(hmac_alg(m), key), data).as_ref().to_vec()
 }
 
-fn hash(m: ScramMechanism, data: &[u8]) -> Vec<u8> {
+pub(crate) fn hash(m: ScramMechanism, data: &[u8]) -> Vec<u8> {
     let alg = match m {
         ScramMechanism::Sha256 => &digest::SHA256,
         ScramMechanism::Sha512 => &digest::SHA512,
