@@ -81,6 +81,24 @@ pub fn summaries(v: &Viewer) -> Result<Vec<Summary>, String> {
         .collect())
 }
 
+/// The groups table of the overview and the groups page.
+pub fn table(page: &mut Page, list: &[Summary]) {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|g| {
+            vec![
+                link("/group", "id", &g.id, &g.id),
+                esc(&g.kind),
+                esc(&g.state),
+                g.members.to_string(),
+                g.lag.map_or("-".into(), |l| l.to_string()),
+                g.lag_seconds.map_or("-".into(), html::seconds),
+            ]
+        })
+        .collect();
+    page.table("groups", &["Group", "Type", "State", "Members", "Lag (records)", "Lag (time)"], &rows);
+}
+
 pub async fn list(State(console): State<Arc<Console>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
     let v = match viewer(&console, &headers, peer).await {
         Ok(v) => v,
@@ -90,23 +108,10 @@ pub async fn list(State(console): State<Arc<Console>>, ConnectInfo(peer): Connec
     page.h1("Consumer groups");
     match summaries(&v) {
         Ok(list) => {
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|g| {
-                    vec![
-                        link("/group", "id", &g.id, &g.id),
-                        esc(&g.kind),
-                        esc(&g.state),
-                        g.members.to_string(),
-                        g.lag.map_or("-".into(), |l| l.to_string()),
-                        g.lag_seconds.map_or("-".into(), html::seconds),
-                    ]
-                })
-                .collect();
-            if rows.len() == MAX_GROUPS {
+            if list.len() == MAX_GROUPS {
                 page.notice(true, &format!("the first {MAX_GROUPS} groups by id are shown"));
             }
-            page.table("groups", &["Group", "Type", "State", "Members", "Lag (records)", "Lag (time)"], &rows);
+            table(&mut page, &list);
         }
         Err(e) => page.notice(false, &e),
     }

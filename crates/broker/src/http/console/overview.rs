@@ -11,7 +11,7 @@ use axum::response::Response;
 use kafka_protocol::messages::MetadataResponse;
 
 use super::html::{esc, link, Page};
-use super::{groups, html, viewer, Console};
+use super::{groups, viewer, Console};
 
 /// Partitions of a Metadata answer: (total, under-replicated, without a leader).
 pub fn partition_health(md: &MetadataResponse) -> (usize, usize, usize) {
@@ -64,22 +64,7 @@ pub async fn page(State(console): State<Arc<Console>>, ConnectInfo(peer): Connec
     page.chart("chart-total", "Records in per second, all topics (last hour)", "kind=total-rate");
     page.body.push_str("<h2>Consumer groups</h2>");
     match groups::summaries(&v) {
-        Ok(list) => {
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|g| {
-                    vec![
-                        link("/group", "id", &g.id, &g.id),
-                        esc(&g.kind),
-                        esc(&g.state),
-                        g.members.to_string(),
-                        g.lag.map_or("-".into(), |l| l.to_string()),
-                        g.lag_seconds.map_or("-".into(), html::seconds),
-                    ]
-                })
-                .collect();
-            page.table("groups", &["Group", "Type", "State", "Members", "Lag (records)", "Lag (time)"], &rows);
-        }
+        Ok(list) => groups::table(&mut page, &list),
         Err(e) => page.notice(false, &e),
     }
     super::html(page.finish(&v.session.principal))
