@@ -1,0 +1,136 @@
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use super::*;
+use crate::consumer_group::{TopicMeta, Topics};
+
+const T: Uuid = Uuid::from_u128(0x1111);
+
+fn topics(partitions: i32) -> Topics {
+    Topics::from([("t".to_string(), TopicMeta { id: T, partitions })])
+}
+
+fn join(c: &mut ShareGroupCoordinator, member: &str, topics: &Topics, now: i64) -> ShareHeartbeatResponse {
+    c.heartbeat(
+        ShareHeartbeat { group_id: "g".into(), member_id: member.into(), member_epoch: 0, subscribed_topic_names: Some(vec!["t".into()]), ..Default::default() },
+        topics,
+        now,
+    )
+}
+
+fn beat(c: &mut ShareGroupCoordinator, member: &str, epoch: i32, topics: &Topics, now: i64) -> ShareHeartbeatResponse {
+    c.heartbeat(ShareHeartbeat { group_id: "g".into(), member_id: member.into(), member_epoch: epoch, ..Default::default() }, topics, now)
+}
+
+#[test]
+fn members_share_one_partition_and_are_fenced_as_kafka() {
+    let mut c = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let ts = topics(1);
+    let r = c.heartbeat(ShareHeartbeat { group_id: "g".into(), member_epoch: 0, ..Default::default() }, &ts, 0);
+    assert_eq!(r.error, Some(ResponseError::InvalidRequest), "the first heartbeat must subscribe");
+    let a = join(&mut c, "a", &ts, 0);
+    assert_eq!((a.error, a.member_epoch), (None, 1));
+    let b = join(&mut c, "b", &ts, 0);
+    assert_eq!(b.member_epoch, 2);
+    let one = Some(crate::consumer_group::Assignment::from([(T, [0].into())]));
+    assert_eq!(a.assignment, one);
+    assert_eq!(b.assignment, one, "several members hold the one partition");
+    // a catches up to epoch 2; its old epoch 1 is accepted once more (a lost response).
+    assert_eq!(beat(&mut c, "a", 1, &ts, 10).member_epoch, 2);
+    assert_eq!(join(&mut c, "a", &ts, 10).error, Some(ResponseError::FencedMemberEpoch), "a member cannot join twice");
+    assert_eq!(beat(&mut c, "a", 7, &ts, 10).error, Some(ResponseError::FencedMemberEpoch));
+    assert_eq!(beat(&mut c, "zz", 2, &ts, 10).error, Some(ResponseError::UnknownMemberId));
+    assert_eq!(beat(&mut c, "zz", -1, &ts, 10).error, Some(ResponseError::UnknownMemberId));
+    assert_eq!(beat(&mut c, "a", -2, &ts, 10).error, Some(ResponseError::InvalidRequest));
+    let left = beat(&mut c, "b", -1, &ts, 10);
+    assert_eq!((left.error, left.member_epoch), (None, -1));
+    assert_eq!(c.describe("g").map(|d| d.members.len()), Some(1));
+}
+
+#[test]
+fn uniform_assignment_covers_every_partition_and_member() {
+    let mut c = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let ts = topics(4);
+    for m in ["a", "b"] {
+        join(&mut c, m, &ts, 0);
+    }
+    let d = c.describe("g").expect("a share group");
+    let got: Vec<usize> = d.members.iter().map(|m| m.assignment.get(&T).map_or(0, |p| p.len())).collect();
+    assert_eq!(got, vec![2, 2]);
+    for m in ["c", "d", "e", "f", "g"] {
+        join(&mut c, m, &ts, 0);
+    }
+    let d = c.describe("g").expect("a share group");
+    let mut covered = std::collections::BTreeSet::new();
+    for m in &d.members {
+        assert_eq!(m.assignment.get(&T).map(|p| p.len()), Some(1), "every member has work");
+        covered.extend(m.assignment[&T].iter().copied());
+    }
+    assert_eq!(covered.len(), 4, "every partition is consumed");
+}
+
+#[test]
+fn a_member_that_leaves_or_expires_gives_its_records_back() {
+    let config = ShareGroupConfig { session_timeout_ms: 1_000, ..Default::default() };
+    let mut c = ShareGroupCoordinator::new(config);
+    let ts = topics(1);
+    join(&mut c, "a", &ts, 0);
+    join(&mut c, "b", &ts, 0);
+    let key = ("g".to_string(), T, 0);
+    assert_eq!(c.prepare_fetch(&key, 0, 10, 0), 10, "latest: start at the log end");
+    let batch = [LogBatch { first_offset: 10, last_offset: 14, control: false }];
+    let got = c.acquire(&key, "a", &batch, 500, 0);
+    assert_eq!(got, vec![Acquired { first_offset: 10, last_offset: 14, delivery_count: 1 }]);
+    assert_eq!(c.acknowledge(&key, "b", 10, 10, &[1], 0), Err(ResponseError::InvalidRecordState), "b does not hold it");
+    assert_eq!(c.acknowledge(&key, "a", 10, 10, &[9], 0), Err(ResponseError::InvalidRequest));
+    c.acknowledge(&key, "a", 10, 11, &[1], 0).expect("a holds them");
+    // b keeps heartbeating, a stops: a's records come back for b.
+    beat(&mut c, "b", 3, &ts, 900);
+    assert!(c.tick(&ts, 1_100).iter().any(|e| e.member_id == "a"));
+    assert_eq!(c.prepare_fetch(&key, 0, 15, 1_100), 12);
+    let got = c.acquire(&key, "b", &batch, 500, 1_100);
+    assert_eq!(got, vec![Acquired { first_offset: 12, last_offset: 14, delivery_count: 2 }]);
+}
+
+#[test]
+fn share_sessions_follow_kafkas_epochs() {
+    let mut c = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let p = [(T, 0)];
+    assert_eq!(c.fetch_session("g", "m", 1, &p, &[], false), Err(ResponseError::ShareSessionNotFound));
+    assert_eq!(c.acknowledge_session("g", "m", 1), Err(ResponseError::ShareSessionNotFound));
+    assert_eq!(c.fetch_session("g", "m", 0, &p, &[], true), Err(ResponseError::InvalidRequest));
+    assert_eq!(c.fetch_session("g", "m", 0, &p, &[], false), Ok(p.to_vec()));
+    assert_eq!(c.fetch_session("g", "m", 2, &[], &[], false), Err(ResponseError::InvalidShareSessionEpoch));
+    assert_eq!(c.fetch_session("g", "m", 1, &[], &[], false), Ok(p.to_vec()));
+    assert_eq!(c.acknowledge_session("g", "m", 0), Err(ResponseError::InvalidShareSessionEpoch));
+    assert_eq!(c.acknowledge_session("g", "m", 2), Ok(()));
+    assert_eq!(c.fetch_session("g", "m", 3, &[], &p, false), Ok(vec![]));
+    assert_eq!(c.fetch_session("g", "m", -1, &[], &[], true), Ok(vec![]));
+}
+
+#[test]
+fn state_records_replay_to_the_same_partitions() {
+    let mut c = ShareGroupCoordinator::new(ShareGroupConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..Default::default() });
+    let ts = topics(1);
+    join(&mut c, "a", &ts, 0);
+    let key = ("g".to_string(), T, 0);
+    assert_eq!(c.prepare_fetch(&key, 3, 10, 0), 3, "earliest: start at the log start");
+    c.acquire(&key, "a", &[LogBatch { first_offset: 3, last_offset: 9, control: false }], 500, 0);
+    c.acknowledge(&key, "a", 3, 5, &[1, 3, 2], 0).expect("held");
+    let records = c.take_records();
+    assert_eq!(records.len(), 1, "one record per changed share partition");
+    assert!(c.take_records().is_empty());
+    let mut replayed = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    for (group, (k, v)) in &records {
+        assert_eq!(group, "g");
+        assert!(is_share_state_key(k));
+        replayed.load_record(k, v.as_deref()).expect("decodes");
+    }
+    let (a, b) = (c.partition(&key).expect("exists"), replayed.partition(&key).expect("replayed"));
+    assert_eq!(a.snapshot(), b.snapshot());
+    // Offset 5 was released and 6..=9 were held: all available after the replay, 3 and 4 never.
+    assert_eq!(b.start_offset(), 5);
+    assert!(b.is_finished(3) && b.is_finished(4));
+    assert_eq!(b.owner(6, 0), None);
+    assert_eq!(b.delivery_count(6), Some(1));
+}
