@@ -162,7 +162,9 @@ impl ShareGroupCoordinator {
             if !known {
                 return ShareHeartbeatResponse::error(ResponseError::UnknownMemberId, format!("Member {} is not a member of group {}.", req.member_id, req.group_id));
             }
-            self.remove_member(&req.group_id, &req.member_id, topics);
+            // Its share sessions stay: the client closes them itself (ShareAcknowledge or ShareFetch
+            // at epoch -1, with its last acknowledgements), possibly after this heartbeat.
+            self.remove_member(&req.group_id, &req.member_id, topics, false);
             return ShareHeartbeatResponse { member_id: Some(req.member_id), member_epoch: -1, ..Default::default() };
         }
         if req.member_epoch > 0 && !self.groups.contains_key(&req.group_id) {
@@ -235,12 +237,15 @@ impl ShareGroupCoordinator {
         }
     }
 
-    /// A member leaves (or expires): the group re-assigns, its records are released and its
-    /// share sessions closed.
-    fn remove_member(&mut self, group_id: &str, member_id: &str, topics: &Topics) {
+    /// A member leaves (or expires): the group re-assigns. One that expired is gone: its records
+    /// are released and its share sessions closed.
+    fn remove_member(&mut self, group_id: &str, member_id: &str, topics: &Topics, expired: bool) {
         if let Some(g) = self.groups.get_mut(group_id) {
             g.members.remove(member_id);
             g.bump(topics);
+        }
+        if !expired {
+            return;
         }
         self.sessions.remove(&(group_id.to_string(), member_id.to_string()));
         let limits = self.limits();
@@ -263,7 +268,7 @@ impl ShareGroupCoordinator {
             }
         }
         for e in &expired {
-            self.remove_member(&e.group_id, &e.member_id, topics);
+            self.remove_member(&e.group_id, &e.member_id, topics, true);
         }
         let limits = self.limits();
         for (key, p) in self.partitions.iter_mut() {
