@@ -397,3 +397,108 @@ def test_kafkas_error_codes(sbroker):
     err, acquired, _ = share_fetch(bs, "raw", b, 2, tid)
     assert err == 0 and acquired == [(1, 3, 2)]
     assert share_heartbeat(bs, "raw", a, -1)[:3] == (0, a, -1)
+
+
+def describe_offsets(bootstrap, group, topic=None, partitions=()):
+    """DescribeShareGroupOffsets v0 of one group: (group error, {(topic, partition): (start, error)})."""
+    topics = uvarint(0) if topic is None else uvarint(2) + cstr(topic) + uvarint(len(partitions) + 1) + b"".join(struct.pack(">i", p) for p in partitions) + uvarint(0)
+    body = uvarint(2) + cstr(group) + topics + uvarint(0) + uvarint(0)
+    resp = exchange(bootstrap, frame(90, 0, body, correlation_id=90, flexible=True))
+    assert resp is not None
+    take, varint, rstr = _reader(resp)
+    assert take(">i") == 90
+    varint()
+    take(">i")
+    assert varint() == 2
+    rstr()
+    out = {}
+    for _ in range(max(varint() - 1, 0)):
+        name = rstr()
+        take(">q"), take(">q")
+        for _ in range(max(varint() - 1, 0)):
+            p, start, _epoch, err = take(">i"), take(">q"), take(">i"), take(">h")
+            rstr(), varint()
+            out[(name, p)] = (start, err)
+        varint()
+    return take(">h"), out
+
+
+def alter_offsets(bootstrap, group, topic, partition, start):
+    """AlterShareGroupOffsets v0 of one partition: (top error, partition error)."""
+    part = struct.pack(">iq", partition, start) + uvarint(0)
+    body = cstr(group) + uvarint(2) + cstr(topic) + uvarint(2) + part + uvarint(0) + uvarint(0)
+    resp = exchange(bootstrap, frame(91, 0, body, correlation_id=91, flexible=True))
+    assert resp is not None
+    take, varint, rstr = _reader(resp)
+    assert take(">i") == 91
+    varint()
+    take(">i")
+    top = take(">h")
+    rstr()
+    part_error = None
+    if varint() > 1:
+        rstr(), take(">q"), take(">q")
+        if varint() > 1:
+            take(">i")
+            part_error = take(">h")
+    return top, part_error
+
+
+def delete_offsets(bootstrap, group, topic):
+    """DeleteShareGroupOffsets v0 of one topic: (top error, topic error)."""
+    body = cstr(group) + uvarint(2) + cstr(topic) + uvarint(0) + uvarint(0)
+    resp = exchange(bootstrap, frame(92, 0, body, correlation_id=92, flexible=True))
+    assert resp is not None
+    take, varint, rstr = _reader(resp)
+    assert take(">i") == 92
+    varint()
+    take(">i")
+    top = take(">h")
+    rstr()
+    topic_error = None
+    if varint() > 1:
+        rstr(), take(">q"), take(">q")
+        topic_error = take(">h")
+    return top, topic_error
+
+
+def delete_group(bootstrap, group):
+    """DeleteGroups v0 of one group: its error code."""
+    resp = exchange(bootstrap, frame(42, 0, struct.pack(">i", 1) + wire.kstr(group), correlation_id=42))
+    assert resp is not None
+    (corr, _throttle, n) = struct.unpack_from(">iii", resp)
+    assert corr == 42 and n == 1
+    (glen,) = struct.unpack_from(">h", resp, 12)
+    return struct.unpack_from(">h", resp, 14 + glen)[0]
+
+
+NON_EMPTY_GROUP = 68
+
+
+def test_share_group_offsets_and_delete(sbroker):
+    """DescribeShareGroupOffsets shows the start offset (the first unfinished record);
+    AlterShareGroupOffsets moves it and DeleteShareGroupOffsets / DeleteGroups drop the state,
+    only while the group has no members."""
+    make_topic(sbroker, "qo", [f"o{i}" for i in range(10)])
+    bs = sbroker.bootstrap
+    tid = topic_id_of(sbroker, "qo")
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    assert join_share(bs, "offs", a, "qo")[0] == 0
+    assert share_fetch(bs, "offs", a, 0, tid)[1] == [(0, 9, 1)]
+    assert share_acknowledge(bs, "offs", a, 1, tid, [(0, 3, 1)]) == (0, 0)
+    assert describe_offsets(bs, "offs") == (0, {("qo", 0): (4, 0)})
+    assert describe_offsets(bs, "offs", "qo", [0, 5])[1] == {("qo", 0): (4, 0), ("qo", 5): (-1, 3)}
+    assert alter_offsets(bs, "offs", "qo", 0, 8) == (0, NON_EMPTY_GROUP)
+    assert delete_offsets(bs, "offs", "qo")[0] == NON_EMPTY_GROUP
+    assert delete_group(bs, "offs") == NON_EMPTY_GROUP
+    assert share_heartbeat(bs, "offs", a, -1)[0] == 0
+    assert alter_offsets(bs, "offs", "qo", 0, 8) == (0, 0)
+    assert describe_offsets(bs, "offs")[1] == {("qo", 0): (8, 0)}
+    assert join_share(bs, "offs", b, "qo")[0] == 0
+    assert share_fetch(bs, "offs", b, 0, tid)[1] == [(8, 9, 1)], "from the altered start"
+    assert share_fetch(bs, "offs", b, -1, tid, fetch=False)[0] == 0
+    assert share_heartbeat(bs, "offs", b, -1)[0] == 0
+    assert delete_offsets(bs, "offs", "qo") == (0, 0)
+    assert describe_offsets(bs, "offs") == (0, {})
+    assert delete_group(bs, "offs") == 0
+    assert delete_group(bs, "offs") == GROUP_ID_NOT_FOUND

@@ -486,6 +486,19 @@ impl GroupService {
                 let mut refused = Vec::new();
                 let mut consumer = Vec::new();
                 for id in ids {
+                    if s.share.contains(id) {
+                        // A share group: its share-partition state is tombstoned.
+                        match s.share.delete_state(id, None) {
+                            Err(code) => refused.push((id.clone(), Some(code))),
+                            Ok(()) => {
+                                if let Err(code) = self.append_share_records(&s.share.take_records()) {
+                                    tracing::warn!(group = %id, error = ?code, "cannot tombstone a deleted share group's state");
+                                }
+                                consumer.push(id.clone());
+                            }
+                        }
+                        continue;
+                    }
                     match s.consumer.delete(id) {
                         Some(Err(code)) => refused.push((id.clone(), Some(code))),
                         Some(Ok(tombstones)) => {
@@ -501,7 +514,7 @@ impl GroupService {
                 let (deleted, fx) = s.coordinator.delete_groups(&classic);
                 let mut results = refused;
                 for (id, e) in deleted {
-                    // A consumer group that never committed has no classic entry to delete.
+                    // A consumer or share group that never committed has no classic entry to delete.
                     let e = if e == Some(ResponseError::GroupIdNotFound) && consumer.contains(&id) { None } else { e };
                     results.push((id, e));
                 }

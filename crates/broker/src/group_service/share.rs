@@ -117,7 +117,7 @@ impl GroupService {
     }
 
     /// Appends share-partition state records, one batch per offsets partition.
-    fn append_share_records(&self, records: &[(String, RawRecord)]) -> Result<Replication, ResponseError> {
+    pub(super) fn append_share_records(&self, records: &[(String, RawRecord)]) -> Result<Replication, ResponseError> {
         let n = self.offsets_partitions();
         let mut by_partition: std::collections::BTreeMap<i32, Vec<RawRecord>> = std::collections::BTreeMap::new();
         for (group, record) in records {

@@ -16,6 +16,7 @@ pub mod add_partitions_to_txn;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_share_group_offsets;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -26,6 +27,7 @@ pub mod create_topics;
 pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
+pub mod delete_share_group_offsets;
 pub mod delete_topics;
 pub mod describe_acls;
 pub mod describe_client_quotas;
@@ -33,6 +35,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_producers;
+pub mod describe_share_group_offsets;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod end_txn;
@@ -103,6 +106,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::ShareFetch, 1, 1),
     (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 0, 4),
     (ApiKey::AlterPartitionReassignments, 0, 1),
@@ -244,6 +250,9 @@ async fn dispatch(broker: &Arc<Broker>, header: &RequestHeader, request: Request
         RequestKind::ShareGroupDescribe(r) => ResponseKind::ShareGroupDescribe(share_group_describe::handle(broker, r, session)),
         RequestKind::ShareFetch(r) => ResponseKind::ShareFetch(share_fetch::handle(broker, r, session).await),
         RequestKind::ShareAcknowledge(r) => ResponseKind::ShareAcknowledge(share_acknowledge::handle(broker, r, session).await),
+        RequestKind::DescribeShareGroupOffsets(r) => ResponseKind::DescribeShareGroupOffsets(describe_share_group_offsets::handle(broker, r, session)),
+        RequestKind::AlterShareGroupOffsets(r) => ResponseKind::AlterShareGroupOffsets(alter_share_group_offsets::handle(broker, r, session).await),
+        RequestKind::DeleteShareGroupOffsets(r) => ResponseKind::DeleteShareGroupOffsets(delete_share_group_offsets::handle(broker, r, session).await),
         RequestKind::AlterPartitionReassignments(r) => {
             ResponseKind::AlterPartitionReassignments(alter_partition_reassignments::handle(broker, r, session).await)
         }

@@ -112,6 +112,8 @@ pub struct ShareGroupCoordinator {
     sessions: BTreeMap<(String, String), ShareSession>,
     /// Share partitions changed since their state was last taken for the log.
     dirty: BTreeSet<ShareKey>,
+    /// Share partitions deleted since then: their records become tombstones.
+    deleted: BTreeSet<ShareKey>,
 }
 
 impl ShareGroupCoordinator {
@@ -403,13 +405,48 @@ impl ShareGroupCoordinator {
     /// whole state (a snapshot), keyed so that compaction keeps only the latest.
     pub fn take_records(&mut self) -> Vec<(String, RawRecord)> {
         let dirty = std::mem::take(&mut self.dirty);
-        dirty
-            .into_iter()
-            .filter_map(|key| {
-                let p = self.partitions.get(&key)?;
-                Some((key.0.clone(), record::encode(&key, &p.snapshot())))
-            })
-            .collect()
+        let deleted = std::mem::take(&mut self.deleted);
+        let mut out: Vec<(String, RawRecord)> = deleted.into_iter().map(|key| (key.0.clone(), (record::encode(&key, &Snapshot::default()).0, None))).collect();
+        out.extend(dirty.into_iter().filter_map(|key| {
+            let p = self.partitions.get(&key)?;
+            Some((key.0.clone(), record::encode(&key, &p.snapshot())))
+        }));
+        out
+    }
+
+    /// AlterShareGroupOffsets of one partition: the share partition starts again at
+    /// `start_offset`, nothing in flight. Only while the group has no members (NON_EMPTY_GROUP).
+    pub fn alter_start_offset(&mut self, key: &ShareKey, start_offset: i64) -> Result<(), ResponseError> {
+        if self.has_members(&key.0) {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        if start_offset < 0 {
+            return Err(ResponseError::InvalidRequest);
+        }
+        self.partitions.insert(key.clone(), SharePartition::new(start_offset));
+        self.deleted.remove(key);
+        self.dirty.insert(key.clone());
+        Ok(())
+    }
+
+    /// DeleteShareGroupOffsets of one topic, or (`None`) DeleteGroups of the whole group: the
+    /// share partitions' state is dropped (tombstoned); the next fetch starts where
+    /// `share.auto.offset.reset` says. Only while the group has no members (NON_EMPTY_GROUP).
+    pub fn delete_state(&mut self, group_id: &str, topic: Option<Uuid>) -> Result<(), ResponseError> {
+        if self.has_members(group_id) {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let keys: Vec<ShareKey> = self.partitions.keys().filter(|(g, t, _)| g == group_id && topic.is_none_or(|id| *t == id)).cloned().collect();
+        for key in keys {
+            self.partitions.remove(&key);
+            self.dirty.remove(&key);
+            self.deleted.insert(key);
+        }
+        if topic.is_none() {
+            self.groups.remove(group_id);
+            self.sessions.retain(|(g, _), _| g != group_id);
+        }
+        Ok(())
     }
 
     /// Replays one share-state record from the offsets topic (the last one of a key wins).
@@ -433,6 +470,7 @@ impl ShareGroupCoordinator {
         self.partitions.retain(|(g, _, _), _| !unload(g));
         self.sessions.retain(|(g, _), _| !unload(g));
         self.dirty.retain(|(g, _, _)| !unload(g));
+        self.deleted.retain(|(g, _, _)| !unload(g));
     }
 
     /// ShareGroupDescribe: `None` if `group_id` is not a share group here.

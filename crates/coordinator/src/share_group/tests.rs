@@ -142,3 +142,27 @@ fn state_records_replay_to_the_same_partitions() {
     assert_eq!(b.owner(6, 0), None);
     assert_eq!(b.delivery_count(6), Some(1));
 }
+
+#[test]
+fn offsets_are_altered_and_deleted_only_while_the_group_is_empty() {
+    let mut c = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let ts = topics(1);
+    let key = ("g".to_string(), T, 0);
+    join(&mut c, "a", &ts, 0);
+    assert_eq!(c.alter_start_offset(&key, 5), Err(ResponseError::NonEmptyGroup));
+    assert_eq!(c.delete_state("g", Some(T)), Err(ResponseError::NonEmptyGroup));
+    beat(&mut c, "a", -1, &ts, 0);
+    c.alter_start_offset(&key, 5).expect("empty now");
+    assert_eq!(c.prepare_fetch(&key, 0, 100, 0), 5, "the altered start wins over the reset");
+    assert_eq!(c.start_offsets("g"), vec![((T, 0), 5)]);
+    c.take_records();
+    c.delete_state("g", Some(T)).expect("empty");
+    assert!(c.start_offsets("g").is_empty());
+    let records = c.take_records();
+    assert_eq!(records.len(), 1);
+    assert!(records[0].1 .1.is_none(), "a tombstone");
+    let mut replayed = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    replayed.alter_start_offset(&key, 9).expect("empty");
+    replayed.load_record(&records[0].1 .0, None).expect("a tombstone replays");
+    assert!(replayed.partition(&key).is_none());
+}
