@@ -502,3 +502,48 @@ def test_share_group_offsets_and_delete(sbroker):
     assert describe_offsets(bs, "offs") == (0, {})
     assert delete_group(bs, "offs") == 0
     assert delete_group(bs, "offs") == GROUP_ID_NOT_FOUND
+
+
+def strom(*args, timeout=60):
+    from conftest import STROM_BIN
+    return subprocess.run([STROM_BIN, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def rows(out):
+    return [line.split() for line in out.strip().splitlines()[1:]]
+
+
+def test_strom_share_groups_tool(sbroker):
+    """`strom share-groups` as kafka-share-groups.sh: --list, --describe (offsets, --state,
+    --members), --reset-offsets (dry run, then --execute), --delete-offsets, --delete."""
+    make_topic(sbroker, "qt", [f"t{i}" for i in range(6)])
+    bs = sbroker.bootstrap
+    tid = topic_id_of(sbroker, "qt")
+    a = str(uuid.uuid4())
+    assert join_share(bs, "tool", a, "qt")[0] == 0
+    assert share_fetch(bs, "tool", a, 0, tid)[1] == [(0, 5, 1)]
+    assert share_acknowledge(bs, "tool", a, 1, tid, [(0, 1, 1)]) == (0, 0)
+    r = strom("share-groups", "--bootstrap-server", bs, "--list")
+    assert r.returncode == 0 and r.stdout.split() == ["tool"], r.stderr
+    r = strom("share-groups", "--bootstrap-server", bs, "--describe", "--group", "tool")
+    assert r.returncode == 0 and rows(r.stdout) == [["tool", "qt", "0", "2"]], r.stdout + r.stderr
+    r = strom("share-groups", "--bootstrap-server", bs, "--describe", "--group", "tool", "--state")
+    assert r.returncode == 0 and rows(r.stdout)[0][-2:] == ["Stable", "1"], r.stdout + r.stderr
+    r = strom("share-groups", "--bootstrap-server", bs, "--describe", "--group", "tool", "--members")
+    assert r.returncode == 0 and rows(r.stdout)[0][1] == a and rows(r.stdout)[0][-2:] == ["1", "qt:0"], r.stdout
+    r = strom("share-groups", "--bootstrap-server", bs, "--reset-offsets", "--group", "tool", "--topic", "qt", "--to-latest", "--execute")
+    assert r.returncode != 0 and "NON_EMPTY_GROUP" in r.stderr, r.stdout + r.stderr
+    assert share_fetch(bs, "tool", a, -1, tid, fetch=False)[0] == 0
+    assert share_heartbeat(bs, "tool", a, -1)[0] == 0
+    r = strom("share-groups", "--bootstrap-server", bs, "--reset-offsets", "--group", "tool", "--topic", "qt", "--to-latest")
+    assert r.returncode == 0 and rows(r.stdout) == [["tool", "qt", "0", "6"]], r.stdout + r.stderr
+    assert describe_offsets(bs, "tool")[1] == {("qt", 0): (2, 0)}, "a dry run changes nothing"
+    r = strom("share-groups", "--bootstrap-server", bs, "--reset-offsets", "--group", "tool", "--topic", "qt", "--to-earliest", "--execute")
+    assert r.returncode == 0 and rows(r.stdout) == [["tool", "qt", "0", "0"]], r.stdout + r.stderr
+    assert describe_offsets(bs, "tool")[1] == {("qt", 0): (0, 0)}
+    r = strom("share-groups", "--bootstrap-server", bs, "--delete-offsets", "--group", "tool", "--topic", "qt")
+    assert r.returncode == 0 and rows(r.stdout) == [["qt", "Successful"]], r.stdout + r.stderr
+    r = strom("share-groups", "--bootstrap-server", bs, "--delete", "--group", "tool")
+    assert r.returncode == 0 and "was successful" in r.stdout, r.stdout + r.stderr
+    r = strom("share-groups", "--bootstrap-server", bs, "--list")
+    assert r.returncode == 0 and r.stdout.split() == [], r.stdout

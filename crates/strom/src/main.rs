@@ -60,6 +60,8 @@ enum Command {
     Acls(tools::acls::Args),
     /// List and describe transactions and producers, find and abort hanging transactions (kafka-transactions.sh).
     Transactions(tools::transactions::Args),
+    /// List, describe, reset and delete share groups (kafka-share-groups.sh).
+    ShareGroups(tools::share_groups::Args),
     /// Measure produce throughput and latency (kafka-producer-perf-test.sh).
     ProducerPerfTest(tools::perf::ProducerArgs),
     /// Measure consume throughput (kafka-consumer-perf-test.sh).
@@ -130,6 +132,7 @@ fn run() -> anyhow::Result<()> {
         Command::ConsumerGroups(a) => tools::consumer_groups::run(a),
         Command::Configs(a) => tools::configs::run(a),
         Command::Transactions(a) => tools::transactions::run(a),
+        Command::ShareGroups(a) => tools::share_groups::run(a),
         Command::Acls(a) => tools::acls::run(a),
         Command::ProducerPerfTest(a) => tools::perf::run_producer(a),
         Command::ConsumerPerfTest(a) => tools::perf::run_consumer(a),

@@ -12,6 +12,7 @@ pub mod consumer_groups;
 pub mod get_offsets;
 pub mod kafka_client;
 pub mod perf;
+pub mod share_groups;
 pub mod topics;
 pub mod transactions;
 

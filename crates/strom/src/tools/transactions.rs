@@ -146,7 +146,7 @@ fn now_ms() -> i64 {
 
 /// Kafka's `ToolsUtils.prettyPrintTable`: every cell padded to its column's width and followed
 /// by a tab (the last one too), the headers first.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
