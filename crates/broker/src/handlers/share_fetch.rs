@@ -32,6 +32,10 @@ use strom_metadata::acl::Operation;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// Records per fetch when the client does not say.
 const DEFAULT_MAX_RECORDS: usize = 500;
+/// At most this much of a partition's log is read per pass (the first batch always whole): a
+/// fetch acquires a few hundred records, and clients ask for up to 50 MiB, which read whole
+/// would cost a read of the rest of the log per fetch.
+const READ_BYTES: usize = 1024 * 1024;
 /// While long-polling, how often acquisition is tried again although no data arrived (a lock may
 /// have expired, or another member released records).
 const RETRY_EVERY: Duration = Duration::from_millis(100);
@@ -204,7 +208,7 @@ fn acquire_all(
             continue;
         }
         let position = FetchPosition { offset: from, current_leader_epoch: -1, last_fetched_epoch: -1 };
-        let read = match partition.fetch(&position, bytes_left, true, Isolation::ReadUncommitted) {
+        let read = match partition.fetch(&position, bytes_left.min(READ_BYTES), true, Isolation::ReadUncommitted) {
             Ok(r) => r,
             Err(code) => {
                 answer.error = Some(code);
