@@ -18,6 +18,9 @@ use crate::session::Session;
 use strom_coordinator::share_group::FINAL_EPOCH;
 use strom_metadata::acl::Operation;
 
+/// Each acknowledged partition's outcome.
+type Outcomes = BTreeMap<(Uuid, i32), Result<(), ResponseError>>;
+
 /// Needs READ on the group and on each topic, as Kafka.
 pub async fn handle(broker: &Arc<Broker>, req: ShareAcknowledgeRequest, session: &Session) -> ShareAcknowledgeResponse {
     let group_id = req.group_id.as_ref().map(|g| g.to_string()).unwrap_or_default();
@@ -44,8 +47,8 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareAcknowledgeRequest, session:
     let epoch = req.share_session_epoch;
     let (results, stored) = broker
         .groups
-        .share_call(|share, now| -> Result<BTreeMap<(Uuid, i32), Result<(), ResponseError>>, ResponseError> {
-            share.acknowledge_session(&group_id, &member_id, epoch)?;
+        .share_call(|share, now| -> Result<Outcomes, ResponseError> {
+            share.acknowledge_session(&group_id, &member_id, epoch, now)?;
             let mut results = BTreeMap::new();
             for t in &req.topics {
                 for p in &t.partitions {

@@ -92,7 +92,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareFetchRequest, session: &Sess
     let (fetch_from, stored) = broker
         .groups
         .share_call(|share, now| -> Result<_, ResponseError> {
-            let partitions = share.fetch_session(&group_id, &member_id, epoch, &add, &forget, !acks.is_empty())?;
+            let partitions = share.fetch_session(&group_id, &member_id, epoch, &add, &forget, !acks.is_empty(), now)?;
             let mut results = BTreeMap::new();
             for (topic_id, partition, first, last, types) in &acks {
                 let result = topic_of(*topic_id).and_then(|_| share.acknowledge(&(group_id.clone(), *topic_id, *partition), &member_id, *first, *last, types, now));

@@ -90,6 +90,9 @@ pub struct ExpiredMember {
 struct ShareSession {
     epoch: i32,
     partitions: BTreeSet<(Uuid, i32)>,
+    /// When it was last used: one whose member left the group without closing it is dropped a
+    /// session timeout later, its records released.
+    last_used: i64,
 }
 
 /// Share-session epochs: 0 opens a session, -1 closes it.
@@ -272,6 +275,17 @@ impl ShareGroupCoordinator {
         for e in &expired {
             self.remove_member(&e.group_id, &e.member_id, topics, true);
         }
+        // Share sessions of members that left the group and never closed them.
+        let idle = i64::from(self.config.session_timeout_ms);
+        let abandoned: Vec<(String, String)> = self
+            .sessions
+            .iter()
+            .filter(|((g, m), s)| s.last_used.saturating_add(idle) <= now_ms && !self.groups.get(g).is_some_and(|g| g.members.contains_key(m)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (g, m) in abandoned {
+            self.close_session(&g, &m);
+        }
         let limits = self.limits();
         for (key, p) in self.partitions.iter_mut() {
             if p.expire_locks(now_ms, &limits) {
@@ -283,7 +297,14 @@ impl ShareGroupCoordinator {
 
     /// The earliest time `tick` has something to do.
     pub fn next_deadline(&self) -> i64 {
-        let sessions = self.groups.values().flat_map(|g| g.members.values()).map(|m| m.session_deadline).min();
+        let idle = i64::from(self.config.session_timeout_ms);
+        let sessions = self
+            .groups
+            .values()
+            .flat_map(|g| g.members.values())
+            .map(|m| m.session_deadline)
+            .chain(self.sessions.values().map(|s| s.last_used.saturating_add(idle)))
+            .min();
         let locks = self.partitions.values().filter_map(SharePartition::next_lock_expiry).min();
         sessions.into_iter().chain(locks).min().unwrap_or(i64::MAX)
     }
@@ -292,7 +313,8 @@ impl ShareGroupCoordinator {
     /// a new session with `add` (acknowledgements are not allowed then), -1 closes it (only
     /// acknowledgements; nothing is fetched), any other epoch must be the session's and updates
     /// it. Returns the partitions to fetch from.
-    pub fn fetch_session(&mut self, group_id: &str, member_id: &str, epoch: i32, add: &[(Uuid, i32)], forget: &[(Uuid, i32)], has_acks: bool) -> Result<Vec<(Uuid, i32)>, ResponseError> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn fetch_session(&mut self, group_id: &str, member_id: &str, epoch: i32, add: &[(Uuid, i32)], forget: &[(Uuid, i32)], has_acks: bool, now_ms: i64) -> Result<Vec<(Uuid, i32)>, ResponseError> {
         let key = (group_id.to_string(), member_id.to_string());
         match epoch {
             INITIAL_EPOCH => {
@@ -300,7 +322,7 @@ impl ShareGroupCoordinator {
                     return Err(ResponseError::InvalidRequest);
                 }
                 let partitions: BTreeSet<(Uuid, i32)> = add.iter().copied().collect();
-                self.sessions.insert(key, ShareSession { epoch: next_epoch(0), partitions: partitions.clone() });
+                self.sessions.insert(key, ShareSession { epoch: next_epoch(0), partitions: partitions.clone(), last_used: now_ms });
                 Ok(partitions.into_iter().collect())
             }
             FINAL_EPOCH => {
@@ -322,6 +344,7 @@ impl ShareGroupCoordinator {
                     s.partitions.remove(f);
                 }
                 s.epoch = next_epoch(s.epoch);
+                s.last_used = now_ms;
                 Ok(s.partitions.iter().copied().collect())
             }
         }
@@ -340,7 +363,7 @@ impl ShareGroupCoordinator {
     }
 
     /// ShareAcknowledge's session check (Kafka's `acknowledgeSessionUpdate`).
-    pub fn acknowledge_session(&mut self, group_id: &str, member_id: &str, epoch: i32) -> Result<(), ResponseError> {
+    pub fn acknowledge_session(&mut self, group_id: &str, member_id: &str, epoch: i32, now_ms: i64) -> Result<(), ResponseError> {
         if epoch == INITIAL_EPOCH {
             return Err(ResponseError::InvalidShareSessionEpoch);
         }
@@ -352,6 +375,7 @@ impl ShareGroupCoordinator {
             return Err(ResponseError::InvalidShareSessionEpoch);
         }
         s.epoch = next_epoch(s.epoch);
+        s.last_used = now_ms;
         Ok(())
     }
 

@@ -104,16 +104,16 @@ fn a_member_that_expires_or_closes_its_session_gives_its_records_back() {
 fn share_sessions_follow_kafkas_epochs() {
     let mut c = ShareGroupCoordinator::new(ShareGroupConfig::default());
     let p = [(T, 0)];
-    assert_eq!(c.fetch_session("g", "m", 1, &p, &[], false), Err(ResponseError::ShareSessionNotFound));
-    assert_eq!(c.acknowledge_session("g", "m", 1), Err(ResponseError::ShareSessionNotFound));
-    assert_eq!(c.fetch_session("g", "m", 0, &p, &[], true), Err(ResponseError::InvalidRequest));
-    assert_eq!(c.fetch_session("g", "m", 0, &p, &[], false), Ok(p.to_vec()));
-    assert_eq!(c.fetch_session("g", "m", 2, &[], &[], false), Err(ResponseError::InvalidShareSessionEpoch));
-    assert_eq!(c.fetch_session("g", "m", 1, &[], &[], false), Ok(p.to_vec()));
-    assert_eq!(c.acknowledge_session("g", "m", 0), Err(ResponseError::InvalidShareSessionEpoch));
-    assert_eq!(c.acknowledge_session("g", "m", 2), Ok(()));
-    assert_eq!(c.fetch_session("g", "m", 3, &[], &p, false), Ok(vec![]));
-    assert_eq!(c.fetch_session("g", "m", -1, &[], &[], true), Ok(vec![]));
+    assert_eq!(c.fetch_session("g", "m", 1, &p, &[], false, 0), Err(ResponseError::ShareSessionNotFound));
+    assert_eq!(c.acknowledge_session("g", "m", 1, 0), Err(ResponseError::ShareSessionNotFound));
+    assert_eq!(c.fetch_session("g", "m", 0, &p, &[], true, 0), Err(ResponseError::InvalidRequest));
+    assert_eq!(c.fetch_session("g", "m", 0, &p, &[], false, 0), Ok(p.to_vec()));
+    assert_eq!(c.fetch_session("g", "m", 2, &[], &[], false, 0), Err(ResponseError::InvalidShareSessionEpoch));
+    assert_eq!(c.fetch_session("g", "m", 1, &[], &[], false, 0), Ok(p.to_vec()));
+    assert_eq!(c.acknowledge_session("g", "m", 0, 0), Err(ResponseError::InvalidShareSessionEpoch));
+    assert_eq!(c.acknowledge_session("g", "m", 2, 0), Ok(()));
+    assert_eq!(c.fetch_session("g", "m", 3, &[], &p, false, 0), Ok(vec![]));
+    assert_eq!(c.fetch_session("g", "m", -1, &[], &[], true, 0), Ok(vec![]));
 }
 
 #[test]
@@ -165,4 +165,23 @@ fn offsets_are_altered_and_deleted_only_while_the_group_is_empty() {
     replayed.alter_start_offset(&key, 9).expect("empty");
     replayed.load_record(&records[0].1 .0, None).expect("a tombstone replays");
     assert!(replayed.partition(&key).is_none());
+}
+
+#[test]
+fn a_session_its_member_abandoned_is_closed_a_session_timeout_later() {
+    let config = ShareGroupConfig { session_timeout_ms: 1_000, auto_offset_reset: AutoOffsetReset::Earliest, ..Default::default() };
+    let mut c = ShareGroupCoordinator::new(config);
+    let ts = topics(1);
+    join(&mut c, "a", &ts, 0);
+    let key = ("g".to_string(), T, 0);
+    c.fetch_session("g", "a", 0, &[(T, 0)], &[], false, 0).expect("opens");
+    c.prepare_fetch(&key, 0, 5, 0);
+    assert_eq!(c.acquire(&key, "a", &[LogBatch { first_offset: 0, last_offset: 4, control: false }], 500, 0).len(), 1);
+    // a leaves by heartbeat but never closes its session (it died right after).
+    beat(&mut c, "a", -1, &ts, 100);
+    c.tick(&ts, 900);
+    assert_eq!(c.partition(&key).and_then(|p| p.owner(0, 900)), Some("a"), "within the session timeout it may still close it");
+    c.tick(&ts, 1_000);
+    assert_eq!(c.partition(&key).and_then(|p| p.owner(0, 1_000)), None, "released");
+    assert_eq!(c.acknowledge_session("g", "a", 2, 1_000), Err(ResponseError::ShareSessionNotFound));
 }
