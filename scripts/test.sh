@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Strom test: Rust unit and model tests, then the end-to-end suite that drives the
 # real `strom` binary with real Kafka clients (kafka-python, confluent-kafka, aiokafka) from a
-# virtualenv this script creates, kafkajs (Node.js) that it installs with npm ci from
-# tests/e2e/js, and Debian's packaged clients (kcat, sarama, kafka-go, Burrow, rsyslog), which it
+# virtualenv this script creates, kafkajs and playwright-core (Node.js) that it installs with npm
+# ci from tests/e2e/js, and Debian's packaged clients (kcat, sarama, kafka-go, Burrow, rsyslog), which it
 # apt-installs when run as root. Usage: scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,10 +46,11 @@ fi
 
 # Debian's packages for the other real clients: kcat (librdkafka 2.0.2), Go 1.19 with sarama and
 # kafka-go (tests/e2e/go, built offline from /usr/share/gocode), Burrow with a ZooKeeper for its
-# own state, rsyslog with omkafka/imkafka; openssl makes the TLS tests' certificates. One apt-get
+# own state, rsyslog with omkafka/imkafka; openssl makes the TLS tests' certificates; chromium is
+# the browser the web console's tests drive (through playwright-core, never a downloaded one). One apt-get
 # run for whatever is missing; without root or apt the tests of a missing client skip, saying what
 # to install.
-debs=(openssl kcat golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev burrow zookeeper rsyslog rsyslog-kafka)
+debs=(openssl chromium kcat golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev burrow zookeeper rsyslog rsyslog-kafka)
 missing=()
 for d in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "ok installed" || missing+=("$d")

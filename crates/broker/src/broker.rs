@@ -48,6 +48,8 @@ pub struct Broker {
     pub producer_ids: Arc<ProducerIds>,
     /// Client byte rates against their quotas (`quotas.rs`).
     pub quotas: crate::quotas::QuotaManager,
+    /// Whether the data directory is below `log.dir.min.free.bytes` (`disk_guard.rs`).
+    pub disk: crate::disk_guard::DiskGuard,
     _dir_lock: DirLock,
 }
 
@@ -99,6 +101,7 @@ impl Broker {
             follower: std::sync::Mutex::new(None),
             producer_ids,
             quotas,
+            disk: Default::default(),
             _dir_lock: dir_lock,
         });
         let follower = tokio::spawn(follow_metadata(broker.clone(), broker.stopping.subscribe()));

@@ -802,6 +802,52 @@ mod tests {
                             .with_topics(vec![DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(name())]),
                     )]
                 }
+                // The operators' APIs: everything and a named partition not hosted; elections
+                // needing none, of an unknown topic, of an unknown type; pages with a cursor,
+                // a bad cursor; the quorum, and a partition that is not its log.
+                ApiKey::DescribeLogDirs => {
+                    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+                    vec![
+                        RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(None)),
+                        RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(Some(vec![
+                            DescribableLogDirTopic::default().with_topic(name()).with_partitions(vec![0, 9]),
+                        ]))),
+                    ]
+                }
+                ApiKey::ElectLeaders => {
+                    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+                    let named = || Some(vec![TopicPartitions::default().with_topic(name()).with_partitions(vec![0, 5])]);
+                    vec![
+                        RequestKind::ElectLeaders(ElectLeadersRequest::default().with_topic_partitions(None)),
+                        RequestKind::ElectLeaders(ElectLeadersRequest::default().with_election_type(1).with_topic_partitions(named())),
+                        RequestKind::ElectLeaders(ElectLeadersRequest::default().with_election_type(9).with_topic_partitions(named())),
+                    ]
+                }
+                ApiKey::DescribeTopicPartitions => {
+                    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+                    let topics = || vec![TopicRequest::default().with_name(name()), TopicRequest::default().with_name(TopicName(StrBytes::from_static_str("gone")))];
+                    vec![
+                        RequestKind::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default().with_response_partition_limit(2000)),
+                        RequestKind::DescribeTopicPartitions(
+                            DescribeTopicPartitionsRequest::default()
+                                .with_topics(topics())
+                                .with_response_partition_limit(1)
+                                .with_cursor(Some(Cursor::default().with_topic_name(name()).with_partition_index(0))),
+                        ),
+                        RequestKind::DescribeTopicPartitions(
+                            DescribeTopicPartitionsRequest::default().with_topics(topics()).with_cursor(Some(Cursor::default().with_topic_name(name()).with_partition_index(-1))),
+                        ),
+                    ]
+                }
+                ApiKey::DescribeQuorum => {
+                    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+                    let quorum = |topic: &'static str| {
+                        DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                            .with_topic_name(TopicName(StrBytes::from_static_str(topic)))
+                            .with_partitions(vec![PartitionData::default().with_partition_index(0)])])
+                    };
+                    vec![RequestKind::DescribeQuorum(quorum("__cluster_metadata")), RequestKind::DescribeQuorum(quorum("t"))]
+                }
                 other => panic!("SUPPORTED lists {other:?} but this test does not cover it: add it"),
             }
         };

@@ -11,6 +11,8 @@ pub mod authz;
 pub mod broker;
 pub mod clock;
 pub mod coordinator_topic;
+pub mod disk_guard;
+pub mod elections;
 pub mod group_service;
 pub mod metrics;
 mod connection;

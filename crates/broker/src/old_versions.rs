@@ -1,8 +1,8 @@
 //! The wire format of request versions Kafka 3.9 served and Kafka 4.0 dropped (KIP-896), which
 //! kafka-protocol 0.18 (built from Kafka 4.1's schemas) cannot decode or encode: Produce v0-2,
 //! Fetch v0-3, ListOffsets v0, CreateTopics v0-1, DeleteTopics v0, DescribeConfigs v0,
-//! OffsetCommit v0-1, OffsetFetch v0, OffsetForLeaderEpoch v0-1, WriteTxnMarkers v0, and the ACL
-//! APIs' v0 (`acls`). Deployed clients still send them (Burrow's ListOffsets v0, sarama's
+//! OffsetCommit v0-1, OffsetFetch v0, OffsetForLeaderEpoch v0-1, WriteTxnMarkers v0, DescribeLogDirs
+//! v0, and the ACL APIs' v0 (`acls`). Deployed clients still send them (Burrow's ListOffsets v0, sarama's
 //! OffsetCommit v1 and DescribeConfigs v0, segmentio kafka-go's Produce v2 and Fetch v2).
 //! Produce v0-2 and Fetch v0-3 carry message formats v0/v1; the handlers convert the records
 //! (`strom_storage::up_convert`, `down_convert`), this module only codes the requests around them.
@@ -54,6 +54,7 @@ pub const OLD_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 0, 0),
     (ApiKey::CreateAcls, 0, 0),
     (ApiKey::DeleteAcls, 0, 0),
+    (ApiKey::DescribeLogDirs, 0, 0),
 ];
 
 pub fn is_old(key: ApiKey, version: i16) -> bool {
@@ -249,6 +250,8 @@ pub fn decode_request(key: ApiKey, version: i16, body: &mut Bytes) -> Result<Dec
         }
         // v0's request is v1's: v1 only moved the offsets from ZooKeeper to Kafka.
         (ApiKey::OffsetFetch, 0) => Decoded::Kafka(crate_decode(key, 1, r.0)?),
+        // v0's request is v1's (v1 changed only when the throttle time applies).
+        (ApiKey::DescribeLogDirs, 0) => Decoded::Kafka(crate_decode(key, 1, r.0)?),
         // v1's request is v0's; v2 added current_leader_epoch (-1: unknown) and v3 replica_id
         // (-2 before: Kafka's "debugging" replica).
         (ApiKey::OffsetForLeaderEpoch, 0 | 1) => {
@@ -378,6 +381,8 @@ pub fn encode_response(key: ApiKey, version: i16, response: &ResponseKind, out: 
         }),
         // v0 answers as v1 does.
         (ApiKey::OffsetFetch, 0, ResponseKind::OffsetFetch(r)) => r.encode(w.0, 1).map_err(|e| e.to_string()),
+        // v0 answers as v1 does.
+        (ApiKey::DescribeLogDirs, 0, ResponseKind::DescribeLogDirs(r)) => r.encode(w.0, 1).map_err(|e| e.to_string()),
         (ApiKey::OffsetForLeaderEpoch, 0 | 1, ResponseKind::OffsetForLeaderEpoch(r)) => w.array(&r.topics, |w, t| {
             w.string(&t.topic.0)?;
             w.array(&t.partitions, |w, p| {

@@ -3,12 +3,15 @@
 //! ApiVersions, SaslHandshake (naming a mechanism) and then its tokens, in SaslAuthenticate
 //! (handshake v1) or as bare size-prefixed frames (handshake v0). Anything else closes it. A
 //! failed authentication is answered SASL_AUTHENTICATION_FAILED and the connection closed.
-//! PLAIN takes one token; SCRAM (`scram.rs`) two, with a challenge between them. A connection
-//! runs one exchange: there is no way back to the handshake.
+//! PLAIN takes one token; SCRAM (`scram.rs`) two, with a challenge between them; OAUTHBEARER
+//! (`oauth.rs`) one, or, for an invalid token, an error challenge the client acknowledges before
+//! the exchange fails. A connection runs one exchange: there is no way back to the handshake.
 //!
 //! The pure part lives here (the per-connection state, the mechanisms); `connection.rs` runs it
 //! before any handler sees a request, so no handler can be reached unauthenticated.
 
+pub mod jwks;
+pub mod oauth;
 pub mod scram;
 
 use std::sync::Arc;
@@ -31,6 +34,9 @@ pub enum Gate {
     Token { mechanism: SaslMechanism, raw: bool },
     /// A SCRAM exchange answered the client-first message; the client-final comes next.
     Scram { exchange: Box<ScramServer>, raw: bool },
+    /// OAUTHBEARER refused the token with RFC 7628's error challenge; the client's %x01 comes
+    /// next, and then the exchange fails with `message`.
+    OAuthRefused { message: String, raw: bool },
     /// `User:<name>`.
     Authenticated { principal: String },
 }
@@ -38,7 +44,7 @@ pub enum Gate {
 impl Gate {
     /// Whether the next token of the exchange comes as a bare frame (SaslHandshake v0).
     pub fn expects_raw_token(&self) -> bool {
-        matches!(self, Gate::Token { raw: true, .. } | Gate::Scram { raw: true, .. })
+        matches!(self, Gate::Token { raw: true, .. } | Gate::Scram { raw: true, .. } | Gate::OAuthRefused { raw: true, .. })
     }
 }
 
@@ -63,6 +69,8 @@ pub type CredentialLookup = Arc<dyn Fn(&str, ScramMechanism) -> Option<ScramCred
 pub struct Authenticator {
     settings: SaslSettings,
     credentials: CredentialLookup,
+    /// OAUTHBEARER's token validation, when the listener offers it.
+    oauth: Option<Arc<oauth::OAuthValidator>>,
     rng: SystemRandom,
     /// Per process: derives the stable fake salts shown for unknown SCRAM users.
     secret: [u8; 32],
@@ -70,14 +78,14 @@ pub struct Authenticator {
 
 fn scram_mechanism(m: SaslMechanism) -> Option<ScramMechanism> {
     match m {
-        SaslMechanism::Plain => None,
+        SaslMechanism::Plain | SaslMechanism::OAuthBearer => None,
         SaslMechanism::ScramSha256 => Some(ScramMechanism::Sha256),
         SaslMechanism::ScramSha512 => Some(ScramMechanism::Sha512),
     }
 }
 
 impl Authenticator {
-    pub fn new(settings: SaslSettings, credentials: CredentialLookup) -> Authenticator {
+    pub fn new(settings: SaslSettings, credentials: CredentialLookup, oauth: Option<Arc<oauth::OAuthValidator>>) -> Authenticator {
         let rng = SystemRandom::new();
         let mut secret = [0u8; 32];
         // Without the OS's randomness the fake salts are merely predictable, which reveals which
@@ -85,7 +93,7 @@ impl Authenticator {
         if rng.fill(&mut secret).is_err() {
             tracing::warn!("no randomness for the SCRAM secret: unknown users' salts are predictable");
         }
-        Authenticator { settings, credentials, rng, secret }
+        Authenticator { settings, credentials, oauth, rng, secret }
     }
 
     /// `connections.max.reauth.ms` of this listener (0: sessions last as long as connections).
@@ -112,7 +120,7 @@ impl Authenticator {
                     None => Verdict::Reply(ResponseKind::SaslHandshake(response.with_error_code(ResponseError::UnsupportedSaslMechanism.code()))),
                 }
             }
-            (Gate::Token { raw: false, .. } | Gate::Scram { raw: false, .. }, RequestKind::SaslAuthenticate(r)) => match self.exchange(gate, &r.auth_bytes) {
+            (Gate::Token { raw: false, .. } | Gate::Scram { raw: false, .. } | Gate::OAuthRefused { raw: false, .. }, RequestKind::SaslAuthenticate(r)) => match self.exchange(gate, &r.auth_bytes) {
                 Ok(server_token) => {
                     let mut response = SaslAuthenticateResponse::default().with_auth_bytes(server_token.into());
                     // KIP-368: the client learns how long the session lasts (v1+).
@@ -147,6 +155,9 @@ impl Authenticator {
     /// `Authenticated` once the exchange is complete), or Kafka's message for the failure.
     fn exchange(&self, gate: &mut Gate, token: &[u8]) -> Result<Vec<u8>, String> {
         let (mut exchange, raw) = match std::mem::replace(gate, Gate::Handshake) {
+            Gate::Token { mechanism: SaslMechanism::OAuthBearer, raw } => return self.oauth_token(gate, token, raw),
+            // The client's %x01 after the error challenge (anything else fails the same way).
+            Gate::OAuthRefused { message, .. } => return Err(message),
             Gate::Token { mechanism, raw } => match scram_mechanism(mechanism) {
                 None => {
                     // PLAIN: one token settles it. A failure leaves the gate as it was.
@@ -177,6 +188,30 @@ impl Authenticator {
             Step::Done { principal, server_final } => {
                 *gate = Gate::Authenticated { principal };
                 Ok(server_final)
+            }
+        }
+    }
+
+    /// OAUTHBEARER's one client message. A malformed message fails at once; a token that does
+    /// not validate gets the error challenge (the gate then waits for the client's %x01).
+    fn oauth_token(&self, gate: &mut Gate, message: &[u8], raw: bool) -> Result<Vec<u8>, String> {
+        let (authzid, token) = oauth::parse_initial_response(message)?;
+        let Some(validator) = &self.oauth else { return Err("OAUTHBEARER is not configured".into()) };
+        match validator.validate(&token, crate::clock::now_ms()) {
+            Ok(v) => {
+                if !authzid.is_empty() && format!("User:{authzid}") != v.principal {
+                    return Err(format!(
+                        "Authentication failed: Client requested an authorization id ({authzid}) that is different from the token's principal name ({})",
+                        v.principal.trim_start_matches("User:")
+                    ));
+                }
+                *gate = Gate::Authenticated { principal: v.principal };
+                Ok(Vec::new())
+            }
+            Err(why) => {
+                tracing::debug!(why, "OAUTHBEARER token refused");
+                *gate = Gate::OAuthRefused { message: format!("Authentication failed: {why}"), raw };
+                Ok(br#"{"status":"invalid_token"}"#.to_vec())
             }
         }
     }
@@ -230,6 +265,24 @@ pub fn report_failure(peer: std::net::SocketAddr, listener: &str, now_ms: i64) {
     }
 }
 
+/// Whether `user` with `password` would log in over SASL on some listener of this broker: a
+/// PLAIN user of a listener's JAAS config, or a SCRAM credential of the image (either hash).
+/// The web console's login, so that it knows no user SASL does not.
+pub fn password_login(config: &strom_config::BrokerConfig, image: &strom_metadata::MetadataImage, user: &str, password: &str) -> bool {
+    let plain = config.listeners.iter().filter_map(|l| l.sasl.as_ref()).filter(|s| s.mechanisms.contains(&SaslMechanism::Plain)).any(|s| {
+        s.plain_users.get(user).is_some_and(|expected| constant_time_eq(expected.0.as_bytes(), password.as_bytes()))
+    });
+    if plain {
+        return true;
+    }
+    [ScramMechanism::Sha256, ScramMechanism::Sha512].into_iter().any(|m| {
+        image.scram.get(user, m).is_some_and(|c| {
+            let salted = scram::salted_password(m, password.as_bytes(), &c.salt, c.iterations.max(1) as u32);
+            constant_time_eq(&scram::credential(m, &salted, &c.salt, c.iterations).stored_key, &c.stored_key)
+        })
+    })
+}
+
 /// Equality whose time depends on the lengths only, not on where the bytes differ.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
@@ -247,7 +300,7 @@ mod tests {
 
     fn auth() -> Authenticator {
         let users = [("alice".to_string(), Secret("s3cret".into()))].into_iter().collect();
-        Authenticator::new(SaslSettings { mechanisms: vec![SaslMechanism::Plain], plain_users: users, reauth_ms: 0 }, Arc::new(|_: &str, _: ScramMechanism| None))
+        Authenticator::new(SaslSettings { mechanisms: vec![SaslMechanism::Plain], plain_users: users, reauth_ms: 0, oauth: None }, Arc::new(|_: &str, _: ScramMechanism| None), None)
     }
 
     fn handshake(m: &str) -> RequestKind {
@@ -301,8 +354,8 @@ mod tests {
         let lookup: CredentialLookup = Arc::new(|user: &str, m: ScramMechanism| {
             (user == "bob").then(|| scram::credential(m, &scram::salted_password(m, b"bob-secret", b"NaCl", 4096), b"NaCl", 4096))
         });
-        let settings = SaslSettings { mechanisms: vec![SaslMechanism::ScramSha256, SaslMechanism::ScramSha512], plain_users: Default::default(), reauth_ms: 0 };
-        Authenticator::new(settings, lookup)
+        let settings = SaslSettings { mechanisms: vec![SaslMechanism::ScramSha256, SaslMechanism::ScramSha512], plain_users: Default::default(), reauth_ms: 0, oauth: None };
+        Authenticator::new(settings, lookup, None)
     }
 
     /// A SCRAM client from RFC 5802's formulas: the client-final for `password`.

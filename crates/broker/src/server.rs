@@ -74,6 +74,11 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
             )),
             None => None,
         };
+        // OAUTHBEARER's key set likewise: a broker that could not check tokens does not start.
+        let oauth = match l.sasl.as_ref().and_then(|s| s.oauth.clone()) {
+            Some(o) => Some(crate::sasl::oauth::OAuthValidator::start(o, now_ms()).await.map_err(|e| ServerError::Fatal(format!("listener {}: {e}", l.name)))?),
+            None => None,
+        };
         let bind = |cause| ServerError::Bind { addr: addr.clone(), cause };
         let sock = l.socket_addr().map_err(bind)?;
         let listener = TcpListener::bind(sock).await.map_err(bind)?;
@@ -87,13 +92,14 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
                 }
             }
         }
-        listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls, l.sasl.clone()));
+        listeners.push((listener, Arc::<str>::from(l.name.as_str()), tls, l.sasl.clone().map(|s| (s, oauth))));
     }
     let broker = Broker::open(config).await?;
     http.broker_opened(broker.clone());
     let ready = Ready { bootstrap: broker.config.bootstrap_address(), http: http_urls };
     let mut loops = vec![
         tokio::spawn(retention_loop(broker.clone())),
+        tokio::spawn(disk_loop(broker.clone())),
         tokio::spawn(group_loop(broker.clone())),
         tokio::spawn(transaction_loop(broker.clone())),
         tokio::spawn(crate::replica_manager::maintain_isr(
@@ -130,10 +136,13 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
         for (listener, name, tls, sasl) in listeners {
             // SCRAM credentials are read from the metadata image at each login, so a change
             // (AlterUserScramCredentials, here or on another node) applies to the next one.
-            let sasl = sasl.map(|settings| {
+            let sasl = sasl.map(|(settings, oauth)| {
                 let metadata = broker.metadata.clone();
                 let credentials: crate::sasl::CredentialLookup = Arc::new(move |user, mechanism| metadata.image().scram.get(user, mechanism).cloned());
-                Arc::new(crate::sasl::Authenticator::new(settings, credentials))
+                if let Some(v) = &oauth {
+                    loops.push(tokio::spawn(v.clone().refresh_loop(broker.stopping())));
+                }
+                Arc::new(crate::sasl::Authenticator::new(settings, credentials, oauth))
             });
             if let Some(tls) = &tls {
                 loops.push(tokio::spawn(tls_reload_loop(tls.clone(), name.clone(), broker.stopping())));
@@ -269,6 +278,40 @@ async fn retention_loop(broker: Arc<Broker>) {
         let b = broker.clone();
         // File deletion is blocking work; keep it off the reactor threads.
         let _ = tokio::task::spawn_blocking(move || b.replicas.enforce_retention(now_ms())).await;
+    }
+}
+
+/// Checks the data directory's free space every second against `log.dir.min.free.bytes` (a
+/// dynamic config: read from the image at each check). While writes are refused, retention runs
+/// every 10 s rather than every `log.retention.check.interval.ms`, so that lowered retention
+/// frees space soon.
+async fn disk_loop(broker: Arc<Broker>) {
+    use crate::disk_guard::{min_free, space, Change};
+    const KEY: &str = "log.dir.min.free.bytes";
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stopping = broker.stopping();
+    let mut last_retention = 0i64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stopping) => return,
+        }
+        let Some((free, total)) = space(&broker.config.log_dir) else { continue };
+        // AlterConfigs checked the value against the key table; a bad one cannot be here.
+        let setting = broker.metadata.image().broker_configs.get(KEY).and_then(|v| v.trim().parse().ok()).unwrap_or(broker.config.log_dir_min_free_bytes);
+        let min = min_free(setting, total);
+        match broker.disk.observe(free, min) {
+            Change::BecameLow => tracing::warn!(free, min, dir = %broker.config.log_dir.display(), "the data directory is nearly full: refusing produce requests (KAFKA_STORAGE_ERROR) until {KEY} bytes are free again; reads, admin requests and retention go on"),
+            Change::Recovered => tracing::info!(free, min, "the data directory has room again: accepting produce requests"),
+            Change::None => {}
+        }
+        let now = now_ms();
+        if broker.disk.is_low() && now - last_retention >= 10_000 {
+            last_retention = now;
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || b.replicas.enforce_retention(now_ms())).await;
+        }
     }
 }
 

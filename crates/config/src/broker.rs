@@ -68,9 +68,14 @@ pub struct BrokerConfig {
     /// What a topic gets for each topic-level key it does not set (the broker's log defaults).
     pub topic_defaults: TopicSettings,
     pub log_retention_check_interval_ms: u64,
+    /// `log.dir.min.free.bytes` as configured at startup (-1: automatic); the image's dynamic
+    /// value wins at run time.
+    pub log_dir_min_free_bytes: i64,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub socket_request_max_bytes: usize,
+    /// The most partitions one DescribeTopicPartitions response lists (`max.request.partition.size.limit`).
+    pub max_request_partition_size_limit: i32,
     /// The HTTP listener (`/metrics`, `/health`, `/ready`); none when `http.listeners` is empty.
     pub http: HttpSettings,
     pub groups: GroupSettings,
@@ -180,7 +185,7 @@ impl BrokerConfig {
     pub fn from_props(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut ignored = Vec::new();
         for name in props.keys() {
-            if key(name).is_some() || security::per_listener_security_key(name).is_some() || security::is_served_jaas_key(name) {
+            if key(name).is_some() || security::per_listener_security_key(name).is_some() || security::is_served_jaas_key(name) || security::is_oauth_handler_key(name) {
                 continue;
             }
             // Before the ignored families below: `listener.name.<l>.ssl.*` is security, and a
@@ -278,9 +283,11 @@ impl BrokerConfig {
             auto_create_topics: r.bool("auto.create.topics.enable")?,
             topic_defaults: TopicSettings::resolve(&r)?,
             log_retention_check_interval_ms: r.int("log.retention.check.interval.ms")?,
+            log_dir_min_free_bytes: r.int("log.dir.min.free.bytes")?,
             log_cleaner_enable: r.bool("log.cleaner.enable")?,
             log_cleaner_backoff_ms: r.int("log.cleaner.backoff.ms")?,
             socket_request_max_bytes: r.int("socket.request.max.bytes")?,
+            max_request_partition_size_limit: r.int("max.request.partition.size.limit")?,
             http: HttpSettings {
                 listeners: parse_http_listeners("http.listeners", r.text("http.listeners")?.unwrap_or_default())?,
                 partition_series_max: r.int("metrics.partition.series.max")?,

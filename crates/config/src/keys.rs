@@ -236,6 +236,16 @@ pub const KEYS: &[Key] = &[
     },
     row(Section::Broker, "log.retention.check.interval.ms", Value("300000"), POSITIVE, "how often retention runs"),
     Key {
+        dynamic: true,
+        ..row(
+            Section::Broker,
+            "log.dir.min.free.bytes",
+            Value("-1"),
+            int(-1, i64::MAX),
+            "below this many free bytes on the data directory's file system, Produce is refused with KAFKA_STORAGE_ERROR (retriable) while reads, admin requests and retention go on; writes resume by themselves once space returns. `-1`: 5% of the file system, at most 1 GiB; `0` turns the guard off (Strom's own key)"
+        )
+    },
+    Key {
         topic: Some("index.interval.bytes"),
         dynamic: true,
         ..row(Section::Broker, "log.index.interval.bytes", Value("4096"), POSITIVE_U32, "bytes of log between two offset-index entries")
@@ -305,6 +315,7 @@ pub const KEYS: &[Key] = &[
         int(0, i32::MAX as i64),
         "at most this many per-partition series (`strom_partition_*`, `strom_consumer_group_lag*`) each in `/metrics`; beyond it they are left out, which `strom_metrics_series_dropped` counts and the log says once"
     ),
+    row(Section::Broker, "max.request.partition.size.limit", Value("2000"), POSITIVE_I32, "the most partitions one DescribeTopicPartitions response lists; a client asking for more gets a cursor to continue from"),
     row(Section::Broker, "socket.request.max.bytes", Value("104857600"), POSITIVE_I32, "the largest request frame; a larger one closes the connection"),
     Key {
         topic: Some("flush.messages"),
@@ -390,7 +401,13 @@ pub const KEYS: &[Key] = &[
     row(Section::Security, "authorizer.class.name", Unset("empty: no authorizer, every request is allowed and the ACL APIs answer SECURITY_DISABLED"), Check::Text, "`org.apache.kafka.metadata.authorizer.StandardAuthorizer` turns on ACLs with Kafka's semantics (stored in the metadata log). Other classes cannot be loaded (Strom is not a JVM) and stop the start"),
     row(Section::Security, "super.users", Unset("none"), Check::Text, "principals allowed every operation whatever the ACLs say, separated by `;` (`User:admin;User:ops`)"),
     row(Section::Security, "allow.everyone.if.no.acl.found", Value("false"), Check::Bool, "with an authorizer: allow a request on a resource that no ACL names at all. Off (Kafka's default), such requests are denied"),
-    row(Section::Security, "sasl.enabled.mechanisms", Value("GSSAPI"), Check::Text, "the SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers. Strom serves `PLAIN` (users from `listener.name.<listener>.plain.sasl.jaas.config`), `SCRAM-SHA-256` and `SCRAM-SHA-512` (users in the metadata log: AlterUserScramCredentials, `strom configs --entity-type users`); Kafka's default, GSSAPI (Kerberos), and mechanisms not served yet stop the start"),
+    row(Section::Security, "sasl.enabled.mechanisms", Value("GSSAPI"), Check::Text, "the SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers. Strom serves `PLAIN` (users from `listener.name.<listener>.plain.sasl.jaas.config`), `SCRAM-SHA-256` and `SCRAM-SHA-512` (users in the metadata log: AlterUserScramCredentials, `strom configs --entity-type users`), `OAUTHBEARER` (JWTs checked against `sasl.oauthbearer.jwks.endpoint.url`); Kafka's default, GSSAPI (Kerberos), and mechanisms not served yet stop the start"),
+    row(Section::Security, "sasl.oauthbearer.jwks.endpoint.url", Unset("none: a listener offering OAUTHBEARER without it stops the start"), Check::Text, "OAUTHBEARER: the JSON Web Key Set (a `file:` URL, or `http://` / `https://`, verified against the system's CA certificates or `SSL_CERT_FILE`) whose keys sign the JWTs clients present (RS256/384/512, PS256/384/512, ES256/384, EdDSA). Fetched at startup (failing the start if it cannot be) and every `sasl.oauthbearer.jwks.endpoint.refresh.ms`. Unsigned tokens are never accepted"),
+    row(Section::Security, "sasl.oauthbearer.jwks.endpoint.refresh.ms", Value("3600000"), POSITIVE, "OAUTHBEARER: refetch the JWKS this often; a token signed by a key id not in it triggers a refetch too (at most every 10 s)"),
+    row(Section::Security, "sasl.oauthbearer.expected.audience", Unset("not checked"), Check::Text, "OAUTHBEARER: comma-separated audiences; the token's `aud` must name one"),
+    row(Section::Security, "sasl.oauthbearer.expected.issuer", Unset("not checked"), Check::Text, "OAUTHBEARER: the token's `iss` must be exactly this"),
+    row(Section::Security, "sasl.oauthbearer.sub.claim.name", Value("sub"), Check::Text, "OAUTHBEARER: the claim whose value names the principal (`User:<value>`)"),
+    row(Section::Security, "sasl.oauthbearer.clock.skew.seconds", Value("30"), int(0, i64::MAX), "OAUTHBEARER: tolerance for the token's `exp`, `nbf` and `iat`"),
     row(Section::Security, "ssl.endpoint.identification.algorithm", Value("https"), Check::Text, "a client-side setting (host name verification) accepted for Kafka's sake; brokers do not connect to each other over TLS yet"),
 ];
 

@@ -28,7 +28,7 @@ pub use keys::{by_topic_key, key, Check, DefaultValue, Key, Section, IGNORED_KAF
 pub use markdown::{help_text, markdown_tables};
 pub use principal::PrincipalRules;
 pub use security::{
-    is_security_key, AuthorizerSettings, BootstrapScram, ClientAuth, Keystore, Pem, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion,
+    is_security_key, AuthorizerSettings, BootstrapScram, ClientAuth, Keystore, OAuthSettings, Pem, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion,
     STANDARD_AUTHORIZER,
 };
 pub use topic::{validate_topic_config, TopicSettings};

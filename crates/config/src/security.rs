@@ -141,16 +141,19 @@ pub enum SaslMechanism {
     /// SCRAM's credentials live in the metadata log (AlterUserScramCredentials), not the config.
     ScramSha256,
     ScramSha512,
+    /// RFC 7628 bearer tokens: JWTs checked against a JWKS (`OAuthSettings`).
+    OAuthBearer,
 }
 
 impl SaslMechanism {
-    pub const ALL: [SaslMechanism; 3] = [SaslMechanism::Plain, SaslMechanism::ScramSha256, SaslMechanism::ScramSha512];
+    pub const ALL: [SaslMechanism; 4] = [SaslMechanism::Plain, SaslMechanism::ScramSha256, SaslMechanism::ScramSha512, SaslMechanism::OAuthBearer];
 
     pub fn name(self) -> &'static str {
         match self {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -226,6 +229,80 @@ pub struct SaslSettings {
     /// KIP-368 (`connections.max.reauth.ms`): an authenticated session lasts this long, then
     /// the client must authenticate again on the same connection; 0: for the connection's life.
     pub reauth_ms: u64,
+    /// OAUTHBEARER's token validation, when the listener offers it.
+    pub oauth: Option<OAuthSettings>,
+}
+
+/// How OAUTHBEARER tokens are validated (Kafka's KIP-768 `sasl.oauthbearer.*` keys): JWTs signed
+/// by a key of the JWKS at `jwks_url`. Unsigned tokens (Kafka's default, unsecured validator) are
+/// never accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// `file:`, `http:` or `https:` URL of the JSON Web Key Set.
+    pub jwks_url: String,
+    /// Refetch the JWKS this often (and sooner, at most every 10 s, for an unknown key id).
+    pub jwks_refresh_ms: u64,
+    /// The token's `aud` must name one of these (empty: not checked).
+    pub expected_audience: Vec<String>,
+    /// The token's `iss` must be this (None: not checked).
+    pub expected_issuer: Option<String>,
+    /// The claim that names the principal (`User:<value>`).
+    pub sub_claim_name: String,
+    /// Tolerance for `exp`, `nbf` and `iat`, in seconds.
+    pub clock_skew_seconds: u64,
+}
+
+/// Kafka's validating callback handler class names (3.x and 4.x): the only server callback handler
+/// Strom accepts for OAUTHBEARER, since it is what Strom does.
+const OAUTH_VALIDATOR_CLASSES: [&str; 2] = [
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+];
+
+/// `listener.name.<listener>.oauthbearer.sasl.server.callback.handler.class`, which Kafka needs to
+/// validate signed tokens; Strom always does, so the key is accepted (with Kafka's class only).
+pub(crate) fn is_oauth_handler_key(name: &str) -> bool {
+    name.strip_prefix("listener.name.").and_then(|rest| rest.split_once('.')).is_some_and(|(_, k)| k == "oauthbearer.sasl.server.callback.handler.class")
+}
+
+fn oauth_settings(props: &BTreeMap<String, String>, listener: &str, prefix: &str) -> Result<OAuthSettings, ConfigError> {
+    // Per listener first (`listener.name.<l>.sasl.oauthbearer.*`), then the broker's.
+    let get = |k: &str| -> (String, Option<String>) {
+        let own = format!("{prefix}{k}");
+        match props.get(&own) {
+            Some(v) => (own, Some(v.trim().to_string())),
+            None => (k.to_string(), props.get(k).map(|v| v.trim().to_string()).or_else(|| crate::key(k).and_then(|d| d.default_value()).map(str::to_string))),
+        }
+    };
+    let handler_key = format!("{prefix}oauthbearer.sasl.server.callback.handler.class");
+    if let Some(class) = props.get(&handler_key).map(|v| v.trim()) {
+        if !OAUTH_VALIDATOR_CLASSES.contains(&class) {
+            return Err(invalid(&handler_key, class, format!("Strom validates OAUTHBEARER tokens itself, as {} does; other classes cannot be loaded", OAUTH_VALIDATOR_CLASSES[0])));
+        }
+    }
+    let (url_key, url) = get("sasl.oauthbearer.jwks.endpoint.url");
+    let jwks_url = url.filter(|u| !u.is_empty()).ok_or_else(|| {
+        invalid(&url_key, "", format!("listener {listener} offers OAUTHBEARER: give the JWKS (file:, http: or https: URL) its tokens' signatures are checked against. Strom never accepts unsigned tokens"))
+    })?;
+    if !["file:", "http://", "https://"].iter().any(|s| jwks_url.starts_with(s)) {
+        return Err(invalid(&url_key, &jwks_url, "a file:, http:// or https:// URL".into()));
+    }
+    let number = |k: &str| -> Result<u64, ConfigError> {
+        let (key, v) = get(k);
+        let v = v.unwrap_or_default();
+        v.parse::<u64>().map_err(|_| invalid(&key, &v, "a non-negative integer".into()))
+    };
+    let list = |v: Option<String>| v.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>();
+    let (sub_key, sub) = get("sasl.oauthbearer.sub.claim.name");
+    let sub_claim_name = sub.filter(|s| !s.is_empty()).ok_or_else(|| invalid(&sub_key, "", "the name of the claim that names the principal".into()))?;
+    Ok(OAuthSettings {
+        jwks_url,
+        jwks_refresh_ms: number("sasl.oauthbearer.jwks.endpoint.refresh.ms")?.max(1),
+        expected_audience: list(get("sasl.oauthbearer.expected.audience").1),
+        expected_issuer: get("sasl.oauthbearer.expected.issuer").1.filter(|s| !s.is_empty()),
+        sub_claim_name,
+        clock_skew_seconds: number("sasl.oauthbearer.clock.skew.seconds")?,
+    })
 }
 
 /// The SASL settings of listener `name`, as Kafka configures a broker: `sasl.enabled.mechanisms`
@@ -242,13 +319,13 @@ pub(crate) fn sasl_settings(props: &BTreeMap<String, String>, listener: &str) ->
                 return Err(invalid(
                     &mech_key,
                     value,
-                    format!("listener {listener}: SASL mechanism `{m}` is not served yet (Strom serves PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512); Strom refuses to start rather than offer less"),
+                    format!("listener {listener}: SASL mechanism `{m}` is not served yet (Strom serves PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER); Strom refuses to start rather than offer less"),
                 ))
             }
         }
     }
     if mechanisms.is_empty() {
-        return Err(invalid(&mech_key, value, format!("listener {listener} is a SASL listener: name its mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")));
+        return Err(invalid(&mech_key, value, format!("listener {listener} is a SASL listener: name its mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)")));
     }
     let mut plain_users = BTreeMap::new();
     if mechanisms.contains(&SaslMechanism::Plain) {
@@ -275,7 +352,8 @@ pub(crate) fn sasl_settings(props: &BTreeMap<String, String>, listener: &str) ->
         None | Some("") => 0,
         Some(v) => v.parse::<u64>().map_err(|_| invalid(&reauth_key, v, "a number of milliseconds (0: no re-authentication)".into()))?,
     };
-    Ok(SaslSettings { mechanisms, plain_users, reauth_ms })
+    let oauth = if mechanisms.contains(&SaslMechanism::OAuthBearer) { Some(oauth_settings(props, listener, &prefix)?) } else { None };
+    Ok(SaslSettings { mechanisms, plain_users, reauth_ms, oauth })
 }
 
 /// The options of a one-module JAAS config (`<LoginModule class> <flag> name="value" ... ;`), as
@@ -571,8 +649,31 @@ mod tests {
         // GSSAPI (Kafka's default), other mechanisms, and PLAIN without users: refused by key.
         let e = sasl_settings(&BTreeMap::new(), "SASL_PLAINTEXT").unwrap_err().to_string();
         assert!(e.contains("sasl.enabled.mechanisms") && e.contains("GSSAPI"), "{e}");
-        let e = sasl_settings(&props(&[("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER")]), "X").unwrap_err().to_string();
-        assert!(e.contains("OAUTHBEARER"), "{e}");
+        let e = sasl_settings(&props(&[("sasl.enabled.mechanisms", "PLAIN,GSSAPI")]), "X").unwrap_err().to_string();
+        assert!(e.contains("GSSAPI"), "{e}");
+        // OAUTHBEARER needs a JWKS: Strom never accepts unsigned tokens.
+        let e = sasl_settings(&props(&[("sasl.enabled.mechanisms", "OAUTHBEARER")]), "X").unwrap_err().to_string();
+        assert!(e.contains("sasl.oauthbearer.jwks.endpoint.url") && e.contains("unsigned"), "{e}");
+        let s = sasl_settings(
+            &props(&[
+                ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                ("listener.name.x.sasl.oauthbearer.jwks.endpoint.url", "file:///etc/jwks.json"),
+                ("sasl.oauthbearer.expected.audience", "a, b"),
+                ("listener.name.x.oauthbearer.sasl.server.callback.handler.class", OAUTH_VALIDATOR_CLASSES[0]),
+            ]),
+            "X",
+        )
+        .unwrap();
+        let o = s.oauth.unwrap();
+        assert_eq!((o.jwks_url.as_str(), o.expected_audience.clone(), o.expected_issuer.clone()), ("file:///etc/jwks.json", vec!["a".into(), "b".into()], None));
+        assert_eq!((o.sub_claim_name.as_str(), o.clock_skew_seconds, o.jwks_refresh_ms), ("sub", 30, 3_600_000));
+        let bad_class = props(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.jwks.endpoint.url", "https://idp/keys"),
+            ("listener.name.x.oauthbearer.sasl.server.callback.handler.class", "com.example.Mine"),
+        ]);
+        assert!(sasl_settings(&bad_class, "X").unwrap_err().to_string().contains("callback.handler.class"));
+        assert!(sasl_settings(&props(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), ("sasl.oauthbearer.jwks.endpoint.url", "ldap://x")]), "X").is_err());
         // SCRAM needs no JAAS users (its credentials are in the metadata log); PLAIN's still do.
         let s = sasl_settings(&props(&[("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512")]), "X").unwrap();
         assert_eq!(s.mechanisms, vec![SaslMechanism::ScramSha256, SaslMechanism::ScramSha512]);

@@ -17,11 +17,13 @@
 //! - `log_store.rs`, `state_machine.rs`: the log on disk and the image as state machine.
 //! - `network.rs`: the CONTROLLER listener's protocol, client side; `rpc.rs`: its server side.
 //! - `liveness.rs`: broker registration, heartbeats, fencing and controlled shutdown.
+//! - `quorum.rs`: the quorum's state for DescribeQuorum (`describe_quorum`).
 
 mod bootstrap;
 mod liveness;
 mod log_store;
 mod network;
+mod quorum;
 mod rpc;
 mod state_machine;
 mod types;
@@ -39,6 +41,7 @@ use tokio::sync::watch;
 use bootstrap::{check_meta_properties, check_voters};
 use log_store::LogStore;
 use network::{Network, NodeContext, NotController, PeerClient, Request, Response};
+pub use quorum::{QuorumInfo, ReplicaInfo};
 pub use state_machine::Applied;
 use state_machine::StateMachine;
 use types::{CommandResult, Raft};
@@ -101,7 +104,7 @@ impl Controller {
         let sm = StateMachine::open(&dir).map_err(storage)?;
         let applied = sm.subscribe();
         let node_id = config.node_id as u64;
-        let ctx = NodeContext { node_id, applied: applied.clone(), catching_up: Arc::new(AtomicBool::new(false)), peers: Default::default() };
+        let ctx = NodeContext { node_id, applied: applied.clone(), catching_up: Arc::new(AtomicBool::new(false)), peers: Default::default(), acks: Default::default() };
         let cluster = &config.cluster;
         // openraft 0.9 draws a node's election timeout once, at start, and checks it on a tick
         // of 1.5 heartbeats; two voters whose draws land in the same tick split the vote again

@@ -46,6 +46,8 @@ pub enum Request {
     Propose(MetadataCommand),
     /// A broker is alive (KIP-631's BrokerHeartbeat); answered by the active controller.
     Heartbeat { broker: i32, incarnation: Uuid },
+    /// DescribeQuorum, answered by the active controller (`quorum.rs`).
+    DescribeQuorum,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,6 +59,7 @@ pub enum Response {
     /// The command's result and the log index it was applied at.
     Propose(Result<(CommandResult, u64), NotController>),
     Heartbeat(Result<(), NotController>),
+    DescribeQuorum(Result<crate::quorum::QuorumInfo, NotController>),
     /// The receiver belongs to another cluster.
     ClusterIdMismatch { cluster_id: String },
     /// The receiver will not take part yet (a node catching up after starting empty).
@@ -100,6 +103,9 @@ pub struct NodeContext {
     /// Each peer's reachability as this node last saw it (openraft makes a client per
     /// replication stream and per election, so it is kept here, once per peer).
     pub peers: Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Reach>>>,
+    /// When each follower last answered this node's AppendEntries, and was last caught up
+    /// (DescribeQuorum's timestamps; only meaningful while this node leads).
+    pub acks: Arc<crate::quorum::FollowerAcks>,
 }
 
 /// What this node knows of a peer's reachability.
@@ -258,8 +264,18 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcError> {
+        // For DescribeQuorum: the follower is caught up when it accepts everything up to what
+        // this leader had applied when sending (a heartbeat carries no entries: its prev_log_id).
+        let sent_to = rpc.entries.last().map(|e| e.log_id.index).or(rpc.prev_log_id.map(|l| l.index));
+        let applied = self.ctx.applied.borrow().index;
         match self.call(Request::AppendEntries(rpc), &option).await.map_err(unreachable)? {
-            Response::AppendEntries(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Response::AppendEntries(r) => {
+                if let Ok(answer) = &r {
+                    let caught_up = answer.is_success() && sent_to >= applied;
+                    self.ctx.acks.answered(self.target, crate::quorum::now_ms(), caught_up);
+                }
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
             _ => Err(self.unexpected()),
         }
     }

@@ -73,6 +73,7 @@ async fn handle(c: &Controller, envelope: Envelope) -> Response {
             Response::Snapshot(c.raft.install_full_snapshot(vote, snapshot).await)
         }
         Request::Propose(cmd) => Response::Propose(c.propose_local(cmd).await),
+        Request::DescribeQuorum => Response::DescribeQuorum(c.describe_quorum_local()),
         Request::Heartbeat { broker, incarnation } => Response::Heartbeat(if c.is_active() {
             c.heartbeat_received(broker, incarnation).await;
             Ok(())

@@ -120,6 +120,87 @@ pub fn preferred_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
     out
 }
 
+/// The election an ElectLeaders request asks for (Kafka's `ElectionType`: 0 and 1 on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionType {
+    /// The first replica leads, if it is live and in sync.
+    Preferred,
+    /// A partition without a leader gets one: a live in-sync replica if there is one, else any
+    /// live replica, whatever it lacks (the records only the old ISR had are lost).
+    Unclean,
+}
+
+impl ElectionType {
+    pub fn from_wire(v: i8) -> Option<ElectionType> {
+        match v {
+            0 => Some(ElectionType::Preferred),
+            1 => Some(ElectionType::Unclean),
+            _ => None,
+        }
+    }
+}
+
+/// Why one partition's election on demand changed nothing (Kafka's error of each).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElectionOutcome {
+    /// UNKNOWN_TOPIC_OR_PARTITION, with Kafka's message.
+    Unknown(String),
+    /// ELECTION_NOT_NEEDED: the preferred replica leads already (preferred), or there is a
+    /// leader (unclean).
+    NotNeeded,
+    /// PREFERRED_LEADER_NOT_AVAILABLE: the first replica is fenced or out of sync.
+    PreferredNotAvailable,
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE: no live replica at all.
+    EligibleNotAvailable,
+}
+
+/// One partition's election on demand (ElectLeaders, `kafka-leader-election.sh`), by the rules
+/// of Kafka's controller (`ReplicationControlManager.electLeader` and `PartitionChangeBuilder`):
+/// a preferred election moves leadership to the first replica when it is live and in sync; a
+/// partition without a leader takes the next live in-sync replica even then. An unclean
+/// election is for a partition without a leader: a live in-sync replica if any, else the first
+/// live replica, which becomes the whole ISR, whatever the topic's
+/// `unclean.leader.election.enable` says (asking for it is the operator's consent).
+pub fn elect_leader(image: &MetadataImage, topic: &str, index: i32, kind: ElectionType) -> Result<MetadataRecord, ElectionOutcome> {
+    let t = image.topic(topic).ok_or_else(|| ElectionOutcome::Unknown(format!("No such topic as {topic}")))?;
+    let p = t.partition(index).ok_or_else(|| ElectionOutcome::Unknown(format!("No such partition as {topic}-{index}")))?;
+    let live = |b: i32| image.brokers.get(&b).is_some_and(|r| !r.fenced);
+    let in_sync = |b: i32| p.isr.contains(&b) && live(b);
+    let change = |leader: i32, isr: Vec<i32>| MetadataRecord::PartitionChanged { name: t.name.clone(), index, leader, isr };
+    match kind {
+        ElectionType::Preferred => {
+            let Some(&preferred) = p.replicas.first() else { return Err(ElectionOutcome::PreferredNotAvailable) };
+            if p.leader == preferred {
+                return Err(ElectionOutcome::NotNeeded);
+            }
+            if in_sync(preferred) {
+                return Ok(change(preferred, p.isr.clone()));
+            }
+            if p.leader == NO_LEADER {
+                if let Some(b) = p.replicas.iter().copied().skip(1).find(|b| in_sync(*b)) {
+                    return Ok(change(b, p.isr.clone()));
+                }
+            }
+            Err(ElectionOutcome::PreferredNotAvailable)
+        }
+        ElectionType::Unclean => {
+            if p.leader != NO_LEADER {
+                return Err(ElectionOutcome::NotNeeded);
+            }
+            if let Some(b) = p.replicas.iter().copied().find(|b| in_sync(*b)) {
+                return Ok(change(b, p.isr.clone()));
+            }
+            match p.replicas.iter().copied().find(|b| live(*b)) {
+                Some(b) => {
+                    tracing::warn!(topic = %t.name, partition = index, broker = b, "unclean leader election asked for: a replica outside the ISR leads; records only the ISR had are lost");
+                    Ok(change(b, vec![b]))
+                }
+                None => Err(ElectionOutcome::EligibleNotAvailable),
+            }
+        }
+    }
+}
+
 /// Reassignments whose target replicas are all in sync, to complete (KIP-455).
 pub fn completed_reassignments(image: &MetadataImage) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
@@ -180,6 +261,7 @@ fn rack_alternating<'a>(brokers: impl Iterator<Item = &'a BrokerRegistration>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::sync::Arc;
     use uuid::Uuid;
 
@@ -313,6 +395,104 @@ mod tests {
         img.apply_command(&MetadataCommand { based_on: None, records: preferred_leaders(&img.clone()) });
         assert_eq!(img.topics["t"].partitions[0].leader, 1);
         assert!(preferred_leaders(&img).is_empty());
+    }
+
+    #[test]
+    fn elections_on_demand_follow_kafkas_controller() {
+        let mut img = with_topic(image(&[(1, None), (2, None), (3, None)]), vec![PartitionImage::new(vec![1, 2, 3])]);
+        let apply = |img: &mut MetadataImage, r: MetadataRecord| img.apply_command(&MetadataCommand { based_on: None, records: vec![r] });
+        assert_eq!(elect_leader(&img, "t", 0, ElectionType::Preferred), Err(ElectionOutcome::NotNeeded));
+        assert_eq!(elect_leader(&img, "t", 0, ElectionType::Unclean), Err(ElectionOutcome::NotNeeded));
+        assert!(matches!(elect_leader(&img, "t", 1, ElectionType::Preferred), Err(ElectionOutcome::Unknown(m)) if m == "No such partition as t-1"));
+        assert!(matches!(elect_leader(&img, "u", 0, ElectionType::Preferred), Err(ElectionOutcome::Unknown(m)) if m == "No such topic as u"));
+        // 2 leads, 1 in sync: a preferred election gives 1 its leadership back, ISR unchanged.
+        apply(&mut img, MetadataRecord::PartitionChanged { name: "t".into(), index: 0, leader: 2, isr: vec![2, 3, 1] });
+        let r = elect_leader(&img, "t", 0, ElectionType::Preferred).unwrap();
+        assert_eq!(r, MetadataRecord::PartitionChanged { name: "t".into(), index: 0, leader: 1, isr: vec![2, 3, 1] });
+        // 1 out of sync: not available, and nothing changes.
+        apply(&mut img, MetadataRecord::PartitionChanged { name: "t".into(), index: 0, leader: 2, isr: vec![2, 3] });
+        assert_eq!(elect_leader(&img, "t", 0, ElectionType::Preferred), Err(ElectionOutcome::PreferredNotAvailable));
+        // Only 3 in sync, and it is fenced: no leader; unclean takes the first live replica.
+        apply(&mut img, MetadataRecord::PartitionChanged { name: "t".into(), index: 0, leader: NO_LEADER, isr: vec![3] });
+        apply(&mut img, MetadataRecord::BrokerFenced { id: 3 });
+        assert_eq!(elect_leader(&img, "t", 0, ElectionType::Preferred), Err(ElectionOutcome::PreferredNotAvailable));
+        let r = elect_leader(&img, "t", 0, ElectionType::Unclean).unwrap();
+        assert_eq!(r, MetadataRecord::PartitionChanged { name: "t".into(), index: 0, leader: 1, isr: vec![1] });
+        // Every replica fenced: nobody is eligible.
+        apply(&mut img, MetadataRecord::BrokerFenced { id: 1 });
+        apply(&mut img, MetadataRecord::BrokerFenced { id: 2 });
+        assert_eq!(elect_leader(&img, "t", 0, ElectionType::Unclean), Err(ElectionOutcome::EligibleNotAvailable));
+    }
+
+    proptest! {
+        /// Any partition state, any fenced brokers, either election: a leader elected is a
+        /// live replica in the new ISR; a preferred election keeps the ISR and elects the first
+        /// replica (or, with no leader at all, an in-sync one); an unclean one acts only
+        /// without a leader and leaves the ISR alone when an in-sync replica is live; "not
+        /// needed" exactly as Kafka says it; and after the change, electing again is not needed.
+        #[test]
+        fn elections_on_demand_elect_only_live_replicas_by_kafkas_rules(
+            replicas in proptest::sample::subsequence(vec![1, 2, 3, 4], 1..=3).prop_shuffle(),
+            isr_mask in 0u8..8,
+            leader_pick in 0usize..4,
+            fenced_mask in 0u8..16,
+            unclean_kind in proptest::bool::ANY,
+        ) {
+            let mut img = image(&[(1, None), (2, None), (3, None), (4, None)]);
+            for b in 1..=4 {
+                if fenced_mask & (1 << (b - 1)) != 0 {
+                    img.brokers.get_mut(&b).unwrap().fenced = true;
+                }
+            }
+            let isr: Vec<i32> = replicas.iter().enumerate().filter(|(i, _)| isr_mask & (1 << i) != 0).map(|(_, b)| *b).collect();
+            let leader = isr.get(leader_pick).copied().unwrap_or(NO_LEADER);
+            let mut p = PartitionImage::new(replicas.clone());
+            p.isr = if isr.is_empty() { vec![replicas[0]] } else { isr };
+            p.leader = leader;
+            let img = with_topic(img, vec![p.clone()]);
+            let kind = if unclean_kind { ElectionType::Unclean } else { ElectionType::Preferred };
+            let live = |b: i32| !img.brokers[&b].fenced;
+            match elect_leader(&img, "t", 0, kind) {
+                Ok(MetadataRecord::PartitionChanged { leader: new, isr: new_isr, .. }) => {
+                    prop_assert!(live(new) && p.replicas.contains(&new) && new_isr.contains(&new));
+                    prop_assert!(new_isr.iter().all(|b| p.replicas.contains(b)));
+                    match kind {
+                        ElectionType::Preferred => {
+                            prop_assert_eq!(&new_isr, &p.isr);
+                            prop_assert!(new == p.replicas[0] || (p.leader == NO_LEADER && p.isr.contains(&new)));
+                        }
+                        ElectionType::Unclean => {
+                            prop_assert_eq!(p.leader, NO_LEADER);
+                            if p.isr.iter().any(|b| live(*b)) {
+                                prop_assert!(p.isr.contains(&new) && new_isr == p.isr);
+                            } else {
+                                prop_assert_eq!(new_isr, vec![new]);
+                            }
+                        }
+                    }
+                    let mut after = img.clone();
+                    let record = elect_leader(&img, "t", 0, kind).unwrap();
+                    after.apply_command(&MetadataCommand { based_on: None, records: vec![record] });
+                    if kind == ElectionType::Unclean || new == p.replicas[0] {
+                        prop_assert_eq!(elect_leader(&after, "t", 0, kind), Err(ElectionOutcome::NotNeeded));
+                    }
+                }
+                Ok(other) => prop_assert!(false, "unexpected record {:?}", other),
+                Err(ElectionOutcome::NotNeeded) => match kind {
+                    ElectionType::Preferred => prop_assert_eq!(p.leader, p.replicas[0]),
+                    ElectionType::Unclean => prop_assert_ne!(p.leader, NO_LEADER),
+                },
+                Err(ElectionOutcome::PreferredNotAvailable) => {
+                    prop_assert_eq!(kind, ElectionType::Preferred);
+                    prop_assert!(!(p.isr.contains(&p.replicas[0]) && live(p.replicas[0])));
+                }
+                Err(ElectionOutcome::EligibleNotAvailable) => {
+                    prop_assert_eq!(kind, ElectionType::Unclean);
+                    prop_assert!(p.replicas.iter().all(|b| !live(*b)));
+                }
+                Err(e) => prop_assert!(false, "unexpected {:?}", e),
+            }
+        }
     }
 
     #[test]

@@ -495,6 +495,8 @@ pub(crate) struct Record {
     pub(crate) key: Option<(usize, usize)>,
     /// Byte range of the value; None for a tombstone.
     pub(crate) value: Option<(usize, usize)>,
+    /// Byte range of the headers (their count, then each header), up to the record's end.
+    pub(crate) headers: (usize, usize),
     tombstone: bool,
 }
 
@@ -558,9 +560,12 @@ pub(crate) fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>,
             None
         } else {
             let ve = p.checked_add(value_len as usize).filter(|&e| e <= end).ok_or_else(|| bad("value runs past its record"))?;
-            Some((p, ve))
+            let v = (p, ve);
+            p = ve;
+            Some(v)
         };
-        records.push(Record { start, end, offset_delta: offset_delta as i32, timestamp_delta, key, value, tombstone: value_len < 0 });
+        let headers = (p, end);
+        records.push(Record { start, end, offset_delta: offset_delta as i32, timestamp_delta, key, value, headers, tombstone: value_len < 0 });
         prev_delta = offset_delta;
         pos = end;
     }

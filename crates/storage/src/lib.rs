@@ -90,6 +90,7 @@
 //! - `checkpoint` — atomic replacement of the small metadata files and their text format.
 
 mod batch;
+pub mod browse;
 mod checkpoint;
 pub mod compaction;
 mod compaction_install;

@@ -140,6 +140,38 @@ pub(crate) fn keyed_batch_from_payload(base_timestamp: i64, count: usize, payloa
     b
 }
 
+/// A record with headers, for the browser's tests: (key, value, headers); None is null.
+pub(crate) type FullRec = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Option<Vec<u8>>)>);
+
+/// An uncompressed batch at `base_offset` of `records`, headers included.
+pub(crate) fn build_batch_with_headers(base_offset: i64, records: &[FullRec]) -> Vec<u8> {
+    let bytes = |out: &mut Vec<u8>, b: &Option<Vec<u8>>| match b {
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+        None => put_varint(out, -1),
+    };
+    let mut payload = Vec::new();
+    for (i, (key, value, headers)) in records.iter().enumerate() {
+        let mut body = vec![0u8];
+        put_varint(&mut body, i as i64);
+        put_varint(&mut body, i as i64);
+        bytes(&mut body, key);
+        bytes(&mut body, value);
+        put_varint(&mut body, headers.len() as i64);
+        for (k, v) in headers {
+            bytes(&mut body, &Some(k.as_bytes().to_vec()));
+            bytes(&mut body, v);
+        }
+        put_varint(&mut payload, body.len() as i64);
+        payload.extend_from_slice(&body);
+    }
+    let mut b = keyed_batch_from_payload(1000, records.len(), &payload, 0, (-1, -1, -1));
+    b[..8].copy_from_slice(&base_offset.to_be_bytes());
+    b
+}
+
 pub(crate) fn build_keyed_batch(base_timestamp: i64, records: &[Rec]) -> Vec<u8> {
     keyed_batch_from_payload(base_timestamp, records.len(), &encode_records(records), 0, (-1, -1, -1))
 }

@@ -60,6 +60,14 @@ enum Command {
     Acls(tools::acls::Args),
     /// List and describe transactions and producers, find and abort hanging transactions (kafka-transactions.sh).
     Transactions(tools::transactions::Args),
+    /// Describe the brokers' log directories: replicas' sizes and lags (kafka-log-dirs.sh).
+    LogDirs(tools::log_dirs::Args),
+    /// Elect preferred or unclean leaders (kafka-leader-election.sh).
+    LeaderElection(tools::leader_election::Args),
+    /// Describe the controller quorum (kafka-metadata-quorum.sh).
+    MetadataQuorum(tools::metadata_quorum::Args),
+    /// Move partitions between brokers: generate, execute, verify, cancel (kafka-reassign-partitions.sh).
+    ReassignPartitions(tools::reassign_partitions::Args),
     /// List, describe, reset and delete share groups (kafka-share-groups.sh).
     ShareGroups(tools::share_groups::Args),
     /// Measure produce throughput and latency (kafka-producer-perf-test.sh).
@@ -134,6 +142,10 @@ fn run() -> anyhow::Result<()> {
         Command::Transactions(a) => tools::transactions::run(a),
         Command::ShareGroups(a) => tools::share_groups::run(a),
         Command::Acls(a) => tools::acls::run(a),
+        Command::LogDirs(a) => tools::log_dirs::run(a),
+        Command::LeaderElection(a) => tools::leader_election::run(a),
+        Command::MetadataQuorum(a) => tools::metadata_quorum::run(a),
+        Command::ReassignPartitions(a) => tools::reassign_partitions::run(a),
         Command::ProducerPerfTest(a) => tools::perf::run_producer(a),
         Command::ConsumerPerfTest(a) => tools::perf::run_consumer(a),
         Command::Server { help_config: true, .. } => {

@@ -1,12 +1,14 @@
-// kafkajs with SASL (PLAIN by default, or the mechanism given: scram-sha-256, scram-sha-512):
-// produce three records and read them back, or report a failed login.
+// kafkajs with SASL (PLAIN by default, or the mechanism given: scram-sha-256, scram-sha-512,
+// oauthbearer, whose PASSWORD is then the token): produce three records and read them back, or
+// report a failed login.
 // Usage: node sasl.js BOOTSTRAP USER PASSWORD TOPIC [MECHANISM]
 const { Kafka, logLevel } = require("kafkajs");
 
 const [bootstrap, username, password, topic, mechanism = "plain"] = process.argv.slice(2);
 const kafka = new Kafka({
   clientId: "strom-sasl", brokers: [bootstrap], logLevel: logLevel.NOTHING,
-  sasl: { mechanism, username, password }, retry: { retries: 1 },
+  sasl: mechanism === "oauthbearer" ? { mechanism, oauthBearerProvider: async () => ({ value: password }) } : { mechanism, username, password },
+  retry: { retries: 1 },
 });
 
 async function main() {

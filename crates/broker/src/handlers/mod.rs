@@ -34,10 +34,14 @@ pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_share_group_offsets;
+pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -138,6 +142,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // Operators' APIs: log directories (v0 coded by `old_versions`), elections on demand
+    // (KIP-460), Kafka 4's paged topic description (KIP-966) and the controller quorum.
+    (ApiKey::DescribeLogDirs, 0, 4),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// Requests that may wait for other clients or for replication (long-poll fetches, parked
@@ -275,6 +285,10 @@ async fn dispatch(broker: &Arc<Broker>, header: &RequestHeader, request: Request
         RequestKind::AlterClientQuotas(r) => ResponseKind::AlterClientQuotas(alter_client_quotas::handle(broker, r, session).await),
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(describe_user_scram_credentials::handle(broker, r, session)),
         RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(alter_user_scram_credentials::handle(broker, r, session).await),
+        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r, session)),
+        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(elect_leaders::handle(broker, r, v, session).await),
+        RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, r, session)),
+        RequestKind::DescribeQuorum(r) => ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, v, session).await),
         // The connection only decodes APIs listed in SUPPORTED, so this is unreachable in
         // practice; answering nothing would hang the client, so log loudly instead.
         other => {

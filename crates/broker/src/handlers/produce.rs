@@ -279,6 +279,9 @@ fn append(
         return Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {topic}"))).into());
     }
     let partition = broker.replicas.leader(topic, index).map_err(|code| Rejected::from((code, None)))?;
+    if let Some(why) = broker.disk.refusal() {
+        return Err((ResponseError::KafkaStorageError, Some(why)).into());
+    }
     let records = records.ok_or_else(|| Rejected::from((ResponseError::CorruptMessage, Some("produce request without records".into()))))?;
     if acks_all && !partition.enough_replicas() {
         return Err((ResponseError::NotEnoughReplicas, None).into());

@@ -1,5 +1,6 @@
 //! The broker's HTTP listener (`http.listeners`, default `http://127.0.0.1:9644`): `/metrics`
-//! in Prometheus' text format, `/health` and `/ready` for load balancers and orchestrators.
+//! in Prometheus' text format, `/health` and `/ready` for load balancers and orchestrators, and
+//! the web console at `/` (`console`).
 //!
 //! The listener opens before anything else (a port in use stops the start, naming the key) and
 //! serves `/health` at once; `/ready` answers 503 until the node has registered and takes
@@ -11,6 +12,8 @@
 //! hyper parses the requests: malformed HTTP gets 400 from it, an unknown path 404, another
 //! method 405; nothing a client sends reaches a panic.
 
+pub mod console;
+pub mod lag;
 mod process;
 pub mod scrape;
 
@@ -42,6 +45,9 @@ pub struct Http {
     ready: AtomicBool,
     prometheus: Option<PrometheusHandle>,
     scrape: scrape::Limits,
+    console: Arc<console::Console>,
+    /// Whether any listener serves (the console's sampler runs only then).
+    served: bool,
 }
 
 /// The bound HTTP listeners, not yet serving.
@@ -82,6 +88,8 @@ impl Http {
             ready: AtomicBool::new(false),
             prometheus,
             scrape: scrape::Limits::new(settings.partition_series_max),
+            console: Arc::new(console::Console::new()),
+            served: !bound.listeners.is_empty(),
         });
         if bound.listeners.is_empty() {
             return http;
@@ -101,8 +109,9 @@ impl Http {
             .route("/health", get(health))
             .route("/ready", get(ready))
             .route("/metrics", get(metrics))
-            .fallback(not_found)
-            .with_state(http.clone());
+            .with_state(http.clone())
+            .merge(console::router(http.console.clone()))
+            .fallback(not_found);
         for listener in bound.listeners {
             let mut stopping = stopping.clone();
             let app = app.clone();
@@ -110,6 +119,8 @@ impl Http {
                 let stopped = async move {
                     let _ = stopping.wait_for(|s| *s).await;
                 };
+                // The console needs the client's address (its login is for loopback only).
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
                     tracing::error!(error = %e, "the HTTP listener stopped");
                 }
@@ -120,7 +131,9 @@ impl Http {
 
     /// The broker is open: `/metrics` can read it.
     pub fn broker_opened(&self, broker: Arc<Broker>) {
-        let _ = self.broker.set(broker);
+        if self.broker.set(broker.clone()).is_ok() && self.served {
+            self.console.broker_opened(broker);
+        }
     }
 
     /// Whether `/ready` answers 200: the node registered and takes clients (true), or is not
@@ -163,5 +176,5 @@ async fn metrics(State(http): State<Arc<Http>>) -> Response {
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not found: this listener serves /metrics, /health and /ready\n").into_response()
+    (StatusCode::NOT_FOUND, "not found: this listener serves the console at /, /metrics, /health and /ready\n").into_response()
 }

@@ -85,14 +85,6 @@ fn escape_into(out: &mut String, v: &str) {
     }
 }
 
-/// One consumer group's committed position in one partition.
-struct Committed {
-    group: String,
-    topic: String,
-    partition: i32,
-    offset: i64,
-}
-
 /// Appends the state metrics to `text`.
 pub fn render(broker: &Broker, limits: &Limits, text: &mut String) {
     let mut out = Out::new(text);
@@ -144,38 +136,14 @@ pub fn render(broker: &Broker, limits: &Limits, text: &mut String) {
         out.sample("strom_partition_high_watermark", &[("topic", &p.topic), ("partition", &p.index.to_string())], p.high_watermark() as f64);
     }
 
-    // Consumer groups coordinated here: committed offsets and members, copied out under the
-    // coordinator's lock (no I/O inside it).
-    let (committed, members) = broker.groups.read(|c| {
-        let mut committed = Vec::new();
-        let mut members = Vec::new();
-        for group in c.group_ids() {
-            members.push((group.to_string(), c.describe_group(group).members.len()));
-            for f in c.fetch_offsets(group, None).partitions {
-                if f.offset >= 0 {
-                    committed.push(Committed { group: group.to_string(), topic: f.topic, partition: f.partition, offset: f.offset });
-                }
-            }
-        }
-        (committed, members)
-    });
+    let (members, committed) = super::lag::committed(broker);
     out.family("strom_consumer_group_members", "gauge", "members of each consumer group coordinated here");
     for (group, n) in &members {
         out.sample("strom_consumer_group_members", &[("group", group)], *n as f64);
     }
-    let mut committed = committed;
-    committed.sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
-    // Lag needs the partition's high watermark: known where a replica of it is hosted (every
-    // replica follows it, a follower slightly behind).
     let now = now_ms();
-    let lags: Vec<(&Committed, i64)> = committed
-        .iter()
-        .filter_map(|c| {
-            let p = broker.replicas.partition(&c.topic, c.partition)?;
-            let lag = (p.high_watermark() - c.offset).max(0);
-            Some((c, lag))
-        })
-        .collect();
+    let lags: Vec<(&super::lag::Committed, i64)> =
+        committed.iter().filter_map(|c| Some((c, super::lag::records(broker, &c.topic, c.partition, c.offset)?))).collect();
     dropped += lags.len().saturating_sub(cap) * 2;
     let lags: Vec<_> = lags.into_iter().take(cap).collect();
     out.family("strom_consumer_group_lag", "gauge", "records from the group's committed offset to the high watermark");
@@ -184,16 +152,7 @@ pub fn render(broker: &Broker, limits: &Limits, text: &mut String) {
     }
     out.family("strom_consumer_group_lag_seconds", "gauge", "age of the oldest record the group has not consumed (0 when it has consumed everything)");
     for (c, lag) in &lags {
-        let seconds = if *lag == 0 {
-            Some(0.0)
-        } else {
-            broker
-                .replicas
-                .partition(&c.topic, c.partition)
-                .and_then(|p| p.first_timestamp_from(c.offset))
-                .map(|ts| ((now - ts).max(0) as f64) / 1000.0)
-        };
-        if let Some(s) = seconds {
+        if let Some(s) = super::lag::seconds(broker, &c.topic, c.partition, c.offset, *lag, now) {
             out.sample("strom_consumer_group_lag_seconds", &[("group", &c.group), ("topic", &c.topic), ("partition", &c.partition.to_string())], s);
         }
     }
@@ -206,22 +165,10 @@ pub fn render(broker: &Broker, limits: &Limits, text: &mut String) {
         );
     }
 
-    if let Some(free) = free_bytes(&broker.config.log_dir) {
+    if let Some((free, _)) = crate::disk_guard::space(&broker.config.log_dir) {
         out.single("strom_log_dir_free_bytes", "gauge", "bytes available to the broker on the data directory's file system", free as f64);
     }
     super::process::render(&mut out);
-}
-
-/// Bytes an unprivileged process may still write on the file system holding `dir`.
-fn free_bytes(dir: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the struct we own from a NUL-terminated path.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 #[cfg(test)]
@@ -236,12 +183,5 @@ mod tests {
         out.sample("m", &[("group", "a\"b\\c\nd"), ("p", "0")], 3.0);
         out.sample("m", &[], 0.25);
         assert_eq!(text, "# HELP m help\n# TYPE m gauge\nm{group=\"a\\\"b\\\\c\\nd\",p=\"0\"} 3\nm 0.25\n");
-    }
-
-    #[test]
-    fn free_bytes_of_an_existing_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(free_bytes(dir.path()).is_some());
-        assert!(free_bytes(&dir.path().join("missing")).is_none());
     }
 }

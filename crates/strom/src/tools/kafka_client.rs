@@ -341,6 +341,22 @@ impl Cluster {
         }
     }
 
+    /// Sends a cluster-wide request (one any broker answers, forwarding what needs the active
+    /// controller) over the connection Metadata uses: a broker that just answered, as Java's
+    /// admin client picks its least loaded node, rather than one the metadata merely lists (it
+    /// may be fenced or frozen).
+    pub async fn call_any<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<R::Response> {
+        if self.any.is_none() {
+            self.metadata(Some(&[])).await?;
+        }
+        let Some(conn) = self.any.as_mut() else { bail!("no connection to the cluster") };
+        let result = conn.call(&self.client_id, version, req, self.timeout).await;
+        if result.is_err() {
+            self.any = None;
+        }
+        result
+    }
+
     /// Whether there is time left for another try of something begun at `start`.
     pub fn may_retry(&self, start: Instant) -> bool {
         start.elapsed() < self.timeout

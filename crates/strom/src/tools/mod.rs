@@ -11,7 +11,11 @@ pub mod console_producer;
 pub mod consumer_groups;
 pub mod get_offsets;
 pub mod kafka_client;
+pub mod leader_election;
+pub mod log_dirs;
+pub mod metadata_quorum;
 pub mod perf;
+pub mod reassign_partitions;
 pub mod share_groups;
 pub mod topics;
 pub mod transactions;
@@ -88,6 +92,31 @@ pub fn metadata(client: &rdkafka::client::Client<impl rdkafka::ClientContext>, b
     client
         .fetch_metadata(None, TIMEOUT)
         .map_err(|e| anyhow::anyhow!("cannot reach the cluster at {bootstrap} within {} s: {e}", TIMEOUT.as_secs()))
+}
+
+/// Kafka's `ToolsUtils.prettyPrintTable`: every cell padded to its column's width and followed
+/// by a tab (the last one too), the headers first.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        for (cell, w) in cells.zip(&widths) {
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
+            out.push('\t');
+        }
+        out.push('\n');
+    };
+    line(&mut headers.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
 }
 
 /// Kafka's name of an error code, as its protocol guide and tools spell it

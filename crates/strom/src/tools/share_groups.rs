@@ -23,8 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::kafka_client::{error, BrokerError, Cluster, Settings};
-use super::transactions::table;
-use super::TIMEOUT;
+use super::{table, TIMEOUT};
 
 /// The versions Kafka 4.1's admin client sends.
 const LIST_GROUPS_VERSION: i16 = 5;

@@ -31,7 +31,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::kafka_client::{backoff, error, BrokerError, Cluster, Settings};
-use super::TIMEOUT;
+use super::{table, TIMEOUT};
 
 /// DescribeProducers v0, DescribeTransactions v0, ListTransactions v1 (KIP-994's duration
 /// filter), WriteTxnMarkers v1 (flexible): the versions Kafka's admin client sends.
@@ -142,31 +142,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Kafka's `ToolsUtils.prettyPrintTable`: every cell padded to its column's width and followed
-/// by a tab (the last one too), the headers first.
-pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        for (cell, w) in cells.zip(&widths) {
-            out.push_str(cell);
-            out.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
-            out.push('\t');
-        }
-        out.push('\n');
-    };
-    line(&mut headers.iter().copied());
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
-    }
-    out
 }
 
 /// Whether asking again may help. Kafka calls UNKNOWN_TOPIC_OR_PARTITION retriable (metadata may
