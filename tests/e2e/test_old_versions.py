@@ -76,6 +76,13 @@ ADVERTISED = {
     43: (0, 2),    # ElectLeaders
     55: (0, 2),    # DescribeQuorum
     75: (0, 0),    # DescribeTopicPartitions
+    76: (1, 1),    # ShareGroupHeartbeat (KIP-932; v1 is Kafka 4.1's, which librdkafka 2.16 sends)
+    77: (1, 1),    # ShareGroupDescribe
+    78: (1, 1),    # ShareFetch
+    79: (1, 1),    # ShareAcknowledge
+    90: (0, 0),    # DescribeShareGroupOffsets
+    91: (0, 0),    # AlterShareGroupOffsets
+    92: (0, 0),    # DeleteShareGroupOffsets
 }
 # The versions this work added; test_every_new_version_answers sends each of them.
 NEW_VERSIONS = {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3),

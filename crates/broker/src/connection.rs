@@ -743,6 +743,65 @@ mod tests {
                 ApiKey::ConsumerGroupDescribe => vec![RequestKind::ConsumerGroupDescribe(
                     ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(StrBytes::from_static_str("cg")), group()]),
                 )],
+                // KIP-932: a share join, a share session opened with a fetch and an
+                // acknowledgement of a record nobody holds, a description, the offsets APIs.
+                ApiKey::ShareGroupHeartbeat => vec![RequestKind::ShareGroupHeartbeat(
+                    ShareGroupHeartbeatRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+                        .with_member_id(StrBytes::from_static_str("sm"))
+                        .with_subscribed_topic_names(Some(vec![name()])),
+                )],
+                ApiKey::ShareGroupDescribe => vec![RequestKind::ShareGroupDescribe(
+                    ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(StrBytes::from_static_str("sg")), group()]),
+                )],
+                ApiKey::ShareFetch | ApiKey::ShareAcknowledge => {
+                    let id = broker.metadata.image().topics.get("t").map_or(uuid::Uuid::nil(), |t| t.id);
+                    let sg = Some(GroupId(StrBytes::from_static_str("sg")));
+                    let sm = Some(StrBytes::from_static_str("sm"));
+                    if key == ApiKey::ShareFetch {
+                        use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic};
+                        vec![RequestKind::ShareFetch(
+                            ShareFetchRequest::default()
+                                .with_group_id(sg)
+                                .with_member_id(sm)
+                                .with_max_records(10)
+                                .with_topics(vec![FetchTopic::default().with_topic_id(id).with_partitions(vec![FetchPartition::default().with_partition_index(0)])]),
+                        )]
+                    } else {
+                        use kafka_protocol::messages::share_acknowledge_request::{AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch};
+                        let batch = AcknowledgementBatch::default().with_first_offset(0).with_last_offset(0).with_acknowledge_types(vec![1]);
+                        vec![RequestKind::ShareAcknowledge(
+                            ShareAcknowledgeRequest::default().with_group_id(sg).with_member_id(sm).with_share_session_epoch(1).with_topics(vec![
+                                AcknowledgeTopic::default().with_topic_id(id).with_partitions(vec![AcknowledgePartition::default().with_partition_index(0).with_acknowledgement_batches(vec![batch])]),
+                            ]),
+                        )]
+                    }
+                }
+                ApiKey::DescribeShareGroupOffsets => {
+                    use kafka_protocol::messages::describe_share_group_offsets_request::{DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic};
+                    vec![RequestKind::DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+                        DescribeShareGroupOffsetsRequestGroup::default().with_group_id(GroupId(StrBytes::from_static_str("sg"))),
+                        DescribeShareGroupOffsetsRequestGroup::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+                            .with_topics(Some(vec![DescribeShareGroupOffsetsRequestTopic::default().with_topic_name(name()).with_partitions(vec![0, 7])])),
+                    ]))]
+                }
+                ApiKey::AlterShareGroupOffsets => {
+                    use kafka_protocol::messages::alter_share_group_offsets_request::{AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic};
+                    vec![RequestKind::AlterShareGroupOffsets(
+                        AlterShareGroupOffsetsRequest::default().with_group_id(GroupId(StrBytes::from_static_str("sg"))).with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+                            .with_topic_name(name())
+                            .with_partitions(vec![AlterShareGroupOffsetsRequestPartition::default().with_partition_index(0).with_start_offset(0)])]),
+                    )]
+                }
+                ApiKey::DeleteShareGroupOffsets => {
+                    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+                    vec![RequestKind::DeleteShareGroupOffsets(
+                        DeleteShareGroupOffsetsRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+                            .with_topics(vec![DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(name())]),
+                    )]
+                }
                 // The operators' APIs: everything and a named partition not hosted; elections
                 // needing none, of an unknown topic, of an unknown type; pages with a cursor,
                 // a bad cursor; the quorum, and a partition that is not its log.

@@ -25,6 +25,7 @@ use strom_controller::Controller;
 use strom_coordinator::consumer_group::{
     is_consumer_group_key, ConsumerGroupCoordinator, DescribedConsumerGroup, HeartbeatRequest as ConsumerHeartbeat, HeartbeatResponse as ConsumerHeartbeatResponse, OffsetAccess, RawRecord, TopicMeta, Topics,
 };
+use strom_coordinator::share_group::is_share_state_key;
 use strom_coordinator::group::{
     encode_batch, encode_txn_batch, read_batch, TxnOffsetCommitRequest, Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
     SyncOutcome, SyncRequest, SyncResponse, Ticket,
@@ -38,6 +39,8 @@ use crate::sync::lock;
 use crate::topics::TopicAdmin;
 
 pub use crate::coordinator_topic::OFFSETS_TOPIC;
+
+mod share;
 
 pub struct GroupService {
     replicas: Arc<ReplicaManager>,
@@ -56,6 +59,8 @@ struct State {
     /// committed offsets are kept with the classic coordinator's (one offsets store per group id,
     /// as in Kafka), which `commit_offsets` reaches once the member epoch is checked here.
     consumer: ConsumerGroupCoordinator,
+    /// KIP-932 share groups and their share partitions (`share.rs`).
+    share: strom_coordinator::share_group::ShareGroupCoordinator,
     joins: HashMap<Ticket, oneshot::Sender<JoinResponse>>,
     /// A parked member's answer comes with the appends it must see replicated before it leaves.
     syncs: HashMap<Ticket, oneshot::Sender<(SyncResponse, Replication)>>,
@@ -79,6 +84,7 @@ impl GroupService {
             state: Mutex::new(State {
                 coordinator: GroupCoordinator::new(g.coordinator.clone()),
                 consumer: ConsumerGroupCoordinator::new(g.consumer.clone()),
+                share: strom_coordinator::share_group::ShareGroupCoordinator::new(g.share.clone()),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
             }),
@@ -118,6 +124,7 @@ impl GroupService {
             let mut state = lock(&self.state);
             let (joins, syncs) = state.coordinator.unload(|g| moved.contains(&partition_for(g, n)));
             state.consumer.unload(|g| moved.contains(&partition_for(g, n)));
+            state.share.unload(|g| moved.contains(&partition_for(g, n)));
             for t in joins {
                 if let Some(tx) = state.joins.remove(&t) {
                     let _ = tx.send(JoinResponse::error(ResponseError::NotCoordinator, ""));
@@ -168,7 +175,15 @@ impl GroupService {
         let records: usize = batches.iter().map(|b| b.records.len()).sum();
         for b in &batches {
             // KIP-848 groups' records (types 3 to 8) to their coordinator; the rest as before.
-            let (consumer, classic): (Vec<_>, Vec<_>) = b.records.iter().cloned().partition(|(k, _, _)| !b.transactional && is_consumer_group_key(k));
+            // Share-partition state (Strom's own key version) to the share coordinator.
+            let (share, rest): (Vec<_>, Vec<_>) = b.records.iter().cloned().partition(|(k, _, _)| !b.transactional && is_share_state_key(k));
+            for (key, value, offset) in share {
+                if let Err(e) = state.share.load_record(&key, value.as_deref()) {
+                    bad += 1;
+                    tracing::warn!(partition = partition.index, offset, error = %e, "skipping a share-state record");
+                }
+            }
+            let (consumer, classic): (Vec<_>, Vec<_>) = rest.into_iter().partition(|(k, _, _)| !b.transactional && is_consumer_group_key(k));
             for (key, value, offset) in consumer {
                 if let Err(e) = state.consumer.load_record(&key, value.as_deref(), now) {
                     bad += 1;
@@ -254,7 +269,7 @@ impl GroupService {
             // A consumer group's id is not open to classic members: Kafka answers so when its
             // migration policy does not let classic members into a consumer group, and Strom has
             // no classic members inside consumer groups yet.
-            if s.consumer.has_members(&req.group_id) {
+            if s.consumer.has_members(&req.group_id) || Self::share_in_use(s, &req.group_id) {
                 return (Ok(JoinResponse::error(ResponseError::InconsistentGroupProtocol, &member_id)), Vec::new());
             }
             let (out, fx) = s.coordinator.join_group(req, now_ms());
@@ -377,6 +392,7 @@ impl GroupService {
             // A failed append was logged; timers have nobody to answer.
             let _ = self.call(|s| ((), s.coordinator.tick(now)));
             let mut state = lock(&self.state);
+            self.share_tick(&mut state, now);
             if state.consumer.next_deadline() <= now {
                 let topics = self.topics();
                 let mut groups = std::collections::BTreeSet::new();
@@ -409,7 +425,7 @@ impl GroupService {
         let group_id = req.group_id.clone();
         let (response, persisted) = {
             let mut state = lock(&self.state);
-            if !state.consumer.contains(&req.group_id) && classic_in_use(&state.coordinator, &req.group_id) {
+            if (!state.consumer.contains(&req.group_id) && classic_in_use(&state.coordinator, &req.group_id)) || state.share.contains(&req.group_id) {
                 return ConsumerHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a consumer group.", req.group_id));
             }
             let response = state.consumer.heartbeat(req, &topics, now_ms());
@@ -470,6 +486,19 @@ impl GroupService {
                 let mut refused = Vec::new();
                 let mut consumer = Vec::new();
                 for id in ids {
+                    if s.share.contains(id) {
+                        // A share group: its share-partition state is tombstoned.
+                        match s.share.delete_state(id, None) {
+                            Err(code) => refused.push((id.clone(), Some(code))),
+                            Ok(()) => {
+                                if let Err(code) = self.append_share_records(&s.share.take_records()) {
+                                    tracing::warn!(group = %id, error = ?code, "cannot tombstone a deleted share group's state");
+                                }
+                                consumer.push(id.clone());
+                            }
+                        }
+                        continue;
+                    }
                     match s.consumer.delete(id) {
                         Some(Err(code)) => refused.push((id.clone(), Some(code))),
                         Some(Ok(tombstones)) => {
@@ -485,7 +514,7 @@ impl GroupService {
                 let (deleted, fx) = s.coordinator.delete_groups(&classic);
                 let mut results = refused;
                 for (id, e) in deleted {
-                    // A consumer group that never committed has no classic entry to delete.
+                    // A consumer or share group that never committed has no classic entry to delete.
                     let e = if e == Some(ResponseError::GroupIdNotFound) && consumer.contains(&id) { None } else { e };
                     results.push((id, e));
                 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use strom_coordinator::consumer_group::{Assignor, ConsumerGroupConfig};
+use strom_coordinator::share_group::{AutoOffsetReset, ShareGroupConfig};
 use strom_coordinator::group::GroupConfig;
 
 use crate::cluster::{cluster_settings, ClusterSettings};
@@ -140,6 +141,8 @@ pub struct GroupSettings {
     pub coordinator: GroupConfig,
     /// KIP-848 consumer groups (`group.consumer.*`).
     pub consumer: ConsumerGroupConfig,
+    /// KIP-932 share groups (`group.share.*`, `share.auto.offset.reset`).
+    pub share: ShareGroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: u64,
@@ -404,6 +407,7 @@ fn group_settings(r: &Resolver) -> Result<GroupSettings, ConfigError> {
             offset_metadata_max_bytes: r.int("offset.metadata.max.bytes")?,
         },
         consumer: consumer_group_settings(r)?,
+        share: share_group_settings(r)?,
         offsets_topic_num_partitions: r.int("offsets.topic.num.partitions")?,
         offsets_topic_replication_factor: r.int("offsets.topic.replication.factor")?,
         offsets_topic_segment_bytes: r.int("offsets.topic.segment.bytes")?,
@@ -456,6 +460,45 @@ fn consumer_group_settings(r: &Resolver) -> Result<ConsumerGroupConfig, ConfigEr
         heartbeat_interval_ms: heartbeat,
         max_size: (max_size < i32::MAX).then_some(max_size as usize),
         assignors,
+    })
+}
+
+/// Reads `name` within the keys `min` and `max` (Kafka's checks of its min/max pairs).
+fn within(r: &Resolver, name: &str, min: &str, max: &str) -> Result<i32, ConfigError> {
+    let (v, lo, hi): (i32, i32, i32) = (r.int(name)?, r.int(min)?, r.int(max)?);
+    if lo > hi {
+        return Err(invalid(max, &hi.to_string(), format!("must be at least {min} ({lo})")));
+    }
+    if v < lo || v > hi {
+        return Err(invalid(name, &v.to_string(), format!("must be within {min} ({lo}) and {max} ({hi})")));
+    }
+    Ok(v)
+}
+
+/// `group.share.*` and `share.auto.offset.reset`: Kafka's min/max checks, the heartbeat
+/// interval below the session timeout.
+fn share_group_settings(r: &Resolver) -> Result<ShareGroupConfig, ConfigError> {
+    let session = within(r, "group.share.session.timeout.ms", "group.share.min.session.timeout.ms", "group.share.max.session.timeout.ms")?;
+    let heartbeat = within(r, "group.share.heartbeat.interval.ms", "group.share.min.heartbeat.interval.ms", "group.share.max.heartbeat.interval.ms")?;
+    if heartbeat >= session {
+        return Err(invalid("group.share.heartbeat.interval.ms", &heartbeat.to_string(), format!("must be below group.share.session.timeout.ms ({session})")));
+    }
+    let lock = within(r, "group.share.record.lock.duration.ms", "group.share.min.record.lock.duration.ms", "group.share.max.record.lock.duration.ms")?;
+    let reset = r.text("share.auto.offset.reset")?.unwrap_or("latest");
+    let auto_offset_reset = match reset.trim() {
+        "latest" => AutoOffsetReset::Latest,
+        "earliest" => AutoOffsetReset::Earliest,
+        other => return Err(invalid("share.auto.offset.reset", other, "must be latest or earliest".into())),
+    };
+    let max_size: i32 = r.int("group.share.max.size")?;
+    Ok(ShareGroupConfig {
+        session_timeout_ms: session,
+        heartbeat_interval_ms: heartbeat,
+        record_lock_duration_ms: lock,
+        delivery_count_limit: r.int("group.share.delivery.count.limit")?,
+        partition_max_record_locks: r.int("group.share.partition.max.record.locks")?,
+        max_size: Some(max_size.max(1) as usize),
+        auto_offset_reset,
     })
 }
 
@@ -547,6 +590,19 @@ mod tests {
 
     fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn share_group_settings_are_checked_as_kafka() {
+        let share = |kv: &[(&str, &str)]| BrokerConfig::from_props(&props(kv)).map(|c| c.groups.share);
+        let d = share(&[]).unwrap();
+        assert_eq!((d.record_lock_duration_ms, d.delivery_count_limit, d.auto_offset_reset), (30_000, 5, AutoOffsetReset::Latest));
+        assert_eq!(share(&[("share.auto.offset.reset", "earliest")]).unwrap().auto_offset_reset, AutoOffsetReset::Earliest);
+        assert!(share(&[("share.auto.offset.reset", "none")]).is_err());
+        assert!(share(&[("group.share.record.lock.duration.ms", "1000")]).is_err(), "below its min");
+        let short = [("group.share.min.record.lock.duration.ms", "1000"), ("group.share.record.lock.duration.ms", "1000")];
+        assert_eq!(share(&short).unwrap().record_lock_duration_ms, 1000);
+        assert!(share(&[("group.share.delivery.count.limit", "1")]).is_err());
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //!
 //! - [`group`]: Kafka's classic consumer-group protocol.
 //! - [`consumer_group`]: KIP-848 consumer groups (the broker assigns, members reconcile).
+//! - [`share_group`]: KIP-932 share groups (queues): membership, share partitions, their state.
 //! - [`txn`]: Kafka's transaction coordinator (KIP-98, KIP-360, KIP-890).
 //! - [`batch`]: the RecordBatch v2 codec of the coordinators' logs (plain, transactional, markers).
 
 pub mod batch;
 pub mod consumer_group;
 pub mod group;
+pub mod share_group;
 pub mod txn;
 
 /// The partition of a coordinator topic (`__consumer_offsets`, `__transaction_state`) that owns `key` (a group id

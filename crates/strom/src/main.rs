@@ -68,6 +68,8 @@ enum Command {
     MetadataQuorum(tools::metadata_quorum::Args),
     /// Move partitions between brokers: generate, execute, verify, cancel (kafka-reassign-partitions.sh).
     ReassignPartitions(tools::reassign_partitions::Args),
+    /// List, describe, reset and delete share groups (kafka-share-groups.sh).
+    ShareGroups(tools::share_groups::Args),
     /// Measure produce throughput and latency (kafka-producer-perf-test.sh).
     ProducerPerfTest(tools::perf::ProducerArgs),
     /// Measure consume throughput (kafka-consumer-perf-test.sh).
@@ -138,6 +140,7 @@ fn run() -> anyhow::Result<()> {
         Command::ConsumerGroups(a) => tools::consumer_groups::run(a),
         Command::Configs(a) => tools::configs::run(a),
         Command::Transactions(a) => tools::transactions::run(a),
+        Command::ShareGroups(a) => tools::share_groups::run(a),
         Command::Acls(a) => tools::acls::run(a),
         Command::LogDirs(a) => tools::log_dirs::run(a),
         Command::LeaderElection(a) => tools::leader_election::run(a),

@@ -1,5 +1,5 @@
 //! ListGroups: every group this coordinator knows, filtered by state (v4+) and type (v5+:
-//! "classic" or "consumer", KIP-848's). As Kafka's coordinator: an empty list before
+//! "classic", "consumer" (KIP-848's) or "share" (KIP-932's)). As Kafka's coordinator: an empty list before
 //! `__consumer_offsets` exists (this request never creates it), COORDINATOR_LOAD_IN_PROGRESS
 //! while an offsets partition led here is loading.
 
@@ -45,6 +45,19 @@ pub fn handle(broker: &Arc<Broker>, req: ListGroupsRequest, session: &Session) -
                     .with_group_state(StrBytes::from_static_str(g.state.as_str()))
                     .with_group_type(StrBytes::from_static_str("classic")),
             );
+        }
+    }
+    if type_wanted("share") {
+        for (id, state) in broker.groups.list_share_groups() {
+            if state_wanted(state) && (all || authz.allows_group(Operation::Describe, &id)) {
+                groups.push(
+                    ListedGroup::default()
+                        .with_group_id(GroupId(StrBytes::from_string(id)))
+                        .with_protocol_type(StrBytes::from_static_str("share"))
+                        .with_group_state(StrBytes::from_static_str(state))
+                        .with_group_type(StrBytes::from_static_str("share")),
+                );
+            }
         }
     }
     if type_wanted("consumer") {

@@ -36,6 +36,7 @@ const METADATA_VERSION: i16 = 12;
 const FIND_COORDINATOR_VERSION: i16 = 4;
 /// FindCoordinator's key type of a transactional id (0 is a group).
 const KEY_TYPE_TRANSACTION: i8 = 1;
+const KEY_TYPE_GROUP: i8 = 0;
 /// How long to wait before asking again after a retriable error (a coordinator still loading).
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -303,9 +304,18 @@ impl Cluster {
     /// worth retrying (no coordinator yet, the transaction log still loading) until the timeout:
     /// the first FindCoordinator for a transactional id may create `__transaction_state`.
     pub async fn transaction_coordinator(&mut self, transactional_id: &str) -> anyhow::Result<i32> {
+        self.coordinator(transactional_id, KEY_TYPE_TRANSACTION, "transactional id").await
+    }
+
+    /// The broker coordinating group `group_id` (FindCoordinator, key type 0), retried as above.
+    pub async fn group_coordinator(&mut self, group_id: &str) -> anyhow::Result<i32> {
+        self.coordinator(group_id, KEY_TYPE_GROUP, "group").await
+    }
+
+    async fn coordinator(&mut self, id: &str, key_type: i8, what: &str) -> anyhow::Result<i32> {
         let deadline = Instant::now() + self.timeout;
-        let key = StrBytes::from_string(transactional_id.to_string());
-        let req = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_TRANSACTION).with_coordinator_keys(vec![key]);
+        let key = StrBytes::from_string(id.to_string());
+        let req = FindCoordinatorRequest::default().with_key_type(key_type).with_coordinator_keys(vec![key]);
         loop {
             if self.any.is_none() {
                 self.metadata(Some(&[])).await?;
@@ -315,10 +325,10 @@ impl Cluster {
                 Ok(r) => r,
                 Err(e) => {
                     self.any = None;
-                    return Err(e.context(format!("FindCoordinator for transactional id {transactional_id}")));
+                    return Err(e.context(format!("FindCoordinator for {what} {id}")));
                 }
             };
-            let Some(c) = resp.coordinators.first() else { bail!("FindCoordinator for transactional id {transactional_id}: empty response") };
+            let Some(c) = resp.coordinators.first() else { bail!("FindCoordinator for {what} {id}: empty response") };
             match error(c.error_code) {
                 None => {
                     let node = c.node_id.0;

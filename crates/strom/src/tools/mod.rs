@@ -16,6 +16,7 @@ pub mod log_dirs;
 pub mod metadata_quorum;
 pub mod perf;
 pub mod reassign_partitions;
+pub mod share_groups;
 pub mod topics;
 pub mod transactions;
 

@@ -1,0 +1,132 @@
+//! Share groups (KIP-932) as the group coordinator runs them: the pure
+//! `strom_coordinator::share_group` state machine in the same state as the other group kinds (a
+//! group id is one kind or another), its share-partition state appended to the group's
+//! `__consumer_offsets` partition and replicated before an answer that depends on it, its timers.
+//!
+//! The share partitions live with the group's coordinator, not with each topic partition's
+//! leader as in Kafka (whose leaders write their state to a separate share coordinator): the
+//! coordinator reads the records it hands out from its own replica of the partition, so a share
+//! partition is served where its group is coordinated and its topic partition is led. On one
+//! node that is always so; see the README's "Not yet" for clusters.
+
+use kafka_protocol::error::ResponseError;
+use strom_coordinator::consumer_group::RawRecord;
+use strom_coordinator::share_group::{Acquired, DescribedShareGroup, LogBatch, ShareGroupCoordinator, ShareHeartbeat, ShareHeartbeatResponse, ShareKey};
+use uuid::Uuid;
+
+use super::{classic_in_use, GroupService, Replication};
+use crate::clock::now_ms;
+use crate::coordinator_topic::partition_for;
+use crate::sync::lock;
+
+impl GroupService {
+    /// ShareGroupHeartbeat. A group id a consumer group or a classic group with members uses is
+    /// not a share group: GROUP_ID_NOT_FOUND, as Kafka answers. Records a leaving member held are
+    /// released, and that state is replicated before the answer.
+    pub async fn share_heartbeat(&self, req: ShareHeartbeat) -> ShareHeartbeatResponse {
+        let topics = self.topics();
+        let (response, persisted) = {
+            let mut state = lock(&self.state);
+            if state.consumer.contains(&req.group_id) || classic_in_use(&state.coordinator, &req.group_id) {
+                return ShareHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a share group.", req.group_id));
+            }
+            let response = state.share.heartbeat(req, &topics, now_ms());
+            let records = state.share.take_records();
+            (response, self.append_share_records(&records))
+        };
+        match self.replicated(persisted).await {
+            Ok(()) => response,
+            Err(code) => ShareHeartbeatResponse::error(code, "the group's share state could not be stored"),
+        }
+    }
+
+    /// Runs `f` on the share coordinator (with the time), then appends the share partitions it
+    /// changed and waits for them to be replicated: an acknowledgement is answered only once it
+    /// would survive a crash or a failover.
+    pub async fn share_call<R>(&self, f: impl FnOnce(&mut ShareGroupCoordinator, i64) -> R) -> (R, Result<(), ResponseError>) {
+        let (r, persisted) = {
+            let mut state = lock(&self.state);
+            let r = f(&mut state.share, now_ms());
+            let records = state.share.take_records();
+            (r, self.append_share_records(&records))
+        };
+        (r, self.replicated(persisted).await)
+    }
+
+    async fn replicated(&self, persisted: Result<Replication, ResponseError>) -> Result<(), ResponseError> {
+        match persisted {
+            Ok(replication) => replication.wait(self.commit_timeout).await,
+            Err(code) => Err(code),
+        }
+    }
+
+    /// Where the next acquisition of `key` reads the log (see `ShareGroupCoordinator::prepare_fetch`).
+    pub fn share_prepare_fetch(&self, key: &ShareKey, log_start: i64, log_end: i64) -> i64 {
+        lock(&self.state).share.prepare_fetch(key, log_start, log_end, now_ms())
+    }
+
+    /// Acquires records of `batches` for `member_id`; the state is stored by the next `share_call`.
+    pub fn share_acquire(&self, key: &ShareKey, member_id: &str, batches: &[LogBatch], max_records: usize) -> Vec<Acquired> {
+        lock(&self.state).share.acquire(key, member_id, batches, max_records, now_ms())
+    }
+
+    /// ShareGroupDescribe: `None` when `group_id` is not a share group here.
+    pub fn describe_share_group(&self, group_id: &str) -> Option<DescribedShareGroup> {
+        lock(&self.state).share.describe(group_id)
+    }
+
+    /// Every share group with its state, for ListGroups.
+    pub fn list_share_groups(&self) -> Vec<(String, &'static str)> {
+        lock(&self.state).share.list()
+    }
+
+    pub fn is_share_group(&self, group_id: &str) -> bool {
+        lock(&self.state).share.contains(group_id)
+    }
+
+    /// Whether a share group with members holds `group_id` (a classic join or a consumer-group
+    /// heartbeat is refused then).
+    pub(super) fn share_in_use(state: &super::State, group_id: &str) -> bool {
+        state.share.has_members(group_id)
+    }
+
+    /// `group.share.record.lock.duration.ms`, told to share consumers in every ShareFetch answer.
+    pub fn share_lock_duration_ms(&self) -> i32 {
+        lock(&self.state).share.config().record_lock_duration_ms
+    }
+
+    /// Start offsets of a share group's partitions (DescribeShareGroupOffsets' view).
+    pub fn share_start_offsets(&self, group_id: &str) -> Vec<((Uuid, i32), i64)> {
+        lock(&self.state).share.start_offsets(group_id)
+    }
+
+    /// Session timeouts and expired acquisition locks; the state they change is appended (nobody
+    /// waits for it: replayed, an acquired record is available again anyway).
+    pub(super) fn share_tick(&self, state: &mut super::State, now: i64) {
+        if state.share.next_deadline() > now {
+            return;
+        }
+        let topics = self.topics();
+        for e in state.share.tick(&topics, now) {
+            tracing::info!(group = %e.group_id, member = %e.member_id, "removed a share-group member: its session timed out");
+        }
+        let records = state.share.take_records();
+        if let Err(code) = self.append_share_records(&records) {
+            tracing::debug!(error = ?code, "cannot store share-partition state after expiry; the next change stores it again");
+        }
+    }
+
+    /// Appends share-partition state records, one batch per offsets partition.
+    pub(super) fn append_share_records(&self, records: &[(String, RawRecord)]) -> Result<Replication, ResponseError> {
+        let n = self.offsets_partitions();
+        let mut by_partition: std::collections::BTreeMap<i32, Vec<RawRecord>> = std::collections::BTreeMap::new();
+        for (group, record) in records {
+            by_partition.entry(partition_for(group, n)).or_default().push(record.clone());
+        }
+        let mut replication = Replication::default();
+        for (index, records) in by_partition {
+            replication.0.push(self.append(index, |now| strom_coordinator::batch::encode(&records, None, now))?);
+        }
+        Ok(replication)
+    }
+}
