@@ -77,7 +77,7 @@ def test_unmapped_listener_name_is_refused_as_kafka_does(tmp_path):
 @pytest.mark.parametrize("key", ["sasl.login.callback.handler.class", "ssl.keymanager.algorithm",
                                  "sasl.jaas.config",
                                  "listener.name.plaintext.ssl.engine.factory.class",
-                                 "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config"])
+                                 "listener.name.sasl_plaintext.gssapi.sasl.jaas.config"])
 def test_security_keys_are_refused_as_not_yet_supported(tmp_path, key):
     """Kafka's own security keys are not typos: the error says Strom does not act on them yet."""
     err = start_fails(tmp_path, "listeners=PLAINTEXT://127.0.0.1:0", f"{key}=/some/value")
