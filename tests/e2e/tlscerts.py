@@ -55,6 +55,20 @@ class Certs:
         path.write_text((self.dir / f"{name}.key").read_text() + (self.dir / f"{name}.crt").read_text())
         return str(path)
 
+    def pkcs12(self, name, password, legacy=False):
+        """`<name>`'s key and certificate with the CA's as a PKCS12 keystore, as OpenSSL 3
+        writes one (PBES2, AES-256, HMAC-SHA-256), or in the legacy encryption (3DES/RC2, SHA-1)."""
+        out = f"{name}{'-legacy' if legacy else ''}.p12"
+        _run("pkcs12", "-export", *(["-legacy"] if legacy else []), "-in", f"{name}.crt", "-inkey", f"{name}.key",
+             "-certfile", "ca.crt", "-passout", f"pass:{password}", "-out", out, cwd=self.dir)
+        return str(self.dir / out)
+
+    def pkcs12_truststore(self, password, ca="ca"):
+        """A PKCS12 truststore holding `ca`'s certificate and no key."""
+        out = f"{ca}-trust.p12"
+        _run("pkcs12", "-export", "-nokeys", "-in", f"{ca}.crt", "-passout", f"pass:{password}", "-out", out, cwd=self.dir)
+        return str(self.dir / out)
+
     def der(self, name):
         """A certificate of ours in DER, as a TLS peer presents it."""
         return ssl.PEM_cert_to_DER_cert((self.dir / f"{name}.crt").read_text())

@@ -152,7 +152,7 @@ impl ReplicaManager {
         let delta = MetadataDelta::between(&old, image);
         let everything = delta.brokers_changed || delta.broker_configs_changed;
         // Dynamic broker configs were validated when set; should that ever fail, keep the static ones.
-        let config = self.config.with_dynamic(&image.broker_configs).unwrap_or_else(|e| {
+        let config = self.config.with_dynamic(&image.dynamic_configs(me)).unwrap_or_else(|e| {
             tracing::error!(error = %e, "ignoring invalid dynamic broker configs");
             (*self.config).clone()
         });

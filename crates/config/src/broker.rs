@@ -313,6 +313,18 @@ impl BrokerConfig {
     }
 
     /// This config with dynamic broker configs (set through AlterConfigs) on top.
+    /// The TLS settings of listener `name` that may change at run time (keystore and
+    /// truststore keys, bare or per listener), as this config sets them: equal for two configs
+    /// exactly when the listener's stores are the same.
+    pub fn reconfigurable_tls(&self, name: &str) -> BTreeMap<String, String> {
+        let prefix = format!("listener.name.{}.", name.to_ascii_lowercase());
+        self.props
+            .iter()
+            .filter(|(k, _)| crate::dynamic_key(k) == Some(crate::DynamicScope::PerBroker) && (!k.starts_with("listener.name.") || k.starts_with(&prefix)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     pub fn with_dynamic(&self, dynamic: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
         if dynamic.is_empty() {
             return Ok(self.clone());

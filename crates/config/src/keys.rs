@@ -154,6 +154,41 @@ pub fn key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name || k.alias == Some(name))
 }
 
+/// At which level a dynamic broker config may be set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DynamicScope {
+    /// For the whole cluster (`--entity-default`) or for one broker.
+    Cluster,
+    /// For one broker only: its TLS keystore and truststore, which are files of that machine
+    /// (Kafka's rule for them too).
+    PerBroker,
+}
+
+/// The TLS settings Kafka lets an operator change at run time (its `SslConfigs.RECONFIGURABLE_CONFIGS`),
+/// bare or per listener.
+const RECONFIGURABLE_TLS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.truststore.certificates",
+];
+
+/// Whether `name` may be altered as a dynamic broker config, and at which level (None: only in
+/// server.properties).
+pub fn dynamic_key(name: &str) -> Option<DynamicScope> {
+    let bare = name.strip_prefix("listener.name.").and_then(|rest| rest.split_once('.')).map_or(name, |(_, k)| k);
+    if RECONFIGURABLE_TLS.contains(&bare) {
+        return Some(DynamicScope::PerBroker);
+    }
+    key(name).filter(|k| k.dynamic).map(|_| DynamicScope::Cluster)
+}
+
 /// The broker key a topic-level key overrides.
 pub fn by_topic_key(topic_key: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.topic == Some(topic_key))
@@ -391,13 +426,15 @@ pub const KEYS: &[Key] = &[
     row(Section::Replication, "replica.selector.class", Unset("null: consumers fetch from the leader"), Check::Text, "KIP-392: `org.apache.kafka.common.replica.RackAwareReplicaSelector` sends a consumer whose `client.rack` has an in-sync follower (and not the leader) to that follower, which serves it up to its high watermark; `org.apache.kafka.common.replica.LeaderSelector` keeps every consumer on the leader. Other classes cannot be loaded (Strom is not a JVM) and are a startup error"),
     // TLS (`SSL` listeners). Each may be given per listener as `listener.name.<listener>.<key>`
     // (the listener name in lower case, as Kafka), which wins over the bare key.
-    row(Section::Security, "ssl.keystore.type", Value("PEM"), Check::Text, "`PEM` (KIP-651: a file with the private key and its certificate chain, or both inline). Kafka's default is `JKS`, a Java format; `PKCS12` and `JKS` stop the start as not supported yet"),
-    row(Section::Security, "ssl.keystore.location", Unset("none"), Check::Text, "the PEM file holding this broker's private key (PKCS#8, PKCS#1 or SEC1, unencrypted) and its certificate chain, leaf first"),
+    row(Section::Security, "ssl.keystore.type", Value("PEM"), Check::Text, "`PEM` (KIP-651: a file with the private key and its certificate chain, or both inline) or `PKCS12` (a password-protected file, as `keytool` of JDK 11.0.12+ and `openssl pkcs12 -export` of OpenSSL 3 write it: PBES2 with AES, HMAC-SHA-2; stores in the legacy 3DES/RC2 encryption are refused with the command that re-exports them). Kafka's default is `JKS`, a Java format Strom does not read: it stops the start"),
+    row(Section::Security, "ssl.keystore.location", Unset("none"), Check::Text, "the keystore file: with `PEM`, this broker's private key (PKCS#8, PKCS#1 or SEC1; an encrypted PKCS#8 key with `ssl.key.password`) and its certificate chain, leaf first; with `PKCS12`, a store holding exactly one private key and its chain"),
+    row(Section::Security, "ssl.keystore.password", Unset("none"), Check::Text, "the password of a `PKCS12` keystore (required with it; refused with `PEM`, which has none); never logged, shown as sensitive by DescribeConfigs"),
     row(Section::Security, "ssl.keystore.certificate.chain", Unset("none"), Check::Text, "the certificate chain in PEM, inline (instead of `ssl.keystore.location`)"),
     row(Section::Security, "ssl.keystore.key", Unset("none"), Check::Text, "the private key in PEM, inline (with `ssl.keystore.certificate.chain`)"),
     row(Section::Security, "ssl.key.password", Unset("none: the key is not encrypted"), Check::Text, "the password of the keystore's private key when it is an encrypted PKCS#8 key (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2 with PBKDF2 or scrypt and AES-CBC, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it); never logged, shown as sensitive by DescribeConfigs"),
-    row(Section::Security, "ssl.truststore.type", Value("PEM"), Check::Text, "`PEM`; as `ssl.keystore.type`"),
-    row(Section::Security, "ssl.truststore.location", Unset("none"), Check::Text, "a PEM file of the CA certificates that client certificates must chain to"),
+    row(Section::Security, "ssl.truststore.type", Value("PEM"), Check::Text, "`PEM` or `PKCS12`; as `ssl.keystore.type`"),
+    row(Section::Security, "ssl.truststore.location", Unset("none"), Check::Text, "a file of the CA certificates that client certificates (and, between brokers, peers' certificates) must chain to: PEM, or a `PKCS12` store whose every certificate is trusted"),
+    row(Section::Security, "ssl.truststore.password", Unset("none"), Check::Text, "the password of a `PKCS12` truststore (required with it: its integrity is always checked, where Kafka skips the check without one); never logged, shown as sensitive"),
     row(Section::Security, "ssl.truststore.certificates", Unset("none"), Check::Text, "those CA certificates in PEM, inline"),
     row(Section::Security, "ssl.client.auth", Value("none"), Check::Text, "`required`: a client must present a certificate the truststore trusts (else the handshake fails); `requested`: it may, and one it presents must be trusted; `none`: none is asked for"),
     row(Section::Security, "ssl.enabled.protocols", Value("TLSv1.2,TLSv1.3"), Check::Text, "the TLS versions a client may negotiate (`TLSv1.2`, `TLSv1.3`; older ones are not offered at all)"),
@@ -425,6 +462,17 @@ pub const KEYS: &[Key] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keystores_are_one_brokers_own_and_other_dynamic_keys_the_clusters() {
+        for k in ["ssl.keystore.location", "listener.name.internal.ssl.keystore.password", "ssl.truststore.certificates"] {
+            assert_eq!(dynamic_key(k), Some(DynamicScope::PerBroker), "{k}");
+        }
+        assert_eq!(dynamic_key("log.dir.min.free.bytes"), Some(DynamicScope::Cluster));
+        for k in ["ssl.client.auth", "listeners", "log.dirs", "listener.name.x.log.dir.min.free.bytes"] {
+            assert_eq!(dynamic_key(k), None, "{k}");
+        }
+    }
 
     #[test]
     fn names_are_unique_and_defaults_pass_their_own_checks() {
