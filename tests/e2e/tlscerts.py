@@ -45,11 +45,16 @@ class Certs:
         _signed(self.dir, name, "ca", "/CN=broker", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
         return (self.dir / f"{name}.key").read_text() + (self.dir / f"{name}.crt").read_text()
 
-    def node_keystore(self, name="node", names="IP:127.0.0.1,DNS:localhost"):
+    def new_ca(self, name):
+        """Another CA (a rotation to a new one); returns its certificate's path."""
+        _ca(self.dir, name)
+        return str(self.dir / f"{name}.crt")
+
+    def node_keystore(self, name="node", names="IP:127.0.0.1,DNS:localhost", ca="ca"):
         """A cluster node's key and certificate: a server certificate for `names` (127.0.0.1)
         that it also presents as a client to the other nodes (mutual TLS), so both key usages.
         Returns the PEM keystore's path; `<dir>/<name>.crt` and `.key` are the parts."""
-        _signed(self.dir, name, "ca", f"/CN={name}",
+        _signed(self.dir, name, ca, f"/CN={name}",
                 f"subjectAltName={names}\nextendedKeyUsage=serverAuth,clientAuth\n")
         path = self.dir / f"{name}.pem"
         path.write_text((self.dir / f"{name}.key").read_text() + (self.dir / f"{name}.crt").read_text())
