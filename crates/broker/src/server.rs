@@ -61,6 +61,12 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
     let http_urls = http_bound.urls.clone();
     let http = crate::http::Http::serve(http_bound, prometheus, &config.http, http_stopping.subscribe());
     let mut listeners = Vec::new();
+    if config.listeners.iter().any(|l| l.tls.is_some()) {
+        match crate::zero_copy::kernel_tls() {
+            Ok(()) => tracing::info!("kernel TLS is offered by this kernel, but not used yet: TLS listeners encrypt in user space (rustls)"),
+            Err(e) => tracing::info!(error = %e, "kernel TLS is not offered by this kernel (TCP_ULP \"tls\"): TLS listeners encrypt in user space (rustls), without sendfile"),
+        }
+    }
     for (i, l) in config.listeners.clone().into_iter().enumerate() {
         let addr = format!("{}:{}", l.host, l.port);
         // The config refuses such listeners; checked again where the port opens, because serving
