@@ -412,8 +412,23 @@ impl GroupService {
     }
 
     /// The cluster's topics as KIP-848 assignors see them.
+    /// Each partition carries its replicas' racks (`broker.rack`) when any broker has one, for
+    /// the rack-aware assignment; otherwise none, and nothing is built per partition.
     fn topics(&self) -> Topics {
-        self.metadata.image().topics.values().map(|t| (t.name.clone(), TopicMeta { id: t.id, partitions: t.partition_count() })).collect()
+        let image = self.metadata.image();
+        let racks: BTreeMap<i32, &str> = image.brokers.values().filter_map(|b| b.rack.as_deref().map(|r| (b.id, r))).collect();
+        image
+            .topics
+            .values()
+            .map(|t| {
+                let mut meta = TopicMeta::new(t.id, t.partition_count());
+                if !racks.is_empty() {
+                    let per_partition = t.partitions.iter().map(|p| p.replicas.iter().filter_map(|r| racks.get(r).map(|s| s.to_string())).collect()).collect::<Vec<_>>();
+                    meta.racks = per_partition.into();
+                }
+                (t.name.clone(), meta)
+            })
+            .collect()
     }
 
     /// ConsumerGroupHeartbeat (KIP-848). A group id a classic group with members uses is not a
