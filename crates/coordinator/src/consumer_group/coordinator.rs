@@ -449,6 +449,11 @@ impl ConsumerGroupCoordinator {
         }
         let group = self.groups.entry(req.group_id.clone()).or_insert_with(Group::new);
         let member_id = if req.member_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { req.member_id.clone() };
+        // Checked before a static member is replaced, as Kafka's throwIfConsumerGroupIsFull: a
+        // returning instance under a new member id is refused too while the group is full.
+        if !group.members.contains_key(&member_id) && config.max_size.is_some_and(|max| group.members.len() >= max) {
+            return HeartbeatResponse::error(ResponseError::GroupMaxSizeReached, format!("The consumer group has reached its maximum capacity of {} members.", config.max_size.unwrap_or(0)));
+        }
         if let Some(instance_id) = req.instance_id.as_deref() {
             // Kafka's getOrMaybeSubscribeStaticConsumerGroupMember.
             let holder = group.members.values().find(|m| m.instance_id.as_deref() == Some(instance_id)).cloned();
@@ -472,9 +477,6 @@ impl ConsumerGroupCoordinator {
             }
         }
         let existing = group.members.get(&member_id).cloned();
-        if existing.is_none() && config.max_size.is_some_and(|max| group.members.len() >= max) {
-            return HeartbeatResponse::error(ResponseError::GroupMaxSizeReached, format!("The consumer group has reached its maximum capacity of {} members.", config.max_size.unwrap_or(0)));
-        }
         let before = match existing {
             Some(m) => {
                 // Kafka's epoch check: a greater epoch, or a smaller one that is not the previous

@@ -373,3 +373,16 @@ fn instance_ids_in_use_are_refused_as_kafka_does() {
     let d = c.describe("g").unwrap_or_else(|| panic!("the group is gone"));
     assert_eq!((d.group_epoch, d.members.len()), (epoch + 1, 1));
 }
+
+#[test]
+fn a_full_group_refuses_a_returning_instance_under_a_new_member_id() {
+    // Kafka checks the group's size before it replaces a static member.
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig { max_size: Some(2), ..Default::default() });
+    let tp = topics(4);
+    let (a_parts, _, epoch) = two_static_members(&mut c, &tp);
+    c.heartbeat(leave_static("a", "ia", LEAVE_GROUP_STATIC_MEMBER_EPOCH), &tp, 10);
+    assert_eq!(c.heartbeat(join_static("a2", "ia"), &tp, 20).error, Some(ResponseError::GroupMaxSizeReached));
+    // Under its old member id it is not a newcomer: it comes back.
+    let a = c.heartbeat(join_static("a", "ia"), &tp, 30);
+    assert_eq!((a.error, a.member_epoch, partitions(&a.assignment)), (None, epoch, a_parts));
+}
