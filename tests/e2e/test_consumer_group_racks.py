@@ -30,11 +30,13 @@ def racked(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("racks"))
     for node_id, b in c.nodes.items():
         b.overrides.append(f"broker.rack=r{node_id}")
-    c.start()
-    admin = AdminClient({"bootstrap.servers": c.bootstrap()})
-    admin.create_topics([NewTopic(TOPIC, len(PLACEMENT), replica_assignment=[[n] for n in PLACEMENT])], operation_timeout=15)[TOPIC].result()
-    yield c
-    c.kill_all()
+    try:
+        c.start()
+        admin = AdminClient({"bootstrap.servers": c.bootstrap()})
+        admin.create_topics([NewTopic(TOPIC, len(PLACEMENT), replica_assignment=[[n] for n in PLACEMENT])], operation_timeout=15)[TOPIC].result()
+        yield c
+    finally:
+        c.kill_all()
 
 
 @pytest.mark.parametrize("assignor", ["uniform", "range"])
