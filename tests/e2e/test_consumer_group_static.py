@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from test_consumer_group_protocol import _reader
 from wire import exchange, frame, uvarint
 
 OVERRIDES = [
@@ -157,34 +158,7 @@ def heartbeat(bootstrap, group, member_id, epoch, instance, join=False):
     body += uvarint(0)
     resp = exchange(bootstrap, frame(68, 0, body, correlation_id=68, flexible=True))
     assert resp is not None, "ConsumerGroupHeartbeat closed the connection"
-    pos = 0
-
-    def take(fmt):
-        nonlocal pos
-        v = struct.unpack_from(fmt, resp, pos)
-        pos += struct.calcsize(fmt)
-        return v[0]
-
-    def varint():
-        nonlocal pos
-        n, shift = 0, 0
-        while True:
-            b = resp[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    def rstr():
-        nonlocal pos
-        n = varint()
-        if n == 0:
-            return None
-        s = resp[pos:pos + n - 1].decode()
-        pos += n - 1
-        return s
-
+    take, varint, rstr = _reader(resp)
     assert take(">i") == 68
     varint()
     take(">i")
