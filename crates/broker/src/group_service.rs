@@ -51,6 +51,9 @@ pub struct GroupService {
     commit_timeout: Duration,
     /// The topics KIP-848 groups are assigned from.
     metadata: Arc<Controller>,
+    /// Those topics as the assignors take them, built once per metadata image (a heartbeat
+    /// must not walk every topic and partition of the cluster), with the image version.
+    topics_cache: Mutex<Option<(u64, Arc<Topics>)>>,
 }
 
 struct State {
@@ -91,6 +94,7 @@ impl GroupService {
             topic: Arc::new(CoordinatorTopic::new(spec, config.node_id, voters, replicas.clone(), metadata.clone(), topics)),
             metadata,
             replicas,
+            topics_cache: Mutex::new(None),
         }
     }
 
@@ -426,21 +430,31 @@ impl GroupService {
     /// The cluster's topics as KIP-848 assignors see them.
     /// Each partition carries its replicas' racks (`broker.rack`) when any broker has one, for
     /// the rack-aware assignment; otherwise none, and nothing is built per partition.
-    fn topics(&self) -> Topics {
+    fn topics(&self) -> Arc<Topics> {
         let image = self.metadata.image();
+        let mut cache = lock(&self.topics_cache);
+        if let Some((version, topics)) = &*cache {
+            if *version == image.version {
+                return topics.clone();
+            }
+        }
         let racks: BTreeMap<i32, &str> = image.brokers.values().filter_map(|b| b.rack.as_deref().map(|r| (b.id, r))).collect();
-        image
-            .topics
-            .values()
-            .map(|t| {
-                let mut meta = TopicMeta::new(t.id, t.partition_count());
-                if !racks.is_empty() {
-                    let per_partition = t.partitions.iter().map(|p| p.replicas.iter().filter_map(|r| racks.get(r).map(|s| s.to_string())).collect()).collect::<Vec<_>>();
-                    meta.racks = per_partition.into();
-                }
-                (t.name.clone(), meta)
-            })
-            .collect()
+        let topics: Arc<Topics> = Arc::new(
+            image
+                .topics
+                .values()
+                .map(|t| {
+                    let mut meta = TopicMeta::new(t.id, t.partition_count());
+                    if !racks.is_empty() {
+                        let per_partition = t.partitions.iter().map(|p| p.replicas.iter().filter_map(|r| racks.get(r).map(|s| s.to_string())).collect()).collect::<Vec<_>>();
+                        meta.racks = per_partition.into();
+                    }
+                    (t.name.clone(), meta)
+                })
+                .collect(),
+        );
+        *cache = Some((image.version, topics.clone()));
+        topics
     }
 
     /// ConsumerGroupHeartbeat (KIP-848). A group id a classic group with members uses is not a
