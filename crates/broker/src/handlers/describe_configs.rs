@@ -97,7 +97,9 @@ fn broker_source(config: &BrokerConfig, dynamic: &BTreeMap<String, String>, key:
 
 fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
     let image = broker.metadata.image();
+    // A topic-only key (`leader.replication.throttled.replicas`) is no broker config.
     KEYS.iter()
+        .filter(|k| !k.topic_only)
         .map(|k| {
             let value = image
                 .broker_configs
