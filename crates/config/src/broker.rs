@@ -95,6 +95,8 @@ pub struct BrokerConfig {
     /// Client quotas' measurement: `quota.window.num` samples of `quota.window.size.seconds`.
     pub quota_window_num: usize,
     pub quota_window_size_seconds: u64,
+    /// KIP-73's replication throttles (`leader/follower.replication.throttled.rate`).
+    pub replication_throttle: ReplicationThrottle,
     /// `authorizer.class.name` and its settings; `None`: every request is allowed.
     pub authorizer: Option<security::AuthorizerSettings>,
     /// Known-but-ignored keys that were set, for the one-time log line.
@@ -148,6 +150,15 @@ pub struct GroupSettings {
     pub offsets_topic_segment_bytes: u64,
     pub offsets_retention_check_interval_ms: u64,
     pub offsets_commit_timeout_ms: u64,
+}
+
+/// KIP-73: the byte rates replication of throttled replicas is held to, and how they are measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicationThrottle {
+    pub leader_rate: u64,
+    pub follower_rate: u64,
+    pub window_num: usize,
+    pub window_size_seconds: u64,
 }
 
 /// The transaction coordinator's and the partitions' transaction settings (Kafka's names).
@@ -306,6 +317,12 @@ impl BrokerConfig {
             authorizer: security::authorizer_settings(&r)?,
             quota_window_num: r.int("quota.window.num")?,
             quota_window_size_seconds: r.int("quota.window.size.seconds")?,
+            replication_throttle: ReplicationThrottle {
+                leader_rate: r.int("leader.replication.throttled.rate")?,
+                follower_rate: r.int("follower.replication.throttled.rate")?,
+                window_num: r.int("replication.quota.window.num")?,
+                window_size_seconds: r.int("replication.quota.window.size.seconds")?,
+            },
             ignored,
             bootstrap_scram: Vec::new(),
             props: props.clone(),

@@ -46,6 +46,9 @@ pub enum Check {
     KafkaVersion,
     /// Free text, parsed by the code that reads it (listeners, voters, ...).
     Text,
+    /// KIP-73's throttled-replica lists: empty, `*`, or `partition:brokerId` pairs separated by
+    /// commas (Kafka's ThrottledReplicaListValidator).
+    ThrottledReplicas,
 }
 
 const fn int(min: i64, max: i64) -> Check {
@@ -71,6 +74,10 @@ pub struct Key {
     /// AlterConfigs / IncrementalAlterConfigs may change it at run time, cluster-wide (Kafka's
     /// dynamic broker configs).
     pub dynamic: bool,
+    /// A topic config with no broker key at all (Kafka's `leader.replication.throttled.replicas`):
+    /// `name` and `topic` are the topic key, `key` (the broker key lookup) never finds it, and it
+    /// is refused in the broker's properties.
+    pub topic_only: bool,
     pub section: Section,
     pub doc: &'static str,
 }
@@ -122,6 +129,11 @@ impl Key {
                     return Err(invalid(format!("Version {v} is not a valid version")));
                 }
             }
+            Check::ThrottledReplicas => {
+                if crate::topic::ThrottledReplicas::parse(v).is_none() {
+                    return Err(invalid("must be `*` or a comma-separated list of partition:brokerId pairs".into()));
+                }
+            }
             Check::Text => {}
         }
         Ok(())
@@ -149,9 +161,9 @@ fn is_kafka_version(v: &str) -> bool {
     KAFKA_VERSIONS.iter().any(|k| *k == key || (k.split('-').next() == Some(key.as_str()) && !key.starts_with("4.")))
 }
 
-/// The key named `name` (or aliased so).
+/// The broker key named `name` (or aliased so); never a topic-only key.
 pub fn key(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.name == name || k.alias == Some(name))
+    KEYS.iter().find(|k| !k.topic_only && (k.name == name || k.alias == Some(name)))
 }
 
 /// At which level a dynamic broker config may be set.
@@ -189,7 +201,12 @@ pub fn dynamic_key(name: &str) -> Option<DynamicScope> {
     key(name).filter(|k| k.dynamic).map(|_| DynamicScope::Cluster)
 }
 
-/// The broker key a topic-level key overrides.
+/// The key `name`, broker or topic-only: the resolver reads both kinds by name.
+pub(crate) fn any_key(name: &str) -> Option<&'static Key> {
+    key(name).or_else(|| KEYS.iter().find(|k| k.topic_only && k.name == name))
+}
+
+/// The key a topic-level key names: the broker key it overrides, or the topic-only key itself.
 pub fn by_topic_key(topic_key: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.topic == Some(topic_key))
 }
@@ -235,7 +252,12 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
 /// A row with the common fields; rows that override a key at topic level, are dynamic or have an
 /// alias set those with struct-update syntax.
 const fn row(section: Section, name: &'static str, default: DefaultValue, check: Check, doc: &'static str) -> Key {
-    Key { name, alias: None, default, check, topic: None, dynamic: false, section, doc }
+    Key { name, alias: None, default, check, topic: None, dynamic: false, topic_only: false, section, doc }
+}
+
+/// A topic config that no broker key stands behind (see `Key::topic_only`).
+const fn topic_row(section: Section, name: &'static str, default: DefaultValue, check: Check, doc: &'static str) -> Key {
+    Key { name, alias: None, default, check, topic: Some(name), dynamic: false, topic_only: true, section, doc }
 }
 
 use DefaultValue::{From, Unset, Value};
@@ -423,6 +445,18 @@ pub const KEYS: &[Key] = &[
     row(Section::Replication, "auto.leader.rebalance.enable", Value("true"), Check::Bool, "after a broker returns and catches up, the active controller moves leadership back to each partition's preferred (first) replica. Kafka does so only past `leader.imbalance.per.broker.percentage`; Strom moves every such partition at each check (a leadership move is cheap, and a skew below the threshold never heals in Kafka)"),
     row(Section::Replication, "leader.imbalance.check.interval.seconds", Value("300"), POSITIVE, "how often that check runs"),
     row(Section::Replication, "replica.lag.time.max.ms", Value("30000"), POSITIVE, "a follower that has not caught up with the leader's log end for this long leaves the ISR; it is added back once it has everything below the high watermark"),
+    Key {
+        dynamic: true,
+        ..row(Section::Replication, "leader.replication.throttled.rate", Value("9223372036854775807"), int(0, i64::MAX), "KIP-73: the most bytes per second this broker, as a leader, sends to followers of the replicas its topics' `leader.replication.throttled.replicas` name, measured over `replication.quota.window.num` windows; once over it those partitions are answered with no records until the rate falls back. In-sync followers are never held back. Strom's dynamic broker configs are cluster-wide, so it applies to every broker")
+    },
+    Key {
+        dynamic: true,
+        ..row(Section::Replication, "follower.replication.throttled.rate", Value("9223372036854775807"), int(0, i64::MAX), "KIP-73: the most bytes per second this broker, as a follower, fetches for the replicas its topics' `follower.replication.throttled.replicas` name; once over it those partitions are left out of its fetches until the rate falls back, unless the replica is caught up with the leader's high watermark")
+    },
+    row(Section::Replication, "replication.quota.window.num", Value("11"), int(1, i32::MAX as i64), "replication throttles: how many samples the replication byte rates are measured over"),
+    row(Section::Replication, "replication.quota.window.size.seconds", Value("1"), int(1, i32::MAX as i64), "replication throttles: the length of one sample"),
+    topic_row(Section::Replication, "leader.replication.throttled.replicas", Value(""), Check::ThrottledReplicas, "topic only (no broker key): the replicas whose leader's sending counts against and is held to `leader.replication.throttled.rate`, as `partition:brokerId` pairs naming the leader's broker (`0:101,0:102`), or `*` for every replica of the topic. `strom reassign-partitions --throttle` sets it to the moving partitions' current replicas"),
+    topic_row(Section::Replication, "follower.replication.throttled.replicas", Value(""), Check::ThrottledReplicas, "topic only (no broker key): the replicas whose fetching counts against and is held to `follower.replication.throttled.rate`, as `partition:brokerId` pairs naming the follower's broker, or `*`. `strom reassign-partitions --throttle` sets it to the replicas a reassignment adds"),
     row(Section::Replication, "replica.selector.class", Unset("null: consumers fetch from the leader"), Check::Text, "KIP-392: `org.apache.kafka.common.replica.RackAwareReplicaSelector` sends a consumer whose `client.rack` has an in-sync follower (and not the leader) to that follower, which serves it up to its high watermark; `org.apache.kafka.common.replica.LeaderSelector` keeps every consumer on the leader. Other classes cannot be loaded (Strom is not a JVM) and are a startup error"),
     // TLS (`SSL` listeners). Each may be given per listener as `listener.name.<listener>.<key>`
     // (the listener name in lower case, as Kafka), which wins over the bare key.
@@ -512,5 +546,20 @@ mod tests {
         assert!(key("log.cleaner.min.cleanable.ratio").unwrap().check_value("x", "1.5").is_err());
         assert_eq!(key("broker.id").unwrap().name, "node.id");
         assert_eq!(by_topic_key("segment.ms").unwrap().name, "log.roll.ms");
+    }
+
+    /// A topic-only key is a topic config and nothing else: the broker lookup never finds it.
+    #[test]
+    fn topic_only_keys_are_topic_configs_only() {
+        let k = by_topic_key("leader.replication.throttled.replicas").unwrap();
+        assert!(k.topic_only && k.topic == Some(k.name));
+        assert!(key("leader.replication.throttled.replicas").is_none());
+        assert!(key("leader.replication.throttled.rate").is_some_and(|k| k.dynamic && !k.topic_only));
+        for ok in ["", "*", "0:1", "0:1, 1:2 ,2:3", " * ", "0:1,"] {
+            assert!(k.check_value(k.name, ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["0", "a:1", "*,0:1", "0:1:2", "-1:2", ":"] {
+            assert!(k.check_value(k.name, bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -109,7 +109,9 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
 fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
     let image = broker.metadata.image();
     let levels = Levels::of(broker, &image);
+    // A topic-only key (`leader.replication.throttled.replicas`) is no broker config.
     KEYS.iter()
+        .filter(|k| !k.topic_only)
         .map(|k| {
             let (value, source) = match levels.value_and_source(k.name) {
                 Some((v, source)) => (Some(v), source),

@@ -61,7 +61,7 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, s
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 /// Keys whose values are comma-separated lists: the only ones APPEND and SUBTRACT apply to.
-const LIST_KEYS: &[&str] = &["cleanup.policy", "log.cleanup.policy"];
+const LIST_KEYS: &[&str] = &["cleanup.policy", "log.cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas"];
 
 /// Applies the operations in order. APPEND/SUBTRACT edit a list key as a list, starting from the
 /// key's default (`default_of`) when it is not set; on any other key they are INVALID_CONFIG,
