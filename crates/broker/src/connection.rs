@@ -124,7 +124,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                         break;
                     }
                 }
-                let (reply, unanswered_throttle) = match (&sasl, &gate) {
+                let (reply, request_throttle) = match (&sasl, &gate) {
                     (Some(auth), g) if !matches!(g, Gate::Authenticated { .. }) => {
                         let verdict = match &*request {
                             Request::Kafka(kind) => auth.before_auth(&mut gate, api_key, version, kind),
@@ -175,11 +175,12 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                     _ => handle_metered(&broker, &header, *request, &session).await,
                 };
                 // A client over its quota (KIP-219): answered at once, then nothing more is read
-                // from it until the throttle time it was told has passed. (Without a response,
-                // an acks=0 produce, it is not told, but the wait is the same, as Kafka mutes.)
+                // from it until the throttle time it was told has passed. (A response without a
+                // throttle time field, or none at all, an acks=0 produce, does not tell it, but
+                // the wait is the same: Kafka mutes the channel all the same.)
                 let throttle_ms = match reply.as_ref().map(|r| &r.body) {
-                    Some(Body::Kafka(r)) => crate::quotas::throttle::get(r),
-                    Some(Body::Old(_)) | None => unanswered_throttle,
+                    Some(Body::Kafka(r)) => crate::quotas::throttle::get(r).max(request_throttle),
+                    Some(Body::Old(_)) | None => request_throttle,
                 };
                 match reply {
                     None => {
@@ -296,8 +297,8 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
 
 /// Handles a request under the request quota (`request_percentage`, `quotas.rs`): the time its
 /// handler ran is recorded for the client, and a throttle time over the quota is put in the
-/// response (the larger of it and a byte rate's). Returns the reply, and the throttle time when
-/// there is no reply to carry it.
+/// response (the larger of it and a byte rate's). Returns the reply and the request quota's
+/// throttle time, which the connection waits out even where no response field carries it.
 async fn handle_metered(broker: &Arc<Broker>, header: &RequestHeader, request: Request, session: &Session) -> (Option<Reply>, i32) {
     use crate::quotas::throttle;
     let exempt = match &request {
@@ -311,14 +312,10 @@ async fn handle_metered(broker: &Arc<Broker>, header: &RequestHeader, request: R
     let image = broker.metadata.image();
     let client_id = header.client_id.as_deref().unwrap_or("");
     let ms = broker.quotas.record(&image.quotas, crate::quotas::Kind::Request, &session.principal, client_id, throttle::percent_seconds(busy), crate::clock::now_ms());
-    match &mut reply {
-        Some(Reply { body: Body::Kafka(r), .. }) => {
-            throttle::raise(r, ms);
-            (reply, 0)
-        }
-        Some(_) => (reply, ms),
-        None => (None, ms),
+    if let Some(Reply { body: Body::Kafka(r), .. }) = &mut reply {
+        throttle::raise(r, ms);
     }
+    (reply, ms)
 }
 
 async fn flush(w: &mut WriteHalf, out: &mut BytesMut) -> std::io::Result<()> {
