@@ -174,7 +174,7 @@ def test_errors(broker):
     fails(configs(broker, "--topic", "t", "--alter", "--add-config", "a=1", "--delete-config", "a"), "`a`")
     fails(configs(broker, "--entity-type", "topics", "--alter", "--add-config", "retention.ms=1"), "An entity name must be specified")
     fails(configs(broker, "--topic", "t", "--entity-type", "topics", "--describe"), "should not be used in conjunction")
-    for args in (["--topic", "t"], ["--topic", "t", "--describe", "--alter"], ["--entity-type", "clients", "--describe"],
+    for args in (["--topic", "t"], ["--topic", "t", "--describe", "--alter"], ["--entity-type", "broker-loggers", "--describe"],
                  ["--topic", "t", "--describe", "--add-config", "a=1"], ["--topic", "t", "--alter", "--all"]):
         r = configs(broker, *args)
         assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith("error: "), (args, r.stderr)

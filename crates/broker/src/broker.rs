@@ -47,7 +47,7 @@ pub struct Broker {
     /// The metadata follower (`follow_metadata`), awaited by `stop_work`.
     follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub producer_ids: Arc<ProducerIds>,
-    /// Client byte rates against their quotas (`quotas.rs`).
+    /// Client quotas and connection limits (`quotas.rs`).
     pub quotas: crate::quotas::QuotaManager,
     /// Whether the data directory is below `log.dir.min.free.bytes` (`disk_guard.rs`).
     pub disk: crate::disk_guard::DiskGuard,
@@ -103,7 +103,12 @@ impl Broker {
         let groups = Arc::new(GroupService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone()));
         let producer_ids = Arc::new(ProducerIds::new(metadata.clone()));
         let transactions = Arc::new(TxnService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone(), groups.clone(), producer_ids.clone()));
-        let quotas = crate::quotas::QuotaManager::new(config.quota_window_size_seconds, config.quota_window_num);
+        let limits = crate::quotas::connections::Limits {
+            max_connections: config.max_connections,
+            max_per_ip: config.max_connections_per_ip,
+            per_ip_overrides: config.max_connections_per_ip_overrides.iter().copied().collect(),
+        };
+        let quotas = crate::quotas::QuotaManager::new(config.quota_window_size_seconds, config.quota_window_num, limits);
         let broker = Arc::new(Broker {
             config,
             metadata,

@@ -124,7 +124,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                         break;
                     }
                 }
-                let reply = match (&sasl, &gate) {
+                let (reply, request_throttle) = match (&sasl, &gate) {
                     (Some(auth), g) if !matches!(g, Gate::Authenticated { .. }) => {
                         let verdict = match &*request {
                             Request::Kafka(kind) => auth.before_auth(&mut gate, api_key, version, kind),
@@ -157,8 +157,8 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                             }
                         }
                         match verdict {
-                            Verdict::Dispatch => handlers::handle(&broker, &header, *request, &session).await,
-                            Verdict::Reply(r) => Some(Reply { body: Body::Kafka(r), files: Vec::new() }),
+                            Verdict::Dispatch => handle_metered(&broker, &header, *request, &session).await,
+                            Verdict::Reply(r) => (Some(Reply { body: Body::Kafka(r), files: Vec::new() }), 0),
                             Verdict::ReplyAndClose(r) => {
                                 crate::sasl::report_failure(peer, &listener, crate::clock::now_ms());
                                 if encode_response(&mut out, api_key, version, header.correlation_id, &Body::Kafka(r)).is_ok() {
@@ -172,17 +172,25 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                             }
                         }
                     }
-                    _ => handlers::handle(&broker, &header, *request, &session).await,
+                    _ => handle_metered(&broker, &header, *request, &session).await,
                 };
                 // A client over its quota (KIP-219): answered at once, then nothing more is read
-                // from it until the throttle time it was told has passed.
+                // from it until the throttle time it was told has passed. (A response without a
+                // throttle time field, or none at all, an acks=0 produce, does not tell it, but
+                // the wait is the same: Kafka mutes the channel all the same.)
                 let throttle_ms = match reply.as_ref().map(|r| &r.body) {
-                    Some(Body::Kafka(ResponseKind::Produce(r))) => r.throttle_time_ms,
-                    Some(Body::Kafka(ResponseKind::Fetch(r))) => r.throttle_time_ms,
-                    _ => 0,
+                    Some(Body::Kafka(r)) => crate::quotas::throttle::get(r).max(request_throttle),
+                    Some(Body::Old(_)) | None => request_throttle,
                 };
                 match reply {
-                    None => {}
+                    None => {
+                        if throttle_ms > 0 {
+                            if flush(&mut w, &mut out).await.is_err() {
+                                break;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(throttle_ms as u64)).await;
+                        }
+                    }
                     Some(Reply { body, files }) if files.is_empty() => {
                         if let Err(e) = encode_response(&mut out, api_key, version, header.correlation_id, &body) {
                             tracing::error!(%peer, error = %e, "closing connection");
@@ -285,6 +293,29 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
         let _ = w.flush().await;
     }
     reader.abort();
+}
+
+/// Handles a request under the request quota (`request_percentage`, `quotas.rs`): the time its
+/// handler ran is recorded for the client, and a throttle time over the quota is put in the
+/// response (the larger of it and a byte rate's). Returns the reply and the request quota's
+/// throttle time, which the connection waits out even where no response field carries it.
+async fn handle_metered(broker: &Arc<Broker>, header: &RequestHeader, request: Request, session: &Session) -> (Option<Reply>, i32) {
+    use crate::quotas::throttle;
+    let exempt = match &request {
+        Request::Kafka(k) => throttle::exempt(k),
+        Request::Old(_) => false,
+    };
+    let (mut reply, busy) = throttle::timed(handlers::handle(broker, header, request, session)).await;
+    if exempt {
+        return (reply, 0);
+    }
+    let image = broker.metadata.image();
+    let client_id = header.client_id.as_deref().unwrap_or("");
+    let ms = broker.quotas.record(&image.quotas, crate::quotas::Kind::Request, &session.principal, client_id, throttle::percent_seconds(busy), crate::clock::now_ms());
+    if let Some(Reply { body: Body::Kafka(r), .. }) = &mut reply {
+        throttle::raise(r, ms);
+    }
+    (reply, ms)
 }
 
 async fn flush(w: &mut WriteHalf, out: &mut BytesMut) -> std::io::Result<()> {

@@ -140,6 +140,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
         // stopped node): Metadata would list no brokers, and librdkafka drops the brokers it is
         // not told about, a consumer's coordinator among them, never to find it again.
         broker.metadata.registered_here().await;
+        let client_listeners = listeners.len();
         for (listener, name, tls, sasl) in listeners {
             // SCRAM credentials are read from the metadata image at each login, so a change
             // (AlterUserScramCredentials, here or on another node) applies to the next one.
@@ -158,7 +159,7 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
                 apply_dynamic_tls(&broker, tls, &name, &mut stores);
                 loops.push(tokio::spawn(tls_reload_loop(broker.clone(), tls.clone(), name.clone(), stores, broker.stopping())));
             }
-            tokio::spawn(accept_loop(broker.clone(), listener, name, tls, sasl, broker.stopping()));
+            tokio::spawn(accept_loop(broker.clone(), listener, name, tls, sasl, client_listeners, broker.stopping()));
         }
         // "Ready" also includes the replay of the offsets partitions a single node leads: a
         // client that starts on the ready line must not meet COORDINATOR_LOAD_IN_PROGRESS, which
@@ -212,17 +213,42 @@ async fn accept_loop(
     name: Arc<str>,
     tls: Option<Arc<crate::tls::TlsListener>>,
     sasl: Option<Arc<crate::sasl::Authenticator>>,
+    client_listeners: usize,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
+    // `max.connections` does not hold back the inter-broker listener when there are others
+    // (Kafka's protected listener), so replication goes on when clients use every slot.
+    let protected = client_listeners > 1 && name.eq_ignore_ascii_case(&broker.config.inter_broker.listener);
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = async {
+                broker.quotas.connections.wait_for_slot(protected).await;
+                listener.accept().await
+            } => a,
             _ = stopped(&mut stopping) => return,
         };
         match accepted {
             Ok((stream, peer)) => {
+                let slot = match broker.quotas.connections.admit(peer.ip(), &broker.metadata.image().quotas, crate::clock::now_ms()) {
+                    crate::quotas::connections::Admission::Admitted(slot) => slot,
+                    crate::quotas::connections::Admission::TooMany(max) => {
+                        tracing::debug!(%peer, listener = %name, max, "max.connections.per.ip reached: connection closed");
+                        continue;
+                    }
+                    crate::quotas::connections::Admission::Throttled(ms) => {
+                        // Kafka's delayed close: the client sees its connection stay silent
+                        // and close, and backs off, rather than reconnecting at once.
+                        tracing::debug!(%peer, listener = %name, ms, "over the address's connection_creation_rate: closing the connection after the throttle time");
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(ms.max(0) as u64)).await;
+                            drop(stream);
+                        });
+                        continue;
+                    }
+                };
                 let (broker, name, tls, sasl) = (broker.clone(), name.clone(), tls.clone(), sasl.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let (stream, principal) = match tls {
                         None => (Stream::Plain(stream), None),
                         Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {

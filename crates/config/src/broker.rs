@@ -97,6 +97,10 @@ pub struct BrokerConfig {
     pub quota_window_size_seconds: u64,
     /// KIP-73's replication throttles (`leader/follower.replication.throttled.rate`).
     pub replication_throttle: ReplicationThrottle,
+    /// `max.connections`, `max.connections.per.ip` and its overrides.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: Vec<(std::net::IpAddr, usize)>,
     /// `authorizer.class.name` and its settings; `None`: every request is allowed.
     pub authorizer: Option<security::AuthorizerSettings>,
     /// Known-but-ignored keys that were set, for the one-time log line.
@@ -323,6 +327,9 @@ impl BrokerConfig {
                 window_num: r.int("replication.quota.window.num")?,
                 window_size_seconds: r.int("replication.quota.window.size.seconds")?,
             },
+            max_connections: r.int("max.connections")?,
+            max_connections_per_ip: r.int("max.connections.per.ip")?,
+            max_connections_per_ip_overrides: per_ip_overrides(&r)?,
             ignored,
             bootstrap_scram: Vec::new(),
             props: props.clone(),
@@ -504,6 +511,30 @@ fn within(r: &Resolver, name: &str, min: &str, max: &str) -> Result<i32, ConfigE
     Ok(v)
 }
 
+/// `max.connections.per.ip.overrides`: `address:count,...`, as Kafka's, with IP addresses only
+/// (an IPv6 address is split at its last colon). With `max.connections.per.ip=0` it must not be
+/// empty (Kafka's check: otherwise no client could ever connect).
+fn per_ip_overrides(r: &Resolver) -> Result<Vec<(std::net::IpAddr, usize)>, ConfigError> {
+    const KEY: &str = "max.connections.per.ip.overrides";
+    let v = r.text(KEY)?.unwrap_or("");
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item.rsplit_once(':').and_then(|(host, n)| {
+            let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+            Some((host.parse::<std::net::IpAddr>().ok()?, n.trim().parse::<usize>().ok().filter(|n| *n <= i32::MAX as usize)?))
+        });
+        match parsed {
+            Some(o) => out.push(o),
+            None => return Err(invalid(KEY, v, format!("`{item}` is not `address:count` (an IP address and a count)"))),
+        }
+    }
+    let per_ip: usize = r.int("max.connections.per.ip")?;
+    if per_ip == 0 && out.is_empty() {
+        return Err(invalid("max.connections.per.ip", "0", format!("0 needs {KEY}, or no client could connect")));
+    }
+    Ok(out)
+}
+
 /// `group.share.*` and `share.auto.offset.reset`: Kafka's min/max checks, the heartbeat
 /// interval below the session timeout.
 fn share_group_settings(r: &Resolver) -> Result<ShareGroupConfig, ConfigError> {
@@ -632,6 +663,19 @@ mod tests {
         let short = [("group.share.min.record.lock.duration.ms", "1000"), ("group.share.record.lock.duration.ms", "1000")];
         assert_eq!(share(&short).unwrap().record_lock_duration_ms, 1000);
         assert!(share(&[("group.share.delivery.count.limit", "1")]).is_err());
+    }
+
+    #[test]
+    fn connection_limits_are_read_as_kafka() {
+        let c = BrokerConfig::from_props(&BTreeMap::new()).unwrap();
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (i32::MAX as usize, i32::MAX as usize));
+        assert!(c.max_connections_per_ip_overrides.is_empty());
+        let c = BrokerConfig::from_props(&props(&[("max.connections.per.ip", "0"), ("max.connections.per.ip.overrides", "127.0.0.1:5, [::1]:7")])).unwrap();
+        assert_eq!(c.max_connections_per_ip_overrides, vec![("127.0.0.1".parse().unwrap(), 5), ("::1".parse().unwrap(), 7)]);
+        assert!(BrokerConfig::from_props(&props(&[("max.connections.per.ip", "0")])).is_err());
+        for bad in ["127.0.0.1", "localhost:5", "127.0.0.1:x", "127.0.0.1:-1"] {
+            assert!(BrokerConfig::from_props(&props(&[("max.connections.per.ip.overrides", bad)])).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -934,4 +978,3 @@ mod tests {
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
     }
 }
-

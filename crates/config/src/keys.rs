@@ -362,8 +362,11 @@ pub const KEYS: &[Key] = &[
         dynamic: true,
         ..row(Section::Broker, "message.max.bytes", Value("1048588"), POSITIVE_U32, "the largest record batch accepted (MESSAGE_TOO_LARGE beyond it)")
     },
-    row(Section::Security, "quota.window.num", Value("11"), int(2, 1000), "client quotas: how many samples a client's byte rate is measured over"),
-    row(Section::Security, "quota.window.size.seconds", Value("1"), int(1, 3600), "client quotas: the length of one sample; a client over its quota is throttled for at most `quota.window.num` of these"),
+    row(Section::Security, "quota.window.num", Value("11"), int(2, 1000), "client quotas: how many samples a client's rates (bytes, request handler time, an address's new connections) are measured over; a `controller_mutation_rate` bucket holds this many samples' worth of its rate"),
+    row(Section::Security, "quota.window.size.seconds", Value("1"), int(1, 3600), "client quotas: the length of one sample; a client over a byte rate is throttled for at most `quota.window.num` of these, over `request_percentage` or an address over its `connection_creation_rate` for at most one"),
+    row(Section::Security, "max.connections", Value("2147483647"), int(0, i32::MAX as i64), "the most client connections this broker holds open; at the limit the listeners stop accepting until one closes (the inter-broker listener is exempt when there are other listeners)"),
+    row(Section::Security, "max.connections.per.ip", Value("2147483647"), int(0, i32::MAX as i64), "the most connections from one address; a connection beyond it is closed at once; `0` needs `max.connections.per.ip.overrides`"),
+    row(Section::Security, "max.connections.per.ip.overrides", Value(""), Check::Text, "per-address exceptions to `max.connections.per.ip`: `address:count,...` (IP addresses; Kafka also takes host names)"),
     row(
         Section::Broker,
         "http.listeners",

@@ -48,6 +48,13 @@ impl QuotaEntity {
         if self.get(IP).is_some() && self.0.len() > 1 {
             return Err("Invalid quota entity combination, IP entity should not be combined with User or ClientId entities.".into());
         }
+        // Kafka also accepts a host name, resolved when the quota is applied; this crate does
+        // no I/O, so Strom takes addresses only.
+        if let Some(Some(name)) = self.get(IP) {
+            if name.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("{name} is not a valid IP or resolvable host."));
+            }
+        }
         Ok(())
     }
 
@@ -143,6 +150,21 @@ impl Quotas {
         ];
         order.into_iter().find_map(|parts| self.0.get(&key(&QuotaEntity::new(parts))).and_then(|(_, v)| v.get(key_name).copied()))
     }
+
+    /// The `connection_creation_rate` of connections from `ip`: the entity naming that address
+    /// (compared as addresses, so any spelling of it counts), else the default `ip` entity.
+    pub fn resolve_ip(&self, ip: std::net::IpAddr) -> Option<f64> {
+        let mut default = None;
+        for (entity, values) in self.0.values() {
+            let Some(value) = values.get(CONNECTION_CREATION_RATE) else { continue };
+            match entity.get(IP) {
+                Some(Some(name)) if name.parse::<std::net::IpAddr>().is_ok_and(|a| a == ip) => return Some(*value),
+                Some(None) => default = Some(*value),
+                _ => {}
+            }
+        }
+        default
+    }
 }
 
 #[cfg(test)]
@@ -182,11 +204,29 @@ mod tests {
     }
 
     #[test]
+    fn ip_quotas_resolve_by_address_then_default() {
+        let mut q = Quotas::default();
+        let set = |v: f64| [(CONNECTION_CREATION_RATE.to_string(), v)].into_iter().collect::<BTreeMap<_, _>>();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("an address");
+        assert_eq!(q.resolve_ip(ip("10.0.0.1")), None);
+        q.alter(&entity(&[(IP, None)]), &set(5.0), &[]);
+        q.alter(&entity(&[(IP, Some("::1"))]), &set(7.0), &[]);
+        q.alter(&entity(&[(IP, Some("10.0.0.1"))]), &set(9.0), &[]);
+        assert_eq!(q.resolve_ip(ip("10.0.0.1")), Some(9.0));
+        assert_eq!(q.resolve_ip(ip("0:0:0:0:0:0:0:1")), Some(7.0));
+        assert_eq!(q.resolve_ip(ip("10.0.0.2")), Some(5.0));
+    }
+
+    #[test]
     fn kafkas_checks() {
         assert!(entity(&[(USER, Some("a")), (CLIENT_ID, None)]).validate().is_ok());
         assert!(entity(&[(IP, Some("1.2.3.4")), (USER, None)]).validate().is_err());
         assert!(entity(&[("group", Some("g"))]).validate().is_err());
         assert!(entity(&[]).validate().is_err());
+        assert!(entity(&[(IP, Some("10.1.2.3"))]).validate().is_ok());
+        assert!(entity(&[(IP, Some("::1"))]).validate().is_ok());
+        assert!(entity(&[(IP, None)]).validate().is_ok());
+        assert!(entity(&[(IP, Some("not an address"))]).validate().is_err());
         let e = entity(&[(USER, Some("a"))]);
         assert!(e.validate_value(PRODUCER_BYTE_RATE, 1024.0).is_ok());
         assert!(e.validate_value(PRODUCER_BYTE_RATE, 10.5).is_err());

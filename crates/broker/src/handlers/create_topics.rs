@@ -1,4 +1,6 @@
 //! CreateTopics: partitions, replication factor (or a manual assignment), configs, validate_only.
+//! Under the client's `controller_mutation_rate` (KIP-599, `quotas/mutation.rs`): strict from
+//! v6, as Kafka.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::topic_config_entries;
 use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::session::Session;
 use strom_metadata::acl::Operation;
 use crate::topics::AdminError;
@@ -18,15 +21,25 @@ use crate::topics::AdminError;
 /// As Kafka: CREATE on the cluster or on the topic (else TOPIC_AUTHORIZATION_FAILED); the
 /// configs come back (v5+) only with DESCRIBE_CONFIGS on the topic (else the topic's config
 /// error is TOPIC_AUTHORIZATION_FAILED).
-pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16, session: &Session) -> CreateTopicsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16, session: &Session, client_id: &str) -> CreateTopicsResponse {
     let authz = broker.authz(session);
+    let mut quota = broker.quotas.mutations(&broker.metadata.image().quotas, &session.principal, client_id, version >= 6);
     let cluster_create = authz.allows_cluster(Operation::Create);
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         // Kafka answers a success with a null message (the crate's default is "").
         let result = CreatableTopicResult::default().with_name(t.name.clone()).with_error_message(None);
         let created = if cluster_create || authz.allows_topic(Operation::Create, &t.name) {
-            create(broker, &t, req.validate_only).await
+            match quota.check(now_ms()) {
+                Err(_) => Err(AdminError::new(ResponseError::ThrottlingQuotaExceeded, crate::quotas::mutation::EXCEEDED)),
+                Ok(()) => {
+                    let created = create(broker, &t, req.validate_only).await;
+                    if let (Ok((_, partitions, _, _)), false) = (&created, req.validate_only) {
+                        quota.record((*partitions).max(0) as usize, now_ms());
+                    }
+                    created
+                }
+            }
         } else {
             Err(AdminError::new(ResponseError::TopicAuthorizationFailed, "Authorization failed."))
         };
@@ -60,7 +73,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
             }
         });
     }
-    CreateTopicsResponse::default().with_topics(topics)
+    CreateTopicsResponse::default().with_topics(topics).with_throttle_time_ms(quota.throttle_ms())
 }
 
 type Created = (uuid::Uuid, i32, i16, BTreeMap<String, String>);

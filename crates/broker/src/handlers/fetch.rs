@@ -79,7 +79,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, sessi
                 broker.replicas.replication_quotas.leader.record(throttled as u64, now_ms());
                 0
             } else {
-                broker.quotas.record(&broker.metadata.image().quotas, crate::quotas::Kind::Fetch, &session.principal, client_id, bytes, now_ms())
+                broker.quotas.record(&broker.metadata.image().quotas, crate::quotas::Kind::Fetch, &session.principal, client_id, bytes as f64, now_ms())
             };
             return (FetchResponse::default().with_session_id(0).with_responses(responses).with_throttle_time_ms(throttle), files);
         }

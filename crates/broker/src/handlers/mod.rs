@@ -230,8 +230,8 @@ async fn dispatch(broker: &Arc<Broker>, header: &RequestHeader, request: Request
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v, session).await),
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r, v, session, client_id).await?),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v, session)),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v, session).await),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r, session).await),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, v, session, client_id).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r, v, session, client_id).await),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(broker, r, session)),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(broker, r, v, session).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, session)),
@@ -239,7 +239,7 @@ async fn dispatch(broker: &Arc<Broker>, header: &RequestHeader, request: Request
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, r, session).await)
         }
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r, session).await),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r, v, session, client_id).await),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, session)),
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v, session).await),
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, r, v, client_id, session).await),

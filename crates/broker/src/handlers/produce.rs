@@ -31,7 +31,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16, ses
     // The client's byte rate (`producer_byte_rate`): over its quota, the response says how long
     // to hold back, and the connection waits that long before reading on.
     let bytes: usize = req.topic_data.iter().flat_map(|t| &t.partition_data).filter_map(|p| p.records.as_ref()).map(|r| r.len()).sum();
-    let throttle = broker.quotas.record(&broker.metadata.image().quotas, crate::quotas::Kind::Produce, &session.principal, client_id, bytes, now_ms());
+    let throttle = broker.quotas.record(&broker.metadata.image().quotas, crate::quotas::Kind::Produce, &session.principal, client_id, bytes as f64, now_ms());
     // As Kafka: a request with transactional batches needs WRITE on its transactional id, or the
     // whole request is refused; each topic needs WRITE.
     // (Only with an authorizer: without one, no batch header is read here.)

@@ -188,7 +188,7 @@ impl Viewer {
             .map(|(k, v)| CreatableTopicConfig::default().with_name(StrBytes::from_string(k.clone())).with_value(Some(StrBytes::from_string(v.clone()))))
             .collect();
         let t = CreatableTopic::default().with_name(name(topic)).with_num_partitions(partitions).with_replication_factor(replication_factor).with_configs(configs);
-        let r = handlers::create_topics::handle(&self.broker, CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(30_000), 7, &self.session).await;
+        let r = handlers::create_topics::handle(&self.broker, CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(30_000), 7, &self.session, "strom-console").await;
         match r.topics.into_iter().next() {
             Some(t) if t.error_code == 0 => Ok(()),
             Some(t) => Err(error_text(t.error_code, t.error_message.as_ref())),
@@ -197,7 +197,7 @@ impl Viewer {
     }
 
     pub async fn delete_topic(&self, topic: &str) -> Result<(), String> {
-        let r = handlers::delete_topics::handle(&self.broker, DeleteTopicsRequest::default().with_topic_names(vec![name(topic)]).with_timeout_ms(30_000), &self.session).await;
+        let r = handlers::delete_topics::handle(&self.broker, DeleteTopicsRequest::default().with_topic_names(vec![name(topic)]).with_timeout_ms(30_000), 5, &self.session, "strom-console").await;
         match r.responses.into_iter().next() {
             Some(t) if t.error_code == 0 => Ok(()),
             Some(t) => Err(error_text(t.error_code, t.error_message.as_ref())),

@@ -1,6 +1,7 @@
 //! `strom configs`: Kafka's `kafka-configs.sh` for topics and brokers: `--describe` a resource's
-//! dynamic configs (or all of them with `--all`), `--alter` them incrementally; and for users'
-//! SCRAM credentials (`users.rs`).
+//! dynamic configs (or all of them with `--all`), `--alter` them incrementally; for users'
+//! SCRAM credentials (`users.rs`); and for client quotas of users, client ids and addresses
+//! (`quotas.rs`).
 //!
 //! Both go to librdkafka directly (the tools' [`admin_ffi`] module, `tools/admin_ffi.rs`): the `rdkafka`
 //! crate wraps neither IncrementalAlterConfigs nor the synonyms and per-resource errors of
@@ -19,6 +20,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 
 mod defaults;
+mod quotas;
 mod users;
 
 use super::admin_ffi::{self, Entry, Op, ResourceKind};
@@ -33,8 +35,12 @@ const DYNAMIC_DEFAULT_BROKER_CONFIG: i32 = 3;
 pub enum EntityType {
     Topics,
     Brokers,
-    /// SCRAM credentials (`SCRAM-SHA-256=[iterations=N,password=P]`).
+    /// Quotas (`producer_byte_rate=1024,...`) or SCRAM credentials (`SCRAM-SHA-256=[iterations=N,password=P]`).
     Users,
+    /// Client ids' quotas.
+    Clients,
+    /// Addresses' connection quotas (`connection_creation_rate`).
+    Ips,
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +84,24 @@ pub struct Args {
     /// Config keys to remove (back to their defaults), k1,k2.
     #[arg(long, value_name = "K,...", value_delimiter = ',', conflicts_with = "describe")]
     pub delete_config: Vec<String>,
+    /// A user's quotas (--entity-type users --entity-name USER); with --client, the pair's.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// A client id's quotas (--entity-type clients --entity-name ID); with --user, the pair's.
+    #[arg(long, value_name = "ID")]
+    pub client: Option<String>,
+    /// An address's connection quota (--entity-type ips --entity-name IP).
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// The default user's quotas.
+    #[arg(long, conflicts_with = "user")]
+    pub user_defaults: bool,
+    /// The default client id's quotas.
+    #[arg(long, conflicts_with = "client")]
+    pub client_defaults: bool,
+    /// The default address's connection quota.
+    #[arg(long, conflicts_with = "ip")]
+    pub ip_defaults: bool,
 }
 
 /// What the command is about, after Kafka's shorthands are resolved.
@@ -93,8 +117,12 @@ enum Entity {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if a.entity_type == Some(EntityType::Users) && [a.topic.is_some(), a.broker.is_some(), a.broker_defaults].iter().all(|b| !b) {
-        return users::run(&a);
+    let resource_flags = [a.topic.is_some(), a.broker.is_some(), a.broker_defaults].iter().any(|b| *b);
+    if !resource_flags && quotas::is_quota_command(&a) {
+        return quotas::run(&a);
+    }
+    if a.entity_type == Some(EntityType::Users) && !resource_flags {
+        return users::run(&a, a.entity_name.clone());
     }
     let entity = entity(&a)?;
     let admin: AdminClient<DefaultClientContext> =
@@ -145,7 +173,7 @@ fn entity(a: &Args) -> anyhow::Result<Entity> {
         },
         (EntityType::Brokers, None) if a.alter => bail!("An entity-name or default entity must be specified with --alter of brokers"),
         (EntityType::Brokers, None) => Entity::AllBrokers,
-        (EntityType::Users, _) => bail!("--entity-{{type,name,default}} should not be used in conjunction with specific entity flags"),
+        (EntityType::Users | EntityType::Clients | EntityType::Ips, _) => bail!("--entity-{{type,name,default}} should not be used in conjunction with specific entity flags"),
     })
 }
 

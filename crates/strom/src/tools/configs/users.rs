@@ -22,7 +22,8 @@ use super::{parse_add_config, Args};
 /// Kafka's tool's default (`ConfigCommand.DefaultScramIterations`).
 const DEFAULT_ITERATIONS: i32 = 4096;
 
-pub fn run(a: &Args) -> anyhow::Result<()> {
+/// `user`: the one user to describe (all of them if `None`) or alter.
+pub fn run(a: &Args, user: Option<String>) -> anyhow::Result<()> {
     if a.entity_default {
         bail!("The use of --entity-default or --user-defaults is not allowed with User SCRAM Credentials using --bootstrap-server.");
     }
@@ -30,8 +31,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     // allowed ALTER on the cluster may set credentials).
     let settings = Settings::read("strom-configs", a.connection.command_config.as_deref(), super::super::TIMEOUT)?;
     let bootstrap = a.connection.bootstrap_server.clone();
-    let alter = if a.alter { Some(alterations(a)?) } else { None };
-    let user = a.entity_name.clone();
+    let alter = if a.alter { Some(alterations(a, user.clone())?) } else { None };
     super::super::block_on(async move {
         let mut cluster = Cluster::connect(&bootstrap, &settings).await?;
         let node = *cluster.brokers.keys().next().context("the cluster lists no brokers")?;
@@ -78,8 +78,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
 }
 
 /// The request for `--alter` of one user, with Kafka's checks and messages.
-fn alterations(a: &Args) -> anyhow::Result<(String, AlterUserScramCredentialsRequest)> {
-    let Some(user) = a.entity_name.clone() else { bail!("An entity name must be specified with --alter of users") };
+fn alterations(a: &Args, user: Option<String>) -> anyhow::Result<(String, AlterUserScramCredentialsRequest)> {
+    let Some(user) = user else { bail!("An entity name must be specified with --alter of users") };
     let adds = match &a.add_config {
         Some(spec) => parse_add_config(spec)?,
         None => Vec::new(),
