@@ -71,8 +71,8 @@ pub struct Key {
     /// The topic-level key that overrides this broker key for one topic (`retention.ms` for
     /// `log.retention.ms`): DescribeConfigs lists this key as its synonym.
     pub topic: Option<&'static str>,
-    /// AlterConfigs / IncrementalAlterConfigs may change it at run time, cluster-wide (Kafka's
-    /// dynamic broker configs).
+    /// AlterConfigs / IncrementalAlterConfigs may change it at run time, for one broker or the
+    /// whole cluster (Kafka's dynamic broker configs; `dynamic_key`).
     pub dynamic: bool,
     /// A topic config with no broker key at all (Kafka's `leader.replication.throttled.replicas`):
     /// `name` and `topic` are the topic key, `key` (the broker key lookup) never finds it, and it
@@ -450,7 +450,7 @@ pub const KEYS: &[Key] = &[
     row(Section::Replication, "replica.lag.time.max.ms", Value("30000"), POSITIVE, "a follower that has not caught up with the leader's log end for this long leaves the ISR; it is added back once it has everything below the high watermark"),
     Key {
         dynamic: true,
-        ..row(Section::Replication, "leader.replication.throttled.rate", Value("9223372036854775807"), int(0, i64::MAX), "KIP-73: the most bytes per second this broker, as a leader, sends to followers of the replicas its topics' `leader.replication.throttled.replicas` name, measured over `replication.quota.window.num` windows; once over it those partitions are answered with no records until the rate falls back. In-sync followers are never held back. Strom's dynamic broker configs are cluster-wide, so it applies to every broker")
+        ..row(Section::Replication, "leader.replication.throttled.rate", Value("9223372036854775807"), int(0, i64::MAX), "KIP-73: the most bytes per second this broker, as a leader, sends to followers of the replicas its topics' `leader.replication.throttled.replicas` name, measured over `replication.quota.window.num` windows; once over it those partitions are answered with no records until the rate falls back. In-sync followers are never held back")
     },
     Key {
         dynamic: true,
