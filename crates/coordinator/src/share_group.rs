@@ -28,6 +28,7 @@
 mod coordinator;
 mod partition;
 mod record;
+mod state;
 
 #[cfg(test)]
 mod model_tests;
@@ -39,6 +40,7 @@ pub use coordinator::{
 };
 pub use partition::{AckType, Acquired, Limits, LogBatch, SharePartition, Snapshot};
 pub use record::{is_share_state_key, RecordError, SHARE_STATE_KEY};
+pub use state::{from_batches, to_batches, StateBatch, StateEpochs};
 
 /// `share.auto.offset.reset`: where a share partition seen for the first time starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

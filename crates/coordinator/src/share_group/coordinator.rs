@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::partition::{AckType, Acquired, Limits, LogBatch, SharePartition, Snapshot};
 use super::record::{self, RecordError};
+use super::state::StateEpochs;
 use super::{AutoOffsetReset, ShareGroupConfig};
 use crate::consumer_group::{Assignment, RawRecord, Topics};
 
@@ -117,6 +118,9 @@ pub struct ShareGroupCoordinator {
     dirty: BTreeSet<ShareKey>,
     /// Share partitions deleted since then: their records become tombstones.
     deleted: BTreeSet<ShareKey>,
+    /// As the state's owner: each share partition's epochs (see [`StateEpochs`]); kept for a
+    /// deleted state too, until a restart, so a leader holding it from before is fenced.
+    epochs: BTreeMap<ShareKey, StateEpochs>,
 }
 
 impl ShareGroupCoordinator {
@@ -430,10 +434,11 @@ impl ShareGroupCoordinator {
     pub fn take_records(&mut self) -> Vec<(String, RawRecord)> {
         let dirty = std::mem::take(&mut self.dirty);
         let deleted = std::mem::take(&mut self.deleted);
-        let mut out: Vec<(String, RawRecord)> = deleted.into_iter().map(|key| (key.0.clone(), (record::encode(&key, &Snapshot::default()).0, None))).collect();
+        let mut out: Vec<(String, RawRecord)> = deleted.into_iter().map(|key| (key.0.clone(), (record::encode_key(&key), None))).collect();
         out.extend(dirty.into_iter().filter_map(|key| {
             let p = self.partitions.get(&key)?;
-            Some((key.0.clone(), record::encode(&key, &p.snapshot())))
+            let epochs = self.epochs.get(&key).copied().unwrap_or_default();
+            Some((key.0.clone(), record::encode(&key, &p.snapshot(), epochs)))
         }));
         out
     }
@@ -450,6 +455,7 @@ impl ShareGroupCoordinator {
         self.partitions.insert(key.clone(), SharePartition::new(start_offset));
         self.deleted.remove(key);
         self.dirty.insert(key.clone());
+        self.bump_state_epoch(key);
         Ok(())
     }
 
@@ -464,6 +470,7 @@ impl ShareGroupCoordinator {
         for key in keys {
             self.partitions.remove(&key);
             self.dirty.remove(&key);
+            self.bump_state_epoch(&key);
             self.deleted.insert(key);
         }
         if topic.is_none() {
@@ -479,10 +486,12 @@ impl ShareGroupCoordinator {
         match value {
             None => {
                 self.partitions.remove(&k);
+                self.epochs.remove(&k);
             }
             Some(v) => {
-                let s: Snapshot = record::decode_value(v)?;
-                self.partitions.insert(k, SharePartition::from_snapshot(&s));
+                let (s, epochs) = record::decode_value(v)?;
+                self.partitions.insert(k.clone(), SharePartition::from_snapshot(&s));
+                self.epochs.insert(k, epochs);
             }
         }
         Ok(())
@@ -495,6 +504,101 @@ impl ShareGroupCoordinator {
         self.sessions.retain(|(g, _), _| !unload(g));
         self.dirty.retain(|(g, _, _)| !unload(g));
         self.deleted.retain(|(g, _, _)| !unload(g));
+        self.epochs.retain(|(g, _, _), _| !unload(g));
+    }
+
+    fn bump_state_epoch(&mut self, key: &ShareKey) {
+        let e = self.epochs.entry(key.clone()).or_default();
+        e.state_epoch = e.state_epoch.wrapping_add(1).max(1);
+    }
+
+    /// ReadShareGroupState, as the state's owner: the stored state (`None`: never written, or
+    /// deleted) and its state epoch. A leader older than the last one to read or write is
+    /// FENCED_LEADER_EPOCH; a newer one becomes the last (stored with the state, so it stays
+    /// fenced after a restart of the owner).
+    pub fn read_state(&mut self, key: &ShareKey, leader_epoch: i32) -> Result<(Option<Snapshot>, i32), ResponseError> {
+        let e = self.epochs.entry(key.clone()).or_default();
+        if leader_epoch < e.leader_epoch {
+            return Err(ResponseError::FencedLeaderEpoch);
+        }
+        let state_epoch = e.state_epoch;
+        if leader_epoch > e.leader_epoch {
+            e.leader_epoch = leader_epoch;
+            if self.partitions.contains_key(key) {
+                self.dirty.insert(key.clone());
+            }
+        }
+        Ok((self.partitions.get(key).map(SharePartition::snapshot), state_epoch))
+    }
+
+    /// WriteShareGroupState, as the state's owner: `snapshot` replaces the stored state. Refused
+    /// from a leader older than the last one (FENCED_LEADER_EPOCH) and from one that read the
+    /// state before an administrator reset or deleted it (FENCED_STATE_EPOCH).
+    pub fn write_state(&mut self, key: &ShareKey, leader_epoch: i32, state_epoch: i32, snapshot: &Snapshot) -> Result<(), ResponseError> {
+        let e = self.epochs.entry(key.clone()).or_default();
+        if leader_epoch < e.leader_epoch {
+            return Err(ResponseError::FencedLeaderEpoch);
+        }
+        if state_epoch != e.state_epoch {
+            return Err(ResponseError::FencedStateEpoch);
+        }
+        e.leader_epoch = leader_epoch;
+        self.partitions.insert(key.clone(), SharePartition::from_snapshot(snapshot));
+        self.deleted.remove(key);
+        self.dirty.insert(key.clone());
+        Ok(())
+    }
+
+    /// As a partition's leader: the share partition starts from the state its owner returned
+    /// (`None`: there is none, and the next fetch starts it where `share.auto.offset.reset`
+    /// says). Whatever was held here before is dropped.
+    pub fn install(&mut self, key: &ShareKey, snapshot: Option<&Snapshot>) {
+        self.forget(key);
+        if let Some(s) = snapshot {
+            self.partitions.insert(key.clone(), SharePartition::from_snapshot(s));
+        }
+    }
+
+    /// As a partition's leader: drops a share partition (its leadership or its state moved on).
+    pub fn forget(&mut self, key: &ShareKey) {
+        self.partitions.remove(key);
+        self.dirty.remove(key);
+    }
+
+    /// The share partitions of `group_id` changed since their state was last taken.
+    pub fn dirty_of(&self, group_id: &str) -> Vec<ShareKey> {
+        self.dirty.iter().filter(|(g, _, _)| g == group_id).cloned().collect()
+    }
+
+    /// As a partition's leader: takes the changed share partitions of `group_id` with their
+    /// state, to write to the owner.
+    pub fn take_dirty_of(&mut self, group_id: &str) -> Vec<(ShareKey, Snapshot)> {
+        let keys = self.dirty_of(group_id);
+        keys.into_iter()
+            .filter_map(|k| {
+                self.dirty.remove(&k);
+                let s = self.partitions.get(&k)?.snapshot();
+                Some((k, s))
+            })
+            .collect()
+    }
+
+    /// A state that could not be written is written again with the next one.
+    pub fn mark_dirty(&mut self, key: &ShareKey) {
+        if self.partitions.contains_key(key) {
+            self.dirty.insert(key.clone());
+        }
+    }
+
+    /// Gives back records acquired for `member_id` that could not be handed out (their state
+    /// could not be stored): available again, delivery counts kept.
+    pub fn release(&mut self, key: &ShareKey, member_id: &str, acquired: &[Acquired]) {
+        let limits = self.limits();
+        if let Some(p) = self.partitions.get_mut(key) {
+            if p.release_ranges(member_id, acquired, &limits) {
+                self.dirty.insert(key.clone());
+            }
+        }
     }
 
     /// ShareGroupDescribe: `None` if `group_id` is not a share group here.

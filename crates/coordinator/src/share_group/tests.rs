@@ -185,3 +185,61 @@ fn a_session_its_member_abandoned_is_closed_a_session_timeout_later() {
     assert_eq!(c.partition(&key).and_then(|p| p.owner(0, 1_000)), None, "released");
     assert_eq!(c.acknowledge_session("g", "a", 2, 1_000), Err(ResponseError::ShareSessionNotFound));
 }
+
+/// The owner's side of Read/WriteShareGroupState: stale leaders and states reset by an
+/// administrator are fenced, and the epochs survive a replay of the records.
+#[test]
+fn the_state_owner_fences_stale_leaders_and_reset_states() {
+    let mut owner = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let key: ShareKey = ("g".into(), T, 0);
+    assert_eq!(owner.read_state(&key, 3), Ok((None, 0)), "nothing stored yet");
+    let s = Snapshot { start_offset: 12, end_offset: 15, ranges: vec![(12, 14, 2)] };
+    assert_eq!(owner.write_state(&key, 3, 0, &s), Ok(()));
+    assert_eq!(owner.read_state(&key, 3), Ok((Some(s.clone()), 0)));
+    // A new leader reads: the old one may no longer write or read.
+    assert_eq!(owner.read_state(&key, 4), Ok((Some(s.clone()), 0)));
+    let older = Snapshot { start_offset: 10, end_offset: 11, ranges: vec![(10, 10, 1)] };
+    assert_eq!(owner.write_state(&key, 3, 0, &older), Err(ResponseError::FencedLeaderEpoch));
+    assert_eq!(owner.read_state(&key, 3), Err(ResponseError::FencedLeaderEpoch));
+    // The records carry the epochs: a new owner fences the same way.
+    let mut replayed = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    for (_, (k, v)) in owner.take_records() {
+        replayed.load_record(&k, v.as_deref()).expect("a valid record");
+    }
+    assert_eq!(replayed.write_state(&key, 3, 0, &older), Err(ResponseError::FencedLeaderEpoch));
+    assert_eq!(replayed.read_state(&key, 4), Ok((Some(s.clone()), 0)));
+    // An administrator's reset bumps the state epoch: a leader that read before must read again.
+    assert_eq!(owner.alter_start_offset(&key, 0), Ok(()));
+    assert_eq!(owner.write_state(&key, 4, 0, &s), Err(ResponseError::FencedStateEpoch));
+    let (now, epoch) = owner.read_state(&key, 4).expect("readable");
+    assert_eq!((now.map(|s| s.start_offset), epoch), (Some(0), 1));
+    assert_eq!(owner.write_state(&key, 4, 1, &s), Ok(()));
+    // So does a deletion, which tombstones the record.
+    assert_eq!(owner.delete_state("g", None), Ok(()));
+    assert_eq!(owner.write_state(&key, 4, 1, &s), Err(ResponseError::FencedStateEpoch));
+    assert_eq!(owner.read_state(&key, 4), Ok((None, 2)));
+    let records = owner.take_records();
+    assert!(records.iter().any(|(_, (_, v))| v.is_none()), "a tombstone: {records:?}");
+}
+
+/// The leader's side: a state installed from the owner, taken back when it changed, and
+/// acquisitions that could not be stored given back.
+#[test]
+fn a_leader_installs_the_owners_state_and_takes_its_changes() {
+    let mut leader = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let key: ShareKey = ("g".into(), T, 0);
+    let s = Snapshot { start_offset: 2, end_offset: 4, ranges: vec![(3, 3, 1)] };
+    leader.install(&key, Some(&s));
+    assert!(leader.dirty_of("g").is_empty(), "an installed state is the owner's already");
+    assert_eq!(leader.prepare_fetch(&key, 0, 10, 0), 3, "the in-flight record first");
+    let batches = [LogBatch { first_offset: 0, last_offset: 9, control: false }];
+    let got = leader.acquire(&key, "m", &batches, 10, 0);
+    assert_eq!(got.first().map(|a| (a.first_offset, a.delivery_count)), Some((3, 2)));
+    assert!(got.iter().all(|a| a.first_offset >= 3), "finished records 2 and below are never delivered: {got:?}");
+    assert_eq!(leader.dirty_of("g"), vec![key.clone()]);
+    leader.release(&key, "m", &got);
+    let taken = leader.take_dirty_of("g");
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].1.ranges.first(), Some(&(3, 3, 2)), "released, its delivery count kept");
+    assert!(leader.dirty_of("g").is_empty());
+}
