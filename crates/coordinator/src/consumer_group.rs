@@ -31,7 +31,7 @@
 mod assignor;
 mod coordinator;
 mod member;
-mod record;
+pub(crate) mod record;
 mod types;
 
 #[cfg(test)]

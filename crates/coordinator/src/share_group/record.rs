@@ -37,6 +37,8 @@ pub enum RecordError {
     Version(i16),
     #[error("share-state record is inconsistent: {0}")]
     Invalid(&'static str),
+    #[error("share-group membership record: {0}")]
+    Member(String),
 }
 
 /// Whether `key` is a share-partition state record's.

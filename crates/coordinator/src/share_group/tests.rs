@@ -125,7 +125,7 @@ fn state_records_replay_to_the_same_partitions() {
     assert_eq!(c.prepare_fetch(&key, 3, 10, 0), 3, "earliest: start at the log start");
     c.acquire(&key, "a", &[LogBatch { first_offset: 3, last_offset: 9, control: false }], 500, 0);
     c.acknowledge(&key, "a", 3, 5, &[1, 3, 2], 0).expect("held");
-    let records = c.take_records();
+    let records: Vec<_> = c.take_records().into_iter().filter(|(_, (k, _))| is_share_state_key(k)).collect();
     assert_eq!(records.len(), 1, "one record per changed share partition");
     assert!(c.take_records().is_empty());
     let mut replayed = ShareGroupCoordinator::new(ShareGroupConfig::default());
@@ -242,4 +242,43 @@ fn a_leader_installs_the_owners_state_and_takes_its_changes() {
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].1.ranges.first(), Some(&(3, 3, 2)), "released, its delivery count kept");
     assert!(leader.dirty_of("g").is_empty());
+}
+
+/// Membership survives a coordinator move: the records replay to the same members, epochs and
+/// assignments, so a member's next heartbeat goes on (no UNKNOWN_MEMBER_ID); a member that left
+/// is gone, and a replayed one that never comes back expires.
+#[test]
+fn membership_replays_from_its_records() {
+    let ts = topics(2);
+    let mut c = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let a = join(&mut c, "a", &ts, 0);
+    let b = join(&mut c, "b", &ts, 0);
+    let x = join(&mut c, "x", &ts, 0);
+    assert_eq!(beat(&mut c, "x", x.member_epoch, &ts, 1).error, None);
+    assert_eq!(beat(&mut c, "x", -1, &ts, 2).error, None, "x leaves");
+    let a = beat(&mut c, "a", a.member_epoch, &ts, 3);
+    let mut log: Vec<(bytes::Bytes, Option<bytes::Bytes>)> = Vec::new();
+    log.extend(c.take_records().into_iter().map(|(_, r)| r));
+    let mut replayed = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    for (k, v) in &log {
+        if is_share_group_key(k) {
+            replayed.load_member_record(k, v.as_deref(), 100).expect("a valid record");
+        }
+    }
+    let before = c.describe("g").expect("the group");
+    let after = replayed.describe("g").expect("the group, replayed");
+    assert_eq!((after.group_epoch, after.members.len()), (before.group_epoch, 2));
+    for (m, n) in before.members.iter().zip(&after.members) {
+        assert_eq!((&m.member_id, m.member_epoch, &m.assignment, &m.subscribed_topic_names), (&n.member_id, n.member_epoch, &n.assignment, &n.subscribed_topic_names));
+    }
+    // a goes on with its epoch; b, still at an older one, catches up with its assignment.
+    let r = beat(&mut replayed, "a", a.member_epoch, &ts, 200);
+    assert_eq!((r.error, r.member_epoch), (None, a.member_epoch));
+    let r = beat(&mut replayed, "b", b.member_epoch, &ts, 200);
+    assert_eq!(r.error, None);
+    assert!(r.assignment.is_some(), "a new epoch comes with its assignment");
+    assert_eq!(beat(&mut replayed, "x", x.member_epoch, &ts, 200).error, Some(ResponseError::UnknownMemberId), "x left for good");
+    // Nobody heartbeats any more: both expire a session timeout after their last heartbeat.
+    let expired = replayed.tick(&ts, 200 + 45_000);
+    assert_eq!(expired.len(), 2);
 }
