@@ -547,3 +547,31 @@ def test_strom_share_groups_tool(sbroker):
     assert r.returncode == 0 and "was successful" in r.stdout, r.stdout + r.stderr
     r = strom("share-groups", "--bootstrap-server", bs, "--list")
     assert r.returncode == 0 and r.stdout.split() == [], r.stdout
+
+
+def test_membership_survives_a_restart(sbroker):
+    """Members and epochs are stored (Kafka's ShareGroup* records): after a crash and restart the
+    coordinator answers a member's heartbeat at its epoch instead of UNKNOWN_MEMBER_ID; one that
+    left stays gone."""
+    make_topic(sbroker, "qm", ["m0"])
+    bs = sbroker.bootstrap
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    err, _, _ = join_share(bs, "members", a, "qm")
+    assert err == 0
+    err, _, epoch_b = join_share(bs, "members", b, "qm")
+    assert err == 0
+    err, _, epoch_a = share_heartbeat(bs, "members", a, 1)
+    assert (err, epoch_a) == (0, epoch_b), "a catches up with the group epoch"
+    assert share_heartbeat(bs, "members", b, -1)[0] == 0
+    err, _, epoch_a = share_heartbeat(bs, "members", a, epoch_a)
+    assert err == 0
+    sbroker.restart(crash=True)
+    bs = sbroker.bootstrap
+    deadline = time.time() + 30
+    while True:
+        err, member, epoch = share_heartbeat(bs, "members", a, epoch_a)
+        if err not in RETRIABLE_COORDINATOR or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert (err, member, epoch) == (0, a, epoch_a), "the member goes on at its epoch"
+    assert share_heartbeat(bs, "members", b, epoch_b)[0] == UNKNOWN_MEMBER_ID, "the member that left is gone"
