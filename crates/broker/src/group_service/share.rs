@@ -41,9 +41,10 @@ impl GroupService {
         }
     }
 
-    /// Runs `f` on the share coordinator (with the time), then appends the share partitions it
-    /// changed and waits for them to be replicated: an acknowledgement is answered only once it
-    /// would survive a crash or a failover.
+    /// Runs `f` on the share coordinator (with the time), then appends the records of what it
+    /// changed (share-partition states written by leaders, membership, administrators' resets)
+    /// and waits for them to be replicated: a leader's write is acknowledged only once it would
+    /// survive a crash or a failover.
     pub async fn share_call<R>(&self, f: impl FnOnce(&mut ShareGroupCoordinator, i64) -> R) -> (R, Result<(), ResponseError>) {
         let (r, persisted) = {
             let mut state = lock(&self.state);
@@ -101,11 +102,6 @@ impl GroupService {
     /// heartbeat is refused then).
     pub(super) fn share_in_use(state: &super::State, group_id: &str) -> bool {
         state.share.has_members(group_id)
-    }
-
-    /// `group.share.record.lock.duration.ms`, told to share consumers in every ShareFetch answer.
-    pub fn share_lock_duration_ms(&self) -> i32 {
-        lock(&self.state).share.config().record_lock_duration_ms
     }
 
     /// Start offsets of a share group's partitions (DescribeShareGroupOffsets' view).
