@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Produce and fetch of 1 KiB records over PLAINTEXT and over SSL on the same broker, alternating
-rounds, with the broker's CPU time per GB moved (from /proc/<pid>/stat). Clients are
+"""Produce and fetch of 1 KiB records over PLAINTEXT, SSL and SASL_SSL (SCRAM-SHA-512) on the same
+broker, alternating rounds, with the broker's CPU time per GB moved (from /proc/<pid>/stat). Clients are
 confluent-kafka (librdkafka with OpenSSL); the Python loop that hands records to the producer is
 the same for both, so compare the broker CPU per GB, and the throughputs against each other.
 
@@ -61,15 +61,19 @@ def main():
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         certs = Certs(Path(tmp) / "certs")
-        plain_port, ssl_port = free_port(), free_port()
+        plain_port, ssl_port, sasl_port = free_port(), free_port(), free_port()
         broker = subprocess.Popen([a.strom, "server", "--override", f"log.dirs={tmp}/data",
-                                   "--override", f"listeners=PLAINTEXT://127.0.0.1:{plain_port},SSL://127.0.0.1:{ssl_port}",
+                                   "--override", f"listeners=PLAINTEXT://127.0.0.1:{plain_port},SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{sasl_port}",
+                                   "--override", "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                                   "--add-scram", "SCRAM-SHA-512=[name=bench,password=bench-secret,iterations=4096]",
                                    "--override", f"ssl.keystore.location={certs.keystore}", "--override", "http.listeners=http://127.0.0.1:0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             assert re.search(r"bootstrap\.servers=", broker.stdout.readline())
             confs = {"PLAINTEXT": {"bootstrap.servers": f"127.0.0.1:{plain_port}"},
-                     "SSL": {"bootstrap.servers": f"127.0.0.1:{ssl_port}", "security.protocol": "SSL", "ssl.ca.location": certs.ca}}
+                     "SSL": {"bootstrap.servers": f"127.0.0.1:{ssl_port}", "security.protocol": "SSL", "ssl.ca.location": certs.ca},
+                     "SASL_SSL": {"bootstrap.servers": f"127.0.0.1:{sasl_port}", "security.protocol": "SASL_SSL", "ssl.ca.location": certs.ca,
+                                  "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "bench", "sasl.password": "bench-secret"}}
             results = {(proto, op): [] for proto in confs for op in ("produce", "fetch")}
             gb = a.records * a.record_size / 1e9
             for r in range(a.rounds):

@@ -144,8 +144,9 @@ def test_reassign_partitions_generates_executes_verifies_and_cancels(tmp_path):
         assert r.returncode == 0, r
         assert r.stdout.startswith(f"Current partition replica assignment\n\n{current}\n\n"
                                    "Save this to use as the --reassignment-json-file option during rollback\n"), r.stdout
-        # Strom does not throttle replication yet, and the tool says so instead of pretending.
-        assert "Warning: --throttle 1000000 was not applied: Strom does not enforce replication throttles yet" in r.stdout
+        # The throttle is set as Kafka's tool sets it (test_replication_throttle.py measures it).
+        assert "Warning: You must run --verify periodically, until the reassignment completes, to ensure the throttle is removed.\n" in r.stdout
+        assert "The inter-broker throttle limit was set to 1000000 B/s\n" in r.stdout
         assert r.stdout.endswith("Successfully started partition reassignments for mv-0,mv-1\n"), r.stdout
 
         def verified():
@@ -154,7 +155,8 @@ def test_reassign_partitions_generates_executes_verifies_and_cancels(tmp_path):
             return v.stdout if "still in progress" not in v.stdout else None
         out = wait_for("the reassignment to complete", verified, timeout=60)
         assert out == ("Status of partition reassignment:\nReassignment of partition mv-0 is completed.\n"
-                       "Reassignment of partition mv-1 is completed.\n\n"), out
+                       "Reassignment of partition mv-1 is completed.\n\n"
+                       "Clearing broker-level throttles on brokers 1,2,3\nClearing topic-level throttles on topic mv\n"), out
         parts = c.wait_for_full_isr("mv", 2)
         assert {i: p.replicas for i, p in parts.items()} == {p["partition"]: p["replicas"] for p in proposed["partitions"]}
         assert sorted(consume_all(c, "mv", 2, 20)) == sorted(values)
@@ -174,15 +176,17 @@ def test_reassign_partitions_generates_executes_verifies_and_cancels(tmp_path):
         r = reassign(c, "--verify", "--reassignment-json-file", str(stuck))
         assert r.stdout == "Status of partition reassignment:\nReassignment of partition mv-0 is still in progress.\n\n", r
         r = reassign(c, "--cancel", "--reassignment-json-file", str(stuck))
+        # As Kafka's tool prints it: the throttles are cleared right after the unterminated line.
+        clearing = "Clearing broker-level throttles on brokers 1,2,3\nClearing topic-level throttles on topic mv\n"
         assert (r.returncode, r.stdout) == (0, "Successfully cancelled partition reassignment for: mv-0\n"
-                                               "None of the specified partition moves are active."), r
+                                               "None of the specified partition moves are active." + clearing), r
         r = reassign(c, "--verify", "--reassignment-json-file", str(stuck))
         before = ",".join(map(str, proposed["partitions"][0]["replicas"]))
         assert re.fullmatch(r"Status of partition reassignment:\nThere is no active reassignment of partition mv-0, "
-                            r"but replica set is [23],[23] rather than 1,2\.\n\n", r.stdout), r
+                            r"but replica set is [23],[23] rather than 1,2\.\n\n" + re.escape(clearing), r.stdout), r
         assert sorted(r.stdout.split("replica set is ")[1].split(" ")[0].split(",")) == sorted(before.split(","))
         r = reassign(c, "--cancel", "--reassignment-json-file", str(stuck))
-        assert r.stdout == "None of the specified partition reassignments are active.\nNone of the specified partition moves are active."
+        assert r.stdout == "None of the specified partition reassignments are active.\nNone of the specified partition moves are active." + clearing
 
         # Bad files: Kafka's checks, before anything is sent.
         bad = tmp_path / "bad.json"

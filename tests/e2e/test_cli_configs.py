@@ -115,14 +115,14 @@ def test_broker_describe_and_alter(broker):
     got = described(admin, "broker", "1")
     assert got["log.retention.ms"].value == "600000"
     assert got["log.cleanup.policy"].value == "compact,delete"
-    # Strom keeps dynamic broker configs cluster-wide and reports them so, even when set through
-    # broker 1: they are the cluster defaults, not broker 1's own (DYNAMIC_BROKER_CONFIG) configs.
-    assert got["log.retention.ms"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
-    defaults = ("Default configs for brokers in the cluster are:\n"
-                + line("log.cleanup.policy", "compact,delete") + line("log.retention.ms", "600000"))
-    ok(configs(broker, "--broker-defaults", "--describe"), defaults)
-    ok(configs(broker, "--entity-type", "brokers", "--entity-name", "1", "--describe"), "Dynamic configs for broker 1 are:\n")
-    ok(configs(broker, "--entity-type", "brokers", "--describe"), "Dynamic configs for broker 1 are:\n" + defaults)
+    # Set through broker 1, they are broker 1's own (DYNAMIC_BROKER_CONFIG), not the cluster's.
+    assert got["log.retention.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    own = ("Dynamic configs for broker 1 are:\n"
+           + line("log.cleanup.policy", "compact,delete") + line("log.retention.ms", "600000"))
+    no_defaults = "Default configs for brokers in the cluster are:\n"
+    ok(configs(broker, "--broker-defaults", "--describe"), no_defaults)
+    ok(configs(broker, "--entity-type", "brokers", "--entity-name", "1", "--describe"), own)
+    ok(configs(broker, "--entity-type", "brokers", "--describe"), own + no_defaults)
     r = configs(broker, "--broker", "1", "--describe", "--all")
     assert r.returncode == 0 and r.stdout.startswith("All configs for broker 1 are:\n"), r.stderr
     assert line("log.retention.ms", "600000") in r.stdout and line("num.partitions", "1") in r.stdout
@@ -133,17 +133,22 @@ def test_broker_describe_and_alter(broker):
 
     ok(configs(broker, "--broker", "1", "--alter", "--delete-config", "log.cleanup.policy"),
        "Completed updating config for broker 1.\n")
-    ok(configs(broker, "--broker-defaults", "--describe"),
-       "Default configs for brokers in the cluster are:\n" + line("log.retention.ms", "600000"))
+    ok(configs(broker, "--broker", "1", "--describe"), "Dynamic configs for broker 1 are:\n" + line("log.retention.ms", "600000"))
     assert described(admin, "broker", "1")["log.cleanup.policy"].value == "delete"
 
     fails(configs(broker, "--broker", "1", "--alter", "--add-config", "num.partitions=3"), "INVALID_CONFIG", "num.partitions")
     fails(configs(broker, "--broker", "7", "--describe"), "broker '7' doesn't exist")
     fails(configs(broker, "--broker", "x", "--describe"), "must be a valid integer broker id")
-    # librdkafka cannot send the empty broker name an alter of the cluster default needs.
-    fails(configs(broker, "--entity-type", "brokers", "--entity-default", "--alter", "--add-config", "log.retention.ms=1"),
-          "not supported")
-    assert described(admin, "broker", "1")["log.retention.ms"].value == "600000"
+    # The cluster's default level (the empty broker name, which the tool sends itself):
+    # broker 1's own value stays over it, a key broker 1 does not set takes it.
+    ok(configs(broker, "--entity-type", "brokers", "--entity-default", "--alter", "--add-config", "log.retention.ms=1,log.segment.bytes=2000000"),
+       "Completed updating default config for brokers in the cluster.\n")
+    ok(configs(broker, "--broker-defaults", "--describe"),
+       "Default configs for brokers in the cluster are:\n" + line("log.retention.ms", "1") + line("log.segment.bytes", "2000000"))
+    got = described(admin, "broker", "1")
+    assert got["log.retention.ms"].value == "600000" and got["log.segment.bytes"].value == "2000000"
+    assert got["log.segment.bytes"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    fails(configs(broker, "--broker-defaults", "--alter", "--delete-config", "log.cleanup.policy"), "Invalid config(s): log.cleanup.policy")
 
 
 def test_errors(broker):

@@ -133,3 +133,73 @@ def test_describe_and_refusals_while_members_are_active(broker_factory):
     assert "Processed a total of 6 messages" in err, err
     r = strom("consumer-groups", *bs, "--delete", "--group", "active")
     assert r.returncode == 0, r.stderr
+
+
+def test_kip848_consumer_groups_are_listed_and_described(broker_factory):
+    """Groups of the consumer protocol (KIP-848, librdkafka's `group.protocol=consumer`) beside a
+    classic one: `--list --type/--state` name each group's type and state, `--describe` shows
+    offsets, lag and owners, `--members --verbose` each member's partitions (together every
+    partition, once), `--state` the coordinator, the server-side assignor and the member count;
+    once the members leave, the group is Empty and its offsets can be reset."""
+    b = broker_factory(GROUP_OVERRIDES)
+    bs = ["--bootstrap-server", b.bootstrap]
+    assert strom("topics", *bs, "--create", "--topic", "kip848", "--partitions", "4").returncode == 0
+    produce(b.bootstrap, "kip848", {0: 5, 1: 5, 2: 5, 3: 5})
+    commit(b.bootstrap, "old-style", "kip848", {0: 1})
+    conf = {"bootstrap.servers": b.bootstrap, "group.id": "new-style", "group.protocol": "consumer",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    members = [Consumer({**conf, "client.id": f"member-{i}"}) for i in range(2)]
+    for c in members:
+        c.subscribe(["kip848"])
+    try:
+        got, deadline = 0, time.time() + 40
+        while got < 20 and time.time() < deadline:
+            for c in members:
+                m = c.poll(0.2)
+                if m is not None and m.error() is None:
+                    got += 1
+                    c.commit(message=m, asynchronous=False)
+        assert got == 20
+
+        def settled():
+            r = strom("consumer-groups", *bs, "--describe", "--group", "new-style", "--members", "--verbose")
+            return r if r.returncode == 0 and "GROUP" in r.stdout and len(rows(r.stdout)) == 2 and \
+                all(row[5] != "0" for row in rows(r.stdout)) else None
+        deadline, r = time.time() + 30, None
+        while time.time() < deadline and not (r := settled()):
+            time.sleep(0.5)
+        assert r, "the group did not settle with both members holding partitions"
+        owned = {}
+        for row in rows(r.stdout):
+            assert row[0] == "new-style" and row[2] == "-" and row[3] == "/127.0.0.1" and row[4].startswith("member-"), row
+            parts = [int(p) for p in re.fullmatch(r"kip848\(([\d,]+)\)", " ".join(row[6:])).group(1).split(",")]
+            assert int(row[5]) == len(parts)
+            for p in parts:
+                assert p not in owned, f"partition {p} owned twice"
+                owned[p] = row[1]
+        assert sorted(owned) == [0, 1, 2, 3]
+
+        r = strom("consumer-groups", *bs, "--list", "--type", "--state")
+        assert r.stdout.splitlines() == ["GROUP           TYPE                 STATE",
+                                         "new-style       Consumer             Stable",
+                                         "old-style       Classic              Empty"], r.stdout
+        assert strom("consumer-groups", *bs, "--list", "--type", "consumer").stdout.splitlines()[1:] == ["new-style       Consumer"]
+        r = strom("consumer-groups", *bs, "--describe", "--group", "new-style")
+        assert [(row[2], row[3], row[4], row[5], row[6]) for row in rows(r.stdout)] == \
+            [(str(p), "5", "5", "0", owned[p]) for p in range(4)], r.stdout
+        r = strom("consumer-groups", *bs, "--describe", "--group", "new-style", "--state")
+        assert rows(r.stdout) == [["new-style", b.bootstrap, "(1)", "uniform", "Stable", "2"]], r.stdout
+        r = strom("consumer-groups", *bs, "--reset-offsets", "--group", "new-style", "--topic", "kip848", "--to-earliest", "--execute")
+        assert r.returncode != 0 and "inactive, but the current state is Stable" in r.stderr
+    finally:
+        for c in members:
+            c.close()
+    deadline = time.time() + 30
+    while "Empty" not in strom("consumer-groups", *bs, "--list", "--state").stdout.split("new-style")[1].split("\n")[0]:
+        assert time.time() < deadline, "the group did not become Empty"
+        time.sleep(0.5)
+    r = strom("consumer-groups", *bs, "--describe", "--group", "new-style")
+    assert "Consumer group 'new-style' has no active members." in r.stdout
+    r = strom("consumer-groups", *bs, "--reset-offsets", "--group", "new-style", "--topic", "kip848:0", "--to-offset", "2", "--execute")
+    assert r.returncode == 0, r.stderr
+    assert committed(b.bootstrap, "new-style", "kip848", [0]) == {0: 2}

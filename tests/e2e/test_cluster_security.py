@@ -14,6 +14,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
@@ -366,3 +367,58 @@ def test_strom_cluster_secured_starts_a_cluster_clients_can_use(tmp_path, certs)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_new_ca_rolled_out_without_restarting_the_nodes(tmp_path, certs):
+    """Certificates rotate on the client side of each node too: the keystore and truststore
+    files of a running cluster are switched to a new CA (trust both, swap the certificates,
+    then trust only the new CA), and a node restarted afterwards is let in by the two others
+    only if their own connections to it (controller quorum, follower fetches; mutual TLS on the
+    controller port) present and check the new certificates, which they were never restarted to
+    read. It must rejoin every ISR."""
+    keystore, truststore = tmp_path / "node.pem", tmp_path / "trust.pem"
+    keystore.write_text(open(certs.node_keystore()).read())
+    truststore.write_text(open(certs.ca).read())
+    c = secured_cluster(tmp_path, certs, keystore=str(keystore))
+    for node in c.nodes.values():
+        node.overrides.append(f"ssl.truststore.location={truststore}")
+    try:
+        c.start()
+        admin = AdminClient(conf(c.nodes[1].bootstrap, certs, "admin"))
+        for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
+            assert f.result(timeout=15) is None
+        for f in admin.create_topics([NewTopic(TOPIC, 3, 3)]).values():
+            assert f.result(timeout=15) is None
+
+        def full_isr(via):
+            md = AdminClient(conf(via, certs, "admin")).list_topics(TOPIC, timeout=10).topics[TOPIC]
+            return md.error is None and len(md.partitions) == 3 and all(
+                sorted(p.isrs) == [1, 2, 3] and p.leader > 0 for p in md.partitions.values())
+        wait_for("three in-sync replicas", lambda: full_isr(c.nodes[1].bootstrap), 60)
+
+        # Roll out the new CA by replacing the files in place (each step outlasts the 5 s check).
+        new_ca = certs.new_ca("ca2")
+        truststore.write_text(open(certs.ca).read() + open(new_ca).read())
+        time.sleep(7)
+        keystore.write_text(open(certs.node_keystore("node-ca2", ca="ca2")).read())
+        time.sleep(7)
+        truststore.write_text(open(new_ca).read())
+        time.sleep(7)
+
+        # Node 3 comes back trusting and presenting only the new CA's certificates.
+        assert c.nodes[3].stop() == 0
+        c.start([3])
+        ca2_clients = {**conf(c.nodes[1].bootstrap, certs, "admin"), "ssl.ca.location": new_ca}
+
+        def back():
+            md = AdminClient(ca2_clients).list_topics(TOPIC, timeout=10).topics[TOPIC]
+            return md.error is None and all(sorted(p.isrs) == [1, 2, 3] for p in md.partitions.values())
+        wait_for("node 3 back in every ISR, over the new CA", back, 90)
+        # And an acks=all produce is replicated by all three.
+        p = Producer({**ca2_clients, "bootstrap.servers": c.bootstrap(), "acks": "all"})
+        p.produce(TOPIC, b"after-rotation", partition=0)
+        assert p.flush(30) == 0
+        for i in c.nodes:
+            wait_for(f"node {i}'s replica to hold the record", lambda: b"after-rotation" in c.replica_log(i, TOPIC, 0), 20)
+    finally:
+        c.kill_all()

@@ -2,7 +2,8 @@
 through `playwright-core` from npm) over data produced and consumed by confluent-kafka: the
 overview with a group's lag, a topic's partitions and configs, the message browser (a value, key,
 header and group id full of markup are shown, never run), a group's lag per partition and its
-chart, an offset reset, a topic created and deleted from forms. Screenshots are kept under
+chart, an offset reset, a share group's members, assignment, start offsets and lag (a
+ShareConsumer holding records it has not acknowledged), a topic created and deleted from forms. Screenshots are kept under
 $STROM_ARTIFACTS (default $STROM_CACHE/artifacts)/console. Then, without a browser: the login
 and per-principal view with an authorizer, forms refused without their token or from another
 site, and bad queries answered with 4xx."""
@@ -16,13 +17,14 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import AcknowledgeType, Consumer, Producer, ShareConsumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, ResourceType, AclOperation, ResourcePatternType
 
 from jslib import run_js
 from test_acls import acl_broker, allow, as_user, create_acls
 
 EVIL_GROUP = "<img src=x onerror=alert('group')>"
+SHARE_GROUP = "queue <b>of</b> orders"
 EVIL_VALUE = '{"n": %d, "html": "<script>alert(\'value\')</script>"}'
 
 
@@ -56,7 +58,34 @@ def artifacts():
     return d
 
 
-def test_console_in_a_real_browser(broker):
+@pytest.fixture
+def share_broker(broker_factory):
+    # A share group that never read a partition starts at its beginning, so the one below gets
+    # the records produced before it joined.
+    return broker_factory(["share.auto.offset.reset=earliest"])
+
+
+def hold_share_records(bs):
+    """A share consumer of `orders` that accepts the first 10 records of each partition and
+    holds the other 20 unacknowledged: the group's start offsets are 10, its lag 20 per
+    partition, whether the locks expire meanwhile or not. Returned open: it stays a member."""
+    sc = ShareConsumer({"bootstrap.servers": bs, "group.id": SHARE_GROUP, "share.acknowledgement.mode": "explicit", "client.id": "share-viewer"})
+    sc.subscribe(["orders"])
+    got, deadline = [], time.time() + 30
+    while len(got) < 90 and time.time() < deadline:
+        for m in sc.poll(0.5):
+            assert m.error() is None, m.error()
+            got.append(m)
+    assert len(got) == 90, f"the share consumer got {len(got)} of 90 records"
+    for m in got:
+        if m.offset() < 10:
+            sc.acknowledge(m, AcknowledgeType.ACCEPT)
+    sc.commit_sync(10)
+    return sc
+
+
+def test_console_in_a_real_browser(share_broker):
+    broker = share_broker
     if not os.path.exists("/usr/bin/chromium"):
         pytest.skip("Debian's chromium is missing: scripts/test.sh apt-installs it")
     bs = broker.bootstrap
@@ -77,9 +106,14 @@ def test_console_in_a_real_browser(broker):
         time.sleep(0.5)
     assert series_last(broker, "group-lag", EVIL_GROUP) == 30
 
+    sc = hold_share_records(bs)
+
     shots = artifacts()
-    plan = {"topic": "orders", "group": EVIL_GROUP, "created": "made-in-console"}
-    proc, lines = run_js("console.js", f"http://{broker.http}", shots, json.dumps(plan), timeout=180)
+    plan = {"topic": "orders", "group": EVIL_GROUP, "share": SHARE_GROUP, "created": "made-in-console"}
+    try:
+        proc, lines = run_js("console.js", f"http://{broker.http}", shots, json.dumps(plan), timeout=180)
+    finally:
+        sc.close()
     assert lines and lines[-1].startswith("RESULT "), proc.stdout + proc.stderr
     out = json.loads(lines[-1][len("RESULT "):])
     steps = out["steps"]
@@ -88,7 +122,17 @@ def test_console_in_a_real_browser(broker):
     ov = steps["overview"]
     assert ov["title"] == "Overview · Strom"
     assert ov["brokers"] == "1"
-    assert ov["groups"] == [EVIL_GROUP] and ov["groupLag"] == ["30"]
+    assert ov["groups"] == [EVIL_GROUP, SHARE_GROUP] and ov["groupLag"] == ["30", "60"]
+
+    assert steps["groups"]["types"] == ["classic", "share"]
+    assert steps["groups"]["members"] == ["0", "1"]
+    sh = steps["share"]
+    assert sh["heading"] == f"Share group {SHARE_GROUP}" and sh["type"] == "share" and sh["state"] == "Stable"
+    assert sh["members"] == ["share-viewer"] and sh["subscribed"] == ["orders"]
+    assert sh["assignment"] == ["orders: 0, 1, 2"]
+    assert sh["partitions"] == ["0", "1", "2"]
+    assert sh["starts"] == ["10", "10", "10"] and sh["ends"] == ["30", "30", "30"] and sh["lags"] == ["20", "20", "20"]
+    assert sh["resetForms"] == 0 and sh["markupElements"] == 0
 
     assert "orders" in steps["topics"]["names"]
     assert steps["topic"]["partitions"] == ["0", "1", "2"]
@@ -122,7 +166,7 @@ def test_console_in_a_real_browser(broker):
     assert steps["deleted"]["notice"] == "deleted made-in-console"
     assert "made-in-console" not in steps["deleted"]["names"]
     assert "made-in-console" not in admin.list_topics(timeout=10).topics
-    for name in ("overview", "topic", "messages", "group"):
+    for name in ("overview", "share-group", "topic", "messages", "group"):
         assert os.path.getsize(os.path.join(shots, f"{name}.png")) > 10_000
 
 

@@ -273,3 +273,37 @@ def test_jwks_over_http_is_refetched_for_a_new_key_and_must_load_at_start(broker
     assert bad.launch().proc.wait(30) != 0
     bad.wait_exited_and_read(30)
     assert "sasl.oauthbearer.jwks.endpoint.url" in bad.log() and "unsigned" in bad.log(), bad.log()
+
+
+def test_a_session_ends_with_its_token_under_reauthentication(broker_factory, keys, tmp_path):
+    """KIP-368 with OAUTHBEARER, as Kafka: with `connections.max.reauth.ms` set, a session lasts
+    the shorter of it and the token's time left (SaslAuthenticate says so), and a request after
+    that closes the connection; a token that outlives the setting gets the setting."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(keys.jwks())
+    b = oauth_broker(broker_factory, f"file://{jwks}", "connections.max.reauth.ms=60000")
+
+    def session_lifetime(token):
+        host, port = b.sasl_bootstrap.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(frame(17, 1, struct.pack(">h", 11) + b"OAUTHBEARER", corr=1))
+        assert struct.unpack(">ih", read_frame(s)[:6]) == (1, 0)
+        message = initial(token)
+        s.sendall(frame(36, 1, struct.pack(">i", len(message)) + message, corr=2))
+        r = read_frame(s)
+        _, code, msg_len = struct.unpack(">ihh", r[:8])
+        rest = r[8 + max(msg_len, 0):]
+        (auth_len,) = struct.unpack(">i", rest[:4])
+        (ms,) = struct.unpack(">q", rest[4 + max(auth_len, 0):][:8])
+        assert code == 0, code
+        return s, ms
+
+    s, ms = session_lifetime(keys.token("alice", lifetime=600))
+    assert ms == 60000, ms
+    s.close()
+    s, ms = session_lifetime(keys.token("alice", lifetime=3))
+    assert 0 < ms <= 3000, ms
+    time.sleep(ms / 1000 + 0.5)
+    # A Metadata request after the session ended closes the connection.
+    s.sendall(frame(3, 1, b"\xff\xff\xff\xff", corr=3))
+    assert read_frame(s) is None, "a request after the token expired was served"

@@ -69,6 +69,9 @@ def test_confluent_round_trip_over_tls_with_a_group(broker_factory, certs):
     plain = KafkaConsumer("tls-t", bootstrap_servers=b.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000)
     assert sum(1 for _ in plain) == len(values)
     plain.close()
+    # The broker said whether the kernel could take the encryption over (kTLS), and that it
+    # encrypts in user space.
+    assert "kernel TLS is" in b.log_since_start() and "encrypt in user space" in b.log_since_start()
 
 
 def test_kafka_python_over_tls_is_sent_to_tls_endpoints(broker_factory, certs):

@@ -45,15 +45,34 @@ class Certs:
         _signed(self.dir, name, "ca", "/CN=broker", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
         return (self.dir / f"{name}.key").read_text() + (self.dir / f"{name}.crt").read_text()
 
-    def node_keystore(self, name="node", names="IP:127.0.0.1,DNS:localhost"):
+    def new_ca(self, name):
+        """Another CA (a rotation to a new one); returns its certificate's path."""
+        _ca(self.dir, name)
+        return str(self.dir / f"{name}.crt")
+
+    def node_keystore(self, name="node", names="IP:127.0.0.1,DNS:localhost", ca="ca"):
         """A cluster node's key and certificate: a server certificate for `names` (127.0.0.1)
         that it also presents as a client to the other nodes (mutual TLS), so both key usages.
         Returns the PEM keystore's path; `<dir>/<name>.crt` and `.key` are the parts."""
-        _signed(self.dir, name, "ca", f"/CN={name}",
+        _signed(self.dir, name, ca, f"/CN={name}",
                 f"subjectAltName={names}\nextendedKeyUsage=serverAuth,clientAuth\n")
         path = self.dir / f"{name}.pem"
         path.write_text((self.dir / f"{name}.key").read_text() + (self.dir / f"{name}.crt").read_text())
         return str(path)
+
+    def pkcs12(self, name, password, legacy=False):
+        """`<name>`'s key and certificate with the CA's as a PKCS12 keystore, as OpenSSL 3
+        writes one (PBES2, AES-256, HMAC-SHA-256), or in the legacy encryption (3DES/RC2, SHA-1)."""
+        out = f"{name}{'-legacy' if legacy else ''}.p12"
+        _run("pkcs12", "-export", *(["-legacy"] if legacy else []), "-in", f"{name}.crt", "-inkey", f"{name}.key",
+             "-certfile", "ca.crt", "-passout", f"pass:{password}", "-out", out, cwd=self.dir)
+        return str(self.dir / out)
+
+    def pkcs12_truststore(self, password, ca="ca"):
+        """A PKCS12 truststore holding `ca`'s certificate and no key."""
+        out = f"{ca}-trust.p12"
+        _run("pkcs12", "-export", "-nokeys", "-in", f"{ca}.crt", "-passout", f"pass:{password}", "-out", out, cwd=self.dir)
+        return str(self.dir / out)
 
     def der(self, name):
         """A certificate of ours in DER, as a TLS peer presents it."""

@@ -114,7 +114,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                 // KIP-368. A session past its lifetime serves nothing but a new authentication;
                 // a SaslHandshake (v1+) from an authenticated client starts one, which must end
                 // with the same principal and mechanism.
-                if let (Some(auth), Gate::Authenticated { principal }) = (&sasl, &gate) {
+                if let (Some(auth), Gate::Authenticated { principal, .. }) = (&sasl, &gate) {
                     let rehandshake = matches!(&*request, Request::Kafka(RequestKind::SaslHandshake(_)));
                     if auth.reauth_ms() > 0 && rehandshake && version >= 1 {
                         reauth_of = Some((principal.clone(), mechanism));
@@ -134,7 +134,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                             mechanism = Some(*m);
                         }
                         let mut verdict = verdict;
-                        if let Gate::Authenticated { principal } = &gate {
+                        if let Gate::Authenticated { principal, .. } = &gate {
                             match reauth_of.take() {
                                 // Kafka refuses a re-authentication that changes who the
                                 // connection is, or how it proves it.
@@ -151,7 +151,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                                     tracing::debug!(%peer, %principal, "authenticated");
                                     session.principal = Arc::from(principal.as_str());
                                     authenticated.store(true, Ordering::SeqCst);
-                                    let lifetime = auth.reauth_ms();
+                                    let lifetime = auth.session_lifetime_ms(&gate, crate::clock::now_ms());
                                     session_ends = (lifetime > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(lifetime));
                                 }
                             }
@@ -229,13 +229,13 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
                 };
                 match answer {
                     Ok(server_token) => {
-                        if let Gate::Authenticated { principal } = &gate {
+                        if let Gate::Authenticated { principal, .. } = &gate {
                             tracing::debug!(%peer, %principal, "authenticated");
                             session.principal = Arc::from(principal.as_str());
                             authenticated.store(true, Ordering::SeqCst);
                             // A v0 client cannot re-authenticate: its connection closes once
                             // the session is over (KIP-368).
-                            let lifetime = sasl.as_ref().map_or(0, |a| a.reauth_ms());
+                            let lifetime = sasl.as_ref().map_or(0, |a| a.session_lifetime_ms(&gate, crate::clock::now_ms()));
                             session_ends = (lifetime > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(lifetime));
                         }
                         if raw_more_tx.send(gate.expects_raw_token()).await.is_err() {

@@ -51,6 +51,9 @@ pub struct GroupService {
     commit_timeout: Duration,
     /// The topics KIP-848 groups are assigned from.
     metadata: Arc<Controller>,
+    /// Those topics as the assignors take them, built once per metadata image (a heartbeat
+    /// must not walk every topic and partition of the cluster), with the image version.
+    topics_cache: Mutex<Option<(u64, Arc<Topics>)>>,
 }
 
 struct State {
@@ -91,6 +94,7 @@ impl GroupService {
             topic: Arc::new(CoordinatorTopic::new(spec, config.node_id, voters, replicas.clone(), metadata.clone(), topics)),
             metadata,
             replicas,
+            topics_cache: Mutex::new(None),
         }
     }
 
@@ -274,6 +278,18 @@ impl GroupService {
             if s.consumer.has_members(&req.group_id) || Self::share_in_use(s, &req.group_id) {
                 return (Ok(JoinResponse::error(ResponseError::InconsistentGroupProtocol, &member_id)), Vec::new());
             }
+            // An empty consumer group gives way to the classic group (Kafka's
+            // maybeDeleteEmptyConsumerGroup, the offline downgrade): its records are tombstoned,
+            // its committed offsets stay. Left in place it would take consumer-protocol members
+            // again beside the classic ones.
+            if let Some(Ok(tombstones)) = s.consumer.delete(&req.group_id) {
+                tracing::info!(group = %req.group_id, "an empty consumer group becomes a classic group");
+                if let Err(code) = self.append_records(&req.group_id, &tombstones) {
+                    // The classic group goes on; a restart may bring the empty consumer group
+                    // back, which then gives way again at the next classic join.
+                    tracing::warn!(group = %req.group_id, error = ?code, "the tombstones of a consumer group could not be appended");
+                }
+            }
             let (out, fx) = s.coordinator.join_group(req, now_ms());
             let out = match out {
                 JoinOutcome::Ready(r) => Ok(r),
@@ -414,12 +430,38 @@ impl GroupService {
     }
 
     /// The cluster's topics as KIP-848 assignors see them.
-    fn topics(&self) -> Topics {
-        self.metadata.image().topics.values().map(|t| (t.name.clone(), TopicMeta { id: t.id, partitions: t.partition_count() })).collect()
+    /// Each partition carries its replicas' racks (`broker.rack`) when any broker has one, for
+    /// the rack-aware assignment; otherwise none, and nothing is built per partition.
+    fn topics(&self) -> Arc<Topics> {
+        let image = self.metadata.image();
+        let mut cache = lock(&self.topics_cache);
+        if let Some((version, topics)) = &*cache {
+            if *version == image.version {
+                return topics.clone();
+            }
+        }
+        let racks: BTreeMap<i32, &str> = image.brokers.values().filter_map(|b| b.rack.as_deref().map(|r| (b.id, r))).collect();
+        let topics: Arc<Topics> = Arc::new(
+            image
+                .topics
+                .values()
+                .map(|t| {
+                    let mut meta = TopicMeta::new(t.id, t.partition_count());
+                    if !racks.is_empty() {
+                        let per_partition = t.partitions.iter().map(|p| p.replicas.iter().filter_map(|r| racks.get(r).map(|s| s.to_string())).collect()).collect::<Vec<_>>();
+                        meta.racks = per_partition.into();
+                    }
+                    (t.name.clone(), meta)
+                })
+                .collect(),
+        );
+        *cache = Some((image.version, topics.clone()));
+        topics
     }
 
     /// ConsumerGroupHeartbeat (KIP-848). A group id a classic group with members uses is not a
-    /// consumer group: GROUP_ID_NOT_FOUND, as Kafka answers without an online upgrade. The
+    /// consumer group: GROUP_ID_NOT_FOUND, as Kafka answers when it does not upgrade online
+    /// (Strom has no online upgrade yet). The
     /// group's changed records are appended and replicated before the answer, as a classic
     /// group's assignment is.
     pub async fn consumer_heartbeat(&self, req: ConsumerHeartbeat) -> ConsumerHeartbeatResponse {
@@ -427,7 +469,10 @@ impl GroupService {
         let group_id = req.group_id.clone();
         let (response, persisted) = {
             let mut state = lock(&self.state);
-            if (!state.consumer.contains(&req.group_id) && classic_in_use(&state.coordinator, &req.group_id)) || state.share.contains(&req.group_id) {
+            // A classic group with members (or rebalancing) keeps its id, even if an empty
+            // consumer group of the same id came back from the log; an empty classic group
+            // gives way (Kafka's offline upgrade: its offsets stay, kept by the classic side).
+            if classic_in_use(&state.coordinator, &req.group_id) || state.share.contains(&req.group_id) {
                 return ConsumerHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a consumer group.", req.group_id));
             }
             let response = state.consumer.heartbeat(req, &topics, now_ms());

@@ -23,6 +23,7 @@ pub const REQUESTS: &str = "strom_requests_total";
 pub const ISR_SHRINKS: &str = "strom_isr_shrinks_total";
 pub const ISR_EXPANDS: &str = "strom_isr_expands_total";
 pub const CONNECTIONS: &str = "strom_connections";
+pub const REPLICATION_THROTTLED_BYTES: &str = "strom_replication_throttled_bytes_total";
 
 /// Request durations from 0.1 ms to 30 s (long-poll fetches and parked joins wait up to their
 /// timeouts, so the top buckets are for them).
@@ -44,6 +45,7 @@ pub fn install() -> Option<PrometheusHandle> {
     metrics::describe_counter!(ISR_SHRINKS, "ISR shrinks this broker made as a leader");
     metrics::describe_counter!(ISR_EXPANDS, "ISR expansions this broker made as a leader");
     metrics::describe_gauge!(CONNECTIONS, "open client connections per listener");
+    metrics::describe_counter!(REPLICATION_THROTTLED_BYTES, "bytes of throttled replicas (KIP-73) this broker sent as a leader or fetched as a follower");
     Some(handle)
 }
 

@@ -11,6 +11,7 @@
 //!   gets its connection closed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use strom_config::{ClientTls, SaslLogin, Secret, SecurityProtocol, TlsSettings};
 use strom_controller::transport::{Conn, Handshake, Transport};
@@ -24,7 +25,7 @@ const MAX_LOGIN: usize = 4096;
 
 pub struct QuorumTransport {
     protocol: SecurityProtocol,
-    tls: Option<(tokio_rustls::TlsAcceptor, tokio_rustls::TlsConnector)>,
+    tls: Option<(Arc<crate::tls::TlsListener>, crate::tls::ClientTlsRotating)>,
     /// This node's login, and the logins it accepts.
     sasl: Option<(SaslLogin, BTreeMap<String, Secret>)>,
 }
@@ -43,8 +44,8 @@ impl QuorumTransport {
         }
         let tls = match tls {
             Some((server, client)) => Some((
-                tokio_rustls::TlsAcceptor::from(crate::tls::server_config(server)?),
-                tokio_rustls::TlsConnector::from(crate::tls::client_config(client)?),
+                Arc::new(crate::tls::TlsListener::new(server.clone())?),
+                crate::tls::ClientTlsRotating::new(client, "controller quorum client")?,
             )),
             None => None,
         };
@@ -65,7 +66,7 @@ impl Transport for QuorumTransport {
             let mut conn: Conn = match &self.tls {
                 Some((_, connector)) => {
                     let name = crate::tls::server_name(host).map_err(std::io::Error::other)?;
-                    Box::new(connector.connect(name, stream).await?)
+                    Box::new(connector.connector().connect(name, stream).await?)
                 }
                 None => Box::new(stream),
             };
@@ -88,7 +89,11 @@ impl Transport for QuorumTransport {
     }
 
     fn accept(&self, stream: TcpStream) -> Handshake<'static> {
-        let acceptor = self.tls.as_ref().map(|(a, _)| a.clone());
+        let acceptor = self.tls.as_ref().map(|(listener, _)| {
+            // The quorum's listener has no reload timer of its own: look at the files here.
+            listener.reload_if_due("controller quorum listener");
+            listener.acceptor()
+        });
         let users = self.sasl.as_ref().map(|(_, users)| users.clone());
         Box::pin(async move {
             let mut conn: Conn = match acceptor {

@@ -20,6 +20,7 @@ use strom_metadata::{MetadataImage, TopicImage, NO_LEADER};
 use crate::partition::{Partition, PartitionError, RoleChange};
 use crate::replication::client::Connector;
 use crate::replication::fetcher::{Assignment, Fetchers};
+use crate::replication::quota::ReplicationQuotas;
 use crate::sync::{lock, read, write};
 
 /// What a `sync_with` changed in this broker's leadership.
@@ -55,6 +56,9 @@ pub struct ReplicaManager {
     /// enough at this scale; a per-partition purgatory (as Kafka has) can replace it if many idle
     /// consumers make the wake-ups show up in profiles.
     pub data_arrived: Arc<Notify>,
+    /// KIP-73's replication throttles: the fetch handler meters the leader's side, the fetchers
+    /// the follower's; their bounds follow the dynamic configs at each `sync_with`.
+    pub replication_quotas: Arc<ReplicationQuotas>,
 }
 
 impl ReplicaManager {
@@ -63,8 +67,10 @@ impl ReplicaManager {
     pub fn new(config: Arc<BrokerConfig>, incarnation: uuid::Uuid, connector: Arc<Connector>) -> Self {
         let log_dir = config.log_dir.clone();
         let data_arrived = Arc::new(Notify::new());
+        let replication_quotas = Arc::new(ReplicationQuotas::new(&config.replication_throttle));
         ReplicaManager {
-            fetchers: Fetchers::new(config.node_id, connector.clone(), data_arrived.clone()),
+            fetchers: Fetchers::new(config.node_id, connector.clone(), data_arrived.clone(), replication_quotas.clone()),
+            replication_quotas,
             connector,
             config,
             incarnation,
@@ -152,10 +158,11 @@ impl ReplicaManager {
         let delta = MetadataDelta::between(&old, image);
         let everything = delta.brokers_changed || delta.broker_configs_changed;
         // Dynamic broker configs were validated when set; should that ever fail, keep the static ones.
-        let config = self.config.with_dynamic(&image.broker_configs).unwrap_or_else(|e| {
+        let config = self.config.with_dynamic(&image.dynamic_configs(me)).unwrap_or_else(|e| {
             tracing::error!(error = %e, "ignoring invalid dynamic broker configs");
             (*self.config).clone()
         });
+        self.replication_quotas.set_bounds(&config.replication_throttle);
         let touched: BTreeSet<&str> = delta.changed.iter().chain(&delta.deleted).map(|t| t.name.as_str()).collect();
         let assigned = |topic: &str, id: uuid::Uuid, index: i32| {
             image.topic(topic).filter(|t| t.id == id).and_then(|t| t.partition(index)).filter(|p| p.replicas.contains(&me))
@@ -207,6 +214,7 @@ impl ReplicaManager {
                         }
                     },
                 };
+                p.set_throttled(settings.leader_throttled_replicas.covers(index, me), settings.follower_throttled_replicas.covers(index, me));
                 match p.apply_assignment(me, changes.registered, assignment, now) {
                     Ok(RoleChange::Gained) => changes.gained.push(p.clone()),
                     Ok(RoleChange::Lost) => changes.lost.push(p.clone()),

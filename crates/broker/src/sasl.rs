@@ -39,7 +39,9 @@ pub enum Gate {
     /// next, and then the exchange fails with `message`.
     OAuthRefused { message: String, raw: bool },
     /// `User:<name>`.
-    Authenticated { principal: String },
+    /// `expires_ms`: when the credential the session was proven with expires (an OAUTHBEARER
+    /// token's `exp`), if it does.
+    Authenticated { principal: String, expires_ms: Option<i64> },
 }
 
 impl Gate {
@@ -102,6 +104,18 @@ impl Authenticator {
         self.settings.reauth_ms
     }
 
+    /// How long the session just authenticated in `gate` lasts, in ms (0: as long as its
+    /// connection). KIP-368, as Kafka: with `connections.max.reauth.ms` set, the shorter of it
+    /// and the time left on the credential (an OAUTHBEARER token's expiry); without it, sessions
+    /// are not cut short.
+    pub fn session_lifetime_ms(&self, gate: &Gate, now_ms: i64) -> u64 {
+        let reauth = self.settings.reauth_ms;
+        match gate {
+            Gate::Authenticated { expires_ms: Some(exp), .. } if reauth > 0 => reauth.min(u64::try_from(exp.saturating_sub(now_ms)).unwrap_or(0).max(1)),
+            _ => reauth,
+        }
+    }
+
     fn mechanism_names(&self) -> Vec<StrBytes> {
         self.settings.mechanisms.iter().map(|m| StrBytes::from_static_str(m.name())).collect()
     }
@@ -125,8 +139,9 @@ impl Authenticator {
                 Ok(server_token) => {
                     let mut response = SaslAuthenticateResponse::default().with_auth_bytes(server_token.into());
                     // KIP-368: the client learns how long the session lasts (v1+).
-                    if matches!(gate, Gate::Authenticated { .. }) && self.settings.reauth_ms > 0 {
-                        response = response.with_session_lifetime_ms(i64::try_from(self.settings.reauth_ms).unwrap_or(i64::MAX));
+                    let lifetime = self.session_lifetime_ms(gate, crate::clock::now_ms());
+                    if matches!(gate, Gate::Authenticated { .. }) && lifetime > 0 {
+                        response = response.with_session_lifetime_ms(i64::try_from(lifetime).unwrap_or(i64::MAX));
                     }
                     Verdict::Reply(ResponseKind::SaslAuthenticate(response))
                 }
@@ -164,7 +179,7 @@ impl Authenticator {
                     // PLAIN: one token settles it. A failure leaves the gate as it was.
                     *gate = Gate::Token { mechanism, raw };
                     let principal = self.plain(token).map_err(str::to_string)?;
-                    *gate = Gate::Authenticated { principal };
+                    *gate = Gate::Authenticated { principal, expires_ms: None };
                     return Ok(Vec::new());
                 }
                 Some(m) => (Box::new(ScramServer::new(m)), raw),
@@ -187,7 +202,7 @@ impl Authenticator {
                 Ok(challenge)
             }
             Step::Done { principal, server_final } => {
-                *gate = Gate::Authenticated { principal };
+                *gate = Gate::Authenticated { principal, expires_ms: None };
                 Ok(server_final)
             }
         }
@@ -206,7 +221,7 @@ impl Authenticator {
                         v.principal.trim_start_matches("User:")
                     ));
                 }
-                *gate = Gate::Authenticated { principal: v.principal };
+                *gate = Gate::Authenticated { principal: v.principal, expires_ms: Some(v.expires_ms) };
                 Ok(Vec::new())
             }
             Err(why) => {
@@ -312,6 +327,23 @@ mod tests {
         Authenticator::new(SaslSettings { mechanisms: vec![SaslMechanism::Plain], plain_users: users, reauth_ms: 0, oauth: None }, Arc::new(|_: &str, _: ScramMechanism| None), None)
     }
 
+    #[test]
+    fn a_session_ends_with_its_token_when_reauthentication_is_on() {
+        let with_reauth = |ms: u64| {
+            Authenticator::new(SaslSettings { mechanisms: vec![SaslMechanism::Plain], plain_users: Default::default(), reauth_ms: ms, oauth: None }, Arc::new(|_: &str, _: ScramMechanism| None), None)
+        };
+        let token = |exp: Option<i64>| Gate::Authenticated { principal: "User:a".into(), expires_ms: exp };
+        let now = 1_000_000;
+        // KIP-368: the shorter of connections.max.reauth.ms and the token's time left.
+        assert_eq!(with_reauth(60_000).session_lifetime_ms(&token(Some(now + 5_000)), now), 5_000);
+        assert_eq!(with_reauth(60_000).session_lifetime_ms(&token(Some(now + 600_000)), now), 60_000);
+        assert_eq!(with_reauth(60_000).session_lifetime_ms(&token(None), now), 60_000);
+        // A token at its expiry (accepted within the clock skew) still ends the session at once.
+        assert_eq!(with_reauth(60_000).session_lifetime_ms(&token(Some(now - 10)), now), 1);
+        // Without re-authentication sessions are not cut short, as Kafka.
+        assert_eq!(with_reauth(0).session_lifetime_ms(&token(Some(now + 5_000)), now), 0);
+    }
+
     fn handshake(m: &str) -> RequestKind {
         RequestKind::SaslHandshake(SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(m.into())))
     }
@@ -338,7 +370,7 @@ mod tests {
         assert_eq!(gate, Gate::Handshake);
         assert_eq!(error(&a.before_auth(&mut gate, ApiKey::SaslHandshake, 1, &handshake("PLAIN"))), Some(0));
         assert_eq!(error(&a.before_auth(&mut gate, ApiKey::SaslAuthenticate, 2, &token(b"\0alice\0s3cret"))), Some(0));
-        assert_eq!(gate, Gate::Authenticated { principal: "User:alice".into() });
+        assert_eq!(gate, Gate::Authenticated { principal: "User:alice".into(), expires_ms: None });
     }
 
     #[test]
@@ -405,7 +437,7 @@ mod tests {
             assert!(matches!(a.before_auth(&mut gate.clone(), ApiKey::Metadata, 12, &RequestKind::Metadata(MetadataRequest::default())), Verdict::Close(_)));
             let last = auth_bytes(&a.before_auth(&mut gate, ApiKey::SaslAuthenticate, 2, &token(&scram_final(m, b"bob-secret", "n=bob,r=abc", &first))));
             assert!(last.starts_with(b"v="));
-            assert_eq!(gate, Gate::Authenticated { principal: "User:bob".into() });
+            assert_eq!(gate, Gate::Authenticated { principal: "User:bob".into(), expires_ms: None });
             // SaslHandshake v0 + bare frames.
             let mut gate = Gate::Handshake;
             assert_eq!(error(&a.before_auth(&mut gate, ApiKey::SaslHandshake, 0, &handshake(name))), Some(0));
@@ -413,7 +445,7 @@ mod tests {
             assert!(gate.expects_raw_token());
             assert!(a.raw_token(&mut gate, &scram_final(m, b"bob-secret", "n=bob,r=xyz", &first)).unwrap().starts_with(b"v="));
             assert!(!gate.expects_raw_token());
-            assert_eq!(gate, Gate::Authenticated { principal: "User:bob".into() });
+            assert_eq!(gate, Gate::Authenticated { principal: "User:bob".into(), expires_ms: None });
         }
     }
 

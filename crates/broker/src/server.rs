@@ -6,6 +6,7 @@
 //! blocking thread would otherwise outlive the logs, and the process, which waits for blocking
 //! threads, would log on after "shut down cleanly").
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +61,12 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
     let http_urls = http_bound.urls.clone();
     let http = crate::http::Http::serve(http_bound, prometheus, &config.http, http_stopping.subscribe());
     let mut listeners = Vec::new();
+    if config.listeners.iter().any(|l| l.tls.is_some()) {
+        match crate::zero_copy::kernel_tls() {
+            Ok(()) => tracing::info!("kernel TLS is offered by this kernel, but not used yet: TLS listeners encrypt in user space (rustls)"),
+            Err(e) => tracing::info!(error = %e, "kernel TLS is not offered by this kernel (TCP_ULP \"tls\"): TLS listeners encrypt in user space (rustls), without sendfile"),
+        }
+    }
     for (i, l) in config.listeners.clone().into_iter().enumerate() {
         let addr = format!("{}:{}", l.host, l.port);
         // The config refuses such listeners; checked again where the port opens, because serving
@@ -145,7 +152,11 @@ pub async fn run(mut config: BrokerConfig, on_ready: impl FnOnce(&Broker, &Ready
                 Arc::new(crate::sasl::Authenticator::new(settings, credentials, oauth))
             });
             if let Some(tls) = &tls {
-                loops.push(tokio::spawn(tls_reload_loop(tls.clone(), name.clone(), broker.stopping())));
+                // Stores altered at run time outlive a restart: serve them before the first
+                // client is accepted (the image is this node's own by now).
+                let mut stores = broker.config.reconfigurable_tls(&name);
+                apply_dynamic_tls(&broker, tls, &name, &mut stores);
+                loops.push(tokio::spawn(tls_reload_loop(broker.clone(), tls.clone(), name.clone(), stores, broker.stopping())));
             }
             tokio::spawn(accept_loop(broker.clone(), listener, name, tls, sasl, broker.stopping()));
         }
@@ -248,14 +259,44 @@ async fn accept_loop(
     }
 }
 
-/// Rotates a TLS listener's certificates when their files change (see `tls`).
-async fn tls_reload_loop(tls: Arc<crate::tls::TlsListener>, listener: Arc<str>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+/// Switches a TLS listener to the stores this broker's dynamic configs name, if they are not
+/// the ones `stores` says it serves (see `tls::TlsListener::replace_settings`). `true` when a
+/// change was acted on.
+fn apply_dynamic_tls(broker: &Broker, tls: &crate::tls::TlsListener, listener: &str, stores: &mut BTreeMap<String, String>) -> bool {
+    // AlterConfigs checked the new stores before committing them; they are loaded again here,
+    // where they are served (a file may have changed since).
+    let Ok(effective) = broker.config.with_dynamic(&broker.metadata.image().dynamic_configs(broker.config.node_id)) else { return false };
+    let now = effective.reconfigurable_tls(listener);
+    if now == *stores {
+        return false;
+    }
+    *stores = now;
+    let Some(settings) = effective.listeners.iter().find(|l| l.name == listener).and_then(|l| l.tls.clone()) else { return false };
+    match tls.replace_settings(settings) {
+        Ok(()) => tracing::info!(%listener, "TLS keystore or truststore altered as a dynamic config: new connections use it"),
+        Err(e) => tracing::error!(%listener, error = %e, "the TLS stores altered as a dynamic config do not load: still serving the previous ones"),
+    }
+    true
+}
+
+/// Rotates a TLS listener's certificates when their files change (see `tls`), and switches to
+/// new stores when they are altered as this broker's dynamic configs. `stores`: what it serves.
+async fn tls_reload_loop(
+    broker: Arc<Broker>,
+    tls: Arc<crate::tls::TlsListener>,
+    listener: Arc<str>,
+    mut stores: BTreeMap<String, String>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(crate::tls::RELOAD_CHECK) => {}
             _ = stopped(&mut stopping) => return,
         }
-        // Reading a few small PEM files: cheap enough for the reactor every few seconds.
+        if apply_dynamic_tls(&broker, &tls, &listener, &mut stores) {
+            continue;
+        }
+        // Reading a few small files: cheap enough for the reactor every few seconds.
         match tls.reload_if_changed() {
             Ok(true) => tracing::info!(%listener, "TLS keystore or truststore changed: new connections use the new certificates"),
             Ok(false) => {}
@@ -299,7 +340,7 @@ async fn disk_loop(broker: Arc<Broker>) {
         }
         let Some((free, total)) = space(&broker.config.log_dir) else { continue };
         // AlterConfigs checked the value against the key table; a bad one cannot be here.
-        let setting = broker.metadata.image().broker_configs.get(KEY).and_then(|v| v.trim().parse().ok()).unwrap_or(broker.config.log_dir_min_free_bytes);
+        let setting = broker.metadata.image().dynamic_configs(broker.config.node_id).get(KEY).and_then(|v| v.trim().parse().ok()).unwrap_or(broker.config.log_dir_min_free_bytes);
         let min = min_free(setting, total);
         match broker.disk.observe(free, min) {
             Change::BecameLow => tracing::warn!(free, min, dir = %broker.config.log_dir.display(), "the data directory is nearly full: refusing produce requests (KAFKA_STORAGE_ERROR) until {KEY} bytes are free again; reads, admin requests and retention go on"),

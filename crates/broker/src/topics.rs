@@ -257,20 +257,51 @@ impl TopicAdmin {
         Ok(())
     }
 
-    /// Changes cluster-wide dynamic broker configs (AlterConfigs on a broker resource).
+    /// Changes dynamic broker configs: the cluster's (`node` None: the default broker resource)
+    /// or this broker's own (`node` Some: broker `<id>`), as Kafka keeps both. Security keys
+    /// (keystores) are one broker's own only, as in Kafka; `check` sees the configs this broker
+    /// would run with, before anything is committed (a keystore that does not load is refused
+    /// there, not found broken later).
     pub async fn alter_broker_configs(
         &self,
+        node: Option<i32>,
         edit: impl Fn(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
+        check: impl Fn(&strom_config::BrokerConfig) -> Result<(), AdminError>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
+        let me = self.config.node_id;
         let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
-            let mut configs = img.broker_configs.clone();
+            let mut configs = match node {
+                None => img.broker_configs.clone(),
+                Some(n) => img.node_configs.get(&n).cloned().unwrap_or_default(),
+            };
             edit(&mut configs)?;
-            if let Some(k) = configs.keys().find(|k| !strom_config::key(k).is_some_and(|k| k.dynamic)) {
-                return Err(AdminError::new(ResponseError::InvalidConfig, format!("Cannot update config `{k}` dynamically; set it in server.properties")));
+            for k in configs.keys() {
+                match strom_config::dynamic_key(k) {
+                    None => return Err(AdminError::new(ResponseError::InvalidConfig, format!("Cannot update config `{k}` dynamically; set it in server.properties"))),
+                    Some(scope) if scope == strom_config::DynamicScope::PerBroker && node.is_none() => {
+                        return Err(AdminError::new(
+                            ResponseError::InvalidRequest,
+                            format!("Cannot update `{k}` at the default cluster level: it is one broker's own, so give the broker id (--entity-name)"),
+                        ))
+                    }
+                    Some(_) => {}
+                }
             }
-            self.config.with_dynamic(&configs).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
-            Ok(vec![MetadataRecord::BrokerConfigsSet { configs }])
+            let mut running = img.dynamic_configs(me);
+            match node {
+                None => {
+                    running = configs.clone();
+                    running.extend(img.node_configs.get(&me).into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Some(_) => running.extend(configs.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            }
+            let effective = self.config.with_dynamic(&running).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+            check(&effective)?;
+            Ok(vec![match node {
+                None => MetadataRecord::BrokerConfigsSet { configs },
+                Some(node) => MetadataRecord::NodeConfigsSet { node, configs },
+            }])
         };
         if validate_only {
             return build(&self.metadata.image()).map(|_| ());

@@ -281,3 +281,27 @@ mod tests {
         assert!(scatter.finish().is_none());
     }
 }
+
+/// Whether this kernel offers TLS in the kernel (kTLS), with which `sendfile` could serve a TLS
+/// connection from the page cache too: asks for the `tls` upper-layer protocol on a loopback TCP
+/// connection of its own, as a kTLS setup would first do. `Err` says why not (ENOENT: the kernel
+/// has no `tls` module, as on the machines Strom is tested on).
+///
+/// Only the answer is used today (logged once at startup): TLS listeners encrypt in user space
+/// (rustls), the record bytes read into one buffer per response and encrypted from there. A kTLS
+/// path would hand rustls's session keys to the kernel after the handshake (TLS_TX/TLS_RX) and
+/// then use the `sendfile` path above; it is not built, because no machine here can run it.
+pub fn kernel_tls() -> std::io::Result<()> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let stream = std::net::TcpStream::connect(listener.local_addr()?)?;
+    let _accepted = listener.accept()?;
+    const TCP_ULP: libc::c_int = 31;
+    let name = b"tls";
+    // SAFETY: a valid socket descriptor we own, and a pointer/length pair to a live byte array.
+    let rc = unsafe { libc::setsockopt(stream.as_raw_fd(), libc::SOL_TCP, TCP_ULP, name.as_ptr().cast(), name.len() as libc::socklen_t) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

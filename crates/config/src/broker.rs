@@ -95,6 +95,8 @@ pub struct BrokerConfig {
     /// Client quotas' measurement: `quota.window.num` samples of `quota.window.size.seconds`.
     pub quota_window_num: usize,
     pub quota_window_size_seconds: u64,
+    /// KIP-73's replication throttles (`leader/follower.replication.throttled.rate`).
+    pub replication_throttle: ReplicationThrottle,
     /// `authorizer.class.name` and its settings; `None`: every request is allowed.
     pub authorizer: Option<security::AuthorizerSettings>,
     /// Known-but-ignored keys that were set, for the one-time log line.
@@ -148,6 +150,15 @@ pub struct GroupSettings {
     pub offsets_topic_segment_bytes: u64,
     pub offsets_retention_check_interval_ms: u64,
     pub offsets_commit_timeout_ms: u64,
+}
+
+/// KIP-73: the byte rates replication of throttled replicas is held to, and how they are measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicationThrottle {
+    pub leader_rate: u64,
+    pub follower_rate: u64,
+    pub window_num: usize,
+    pub window_size_seconds: u64,
 }
 
 /// The transaction coordinator's and the partitions' transaction settings (Kafka's names).
@@ -306,6 +317,12 @@ impl BrokerConfig {
             authorizer: security::authorizer_settings(&r)?,
             quota_window_num: r.int("quota.window.num")?,
             quota_window_size_seconds: r.int("quota.window.size.seconds")?,
+            replication_throttle: ReplicationThrottle {
+                leader_rate: r.int("leader.replication.throttled.rate")?,
+                follower_rate: r.int("follower.replication.throttled.rate")?,
+                window_num: r.int("replication.quota.window.num")?,
+                window_size_seconds: r.int("replication.quota.window.size.seconds")?,
+            },
             ignored,
             bootstrap_scram: Vec::new(),
             props: props.clone(),
@@ -313,6 +330,18 @@ impl BrokerConfig {
     }
 
     /// This config with dynamic broker configs (set through AlterConfigs) on top.
+    /// The TLS settings of listener `name` that may change at run time (keystore and
+    /// truststore keys, bare or per listener), as this config sets them: equal for two configs
+    /// exactly when the listener's stores are the same.
+    pub fn reconfigurable_tls(&self, name: &str) -> BTreeMap<String, String> {
+        let prefix = format!("listener.name.{}.", name.to_ascii_lowercase());
+        self.props
+            .iter()
+            .filter(|(k, _)| crate::dynamic_key(k) == Some(crate::DynamicScope::PerBroker) && (!k.starts_with("listener.name.") || k.starts_with(&prefix)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     pub fn with_dynamic(&self, dynamic: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
         if dynamic.is_empty() {
             return Ok(self.clone());

@@ -46,6 +46,9 @@ pub enum Check {
     KafkaVersion,
     /// Free text, parsed by the code that reads it (listeners, voters, ...).
     Text,
+    /// KIP-73's throttled-replica lists: empty, `*`, or `partition:brokerId` pairs separated by
+    /// commas (Kafka's ThrottledReplicaListValidator).
+    ThrottledReplicas,
 }
 
 const fn int(min: i64, max: i64) -> Check {
@@ -71,6 +74,10 @@ pub struct Key {
     /// AlterConfigs / IncrementalAlterConfigs may change it at run time, cluster-wide (Kafka's
     /// dynamic broker configs).
     pub dynamic: bool,
+    /// A topic config with no broker key at all (Kafka's `leader.replication.throttled.replicas`):
+    /// `name` and `topic` are the topic key, `key` (the broker key lookup) never finds it, and it
+    /// is refused in the broker's properties.
+    pub topic_only: bool,
     pub section: Section,
     pub doc: &'static str,
 }
@@ -122,6 +129,11 @@ impl Key {
                     return Err(invalid(format!("Version {v} is not a valid version")));
                 }
             }
+            Check::ThrottledReplicas => {
+                if crate::topic::ThrottledReplicas::parse(v).is_none() {
+                    return Err(invalid("must be `*` or a comma-separated list of partition:brokerId pairs".into()));
+                }
+            }
             Check::Text => {}
         }
         Ok(())
@@ -149,12 +161,52 @@ fn is_kafka_version(v: &str) -> bool {
     KAFKA_VERSIONS.iter().any(|k| *k == key || (k.split('-').next() == Some(key.as_str()) && !key.starts_with("4.")))
 }
 
-/// The key named `name` (or aliased so).
+/// The broker key named `name` (or aliased so); never a topic-only key.
 pub fn key(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.name == name || k.alias == Some(name))
+    KEYS.iter().find(|k| !k.topic_only && (k.name == name || k.alias == Some(name)))
 }
 
-/// The broker key a topic-level key overrides.
+/// At which level a dynamic broker config may be set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DynamicScope {
+    /// For the whole cluster (`--entity-default`) or for one broker.
+    Cluster,
+    /// For one broker only: its TLS keystore and truststore, which are files of that machine
+    /// (Kafka's rule for them too).
+    PerBroker,
+}
+
+/// The TLS settings Kafka lets an operator change at run time (its `SslConfigs.RECONFIGURABLE_CONFIGS`),
+/// bare or per listener.
+const RECONFIGURABLE_TLS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.truststore.certificates",
+];
+
+/// Whether `name` may be altered as a dynamic broker config, and at which level (None: only in
+/// server.properties).
+pub fn dynamic_key(name: &str) -> Option<DynamicScope> {
+    let bare = name.strip_prefix("listener.name.").and_then(|rest| rest.split_once('.')).map_or(name, |(_, k)| k);
+    if RECONFIGURABLE_TLS.contains(&bare) {
+        return Some(DynamicScope::PerBroker);
+    }
+    key(name).filter(|k| k.dynamic).map(|_| DynamicScope::Cluster)
+}
+
+/// The key `name`, broker or topic-only: the resolver reads both kinds by name.
+pub(crate) fn any_key(name: &str) -> Option<&'static Key> {
+    key(name).or_else(|| KEYS.iter().find(|k| k.topic_only && k.name == name))
+}
+
+/// The key a topic-level key names: the broker key it overrides, or the topic-only key itself.
 pub fn by_topic_key(topic_key: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.topic == Some(topic_key))
 }
@@ -200,7 +252,12 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
 /// A row with the common fields; rows that override a key at topic level, are dynamic or have an
 /// alias set those with struct-update syntax.
 const fn row(section: Section, name: &'static str, default: DefaultValue, check: Check, doc: &'static str) -> Key {
-    Key { name, alias: None, default, check, topic: None, dynamic: false, section, doc }
+    Key { name, alias: None, default, check, topic: None, dynamic: false, topic_only: false, section, doc }
+}
+
+/// A topic config that no broker key stands behind (see `Key::topic_only`).
+const fn topic_row(section: Section, name: &'static str, default: DefaultValue, check: Check, doc: &'static str) -> Key {
+    Key { name, alias: None, default, check, topic: Some(name), dynamic: false, topic_only: true, section, doc }
 }
 
 use DefaultValue::{From, Unset, Value};
@@ -388,16 +445,30 @@ pub const KEYS: &[Key] = &[
     row(Section::Replication, "auto.leader.rebalance.enable", Value("true"), Check::Bool, "after a broker returns and catches up, the active controller moves leadership back to each partition's preferred (first) replica. Kafka does so only past `leader.imbalance.per.broker.percentage`; Strom moves every such partition at each check (a leadership move is cheap, and a skew below the threshold never heals in Kafka)"),
     row(Section::Replication, "leader.imbalance.check.interval.seconds", Value("300"), POSITIVE, "how often that check runs"),
     row(Section::Replication, "replica.lag.time.max.ms", Value("30000"), POSITIVE, "a follower that has not caught up with the leader's log end for this long leaves the ISR; it is added back once it has everything below the high watermark"),
+    Key {
+        dynamic: true,
+        ..row(Section::Replication, "leader.replication.throttled.rate", Value("9223372036854775807"), int(0, i64::MAX), "KIP-73: the most bytes per second this broker, as a leader, sends to followers of the replicas its topics' `leader.replication.throttled.replicas` name, measured over `replication.quota.window.num` windows; once over it those partitions are answered with no records until the rate falls back. In-sync followers are never held back. Strom's dynamic broker configs are cluster-wide, so it applies to every broker")
+    },
+    Key {
+        dynamic: true,
+        ..row(Section::Replication, "follower.replication.throttled.rate", Value("9223372036854775807"), int(0, i64::MAX), "KIP-73: the most bytes per second this broker, as a follower, fetches for the replicas its topics' `follower.replication.throttled.replicas` name; once over it those partitions are left out of its fetches until the rate falls back, unless the replica is caught up with the leader's high watermark")
+    },
+    row(Section::Replication, "replication.quota.window.num", Value("11"), int(1, i32::MAX as i64), "replication throttles: how many samples the replication byte rates are measured over"),
+    row(Section::Replication, "replication.quota.window.size.seconds", Value("1"), int(1, i32::MAX as i64), "replication throttles: the length of one sample"),
+    topic_row(Section::Replication, "leader.replication.throttled.replicas", Value(""), Check::ThrottledReplicas, "topic only (no broker key): the replicas whose leader's sending counts against and is held to `leader.replication.throttled.rate`, as `partition:brokerId` pairs naming the leader's broker (`0:101,0:102`), or `*` for every replica of the topic. `strom reassign-partitions --throttle` sets it to the moving partitions' current replicas"),
+    topic_row(Section::Replication, "follower.replication.throttled.replicas", Value(""), Check::ThrottledReplicas, "topic only (no broker key): the replicas whose fetching counts against and is held to `follower.replication.throttled.rate`, as `partition:brokerId` pairs naming the follower's broker, or `*`. `strom reassign-partitions --throttle` sets it to the replicas a reassignment adds"),
     row(Section::Replication, "replica.selector.class", Unset("null: consumers fetch from the leader"), Check::Text, "KIP-392: `org.apache.kafka.common.replica.RackAwareReplicaSelector` sends a consumer whose `client.rack` has an in-sync follower (and not the leader) to that follower, which serves it up to its high watermark; `org.apache.kafka.common.replica.LeaderSelector` keeps every consumer on the leader. Other classes cannot be loaded (Strom is not a JVM) and are a startup error"),
     // TLS (`SSL` listeners). Each may be given per listener as `listener.name.<listener>.<key>`
     // (the listener name in lower case, as Kafka), which wins over the bare key.
-    row(Section::Security, "ssl.keystore.type", Value("PEM"), Check::Text, "`PEM` (KIP-651: a file with the private key and its certificate chain, or both inline). Kafka's default is `JKS`, a Java format; `PKCS12` and `JKS` stop the start as not supported yet"),
-    row(Section::Security, "ssl.keystore.location", Unset("none"), Check::Text, "the PEM file holding this broker's private key (PKCS#8, PKCS#1 or SEC1, unencrypted) and its certificate chain, leaf first"),
+    row(Section::Security, "ssl.keystore.type", Value("PEM"), Check::Text, "`PEM` (KIP-651: a file with the private key and its certificate chain, or both inline) or `PKCS12` (a password-protected file, as `keytool` of JDK 11.0.12+ and `openssl pkcs12 -export` of OpenSSL 3 write it: PBES2 with AES, HMAC-SHA-2; stores in the legacy 3DES/RC2 encryption are refused with the command that re-exports them). Kafka's default is `JKS`, a Java format Strom does not read: it stops the start"),
+    row(Section::Security, "ssl.keystore.location", Unset("none"), Check::Text, "the keystore file: with `PEM`, this broker's private key (PKCS#8, PKCS#1 or SEC1; an encrypted PKCS#8 key with `ssl.key.password`) and its certificate chain, leaf first; with `PKCS12`, a store holding exactly one private key and its chain"),
+    row(Section::Security, "ssl.keystore.password", Unset("none"), Check::Text, "the password of a `PKCS12` keystore (required with it; refused with `PEM`, which has none); never logged, shown as sensitive by DescribeConfigs"),
     row(Section::Security, "ssl.keystore.certificate.chain", Unset("none"), Check::Text, "the certificate chain in PEM, inline (instead of `ssl.keystore.location`)"),
     row(Section::Security, "ssl.keystore.key", Unset("none"), Check::Text, "the private key in PEM, inline (with `ssl.keystore.certificate.chain`)"),
     row(Section::Security, "ssl.key.password", Unset("none: the key is not encrypted"), Check::Text, "the password of the keystore's private key when it is an encrypted PKCS#8 key (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2 with PBKDF2 or scrypt and AES-CBC, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it); never logged, shown as sensitive by DescribeConfigs"),
-    row(Section::Security, "ssl.truststore.type", Value("PEM"), Check::Text, "`PEM`; as `ssl.keystore.type`"),
-    row(Section::Security, "ssl.truststore.location", Unset("none"), Check::Text, "a PEM file of the CA certificates that client certificates must chain to"),
+    row(Section::Security, "ssl.truststore.type", Value("PEM"), Check::Text, "`PEM` or `PKCS12`; as `ssl.keystore.type`"),
+    row(Section::Security, "ssl.truststore.location", Unset("none"), Check::Text, "a file of the CA certificates that client certificates (and, between brokers, peers' certificates) must chain to: PEM, or a `PKCS12` store whose every certificate is trusted"),
+    row(Section::Security, "ssl.truststore.password", Unset("none"), Check::Text, "the password of a `PKCS12` truststore (required with it: its integrity is always checked, where Kafka skips the check without one); never logged, shown as sensitive"),
     row(Section::Security, "ssl.truststore.certificates", Unset("none"), Check::Text, "those CA certificates in PEM, inline"),
     row(Section::Security, "ssl.client.auth", Value("none"), Check::Text, "`required`: a client must present a certificate the truststore trusts (else the handshake fails); `requested`: it may, and one it presents must be trusted; `none`: none is asked for"),
     row(Section::Security, "ssl.enabled.protocols", Value("TLSv1.2,TLSv1.3"), Check::Text, "the TLS versions a client may negotiate (`TLSv1.2`, `TLSv1.3`; older ones are not offered at all)"),
@@ -425,6 +496,17 @@ pub const KEYS: &[Key] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keystores_are_one_brokers_own_and_other_dynamic_keys_the_clusters() {
+        for k in ["ssl.keystore.location", "listener.name.internal.ssl.keystore.password", "ssl.truststore.certificates"] {
+            assert_eq!(dynamic_key(k), Some(DynamicScope::PerBroker), "{k}");
+        }
+        assert_eq!(dynamic_key("log.dir.min.free.bytes"), Some(DynamicScope::Cluster));
+        for k in ["ssl.client.auth", "listeners", "log.dirs", "listener.name.x.log.dir.min.free.bytes"] {
+            assert_eq!(dynamic_key(k), None, "{k}");
+        }
+    }
 
     #[test]
     fn names_are_unique_and_defaults_pass_their_own_checks() {
@@ -464,5 +546,20 @@ mod tests {
         assert!(key("log.cleaner.min.cleanable.ratio").unwrap().check_value("x", "1.5").is_err());
         assert_eq!(key("broker.id").unwrap().name, "node.id");
         assert_eq!(by_topic_key("segment.ms").unwrap().name, "log.roll.ms");
+    }
+
+    /// A topic-only key is a topic config and nothing else: the broker lookup never finds it.
+    #[test]
+    fn topic_only_keys_are_topic_configs_only() {
+        let k = by_topic_key("leader.replication.throttled.replicas").unwrap();
+        assert!(k.topic_only && k.topic == Some(k.name));
+        assert!(key("leader.replication.throttled.replicas").is_none());
+        assert!(key("leader.replication.throttled.rate").is_some_and(|k| k.dynamic && !k.topic_only));
+        for ok in ["", "*", "0:1", "0:1, 1:2 ,2:3", " * ", "0:1,"] {
+            assert!(k.check_value(k.name, ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["0", "a:1", "*,0:1", "0:1:2", "-1:2", ":"] {
+            assert!(k.check_value(k.name, bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -22,16 +22,16 @@ mod topic;
 
 use std::path::PathBuf;
 
-pub use broker::{BrokerConfig, GroupSettings, HttpListener, HttpSettings, Listener, ReplicaSelector, TxnSettings};
+pub use broker::{BrokerConfig, GroupSettings, HttpListener, HttpSettings, Listener, ReplicaSelector, ReplicationThrottle, TxnSettings};
 pub use cluster::ClusterSettings;
-pub use keys::{by_topic_key, is_sensitive, key, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
+pub use keys::{by_topic_key, dynamic_key, is_sensitive, key, DynamicScope, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
 pub use markdown::{help_text, markdown_tables};
 pub use principal::PrincipalRules;
 pub use security::{
-    is_security_key, AuthorizerSettings, BootstrapScram, ClientAuth, ClientTls, InterBroker, Keystore, OAuthSettings, Pem, SaslLogin, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion,
+    is_security_key, AuthorizerSettings, BootstrapScram, ClientAuth, ClientTls, InterBroker, Keystore, OAuthSettings, Pem, Pkcs12File, SaslLogin, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion, Truststore,
     STANDARD_AUTHORIZER,
 };
-pub use topic::{validate_topic_config, TopicSettings};
+pub use topic::{validate_topic_config, ThrottledReplicas, TopicSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -6,6 +6,7 @@ use crate::keys::{DefaultValue, Key, Section, KEYS};
 
 fn default_text(k: &Key) -> String {
     match k.default {
+        DefaultValue::Value("") => "empty".to_string(),
         DefaultValue::Value(v) => format!("`{v}`"),
         DefaultValue::From(other) => format!("from `{other}`"),
         DefaultValue::Unset(text) => text.to_string(),
@@ -28,8 +29,10 @@ fn block(name: &str) -> Option<String> {
         "topic" => {
             let mut out = String::from("| key | broker default |\n|---|---|\n");
             for k in KEYS {
-                if let Some(t) = k.topic {
-                    out.push_str(&format!("| `{t}` | `{}` |\n", k.name));
+                match k.topic {
+                    Some(t) if k.topic_only => out.push_str(&format!("| `{t}` | none: a topic config only |\n")),
+                    Some(t) => out.push_str(&format!("| `{t}` | `{}` |\n", k.name)),
+                    None => {}
                 }
             }
             return Some(out);
@@ -38,7 +41,7 @@ fn block(name: &str) -> Option<String> {
     };
     let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
     for k in KEYS.iter().filter(|k| k.section == section) {
-        let topic = k.topic.map(|t| format!(" (topic: `{t}`)")).unwrap_or_default();
+        let topic = k.topic.filter(|_| !k.topic_only).map(|t| format!(" (topic: `{t}`)")).unwrap_or_default();
         out.push_str(&format!("| `{}` | {} | {}{topic} |\n", k.name, default_text(k), k.doc));
     }
     Some(out)
@@ -70,6 +73,7 @@ pub fn help_text() -> String {
             DefaultValue::Unset(text) => format!("({text})"),
         };
         let scope = match (k.topic, k.dynamic) {
+            (Some(_), _) if k.topic_only => " [topic config only]".to_string(),
             (Some(t), true) => format!(" [topic: {t}; dynamic]"),
             (Some(t), false) => format!(" [topic: {t}]"),
             (None, true) => " [dynamic]".to_string(),

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use crate::keys::{key, Key};
+use crate::keys::{any_key, Key};
 use crate::ConfigError;
 
 /// Reads keys through `get` (a key name to its set value, if any). Every read of a key that a
@@ -21,7 +21,7 @@ impl<'a> Resolver<'a> {
 
     fn key(name: &str) -> Result<&'static Key, ConfigError> {
         // Only reachable through a misspelt name in this crate; the unit tests read every key.
-        key(name).ok_or_else(|| ConfigError::UnknownKey(name.to_string()))
+        any_key(name).ok_or_else(|| ConfigError::UnknownKey(name.to_string()))
     }
 
     /// The value set for `name`, checked; `None` if it is unset.

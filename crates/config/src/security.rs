@@ -464,6 +464,35 @@ pub enum Keystore {
     Combined(Pem),
     /// `ssl.keystore.certificate.chain` and `ssl.keystore.key`, inline.
     Split { chain: Pem, key: Pem },
+    /// `ssl.keystore.type=PKCS12`: `ssl.keystore.location` opened with `ssl.keystore.password`.
+    Pkcs12(Pkcs12File),
+}
+
+/// A password-protected PKCS#12 file, named by the config key that gave it.
+#[derive(Clone, Debug)]
+pub struct Pkcs12File {
+    pub key: String,
+    pub path: PathBuf,
+    pub password: Secret,
+}
+
+/// The CA certificates a listener trusts.
+#[derive(Clone, Debug)]
+pub enum Truststore {
+    /// `ssl.truststore.location` (a PEM file) or `ssl.truststore.certificates` (inline PEM).
+    Pem(Pem),
+    /// `ssl.truststore.type=PKCS12`: every certificate of the file is trusted.
+    Pkcs12(Pkcs12File),
+}
+
+impl Truststore {
+    /// The config key this truststore came from.
+    pub fn key(&self) -> &str {
+        match self {
+            Truststore::Pem(p) => p.key(),
+            Truststore::Pkcs12(f) => &f.key,
+        }
+    }
 }
 
 /// What an SSL listener serves with, resolved from the `ssl.*` keys.
@@ -472,7 +501,7 @@ pub struct TlsSettings {
     pub keystore: Keystore,
     /// `ssl.key.password`: decrypts the keystore's key when it is an encrypted PKCS#8 key.
     pub key_password: Option<Secret>,
-    pub truststore: Option<Pem>,
+    pub truststore: Option<Truststore>,
     pub client_auth: ClientAuth,
     pub protocols: Vec<TlsVersion>,
     /// IANA names as Java spells them; empty: every suite of the enabled versions.
@@ -493,29 +522,56 @@ pub(crate) fn tls_settings(props: &BTreeMap<String, String>, listener: &str) -> 
     let get = |k: &Key| props.get(&format!("{prefix}{}", k.name)).or_else(|| props.get(k.name)).map(String::as_str);
     let r = Resolver::new(&get);
     let set = |k: &str| -> Result<Option<String>, ConfigError> { Ok(r.set(k)?.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)) };
-    let pem_only = |type_key: &str| -> Result<(), ConfigError> {
+    // PEM (KIP-651) or PKCS12; JKS is Java's own format, which Strom does not read.
+    let store_type = |type_key: &str| -> Result<bool, ConfigError> {
         let t = r.text(type_key)?.unwrap_or("PEM").trim().to_string();
         if t.eq_ignore_ascii_case("PEM") {
-            return Ok(());
+            return Ok(false);
         }
-        Err(invalid(&shown(type_key), &t, "only PEM stores are supported yet (PKCS12 and JKS are not); convert with `openssl pkcs12 -nodes`".into()))
+        if t.eq_ignore_ascii_case("PKCS12") {
+            return Ok(true);
+        }
+        Err(invalid(&shown(type_key), &t, "PEM and PKCS12 stores are supported, JKS is not: convert it with `keytool -importkeystore -deststoretype PKCS12`".into()))
     };
-    pem_only("ssl.keystore.type")?;
-    pem_only("ssl.truststore.type")?;
-    // Passwords protect JKS/PKCS12 stores, which Strom does not read yet: a password that would
-    // be ignored means a store Strom cannot use, so refuse it. (`ssl.key.password` decrypts an
-    // encrypted PKCS#8 key, below.)
-    for k in ["ssl.keystore.password", "ssl.truststore.password"] {
-        let scoped = format!("{prefix}{k}");
-        if props.get(&scoped).or_else(|| props.get(k)).is_some_and(|v| !v.trim().is_empty()) {
+    let password = |k: &str| props.get(&format!("{prefix}{k}")).or_else(|| props.get(k)).filter(|v| !v.is_empty()).map(|v| Secret(v.clone()));
+    let pkcs12_keystore = store_type("ssl.keystore.type")?;
+    let pkcs12_truststore = store_type("ssl.truststore.type")?;
+    // A password with a PEM store would be ignored: it means a store of another type was meant.
+    // (`ssl.key.password` decrypts an encrypted PKCS#8 key of either type.)
+    for (k, pkcs12) in [("ssl.keystore.password", pkcs12_keystore), ("ssl.truststore.password", pkcs12_truststore)] {
+        if !pkcs12 && password(k).is_some() {
             return Err(ConfigError::InvalidValue {
                 key: shown(k),
                 value: "<hidden>".into(),
-                reason: "password-protected stores (PKCS12, JKS) are not supported yet: give a PEM keystore (its key may be an encrypted PKCS#8 key, with ssl.key.password)".into(),
+                reason: format!(
+                    "a PEM store has no password (its key may be an encrypted PKCS#8 key, with ssl.key.password): set {}=PKCS12 if the store is one",
+                    k.replace(".password", ".type")
+                ),
             });
         }
     }
+    let pkcs12_file = |location: &str, password_key: &str| -> Result<Option<Pkcs12File>, ConfigError> {
+        let Some(path) = set(location)? else { return Ok(None) };
+        let Some(password) = password(password_key) else {
+            return Err(invalid(&shown(password_key), "", format!("a PKCS12 store ({}) is opened with its password: set {password_key}", shown(location))));
+        };
+        Ok(Some(Pkcs12File { key: shown(location), path: path.into(), password }))
+    };
+    if pkcs12_keystore {
+        for k in ["ssl.keystore.certificate.chain", "ssl.keystore.key"] {
+            if set(k)?.is_some() {
+                return Err(invalid(&shown(k), "<inline PEM>", "inline PEM with ssl.keystore.type=PKCS12: set ssl.keystore.type=PEM, or give the PKCS12 file as ssl.keystore.location".into()));
+            }
+        }
+    }
+    if pkcs12_truststore && set("ssl.truststore.certificates")?.is_some() {
+        return Err(invalid(&shown("ssl.truststore.certificates"), "<inline PEM>", "inline PEM with ssl.truststore.type=PKCS12: set ssl.truststore.type=PEM, or give the PKCS12 file as ssl.truststore.location".into()));
+    }
     let keystore = match (set("ssl.keystore.location")?, set("ssl.keystore.certificate.chain")?, set("ssl.keystore.key")?) {
+        (Some(_), None, None) if pkcs12_keystore => match pkcs12_file("ssl.keystore.location", "ssl.keystore.password")? {
+            Some(f) => Keystore::Pkcs12(f),
+            None => return Err(invalid(&shown("ssl.keystore.location"), "", "the PKCS12 keystore's location is empty".into())),
+        },
         (Some(path), None, None) => Keystore::Combined(Pem::File { key: shown("ssl.keystore.location"), path: path.into() }),
         (None, Some(chain), Some(key)) => Keystore::Split {
             chain: Pem::Inline { key: shown("ssl.keystore.certificate.chain"), text: chain },
@@ -540,8 +596,9 @@ pub(crate) fn tls_settings(props: &BTreeMap<String, String>, listener: &str) -> 
         }
     };
     let truststore = match (set("ssl.truststore.location")?, set("ssl.truststore.certificates")?) {
-        (Some(path), None) => Some(Pem::File { key: shown("ssl.truststore.location"), path: path.into() }),
-        (None, Some(text)) => Some(Pem::Inline { key: shown("ssl.truststore.certificates"), text }),
+        (Some(_), None) if pkcs12_truststore => pkcs12_file("ssl.truststore.location", "ssl.truststore.password")?.map(Truststore::Pkcs12),
+        (Some(path), None) => Some(Truststore::Pem(Pem::File { key: shown("ssl.truststore.location"), path: path.into() })),
+        (None, Some(text)) => Some(Truststore::Pem(Pem::Inline { key: shown("ssl.truststore.certificates"), text })),
         (None, None) => None,
         (Some(_), Some(_)) => {
             return Err(invalid(&shown("ssl.truststore.location"), "", "give ssl.truststore.location or ssl.truststore.certificates, not both".into()))
@@ -585,7 +642,7 @@ pub(crate) fn tls_settings(props: &BTreeMap<String, String>, listener: &str) -> 
     let cipher_suites = set("ssl.cipher.suites")?
         .map(|v| v.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect())
         .unwrap_or_default();
-    let key_password = props.get(&format!("{prefix}ssl.key.password")).or_else(|| props.get("ssl.key.password")).filter(|v| !v.is_empty()).map(|v| Secret(v.clone()));
+    let key_password = password("ssl.key.password");
     Ok(TlsSettings { keystore, key_password, truststore, client_auth, protocols, cipher_suites, principal_rules })
 }
 
@@ -860,8 +917,10 @@ mod tests {
         // Client auth without a truststore, PKCS12, passwords, old protocols: refused by name.
         for (k, v, named) in [
             ("ssl.client.auth", "required", "ssl.client.auth"),
-            ("ssl.keystore.type", "PKCS12", "ssl.keystore.type"),
+            ("ssl.keystore.type", "JKS", "ssl.keystore.type"),
+            ("ssl.keystore.type", "PKCS12", "ssl.keystore.password"),
             ("ssl.keystore.password", "secret", "ssl.keystore.password"),
+            ("ssl.truststore.password", "secret", "ssl.truststore.password"),
             ("ssl.enabled.protocols", "TLSv1.1", "ssl.enabled.protocols"),
             ("listener.name.ssl.ssl.client.auth", "maybe", "listener.name.ssl.ssl.client.auth"),
         ] {
@@ -869,6 +928,21 @@ mod tests {
             assert!(e.contains(named), "{k}={v}: {e}");
             assert!(!e.contains("secret"), "a password must not be echoed: {e}");
         }
+        // PKCS12 stores, with their passwords (never shown in Debug).
+        let p = props(&[
+            ("listener.name.ssl.ssl.keystore.type", "PKCS12"),
+            ("ssl.keystore.location", "/k.p12"),
+            ("ssl.keystore.password", "store-pw"),
+            ("ssl.truststore.type", "pkcs12"),
+            ("ssl.truststore.location", "/t.p12"),
+            ("listener.name.ssl.ssl.truststore.password", "trust-pw"),
+        ]);
+        let t = tls_settings(&p, "SSL").unwrap();
+        assert!(matches!(&t.keystore, Keystore::Pkcs12(f) if f.path.to_str() == Some("/k.p12") && f.password.0 == "store-pw"));
+        assert!(matches!(&t.truststore, Some(Truststore::Pkcs12(f)) if f.key == "ssl.truststore.location" && f.password.0 == "trust-pw"));
+        assert!(!format!("{t:?}").contains("-pw"));
+        let e = tls_settings(&props(&[("ssl.keystore.type", "PKCS12"), ("ssl.keystore.certificate.chain", "C"), ("ssl.keystore.key", "K"), ("ssl.keystore.password", "x")]), "SSL").unwrap_err().to_string();
+        assert!(e.contains("ssl.keystore.certificate.chain") && e.contains("PKCS12"), "{e}");
         // Inline PEM never shows in Debug.
         let t = tls_settings(&props(&[("ssl.keystore.certificate.chain", "CHAIN"), ("ssl.keystore.key", "PRIVATE")]), "SSL").unwrap();
         assert!(!format!("{t:?}").contains("PRIVATE"));

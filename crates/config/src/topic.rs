@@ -17,6 +17,52 @@ pub struct TopicSettings {
     pub unclean_leader_election: bool,
     /// Serve Fetch v0-3 consumers by down-converting (Kafka's message.downconversion.enable).
     pub down_conversion: bool,
+    /// KIP-73: the replicas whose leader's sending is throttled (`partition:leader broker`).
+    pub leader_throttled_replicas: ThrottledReplicas,
+    /// KIP-73: the replicas whose follower's fetching is throttled (`partition:follower broker`).
+    pub follower_throttled_replicas: ThrottledReplicas,
+}
+
+/// A throttled-replica list (`leader/follower.replication.throttled.replicas`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ThrottledReplicas {
+    /// `*`: every replica of the topic.
+    All,
+    /// (partition, broker id) pairs; empty: none.
+    Listed(Vec<(i32, i32)>),
+    #[default]
+    None,
+}
+
+impl ThrottledReplicas {
+    /// Kafka's ThrottledReplicaListValidator: `*`, or comma-separated `partition:brokerId`
+    /// pairs (blank entries are allowed and mean nothing, as Kafka's list parsing leaves them).
+    pub fn parse(value: &str) -> Option<ThrottledReplicas> {
+        let v = value.trim();
+        if v == "*" {
+            return Some(ThrottledReplicas::All);
+        }
+        let mut pairs = Vec::new();
+        for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (p, b) = item.split_once(':')?;
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+            if !digits(p) || !digits(b) {
+                return None;
+            }
+            pairs.push((p.parse().ok()?, b.parse().ok()?));
+        }
+        Some(if pairs.is_empty() { ThrottledReplicas::None } else { ThrottledReplicas::Listed(pairs) })
+    }
+
+    /// Whether the list names replica `broker` of `partition` (Kafka filters the list by this
+    /// broker's id and throttles the partitions left).
+    pub fn covers(&self, partition: i32, broker: i32) -> bool {
+        match self {
+            ThrottledReplicas::All => true,
+            ThrottledReplicas::Listed(pairs) => pairs.contains(&(partition, broker)),
+            ThrottledReplicas::None => false,
+        }
+    }
 }
 
 impl TopicSettings {
@@ -68,8 +114,15 @@ impl TopicSettings {
             min_insync_replicas: r.int("min.insync.replicas")?,
             unclean_leader_election: r.bool("unclean.leader.election.enable")?,
             down_conversion: r.bool("log.message.downconversion.enable")?,
+            leader_throttled_replicas: throttled(r, "leader.replication.throttled.replicas")?,
+            follower_throttled_replicas: throttled(r, "follower.replication.throttled.replicas")?,
         })
     }
+}
+
+fn throttled(r: &Resolver, name: &str) -> Result<ThrottledReplicas, ConfigError> {
+    let v = r.text(name)?.unwrap_or_default();
+    ThrottledReplicas::parse(v).ok_or_else(|| crate::resolve::invalid(name, v, "not a throttled-replica list".into()))
 }
 
 /// Validates one topic config value; the error text goes back to the client in INVALID_CONFIG.
@@ -78,5 +131,35 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
         Some(k) => k.check_value(name, value).map_err(|e| e.to_string()),
         None if INERT_TOPIC_KEYS.contains(&name) => Ok(()),
         None => Err(format!("unknown topic config `{name}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::BrokerConfig;
+
+    /// The throttled-replica lists reach a topic's settings, filtered per broker as Kafka's
+    /// `parseThrottledPartitions` does; a broker's properties cannot hold them.
+    #[test]
+    fn throttled_replica_lists_are_topic_settings() {
+        let broker = BrokerConfig::from_props(&BTreeMap::new()).unwrap();
+        assert_eq!(broker.topic_defaults.leader_throttled_replicas, ThrottledReplicas::None);
+        let overrides: BTreeMap<String, String> =
+            [("leader.replication.throttled.replicas", "0:1, 1:2"), ("follower.replication.throttled.replicas", "*")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let s = broker.topic_settings(&overrides);
+        assert!(s.leader_throttled_replicas.covers(0, 1) && s.leader_throttled_replicas.covers(1, 2));
+        assert!(!s.leader_throttled_replicas.covers(0, 2) && !s.leader_throttled_replicas.covers(1, 1));
+        assert!(s.follower_throttled_replicas.covers(7, 9));
+        let shown: Vec<_> = broker.topic_values(&overrides).into_iter().filter(|(k, _)| k.topic_only).map(|(k, v)| (k.name, v)).collect();
+        assert_eq!(shown, vec![("follower.replication.throttled.replicas", "*".to_string()), ("leader.replication.throttled.replicas", "0:1, 1:2".to_string())]);
+        assert!(validate_topic_config("leader.replication.throttled.replicas", "0:1").is_ok());
+        assert!(validate_topic_config("leader.replication.throttled.replicas", "0-1").is_err());
+        let props: BTreeMap<String, String> = [("leader.replication.throttled.replicas".to_string(), "*".to_string())].into();
+        assert!(matches!(BrokerConfig::from_props(&props), Err(crate::ConfigError::UnknownKey(k)) if k == "leader.replication.throttled.replicas"));
+        let rate: BTreeMap<String, String> = [("leader.replication.throttled.rate".to_string(), "1000".to_string())].into();
+        assert_eq!(BrokerConfig::from_props(&rate).unwrap().replication_throttle.leader_rate, 1000);
     }
 }

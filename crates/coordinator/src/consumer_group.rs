@@ -24,9 +24,19 @@
 //! Regular-expression subscriptions match whole topic names (never an internal topic) and are
 //! resolved against the topics of every call, so a topic created later is picked up.
 //!
-//! Not in this increment: static members beyond keeping their instance id (-2 leaves like -1),
-//! rack-aware assignment, classic-protocol members inside a consumer group and the migration
-//! between the protocols.
+//! Static members (an instance id, Kafka's getOrMaybeSubscribeStaticConsumerGroupMember): a
+//! heartbeat at epoch -2 leaves for now, keeping the member, its assignment and its running
+//! session; the instance coming back (epoch 0, same instance id, any member id) takes the old
+//! member's place and partitions without a new group epoch; an instance id in use is refused
+//! UNRELEASED_INSTANCE_ID to a joining member and FENCED_INSTANCE_ID to another member id.
+//!
+//! Racks: the assignors prefer a member's rack for a partition with a replica there
+//! (`assignor.rs`), and the replicas' racks are part of the subscribed topics' metadata, stored
+//! in the partition-metadata record, so a change re-assigns.
+//!
+//! Not in this increment: classic-protocol members inside a consumer group and the online
+//! migration between the protocols (`group.consumer.migration.policy`). The broker moves a
+//! group id between the kinds only offline, when the group it leaves has no members.
 
 mod assignor;
 mod coordinator;
@@ -36,6 +46,8 @@ mod types;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod rack_tests;
 #[cfg(test)]
 mod tests;
 

@@ -18,6 +18,7 @@ pub struct MetadataDelta {
     pub deleted: Vec<Arc<TopicImage>>,
     /// Any broker registration, fencing or endpoint changed.
     pub brokers_changed: bool,
+    /// The cluster's dynamic broker configs, or any broker's own.
     pub broker_configs_changed: bool,
 }
 
@@ -25,7 +26,7 @@ impl MetadataDelta {
     pub fn between(old: &MetadataImage, new: &MetadataImage) -> MetadataDelta {
         let mut delta = MetadataDelta {
             brokers_changed: old.brokers != new.brokers,
-            broker_configs_changed: old.broker_configs != new.broker_configs,
+            broker_configs_changed: old.broker_configs != new.broker_configs || old.node_configs != new.node_configs,
             ..MetadataDelta::default()
         };
         for (name, t) in &new.topics {

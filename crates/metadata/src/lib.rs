@@ -126,8 +126,13 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, Arc<TopicImage>>,
     /// Producer ids below this have been handed out; they are never reused.
     pub next_producer_id: i64,
-    /// Dynamic broker-level configs set through AlterConfigs.
+    /// Dynamic broker configs of the whole cluster (AlterConfigs on the default broker resource,
+    /// `--entity-default`): Kafka's DYNAMIC_DEFAULT_BROKER_CONFIG.
     pub broker_configs: BTreeMap<String, String>,
+    /// Dynamic configs of one broker (AlterConfigs on broker `<id>`), over the cluster's:
+    /// Kafka's DYNAMIC_BROKER_CONFIG. A keystore path is one broker's own, for instance.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// Every ACL (CreateAcls, DeleteAcls); the broker's authorizer reads them from the image.
     #[serde(default, skip_serializing_if = "acl::Acls::is_empty")]
     pub acls: acl::Acls,
@@ -146,6 +151,15 @@ impl MetadataImage {
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<&Arc<TopicImage>> {
         self.topics.values().find(|t| t.id == id)
+    }
+
+    /// The dynamic configs broker `node` runs with: the cluster's, then its own over them.
+    pub fn dynamic_configs(&self, node: i32) -> BTreeMap<String, String> {
+        let mut out = self.broker_configs.clone();
+        if let Some(own) = self.node_configs.get(&node) {
+            out.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        out
     }
 
     /// Brokers that may lead partitions and are shown to clients.
@@ -183,6 +197,8 @@ pub enum MetadataRecord {
     ReassignmentCompleted { name: String, index: i32 },
     TopicConfigsSet { name: String, configs: BTreeMap<String, String> },
     BrokerConfigsSet { configs: BTreeMap<String, String> },
+    /// One broker's own dynamic configs, replacing what it had (empty: none left).
+    NodeConfigsSet { node: i32, configs: BTreeMap<String, String> },
     ProducerIdsAllocated { next_producer_id: i64 },
     /// CreateAcls: ACLs that already exist are left as they are.
     AclsCreated { acls: Vec<acl::AclBinding> },
@@ -339,6 +355,13 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::BrokerConfigsSet { configs } => self.broker_configs = configs.clone(),
+            MetadataRecord::NodeConfigsSet { node, configs } => {
+                if configs.is_empty() {
+                    self.node_configs.remove(node);
+                } else {
+                    self.node_configs.insert(*node, configs.clone());
+                }
+            }
             MetadataRecord::ProducerIdsAllocated { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }

@@ -33,6 +33,28 @@ async function main() {
     };
     await page.screenshot({ path: shots + "/overview.png", fullPage: true });
 
+    // Groups → the share group (KIP-932): members, assignment, start offsets and lag. Visited
+    // first, while the test's share consumer is surely still a member.
+    await page.click("nav >> text=Consumer groups");
+    out.steps.groups = { types: await texts("#groups tbody tr td:nth-child(2)"), members: await texts("#groups tbody tr td:nth-child(4)") };
+    await page.click(`#groups a:text-is(${JSON.stringify(plan.share)})`);
+    await page.waitForSelector("#offsets");
+    out.steps.share = {
+      heading: await page.textContent("h1"),
+      type: await page.textContent("#group-type"),
+      state: await page.textContent("#group-state"),
+      members: await texts("#members tbody tr td:nth-child(2)"),
+      subscribed: await texts("#members tbody tr td:nth-child(5)"),
+      assignment: await texts("#members tbody tr td:nth-child(6)"),
+      partitions: await texts("#offsets tbody tr td:nth-child(2)"),
+      starts: await texts("#offsets tbody tr td:nth-child(3)"),
+      ends: await texts("#offsets tbody tr td:nth-child(4)"),
+      lags: await texts("#offsets tbody tr td:nth-child(5)"),
+      resetForms: await page.$$eval("#reset-form", els => els.length),
+      markupElements: await page.$$eval("main b, h1 b", els => els.filter(e => e.textContent === "of").length),
+    };
+    await page.screenshot({ path: shots + "/share-group.png", fullPage: true });
+
     // Topics → the topic → its partitions and configs.
     await page.click("nav >> text=Topics");
     out.steps.topics = { names: await texts("#topics tbody tr td:first-child") };

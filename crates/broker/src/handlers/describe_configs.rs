@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::authz::Authz;
 use crate::broker::Broker;
 use crate::session::Session;
+use crate::topics::AdminError;
 use strom_metadata::acl::Operation;
 use strom_config::{key, BrokerConfig, KEYS};
 
@@ -19,6 +20,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 
 // Kafka's ConfigSource values.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
 const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
@@ -34,42 +36,61 @@ pub struct ConfigEntry {
     pub synonyms: Vec<(String, Option<String>, i8)>,
 }
 
-/// The broker-level levels of `key`, highest precedence first.
-fn broker_synonyms(config: &BrokerConfig, dynamic: &BTreeMap<String, String>, name: &str) -> Vec<(String, Option<String>, i8)> {
-    let mut out = Vec::new();
-    if let Some(v) = dynamic.get(name) {
-        out.push((name.to_string(), Some(v.clone()), DYNAMIC_DEFAULT_BROKER_CONFIG));
+/// Where a broker key's value can come from, highest precedence first: this broker's own dynamic
+/// configs, the cluster's, server.properties, the default.
+struct Levels<'a> {
+    own: Option<&'a BTreeMap<String, String>>,
+    cluster: &'a BTreeMap<String, String>,
+    config: &'a BrokerConfig,
+}
+
+impl<'a> Levels<'a> {
+    fn of(broker: &'a Broker, image: &'a strom_metadata::MetadataImage) -> Levels<'a> {
+        Levels { own: image.node_configs.get(&broker.config.node_id), cluster: &image.broker_configs, config: &broker.config }
     }
-    if let Some(v) = config.props.get(name) {
-        out.push((name.to_string(), Some(v.clone()), STATIC_BROKER_CONFIG));
+
+    fn set(&self) -> impl Iterator<Item = (&'a BTreeMap<String, String>, i8)> {
+        self.own
+            .map(|m| (m, DYNAMIC_BROKER_CONFIG))
+            .into_iter()
+            .chain([(self.cluster, DYNAMIC_DEFAULT_BROKER_CONFIG), (&self.config.props, STATIC_BROKER_CONFIG)])
     }
-    if let Some(default) = key(name).and_then(|k| k.default_value()) {
-        out.push((name.to_string(), Some(default.to_string()), DEFAULT_CONFIG));
+
+    /// The broker-level levels of `name`, highest precedence first (Kafka's synonyms).
+    fn synonyms(&self, name: &str) -> Vec<(String, Option<String>, i8)> {
+        let mut out: Vec<_> = self.set().filter_map(|(m, source)| m.get(name).map(|v| (name.to_string(), Some(v.clone()), source))).collect();
+        if let Some(default) = key(name).and_then(|k| k.default_value()) {
+            out.push((name.to_string(), Some(default.to_string()), DEFAULT_CONFIG));
+        }
+        out
     }
-    out
+
+    fn value_and_source(&self, name: &str) -> Option<(String, i8)> {
+        self.set().find_map(|(m, source)| m.get(name).map(|v| (v.clone(), source)))
+    }
+
+    fn source(&self, name: &str) -> i8 {
+        self.value_and_source(name).map_or(DEFAULT_CONFIG, |(_, s)| s)
+    }
 }
 
 /// A topic's configs: its overrides, then the broker defaults for the rest.
 pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
     let image = broker.metadata.image();
-    let effective = broker.config.with_dynamic(&image.broker_configs).unwrap_or_else(|_| (*broker.config).clone());
+    let levels = Levels::of(broker, &image);
+    let effective = broker.config.with_dynamic(&image.dynamic_configs(broker.config.node_id)).unwrap_or_else(|_| (*broker.config).clone());
     let mut out: Vec<ConfigEntry> = effective
         .topic_values(&BTreeMap::new())
         .into_iter()
         .filter_map(|(k, default)| Some((k.topic?, k.name, default)))
         .map(|(name, broker_key, default)| {
-            let mut synonyms = broker_synonyms(&broker.config, &image.broker_configs, broker_key);
+            let mut synonyms = levels.synonyms(broker_key);
             match overrides.get(name) {
                 Some(v) => {
                     synonyms.insert(0, (name.to_string(), Some(v.clone()), DYNAMIC_TOPIC_CONFIG));
                     ConfigEntry { name, value: Some(v.clone()), source: DYNAMIC_TOPIC_CONFIG, synonyms }
                 }
-                None => ConfigEntry {
-                    name,
-                    value: Some(default),
-                    source: broker_source(&broker.config, &image.broker_configs, broker_key),
-                    synonyms,
-                },
+                None => ConfigEntry { name, value: Some(default), source: levels.source(broker_key), synonyms },
             }
         })
         .collect();
@@ -85,29 +106,19 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
     out
 }
 
-fn broker_source(config: &BrokerConfig, dynamic: &BTreeMap<String, String>, key: &str) -> i8 {
-    if dynamic.contains_key(key) {
-        DYNAMIC_DEFAULT_BROKER_CONFIG
-    } else if config.props.contains_key(key) {
-        STATIC_BROKER_CONFIG
-    } else {
-        DEFAULT_CONFIG
-    }
-}
-
 fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
     let image = broker.metadata.image();
+    let levels = Levels::of(broker, &image);
+    // A topic-only key (`leader.replication.throttled.replicas`) is no broker config.
     KEYS.iter()
+        .filter(|k| !k.topic_only)
         .map(|k| {
-            let value = image
-                .broker_configs
-                .get(k.name)
-                .or_else(|| broker.config.props.get(k.name))
-                .cloned()
+            let (value, source) = match levels.value_and_source(k.name) {
+                Some((v, source)) => (Some(v), source),
                 // A default derived from another key (log.roll.ms from log.roll.hours) is null.
-                .or_else(|| k.default_value().map(str::to_string));
-            let synonyms = broker_synonyms(&broker.config, &image.broker_configs, k.name);
-            ConfigEntry { name: k.name, value, source: broker_source(&broker.config, &image.broker_configs, k.name), synonyms }
+                None => (k.default_value().map(str::to_string), DEFAULT_CONFIG),
+            };
+            ConfigEntry { name: k.name, value, source, synonyms: levels.synonyms(k.name) }
         })
         .collect()
 }
@@ -192,4 +203,22 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, session: &Sessi
 /// Broker resources are named by node id; the empty name means the cluster-wide default.
 pub fn is_this_broker(broker: &Broker, name: &str) -> bool {
     name.is_empty() || name.parse::<i32>().ok() == Some(broker.config.node_id)
+}
+
+/// Alters the dynamic configs of broker resource `name` (this broker: `is_this_broker`): the
+/// cluster's default level for "", this broker's own for its id. A keystore or truststore change
+/// must load and keep the listener's identity before it is committed (`tls::check_reconfiguration`).
+pub async fn alter_this_broker(
+    broker: &Broker,
+    name: &str,
+    edit: impl Fn(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
+    validate_only: bool,
+) -> Result<(), AdminError> {
+    let me = broker.config.node_id;
+    let node = (!name.is_empty()).then_some(me);
+    let current = broker.config.with_dynamic(&broker.metadata.image().dynamic_configs(me)).unwrap_or_else(|_| (*broker.config).clone());
+    let check = |new: &strom_config::BrokerConfig| {
+        crate::tls::check_reconfiguration(&current, new).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))
+    };
+    broker.topics.alter_broker_configs(node, edit, check, validate_only).await
 }

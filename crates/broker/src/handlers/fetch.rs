@@ -62,18 +62,21 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, sessi
         tokio::pin!(notified);
         notified.as_mut().enable();
         let reader = if replica >= 0 {
-            Reader::Follower
+            Reader::Follower { replica }
         } else {
             Reader::Consumer { isolation: Isolation::of_consumer(req.isolation_level), rack: (version >= 11).then(|| req.rack_id.as_str()) }
         };
-        let (responses, files, bytes, answer_now, sent) = read_all(broker, &req.topics, &allowed, max_bytes, reader, version);
+        let (responses, files, bytes, answer_now, sent, throttled) = read_all(broker, &req.topics, &allowed, max_bytes, reader, version);
         if bytes >= min_bytes || answer_now || Instant::now() >= deadline {
             // Counted once, for the read that is answered (a long poll reads several times).
             for (partition, len) in sent {
                 partition.counters.sent(len as u64);
             }
-            // A consumer's byte rate (`consumer_byte_rate`; followers are not client-metered).
+            // A consumer's byte rate (`consumer_byte_rate`; followers are not client-metered,
+            // but what throttled replicas carry counts against the leader's replication rate,
+            // in sync or not, as Kafka's `sizeOfThrottledPartitions`).
             let throttle = if replica >= 0 {
+                broker.replicas.replication_quotas.leader.record(throttled as u64, now_ms());
                 0
             } else {
                 broker.quotas.record(&broker.metadata.image().quotas, crate::quotas::Kind::Fetch, &session.principal, client_id, bytes, now_ms())
@@ -114,14 +117,14 @@ fn position(p: &FetchPartition) -> FetchPosition {
 /// on, its rack (possibly empty), which lets it read from followers (Kafka's `ClientMetadata`).
 #[derive(Clone, Copy)]
 enum Reader<'a> {
-    Follower,
+    Follower { replica: i32 },
     Consumer { isolation: Isolation, rack: Option<&'a str> },
 }
 
 /// The responses, their file ranges, the bytes read, whether to answer without waiting (an
-/// error, a diverging epoch, a preferred read replica), and the bytes each partition gave a
-/// consumer.
-type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool, Vec<(Arc<Partition>, usize)>);
+/// error, a diverging epoch, a preferred read replica), the bytes each partition gave a
+/// consumer, and the bytes read for a follower from throttled replicas (KIP-73).
+type ReadAll = (Vec<FetchableTopicResponse>, Vec<FileSlice>, usize, bool, Vec<(Arc<Partition>, usize)>, usize);
 
 /// The message format an old Fetch version reads (Kafka's FetchResponse down-conversion): v0-1
 /// magic 0, v2-3 magic 1; None for v4 and later (format v2, as stored).
@@ -151,6 +154,10 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes:
     let mut answer_now = !allowed.contains(&true);
     // Consumers' reads, for the bytes-out counters (followers' reads are replication).
     let mut sent = Vec::new();
+    // KIP-73 (Kafka's `shouldLeaderThrottle`): while the leader's replication rate is over its
+    // bound, a follower's throttled replicas that are not in the ISR get no records.
+    let mut throttled_bytes = 0usize;
+    let over_quota = matches!(reader, Reader::Follower { .. }) && broker.replicas.replication_quotas.leader.is_exceeded(now_ms());
     let responses = topics
         .iter()
         .zip(allowed)
@@ -164,7 +171,7 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes:
                         return error(resp, ResponseError::TopicAuthorizationFailed);
                     }
                     let (found, isolation) = match reader {
-                        Reader::Follower => (broker.replicas.leader(topic.topic.as_str(), p.partition), Isolation::Follower),
+                        Reader::Follower { .. } => (broker.replicas.leader(topic.topic.as_str(), p.partition), Isolation::Follower),
                         Reader::Consumer { isolation, rack } => (broker.replicas.for_consumer(topic.topic.as_str(), p.partition, rack.is_some()), isolation),
                     };
                     let partition = match found {
@@ -180,8 +187,10 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes:
                             return redirect(resp, &partition, p, replica);
                         }
                     }
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-                    let read = match partition.fetch(&position(p), limit, min_one, isolation) {
+                    let throttled = matches!(reader, Reader::Follower { .. }) && partition.leader_throttled();
+                    let held_back = matches!(reader, Reader::Follower { replica } if throttled && over_quota && !partition.in_isr(replica));
+                    let limit = if held_back { 0 } else { (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total)) };
+                    let read = match partition.fetch(&position(p), limit, min_one && !held_back, isolation) {
                         Ok(read) => read,
                         Err(code) => {
                             answer_now = true;
@@ -209,6 +218,9 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes:
                         }
                         ReadOutcome::Records(r) => {
                             total += r.len;
+                            if throttled {
+                                throttled_bytes += r.len;
+                            }
                             if isolation != Isolation::Follower && r.len > 0 {
                                 sent.push((partition.clone(), r.len));
                             }
@@ -248,7 +260,7 @@ fn read_all(broker: &Broker, topics: &[FetchTopic], allowed: &[bool], max_bytes:
             FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions)
         })
         .collect();
-    (responses, files, total, answer_now, sent)
+    (responses, files, total, answer_now, sent, throttled_bytes)
 }
 
 /// The records field for an old fetcher: the read's batches in message format `magic`, within

@@ -34,7 +34,7 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, s
                 Some(c) => Err(AdminError::new(ResponseError::InvalidRequest, format!("Unknown operation {} for {}", c.config_operation, c.name.as_str()))),
                 None => {
                     let image = broker.metadata.image();
-                    let effective = broker.config.with_dynamic(&image.broker_configs).unwrap_or_else(|_| (*broker.config).clone());
+                    let effective = broker.config.with_dynamic(&image.dynamic_configs(broker.config.node_id)).unwrap_or_else(|_| (*broker.config).clone());
                     match r.resource_type {
                         // A list key the topic does not set starts from its broker default.
                         RESOURCE_TOPIC => {
@@ -46,7 +46,7 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, s
                         RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => {
                             let default_of = |k: &str| effective.props.get(k).cloned().or_else(|| strom_config::key(k).and_then(|k| k.default_value()).map(str::to_string));
                             let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs, default_of);
-                            broker.topics.alter_broker_configs(edit, req.validate_only).await
+                            super::describe_configs::alter_this_broker(broker, r.resource_name.as_str(), edit, req.validate_only).await
                         }
                         _ => Err(AdminError::new(ResponseError::InvalidRequest, "Unsupported resource")),
                     }
@@ -61,7 +61,7 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, s
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 /// Keys whose values are comma-separated lists: the only ones APPEND and SUBTRACT apply to.
-const LIST_KEYS: &[&str] = &["cleanup.policy", "log.cleanup.policy"];
+const LIST_KEYS: &[&str] = &["cleanup.policy", "log.cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas"];
 
 /// Applies the operations in order. APPEND/SUBTRACT edit a list key as a list, starting from the
 /// key's default (`default_of`) when it is not set; on any other key they are INVALID_CONFIG,

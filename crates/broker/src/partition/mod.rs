@@ -66,6 +66,11 @@ pub struct Partition {
     sync_lock: tokio::sync::Mutex<()>,
     /// The topic's traffic counters (`/metrics`), updated by the produce and fetch handlers.
     pub counters: crate::metrics::TopicCounters,
+    /// KIP-73: the topic's `leader.replication.throttled.replicas` names this partition on
+    /// this broker (its sending to followers out of sync is throttled while it leads).
+    leader_throttled: AtomicBool,
+    /// KIP-73: `follower.replication.throttled.replicas` names this broker's replica.
+    follower_throttled: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +180,8 @@ impl Partition {
             durable_offset: AtomicI64::new(0),
             sync_lock: tokio::sync::Mutex::new(()),
             counters: crate::metrics::TopicCounters::new(topic),
+            leader_throttled: AtomicBool::new(false),
+            follower_throttled: AtomicBool::new(false),
         })
     }
 
@@ -453,6 +460,26 @@ impl Partition {
     }
 
     /// Flushes and marks the log clean, so the next start skips recovery.
+    /// KIP-73: whether this broker's replica is throttled as a leader and as a follower (the
+    /// topic's throttled-replica lists, filtered by this broker's id).
+    pub fn set_throttled(&self, as_leader: bool, as_follower: bool) {
+        self.leader_throttled.store(as_leader, Ordering::Relaxed);
+        self.follower_throttled.store(as_follower, Ordering::Relaxed);
+    }
+
+    pub fn leader_throttled(&self) -> bool {
+        self.leader_throttled.load(Ordering::Relaxed)
+    }
+
+    pub fn follower_throttled(&self) -> bool {
+        self.follower_throttled.load(Ordering::Relaxed)
+    }
+
+    /// Whether `replica` is in the ISR this broker leads with (false when it does not lead).
+    pub fn in_isr(&self, replica: i32) -> bool {
+        lock(&self.leader_state).as_ref().is_some_and(|s| s.isr().contains(&replica))
+    }
+
     pub fn close(&self) -> Result<(), PartitionError> {
         if let Some(log) = write(&self.log).take() {
             log.close()?;

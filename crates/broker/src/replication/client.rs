@@ -51,7 +51,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// How this broker opens connections to the other brokers' inter-broker listener.
 pub struct Connector {
-    tls: Option<tokio_rustls::TlsConnector>,
+    tls: Option<crate::tls::ClientTlsRotating>,
     sasl: Option<SaslLogin>,
     /// The listener to connect to, by name, in the peers' registrations.
     pub listener: String,
@@ -61,7 +61,7 @@ impl Connector {
     /// From the resolved inter-broker settings; reads the key and certificate files.
     pub fn new(inter_broker: &InterBroker) -> Result<Connector, TlsError> {
         let tls = match &inter_broker.tls {
-            Some(t) => Some(tokio_rustls::TlsConnector::from(crate::tls::client_config(t)?)),
+            Some(t) => Some(crate::tls::ClientTlsRotating::new(t, "inter-broker client")?),
             None => None,
         };
         Ok(Connector { tls, sasl: inter_broker.sasl.clone(), listener: inter_broker.listener.clone() })
@@ -103,7 +103,7 @@ impl Client {
             Some(tls) => {
                 let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
                 let name = crate::tls::server_name(host).map_err(|e| ClientError::Tls(addr.to_string(), e.to_string()))?;
-                Box::new(tls.connect(name, tcp).await.map_err(|e| ClientError::Tls(addr.to_string(), e.to_string()))?)
+                Box::new(tls.connector().connect(name, tcp).await.map_err(|e| ClientError::Tls(addr.to_string(), e.to_string()))?)
             }
         };
         let mut client = Client { addr: addr.to_string(), stream, correlation_id: 0, client_id: StrBytes::from_string(format!("strom-replica-{me}")) };

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use super::client::{Client, ClientError, Connector};
 use super::follow::{on_epoch_end, on_fetch_answer, position, FetchAnswer};
+use super::quota::ReplicationQuotas;
 use crate::clock::now_ms;
 use crate::partition::Partition;
 use crate::sync::lock;
@@ -42,6 +43,10 @@ struct Followed {
     partition: Arc<Partition>,
     epoch: i32,
     truncate: bool,
+    /// Caught up with the leader's high watermark at the last answer that carried records
+    /// (Kafka's `PartitionFetchState.isReplicaInSync`: lag known and zero). A throttled replica
+    /// that is in sync is never held back.
+    in_sync: bool,
 }
 
 /// A partition to follow: the replica, and the leader epoch it follows in.
@@ -58,20 +63,22 @@ struct Shared {
     /// The replica manager's long-poll signal: consumers fetching from this follower (KIP-392)
     /// wait on it for what the follower copies.
     data_arrived: Arc<Notify>,
+    quotas: Arc<ReplicationQuotas>,
 }
 
 pub struct Fetchers {
     me: i32,
     connector: Arc<Connector>,
     data_arrived: Arc<Notify>,
+    quotas: Arc<ReplicationQuotas>,
     runtime: tokio::runtime::Handle,
     by_leader: Mutex<HashMap<i32, Arc<Shared>>>,
 }
 
 impl Fetchers {
     /// Call inside the runtime: fetcher tasks are spawned on it, also from blocking threads.
-    pub fn new(me: i32, connector: Arc<Connector>, data_arrived: Arc<Notify>) -> Self {
-        Fetchers { me, connector, data_arrived, runtime: tokio::runtime::Handle::current(), by_leader: Mutex::new(HashMap::new()) }
+    pub fn new(me: i32, connector: Arc<Connector>, data_arrived: Arc<Notify>, quotas: Arc<ReplicationQuotas>) -> Self {
+        Fetchers { me, connector, data_arrived, quotas, runtime: tokio::runtime::Handle::current(), by_leader: Mutex::new(HashMap::new()) }
     }
 
     /// Makes the fetchers follow exactly `wanted`: per leader broker, its address and the
@@ -94,6 +101,7 @@ impl Fetchers {
                     wake: Notify::new(),
                     stop: AtomicBool::new(false),
                     data_arrived: self.data_arrived.clone(),
+                    quotas: self.quotas.clone(),
                 });
                 self.runtime.spawn(run(shared.clone(), self.connector.clone(), self.me, leader));
                 shared
@@ -106,7 +114,7 @@ impl Fetchers {
                     let key = (a.partition.topic.clone(), a.partition.index);
                     let followed = match partitions.get(&key) {
                         Some(f) if f.epoch == a.epoch && Arc::ptr_eq(&f.partition, &a.partition) => f.clone(),
-                        _ => Followed { partition: a.partition, epoch: a.epoch, truncate: true },
+                        _ => Followed { partition: a.partition, epoch: a.epoch, truncate: true, in_sync: false },
                     };
                     (key, followed)
                 })
@@ -182,6 +190,14 @@ fn mark_truncated(shared: &Shared, key: &Key, epoch: i32, truncate: bool) {
     }
 }
 
+fn mark_in_sync(shared: &Shared, key: &Key, epoch: i32, in_sync: bool) {
+    if let Some(f) = lock(&shared.partitions).get_mut(key) {
+        if f.epoch == epoch {
+            f.in_sync = in_sync;
+        }
+    }
+}
+
 /// OffsetForLeaderEpoch for the partitions that need it, then the cut. Returns whether every
 /// one of them is done (else the caller backs off before retrying).
 async fn truncate(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Followed)]) -> Result<bool, ClientError> {
@@ -225,7 +241,13 @@ async fn truncate(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Fo
 /// One Fetch of every followed partition. Returns whether it made progress (else back off).
 async fn fetch(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Followed)]) -> Result<bool, ClientError> {
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    // KIP-73 (Kafka's `shouldFollowerThrottle`): while this broker's follower rate is over its
+    // bound, throttled replicas that are not in sync sit this fetch out.
+    let over_quota = shared.quotas.follower.is_exceeded(now_ms());
     for ((topic, index), f) in followed {
+        if over_quota && f.partition.follower_throttled() && !f.in_sync {
+            continue;
+        }
         let (Some(pos), Ok(start)) = (position(&f.partition, f.epoch), f.partition.log_start_offset()) else {
             continue;
         };
@@ -238,6 +260,10 @@ async fn fetch(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Follo
                 .with_log_start_offset(start)
                 .with_partition_max_bytes(1 << 20),
         );
+    }
+    if topics.is_empty() {
+        // Everything followed here is throttled: back off, as Kafka's fetcher does.
+        return Ok(false);
     }
     let req = FetchRequest::default()
         .with_replica_id(BrokerId(me))
@@ -269,9 +295,20 @@ async fn fetch(c: &mut Client, me: i32, shared: &Shared, followed: &[(Key, Follo
             } else if r.diverging_epoch.epoch >= 0 {
                 FetchAnswer::Diverging
             } else {
-                FetchAnswer::Records { records: r.records.as_deref().unwrap_or(&[]), high_watermark: r.high_watermark }
+                let records = r.records.as_deref().unwrap_or(&[]);
+                if f.partition.follower_throttled() {
+                    shared.quotas.follower.record(records.len() as u64, now);
+                }
+                FetchAnswer::Records { records, high_watermark: r.high_watermark }
             };
+            let answered_records = matches!(answer, FetchAnswer::Records { .. });
             let next = on_fetch_answer(&f.partition, f.epoch, answer, now);
+            if answered_records {
+                let caught_up = f.partition.log_end_offset().is_ok_and(|leo| leo >= r.high_watermark);
+                if caught_up != f.in_sync {
+                    mark_in_sync(shared, &key, f.epoch, caught_up);
+                }
+            }
             if next.truncate {
                 mark_truncated(shared, &key, f.epoch, true);
             }

@@ -6,6 +6,7 @@
 //! - `follow`: what a follower does with its leader's answers, free of I/O (the fetcher and the
 //!   simulation share it).
 //! - `client`: the minimal Kafka client the fetchers speak with.
+//! - `quota`: KIP-73's replication throttles (the leader's and the follower's byte rates).
 //!
 //! A leader's side (its high watermark and ISR) is `partition::LeaderState`; its ISR proposals
 //! to the controller are `ReplicaManager::maintain_isr`.
@@ -13,3 +14,4 @@
 pub(crate) mod client;
 pub mod fetcher;
 pub mod follow;
+pub mod quota;

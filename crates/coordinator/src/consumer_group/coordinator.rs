@@ -70,7 +70,7 @@ impl Group {
         self.members
             .values()
             .flat_map(|m| self.subscription_of(m, topics))
-            .filter_map(|name| topics.get(&name).map(|t| (name, *t)))
+            .filter_map(|name| topics.get(&name).map(|t| (name, t.clone())))
             .collect()
     }
 
@@ -100,6 +100,11 @@ impl Group {
         let mut spec = AssignorSpec::default();
         for (id, names) in &subscriptions {
             spec.members.insert(*id, (names, self.target.get(*id)));
+        }
+        for m in self.members.values() {
+            if let Some(r) = &m.rack_id {
+                spec.racks.insert(m.id.as_str(), r.as_str());
+            }
         }
         self.target = assignor.assign(&spec, topics);
         self.assignment_epoch = self.epoch;
@@ -144,6 +149,28 @@ impl Group {
         }
     }
 
+    /// The member holding instance id `instance_id`, or Kafka's answer when there is none.
+    fn static_member(&self, instance_id: &str) -> Result<Member, HeartbeatResponse> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance_id))
+            .cloned()
+            .ok_or_else(|| HeartbeatResponse::error(ResponseError::UnknownMemberId, format!("Instance id {instance_id} is unknown.")))
+    }
+
+    /// Static member `old_id` comes back as `new_id` (Kafka's replaceMember): the same
+    /// subscription, assignment and target, at epoch 0; the old member id is forgotten.
+    fn replace_static(&mut self, old_id: &str, new_id: &str) {
+        let Some(mut m) = self.members.remove(old_id) else { return };
+        m.id = new_id.to_string();
+        m.epoch = 0;
+        m.previous_epoch = 0;
+        if let Some(t) = self.target.remove(old_id) {
+            self.target.insert(new_id.to_string(), t);
+        }
+        self.members.insert(new_id.to_string(), m);
+    }
+
     fn forget_unused_regexes(&mut self) {
         let used: BTreeSet<&String> = self.members.values().filter_map(|m| m.subscribed_topic_regex.as_ref()).collect();
         self.regexes.retain(|r, _| used.contains(r));
@@ -177,7 +204,7 @@ impl Group {
         let key = |kind, member: Option<&str>| Key { kind, group_id: group_id.to_string(), member_id: member.map(str::to_string) };
         let mut out = BTreeMap::new();
         out.insert(key(record::KEY_METADATA, None), Value::Metadata { epoch: self.epoch }.encode());
-        let topics = self.subscribed_topics.iter().map(|(name, t)| (t.id, name.clone(), t.partitions)).collect();
+        let topics = self.subscribed_topics.iter().map(|(name, t)| (t.id, name.clone(), t.partitions, t.racks.to_vec())).collect();
         out.insert(key(record::KEY_PARTITION_METADATA, None), Value::PartitionMetadata { topics }.encode());
         out.insert(key(record::KEY_TARGET_METADATA, None), Value::TargetMetadata { assignment_epoch: self.assignment_epoch }.encode());
         for m in self.members.values() {
@@ -246,7 +273,7 @@ impl Group {
         match (key.kind, value) {
             (_, Some(Value::Metadata { epoch })) => self.epoch = epoch,
             (_, Some(Value::PartitionMetadata { topics })) => {
-                self.subscribed_topics = topics.into_iter().map(|(id, name, partitions)| (name, TopicMeta { id, partitions })).collect();
+                self.subscribed_topics = topics.into_iter().map(|(id, name, partitions, racks)| (name, TopicMeta { id, partitions, racks: racks.into() })).collect();
             }
             (_, Some(Value::TargetMetadata { assignment_epoch })) => self.assignment_epoch = assignment_epoch,
             (_, Some(Value::TargetMember(a))) => {
@@ -296,6 +323,10 @@ impl Group {
 pub struct ConsumerGroupCoordinator {
     config: ConsumerGroupConfig,
     pub(super) groups: BTreeMap<String, Group>,
+}
+
+fn fenced_instance(member_id: &str, instance_id: &str, holder: &str) -> HeartbeatResponse {
+    HeartbeatResponse::error(ResponseError::FencedInstanceId, format!("Static member {member_id} with instance id {instance_id} was fenced by member {holder}."))
 }
 
 fn invalid(message: &str) -> HeartbeatResponse {
@@ -381,7 +412,27 @@ impl ConsumerGroupCoordinator {
         let Some(group) = self.groups.get_mut(&req.group_id) else {
             return HeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} not found.", req.group_id));
         };
-        if !group.members.contains_key(&req.member_id) {
+        if let Some(instance_id) = req.instance_id.as_deref() {
+            // A static member is found by its instance id (Kafka's consumerGroupLeave).
+            let member = match group.static_member(instance_id) {
+                Ok(m) => m,
+                Err(e) => return e,
+            };
+            if member.id != req.member_id {
+                return fenced_instance(&req.member_id, instance_id, &member.id);
+            }
+            if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                // Gone for now: the member keeps its assignment, and its partitions stay out of
+                // others' reach, until it comes back with the same instance id or its session
+                // times out (the session deadline of its last heartbeat is left running).
+                if let Some(m) = group.members.get_mut(&req.member_id) {
+                    m.epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+                    m.pending_revocation = Assignment::new();
+                    m.revocation_deadline = None;
+                }
+                return HeartbeatResponse { member_id: Some(req.member_id), member_epoch: LEAVE_GROUP_STATIC_MEMBER_EPOCH, ..Default::default() };
+            }
+        } else if !group.members.contains_key(&req.member_id) {
             return HeartbeatResponse::error(ResponseError::UnknownMemberId, format!("Member {} is not a member of group {}.", req.member_id, req.group_id));
         }
         group.remove_member(&req.member_id, topics, config);
@@ -398,10 +449,34 @@ impl ConsumerGroupCoordinator {
         }
         let group = self.groups.entry(req.group_id.clone()).or_insert_with(Group::new);
         let member_id = if req.member_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { req.member_id.clone() };
-        let existing = group.members.get(&member_id).cloned();
-        if existing.is_none() && config.max_size.is_some_and(|max| group.members.len() >= max) {
+        // Checked before a static member is replaced, as Kafka's throwIfConsumerGroupIsFull: a
+        // returning instance under a new member id is refused too while the group is full.
+        if !group.members.contains_key(&member_id) && config.max_size.is_some_and(|max| group.members.len() >= max) {
             return HeartbeatResponse::error(ResponseError::GroupMaxSizeReached, format!("The consumer group has reached its maximum capacity of {} members.", config.max_size.unwrap_or(0)));
         }
+        if let Some(instance_id) = req.instance_id.as_deref() {
+            // Kafka's getOrMaybeSubscribeStaticConsumerGroupMember.
+            let holder = group.members.values().find(|m| m.instance_id.as_deref() == Some(instance_id)).cloned();
+            match holder {
+                Some(old) if joining => {
+                    if old.epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                        return HeartbeatResponse::error(
+                            ResponseError::UnreleasedInstanceId,
+                            format!("Static member {member_id} with instance id {instance_id} cannot join the group because the instance id is owned by {} member.", old.id),
+                        );
+                    }
+                    // The instance is back (under a new member id, or its old one): it takes the
+                    // place of the member that left, with its assignment and its target, at
+                    // epoch 0. The subscription is the same, so the group epoch stays.
+                    group.replace_static(&old.id, &member_id);
+                }
+                Some(old) if old.id != member_id => return fenced_instance(&member_id, instance_id, &old.id),
+                Some(_) => {}
+                None if joining => {}
+                None => return HeartbeatResponse::error(ResponseError::UnknownMemberId, format!("Instance id {instance_id} is unknown.")),
+            }
+        }
+        let existing = group.members.get(&member_id).cloned();
         let before = match existing {
             Some(m) => {
                 // Kafka's epoch check: a greater epoch, or a smaller one that is not the previous

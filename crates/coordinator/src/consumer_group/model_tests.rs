@@ -6,6 +6,10 @@
 //! member subscribed to it, and epochs never go back; and the records taken after each step,
 //! replayed into a new coordinator, give back the same group (what a restart or failover sees).
 //! At the end, members that keep heartbeating all converge to the target at the group's epoch.
+//!
+//! Some clients are static (an instance id): they may leave for now (epoch -2), which keeps
+//! their partitions out of everyone else's reach, and come back under a new member id, which
+//! takes the old member's place and assignment.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +23,9 @@ const GROUP: &str = "g";
 
 #[derive(Debug, Clone)]
 enum Op {
-    Join { client: usize, topics: u8, range: bool, regex: bool },
+    Join { client: usize, topics: u8, range: bool, regex: bool, instance: bool },
+    /// A static client leaves for now (epoch -2); its next Join comes back with its instance id.
+    StaticLeave { client: usize },
     Beat { client: usize, apply: bool },
     Apply { client: usize },
     Leave { client: usize },
@@ -29,7 +35,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        2 => (0..CLIENTS, 1u8..8, any::<bool>(), any::<bool>()).prop_map(|(client, topics, range, regex)| Op::Join { client, topics, range, regex }),
+        2 => (0..CLIENTS, 1u8..8, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(client, topics, range, regex, instance)| Op::Join { client, topics, range, regex, instance }),
+        1 => (0..CLIENTS).prop_map(|client| Op::StaticLeave { client }),
         8 => (0..CLIENTS, any::<bool>()).prop_map(|(client, apply)| Op::Beat { client, apply }),
         3 => (0..CLIENTS).prop_map(|client| Op::Apply { client }),
         1 => (0..CLIENTS).prop_map(|client| Op::Leave { client }),
@@ -49,6 +56,9 @@ struct Client {
     subscription: Vec<String>,
     regex: Option<String>,
     assignor: Option<String>,
+    instance_id: Option<String>,
+    /// Left with epoch -2: out of the group for now, it joins again as the same instance.
+    away: bool,
 }
 
 struct World {
@@ -80,11 +90,19 @@ fn stored(g: &super::coordinator::Group) -> impl PartialEq + std::fmt::Debug {
                 m.subscribed_topic_regex.clone(),
                 m.rebalance_timeout_ms,
                 m.server_assignor.clone(),
+                m.instance_id.clone(),
             )
         })
         .collect();
     let target: BTreeMap<String, Assignment> = g.target.iter().map(|(m, a)| (m.clone(), clean(a))).collect();
     (g.epoch, g.assignment_epoch, g.subscribed_topics.clone(), target, members)
+}
+
+/// Partition p's replicas are in racks r{p%2} and r{p%3}: the rack-aware assignors are at work
+/// for clients with a rack (even clients), and the racks go through the records.
+fn with_racks(meta: TopicMeta) -> TopicMeta {
+    let racks: Vec<BTreeSet<String>> = (0..meta.partitions).map(|p| BTreeSet::from([format!("r{}", p % 2), format!("r{}", p % 3)])).collect();
+    TopicMeta { racks: racks.into(), ..meta }
 }
 
 fn topic_id(i: usize) -> Uuid {
@@ -94,8 +112,8 @@ fn topic_id(i: usize) -> Uuid {
 impl World {
     fn new() -> World {
         let mut topics = Topics::new();
-        topics.insert("t0".into(), TopicMeta { id: topic_id(0), partitions: 3 });
-        topics.insert("t1".into(), TopicMeta { id: topic_id(1), partitions: 5 });
+        topics.insert("t0".into(), with_racks(TopicMeta::new(topic_id(0), 3)));
+        topics.insert("t1".into(), with_racks(TopicMeta::new(topic_id(1), 5)));
         World {
             c: ConsumerGroupCoordinator::new(ConsumerGroupConfig::default()),
             topics,
@@ -117,6 +135,9 @@ impl World {
             subscribed_topic_names: if joining { Some(cl.subscription.clone()) } else { None },
             subscribed_topic_regex: if joining { cl.regex.clone() } else { None },
             server_assignor: cl.assignor.clone(),
+            // librdkafka sends its instance id when joining (null afterwards: unchanged).
+            instance_id: if joining { cl.instance_id.clone() } else { None },
+            rack_id: (joining && i.is_multiple_of(2)).then(|| format!("r{}", i % 3)),
             owned: Some(if joining { Assignment::new() } else { cl.owned.clone() }),
             ..Default::default()
         };
@@ -142,13 +163,22 @@ impl World {
 
     fn step(&mut self, op: &Op) {
         match op.clone() {
-            Op::Join { client, topics, range, regex } => {
+            Op::Join { client, .. } if self.clients[client].away => {
+                // The same instance, same subscription, a new member id.
+                let cl = &mut self.clients[client];
+                cl.away = false;
+                cl.owned = Assignment::new();
+                cl.received = None;
+                self.beat(client, true, false);
+            }
+            Op::Join { client, topics, range, regex, instance } => {
                 if self.clients[client].member_id.is_none() {
                     let names = ["t0", "t1", "t2"];
                     let subscription = (0..3).filter(|b| topics & (1 << b) != 0).map(|b| names[b].to_string()).collect();
                     // A regex subscription picks up t2 once Grow creates it.
                     let regex = regex.then(|| "t[12]".to_string());
-                    self.clients[client] = Client { subscription, regex, assignor: range.then(|| "range".into()), ..Default::default() };
+                    let instance_id = instance.then(|| format!("instance-{client}"));
+                    self.clients[client] = Client { subscription, regex, assignor: range.then(|| "range".into()), instance_id, ..Default::default() };
                     self.beat(client, true, false);
                 }
             }
@@ -179,14 +209,40 @@ impl World {
                     self.clients[client] = Client::default();
                 }
             }
+            Op::StaticLeave { client } => {
+                let cl = self.clients[client].clone();
+                if let (Some(member_id), Some(instance_id)) = (cl.member_id, cl.instance_id.clone()) {
+                    let req = HeartbeatRequest {
+                        group_id: GROUP.into(),
+                        member_id: member_id.clone(),
+                        member_epoch: LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+                        instance_id: Some(instance_id),
+                        rebalance_timeout_ms: -1,
+                        ..Default::default()
+                    };
+                    let known = self.c.groups.get(GROUP).is_some_and(|g| g.members.contains_key(member_id.as_str()));
+                    let resp = self.c.heartbeat(req, &self.topics, self.now);
+                    if known {
+                        assert_eq!(resp.error, None);
+                        assert_eq!(resp.member_epoch, LEAVE_GROUP_STATIC_MEMBER_EPOCH);
+                        let g = &self.c.groups[GROUP];
+                        let m = &g.members[member_id.as_str()];
+                        assert_eq!(m.epoch, LEAVE_GROUP_STATIC_MEMBER_EPOCH, "the member stays, at epoch -2");
+                        assert!(m.pending_revocation.is_empty());
+                    }
+                    // The client drops what it owned (librdkafka revokes on close).
+                    self.clients[client] = Client { away: known, ..Client { member_id: None, epoch: 0, owned: Assignment::new(), received: None, ..cl } };
+                }
+            }
             Op::Advance { ms } => {
                 self.now += ms;
                 self.c.tick(&self.topics, self.now);
             }
             Op::Grow { topic } => {
                 let name = format!("t{topic}");
-                let meta = self.topics.entry(name).or_insert(TopicMeta { id: topic_id(topic), partitions: 0 });
+                let meta = self.topics.entry(name).or_insert(TopicMeta::new(topic_id(topic), 0));
                 meta.partitions += 2;
+                *meta = with_racks(meta.clone());
             }
         }
     }
@@ -229,7 +285,8 @@ impl World {
             self.group_epoch = g.epoch;
             for m in g.members.values() {
                 if let Some(prev) = self.member_epochs.get(&m.id) {
-                    assert!(m.epoch >= *prev, "member epoch went back");
+                    // -2: a static member that left for now (the one way down).
+                    assert!(m.epoch >= *prev || m.epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH, "member epoch went back");
                 }
                 assert!(m.epoch <= g.epoch);
             }
@@ -256,6 +313,14 @@ impl World {
 
     /// Every client still in the group heartbeats and applies at once, round after round.
     fn settle(&mut self) {
+        // Static clients that left for now come back first (else they hold partitions until
+        // their session times out).
+        for i in 0..CLIENTS {
+            if self.clients[i].away {
+                self.step(&Op::Join { client: i, topics: 0, range: false, regex: false, instance: true });
+                self.check();
+            }
+        }
         for _ in 0..20 {
             for i in 0..CLIENTS {
                 if self.clients[i].member_id.is_some() {

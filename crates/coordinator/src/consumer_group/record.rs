@@ -65,7 +65,9 @@ pub struct CurrentAssignment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Metadata { epoch: i32 },
-    PartitionMetadata { topics: Vec<(Uuid, String, i32)> },
+    /// Each subscribed topic: id, name, partition count, and per partition its replicas' racks
+    /// (empty: unknown).
+    PartitionMetadata { topics: Vec<(Uuid, String, i32, Vec<BTreeSet<String>>)> },
     Member(MemberMetadata),
     TargetMetadata { assignment_epoch: i32 },
     TargetMember(Assignment),
@@ -116,12 +118,20 @@ impl Value {
             Value::Metadata { epoch } => b.put_i32(*epoch),
             Value::PartitionMetadata { topics } => {
                 put_len(&mut b, topics.len());
-                for (id, name, partitions) in topics {
+                for (id, name, partitions, racks) in topics {
                     b.put_slice(id.as_bytes());
                     put_cstr(&mut b, Some(name));
                     b.put_i32(*partitions);
-                    // Per-partition racks: Strom's assignors are not rack-aware yet.
-                    put_len(&mut b, 0);
+                    // Per partition its racks, written only when racks are known.
+                    put_len(&mut b, racks.len());
+                    for (p, rs) in racks.iter().enumerate() {
+                        b.put_i32(i32::try_from(p).unwrap_or(i32::MAX));
+                        put_len(&mut b, rs.len());
+                        for r in rs {
+                            put_cstr(&mut b, Some(r));
+                        }
+                        b.put_u8(0);
+                    }
                     b.put_u8(0);
                 }
             }
@@ -166,15 +176,29 @@ impl Value {
                     let id = r.uuid()?;
                     let name = r.cstr()?.ok_or(RecordError::Truncated)?;
                     let partitions = r.i32()?;
-                    for _ in 0..r.len()? {
-                        r.i32()?;
+                    let mut racks: Vec<BTreeSet<String>> = Vec::new();
+                    let entries = r.len()?;
+                    for _ in 0..entries {
+                        let p = r.i32()?;
+                        let mut rs = BTreeSet::new();
                         for _ in 0..r.len()? {
-                            r.cstr()?;
+                            rs.extend(r.cstr()?);
                         }
                         r.tags()?;
+                        // Kafka and Strom list the partitions densely; an entry for a partition
+                        // past the count or past the entries read is ignored (a damaged record
+                        // must not make a huge allocation), any missing below it is unknown.
+                        if let Ok(p) = usize::try_from(p) {
+                            if p < usize::try_from(partitions).unwrap_or(0) && p < entries {
+                                if racks.len() <= p {
+                                    racks.resize(p + 1, BTreeSet::new());
+                                }
+                                racks[p] = rs;
+                            }
+                        }
                     }
                     r.tags()?;
-                    topics.push((id, name, partitions));
+                    topics.push((id, name, partitions, racks));
                 }
                 Value::PartitionMetadata { topics }
             }

@@ -10,7 +10,7 @@ use super::*;
 const T: Uuid = Uuid::from_u128(7);
 
 fn topics(partitions: i32) -> Topics {
-    Topics::from([("t".to_string(), TopicMeta { id: T, partitions })])
+    Topics::from([("t".to_string(), TopicMeta::new(T, partitions))])
 }
 
 fn join(member_id: &str) -> HeartbeatRequest {
@@ -204,19 +204,19 @@ fn uniform_is_sticky_when_a_member_joins() {
 fn a_regex_subscription_picks_up_topics_created_later() {
     let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
     let mut tp = topics(2);
-    tp.insert("__consumer_offsets".into(), TopicMeta { id: Uuid::from_u128(99), partitions: 50 });
+    tp.insert("__consumer_offsets".into(), TopicMeta::new(Uuid::from_u128(99), 50));
     let req = HeartbeatRequest { subscribed_topic_names: None, subscribed_topic_regex: Some("t|u.*|__.*".into()), ..join("a") };
     let r = c.heartbeat(req, &tp, 0);
     assert_eq!(r.error, None);
     let a = r.assignment.unwrap_or_default();
     assert_eq!(a.keys().copied().collect::<Vec<_>>(), vec![T], "internal topics never match");
     let u = Uuid::from_u128(8);
-    tp.insert("u1".into(), TopicMeta { id: u, partitions: 3 });
+    tp.insert("u1".into(), TopicMeta::new(u, 3));
     let r = c.heartbeat(beat("a", r.member_epoch, &a), &tp, 10);
     assert_eq!(r.member_epoch, 2, "a new matching topic bumps the group epoch");
     assert_eq!(r.assignment.and_then(|a| a.get(&u).cloned()), Some(BTreeSet::from([0, 1, 2])));
     // Whole names only, as Java's Pattern.matches: "t" does not match "tt".
-    tp.insert("tt".into(), TopicMeta { id: Uuid::from_u128(9), partitions: 1 });
+    tp.insert("tt".into(), TopicMeta::new(Uuid::from_u128(9), 1));
     let owned = c.describe("g").map(|d| d.members[0].assignment.clone()).unwrap_or_default();
     let r = c.heartbeat(beat("a", 2, &owned), &tp, 20);
     assert_eq!(r.member_epoch, 2);
@@ -252,4 +252,137 @@ fn records_are_kafkas_bytes_and_garbage_is_an_error() {
     }
     // A value whose array claims 2^60 entries: an error, not an allocation.
     assert!(fresh.load_record(&key, Some(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]), 0).is_err());
+}
+
+// ---------------------------------------------------------------- static membership
+
+fn join_static(member_id: &str, instance: &str) -> HeartbeatRequest {
+    HeartbeatRequest { instance_id: Some(instance.into()), ..join(member_id) }
+}
+
+fn leave_static(member_id: &str, instance: &str, epoch: i32) -> HeartbeatRequest {
+    HeartbeatRequest { group_id: "g".into(), member_id: member_id.into(), member_epoch: epoch, instance_id: Some(instance.into()), rebalance_timeout_ms: -1, ..Default::default() }
+}
+
+/// Two static members sharing four partitions, both stable: (a's partitions, b's, the epoch).
+fn two_static_members(c: &mut ConsumerGroupCoordinator, tp: &Topics) -> (BTreeSet<i32>, BTreeSet<i32>, i32) {
+    let a = c.heartbeat(join_static("a", "ia"), tp, 0);
+    let all = Assignment::from([(T, partitions(&a.assignment))]);
+    c.heartbeat(join_static("b", "ib"), tp, 0);
+    let a = c.heartbeat(beat("a", 1, &all), tp, 1);
+    let kept = Assignment::from([(T, partitions(&a.assignment))]);
+    let a = c.heartbeat(beat("a", 1, &kept), tp, 2);
+    let b = c.heartbeat(beat("b", 2, &Assignment::new()), tp, 3);
+    assert_eq!((a.member_epoch, b.member_epoch), (2, 2));
+    assert_eq!(c.describe("g").map(|d| d.state), Some(ConsumerGroupState::Stable));
+    (partitions(&Some(kept)), partitions(&b.assignment), 2)
+}
+
+#[test]
+fn a_static_member_leaving_for_now_keeps_its_partitions_and_its_successor_gets_them() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(4);
+    let (a_parts, b_parts, epoch) = two_static_members(&mut c, &tp);
+    c.take_records("g");
+    let r = c.heartbeat(leave_static("a", "ia", LEAVE_GROUP_STATIC_MEMBER_EPOCH), &tp, 10);
+    assert_eq!((r.error, r.member_id.as_deref(), r.member_epoch), (None, Some("a"), LEAVE_GROUP_STATIC_MEMBER_EPOCH));
+    // Only a's current assignment is written (its epoch -2), as Kafka does; the group epoch stays.
+    let records = c.take_records("g");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].0.as_ref(), [&[0u8, 8, 0, 1, b'g', 0, 1, b'a'][..]].concat().as_slice());
+    let d = c.describe("g").unwrap_or_else(|| panic!("the group is gone"));
+    assert_eq!(d.group_epoch, epoch);
+    let a = d.members.iter().find(|m| m.member_id == "a").unwrap_or_else(|| panic!("a was removed"));
+    assert_eq!((a.member_epoch, a.assignment.get(&T).cloned().unwrap_or_default()), (LEAVE_GROUP_STATIC_MEMBER_EPOCH, a_parts.clone()));
+    // b does not get a's partitions meanwhile.
+    let b = c.heartbeat(beat("b", epoch, &Assignment::from([(T, b_parts.clone())])), &tp, 20);
+    assert_eq!((b.error, b.member_epoch, b.assignment), (None, epoch, None));
+    // The instance comes back under a new member id: it replaces a, at the same group epoch,
+    // with a's partitions at once.
+    let a2 = c.heartbeat(join_static("a2", "ia"), &tp, 30);
+    assert_eq!((a2.error, a2.member_id.as_deref(), a2.member_epoch), (None, Some("a2"), epoch));
+    assert_eq!(partitions(&a2.assignment), a_parts);
+    let d = c.describe("g").unwrap_or_else(|| panic!("the group is gone"));
+    let mut ids: Vec<&str> = d.members.iter().map(|m| m.member_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["a2", "b"]);
+    assert_eq!((d.group_epoch, d.state), (epoch, ConsumerGroupState::Stable));
+    // The old member id is fenced as a stranger would be, its instance id now being a2's.
+    assert_eq!(c.heartbeat(beat("a", epoch, &Assignment::new()), &tp, 40).error, Some(ResponseError::UnknownMemberId));
+    // The log: a's records tombstoned, a2's written, and a replay gives the same group.
+    let records = c.take_records("g");
+    assert!(records.iter().any(|(k, v)| v.is_none() && k.as_ref() == [&[0u8, 5, 0, 1, b'g', 0, 1, b'a'][..]].concat().as_slice()));
+    let mut all = Vec::new();
+    let mut fresh = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let mut replay = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let (x, y, _) = two_static_members(&mut fresh, &tp);
+    assert_eq!((x, y), (a_parts.clone(), b_parts.clone()));
+    all.extend(fresh.take_records("g"));
+    fresh.heartbeat(leave_static("a", "ia", LEAVE_GROUP_STATIC_MEMBER_EPOCH), &tp, 10);
+    all.extend(fresh.take_records("g"));
+    fresh.heartbeat(join_static("a2", "ia"), &tp, 30);
+    all.extend(fresh.take_records("g"));
+    for (k, v) in &all {
+        assert!(replay.load_record(k, v.as_deref(), 50).is_ok());
+    }
+    assert_eq!(replay.describe("g"), fresh.describe("g"));
+}
+
+#[test]
+fn a_static_member_that_does_not_come_back_is_removed_after_its_session() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(4);
+    let (_, b_parts, epoch) = two_static_members(&mut c, &tp);
+    c.heartbeat(leave_static("a", "ia", LEAVE_GROUP_STATIC_MEMBER_EPOCH), &tp, 10);
+    // b keeps heartbeating; a's session runs from its last heartbeat (at 2).
+    c.heartbeat(beat("b", epoch, &Assignment::from([(T, b_parts.clone())])), &tp, 40_000);
+    assert!(c.tick(&tp, 2 + 44_999).is_empty());
+    let expired = c.tick(&tp, 2 + 45_000);
+    assert_eq!(expired.iter().map(|e| (e.member_id.as_str(), e.session)).collect::<Vec<_>>(), [("a", true)]);
+    let b = c.heartbeat(beat("b", epoch, &Assignment::from([(T, b_parts)])), &tp, 45_100);
+    assert_eq!((b.member_epoch, partitions(&b.assignment)), (epoch + 1, (0..4).collect()));
+    // The instance id is free: a newcomer with it joins as a new member.
+    let a3 = c.heartbeat(join_static("a3", "ia"), &tp, 45_200);
+    assert_eq!((a3.error, a3.member_epoch), (None, epoch + 2));
+}
+
+#[test]
+fn instance_ids_in_use_are_refused_as_kafka_does() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(4);
+    let (_, _, epoch) = two_static_members(&mut c, &tp);
+    // a is active: another member may not join with its instance id, nor heartbeat or leave as it.
+    let r = c.heartbeat(join_static("x", "ia"), &tp, 10);
+    assert_eq!(r.error, Some(ResponseError::UnreleasedInstanceId));
+    // Kafka's rule holds for a's own member id too: a rejoin at epoch 0 needs a -2 leave first.
+    assert_eq!(c.heartbeat(join_static("a", "ia"), &tp, 10).error, Some(ResponseError::UnreleasedInstanceId));
+    let beat_as = HeartbeatRequest { instance_id: Some("ia".into()), ..beat("x", epoch, &Assignment::new()) };
+    assert_eq!(c.heartbeat(beat_as, &tp, 11).error, Some(ResponseError::FencedInstanceId));
+    for e in [LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH] {
+        assert_eq!(c.heartbeat(leave_static("x", "ia", e), &tp, 12).error, Some(ResponseError::FencedInstanceId));
+        assert_eq!(c.heartbeat(leave_static("a", "nobody", e), &tp, 12).error, Some(ResponseError::UnknownMemberId));
+    }
+    let unknown = HeartbeatRequest { instance_id: Some("nobody".into()), ..beat("a", epoch, &Assignment::new()) };
+    assert_eq!(c.heartbeat(unknown, &tp, 13).error, Some(ResponseError::UnknownMemberId));
+    // Nothing of that changed the group.
+    let d = c.describe("g").unwrap_or_else(|| panic!("the group is gone"));
+    assert_eq!((d.group_epoch, d.members.len(), d.state), (epoch, 2, ConsumerGroupState::Stable));
+    // A static member leaving for good (-1 with its instance id) is removed and re-assigns.
+    let r = c.heartbeat(leave_static("a", "ia", LEAVE_GROUP_MEMBER_EPOCH), &tp, 14);
+    assert_eq!((r.error, r.member_epoch), (None, LEAVE_GROUP_MEMBER_EPOCH));
+    let d = c.describe("g").unwrap_or_else(|| panic!("the group is gone"));
+    assert_eq!((d.group_epoch, d.members.len()), (epoch + 1, 1));
+}
+
+#[test]
+fn a_full_group_refuses_a_returning_instance_under_a_new_member_id() {
+    // Kafka checks the group's size before it replaces a static member.
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig { max_size: Some(2), ..Default::default() });
+    let tp = topics(4);
+    let (a_parts, _, epoch) = two_static_members(&mut c, &tp);
+    c.heartbeat(leave_static("a", "ia", LEAVE_GROUP_STATIC_MEMBER_EPOCH), &tp, 10);
+    assert_eq!(c.heartbeat(join_static("a2", "ia"), &tp, 20).error, Some(ResponseError::GroupMaxSizeReached));
+    // Under its old member id it is not a newcomer: it comes back.
+    let a = c.heartbeat(join_static("a", "ia"), &tp, 30);
+    assert_eq!((a.error, a.member_epoch, partitions(&a.assignment)), (None, epoch, a_parts));
 }

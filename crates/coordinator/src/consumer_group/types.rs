@@ -15,10 +15,29 @@ pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 /// from its metadata image).
 pub type Topics = BTreeMap<String, TopicMeta>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicMeta {
     pub id: Uuid,
     pub partitions: i32,
+    /// Per partition (index = partition id), the racks of its replicas' brokers (`broker.rack`);
+    /// empty when no broker has a rack. The rack-aware assignors read it, and, as in Kafka's
+    /// subscription metadata, a change re-assigns.
+    pub racks: PartitionRacks,
+}
+
+/// The racks of each partition's replicas, shared between calls (cheap to clone).
+pub type PartitionRacks = std::sync::Arc<Vec<BTreeSet<String>>>;
+
+impl TopicMeta {
+    /// A topic whose replicas' racks are unknown.
+    pub fn new(id: Uuid, partitions: i32) -> TopicMeta {
+        TopicMeta { id, partitions, racks: PartitionRacks::default() }
+    }
+
+    /// The racks of partition `p`'s replicas (none if unknown).
+    pub fn racks_of(&self, p: i32) -> Option<&BTreeSet<String>> {
+        usize::try_from(p).ok().and_then(|p| self.racks.get(p))
+    }
 }
 
 /// Member epoch -1 in a heartbeat: the member leaves the group.

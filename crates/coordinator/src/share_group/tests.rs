@@ -7,7 +7,7 @@ use crate::consumer_group::{TopicMeta, Topics};
 const T: Uuid = Uuid::from_u128(0x1111);
 
 fn topics(partitions: i32) -> Topics {
-    Topics::from([("t".to_string(), TopicMeta { id: T, partitions })])
+    Topics::from([("t".to_string(), TopicMeta::new(T, partitions))])
 }
 
 fn join(c: &mut ShareGroupCoordinator, member: &str, topics: &Topics, now: i64) -> ShareHeartbeatResponse {

@@ -24,7 +24,11 @@ use kafka_protocol::messages::{
     FindCoordinatorRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use strom_broker::sasl::client::ScramClient;
+use strom_broker::sasl::scram::ScramMechanism;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::client_security::{Login, Mechanism, Security};
 use tokio::net::TcpStream;
 
 /// No admin response comes near this; a bigger length prefix means the stream is not Kafka's.
@@ -46,83 +50,103 @@ pub struct Settings {
     pub client_id: String,
     /// The wait for one response; also the tool's whole budget for retrying one question.
     pub timeout: Duration,
-    /// SASL/PLAIN credentials (`security.protocol=SASL_PLAINTEXT`).
-    pub plain: Option<(String, String)>,
+    /// TLS and SASL, as `security.protocol` asks (`client_security.rs`).
+    pub security: Security,
 }
 
 impl Settings {
     /// Reads `client.id`, `request.timeout.ms` and the security settings of a properties file,
-    /// as Kafka's tools take them (`sasl.jaas.config` with PlainLoginModule's `username` and
-    /// `password`, or librdkafka's `sasl.username` / `sasl.password`). Security this client
-    /// cannot speak is refused by name, never ignored.
+    /// as Kafka's tools take them. Security this client cannot speak is refused by name, never
+    /// ignored.
     pub fn read(tool: &str, command_config: Option<&std::path::Path>, timeout: Duration) -> anyhow::Result<Settings> {
-        let mut s = Settings { client_id: tool.to_string(), timeout, plain: None };
+        let mut s = Settings { client_id: tool.to_string(), timeout, security: Security::default() };
         let Some(path) = command_config else { return Ok(s) };
         let props: BTreeMap<String, String> = super::read_properties("--command-config", path)?.into_iter().collect();
-        let (mut user, mut password) = (props.get("sasl.username").cloned(), props.get("sasl.password").cloned());
-        if let Some(jaas) = props.get("sasl.jaas.config") {
-            let field = |name: &str| jaas.split_once(&format!("{name}=\"")).and_then(|(_, rest)| rest.split_once('"')).map(|(v, _)| v.to_string());
-            user = user.or(field("username"));
-            password = password.or(field("password"));
-        }
         for (k, v) in &props {
             match k.as_str() {
                 "client.id" => s.client_id = v.clone(),
                 "request.timeout.ms" => s.timeout = Duration::from_millis(v.parse().with_context(|| format!("request.timeout.ms must be a number of ms, not {v}"))?),
-                "security.protocol" if v.eq_ignore_ascii_case("PLAINTEXT") => {}
-                "security.protocol" if v.eq_ignore_ascii_case("SASL_PLAINTEXT") => {
-                    let mechanism = props.get("sasl.mechanism").map_or("GSSAPI", String::as_str);
-                    if mechanism != "PLAIN" {
-                        bail!("sasl.mechanism={mechanism} is not supported by {tool} yet (PLAIN only)");
-                    }
-                    match (&user, &password) {
-                        (Some(u), Some(p)) => s.plain = Some((u.clone(), p.clone())),
-                        _ => bail!("SASL/PLAIN needs sasl.username and sasl.password (or sasl.jaas.config with username and password)"),
-                    }
-                }
-                "security.protocol" => bail!("security.protocol={v} is not supported by {tool} yet (PLAINTEXT and SASL_PLAINTEXT)"),
-                k if k.starts_with("ssl.") => bail!("{k} is not supported by {tool} yet (no TLS)"),
                 _ => {}
             }
         }
+        s.security = Security::read(&props).with_context(|| format!("--command-config {}", path.display()))?;
         Ok(s)
     }
 }
 
+/// A connection's byte stream: TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// One connection to one broker.
 struct Conn {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     correlation_id: i32,
 }
 
 impl Conn {
     async fn connect(addr: &str, settings: &Settings) -> anyhow::Result<Conn> {
         let timeout = settings.timeout;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| anyhow!("cannot connect to {addr} within {} s", timeout.as_secs()))?
             .with_context(|| format!("cannot connect to {addr}"))?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Io> = match &settings.security.tls {
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let name = strom_broker::tls::server_name(host)?;
+                let tls = tokio::time::timeout(timeout, tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp))
+                    .await
+                    .map_err(|_| anyhow!("{addr}: no TLS handshake within {} s", timeout.as_secs()))?
+                    .with_context(|| format!("{addr}: TLS handshake failed"))?;
+                Box::new(tls)
+            }
+            None => Box::new(tcp),
+        };
         let mut conn = Conn { addr: addr.to_string(), stream, correlation_id: 0 };
-        if let Some((user, password)) = &settings.plain {
-            conn.authenticate_plain(&StrBytes::from_string(settings.client_id.clone()), user, password, timeout).await?;
+        if let Some(login) = &settings.security.sasl {
+            conn.authenticate(&StrBytes::from_string(settings.client_id.clone()), login, timeout).await?;
         }
         Ok(conn)
     }
 
-    /// SaslHandshake v1 (PLAIN) and SaslAuthenticate v2 with RFC 4616's token.
-    async fn authenticate_plain(&mut self, client_id: &StrBytes, user: &str, password: &str, timeout: Duration) -> anyhow::Result<()> {
-        let hs = self.call(client_id, 1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")), timeout).await?;
+    /// SaslHandshake v1 and SaslAuthenticate v2: PLAIN's one token (RFC 4616), or SCRAM's two
+    /// rounds with the server's signature checked (Strom's inter-broker SASL client).
+    async fn authenticate(&mut self, client_id: &StrBytes, login: &Login, timeout: Duration) -> anyhow::Result<()> {
+        let name = match login.mechanism {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Scram(ScramMechanism::Sha256) => "SCRAM-SHA-256",
+            Mechanism::Scram(ScramMechanism::Sha512) => "SCRAM-SHA-512",
+        };
+        let hs = self.call(client_id, 1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name)), timeout).await?;
         if let Some(e) = error(hs.error_code) {
             bail!("{}: SASL handshake refused: {e:?} (the listener offers {:?})", self.addr, hs.mechanisms.iter().map(|m| m.to_string()).collect::<Vec<_>>());
         }
-        let token = format!("\0{user}\0{password}");
-        let auth = self.call(client_id, 2, &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(token.into_bytes())), timeout).await?;
+        match login.mechanism {
+            Mechanism::Plain => {
+                self.sasl_round(client_id, strom_broker::sasl::client::plain_token(&login.username, &login.password), timeout).await?;
+            }
+            Mechanism::Scram(m) => {
+                let rng = ring::rand::SystemRandom::new();
+                let mut scram = ScramClient::new(m, &login.username, &login.password, &rng)?;
+                let server_first = self.sasl_round(client_id, scram.client_first(), timeout).await?;
+                let client_final = scram.client_final(&server_first).with_context(|| format!("{}: SCRAM", self.addr))?;
+                let server_final = self.sasl_round(client_id, client_final, timeout).await?;
+                scram.verify_server_final(&server_final).with_context(|| format!("{}: SCRAM", self.addr))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SaslAuthenticate: our token out, the server's back.
+    async fn sasl_round(&mut self, client_id: &StrBytes, token: Vec<u8>, timeout: Duration) -> anyhow::Result<bytes::Bytes> {
+        let auth = self.call(client_id, 2, &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(token)), timeout).await?;
         if error(auth.error_code).is_some() {
             bail!("{}: {}", self.addr, auth.error_message.as_deref().unwrap_or("SASL authentication failed"));
         }
-        Ok(())
+        Ok(auth.auth_bytes)
     }
 
     /// Sends `req` at `version` and waits up to `timeout` for its response. After an error the

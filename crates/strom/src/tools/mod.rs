@@ -5,6 +5,7 @@
 
 pub mod acls;
 pub mod admin_ffi;
+pub mod client_security;
 pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;
@@ -51,12 +52,13 @@ impl Connection {
         // Fail within the tool's timeout, with one clear line, when nothing answers.
         c.set("socket.connection.setup.timeout.ms", TIMEOUT.as_millis().to_string());
         c.set("log_level", "3");
-        if let Some(path) = &self.command_config {
-            for (k, v) in read_properties("--command-config", path)? {
-                c.set(k, v);
-            }
-        }
-        for (k, v) in extra {
+        let mut props = match &self.command_config {
+            Some(path) => read_properties("--command-config", path)?,
+            None => Vec::new(),
+        };
+        props.extend(extra.iter().cloned());
+        // Kafka's Java names for stores and logins, as librdkafka names them.
+        for (k, v) in client_security::translate(props)? {
             c.set(k, v);
         }
         Ok(c)

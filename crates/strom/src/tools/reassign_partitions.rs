@@ -8,9 +8,17 @@
 //! Differences from Kafka, said where they matter: `--generate` places replicas with the
 //! broker's own rule (`strom_metadata::elect::place_replicas`: leaders round-robin from a start
 //! that rotates with the partition, followers on the next brokers, racks alternating), which is
-//! deterministic where Kafka's starts at a random broker. Strom does not enforce replication
-//! throttles yet, so `--throttle` sets nothing and says so instead of pretending; and each
-//! broker has one log directory, so `log_dirs` other than "any" are refused.
+//! deterministic where Kafka's starts at a random broker; and each broker has one log
+//! directory, so `log_dirs` other than "any" are refused (and no log-directory throttle is set
+//! or cleared).
+//!
+//! `--throttle N` does what Kafka's tool does (KIP-73): each moving topic's
+//! `leader.replication.throttled.replicas` becomes its moving partitions' current replicas and
+//! `follower.replication.throttled.replicas` the replicas being added, and the two
+//! `*.replication.throttled.rate` broker configs become N, set once at the cluster's default
+//! level (resource name "") rather than on each broker as Kafka's tool does: one request, and a
+//! broker's own value still wins over it. `--verify` once everything is done, and `--cancel`,
+//! clear both (unless `--preserve-throttles`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -18,7 +26,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
 use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
-use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId, ListPartitionReassignmentsRequest, TopicName};
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId, IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::kafka_client::{error, BrokerError, Cluster, Settings};
@@ -26,6 +35,16 @@ use super::TIMEOUT;
 
 const ALTER_VERSION: i16 = 0;
 const LIST_VERSION: i16 = 0;
+const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 0;
+
+const LEADER_RATE: &str = "leader.replication.throttled.rate";
+const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
+const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
+const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
 
 /// (topic, partition), ordered as Kafka's tool sorts them: by topic, then partition.
 type Tp = (String, i32);
@@ -71,11 +90,11 @@ pub struct Args {
     /// With --execute: start even though other reassignments are in progress.
     #[arg(long)]
     pub additional: bool,
-    /// With --execute: the replication throttle in B/s. Strom does not enforce replication
-    /// throttles yet: it is not set, and the tool says so.
+    /// With --execute: the replication throttle in B/s for the moving replicas (KIP-73); run
+    /// --verify until the reassignment completes, which removes it.
     #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_name = "BYTES_PER_SEC")]
     pub throttle: i64,
-    /// With --verify and --cancel: leave throttles as they are (Strom sets none).
+    /// With --verify and --cancel: leave the throttles as they are.
     #[arg(long)]
     pub preserve_throttles: bool,
 }
@@ -120,9 +139,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         if a.execute {
             execute(&mut cluster, &targets, a.additional, a.throttle).await
         } else if a.verify {
-            verify(&mut cluster, &targets).await
+            verify(&mut cluster, &targets, a.preserve_throttles).await
         } else {
-            cancel(&mut cluster, &targets).await
+            cancel(&mut cluster, &targets, a.preserve_throttles).await
         }
     })??;
     print!("{out}");
@@ -386,12 +405,20 @@ async fn execute(cluster: &mut Cluster, targets: &[(Tp, Vec<i32>)], additional: 
         reassignment_json(&current)
     );
     if throttle >= 0 {
-        // Kafka sets leader/follower.replication.throttled.rate on the brokers and the
-        // throttled replicas on the topics; Strom's fetchers would not honour them, so nothing
-        // is set and the operator is told, rather than shown a limit that does not hold.
-        out.push_str(&format!(
-            "Warning: --throttle {throttle} was not applied: Strom does not enforce replication throttles yet (leader.replication.throttled.rate / follower.replication.throttled.rate), so the new replicas copy at full speed.\n"
-        ));
+        out.push_str("Warning: You must run --verify periodically, until the reassignment completes, to ensure the throttle is removed.\n");
+        let moves = move_map(&ongoing(cluster, None).await?, &proposed, &current);
+        let (leader, follower) = throttled_replicas(&moves);
+        let mut resources: Vec<AlterConfigsResource> = leader
+            .iter()
+            .map(|(topic, value)| {
+                let follower = follower.get(topic).map(String::as_str).unwrap_or("");
+                config_resource(RESOURCE_TOPIC, topic, &[(LEADER_REPLICAS, OP_SET, Some(value)), (FOLLOWER_REPLICAS, OP_SET, Some(follower))])
+            })
+            .collect();
+        let rate = throttle.to_string();
+        resources.push(config_resource(RESOURCE_BROKER, "", &[(LEADER_RATE, OP_SET, Some(&rate)), (FOLLOWER_RATE, OP_SET, Some(&rate))]));
+        alter_configs(cluster, resources).await?;
+        out.push_str(&format!("The inter-broker throttle limit was set to {throttle} B/s\n"));
     }
     let errors = alter(cluster, &proposed.iter().map(|(tp, r)| (tp.clone(), Some(r.clone()))).collect()).await?;
     if !errors.is_empty() {
@@ -406,7 +433,94 @@ async fn execute(cluster: &mut Cluster, targets: &[(Tp, Vec<i32>)], additional: 
     Ok(out)
 }
 
-async fn verify(cluster: &mut Cluster, targets: &[(Tp, Vec<i32>)]) -> anyhow::Result<String> {
+/// Kafka's move map: per partition, the replicas it moves from (the current ones, or those of a
+/// reassignment already under way) and those it moves to (the targets not among them). The
+/// reassignments under way on other partitions are in it too, so resubmitting keeps their
+/// throttles.
+fn move_map(
+    ongoing: &BTreeMap<Tp, (Vec<i32>, Vec<i32>, Vec<i32>)>,
+    proposed: &BTreeMap<Tp, Vec<i32>>,
+    current: &BTreeMap<Tp, Vec<i32>>,
+) -> BTreeMap<Tp, (BTreeSet<i32>, BTreeSet<i32>)> {
+    let mut moves: BTreeMap<Tp, (BTreeSet<i32>, BTreeSet<i32>)> = ongoing
+        .iter()
+        .map(|(tp, (replicas, adding, _))| {
+            let sources = replicas.iter().filter(|r| !adding.contains(r)).copied().collect();
+            (tp.clone(), (sources, adding.iter().copied().collect()))
+        })
+        .collect();
+    for (tp, target) in proposed {
+        let sources: BTreeSet<i32> = match moves.get(tp) {
+            Some((sources, _)) => sources.clone(),
+            None => current.get(tp).map(|r| r.iter().copied().collect()).unwrap_or_default(),
+        };
+        let destinations = target.iter().filter(|r| !sources.contains(r)).copied().collect();
+        moves.insert(tp.clone(), (sources, destinations));
+    }
+    moves
+}
+
+/// Kafka's calculateLeaderThrottles / calculateFollowerThrottles: per topic, `partition:broker`
+/// for every source (the leader may be any of them) and for every destination, sorted as text.
+fn throttled_replicas(moves: &BTreeMap<Tp, (BTreeSet<i32>, BTreeSet<i32>)>) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut leader: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut follower: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for ((topic, partition), (sources, destinations)) in moves {
+        let l = leader.entry(topic.clone()).or_default();
+        l.extend(sources.iter().map(|b| format!("{partition}:{b}")));
+        let f = follower.entry(topic.clone()).or_default();
+        f.extend(destinations.iter().map(|b| format!("{partition}:{b}")));
+    }
+    let join = |m: BTreeMap<String, BTreeSet<String>>| m.into_iter().map(|(t, items)| (t, items.into_iter().collect::<Vec<_>>().join(","))).collect();
+    (join(leader), join(follower))
+}
+
+fn config_resource(kind: i8, name: &str, ops: &[(&str, i8, Option<&str>)]) -> AlterConfigsResource {
+    AlterConfigsResource::default().with_resource_type(kind).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(
+        ops.iter()
+            .map(|(key, op, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(key.to_string()))
+                    .with_config_operation(*op)
+                    .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+            })
+            .collect(),
+    )
+}
+
+/// One IncrementalAlterConfigs; any resource's error fails the tool, naming the resource.
+async fn alter_configs(cluster: &mut Cluster, resources: Vec<AlterConfigsResource>) -> anyhow::Result<()> {
+    let req = IncrementalAlterConfigsRequest::default().with_resources(resources);
+    let resp = cluster.call_any(INCREMENTAL_ALTER_CONFIGS_VERSION, &req).await.context("IncrementalAlterConfigs")?;
+    for r in &resp.responses {
+        if r.error_code != 0 {
+            let what = if r.resource_type == RESOURCE_TOPIC { format!("topic {}", r.resource_name.as_str()) } else { "the brokers".to_string() };
+            bail!("{} (setting the throttle on {what})", super::error_text(i32::from(r.error_code), r.error_message.as_deref()));
+        }
+    }
+    Ok(())
+}
+
+/// Kafka's clearAllThrottles: the rates on every broker (here: the cluster-wide ones) and the
+/// throttled-replica lists of the plan's topics.
+async fn clear_throttles(cluster: &mut Cluster, targets: &[(Tp, Vec<i32>)]) -> anyhow::Result<String> {
+    let mut brokers: BTreeSet<i32> = cluster.metadata(Some(&[])).await?.brokers.iter().map(|b| b.node_id.0).collect();
+    brokers.extend(targets.iter().flat_map(|(_, r)| r.iter().copied()));
+    let topics: BTreeSet<&str> = targets.iter().map(|((t, _), _)| t.as_str()).collect();
+    let mut resources = vec![config_resource(RESOURCE_BROKER, "", &[(LEADER_RATE, OP_DELETE, None), (FOLLOWER_RATE, OP_DELETE, None)])];
+    resources.extend(topics.iter().map(|t| config_resource(RESOURCE_TOPIC, t, &[(LEADER_REPLICAS, OP_DELETE, None), (FOLLOWER_REPLICAS, OP_DELETE, None)])));
+    alter_configs(cluster, resources).await?;
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    Ok(format!(
+        "Clearing broker-level throttles on broker{} {}\nClearing topic-level throttles on topic{} {}\n",
+        plural(brokers.len()),
+        brokers.iter().map(i32::to_string).collect::<Vec<_>>().join(","),
+        plural(topics.len()),
+        topics.iter().copied().collect::<Vec<_>>().join(",")
+    ))
+}
+
+async fn verify(cluster: &mut Cluster, targets: &[(Tp, Vec<i32>)], preserve_throttles: bool) -> anyhow::Result<String> {
     let moving = ongoing(cluster, Some(targets)).await?;
     let settled: BTreeSet<String> = targets.iter().filter(|(tp, _)| !moving.contains_key(tp)).map(|((t, _), _)| t.clone()).collect();
     let current = if settled.is_empty() { BTreeMap::new() } else { current_replicas(cluster, &settled).await? };
@@ -426,11 +540,15 @@ async fn verify(cluster: &mut Cluster, targets: &[(Tp, Vec<i32>)]) -> anyhow::Re
         }
     }
     // Kafka then prints the log-directory moves (none here: one directory per broker), and
-    // clears the throttles it set; Strom sets none.
-    Ok(format!("{}\n\n", lines.join("\n")))
+    // once nothing moves any more clears the throttles.
+    let mut out = format!("{}\n\n", lines.join("\n"));
+    if moving.is_empty() && !preserve_throttles {
+        out.push_str(&clear_throttles(cluster, targets).await?);
+    }
+    Ok(out)
 }
 
-async fn cancel(cluster: &mut Cluster, targets: &[(Tp, Vec<i32>)]) -> anyhow::Result<String> {
+async fn cancel(cluster: &mut Cluster, targets: &[(Tp, Vec<i32>)], preserve_throttles: bool) -> anyhow::Result<String> {
     let moving = ongoing(cluster, Some(targets)).await?;
     // Kafka's condition: a reassignment that still adds replicas with none to remove has not
     // begun to drop anything and is cancelled as the others are, except when it only adds.
@@ -456,6 +574,9 @@ async fn cancel(cluster: &mut Cluster, targets: &[(Tp, Vec<i32>)]) -> anyhow::Re
     }
     // As Kafka prints it, without a line end.
     out.push_str("None of the specified partition moves are active.");
+    if !preserve_throttles {
+        out.push_str(&clear_throttles(cluster, targets).await?);
+    }
     Ok(out)
 }
 
@@ -479,6 +600,24 @@ async fn list(cluster: &mut Cluster) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Kafka's calculateProposedMoveMap and the throttle values it gives (its own test cases'
+    /// shapes): sources are the current replicas, or those of a reassignment under way;
+    /// followers are throttled only where they are added.
+    #[test]
+    fn throttles_name_the_sources_and_the_added_replicas() {
+        let tp = |t: &str, p| (t.to_string(), p);
+        let current: BTreeMap<Tp, Vec<i32>> = [(tp("foo", 0), vec![1, 2, 3]), (tp("foo", 1), vec![4, 5, 6]), (tp("bar", 0), vec![2, 3, 4])].into();
+        let proposed: BTreeMap<Tp, Vec<i32>> = [(tp("foo", 0), vec![1, 2, 5]), (tp("foo", 1), vec![4, 5, 6]), (tp("bar", 0), vec![1, 3])].into();
+        // bar-0 is already moving from 2,3 to 2,3,4 (4 being added): its sources stay 2,3.
+        let ongoing: BTreeMap<Tp, (Vec<i32>, Vec<i32>, Vec<i32>)> = [(tp("bar", 0), (vec![2, 3, 4], vec![4], vec![]))].into();
+        let moves = move_map(&ongoing, &proposed, &current);
+        let (leader, follower) = throttled_replicas(&moves);
+        assert_eq!(leader["foo"], "0:1,0:2,0:3,1:4,1:5,1:6");
+        assert_eq!(follower["foo"], "0:5");
+        assert_eq!(leader["bar"], "0:2,0:3");
+        assert_eq!(follower["bar"], "0:1");
+    }
 
     #[test]
     fn reassignment_files_read_and_print_as_kafkas() {

@@ -1,6 +1,7 @@
 //! Consumer groups: the list with each group's lag, and one group's members, assignments, lag
 //! per partition (records and seconds), charts of its lag and consumption over the last hour,
-//! and the offset reset of `kafka-consumer-groups.sh --reset-offsets --execute`.
+//! and the offset reset of `kafka-consumer-groups.sh --reset-offsets --execute`. A share
+//! group's page is `share_groups.rs`.
 
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -58,6 +59,8 @@ fn partition_lags(v: &Viewer, id: &str) -> Result<Vec<PartitionLag>, String> {
 fn members(v: &Viewer, id: &str, kind: &str) -> usize {
     if kind == "consumer" {
         v.describe_consumer(id).members.len()
+    } else if kind == "share" {
+        v.describe_share(id).members.len()
     } else {
         v.describe_classic(id).members.len()
     }
@@ -73,9 +76,14 @@ pub fn summaries(v: &Viewer) -> Result<Vec<Summary>, String> {
         .map(|g| {
             let id = g.group_id.to_string();
             let kind = g.group_type.to_string();
-            let lags = partition_lags(v, &id).unwrap_or_default();
-            let lag = lags.iter().filter_map(|l| l.lag).reduce(|a, b| a + b);
-            let lag_seconds = lags.iter().filter_map(|l| l.seconds).reduce(f64::max);
+            // A share group's lag runs from its start offsets (it commits none); no age is kept.
+            let (lag, lag_seconds) = if kind == "share" {
+                let lags = super::share_groups::lags(v, &id).unwrap_or_default();
+                (lags.iter().filter_map(|l| l.lag).reduce(|a, b| a + b), None)
+            } else {
+                let lags = partition_lags(v, &id).unwrap_or_default();
+                (lags.iter().filter_map(|l| l.lag).reduce(|a, b| a + b), lags.iter().filter_map(|l| l.seconds).reduce(f64::max))
+            };
             Summary { members: members(v, &id, &kind), id, kind, state: g.group_state.to_string(), lag, lag_seconds }
         })
         .collect())
@@ -152,12 +160,17 @@ pub async fn page(State(console): State<Arc<Console>>, ConnectInfo(peer): Connec
     };
     let id = q.id;
     let mut page = Page::new(&format!("Group {id}"), "/groups");
-    page.h1(&format!("Consumer group {id}"));
+    let share = v.describe_share(&id);
+    page.h1(&format!("{} group {id}", if share.error_code == 0 { "Share" } else { "Consumer" }));
     if let Some(done) = &q.done {
         page.notice(true, done);
     }
     if let Some(error) = &q.error {
         page.notice(false, error);
+    }
+    if share.error_code == 0 {
+        super::share_groups::render(&mut page, &v, &id, &share);
+        return super::html(page.finish(&v.session.principal));
     }
     let consumer = v.describe_consumer(&id);
     let (kind, state, detail, member_rows) = if consumer.error_code == 0 {

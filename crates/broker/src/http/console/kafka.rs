@@ -88,6 +88,36 @@ impl Viewer {
         r.groups.into_iter().next().unwrap_or_default()
     }
 
+    /// A share group (ShareGroupDescribe); GROUP_ID_NOT_FOUND for any other group.
+    pub fn describe_share(&self, id: &str) -> share_group_describe_response::DescribedGroup {
+        let req = ShareGroupDescribeRequest::default().with_group_ids(vec![group(id)]);
+        let r = handlers::share_group_describe::handle(&self.broker, req, &self.session);
+        r.groups.into_iter().next().unwrap_or_default()
+    }
+
+    /// A share group's start offset in every partition it has state for (DescribeShareGroupOffsets
+    /// with no topic list): (topic, partition, start offset), or the error. A partition the
+    /// group never read has none and is left out.
+    pub fn share_start_offsets(&self, id: &str) -> Result<Vec<(String, i32, i64)>, String> {
+        let req = DescribeShareGroupOffsetsRequest::default()
+            .with_groups(vec![describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default().with_group_id(group(id)).with_topics(None)]);
+        let r = handlers::describe_share_group_offsets::handle(&self.broker, req, &self.session);
+        let g = r.groups.into_iter().next().ok_or("no group in the response")?;
+        if g.error_code != 0 {
+            return Err(error_text(g.error_code, g.error_message.as_ref()));
+        }
+        let mut out = Vec::new();
+        for t in g.topics {
+            for p in t.partitions {
+                if p.error_code == 0 && p.start_offset >= 0 {
+                    out.push((t.topic_name.to_string(), p.partition_index, p.start_offset));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The group's committed offsets: (topic, partition, offset), or the error.
     pub fn committed(&self, id: &str) -> Result<Vec<(String, i32, i64)>, String> {
         let r = handlers::offset_fetch::handle(&self.broker, OffsetFetchRequest::default().with_group_id(group(id)).with_topics(None), 7, &self.session);

@@ -19,6 +19,7 @@ mod html;
 mod kafka;
 mod messages;
 mod overview;
+mod share_groups;
 mod topics;
 
 use std::net::SocketAddr;

@@ -18,6 +18,7 @@ use anyhow::{bail, Context};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 
+mod defaults;
 mod users;
 
 use super::admin_ffi::{self, Entry, Op, ResourceKind};
@@ -293,27 +294,18 @@ fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -
             check_broker(admin, bootstrap, *id)?;
             (ResourceKind::Broker, id.to_string(), format!("config for broker {id}"))
         }
-        Entity::BrokerDefault => bail!(
-            "--alter of the default broker configs (--entity-default, --broker-defaults) is not supported: librdkafka \
-             cannot address the cluster-wide broker resource; on Strom, --broker ID changes the configs of every broker"
-        ),
+        Entity::BrokerDefault => (ResourceKind::Broker, String::new(), "default config for brokers in the cluster".to_string()),
         Entity::AllTopics | Entity::AllBrokers => bail!("An entity name must be specified with --alter"),
     };
     if !deletes.is_empty() {
-        // As Kafka's tool: deleting a key that is not set is an error, not a silent no-op. For a
-        // broker, a cluster-wide value counts as set too: Strom keeps broker configs only
-        // cluster-wide (and reports them as DYNAMIC_DEFAULT_BROKER_CONFIG even when set through
-        // --broker ID), and --entity-default cannot be altered through librdkafka.
-        let current = admin_ffi::describe(admin.inner(), kind, &name, TIMEOUT).with_context(|| format!("cannot update {what}"))?;
-        let set = |k: &String| {
-            current.iter().any(|e| {
-                &e.name == k
-                    && match kind {
-                        ResourceKind::Topic => e.source == DYNAMIC_TOPIC_CONFIG,
-                        ResourceKind::Broker => e.source == DYNAMIC_BROKER_CONFIG || e.source == DYNAMIC_DEFAULT_BROKER_CONFIG,
-                    }
-            })
+        // As Kafka's tool: deleting a key that is not set at that level is an error, not a
+        // silent no-op.
+        let (current, level) = match (kind, name.is_empty()) {
+            (ResourceKind::Broker, true) => (broker_defaults(admin, bootstrap)?, DYNAMIC_DEFAULT_BROKER_CONFIG),
+            (ResourceKind::Broker, false) => (admin_ffi::describe(admin.inner(), kind, &name, TIMEOUT).with_context(|| format!("cannot update {what}"))?, DYNAMIC_BROKER_CONFIG),
+            (ResourceKind::Topic, _) => (admin_ffi::describe(admin.inner(), kind, &name, TIMEOUT).with_context(|| format!("cannot update {what}"))?, DYNAMIC_TOPIC_CONFIG),
         };
+        let set = |k: &String| current.iter().any(|e| &e.name == k && e.source == level);
         let missing: Vec<&str> = deletes.iter().filter(|k| !set(k)).map(String::as_str).collect();
         if !missing.is_empty() {
             bail!("Invalid config(s): {}", missing.join(","));
@@ -324,7 +316,11 @@ fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -
         .map(|k| Op::Delete(k.as_str()))
         .chain(adds.iter().map(|(k, v)| Op::Set(k.as_str(), v.as_str())))
         .collect();
-    admin_ffi::incremental_alter(admin.inner(), kind, &name, &ops, TIMEOUT).with_context(|| format!("cannot update {what}"))?;
+    if kind == ResourceKind::Broker && name.is_empty() {
+        defaults::alter(a, &ops).with_context(|| format!("cannot update {what}"))?;
+    } else {
+        admin_ffi::incremental_alter(admin.inner(), kind, &name, &ops, TIMEOUT).with_context(|| format!("cannot update {what}"))?;
+    }
     println!("Completed updating {what}.");
     Ok(())
 }

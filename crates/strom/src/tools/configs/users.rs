@@ -5,9 +5,8 @@
 //!
 //! The tool salts the password itself, as Kafka's admin client does (a random salt, PBKDF2 with
 //! the mechanism's HMAC), so the password never leaves this process; the request carries the
-//! salt and salted password only. librdkafka could send AlterUserScramCredentials, but the
-//! tools' build has no OpenSSL for its salting, so both requests are spoken with
-//! kafka-protocol's codecs through `kafka_client.rs`, as `strom transactions` does.
+//! salt and salted password only. Both requests are spoken with kafka-protocol's codecs through
+//! `kafka_client.rs`, as `strom transactions` does.
 
 use anyhow::{bail, Context};
 use kafka_protocol::messages::alter_user_scram_credentials_request::{ScramCredentialDeletion, ScramCredentialUpsertion};

@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -21,7 +21,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme, SupportedProtocolVersion};
-use strom_config::{ClientAuth, ClientTls, Keystore, Pem, TlsSettings, TlsVersion};
+use strom_config::{ClientAuth, ClientTls, Keystore, Pem, Pkcs12File, TlsSettings, TlsVersion, Truststore};
+
+pub mod pkcs12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -104,13 +106,18 @@ fn order_suites(provider: &mut CryptoProvider, names: &[String]) -> Result<(), T
     Ok(())
 }
 
-/// The crypto provider and versions `settings` allow.
-fn provider_and_versions(settings: &TlsSettings) -> Result<(Arc<CryptoProvider>, Vec<&'static SupportedProtocolVersion>), TlsError> {
+/// The crypto provider every TLS config of Strom uses, listeners and clients alike.
+pub fn provider() -> CryptoProvider {
     // ring, not aws-lc (no C/cmake build on these machines). rustls 0.23.48 deprecates it for
     // lacking post-quantum key exchange; the classical groups it offers are what Kafka's JVM
     // clients and librdkafka negotiate today.
     #[allow(deprecated)]
-    let mut provider = rustls::crypto::ring::default_provider();
+    rustls::crypto::ring::default_provider()
+}
+
+/// The crypto provider and versions `settings` allow.
+fn provider_and_versions(settings: &TlsSettings) -> Result<(Arc<CryptoProvider>, Vec<&'static SupportedProtocolVersion>), TlsError> {
+    let mut provider = provider();
     order_suites(&mut provider, &settings.cipher_suites)?;
     let versions = settings
         .protocols
@@ -124,18 +131,47 @@ fn provider_and_versions(settings: &TlsSettings) -> Result<(Arc<CryptoProvider>,
 }
 
 fn keystore(settings: &TlsSettings) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, &str), TlsError> {
-    Ok(match &settings.keystore {
+    load_keystore(&settings.keystore, settings.key_password.as_ref())
+}
+
+/// A keystore's certificate chain and private key, and the config key they came from.
+pub fn load_keystore<'k>(keystore: &'k Keystore, key_password: Option<&strom_config::Secret>) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, &'k str), TlsError> {
+    Ok(match keystore {
         Keystore::Combined(pem) => {
             let bytes = pem_bytes(pem)?;
-            (certificates(pem.key(), &bytes)?, private_key(pem.key(), &bytes, settings.key_password.as_ref())?, pem.key())
+            (certificates(pem.key(), &bytes)?, private_key(pem.key(), &bytes, key_password)?, pem.key())
         }
-        Keystore::Split { chain, key } => (certificates(chain.key(), &pem_bytes(chain)?)?, private_key(key.key(), &pem_bytes(key)?, settings.key_password.as_ref())?, key.key()),
+        Keystore::Split { chain, key } => (certificates(chain.key(), &pem_bytes(chain)?)?, private_key(key.key(), &pem_bytes(key)?, key_password)?, key.key()),
+        Keystore::Pkcs12(file) => {
+            let key_password = key_password.map(|s| s.0.as_str());
+            let (chain, key) = read_pkcs12(file, key_password)?.key_and_chain().map_err(|e| invalid(&file.key, e))?;
+            (chain, key, file.key.as_str())
+        }
     })
 }
 
-fn roots(trust: &Pem) -> Result<RootCertStore, TlsError> {
+fn read_pkcs12(file: &Pkcs12File, key_password: Option<&str>) -> Result<pkcs12::Contents, TlsError> {
+    let bytes = std::fs::read(&file.path).map_err(|source| TlsError::Read { key: file.key.clone(), path: file.path.display().to_string(), source })?;
+    pkcs12::read(&bytes, &file.password.0, key_password).map_err(|e| invalid(&file.key, e))
+}
+
+/// The CA certificates of a truststore.
+pub fn trusted_certificates(trust: &Truststore) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    match trust {
+        Truststore::Pem(pem) => certificates(pem.key(), &pem_bytes(pem)?),
+        Truststore::Pkcs12(file) => {
+            let certs: Vec<_> = read_pkcs12(file, None)?.certificates.into_iter().map(|(c, _)| c).collect();
+            if certs.is_empty() {
+                return Err(invalid(&file.key, "the PKCS12 truststore holds no certificate"));
+            }
+            Ok(certs)
+        }
+    }
+}
+
+fn roots(trust: &Truststore) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for c in certificates(trust.key(), &pem_bytes(trust)?)? {
+    for c in trusted_certificates(trust)? {
         roots.add(c).map_err(|e| invalid(trust.key(), format!("not a usable CA certificate: {e}")))?;
     }
     Ok(roots)
@@ -150,19 +186,35 @@ pub fn client_config(tls: &ClientTls) -> Result<Arc<ClientConfig>, TlsError> {
     let (provider, versions) = provider_and_versions(settings)?;
     // The config refuses a client without a truststore; never connect unverified.
     let trust = settings.truststore.as_ref().ok_or_else(|| invalid("ssl.truststore.location", "a broker verifies its peers: a truststore is needed"))?;
+    let (chain, key, key_name) = keystore(settings)?;
+    connector_config(provider, &versions, trust, Some((chain, key, key_name)), tls.verify_hostname)
+}
+
+/// A TLS client's config: the server's certificate must chain to `trust` (and name the host
+/// reached when `verify_hostname`); `identity` is the client certificate, sent when the server
+/// asks for one. Used by brokers connecting to peers and by Strom's tools.
+pub fn connector_config(
+    provider: Arc<CryptoProvider>,
+    versions: &[&'static SupportedProtocolVersion],
+    trust: &Truststore,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, &str)>,
+    verify_hostname: bool,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(trust)?), provider.clone())
         .build()
         .map_err(|e| invalid(trust.key(), e.to_string()))?;
     let builder = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)
+        .with_protocol_versions(versions)
         .map_err(|e| invalid("ssl.enabled.protocols", format!("with ssl.cipher.suites: {e}")))?;
-    let builder = if tls.verify_hostname {
+    let builder = if verify_hostname {
         builder.with_webpki_verifier(verifier)
     } else {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
     };
-    let (chain, key, key_name) = keystore(settings)?;
-    let config = builder.with_client_auth_cert(chain, key).map_err(|e| invalid(key_name, format!("key and certificate do not go together: {e}")))?;
+    let config = match identity {
+        Some((chain, key, key_name)) => builder.with_client_auth_cert(chain, key).map_err(|e| invalid(key_name, format!("key and certificate do not go together: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 
@@ -251,24 +303,85 @@ fn stamp(path: &PathBuf) -> Stamp {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// One TLS listener's current config, reloaded when its files change.
-pub struct TlsListener {
-    settings: TlsSettings,
-    current: RwLock<Arc<ServerConfig>>,
+/// A TLS config rebuilt from its settings when their files change: new connections take the
+/// current one, open connections keep theirs. A change that does not load is reported once and
+/// the last good config stays.
+struct Rotating<C> {
+    current: RwLock<Arc<C>>,
+    /// The files to watch, the stamps last acted on (loaded, or reported as failing), and when
+    /// they were read.
+    watch: Mutex<Watch>,
+}
+
+struct Watch {
     files: Vec<PathBuf>,
-    /// The stamps last acted on (loaded, or reported as failing).
-    seen: Mutex<Vec<Stamp>>,
+    stamps: Vec<Stamp>,
+    at: Instant,
+}
+
+impl Watch {
+    fn of(settings: &TlsSettings) -> Watch {
+        let files = store_files(settings);
+        let stamps = files.iter().map(stamp).collect();
+        Watch { files, stamps, at: Instant::now() }
+    }
+}
+
+impl<C> Rotating<C> {
+    fn new(settings: &TlsSettings, config: Arc<C>) -> Rotating<C> {
+        Rotating { current: RwLock::new(config), watch: Mutex::new(Watch::of(settings)) }
+    }
+
+    fn current(&self) -> Arc<C> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Rebuilds with `build` if a file changed since last time: `Ok(true)` when a new config is
+    /// in use, `Err` (once per change) when the changed files do not load. With `due_only`,
+    /// the files are looked at no more often than every [`RELOAD_CHECK`] (for callers on a
+    /// connection's path rather than a timer).
+    fn reload_if_changed(&self, due_only: bool, build: impl FnOnce() -> Result<Arc<C>, TlsError>) -> Result<bool, TlsError> {
+        {
+            let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+            if due_only && watch.at.elapsed() < RELOAD_CHECK {
+                return Ok(false);
+            }
+            let now: Vec<Stamp> = watch.files.iter().map(stamp).collect();
+            watch.at = Instant::now();
+            if watch.stamps == now {
+                return Ok(false);
+            }
+            watch.stamps = now;
+        }
+        let config = build()?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(true)
+    }
+
+    /// Serves `config`, built from `settings`, whose files are watched from now on.
+    fn replace(&self, settings: &TlsSettings, config: Arc<C>) {
+        *self.watch.lock().unwrap_or_else(|e| e.into_inner()) = Watch::of(settings);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+}
+
+/// One TLS listener's current config, reloaded when its files change, and rebuilt when its
+/// settings are altered as dynamic broker configs.
+pub struct TlsListener {
+    settings: RwLock<TlsSettings>,
+    rotating: Rotating<ServerConfig>,
 }
 
 impl TlsListener {
     pub fn new(settings: TlsSettings) -> Result<TlsListener, TlsError> {
-        let files = pem_files(&settings);
-        let seen = files.iter().map(stamp).collect();
         let config = server_config(&settings)?;
-        Ok(TlsListener { settings, current: RwLock::new(config), files, seen: Mutex::new(seen) })
+        Ok(TlsListener { rotating: Rotating::new(&settings, config), settings: RwLock::new(settings) })
     }
 
-    /// The config for a new connection.
+    fn settings(&self) -> TlsSettings {
+        self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The principal of a client that completed the handshake: `User:<name>` from its
     /// certificate's subject through `ssl.principal.mapping.rules`, `User:ANONYMOUS` without a
     /// certificate (`ssl.client.auth` none or requested). `Err` when no rule maps the subject
@@ -278,35 +391,119 @@ impl TlsListener {
             return Ok(crate::session::ANONYMOUS.to_string());
         };
         let dn = subject_dn(leaf)?;
-        match self.settings.principal_rules.name(&dn) {
+        let settings = self.settings.read().unwrap_or_else(|e| e.into_inner());
+        match settings.principal_rules.name(&dn) {
             Some(name) => Ok(format!("User:{name}")),
-            None => Err(format!("no rule of ssl.principal.mapping.rules ({}) applies to {dn}", self.settings.principal_rules)),
+            None => Err(format!("no rule of ssl.principal.mapping.rules ({}) applies to {dn}", settings.principal_rules)),
         }
     }
 
+    /// The config for a new connection.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        let config = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
-        tokio_rustls::TlsAcceptor::from(config)
+        tokio_rustls::TlsAcceptor::from(self.rotating.current())
     }
 
     /// Rebuilds the config if a file changed since last time: `Ok(true)` when a new one is in
     /// use, `Err` (once per change) when the changed files do not load.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        let now: Vec<Stamp> = self.files.iter().map(stamp).collect();
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if *seen == now {
-                return Ok(false);
-            }
-            *seen = now;
-        }
-        let config = server_config(&self.settings)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
-        Ok(true)
+        let settings = self.settings();
+        self.rotating.reload_if_changed(false, || server_config(&settings))
+    }
+
+    /// As `reload_if_changed`, looking at the files at most every [`RELOAD_CHECK`], for a
+    /// listener without its own reload timer (the controller quorum's); failures are logged.
+    pub fn reload_if_due(&self, what: &str) {
+        let settings = self.settings();
+        log_reload(what, self.rotating.reload_if_changed(true, || server_config(&settings)));
+    }
+
+    /// Serves with new settings (a keystore altered as a dynamic broker config), checked as
+    /// `check_replacement` checks them. On error the listener keeps what it had.
+    pub fn replace_settings(&self, settings: TlsSettings) -> Result<(), TlsError> {
+        check_replacement(&self.settings(), &settings)?;
+        let config = server_config(&settings)?;
+        self.rotating.replace(&settings, config);
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+        Ok(())
     }
 }
 
-fn pem_files(settings: &TlsSettings) -> Vec<PathBuf> {
+/// Checks the TLS listeners of `new` (a config with dynamic configs altered) whose stores differ
+/// from `current`'s: each must be able to replace what is served (`check_replacement`).
+pub fn check_reconfiguration(current: &strom_config::BrokerConfig, new: &strom_config::BrokerConfig) -> Result<(), TlsError> {
+    for l in &new.listeners {
+        let (Some(new_tls), Some(old_tls)) = (&l.tls, current.listeners.iter().find(|o| o.name == l.name).and_then(|o| o.tls.as_ref())) else { continue };
+        if current.reconfigurable_tls(&l.name) != new.reconfigurable_tls(&l.name) {
+            check_replacement(old_tls, new_tls).map_err(|e| invalid(&format!("listener {}", l.name), e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a listener may switch from `old` to `new` settings: the new stores load and make a
+/// working config, and the new certificate names the same subject and the same alternative
+/// names as the old one, so that clients checking host names (and peers checking principals)
+/// see the same identity. Kafka checks the same before it swaps a keystore altered at run time.
+pub fn check_replacement(old: &TlsSettings, new: &TlsSettings) -> Result<(), TlsError> {
+    server_config(new)?;
+    let (old_chain, _, _) = keystore(old)?;
+    let (new_chain, _, key_name) = keystore(new)?;
+    let identity = |chain: &[CertificateDer<'static>]| -> Result<(String, Option<Vec<u8>>), TlsError> {
+        use x509_cert::der::Decode;
+        let leaf = chain.first().ok_or_else(|| invalid(key_name, "the keystore holds no certificate"))?;
+        let cert = x509_cert::Certificate::from_der(leaf).map_err(|e| invalid(key_name, format!("unreadable certificate: {e}")))?;
+        let san = cert
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == x509_cert::der::oid::ObjectIdentifier::new_unwrap("2.5.29.17"))
+            .map(|e| e.extn_value.as_bytes().to_vec());
+        Ok((cert.tbs_certificate.subject.to_string(), san))
+    };
+    let (old_dn, old_san) = identity(&old_chain)?;
+    let (new_dn, new_san) = identity(&new_chain)?;
+    if old_dn != new_dn {
+        return Err(invalid(key_name, format!("the new certificate's subject `{new_dn}` is not the current one's `{old_dn}`")));
+    }
+    if old_san != new_san {
+        return Err(invalid(key_name, "the new certificate's subject alternative names are not the current one's"));
+    }
+    Ok(())
+}
+
+fn log_reload(what: &str, result: Result<bool, TlsError>) {
+    match result {
+        Ok(true) => tracing::info!(what, "TLS keystore or truststore changed: new connections use the new certificates"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(what, error = %e, "TLS files changed but do not load: still using the previous certificates"),
+    }
+}
+
+/// The client side of this node's TLS to its peers (inter-broker and controller connections),
+/// rebuilt when the keystore or truststore files change, so a rotated certificate is presented
+/// on the next connection without a restart.
+pub struct ClientTlsRotating {
+    tls: ClientTls,
+    rotating: Rotating<ClientConfig>,
+    what: &'static str,
+}
+
+impl ClientTlsRotating {
+    pub fn new(tls: &ClientTls, what: &'static str) -> Result<ClientTlsRotating, TlsError> {
+        let config = client_config(tls)?;
+        Ok(ClientTlsRotating { rotating: Rotating::new(&tls.settings, config), tls: tls.clone(), what })
+    }
+
+    /// The connector for a new connection (the files looked at first, at most every
+    /// [`RELOAD_CHECK`]).
+    pub fn connector(&self) -> tokio_rustls::TlsConnector {
+        log_reload(self.what, self.rotating.reload_if_changed(true, || client_config(&self.tls)));
+        tokio_rustls::TlsConnector::from(self.rotating.current())
+    }
+}
+
+fn store_files(settings: &TlsSettings) -> Vec<PathBuf> {
     let file = |p: &Pem| match p {
         Pem::File { path, .. } => Some(path.clone()),
         Pem::Inline { .. } => None,
@@ -315,7 +512,12 @@ fn pem_files(settings: &TlsSettings) -> Vec<PathBuf> {
     match &settings.keystore {
         Keystore::Combined(p) => out.extend(file(p)),
         Keystore::Split { chain, key } => out.extend(file(chain).into_iter().chain(file(key))),
+        Keystore::Pkcs12(f) => out.push(f.path.clone()),
     }
-    out.extend(settings.truststore.as_ref().and_then(file));
+    match &settings.truststore {
+        Some(Truststore::Pem(p)) => out.extend(file(p)),
+        Some(Truststore::Pkcs12(f)) => out.push(f.path.clone()),
+        None => {}
+    }
     out
 }

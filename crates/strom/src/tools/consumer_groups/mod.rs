@@ -1,6 +1,6 @@
 //! `strom consumer-groups`: Kafka's `kafka-consumer-groups.sh`: list groups, describe their
-//! positions and lag, members and state, reset their committed offsets, delete them. Output
-//! columns and messages are Kafka's.
+//! positions and lag, members and state, reset their committed offsets, delete them, for classic
+//! and KIP-848 consumer groups alike (`groups.rs`). Output columns and messages are Kafka's.
 
 // Column headers read best as literals beside the widths that format them.
 #![allow(clippy::print_literal)]
@@ -12,10 +12,13 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::kafka_client::{Cluster, Settings};
 use super::{block_on, Connection, KafkaContext, TIMEOUT};
+
+mod groups;
+use groups::{Group, Kind, Listing};
 
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("action").required(true).args(["list", "describe", "reset_offsets", "delete"]))]
@@ -51,6 +54,10 @@ pub struct Args {
     /// With --describe: the group's state. With --list: show each group's state.
     #[arg(long)]
     pub state: bool,
+    /// With --list: show each group's type (Classic or Consumer, KIP-848); with a value
+    /// (`consumer`, `classic`, or both separated by a comma), list only groups of those types.
+    #[arg(long = "type", value_name = "TYPES", num_args = 0..=1, default_missing_value = "")]
+    pub group_type: Option<String>,
     /// With --reset-offsets: TOPIC or TOPIC:P1,P2 (repeatable).
     #[arg(long = "topic")]
     pub topics: Vec<String>,
@@ -81,24 +88,37 @@ const MISSING: &str = "-";
 pub fn run(a: Args) -> anyhow::Result<()> {
     let bootstrap = a.connection.bootstrap_server.clone();
     let admin: AdminClient<DefaultClientContext> = a.connection.client_config(&[])?.create().context("cannot create the admin client")?;
-    let groups = list_groups(&admin, &bootstrap)?;
-    let mut all: Vec<&GroupInfo> = groups.groups().iter().filter(|g| g.protocol_type() == "consumer" || g.protocol_type().is_empty()).collect();
-    all.sort_by(|x, y| x.name().cmp(y.name()));
-    if a.list {
-        if a.state {
-            let w = all.iter().map(|g| g.name().len()).max().unwrap_or(0).max(15);
-            println!("{:<w$} {}", "GROUP", "STATE");
-            for g in &all {
-                println!("{:<w$} {}", g.name(), g.state());
-            }
-        } else {
-            for g in &all {
-                println!("{}", g.name());
+    // Classic groups as librdkafka describes them (DescribeGroups); it also says, first, whether
+    // the cluster answers at all.
+    let classic = list_groups(&admin, &bootstrap)?;
+    let types = match a.group_type.as_deref() {
+        None | Some("") => None,
+        Some(t) => Some(parse_types(t)?),
+    };
+    // Every group with its type (ListGroups v5), and the KIP-848 groups to act on, described by
+    // their coordinators: one runtime for the protocol client's connections.
+    let settings = Settings::read("strom-consumer-groups", a.connection.command_config.as_deref(), TIMEOUT)?;
+    let (wanted_names, all_groups, acting) = (a.groups.clone(), a.all_groups, !a.list);
+    let (listings, described) = block_on(async move {
+        let mut cluster = Cluster::connect(&bootstrap, &settings).await?;
+        let listings = groups::list(&mut cluster).await?;
+        let mut described: BTreeMap<String, Group> = BTreeMap::new();
+        if acting {
+            for l in listings.iter().filter(|l| l.kind == Kind::Consumer && (all_groups || wanted_names.contains(&l.name))) {
+                if let Some(g) = groups::describe_consumer_group(&mut cluster, &l.name).await? {
+                    described.insert(l.name.clone(), g);
+                }
             }
         }
+        Ok::<_, anyhow::Error>((listings, described))
+    })??;
+    let bootstrap = a.connection.bootstrap_server.clone();
+    let all: Vec<&Listing> = listings.iter().filter(|l| types.as_ref().is_none_or(|t| t.contains(&l.kind))).collect();
+    if a.list {
+        print_list(&all, a.group_type.is_some(), a.state);
         return Ok(());
     }
-    let wanted: Vec<String> = if a.all_groups { all.iter().map(|g| g.name().to_string()).collect() } else { a.groups.clone() };
+    let wanted: Vec<String> = if a.all_groups { all.iter().filter(|l| l.state != "Dead").map(|l| l.name.clone()).collect() } else { a.groups.clone() };
     if wanted.is_empty() {
         bail!("--group or --all-groups is required");
     }
@@ -106,22 +126,64 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return delete(&admin, &wanted);
     }
     for name in &wanted {
-        let found = all.iter().find(|g| g.name() == name.as_str() && g.state() != "Dead");
+        let found: Option<Group> = match all.iter().find(|l| l.name == *name).map(|l| l.kind) {
+            Some(Kind::Consumer) => described.get(name).cloned(),
+            Some(Kind::Classic) => classic.groups().iter().find(|g| g.name() == name.as_str()).map(groups::from_classic),
+            None => None,
+        }
+        .filter(|g| g.state != "Dead");
         if found.is_none() && !a.reset_offsets {
             // A group that was never used, or was deleted (a reset may create it, as Kafka's).
             bail!("Consumer group '{name}' does not exist.");
         }
         if a.reset_offsets {
-            reset(&a, name, found.copied())?;
+            reset(&a, name, found.as_ref())?;
         } else if a.state {
-            describe_state(name, found.copied(), &bootstrap);
+            describe_state(name, found.as_ref(), &bootstrap);
         } else if a.members {
-            describe_members(name, found.copied(), a.verbose);
+            describe_members(name, found.as_ref(), a.verbose);
         } else {
-            describe_offsets(&a.connection, name, found.copied())?;
+            describe_offsets(&a.connection, name, found.as_ref())?;
         }
     }
     Ok(())
+}
+
+/// `--type`'s value: Kafka's group type names, comma-separated, in any case.
+fn parse_types(value: &str) -> anyhow::Result<Vec<Kind>> {
+    value
+        .split(',')
+        .map(|t| match t.trim().to_ascii_lowercase().as_str() {
+            "consumer" => Ok(Kind::Consumer),
+            "classic" => Ok(Kind::Classic),
+            other => bail!("Invalid types list '{value}'. Valid types are: consumer, classic (`{other}` is not one; share groups are `strom share-groups`')"),
+        })
+        .collect()
+}
+
+/// `--list`, with `--type` and `--state` columns as Kafka prints them.
+fn print_list(all: &[&Listing], with_type: bool, with_state: bool) {
+    if !with_type && !with_state {
+        for l in all {
+            println!("{}", l.name);
+        }
+        return;
+    }
+    let w = all.iter().map(|l| l.name.len()).max().unwrap_or(0).max(15);
+    let line = |name: &str, kind: &str, state: &str| {
+        let mut out = format!("{name:<w$}");
+        if with_type {
+            out.push_str(&format!(" {kind:<20}"));
+        }
+        if with_state {
+            out.push_str(&format!(" {state}"));
+        }
+        println!("{}", out.trim_end());
+    };
+    line("GROUP", "TYPE", "STATE");
+    for l in all {
+        line(&l.name, l.kind.name(), &l.state);
+    }
 }
 
 /// Every group (ListGroups to each broker). A broker creating or loading `__consumer_offsets`
@@ -157,14 +219,15 @@ fn list_groups(admin: &AdminClient<DefaultClientContext>, bootstrap: &str) -> an
 const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Kafka's notes about a group without a stable membership; `false` when there is no group.
-fn print_state_notice(name: &str, g: Option<&GroupInfo>) -> bool {
-    match g.map(GroupInfo::state) {
+fn print_state_notice(name: &str, g: Option<&Group>) -> bool {
+    match g.map(|g| g.state.as_str()) {
         None | Some("Dead") => false,
         Some("Empty") => {
             println!("\nConsumer group '{name}' has no active members.");
             true
         }
-        Some("PreparingRebalance") | Some("CompletingRebalance") => {
+        // Classic groups rebalance; KIP-848 groups assign and reconcile.
+        Some("PreparingRebalance" | "CompletingRebalance" | "Assigning" | "Reconciling") => {
             println!("\nWarning: Consumer group '{name}' is rebalancing.");
             true
         }
@@ -183,16 +246,16 @@ struct Row {
     client_id: Option<String>,
 }
 
-fn describe_offsets(conn: &Connection, name: &str, g: Option<&GroupInfo>) -> anyhow::Result<()> {
+fn describe_offsets(conn: &Connection, name: &str, g: Option<&Group>) -> anyhow::Result<()> {
     if !print_state_notice(name, g) {
         return Ok(());
     }
-    // Who consumes what, from the members' assignments (consumer protocol).
+    // Who consumes what, from the members' assignments.
     let mut owner: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
-    for m in g.map(GroupInfo::members).unwrap_or_default() {
-        for (topic, partitions) in m.assignment().map(parse_assignment).unwrap_or_default() {
+    for m in g.map(|g| g.members.as_slice()).unwrap_or_default() {
+        for (topic, partitions) in &m.assignment {
             for p in partitions {
-                owner.insert((topic.clone(), p), (m.id().to_string(), m.client_host().to_string(), m.client_id().to_string()));
+                owner.insert((topic.clone(), *p), (m.id.clone(), m.host.clone(), m.client_id.clone()));
             }
         }
     }
@@ -246,27 +309,33 @@ fn describe_offsets(conn: &Connection, name: &str, g: Option<&GroupInfo>) -> any
     Ok(())
 }
 
-fn describe_members(name: &str, g: Option<&GroupInfo>, verbose: bool) {
+fn describe_members(name: &str, g: Option<&Group>, verbose: bool) {
     if !print_state_notice(name, g) {
         return;
     }
-    let members = g.map(GroupInfo::members).unwrap_or_default();
+    let members = g.map(|g| g.members.as_slice()).unwrap_or_default();
     let gw = name.len().max(15);
-    let cw = members.iter().map(|m| m.id().len()).max().unwrap_or(0).max(15);
-    let hw = members.iter().map(|m| m.client_host().len()).max().unwrap_or(0).max(15);
-    let iw = members.iter().map(|m| m.client_id().len()).max().unwrap_or(0).max(15);
-    let header = format!("{:<gw$} {:<cw$} {:<17} {:<hw$} {:<iw$} {:<12}", "GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS");
+    let cw = members.iter().map(|m| m.id.len()).max().unwrap_or(0).max(15);
+    let sw = members.iter().map(|m| m.instance_id.as_deref().unwrap_or(MISSING).len()).max().unwrap_or(0).max(17);
+    let hw = members.iter().map(|m| m.host.len()).max().unwrap_or(0).max(15);
+    let iw = members.iter().map(|m| m.client_id.len()).max().unwrap_or(0).max(15);
+    let header = format!("{:<gw$} {:<cw$} {:<sw$} {:<hw$} {:<iw$} {:<12}", "GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS");
     println!("\n{}{}", header, if verbose { " ASSIGNMENT" } else { "" });
     for m in members {
-        let assignment = m.assignment().map(parse_assignment).unwrap_or_default();
-        let count: usize = assignment.iter().map(|(_, ps)| ps.len()).sum();
-        // librdkafka's group listing does not carry group.instance.id.
-        let line = format!("{:<gw$} {:<cw$} {:<17} {:<hw$} {:<iw$} {:<12}", name, m.id(), MISSING, m.client_host(), m.client_id(), count);
+        let count: usize = m.assignment.iter().map(|(_, ps)| ps.len()).sum();
+        let instance = m.instance_id.as_deref().unwrap_or(MISSING);
+        let line = format!("{:<gw$} {:<cw$} {:<sw$} {:<hw$} {:<iw$} {:<12}", name, m.id, instance, m.host, m.client_id, count);
         if verbose {
-            let parts: Vec<String> = assignment
+            let mut parts: Vec<String> = m
+                .assignment
                 .iter()
-                .map(|(t, ps)| format!("{t}({})", ps.iter().map(i32::to_string).collect::<Vec<_>>().join(",")))
+                .map(|(t, ps)| {
+                    let mut ps = ps.clone();
+                    ps.sort_unstable();
+                    format!("{t}({})", ps.iter().map(i32::to_string).collect::<Vec<_>>().join(","))
+                })
                 .collect();
+            parts.sort();
             println!("{line} {}", if parts.is_empty() { MISSING.to_string() } else { parts.join(", ") });
         } else {
             println!("{line}");
@@ -275,15 +344,16 @@ fn describe_members(name: &str, g: Option<&GroupInfo>, verbose: bool) {
     println!();
 }
 
-fn describe_state(name: &str, g: Option<&GroupInfo>, bootstrap: &str) {
+fn describe_state(name: &str, g: Option<&Group>, bootstrap: &str) {
     let Some(g) = g else { return };
     let gw = name.len().max(15);
-    // The coordinator's address: librdkafka's group listing does not report it, and on a single
-    // node it is the broker the tool talks to.
-    let coordinator = bootstrap.split(',').next().unwrap_or(bootstrap);
-    let strategy = if g.protocol().is_empty() { MISSING } else { g.protocol() };
-    println!("\n{:<gw$} {:<25} {:<20} {:<15} {}", "GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS");
-    println!("{:<gw$} {:<25} {:<20} {:<15} {}", name, coordinator, strategy, g.state(), g.members().len());
+    // The coordinator's address: a KIP-848 group's from FindCoordinator; librdkafka's classic
+    // group listing does not report it, and on a single node it is the broker the tool talks to.
+    let coordinator = g.coordinator.clone().unwrap_or_else(|| bootstrap.split(',').next().unwrap_or(bootstrap).to_string());
+    let strategy = if g.strategy.is_empty() { MISSING } else { g.strategy.as_str() };
+    let cw = coordinator.len().max(25);
+    println!("\n{:<gw$} {:<cw$} {:<20} {:<15} {}", "GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS");
+    println!("{:<gw$} {:<cw$} {:<20} {:<15} {}", name, coordinator, strategy, g.state, g.members.len());
     println!();
 }
 
@@ -304,8 +374,8 @@ fn delete(admin: &AdminClient<DefaultClientContext>, groups: &[String]) -> anyho
     bail!("Deletion of some consumer groups failed:\n{}", failed.join("\n"))
 }
 
-fn reset(a: &Args, name: &str, g: Option<&GroupInfo>) -> anyhow::Result<()> {
-    let state = g.map_or("Dead", GroupInfo::state);
+fn reset(a: &Args, name: &str, g: Option<&Group>) -> anyhow::Result<()> {
+    let state = g.map_or("Dead", |g| g.state.as_str());
     if !matches!(state, "Empty" | "Dead") {
         bail!("Assignments can only be reset if the group '{name}' is inactive, but the current state is {state}.");
     }
@@ -425,7 +495,7 @@ fn committed_offsets(consumer: &BaseConsumer, bootstrap: &str) -> anyhow::Result
 }
 
 /// The consumer protocol's Assignment: version, [topic, [partition]], user data.
-fn parse_assignment(b: &[u8]) -> Vec<(String, Vec<i32>)> {
+pub(crate) fn parse_assignment(b: &[u8]) -> Vec<(String, Vec<i32>)> {
     fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         if b.len() < n {
             return None;
