@@ -83,6 +83,8 @@ ADVERTISED = {
     90: (0, 0),    # DescribeShareGroupOffsets
     91: (0, 0),    # AlterShareGroupOffsets
     92: (0, 0),    # DeleteShareGroupOffsets
+    84: (0, 0),    # ReadShareGroupState (between brokers: a share partition's leader and its owner)
+    85: (0, 0),    # WriteShareGroupState
 }
 # The versions this work added; test_every_new_version_answers sends each of them.
 NEW_VERSIONS = {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3),

@@ -547,3 +547,99 @@ def test_strom_share_groups_tool(sbroker):
     assert r.returncode == 0 and "was successful" in r.stdout, r.stdout + r.stderr
     r = strom("share-groups", "--bootstrap-server", bs, "--list")
     assert r.returncode == 0 and r.stdout.split() == [], r.stdout
+
+
+def test_membership_survives_a_restart(sbroker):
+    """Members and epochs are stored (Kafka's ShareGroup* records): after a crash and restart the
+    coordinator answers a member's heartbeat at its epoch instead of UNKNOWN_MEMBER_ID; one that
+    left stays gone."""
+    make_topic(sbroker, "qm", ["m0"])
+    bs = sbroker.bootstrap
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    err, _, _ = join_share(bs, "members", a, "qm")
+    assert err == 0
+    err, _, epoch_b = join_share(bs, "members", b, "qm")
+    assert err == 0
+    err, _, epoch_a = share_heartbeat(bs, "members", a, 1)
+    assert (err, epoch_a) == (0, epoch_b), "a catches up with the group epoch"
+    assert share_heartbeat(bs, "members", b, -1)[0] == 0
+    err, _, epoch_a = share_heartbeat(bs, "members", a, epoch_a)
+    assert err == 0
+    sbroker.restart(crash=True)
+    bs = sbroker.bootstrap
+    deadline = time.time() + 30
+    while True:
+        err, member, epoch = share_heartbeat(bs, "members", a, epoch_a)
+        if err not in RETRIABLE_COORDINATOR or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert (err, member, epoch) == (0, a, epoch_a), "the member goes on at its epoch"
+    assert share_heartbeat(bs, "members", b, epoch_b)[0] == UNKNOWN_MEMBER_ID, "the member that left is gone"
+
+
+# ------------------------------------------------------------------ the share-state owner's APIs
+
+FENCED_LEADER_EPOCH = 74
+FENCED_STATE_EPOCH = 124
+
+
+def read_state(bootstrap, group, topic_id, partition, leader_epoch):
+    """ReadShareGroupState v0 (a partition leader to the group's coordinator): (error code,
+    state epoch, start offset, [(first, last, delivery state, delivery count)])."""
+    body = cstr(group) + uvarint(2) + topic_id.bytes + uvarint(2) + struct.pack(">ii", partition, leader_epoch) + uvarint(0) + uvarint(0) + uvarint(0)
+    resp = exchange(bootstrap, frame(84, 0, body, correlation_id=84, flexible=True))
+    assert resp is not None, "ReadShareGroupState closed the connection"
+    take, varint, rstr = _reader(resp)
+    assert take(">i") == 84
+    varint()
+    assert varint() == 2 and take(">16s") == topic_id.bytes and varint() == 2
+    assert take(">i") == partition
+    error = take(">h")
+    rstr()
+    state_epoch, start = take(">i"), take(">q")
+    batches = [(take(">q"), take(">q"), take(">b"), take(">h"), varint())[:4] for _ in range(varint() - 1)]
+    return error, state_epoch, start, batches
+
+
+def write_state(bootstrap, group, topic_id, partition, leader_epoch, state_epoch, start, batches):
+    """WriteShareGroupState v0: the partition's error code."""
+    encoded = uvarint(len(batches) + 1) + b"".join(struct.pack(">qqbh", *b) + uvarint(0) for b in batches)
+    body = cstr(group) + uvarint(2) + topic_id.bytes + uvarint(2) + struct.pack(">iiiq", partition, state_epoch, leader_epoch, start) + encoded + uvarint(0) + uvarint(0) + uvarint(0)
+    resp = exchange(bootstrap, frame(85, 0, body, correlation_id=85, flexible=True))
+    assert resp is not None, "WriteShareGroupState closed the connection"
+    take, varint, rstr = _reader(resp)
+    assert take(">i") == 85
+    varint()
+    assert varint() == 2 and take(">16s") == topic_id.bytes and varint() == 2
+    assert take(">i") == partition
+    return take(">h")
+
+
+def test_state_owner_fences_stale_leaders(sbroker):
+    """The group's coordinator, as the owner of share-partition state, answers a partition
+    leader's reads and writes as Kafka's share coordinator: a state never written has start
+    offset -1; a leader older than the last one to read or write is FENCED_LEADER_EPOCH (also
+    after a crash and restart: the epoch is stored with the state), a stale state epoch
+    FENCED_STATE_EPOCH, malformed state batches INVALID_REQUEST."""
+    bs = sbroker.bootstrap
+    deadline = time.time() + 30
+    while wire.find_coordinator(bs, "fence", wire.COORDINATOR_GROUP)[0] != 0 and time.time() < deadline:
+        time.sleep(0.2)
+    tid = uuid.uuid4()
+    while (r := read_state(bs, "fence", tid, 0, 5))[0] in RETRIABLE_COORDINATOR and time.time() < deadline:
+        time.sleep(0.2)
+    assert r == (0, 0, -1, [])
+    assert write_state(bs, "fence", tid, 0, 5, 0, 3, [(3, 4, 2, 1), (5, 6, 0, 2)]) == 0
+    assert read_state(bs, "fence", tid, 0, 5) == (0, 0, 5, [(5, 6, 0, 2)]), "finished records 3 and 4 are gone"
+    assert read_state(bs, "fence", tid, 0, 6)[0] == 0, "a new leader"
+    assert write_state(bs, "fence", tid, 0, 5, 0, 5, [(5, 6, 0, 3)]) == FENCED_LEADER_EPOCH
+    assert read_state(bs, "fence", tid, 0, 5)[0] == FENCED_LEADER_EPOCH
+    assert write_state(bs, "fence", tid, 0, 6, 1, 5, [(5, 6, 0, 3)]) == FENCED_STATE_EPOCH
+    assert write_state(bs, "fence", tid, 0, 6, 0, 5, [(5, 6, 0, 1), (6, 7, 0, 1)]) == INVALID_REQUEST
+    sbroker.restart(crash=True)
+    bs = sbroker.bootstrap
+    deadline = time.time() + 30
+    while (r := write_state(bs, "fence", tid, 0, 5, 0, 5, [(5, 6, 0, 3)])) in RETRIABLE_COORDINATOR and time.time() < deadline:
+        time.sleep(0.2)
+    assert r == FENCED_LEADER_EPOCH, "still fenced after the restart"
+    assert read_state(bs, "fence", tid, 0, 6) == (0, 0, 5, [(5, 6, 0, 2)])

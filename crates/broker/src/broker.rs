@@ -39,6 +39,9 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     pub topics: Arc<TopicAdmin>,
     pub groups: Arc<GroupService>,
+    /// Share partitions of the topic partitions led here (KIP-932), their state owned by the
+    /// groups' coordinators.
+    pub shares: Arc<crate::share_leader::ShareLeader>,
     pub transactions: Arc<TxnService>,
     /// The last metadata version applied to the replicas and the coordinators.
     published: watch::Sender<u64>,
@@ -101,6 +104,13 @@ impl Broker {
         let (published, seen) = watch::channel(image.version);
         let topics = Arc::new(TopicAdmin::new(config.clone(), metadata.clone(), seen));
         let groups = Arc::new(GroupService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone()));
+        let shares = Arc::new(crate::share_leader::ShareLeader::new(
+            config.node_id,
+            groups.clone(),
+            crate::peers::Peers::new(config.node_id, replicas.clone(), metadata.clone()),
+            config.groups.share.clone(),
+            std::time::Duration::from_millis(config.groups.offsets_commit_timeout_ms),
+        ));
         let producer_ids = Arc::new(ProducerIds::new(metadata.clone()));
         let transactions = Arc::new(TxnService::new(config.clone(), replicas.clone(), metadata.clone(), topics.clone(), groups.clone(), producer_ids.clone()));
         let limits = crate::quotas::connections::Limits {
@@ -115,6 +125,7 @@ impl Broker {
             replicas,
             topics,
             groups,
+            shares,
             transactions,
             published,
             stopping: watch::Sender::new(false),

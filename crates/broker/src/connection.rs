@@ -833,6 +833,24 @@ mod tests {
                             .with_topics(vec![DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(name())]),
                     )]
                 }
+                // Between brokers: a state never written, and a write of one.
+                ApiKey::ReadShareGroupState => {
+                    use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
+                    let id = broker.metadata.image().topics.get("t").map_or(uuid::Uuid::nil(), |t| t.id);
+                    vec![RequestKind::ReadShareGroupState(
+                        ReadShareGroupStateRequest::default()
+                            .with_group_id(StrBytes::from_static_str("sg"))
+                            .with_topics(vec![ReadStateData::default().with_topic_id(id).with_partitions(vec![PartitionData::default().with_partition(0).with_leader_epoch(0)])]),
+                    )]
+                }
+                ApiKey::WriteShareGroupState => {
+                    use kafka_protocol::messages::write_share_group_state_request::{PartitionData, StateBatch, WriteStateData};
+                    let id = broker.metadata.image().topics.get("t").map_or(uuid::Uuid::nil(), |t| t.id);
+                    let batch = StateBatch::default().with_first_offset(0).with_last_offset(0).with_delivery_state(0).with_delivery_count(1);
+                    vec![RequestKind::WriteShareGroupState(WriteShareGroupStateRequest::default().with_group_id(StrBytes::from_static_str("sg")).with_topics(vec![
+                        WriteStateData::default().with_topic_id(id).with_partitions(vec![PartitionData::default().with_partition(0).with_leader_epoch(0).with_state_batches(vec![batch])]),
+                    ]))]
+                }
                 // The operators' APIs: everything and a named partition not hosted; elections
                 // needing none, of an unknown topic, of an unknown type; pages with a cursor,
                 // a bad cursor; the quorum, and a partition that is not its log.

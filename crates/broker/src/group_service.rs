@@ -25,7 +25,7 @@ use strom_controller::Controller;
 use strom_coordinator::consumer_group::{
     is_consumer_group_key, ConsumerGroupCoordinator, DescribedConsumerGroup, HeartbeatRequest as ConsumerHeartbeat, HeartbeatResponse as ConsumerHeartbeatResponse, OffsetAccess, RawRecord, TopicMeta, Topics,
 };
-use strom_coordinator::share_group::is_share_state_key;
+use strom_coordinator::share_group::{is_share_group_key, is_share_state_key};
 use strom_coordinator::group::{
     encode_batch, encode_txn_batch, read_batch, TxnOffsetCommitRequest, Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
     SyncOutcome, SyncRequest, SyncResponse, Ticket,
@@ -179,12 +179,14 @@ impl GroupService {
         let records: usize = batches.iter().map(|b| b.records.len()).sum();
         for b in &batches {
             // KIP-848 groups' records (types 3 to 8) to their coordinator; the rest as before.
-            // Share-partition state (Strom's own key version) to the share coordinator.
-            let (share, rest): (Vec<_>, Vec<_>) = b.records.iter().cloned().partition(|(k, _, _)| !b.transactional && is_share_state_key(k));
+            // Share-partition state (Strom's own key version) and share groups' membership
+            // (Kafka's types 10, 11, 14) to the share coordinator.
+            let (share, rest): (Vec<_>, Vec<_>) = b.records.iter().cloned().partition(|(k, _, _)| !b.transactional && (is_share_state_key(k) || is_share_group_key(k)));
             for (key, value, offset) in share {
-                if let Err(e) = state.share.load_record(&key, value.as_deref()) {
+                let loaded = if is_share_group_key(&key) { state.share.load_member_record(&key, value.as_deref(), now) } else { state.share.load_record(&key, value.as_deref()) };
+                if let Err(e) = loaded {
                     bad += 1;
-                    tracing::warn!(partition = partition.index, offset, error = %e, "skipping a share-state record");
+                    tracing::warn!(partition = partition.index, offset, error = %e, "skipping a share-group record");
                 }
             }
             let (consumer, classic): (Vec<_>, Vec<_>) = rest.into_iter().partition(|(k, _, _)| !b.transactional && is_consumer_group_key(k));

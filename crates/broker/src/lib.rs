@@ -30,6 +30,7 @@ pub mod replica_manager;
 pub mod sasl;
 pub mod server;
 pub mod session;
+pub mod share_leader;
 mod sync;
 pub mod tls;
 pub mod topics;

@@ -412,6 +412,7 @@ async fn group_loop(broker: Arc<Broker>) {
             _ = stopped(&mut stopping) => return,
         }
         broker.groups.tick();
+        broker.shares.tick();
         if now_ms() >= next_expiry {
             broker.groups.expire_offsets();
             next_expiry = now_ms() + expiry_every;

@@ -41,7 +41,7 @@
 mod assignor;
 mod coordinator;
 mod member;
-mod record;
+pub(crate) mod record;
 mod types;
 
 #[cfg(test)]

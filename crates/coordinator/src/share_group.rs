@@ -12,7 +12,10 @@
 //!   offset, in-flight records (available or acquired under a lock), delivery counts,
 //!   ACCEPT / RELEASE / REJECT, lock expiry.
 //! - `record.rs`: the share partitions' state as records of the group's `__consumer_offsets`
-//!   partition (Strom's own key version; Kafka uses `__share_group_state`).
+//!   partition (Strom's own key version; Kafka uses `__share_group_state`). `state.rs`: that
+//!   state as the share-state APIs between a partition's leader and the owner carry it.
+//! - `member_record.rs`: the membership (group epoch, members, their epochs and assignments) as
+//!   Kafka's ShareGroup* records of the same partition.
 //!
 //! Persistence: after each call the caller takes the changed share partitions' records
 //! ([`ShareGroupCoordinator::take_records`]: each one's whole state, so compaction keeps the
@@ -21,13 +24,17 @@
 //! record that was acquired is available again, its delivery count kept, so a restart loses no
 //! expired acquisition and redelivers nothing acknowledged.
 //!
-//! Membership is kept in memory only: after a coordinator restart or move, a member's next
-//! heartbeat is answered UNKNOWN_MEMBER_ID and it joins again (its records were released with
-//! the restart).
+//! One type, two roles: the group's coordinator uses it for membership and as the owner of the
+//! share partitions' durable state (`read_state`, `write_state`, the records); each partition's
+//! leader uses its own for share sessions and the share partitions it serves (`install`,
+//! `acquire`, `acknowledge`, `take_dirty_of`). Membership is persisted too
+//! (`member_record.rs`): after a coordinator restart or move, members go on with their epochs.
 
 mod coordinator;
+mod member_record;
 mod partition;
 mod record;
+mod state;
 
 #[cfg(test)]
 mod model_tests;
@@ -37,8 +44,10 @@ mod tests;
 pub use coordinator::{
     assign, DescribedShareGroup, ExpiredMember, ShareGroupCoordinator, ShareHeartbeat, ShareHeartbeatResponse, ShareKey, ShareMember, FINAL_EPOCH, INITIAL_EPOCH,
 };
+pub use member_record::is_share_group_key;
 pub use partition::{AckType, Acquired, Limits, LogBatch, SharePartition, Snapshot};
 pub use record::{is_share_state_key, RecordError, SHARE_STATE_KEY};
+pub use state::{from_batches, to_batches, StateBatch, StateEpochs};
 
 /// `share.auto.offset.reset`: where a share partition seen for the first time starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

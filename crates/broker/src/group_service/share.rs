@@ -3,15 +3,16 @@
 //! group id is one kind or another), its share-partition state appended to the group's
 //! `__consumer_offsets` partition and replicated before an answer that depends on it, its timers.
 //!
-//! The share partitions live with the group's coordinator, not with each topic partition's
-//! leader as in Kafka (whose leaders write their state to a separate share coordinator): the
-//! coordinator reads the records it hands out from its own replica of the partition, so a share
-//! partition is served where its group is coordinated and its topic partition is led. On one
-//! node that is always so; see the README's "Not yet" for clusters.
+//! The coordinator is also the owner of its groups' share-partition state, as Kafka's share
+//! coordinator is: each topic partition's leader holds its share partitions in memory
+//! (`share_leader.rs`) and reads and writes their state here (ReadShareGroupState,
+//! WriteShareGroupState, or a direct call when it is this broker), fenced by leader and state
+//! epochs; each accepted state is appended to the group's offsets partition and replicated
+//! before the answer.
 
 use kafka_protocol::error::ResponseError;
 use strom_coordinator::consumer_group::RawRecord;
-use strom_coordinator::share_group::{Acquired, DescribedShareGroup, LogBatch, ShareGroupCoordinator, ShareHeartbeat, ShareHeartbeatResponse, ShareKey};
+use strom_coordinator::share_group::{DescribedShareGroup, ShareGroupCoordinator, ShareHeartbeat, ShareHeartbeatResponse, ShareKey, Snapshot};
 use uuid::Uuid;
 
 use super::{classic_in_use, GroupService, Replication};
@@ -40,9 +41,10 @@ impl GroupService {
         }
     }
 
-    /// Runs `f` on the share coordinator (with the time), then appends the share partitions it
-    /// changed and waits for them to be replicated: an acknowledgement is answered only once it
-    /// would survive a crash or a failover.
+    /// Runs `f` on the share coordinator (with the time), then appends the records of what it
+    /// changed (share-partition states written by leaders, membership, administrators' resets)
+    /// and waits for them to be replicated: a leader's write is acknowledged only once it would
+    /// survive a crash or a failover.
     pub async fn share_call<R>(&self, f: impl FnOnce(&mut ShareGroupCoordinator, i64) -> R) -> (R, Result<(), ResponseError>) {
         let (r, persisted) = {
             let mut state = lock(&self.state);
@@ -60,14 +62,26 @@ impl GroupService {
         }
     }
 
-    /// Where the next acquisition of `key` reads the log (see `ShareGroupCoordinator::prepare_fetch`).
-    pub fn share_prepare_fetch(&self, key: &ShareKey, log_start: i64, log_end: i64) -> i64 {
-        lock(&self.state).share.prepare_fetch(key, log_start, log_end, now_ms())
+    /// ReadShareGroupState for one share partition: its stored state and state epoch, once a
+    /// new leader epoch it brought is replicated (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS
+    /// when the group is not coordinated here now).
+    pub async fn share_read_state(&self, key: &ShareKey, leader_epoch: i32) -> Result<(Option<Snapshot>, i32), ResponseError> {
+        self.ready_for(&key.0)?;
+        let (read, stored) = self.share_call(|share, _| share.read_state(key, leader_epoch)).await;
+        let read = read?;
+        stored?;
+        Ok(read)
     }
 
-    /// Acquires records of `batches` for `member_id`; the state is stored by the next `share_call`.
-    pub fn share_acquire(&self, key: &ShareKey, member_id: &str, batches: &[LogBatch], max_records: usize) -> Vec<Acquired> {
-        lock(&self.state).share.acquire(key, member_id, batches, max_records, now_ms())
+    /// WriteShareGroupState for share partitions of one group: (key, leader epoch, state epoch,
+    /// state) each. Each outcome is answered once the accepted states are replicated.
+    pub async fn share_write_state(&self, group_id: &str, items: &[(ShareKey, i32, i32, Snapshot)]) -> Vec<Result<(), ResponseError>> {
+        if let Err(code) = self.ready_for(group_id) {
+            return items.iter().map(|_| Err(code)).collect();
+        }
+        let (results, stored): (Vec<Result<(), ResponseError>>, _) =
+            self.share_call(|share, _| items.iter().map(|(key, leader_epoch, state_epoch, s)| share.write_state(key, *leader_epoch, *state_epoch, s)).collect()).await;
+        results.into_iter().map(|r| r.and(stored)).collect()
     }
 
     /// ShareGroupDescribe: `None` when `group_id` is not a share group here.
@@ -88,11 +102,6 @@ impl GroupService {
     /// heartbeat is refused then).
     pub(super) fn share_in_use(state: &super::State, group_id: &str) -> bool {
         state.share.has_members(group_id)
-    }
-
-    /// `group.share.record.lock.duration.ms`, told to share consumers in every ShareFetch answer.
-    pub fn share_lock_duration_ms(&self) -> i32 {
-        lock(&self.state).share.config().record_lock_duration_ms
     }
 
     /// Start offsets of a share group's partitions (DescribeShareGroupOffsets' view).

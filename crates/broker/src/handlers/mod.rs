@@ -62,12 +62,14 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
+pub mod read_share_group_state;
 pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_share_group_state;
 pub mod write_txn_markers;
 
 /// (API, lowest version, highest version) handled. The lowest versions are Kafka 3.9's (Kafka 4.0
@@ -113,6 +115,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeShareGroupOffsets, 0, 0),
     (ApiKey::AlterShareGroupOffsets, 0, 0),
     (ApiKey::DeleteShareGroupOffsets, 0, 0),
+    // Between brokers: a partition leader reads and writes share-partition state with the
+    // group's coordinator, its owner.
+    (ApiKey::ReadShareGroupState, 0, 0),
+    (ApiKey::WriteShareGroupState, 0, 0),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 0, 4),
     (ApiKey::AlterPartitionReassignments, 0, 1),
@@ -154,7 +160,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 /// JoinGroup/SyncGroup, transaction-log appends and markers): the connection sends every earlier
 /// response before handling one of them.
 pub fn may_wait(key: ApiKey) -> bool {
-    matches!(key, ApiKey::Fetch | ApiKey::ShareFetch | ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::WriteTxnMarkers | ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::EndTxn | ApiKey::TxnOffsetCommit)
+    matches!(key, ApiKey::Fetch | ApiKey::ShareFetch | ApiKey::ReadShareGroupState | ApiKey::WriteShareGroupState | ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::WriteTxnMarkers | ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::EndTxn | ApiKey::TxnOffsetCommit)
 }
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -263,6 +269,8 @@ async fn dispatch(broker: &Arc<Broker>, header: &RequestHeader, request: Request
         RequestKind::DescribeShareGroupOffsets(r) => ResponseKind::DescribeShareGroupOffsets(describe_share_group_offsets::handle(broker, r, session)),
         RequestKind::AlterShareGroupOffsets(r) => ResponseKind::AlterShareGroupOffsets(alter_share_group_offsets::handle(broker, r, session).await),
         RequestKind::DeleteShareGroupOffsets(r) => ResponseKind::DeleteShareGroupOffsets(delete_share_group_offsets::handle(broker, r, session).await),
+        RequestKind::ReadShareGroupState(r) => ResponseKind::ReadShareGroupState(read_share_group_state::handle(broker, r, session).await),
+        RequestKind::WriteShareGroupState(r) => ResponseKind::WriteShareGroupState(write_share_group_state::handle(broker, r, session).await),
         RequestKind::AlterPartitionReassignments(r) => {
             ResponseKind::AlterPartitionReassignments(alter_partition_reassignments::handle(broker, r, session).await)
         }

@@ -1,9 +1,11 @@
 //! ShareAcknowledge (API 79, KIP-932): a share consumer acknowledges records without fetching
-//! (ACCEPT, RELEASE, REJECT; GAP for offsets without a record). The share session's epoch must be
+//! (ACCEPT, RELEASE, REJECT; GAP for offsets without a record), sent to each partition's leader,
+//! which holds the share partitions (`share_leader.rs`); a partition not led here is
+//! NOT_LEADER_OR_FOLLOWER. The share session's epoch must be
 //! the next one (0 is INVALID_SHARE_SESSION_EPOCH; -1 closes the session after the
 //! acknowledgements, releasing what the member still holds). A record the member does not hold
 //! under an unexpired lock is INVALID_RECORD_STATE for its partition. Answered once the new state
-//! is replicated in `__consumer_offsets`.
+//! is stored by the group's coordinator and replicated in `__consumer_offsets`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,26 +35,33 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareAcknowledgeRequest, session:
     if group_id.is_empty() || member_id.is_empty() {
         return top(ResponseError::InvalidRequest);
     }
-    if let Err(code) = broker.groups.ready_for(&group_id) {
-        return top(code);
-    }
     let image = broker.metadata.image();
-    let topic_ok = |id: Uuid| -> Result<(), ResponseError> {
+    let topic_of = |id: Uuid| -> Result<String, ResponseError> {
         let t = image.topic_by_id(id).ok_or(ResponseError::UnknownTopicId)?;
         if !authz.allows_topic(Operation::Read, &t.name) {
             return Err(ResponseError::TopicAuthorizationFailed);
         }
-        Ok(())
+        Ok(t.name.clone())
     };
+    // Each partition's share state, loaded for the leader epoch it is led in here.
+    let mut loaded: Outcomes = BTreeMap::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            if !loaded.contains_key(&(t.topic_id, p.partition_index)) {
+                let r = super::share_fetch::load(broker, &group_id, &topic_of, t.topic_id, p.partition_index, false).await.map(|_| ());
+                loaded.insert((t.topic_id, p.partition_index), r);
+            }
+        }
+    }
     let epoch = req.share_session_epoch;
     let (results, stored) = broker
-        .groups
-        .share_call(|share, now| -> Result<Outcomes, ResponseError> {
+        .shares
+        .call(&group_id, |share, now| -> Result<Outcomes, ResponseError> {
             share.acknowledge_session(&group_id, &member_id, epoch, now)?;
             let mut results = BTreeMap::new();
             for t in &req.topics {
                 for p in &t.partitions {
-                    let mut result = topic_ok(t.topic_id);
+                    let mut result = loaded.get(&(t.topic_id, p.partition_index)).copied().unwrap_or(Err(ResponseError::NotLeaderOrFollower));
                     for b in &p.acknowledgement_batches {
                         if result.is_err() {
                             break;

@@ -1,14 +1,17 @@
-//! ShareFetch (API 78, KIP-932): a share consumer's fetch. In one request it acknowledges
-//! records of earlier fetches, keeps its share session (epoch 0 opens it with the partitions
-//! named, later epochs add and forget partitions, -1 closes it and releases what the member still
-//! holds) and acquires records for itself: each record of the response's batches that the member
-//! may process is named in `acquired_records`, with its delivery count, under a lock of
+//! ShareFetch (API 78, KIP-932): a share consumer's fetch, sent to each partition's leader. In
+//! one request it acknowledges records of earlier fetches, keeps its share session with this
+//! broker (epoch 0 opens it with the partitions named, later epochs add and forget partitions,
+//! -1 closes it and releases what the member still holds) and acquires records for itself: each
+//! record of the response's batches that the member may process is named in
+//! `acquired_records`, with its delivery count, under a lock of
 //! `group.share.record.lock.duration.ms`.
 //!
-//! The share state lives with the group's coordinator (`group_service/share.rs`), so the
-//! partitions are read from this broker's replica as their leader. The response carries the
-//! batches that hold acquired records, read into memory (share fetches are not zero-copy).
-//! Acknowledgements and acquisitions are replicated in `__consumer_offsets` before the answer.
+//! The share partitions are this broker's as their leader (`share_leader.rs`): loaded from the
+//! group's coordinator, the state's owner, when first used in a leader epoch, and every change
+//! stored there before the answer. A partition not led here is NOT_LEADER_OR_FOLLOWER (for its
+//! acknowledgements too); one whose state cannot be loaded now is answered without records (the
+//! client fetches again). The response carries the batches that hold acquired records, read
+//! into memory (share fetches are not zero-copy).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,9 +66,6 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareFetchRequest, session: &Sess
     if group_id.is_empty() || member_id.is_empty() {
         return top(ResponseError::InvalidRequest);
     }
-    if let Err(code) = broker.groups.ready_for(&group_id) {
-        return top(code);
-    }
     let image = broker.metadata.image();
     // Each named partition's topic: its name if it exists and may be read, else the error.
     let topic_of = |id: Uuid| -> Result<String, ResponseError> {
@@ -88,14 +88,23 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareFetchRequest, session: &Sess
     }
     let forget: Vec<(Uuid, i32)> = req.forgotten_topics_data.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p))).collect();
     let epoch = req.share_session_epoch;
+    // The acknowledged partitions' share state, loaded for the leader epoch they are led in here.
+    let mut ackable: BTreeMap<(Uuid, i32), Result<(), ResponseError>> = BTreeMap::new();
+    for (topic_id, partition, ..) in &acks {
+        if !ackable.contains_key(&(*topic_id, *partition)) {
+            let r = load(broker, &group_id, &topic_of, *topic_id, *partition, false).await.map(|_| ());
+            ackable.insert((*topic_id, *partition), r);
+        }
+    }
     // The session first (Kafka's newContext): its errors answer the whole request.
     let (fetch_from, stored) = broker
-        .groups
-        .share_call(|share, now| -> Result<_, ResponseError> {
+        .shares
+        .call(&group_id, |share, now| -> Result<_, ResponseError> {
             let partitions = share.fetch_session(&group_id, &member_id, epoch, &add, &forget, !acks.is_empty(), now)?;
             let mut results = BTreeMap::new();
             for (topic_id, partition, first, last, types) in &acks {
-                let result = topic_of(*topic_id).and_then(|_| share.acknowledge(&(group_id.clone(), *topic_id, *partition), &member_id, *first, *last, types, now));
+                let loaded = ackable.get(&(*topic_id, *partition)).copied().unwrap_or(Err(ResponseError::NotLeaderOrFollower));
+                let result = loaded.and_then(|_| share.acknowledge(&(group_id.clone(), *topic_id, *partition), &member_id, *first, *last, types, now));
                 // The first failure of a partition is its answer.
                 let entry = results.entry((*topic_id, *partition)).or_insert(Ok(()));
                 if entry.is_ok() {
@@ -118,6 +127,14 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareFetchRequest, session: &Sess
         answers.entry(tp).or_default().ack_error = error;
     }
     if !partitions.is_empty() {
+        // Each partition's share state, loaded here where this broker leads it (checked against
+        // the owner's state epoch when the session opens); the others are answered by
+        // `acquire_all`.
+        for &(topic_id, index) in &partitions {
+            if let Err(code) = load(broker, &group_id, &topic_of, topic_id, index, epoch == strom_coordinator::share_group::INITIAL_EPOCH).await {
+                tracing::debug!(group = %group_id, %topic_id, partition = index, error = ?code, "share partition not loaded for this fetch");
+            }
+        }
         let max_records = usize::try_from(req.max_records).ok().filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_RECORDS);
         let max_bytes = usize::try_from(req.max_bytes).ok().filter(|n| *n > 0).unwrap_or(MAX_RESPONSE_BYTES).min(MAX_RESPONSE_BYTES);
         let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
@@ -136,10 +153,18 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareFetchRequest, session: &Sess
                 _ = tokio::time::sleep_until(deadline.min(Instant::now() + RETRY_EVERY)) => {}
             }
         }
-        // The acquisitions' delivery counts are stored before the records go out.
-        let ((), stored) = broker.groups.share_call(|_, _| ()).await;
+        // The acquisitions' delivery counts are stored before the records go out; if they
+        // cannot be, the records are given back and none go out (the client fetches again).
+        let ((), stored) = broker.shares.call(&group_id, |_, _| ()).await;
         if let Err(code) = stored {
-            return top(code);
+            tracing::debug!(group = %group_id, error = ?code, "share fetch: acquisitions not stored; records released");
+            broker.shares.modify(&group_id, |share, _| {
+                for ((topic_id, index), a) in answers.iter_mut() {
+                    share.release(&(group_id.clone(), *topic_id, *index), &member_id, &a.acquired);
+                    a.acquired.clear();
+                    a.records.clear();
+                }
+            });
         }
     }
     let mut topics: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
@@ -157,9 +182,26 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareFetchRequest, session: &Sess
         topics.entry(topic_id).or_default().push(data);
     }
     ShareFetchResponse::default()
-        .with_acquisition_lock_timeout_ms(broker.groups.share_lock_duration_ms())
+        .with_acquisition_lock_timeout_ms(broker.shares.lock_duration_ms())
         .with_error_message(None::<StrBytes>)
         .with_responses(topics.into_iter().map(|(topic_id, partitions)| ShareFetchableTopicResponse::default().with_topic_id(topic_id).with_partitions(partitions)).collect())
+}
+
+/// Loads the share state of a partition this broker leads, for its leader epoch: the epoch, or
+/// the partition's error (UNKNOWN_TOPIC_ID, TOPIC_AUTHORIZATION_FAILED, NOT_LEADER_OR_FOLLOWER,
+/// or the owner's).
+pub(super) async fn load(
+    broker: &Broker,
+    group_id: &str,
+    topic_of: &(dyn Fn(Uuid) -> Result<String, ResponseError> + Sync),
+    topic_id: Uuid,
+    index: i32,
+    recheck: bool,
+) -> Result<i32, ResponseError> {
+    let topic = topic_of(topic_id)?;
+    let epoch = broker.replicas.leader(&topic, index)?.leader_epoch();
+    broker.shares.ensure_loaded(&(group_id.to_string(), topic_id, index), epoch, recheck).await?;
+    Ok(epoch)
 }
 
 /// One pass over the session's partitions: for each, read the log where the share partition
@@ -197,13 +239,16 @@ fn acquire_all(
             }
         };
         answer.leader = Some((broker.config.node_id, partition.leader_epoch()));
+        let key: ShareKey = (group_id.to_string(), topic_id, index);
+        if !broker.shares.is_loaded(&key, partition.leader_epoch()) {
+            continue;
+        }
         let Ok(log_start) = partition.log_start_offset() else {
             answer.error = Some(ResponseError::NotLeaderOrFollower);
             continue;
         };
         let high_watermark = partition.high_watermark();
-        let key: ShareKey = (group_id.to_string(), topic_id, index);
-        let from = broker.groups.share_prepare_fetch(&key, log_start, high_watermark);
+        let from = broker.shares.modify(group_id, |share, now| share.prepare_fetch(&key, log_start, high_watermark, now));
         if from >= high_watermark {
             continue;
         }
@@ -224,7 +269,7 @@ fn acquire_all(
         }
         let batches = headers(&bytes);
         let log_batches: Vec<LogBatch> = batches.iter().map(|(b, _)| *b).collect();
-        let acquired = broker.groups.share_acquire(&key, member_id, &log_batches, records_left);
+        let acquired = broker.shares.modify(group_id, |share, now| share.acquire(&key, member_id, &log_batches, records_left, now));
         if acquired.is_empty() {
             continue;
         }

@@ -100,6 +100,9 @@ impl Key {
         let member_id = match kind {
             KEY_METADATA | KEY_PARTITION_METADATA | KEY_TARGET_METADATA => None,
             KEY_MEMBER_METADATA | KEY_TARGET_MEMBER | KEY_CURRENT_ASSIGNMENT => Some(r.str16()?),
+            // A share group's (`share_group/member_record.rs`), which shares this codec.
+            11 => None,
+            10 | 14 => Some(r.str16()?),
             other => return Err(RecordError::UnknownKeyType(other)),
         };
         r.end()?;
@@ -251,11 +254,11 @@ fn put_uvarint(b: &mut BytesMut, mut n: u64) {
     b.put_u8(n as u8);
 }
 
-fn put_len(b: &mut BytesMut, n: usize) {
+pub(crate) fn put_len(b: &mut BytesMut, n: usize) {
     put_uvarint(b, n as u64 + 1);
 }
 
-fn put_cstr(b: &mut BytesMut, s: Option<&str>) {
+pub(crate) fn put_cstr(b: &mut BytesMut, s: Option<&str>) {
     match s {
         None => put_uvarint(b, 0),
         Some(s) => {
@@ -265,7 +268,7 @@ fn put_cstr(b: &mut BytesMut, s: Option<&str>) {
     }
 }
 
-fn put_assignment(b: &mut BytesMut, a: &Assignment) {
+pub(crate) fn put_assignment(b: &mut BytesMut, a: &Assignment) {
     let topics: Vec<_> = a.iter().filter(|(_, ps)| !ps.is_empty()).collect();
     put_len(b, topics.len());
     for (id, ps) in topics {
@@ -278,7 +281,7 @@ fn put_assignment(b: &mut BytesMut, a: &Assignment) {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
@@ -290,16 +293,16 @@ impl Reader<'_> {
         Ok(head)
     }
 
-    fn i8(&mut self) -> Result<i8, RecordError> {
+    pub(crate) fn i8(&mut self) -> Result<i8, RecordError> {
         Ok(self.take(1)?[0] as i8)
     }
 
-    fn i16(&mut self) -> Result<i16, RecordError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordError> {
         let b = self.take(2)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
 
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordError> {
         let b = self.take(4)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
@@ -323,7 +326,7 @@ impl Reader<'_> {
 
     /// A compact array's length; a null array reads as empty. Never more than the bytes left, so a
     /// hostile count cannot make a loop run long.
-    fn len(&mut self) -> Result<usize, RecordError> {
+    pub(crate) fn len(&mut self) -> Result<usize, RecordError> {
         let n = self.uvarint()?.saturating_sub(1);
         if n > self.0.len() as u64 {
             return Err(RecordError::Truncated);
@@ -337,7 +340,7 @@ impl Reader<'_> {
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| RecordError::InvalidUtf8)
     }
 
-    fn cstr(&mut self) -> Result<Option<String>, RecordError> {
+    pub(crate) fn cstr(&mut self) -> Result<Option<String>, RecordError> {
         let n = self.uvarint()?;
         if n == 0 {
             return Ok(None);
@@ -346,7 +349,7 @@ impl Reader<'_> {
         String::from_utf8(self.take(n)?.to_vec()).map(Some).map_err(|_| RecordError::InvalidUtf8)
     }
 
-    fn tags(&mut self) -> Result<(), RecordError> {
+    pub(crate) fn tags(&mut self) -> Result<(), RecordError> {
         for _ in 0..self.uvarint()? {
             self.uvarint()?;
             let size = usize::try_from(self.uvarint()?).map_err(|_| RecordError::Truncated)?;
@@ -355,7 +358,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn assignment(&mut self) -> Result<Assignment, RecordError> {
+    pub(crate) fn assignment(&mut self) -> Result<Assignment, RecordError> {
         let mut a: Assignment = BTreeMap::new();
         for _ in 0..self.len()? {
             let id = self.uuid()?;
@@ -369,7 +372,7 @@ impl Reader<'_> {
         Ok(a)
     }
 
-    fn end(&self) -> Result<(), RecordError> {
+    pub(crate) fn end(&self) -> Result<(), RecordError> {
         if self.0.is_empty() {
             Ok(())
         } else {

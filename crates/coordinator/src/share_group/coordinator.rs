@@ -7,7 +7,9 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::partition::{AckType, Acquired, Limits, LogBatch, SharePartition, Snapshot};
+use super::member_record::{self, MemberValue, KEY_SHARE_CURRENT_ASSIGNMENT, KEY_SHARE_MEMBER_METADATA, KEY_SHARE_METADATA};
 use super::record::{self, RecordError};
+use super::state::StateEpochs;
 use super::{AutoOffsetReset, ShareGroupConfig};
 use crate::consumer_group::{Assignment, RawRecord, Topics};
 
@@ -64,6 +66,9 @@ struct Group {
     members: BTreeMap<String, ShareMember>,
     /// The subscribed topics as last assigned: name → (id, partitions).
     subscribed: BTreeMap<String, (Uuid, i32)>,
+    /// Replayed from the log, which does not hold `subscribed`: the first heartbeat takes it
+    /// from the topics, bumping the epoch only if the assignment they give differs.
+    replayed: bool,
 }
 
 /// ShareGroupDescribe's view of a group.
@@ -117,6 +122,13 @@ pub struct ShareGroupCoordinator {
     dirty: BTreeSet<ShareKey>,
     /// Share partitions deleted since then: their records become tombstones.
     deleted: BTreeSet<ShareKey>,
+    /// As the state's owner: each share partition's epochs (see [`StateEpochs`]); kept for a
+    /// deleted state too, until a restart, so a leader holding it from before is fenced.
+    epochs: BTreeMap<ShareKey, StateEpochs>,
+    /// Groups whose epoch changed (or that were deleted) since their record was last taken.
+    groups_dirty: BTreeSet<String>,
+    /// Members that changed (or left) since their records were last taken.
+    members_dirty: BTreeSet<(String, String)>,
 }
 
 impl ShareGroupCoordinator {
@@ -223,15 +235,37 @@ impl ShareGroupCoordinator {
         member.client_host = req.client_host;
         member.session_deadline = now_ms.saturating_add(i64::from(config.session_timeout_ms));
         group.members.insert(member_id.clone(), member);
-        if bump || group.subscribed_now(topics) != group.subscribed {
+        if std::mem::take(&mut group.replayed) {
+            let now = group.subscribed_now(topics);
+            let target = assign(&group.members, &now);
+            if group.members.iter().all(|(id, m)| target.get(id).cloned().unwrap_or_default() == m.assignment) {
+                group.subscribed = now;
+            }
+        }
+        let bumped = bump || group.subscribed_now(topics) != group.subscribed;
+        if bumped {
             group.bump(topics);
         }
-        let m = group.members.get_mut(&member_id).expect("inserted above");
+        let Some(m) = group.members.get_mut(&member_id) else {
+            return ShareHeartbeatResponse::error(ResponseError::UnknownServerError, "member lost");
+        };
         if m.member_epoch != group.assignment_epoch {
             m.previous_epoch = m.member_epoch;
             m.member_epoch = group.assignment_epoch;
         }
-        let changed = before.as_ref().is_none_or(|b| b.assignment != m.assignment);
+        // A new epoch comes with its assignment (a member replayed after a coordinator move may
+        // hold a newer assignment than it was told).
+        let changed = before.as_ref().is_none_or(|b| b.assignment != m.assignment || b.member_epoch != m.member_epoch);
+        let stored_changed = before.as_ref().is_none_or(|b| !b.same_record(m));
+        let m = m.clone();
+        if bumped {
+            self.groups_dirty.insert(req.group_id.clone());
+            for id in group.members.keys() {
+                self.members_dirty.insert((req.group_id.clone(), id.clone()));
+            }
+        } else if stored_changed {
+            self.members_dirty.insert((req.group_id.clone(), member_id.clone()));
+        }
         ShareHeartbeatResponse {
             error: None,
             error_message: None,
@@ -248,7 +282,12 @@ impl ShareGroupCoordinator {
         if let Some(g) = self.groups.get_mut(group_id) {
             g.members.remove(member_id);
             g.bump(topics);
+            self.groups_dirty.insert(group_id.to_string());
+            for id in g.members.keys() {
+                self.members_dirty.insert((group_id.to_string(), id.clone()));
+            }
         }
+        self.members_dirty.insert((group_id.to_string(), member_id.to_string()));
         if !expired {
             return;
         }
@@ -430,11 +469,33 @@ impl ShareGroupCoordinator {
     pub fn take_records(&mut self) -> Vec<(String, RawRecord)> {
         let dirty = std::mem::take(&mut self.dirty);
         let deleted = std::mem::take(&mut self.deleted);
-        let mut out: Vec<(String, RawRecord)> = deleted.into_iter().map(|key| (key.0.clone(), (record::encode(&key, &Snapshot::default()).0, None))).collect();
+        let mut out: Vec<(String, RawRecord)> = deleted.into_iter().map(|key| (key.0.clone(), (record::encode_key(&key), None))).collect();
         out.extend(dirty.into_iter().filter_map(|key| {
             let p = self.partitions.get(&key)?;
-            Some((key.0.clone(), record::encode(&key, &p.snapshot())))
+            let epochs = self.epochs.get(&key).copied().unwrap_or_default();
+            Some((key.0.clone(), record::encode(&key, &p.snapshot(), epochs)))
         }));
+        for g in std::mem::take(&mut self.groups_dirty) {
+            let value = self.groups.get(&g).map(|group| member_record::encode(&MemberValue::Group { epoch: group.group_epoch }));
+            out.push((g.clone(), (member_record::key(KEY_SHARE_METADATA, &g, None), value)));
+        }
+        for (g, m) in std::mem::take(&mut self.members_dirty) {
+            let member = self.groups.get(&g).and_then(|group| group.members.get(&m));
+            let (metadata, assignment) = match member {
+                Some(mm) => (
+                    Some(member_record::encode(&MemberValue::Member {
+                        rack_id: mm.rack_id.clone(),
+                        client_id: mm.client_id.clone(),
+                        client_host: mm.client_host.clone(),
+                        subscribed_topic_names: mm.subscribed_topic_names.iter().cloned().collect(),
+                    })),
+                    Some(member_record::encode(&MemberValue::Assignment { member_epoch: mm.member_epoch, previous_member_epoch: mm.previous_epoch, assigned: mm.assignment.clone() })),
+                ),
+                None => (None, None),
+            };
+            out.push((g.clone(), (member_record::key(KEY_SHARE_MEMBER_METADATA, &g, Some(&m)), metadata)));
+            out.push((g.clone(), (member_record::key(KEY_SHARE_CURRENT_ASSIGNMENT, &g, Some(&m)), assignment)));
+        }
         out
     }
 
@@ -450,6 +511,7 @@ impl ShareGroupCoordinator {
         self.partitions.insert(key.clone(), SharePartition::new(start_offset));
         self.deleted.remove(key);
         self.dirty.insert(key.clone());
+        self.bump_state_epoch(key);
         Ok(())
     }
 
@@ -464,10 +526,13 @@ impl ShareGroupCoordinator {
         for key in keys {
             self.partitions.remove(&key);
             self.dirty.remove(&key);
+            self.bump_state_epoch(&key);
             self.deleted.insert(key);
         }
         if topic.is_none() {
-            self.groups.remove(group_id);
+            if self.groups.remove(group_id).is_some() {
+                self.groups_dirty.insert(group_id.to_string());
+            }
             self.sessions.retain(|(g, _), _| g != group_id);
         }
         Ok(())
@@ -479,10 +544,70 @@ impl ShareGroupCoordinator {
         match value {
             None => {
                 self.partitions.remove(&k);
+                self.epochs.remove(&k);
             }
             Some(v) => {
-                let s: Snapshot = record::decode_value(v)?;
-                self.partitions.insert(k, SharePartition::from_snapshot(&s));
+                let (s, epochs) = record::decode_value(v)?;
+                self.partitions.insert(k.clone(), SharePartition::from_snapshot(&s));
+                self.epochs.insert(k, epochs);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replays one of a share group's membership records (`member_record.rs`; the last one of a
+    /// key wins). A replayed member's session starts now: one that is gone expires a session
+    /// timeout later.
+    pub fn load_member_record(&mut self, key: &[u8], value: Option<&[u8]>, now_ms: i64) -> Result<(), RecordError> {
+        let map = |e: crate::group::RecordError| RecordError::Member(e.to_string());
+        let k = crate::consumer_group::record::Key::decode(key).map_err(map)?;
+        let value = value.map(|v| member_record::decode(k.kind, v)).transpose().map_err(map)?;
+        let deadline = now_ms.saturating_add(i64::from(self.config.session_timeout_ms));
+        match (k.member_id, value) {
+            (None, Some(MemberValue::Group { epoch })) => {
+                let g = self.groups.entry(k.group_id).or_default();
+                g.group_epoch = epoch;
+                g.assignment_epoch = epoch;
+                g.replayed = true;
+            }
+            (None, None) => {
+                self.groups.remove(&k.group_id);
+            }
+            (None, Some(_)) => return Err(RecordError::Invalid("a member record under a group key")),
+            (Some(m), None) => {
+                if let Some(g) = self.groups.get_mut(&k.group_id) {
+                    g.members.remove(&m);
+                }
+            }
+            (Some(m), Some(v)) => {
+                let g = self.groups.entry(k.group_id).or_default();
+                g.replayed = true;
+                let member = g.members.entry(m.clone()).or_insert_with(|| ShareMember {
+                    member_id: m,
+                    member_epoch: 0,
+                    previous_epoch: 0,
+                    rack_id: None,
+                    client_id: String::new(),
+                    client_host: String::new(),
+                    subscribed_topic_names: BTreeSet::new(),
+                    assignment: Assignment::new(),
+                    session_deadline: deadline,
+                });
+                member.session_deadline = deadline;
+                match v {
+                    MemberValue::Member { rack_id, client_id, client_host, subscribed_topic_names } => {
+                        member.rack_id = rack_id;
+                        member.client_id = client_id;
+                        member.client_host = client_host;
+                        member.subscribed_topic_names = subscribed_topic_names.into_iter().collect();
+                    }
+                    MemberValue::Assignment { member_epoch, previous_member_epoch, assigned } => {
+                        member.member_epoch = member_epoch;
+                        member.previous_epoch = previous_member_epoch;
+                        member.assignment = assigned;
+                    }
+                    MemberValue::Group { .. } => return Err(RecordError::Invalid("a group record under a member key")),
+                }
             }
         }
         Ok(())
@@ -495,6 +620,103 @@ impl ShareGroupCoordinator {
         self.sessions.retain(|(g, _), _| !unload(g));
         self.dirty.retain(|(g, _, _)| !unload(g));
         self.deleted.retain(|(g, _, _)| !unload(g));
+        self.epochs.retain(|(g, _, _), _| !unload(g));
+        self.groups_dirty.retain(|g| !unload(g));
+        self.members_dirty.retain(|(g, _)| !unload(g));
+    }
+
+    fn bump_state_epoch(&mut self, key: &ShareKey) {
+        let e = self.epochs.entry(key.clone()).or_default();
+        e.state_epoch = e.state_epoch.wrapping_add(1).max(1);
+    }
+
+    /// ReadShareGroupState, as the state's owner: the stored state (`None`: never written, or
+    /// deleted) and its state epoch. A leader older than the last one to read or write is
+    /// FENCED_LEADER_EPOCH; a newer one becomes the last (stored with the state, so it stays
+    /// fenced after a restart of the owner).
+    pub fn read_state(&mut self, key: &ShareKey, leader_epoch: i32) -> Result<(Option<Snapshot>, i32), ResponseError> {
+        let e = self.epochs.entry(key.clone()).or_default();
+        if leader_epoch < e.leader_epoch {
+            return Err(ResponseError::FencedLeaderEpoch);
+        }
+        let state_epoch = e.state_epoch;
+        if leader_epoch > e.leader_epoch {
+            e.leader_epoch = leader_epoch;
+            if self.partitions.contains_key(key) {
+                self.dirty.insert(key.clone());
+            }
+        }
+        Ok((self.partitions.get(key).map(SharePartition::snapshot), state_epoch))
+    }
+
+    /// WriteShareGroupState, as the state's owner: `snapshot` replaces the stored state. Refused
+    /// from a leader older than the last one (FENCED_LEADER_EPOCH) and from one that read the
+    /// state before an administrator reset or deleted it (FENCED_STATE_EPOCH).
+    pub fn write_state(&mut self, key: &ShareKey, leader_epoch: i32, state_epoch: i32, snapshot: &Snapshot) -> Result<(), ResponseError> {
+        let e = self.epochs.entry(key.clone()).or_default();
+        if leader_epoch < e.leader_epoch {
+            return Err(ResponseError::FencedLeaderEpoch);
+        }
+        if state_epoch != e.state_epoch {
+            return Err(ResponseError::FencedStateEpoch);
+        }
+        e.leader_epoch = leader_epoch;
+        self.partitions.insert(key.clone(), SharePartition::from_snapshot(snapshot));
+        self.deleted.remove(key);
+        self.dirty.insert(key.clone());
+        Ok(())
+    }
+
+    /// As a partition's leader: the share partition starts from the state its owner returned
+    /// (`None`: there is none, and the next fetch starts it where `share.auto.offset.reset`
+    /// says). Whatever was held here before is dropped.
+    pub fn install(&mut self, key: &ShareKey, snapshot: Option<&Snapshot>) {
+        self.forget(key);
+        if let Some(s) = snapshot {
+            self.partitions.insert(key.clone(), SharePartition::from_snapshot(s));
+        }
+    }
+
+    /// As a partition's leader: drops a share partition (its leadership or its state moved on).
+    pub fn forget(&mut self, key: &ShareKey) {
+        self.partitions.remove(key);
+        self.dirty.remove(key);
+    }
+
+    /// The share partitions of `group_id` changed since their state was last taken.
+    pub fn dirty_of(&self, group_id: &str) -> Vec<ShareKey> {
+        self.dirty.iter().filter(|(g, _, _)| g == group_id).cloned().collect()
+    }
+
+    /// As a partition's leader: takes the changed share partitions of `group_id` with their
+    /// state, to write to the owner.
+    pub fn take_dirty_of(&mut self, group_id: &str) -> Vec<(ShareKey, Snapshot)> {
+        let keys = self.dirty_of(group_id);
+        keys.into_iter()
+            .filter_map(|k| {
+                self.dirty.remove(&k);
+                let s = self.partitions.get(&k)?.snapshot();
+                Some((k, s))
+            })
+            .collect()
+    }
+
+    /// A state that could not be written is written again with the next one.
+    pub fn mark_dirty(&mut self, key: &ShareKey) {
+        if self.partitions.contains_key(key) {
+            self.dirty.insert(key.clone());
+        }
+    }
+
+    /// Gives back records acquired for `member_id` that could not be handed out (their state
+    /// could not be stored): available again, delivery counts kept.
+    pub fn release(&mut self, key: &ShareKey, member_id: &str, acquired: &[Acquired]) {
+        let limits = self.limits();
+        if let Some(p) = self.partitions.get_mut(key) {
+            if p.release_ranges(member_id, acquired, &limits) {
+                self.dirty.insert(key.clone());
+            }
+        }
     }
 
     /// ShareGroupDescribe: `None` if `group_id` is not a share group here.
@@ -522,6 +744,14 @@ impl ShareGroupCoordinator {
     /// Every share partition of `group_id` with its start offset (DescribeShareGroupOffsets).
     pub fn start_offsets(&self, group_id: &str) -> Vec<((Uuid, i32), i64)> {
         self.partitions.iter().filter(|((g, _, _), _)| g == group_id).map(|((_, t, p), sp)| ((*t, *p), sp.start_offset())).collect()
+    }
+}
+
+impl ShareMember {
+    /// Whether `other` has the same stored form (everything but the session deadline).
+    fn same_record(&self, other: &ShareMember) -> bool {
+        (self.member_epoch, self.previous_epoch, &self.rack_id, &self.client_id, &self.client_host, &self.subscribed_topic_names, &self.assignment)
+            == (other.member_epoch, other.previous_epoch, &other.rack_id, &other.client_id, &other.client_host, &other.subscribed_topic_names, &other.assignment)
     }
 }
 

@@ -269,6 +269,20 @@ impl SharePartition {
         !held.is_empty()
     }
 
+    /// Releases the records of `ranges` that `member` holds.
+    pub fn release_ranges(&mut self, member: &str, ranges: &[Acquired], limits: &Limits) -> bool {
+        let held: Vec<i64> = ranges
+            .iter()
+            .filter(|a| a.first_offset <= a.last_offset)
+            .flat_map(|a| self.records.range(a.first_offset..=a.last_offset).filter(|(_, r)| r.owner.as_deref() == Some(member)).map(|(o, _)| *o).collect::<Vec<_>>())
+            .collect();
+        for o in &held {
+            self.give_back(*o, limits);
+        }
+        self.advance_start();
+        !held.is_empty()
+    }
+
     /// An acquired record comes back: available again, or archived at the delivery limit.
     fn give_back(&mut self, offset: i64, limits: &Limits) {
         if let Some(r) = self.records.get_mut(&offset) {

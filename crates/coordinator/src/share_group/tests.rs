@@ -125,7 +125,7 @@ fn state_records_replay_to_the_same_partitions() {
     assert_eq!(c.prepare_fetch(&key, 3, 10, 0), 3, "earliest: start at the log start");
     c.acquire(&key, "a", &[LogBatch { first_offset: 3, last_offset: 9, control: false }], 500, 0);
     c.acknowledge(&key, "a", 3, 5, &[1, 3, 2], 0).expect("held");
-    let records = c.take_records();
+    let records: Vec<_> = c.take_records().into_iter().filter(|(_, (k, _))| is_share_state_key(k)).collect();
     assert_eq!(records.len(), 1, "one record per changed share partition");
     assert!(c.take_records().is_empty());
     let mut replayed = ShareGroupCoordinator::new(ShareGroupConfig::default());
@@ -184,4 +184,101 @@ fn a_session_its_member_abandoned_is_closed_a_session_timeout_later() {
     c.tick(&ts, 1_000);
     assert_eq!(c.partition(&key).and_then(|p| p.owner(0, 1_000)), None, "released");
     assert_eq!(c.acknowledge_session("g", "a", 2, 1_000), Err(ResponseError::ShareSessionNotFound));
+}
+
+/// The owner's side of Read/WriteShareGroupState: stale leaders and states reset by an
+/// administrator are fenced, and the epochs survive a replay of the records.
+#[test]
+fn the_state_owner_fences_stale_leaders_and_reset_states() {
+    let mut owner = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let key: ShareKey = ("g".into(), T, 0);
+    assert_eq!(owner.read_state(&key, 3), Ok((None, 0)), "nothing stored yet");
+    let s = Snapshot { start_offset: 12, end_offset: 15, ranges: vec![(12, 14, 2)] };
+    assert_eq!(owner.write_state(&key, 3, 0, &s), Ok(()));
+    assert_eq!(owner.read_state(&key, 3), Ok((Some(s.clone()), 0)));
+    // A new leader reads: the old one may no longer write or read.
+    assert_eq!(owner.read_state(&key, 4), Ok((Some(s.clone()), 0)));
+    let older = Snapshot { start_offset: 10, end_offset: 11, ranges: vec![(10, 10, 1)] };
+    assert_eq!(owner.write_state(&key, 3, 0, &older), Err(ResponseError::FencedLeaderEpoch));
+    assert_eq!(owner.read_state(&key, 3), Err(ResponseError::FencedLeaderEpoch));
+    // The records carry the epochs: a new owner fences the same way.
+    let mut replayed = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    for (_, (k, v)) in owner.take_records() {
+        replayed.load_record(&k, v.as_deref()).expect("a valid record");
+    }
+    assert_eq!(replayed.write_state(&key, 3, 0, &older), Err(ResponseError::FencedLeaderEpoch));
+    assert_eq!(replayed.read_state(&key, 4), Ok((Some(s.clone()), 0)));
+    // An administrator's reset bumps the state epoch: a leader that read before must read again.
+    assert_eq!(owner.alter_start_offset(&key, 0), Ok(()));
+    assert_eq!(owner.write_state(&key, 4, 0, &s), Err(ResponseError::FencedStateEpoch));
+    let (now, epoch) = owner.read_state(&key, 4).expect("readable");
+    assert_eq!((now.map(|s| s.start_offset), epoch), (Some(0), 1));
+    assert_eq!(owner.write_state(&key, 4, 1, &s), Ok(()));
+    // So does a deletion, which tombstones the record.
+    assert_eq!(owner.delete_state("g", None), Ok(()));
+    assert_eq!(owner.write_state(&key, 4, 1, &s), Err(ResponseError::FencedStateEpoch));
+    assert_eq!(owner.read_state(&key, 4), Ok((None, 2)));
+    let records = owner.take_records();
+    assert!(records.iter().any(|(_, (_, v))| v.is_none()), "a tombstone: {records:?}");
+}
+
+/// The leader's side: a state installed from the owner, taken back when it changed, and
+/// acquisitions that could not be stored given back.
+#[test]
+fn a_leader_installs_the_owners_state_and_takes_its_changes() {
+    let mut leader = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let key: ShareKey = ("g".into(), T, 0);
+    let s = Snapshot { start_offset: 2, end_offset: 4, ranges: vec![(3, 3, 1)] };
+    leader.install(&key, Some(&s));
+    assert!(leader.dirty_of("g").is_empty(), "an installed state is the owner's already");
+    assert_eq!(leader.prepare_fetch(&key, 0, 10, 0), 3, "the in-flight record first");
+    let batches = [LogBatch { first_offset: 0, last_offset: 9, control: false }];
+    let got = leader.acquire(&key, "m", &batches, 10, 0);
+    assert_eq!(got.first().map(|a| (a.first_offset, a.delivery_count)), Some((3, 2)));
+    assert!(got.iter().all(|a| a.first_offset >= 3), "finished records 2 and below are never delivered: {got:?}");
+    assert_eq!(leader.dirty_of("g"), vec![key.clone()]);
+    leader.release(&key, "m", &got);
+    let taken = leader.take_dirty_of("g");
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].1.ranges.first(), Some(&(3, 3, 2)), "released, its delivery count kept");
+    assert!(leader.dirty_of("g").is_empty());
+}
+
+/// Membership survives a coordinator move: the records replay to the same members, epochs and
+/// assignments, so a member's next heartbeat goes on (no UNKNOWN_MEMBER_ID); a member that left
+/// is gone, and a replayed one that never comes back expires.
+#[test]
+fn membership_replays_from_its_records() {
+    let ts = topics(2);
+    let mut c = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let a = join(&mut c, "a", &ts, 0);
+    let b = join(&mut c, "b", &ts, 0);
+    let x = join(&mut c, "x", &ts, 0);
+    assert_eq!(beat(&mut c, "x", x.member_epoch, &ts, 1).error, None);
+    assert_eq!(beat(&mut c, "x", -1, &ts, 2).error, None, "x leaves");
+    let a = beat(&mut c, "a", a.member_epoch, &ts, 3);
+    let mut log: Vec<(bytes::Bytes, Option<bytes::Bytes>)> = Vec::new();
+    log.extend(c.take_records().into_iter().map(|(_, r)| r));
+    let mut replayed = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    for (k, v) in &log {
+        if is_share_group_key(k) {
+            replayed.load_member_record(k, v.as_deref(), 100).expect("a valid record");
+        }
+    }
+    let before = c.describe("g").expect("the group");
+    let after = replayed.describe("g").expect("the group, replayed");
+    assert_eq!((after.group_epoch, after.members.len()), (before.group_epoch, 2));
+    for (m, n) in before.members.iter().zip(&after.members) {
+        assert_eq!((&m.member_id, m.member_epoch, &m.assignment, &m.subscribed_topic_names), (&n.member_id, n.member_epoch, &n.assignment, &n.subscribed_topic_names));
+    }
+    // a goes on with its epoch; b, still at an older one, catches up with its assignment.
+    let r = beat(&mut replayed, "a", a.member_epoch, &ts, 200);
+    assert_eq!((r.error, r.member_epoch), (None, a.member_epoch));
+    let r = beat(&mut replayed, "b", b.member_epoch, &ts, 200);
+    assert_eq!(r.error, None);
+    assert!(r.assignment.is_some(), "a new epoch comes with its assignment");
+    assert_eq!(beat(&mut replayed, "x", x.member_epoch, &ts, 200).error, Some(ResponseError::UnknownMemberId), "x left for good");
+    // Nobody heartbeats any more: both expire a session timeout after their last heartbeat.
+    let expired = replayed.tick(&ts, 200 + 45_000);
+    assert_eq!(expired.len(), 2);
 }
