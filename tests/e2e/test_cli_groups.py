@@ -165,9 +165,12 @@ def test_kip848_consumer_groups_are_listed_and_described(broker_factory):
             r = strom("consumer-groups", *bs, "--describe", "--group", "new-style", "--members", "--verbose")
             return r if r.returncode == 0 and "GROUP" in r.stdout and len(rows(r.stdout)) == 2 and \
                 all(row[5] != "0" for row in rows(r.stdout)) else None
-        deadline, r = time.time() + 30, None
+        # librdkafka reconciles a KIP-848 assignment (gives partitions up, takes new ones) in
+        # poll(): keep both members polling while waiting.
+        deadline, r = time.time() + 60, None
         while time.time() < deadline and not (r := settled()):
-            time.sleep(0.5)
+            for c in members:
+                c.poll(0.2)
         assert r, "the group did not settle with both members holding partitions"
         owned = {}
         for row in rows(r.stdout):
