@@ -30,11 +30,16 @@ figures: by default each side keeps its own default (librdkafka's classic `heart
 both to X (the classic client setting; the broker's KIP-848 interval and its minimum) to see what
 is left of the protocols once the heartbeat wait is short.
 
-Usage: python scripts/bench_rebalance.py [--members 50] [--reps 5] [--quiet 6] [--heartbeat-ms X]
+Before each event the driver waits a random 0..--jitter seconds (not counted): members heartbeat
+on their own fixed period, so without it every repetition would hit the same heartbeat phase and
+the spread would understate the real one.
+
+Usage: python scripts/bench_rebalance.py [--members 50] [--reps 5] [--quiet 6] [--jitter 5] [--heartbeat-ms X]
        [--modes eager,cooperative,consumer]   (STROM_BIN names the binary, default target/release/strom)
 """
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -160,7 +165,7 @@ def revoked_since(board, t0, exclude=None):
     return len({m for m, _ in rs}), sum(n for _, n in rs)
 
 
-def repetition(bootstrap, mode, rep, n, partitions, quiet, timeout, heartbeat_ms):
+def repetition(bootstrap, mode, rep, n, partitions, quiet, timeout, heartbeat_ms, jitter):
     board = Board()
     group = f"rebalance-{mode}-{rep}"
     members = [Member(i, bootstrap, group, mode, board, heartbeat_ms) for i in range(n)]
@@ -172,6 +177,7 @@ def repetition(bootstrap, mode, rep, n, partitions, quiet, timeout, heartbeat_ms
         wait_settled(board, partitions, time.monotonic(), quiet, timeout)
 
         # Join: the (n+1)th member.
+        time.sleep(random.uniform(0, jitter))
         newcomer = Member(n, bootstrap, group, mode, board, heartbeat_ms)
         members.append(newcomer)
         with board.lock:
@@ -182,6 +188,7 @@ def repetition(bootstrap, mode, rep, n, partitions, quiet, timeout, heartbeat_ms
         join_members, join_parts = revoked_since(board, t0)
 
         # Leave: an original member closes cleanly.
+        time.sleep(random.uniform(0, jitter))
         leaver = members[0]
         with board.lock:
             board.live.discard(0)
@@ -205,6 +212,7 @@ def main():
     ap.add_argument("--members", type=int, default=50)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--quiet", type=float, default=6.0, help="seconds without change that count as settled (not included in the figures)")
+    ap.add_argument("--jitter", type=float, default=5.0, help="a random wait of up to this many seconds before each event (not counted)")
     ap.add_argument("--timeout", type=float, default=180.0)
     ap.add_argument("--heartbeat-ms", type=int, default=None, help="classic heartbeat.interval.ms and the broker's KIP-848 heartbeat interval (default: each side's own default)")
     ap.add_argument("--modes", default="eager,cooperative,consumer")
@@ -232,7 +240,7 @@ def main():
             for mode in a.modes.split(","):
                 results = []
                 for rep in range(a.reps):
-                    r = repetition(bootstrap, mode, rep, n, partitions, a.quiet, a.timeout, a.heartbeat_ms)
+                    r = repetition(bootstrap, mode, rep, n, partitions, a.quiet, a.timeout, a.heartbeat_ms, a.jitter)
                     print(f"{mode} rep {rep}: join {r[0]:.2f} s ({r[1]} members / {r[2]} partitions revoked), "
                           f"leave {r[3]:.2f} s ({r[4]} members / {r[5]} partitions revoked)", file=sys.stderr, flush=True)
                     results.append(r)
@@ -243,7 +251,7 @@ def main():
             proc.terminate()
             proc.wait(30)
     hb = f"heartbeat {a.heartbeat_ms} ms" if a.heartbeat_ms else "default heartbeats (classic 3000 ms, KIP-848 5000 ms)"
-    print(f"{n} members (+1 joining), {partitions} partitions, {a.reps} repetitions per mode, {hb}, quiet period {a.quiet:g} s not counted; medians (min-max)")
+    print(f"{n} members (+1 joining), {partitions} partitions, {a.reps} repetitions per mode, {hb}, quiet period {a.quiet:g} s not counted, random wait 0-{a.jitter:g} s before each event; medians (min-max)")
     print("| mode | join: settled after | members revoked | partitions revoked | leave: settled after | members revoked | partitions revoked |")
     print("|---|---|---|---|---|---|---|")
     names = {"eager": "classic eager (range)", "cooperative": "classic cooperative (cooperative-sticky)", "consumer": "KIP-848 (group.protocol=consumer)"}
