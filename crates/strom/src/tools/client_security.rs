@@ -83,7 +83,8 @@ fn truststore(props: &BTreeMap<String, String>) -> anyhow::Result<Option<Trustst
         }
         (Some(path), None) => Some(Truststore::Pem(Pem::File { key: "ssl.truststore.location".into(), path: path.into() })),
         (None, Some(text)) => Some(Truststore::Pem(Pem::Inline { key: "ssl.truststore.certificates".into(), text: text.clone() })),
-        (None, None) => None,
+        // librdkafka's own name, for a file written for librdkafka-based tools.
+        (None, None) => props.get("ssl.ca.location").map(|path| Truststore::Pem(Pem::File { key: "ssl.ca.location".into(), path: path.into() })),
     })
 }
 
@@ -100,7 +101,14 @@ fn keystore(props: &BTreeMap<String, String>) -> anyhow::Result<Option<Keystore>
             chain: Pem::Inline { key: "ssl.keystore.certificate.chain".into(), text: chain.clone() },
             key: Pem::Inline { key: "ssl.keystore.key".into(), text: key.clone() },
         }),
-        (None, None, None) => None,
+        // librdkafka's own names.
+        (None, None, None) => match (props.get("ssl.certificate.location"), props.get("ssl.key.location")) {
+            (Some(chain), Some(key)) => Some(Keystore::Split {
+                chain: Pem::File { key: "ssl.certificate.location".into(), path: chain.into() },
+                key: Pem::File { key: "ssl.key.location".into(), path: key.into() },
+            }),
+            _ => None,
+        },
         _ => bail!("give ssl.keystore.location, or both ssl.keystore.certificate.chain and ssl.keystore.key"),
     })
 }
@@ -283,6 +291,13 @@ mod tests {
         assert_eq!(m.get("ssl.keystore.location").map(String::as_str), Some("/me.p12"));
         assert_eq!(m.get("ssl.keystore.password").map(String::as_str), Some("pw"));
         assert!(!m.contains_key("ssl.keystore.type"));
+    }
+
+    #[test]
+    fn librdkafka_names_serve_the_protocol_client_too() {
+        let p: BTreeMap<String, String> = props(&[("ssl.ca.location", "/ca.pem"), ("ssl.certificate.location", "/c.pem"), ("ssl.key.location", "/k.pem")]).into_iter().collect();
+        assert!(matches!(truststore(&p).unwrap(), Some(Truststore::Pem(Pem::File { ref path, .. })) if path.to_str() == Some("/ca.pem")));
+        assert!(matches!(keystore(&p).unwrap(), Some(Keystore::Split { chain: Pem::File { .. }, key: Pem::File { .. } })));
     }
 
     #[test]
