@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Produce and fetch of 1 KiB records over PLAINTEXT, SSL and SASL_SSL (SCRAM-SHA-512) on the same
-broker, alternating rounds, with the broker's CPU time per GB moved (from /proc/<pid>/stat). Clients are
+broker, alternating rounds, with the broker's and the client's CPU time per GB moved (the broker's from
+/proc/<pid>/stat, the client's from this process: librdkafka's threads run in it). Clients are
 confluent-kafka (librdkafka with OpenSSL); the Python loop that hands records to the producer is
-the same for both, so compare the broker CPU per GB, and the throughputs against each other.
+the same for every listener. Client and broker share the machine's cores, so the client's own
+encryption slows the broker's throughput too: compare the CPU columns as well as the MB/s.
+Each round starts at a different listener and deletes its topics when read, so that no listener
+always runs after (and pays the page-cache writeback of) another.
 
 Usage: scripts/bench_tls.py [--strom target/release/strom] [--records 200000] [--rounds 2]
 Needs openssl (test certificates) and confluent-kafka (the test venv has it)."""
@@ -18,6 +22,7 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 from tlscerts import Certs  # noqa: E402
@@ -52,6 +57,12 @@ def consume(conf, topic, n):
     c.close()
 
 
+def client_cpu():
+    """CPU seconds of this process (the client: librdkafka's threads run in it)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--strom", default="target/release/strom")
@@ -76,19 +87,26 @@ def main():
                                   "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "bench", "sasl.password": "bench-secret"}}
             results = {(proto, op): [] for proto in confs for op in ("produce", "fetch")}
             gb = a.records * a.record_size / 1e9
+            admin = AdminClient(confs["PLAINTEXT"])
+            order = list(confs)
             for r in range(a.rounds):
-                for proto, conf in confs.items():
+                for proto in order[r % len(order):] + order[:r % len(order)]:
+                    conf = confs[proto]
                     topic = f"bench-{proto.lower()}-{r}"
                     for op, run in (("produce", lambda: produce(conf, topic, a.records, a.record_size)),
                                     ("fetch", lambda: consume(conf, topic, a.records))):
-                        cpu0, t0 = cpu_seconds(broker.pid), time.perf_counter()
+                        cpu0, own0, t0 = cpu_seconds(broker.pid), client_cpu(), time.perf_counter()
                         run()
                         secs, cpu = time.perf_counter() - t0, cpu_seconds(broker.pid) - cpu0
-                        results[(proto, op)].append((a.records * a.record_size / secs / 1e6, cpu / gb))
+                        own = client_cpu() - own0
+                        results[(proto, op)].append((a.records * a.record_size / secs / 1e6, cpu / gb, own / gb))
+                    admin.delete_topics([topic])[topic].result(30)
+            del admin
             print(f"{a.records} records of {a.record_size} B per run, {a.rounds} rounds, load {os.getloadavg()[0]:.2f}")
-            print(f"{'':10} {'op':8} {'MB/s (median)':>14} {'broker CPU s/GB':>16}")
+            print(f"{'':10} {'op':8} {'MB/s (median)':>14} {'broker CPU s/GB':>16} {'client CPU s/GB':>16}")
             for (proto, op), runs in results.items():
-                print(f"{proto:10} {op:8} {statistics.median(x for x, _ in runs):14.1f} {statistics.median(c for _, c in runs):16.2f}")
+                print(f"{proto:10} {op:8} {statistics.median(x for x, _, _ in runs):14.1f} "
+                      f"{statistics.median(c for _, c, _ in runs):16.2f} {statistics.median(o for _, _, o in runs):16.2f}")
         finally:
             broker.terminate()
             broker.wait(30)
