@@ -60,7 +60,13 @@ impl IndexEntry for TimeEntry {
 }
 
 pub(crate) struct IndexFile<E: IndexEntry> {
-    file: File,
+    /// Open only while the index is written. The entries live in memory, so reading never needs
+    /// the file: a segment that is no longer written (loaded at start, or sealed by a roll and
+    /// then [released](IndexFile::release)) holds no descriptor for its indexes, and a node with
+    /// many partitions needs one open file per segment (its log) rather than four.
+    file: Option<File>,
+    /// Written through a handle that may have been released since: a later sync must reopen.
+    written: bool,
     path: PathBuf,
     entries: Vec<E>,
     /// The file ended in a partial entry when loaded (a torn write).
@@ -70,26 +76,42 @@ pub(crate) struct IndexFile<E: IndexEntry> {
 impl<E: IndexEntry> IndexFile<E> {
     /// Creates the file empty, replacing any previous content.
     pub fn create(path: &Path) -> Result<Self, StorageError> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
-        Ok(IndexFile { file, path: path.to_path_buf(), entries: Vec::new(), torn_tail: false })
+        // Not kept open: an index may never be written (most segments have no aborted
+        // transaction), and the first write opens it.
+        OpenOptions::new().write(true).create(true).truncate(true).open(path).at(path)?;
+        Ok(IndexFile { file: None, written: true, path: path.to_path_buf(), entries: Vec::new(), torn_tail: false })
     }
 
     /// Loads the entries of an existing file, or None when it does not exist. A trailing partial
     /// entry (torn write) is ignored and overwritten by the next append.
     pub fn load(path: &Path) -> Result<Option<Self>, StorageError> {
-        let file = match OpenOptions::new().read(true).write(true).open(path) {
-            Ok(f) => f,
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).at(path),
         };
-        let bytes = std::fs::read(path).at(path)?;
         let entries = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
-        Ok(Some(IndexFile { file, path: path.to_path_buf(), entries, torn_tail: bytes.len() % E::SIZE != 0 }))
+        Ok(Some(IndexFile { file: None, written: false, path: path.to_path_buf(), entries, torn_tail: bytes.len() % E::SIZE != 0 }))
+    }
+
+    /// The file for writing, opened on first use.
+    fn writer(&mut self) -> Result<&File, StorageError> {
+        self.written = true;
+        match &mut self.file {
+            Some(f) => Ok(f),
+            slot @ None => Ok(slot.insert(OpenOptions::new().write(true).open(&self.path).at(&self.path)?)),
+        }
+    }
+
+    /// Closes the file until the next write (a sealed segment's index is not written again,
+    /// except by recovery). Whatever was written stays covered by [`IndexFile::sync`].
+    pub fn release(&mut self) {
+        self.file = None;
     }
 
     /// Replaces the whole content with `entries` (used when rebuilding).
     pub fn rewrite(&mut self, entries: Vec<E>) -> Result<(), StorageError> {
-        self.file.set_len(0).at(&self.path)?;
+        self.writer()?.set_len(0).at(&self.path)?;
         self.entries.clear();
         self.append(&entries)
     }
@@ -103,7 +125,7 @@ impl<E: IndexEntry> IndexFile<E> {
             e.encode(&mut buf);
         }
         let at = (self.entries.len() * E::SIZE) as u64;
-        self.file.write_all_at(&buf, at).at(&self.path)?;
+        self.writer()?.write_all_at(&buf, at).at(&self.path)?;
         self.entries.extend_from_slice(new);
         Ok(())
     }
@@ -113,7 +135,8 @@ impl<E: IndexEntry> IndexFile<E> {
         if len < self.entries.len() {
             self.entries.truncate(len);
         }
-        self.file.set_len((self.entries.len() * E::SIZE) as u64).at(&self.path)
+        let len = (self.entries.len() * E::SIZE) as u64;
+        self.writer()?.set_len(len).at(&self.path)
     }
 
     pub fn entries(&self) -> &[E] {
@@ -125,8 +148,19 @@ impl<E: IndexEntry> IndexFile<E> {
         self.torn_tail
     }
 
+    /// Makes every write so far durable. fsync covers the file's dirty pages whichever
+    /// descriptor wrote them, so a released index is reopened just for this.
     pub fn sync(&self) -> Result<(), StorageError> {
-        self.file.sync_data().at(&self.path)
+        match &self.file {
+            Some(f) => f.sync_data().at(&self.path),
+            None if self.written => File::open(&self.path).and_then(|f| f.sync_data()).at(&self.path),
+            None => Ok(()),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
     }
 
     pub fn path(&self) -> &Path {

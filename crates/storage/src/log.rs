@@ -329,6 +329,7 @@ impl PartitionLog {
         let leo = self.log_end_offset();
         let segment = Segment::create(&self.dir, leo)?;
         fsync_dir(&self.dir)?;
+        self.active_mut().release_index_files();
         self.segments.push(segment);
         tracing::debug!(dir = %self.dir.display(), base_offset = leo, "rolled segment");
         self.write_producer_snapshot()

@@ -144,8 +144,13 @@ impl PartitionLog {
                 segment.sync_txn_index()?;
             }
         }
-        for segment in &mut self.segments {
+        let sealed = self.segments.len().saturating_sub(1);
+        for (i, segment) in self.segments.iter_mut().enumerate() {
             segment.set_txn_index_intact();
+            // Recovery may have rewritten older segments' indexes; only the active one stays open.
+            if i < sealed {
+                segment.release_index_files();
+            }
         }
         if replayed > 0 {
             tracing::info!(dir = %self.dir.display(), from, batches = replayed, aborted_transactions = regenerated, "replayed producer state");

@@ -494,6 +494,21 @@ impl Segment {
 
     /// fdatasync of the aborted-transaction index alone (before a producer-state snapshot: every entry
     /// below the snapshot's offset must be durable, since the replay on open regenerates only those above).
+    /// Closes the index files of a segment that is no longer written (sealed by a roll, or an
+    /// older segment after recovery): their entries stay in memory, and the next write, if any,
+    /// reopens them. Keeps a node's open files at one per segment plus the active segment's
+    /// indexes.
+    pub fn release_index_files(&mut self) {
+        self.offset_index.release();
+        self.time_index.release();
+        self.txn_index.release();
+    }
+
+    #[cfg(test)]
+    pub fn open_index_files(&self) -> usize {
+        usize::from(self.offset_index.is_open()) + usize::from(self.time_index.is_open()) + usize::from(self.txn_index.is_open())
+    }
+
     pub fn sync_txn_index(&self) -> Result<(), StorageError> {
         self.txn_index.sync()
     }

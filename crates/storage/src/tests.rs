@@ -836,3 +836,39 @@ fn legacy_offsets_before_follow_segment_boundaries_and_mtimes() {
     log.advance_log_start_offset(1).unwrap();
     assert_eq!(log.legacy_offsets_before(-2, 1, now).unwrap(), vec![1]);
 }
+
+/// Only the active segment keeps its index files open (sealed segments answer lookups from
+/// memory), so a node's open files grow with segments, not with four times them; a released
+/// index reopens for recovery's and truncation's writes, and what it wrote survives a restart.
+#[test]
+fn sealed_segments_hold_no_index_files_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), config(600)).unwrap();
+    for i in 0..40 {
+        append(&mut log, batch(3, i * 10)).unwrap();
+    }
+    let n = log.segments.len();
+    assert!(n >= 4, "{n} segments");
+    assert!(log.segments[..n - 1].iter().all(|s| s.open_index_files() == 0));
+    assert_eq!(log.segments[n - 1].open_index_files(), 2, "the active segment writes its offset and time indexes");
+    log.close().unwrap();
+
+    let mut log = PartitionLog::open(dir.path(), config(600)).unwrap();
+    assert!(log.segments.iter().all(|s| s.open_index_files() == 0), "nothing is written at open after a clean close");
+    // Lookups in sealed segments come from the in-memory entries.
+    let from_middle = log.read(50, 1, i64::MAX).unwrap();
+    assert_eq!(batch_offsets(&from_middle.data), vec![48]);
+    // Truncating into a sealed segment makes it the active one again: its indexes reopen.
+    log.truncate_to(50).unwrap();
+    assert_eq!(log.log_end_offset(), 48);
+    assert_eq!(append(&mut log, batch(2, 0)).unwrap().first_offset, 48);
+    drop(log); // no clean close: the next open recovers the active segment from its files
+
+    let log = PartitionLog::open(dir.path(), config(600)).unwrap();
+    assert_eq!(log.log_end_offset(), 50);
+    let n = log.segments.len();
+    assert!(log.segments[..n - 1].iter().all(|s| s.open_index_files() == 0));
+    let all = log.read(0, usize::MAX, i64::MAX).unwrap();
+    assert_eq!(batch_offsets(&all.data).last(), Some(&48));
+    assert_eq!(batch_offsets(&log.read(30, 1, i64::MAX).unwrap().data), vec![30]);
+}

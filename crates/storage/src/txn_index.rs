@@ -124,6 +124,16 @@ impl TxnIndex {
         self.file.entries().is_empty()
     }
 
+    /// Closes the file until the next write (see [`IndexFile::release`]).
+    pub fn release(&mut self) {
+        self.file.release();
+    }
+
+    #[cfg(test)]
+    pub fn is_open(&self) -> bool {
+        self.file.is_open()
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = AbortedTxn> + '_ {
         self.file.entries().iter().map(|e| e.txn)
     }
