@@ -8,7 +8,12 @@ encryption slows the broker's throughput too: compare the CPU columns as well as
 Each round starts at a different listener and deletes its topics when read, so that no listener
 always runs after (and pays the page-cache writeback of) another.
 
-Usage: scripts/bench_tls.py [--strom target/release/strom] [--records 200000] [--rounds 2]
+With `--client raw` the client is instead `rawkafka.py`: pre-encoded Produce requests of one
+~1 MB batch (four in flight) and Fetch requests of eight batches (three in flight), through
+Python's ssl module, which sends whole requests as full TLS records. It spends less CPU than
+the broker on produce, so there the throughput is the broker's.
+
+Usage: scripts/bench_tls.py [--strom target/release/strom] [--records 200000] [--rounds 2] [--client raw]
 Needs openssl (test certificates) and confluent-kafka (the test venv has it)."""
 import argparse
 import os
@@ -22,11 +27,12 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 from tlscerts import Certs  # noqa: E402
 from benchlib import cpu_seconds, free_port  # noqa: E402
+import rawkafka  # noqa: E402
 
 
 def produce(conf, topic, n, size):
@@ -57,6 +63,21 @@ def consume(conf, topic, n):
     c.close()
 
 
+def raw_run(op, proto, addr, ca, topic, n, batch, per_batch):
+    """One produce or fetch phase with the raw client; `topic` exists with one partition."""
+    import ssl
+    tls = ssl.create_default_context(cafile=str(ca)) if proto != "PLAINTEXT" else None
+    scram = rawkafka.ScramClient("SCRAM-SHA-512", "bench", "bench-secret") if proto == "SASL_SSL" else None
+    sock = rawkafka.connect(addr, tls, scram)
+    try:
+        if op == "produce":
+            rawkafka.produce(sock, topic, batch, n // per_batch)
+        else:
+            rawkafka.fetch(sock, topic, n // per_batch * per_batch, len(batch), per_batch)
+    finally:
+        sock.close()
+
+
 def client_cpu():
     """CPU seconds of this process (the client: librdkafka's threads run in it)."""
     t = os.times()
@@ -69,6 +90,7 @@ def main():
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--record-size", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--client", choices=["librdkafka", "raw"], default="librdkafka")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         certs = Certs(Path(tmp) / "certs")
@@ -88,13 +110,22 @@ def main():
             results = {(proto, op): [] for proto in confs for op in ("produce", "fetch")}
             gb = a.records * a.record_size / 1e9
             admin = AdminClient(confs["PLAINTEXT"])
+            per_batch = max(1, 1_000_000 // (a.record_size + 16))  # within max.message.bytes (1 MB) with record overheads
+            batch = rawkafka.record_batch(per_batch, a.record_size) if a.client == "raw" else None
             order = list(confs)
             for r in range(a.rounds):
                 for proto in order[r % len(order):] + order[:r % len(order)]:
                     conf = confs[proto]
                     topic = f"bench-{proto.lower()}-{r}"
-                    for op, run in (("produce", lambda: produce(conf, topic, a.records, a.record_size)),
-                                    ("fetch", lambda: consume(conf, topic, a.records))):
+                    if a.client == "raw":
+                        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+                        port = int(conf["bootstrap.servers"].rsplit(":", 1)[1])
+                        phases = [(op, lambda op=op: raw_run(op, proto, ("127.0.0.1", port), certs.ca, topic, a.records, batch, per_batch))
+                                  for op in ("produce", "fetch")]
+                    else:
+                        phases = [("produce", lambda: produce(conf, topic, a.records, a.record_size)),
+                                  ("fetch", lambda: consume(conf, topic, a.records))]
+                    for op, run in phases:
                         cpu0, own0, t0 = cpu_seconds(broker.pid), client_cpu(), time.perf_counter()
                         run()
                         secs, cpu = time.perf_counter() - t0, cpu_seconds(broker.pid) - cpu0
@@ -102,7 +133,7 @@ def main():
                         results[(proto, op)].append((a.records * a.record_size / secs / 1e6, cpu / gb, own / gb))
                     admin.delete_topics([topic])[topic].result(30)
             del admin
-            print(f"{a.records} records of {a.record_size} B per run, {a.rounds} rounds, load {os.getloadavg()[0]:.2f}")
+            print(f"{a.records} records of {a.record_size} B per run, {a.rounds} rounds, {a.client} client, load {os.getloadavg()[0]:.2f}")
             print(f"{'':10} {'op':8} {'MB/s (median)':>14} {'broker CPU s/GB':>16} {'client CPU s/GB':>16}")
             for (proto, op), runs in results.items():
                 print(f"{proto:10} {op:8} {statistics.median(x for x, _, _ in runs):14.1f} "
