@@ -549,6 +549,68 @@ def test_strom_share_groups_tool(sbroker):
     assert r.returncode == 0 and r.stdout.split() == [], r.stdout
 
 
+def test_strom_share_groups_tool_all_groups_verbose_and_datetime(sbroker):
+    """The rest of kafka-share-groups.sh's flags: --describe --all-groups with --verbose (the
+    group's and each member's epochs), --reset-offsets --all-topics (only the topics the group
+    has start offsets for), --to-datetime (the first record at or after that time; the end
+    when none is), --delete-offsets of several --topic, and --delete --all-groups."""
+    make_topic(sbroker, "qa", ["a0", "a1", "a2"])
+    make_topic(sbroker, "qb", ["b0"])
+    make_topic(sbroker, "qc", ["c0"])
+    bs = sbroker.bootstrap
+    members = {}
+    for group, topic in (("ga", "qa"), ("gb", "qb")):
+        m = str(uuid.uuid4())
+        err, _, epoch = join_share(bs, group, m, topic)
+        assert err == 0
+        tid = topic_id_of(sbroker, topic)
+        assert share_fetch(bs, group, m, 0, tid)[1], "the member got records"
+        members[group] = (m, epoch)
+    r = strom("share-groups", "--bootstrap-server", bs, "--describe", "--all-groups", "--state", "--verbose")
+    assert r.returncode == 0, r.stderr
+    tables = [t for t in r.stdout.strip().split("\n\n")]
+    assert len(tables) == 2, r.stdout
+    assert tables[0].splitlines()[0].split()[:3] == ["GROUP", "COORDINATOR", "(ID)"] and "GROUP-EPOCH" in tables[0] and "ASSIGNMENT-EPOCH" in tables[0]
+    state_rows = {rows(t)[0][0]: rows(t)[0] for t in tables}
+    assert sorted(state_rows) == ["ga", "gb"]
+    for row in state_rows.values():
+        # GROUP, host:port, (id), STATE, GROUP-EPOCH, ASSIGNMENT-EPOCH, #MEMBERS
+        assert row[3] == "Stable" and int(row[4]) >= 1 and int(row[5]) == int(row[4]) and row[6] == "1", row
+    r = strom("share-groups", "--bootstrap-server", bs, "--describe", "--group", "ga", "--members", "--verbose")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split()[5] == "MEMBER-EPOCH", r.stdout
+    (row,) = rows(r.stdout)
+    assert row[1] == members["ga"][0] and int(row[5]) == members["ga"][1] and row[-1] == "qa:0", row
+    for group, (m, epoch) in members.items():
+        assert share_heartbeat(bs, group, m, -1)[0] == 0
+
+    # ga has start offsets for qa only: --all-topics resets that one.
+    r = strom("share-groups", "--bootstrap-server", bs, "--reset-offsets", "--group", "ga", "--all-topics", "--to-latest", "--execute")
+    assert r.returncode == 0 and rows(r.stdout) == [["ga", "qa", "0", "3"]], r.stdout + r.stderr
+    time.sleep(0.05)
+    marker_ms = int(time.time() * 1000)
+    time.sleep(0.05)
+    produce(sbroker, "qa", ["a3", "a4"])
+    marker = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(marker_ms / 1000)) + f".{marker_ms % 1000:03d}Z"
+    r = strom("share-groups", "--bootstrap-server", bs, "--reset-offsets", "--group", "ga", "--topic", "qa", "--to-datetime", marker, "--execute")
+    assert r.returncode == 0 and rows(r.stdout) == [["ga", "qa", "0", "3"]], r.stdout + r.stderr
+    assert describe_offsets(bs, "ga")[1] == {("qa", 0): (3, 0)}
+    r = strom("share-groups", "--bootstrap-server", bs, "--reset-offsets", "--group", "ga", "--topic", "qa", "--to-datetime", "2999-01-01T00:00:00.000")
+    assert r.returncode == 0 and rows(r.stdout) == [["ga", "qa", "0", "5"]], "no record that late: the end (dry run) " + r.stdout + r.stderr
+    r = strom("share-groups", "--bootstrap-server", bs, "--reset-offsets", "--group", "ga", "--topic", "qa", "--to-datetime", "yesterday")
+    assert r.returncode != 0 and "--to-datetime must look like" in r.stderr, r.stderr
+    r = strom("share-groups", "--bootstrap-server", bs, "--reset-offsets", "--group", "ga", "--topic", "qc", "--to-earliest", "--execute")
+    assert r.returncode == 0 and rows(r.stdout) == [["ga", "qc", "0", "0"]], r.stdout + r.stderr
+    r = strom("share-groups", "--bootstrap-server", bs, "--delete-offsets", "--group", "ga", "--topic", "qa", "--topic", "qc")
+    assert r.returncode == 0 and sorted(rows(r.stdout)) == [["qa", "Successful"], ["qc", "Successful"]], r.stdout + r.stderr
+    assert describe_offsets(bs, "ga")[1] == {}
+
+    r = strom("share-groups", "--bootstrap-server", bs, "--delete", "--all-groups")
+    assert r.returncode == 0 and r.stdout.count("was successful") == 2, r.stdout + r.stderr
+    r = strom("share-groups", "--bootstrap-server", bs, "--list")
+    assert r.returncode == 0 and r.stdout.split() == [], r.stdout
+
+
 def test_membership_survives_a_restart(sbroker):
     """Members and epochs are stored (Kafka's ShareGroup* records): after a crash and restart the
     coordinator answers a member's heartbeat at its epoch instead of UNKNOWN_MEMBER_ID; one that

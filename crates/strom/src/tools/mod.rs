@@ -10,6 +10,7 @@ pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;
 pub mod consumer_groups;
+pub mod datetime;
 pub mod get_offsets;
 pub mod kafka_client;
 pub mod leader_election;

@@ -1,6 +1,8 @@
 //! `strom share-groups`: Kafka's `kafka-share-groups.sh` (KIP-932): list share groups, describe
-//! one (`--state`, `--members`, or its start offsets), reset its start offsets, delete its offsets
-//! or the group. Flags and table headers are Kafka's.
+//! them (`--state`, `--members`, or their start offsets; `--verbose` adds the epochs), reset a
+//! group's start offsets (of `--topic`s or `--all-topics`, to the earliest, latest, a given
+//! offset or `--to-datetime`), delete its offsets or the groups (`--all-groups` for every one).
+//! Flags and table headers are Kafka's.
 //!
 //! librdkafka has no Admin API for share groups, so this tool speaks the protocol itself
 //! (`kafka_client`): ListGroups v5 (type filter `share`) to every broker, FindCoordinator and then
@@ -56,9 +58,15 @@ pub struct Args {
     /// Delete a share group's offsets of a topic (the group without members).
     #[arg(long)]
     pub delete_offsets: bool,
-    /// The share group.
+    /// The share group (repeat for several).
     #[arg(long)]
     pub group: Vec<String>,
+    /// With --describe or --delete: every share group.
+    #[arg(long, conflicts_with = "group")]
+    pub all_groups: bool,
+    /// With --describe --state / --members: the epochs too.
+    #[arg(long)]
+    pub verbose: bool,
     /// With --describe: the group's state.
     #[arg(long)]
     pub state: bool,
@@ -68,9 +76,12 @@ pub struct Args {
     /// With --describe: the group's start offsets (the default).
     #[arg(long)]
     pub offsets: bool,
-    /// With --reset-offsets / --delete-offsets: the topic.
+    /// With --reset-offsets / --delete-offsets: the topic (repeat for several).
     #[arg(long)]
-    pub topic: Option<String>,
+    pub topic: Vec<String>,
+    /// With --reset-offsets: every topic the group has start offsets for.
+    #[arg(long, conflicts_with = "topic")]
+    pub all_topics: bool,
     /// Reset to the earliest offset.
     #[arg(long)]
     pub to_earliest: bool,
@@ -80,6 +91,10 @@ pub struct Args {
     /// Reset to this offset.
     #[arg(long, value_name = "OFFSET")]
     pub to_offset: Option<i64>,
+    /// Reset to the first offset whose timestamp is at or after this time,
+    /// YYYY-MM-DDTHH:mm:SS.sss (UTC unless it ends in Z or +hh:mm); the latest when none is.
+    #[arg(long, value_name = "DATETIME")]
+    pub to_datetime: Option<String>,
     /// Carry out --reset-offsets.
     #[arg(long)]
     pub execute: bool,
@@ -93,22 +108,40 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let out = super::block_on(async move {
         let mut cluster = Cluster::connect(&a.bootstrap_server, &settings).await?;
         if a.list {
-            return list(&mut cluster).await;
+            return Ok(list(&mut cluster).await?.into_iter().map(|id| id + "\n").collect());
         }
-        let Some(group) = a.group.first().cloned() else { bail!("Option [group] is required") };
+        let groups = if a.all_groups { list(&mut cluster).await? } else { a.group.clone() };
+        if groups.is_empty() && !a.all_groups {
+            bail!("Option [group] is required");
+        }
         if a.describe {
-            let coordinator = cluster.group_coordinator(&group).await?;
-            return if a.state || a.members { describe(&mut cluster, coordinator, &group, a.members).await } else { offsets(&mut cluster, coordinator, &group).await };
+            let mut tables = Vec::with_capacity(groups.len());
+            for group in &groups {
+                let coordinator = cluster.group_coordinator(group).await?;
+                tables.push(if a.state || a.members {
+                    describe(&mut cluster, coordinator, group, a.members, a.verbose).await?
+                } else {
+                    offsets(&mut cluster, coordinator, group).await?
+                });
+            }
+            return Ok(tables.join("\n"));
         }
         if a.delete {
-            return delete(&mut cluster, &a.group).await;
+            return delete(&mut cluster, &groups).await;
         }
-        let Some(topic) = a.topic.clone() else { bail!("Option [topic] is required") };
+        let Some(group) = groups.first().cloned() else { bail!("Option [group] is required") };
         let coordinator = cluster.group_coordinator(&group).await?;
         if a.delete_offsets {
-            return delete_offsets(&mut cluster, coordinator, &group, &topic).await;
+            if a.topic.is_empty() {
+                bail!("Option [topic] is required");
+            }
+            return delete_offsets(&mut cluster, coordinator, &group, &a.topic).await;
         }
-        reset(&mut cluster, coordinator, &group, &topic, &a).await
+        let topics = if a.all_topics { offset_topics(&mut cluster, coordinator, &group).await? } else { a.topic.clone() };
+        if topics.is_empty() {
+            bail!("One of the options [topic] or [all-topics] is required");
+        }
+        reset(&mut cluster, coordinator, &group, &topics, &a).await
     })??;
     print!("{out}");
     Ok(())
@@ -125,7 +158,9 @@ fn broker_error(code: i16, what: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn list(cluster: &mut Cluster) -> anyhow::Result<String> {
+/// Every share group, sorted (ListGroups to every broker: each answers for the groups it
+/// coordinates).
+async fn list(cluster: &mut Cluster) -> anyhow::Result<Vec<String>> {
     let req = ListGroupsRequest::default().with_types_filter(vec![StrBytes::from_static_str("share")]);
     let mut ids = std::collections::BTreeSet::new();
     let nodes: Vec<i32> = cluster.brokers.keys().copied().collect();
@@ -134,10 +169,10 @@ async fn list(cluster: &mut Cluster) -> anyhow::Result<String> {
         broker_error(r.error_code, "ListGroups")?;
         ids.extend(r.groups.into_iter().map(|g| g.group_id.to_string()));
     }
-    Ok(ids.into_iter().map(|id| id + "\n").collect())
+    Ok(ids.into_iter().collect())
 }
 
-async fn describe(cluster: &mut Cluster, coordinator: i32, group: &str, members: bool) -> anyhow::Result<String> {
+async fn describe(cluster: &mut Cluster, coordinator: i32, group: &str, members: bool, verbose: bool) -> anyhow::Result<String> {
     let req = ShareGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
     let r = cluster.call(coordinator, SHARE_GROUP_DESCRIBE_VERSION, &req).await?;
     let Some(g) = r.groups.into_iter().next() else { bail!("ShareGroupDescribe: empty response") };
@@ -156,29 +191,55 @@ async fn describe(cluster: &mut Cluster, coordinator: i32, group: &str, members:
                     .map(|t| format!("{}:{}", t.topic_name.as_str(), t.partitions.iter().map(i32::to_string).collect::<Vec<_>>().join(",")))
                     .collect();
                 let n: usize = m.assignment.topic_partitions.iter().map(|t| t.partitions.len()).sum();
-                vec![group.to_string(), m.member_id.to_string(), m.client_host.to_string(), m.client_id.to_string(), n.to_string(), assignment.join(";")]
+                let mut row = vec![group.to_string(), m.member_id.to_string(), m.client_host.to_string(), m.client_id.to_string(), n.to_string()];
+                if verbose {
+                    row.push(m.member_epoch.to_string());
+                }
+                row.push(assignment.join(";"));
+                row
             })
             .collect();
-        return Ok(table(&["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "ASSIGNMENT"], &rows));
+        let headers: &[&str] = if verbose {
+            &["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "MEMBER-EPOCH", "ASSIGNMENT"]
+        } else {
+            &["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "ASSIGNMENT"]
+        };
+        return Ok(table(headers, &rows));
     }
     let host = cluster.brokers.get(&coordinator).cloned().unwrap_or_default();
-    let row = vec![group.to_string(), format!("{host}  ({coordinator})"), g.group_state.to_string(), g.members.len().to_string()];
-    Ok(table(&["GROUP", "COORDINATOR (ID)", "STATE", "#MEMBERS"], &[row]))
+    let mut row = vec![group.to_string(), format!("{host}  ({coordinator})"), g.group_state.to_string()];
+    if verbose {
+        row.extend([g.group_epoch.to_string(), g.assignment_epoch.to_string()]);
+    }
+    row.push(g.members.len().to_string());
+    let headers: &[&str] =
+        if verbose { &["GROUP", "COORDINATOR (ID)", "STATE", "GROUP-EPOCH", "ASSIGNMENT-EPOCH", "#MEMBERS"] } else { &["GROUP", "COORDINATOR (ID)", "STATE", "#MEMBERS"] };
+    Ok(table(headers, &[row]))
 }
 
-async fn offsets(cluster: &mut Cluster, coordinator: i32, group: &str) -> anyhow::Result<String> {
+/// The group's start offsets per topic (DescribeShareGroupOffsets of all its topics).
+async fn start_offsets(cluster: &mut Cluster, coordinator: i32, group: &str) -> anyhow::Result<Vec<(String, Vec<(i32, i64)>)>> {
     let req = DescribeShareGroupOffsetsRequest::default().with_groups(vec![DescribeShareGroupOffsetsRequestGroup::default().with_group_id(group_id(group)).with_topics(None)]);
     let r = cluster.call(coordinator, SHARE_OFFSETS_VERSION, &req).await?;
     let Some(g) = r.groups.into_iter().next() else { bail!("DescribeShareGroupOffsets: empty response") };
     broker_error(g.error_code, &format!("Share group '{group}'"))?;
+    Ok(g.topics.iter().map(|t| (t.topic_name.to_string(), t.partitions.iter().map(|p| (p.partition_index, p.start_offset)).collect())).collect())
+}
+
+async fn offsets(cluster: &mut Cluster, coordinator: i32, group: &str) -> anyhow::Result<String> {
     let mut rows = Vec::new();
-    for t in &g.topics {
-        for p in &t.partitions {
-            let start = if p.start_offset < 0 { "-".to_string() } else { p.start_offset.to_string() };
-            rows.push(vec![group.to_string(), t.topic_name.to_string(), p.partition_index.to_string(), start]);
+    for (topic, partitions) in start_offsets(cluster, coordinator, group).await? {
+        for (p, start) in partitions {
+            let start = if start < 0 { "-".to_string() } else { start.to_string() };
+            rows.push(vec![group.to_string(), topic.clone(), p.to_string(), start]);
         }
     }
     Ok(table(&["GROUP", "TOPIC", "PARTITION", "START-OFFSET"], &rows))
+}
+
+/// `--all-topics`: the topics the group has start offsets for.
+async fn offset_topics(cluster: &mut Cluster, coordinator: i32, group: &str) -> anyhow::Result<Vec<String>> {
+    Ok(start_offsets(cluster, coordinator, group).await?.into_iter().map(|(t, _)| t).collect())
 }
 
 async fn delete(cluster: &mut Cluster, groups: &[String]) -> anyhow::Result<String> {
@@ -193,10 +254,10 @@ async fn delete(cluster: &mut Cluster, groups: &[String]) -> anyhow::Result<Stri
     Ok(out)
 }
 
-async fn delete_offsets(cluster: &mut Cluster, coordinator: i32, group: &str, topic: &str) -> anyhow::Result<String> {
-    let req = DeleteShareGroupOffsetsRequest::default()
-        .with_group_id(group_id(group))
-        .with_topics(vec![DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(TopicName(StrBytes::from_string(topic.to_string())))]);
+async fn delete_offsets(cluster: &mut Cluster, coordinator: i32, group: &str, topics: &[String]) -> anyhow::Result<String> {
+    let req = DeleteShareGroupOffsetsRequest::default().with_group_id(group_id(group)).with_topics(
+        topics.iter().map(|t| DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(TopicName(StrBytes::from_string(t.clone())))).collect(),
+    );
     let r = cluster.call(coordinator, SHARE_OFFSETS_VERSION, &req).await?;
     broker_error(r.error_code, &format!("Share group '{group}'"))?;
     let rows: Vec<Vec<String>> = r
@@ -207,42 +268,71 @@ async fn delete_offsets(cluster: &mut Cluster, coordinator: i32, group: &str, to
     Ok(table(&["TOPIC", "STATUS"], &rows))
 }
 
-/// The new start offset of every partition of `topic`: the one given, or the partition's
-/// earliest or latest offset (ListOffsets to its leader).
-async fn reset(cluster: &mut Cluster, coordinator: i32, group: &str, topic: &str, a: &Args) -> anyhow::Result<String> {
-    let md = cluster.metadata(Some(&[topic.to_string()])).await?;
-    let Some(t) = md.topics.first() else { bail!("Metadata: empty response") };
-    broker_error(t.error_code, &format!("Topic '{topic}'"))?;
-    let mut targets: BTreeMap<i32, i64> = BTreeMap::new();
-    for p in &t.partitions {
-        let offset = match (a.to_offset, a.to_earliest, a.to_latest) {
-            (Some(o), false, false) => o,
-            (None, true, false) | (None, false, true) => {
-                let timestamp = if a.to_earliest { -2 } else { -1 };
-                let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(p.partition_index).with_timestamp(timestamp)])]);
-                let r = cluster.call(p.leader_id.0, LIST_OFFSETS_VERSION, &req).await.context("ListOffsets")?;
-                let part = r.topics.first().and_then(|t| t.partitions.first()).context("ListOffsets: empty response")?;
-                broker_error(part.error_code, &format!("ListOffsets of {topic}-{}", p.partition_index))?;
-                part.offset
-            }
-            _ => bail!("One of the reset scenarios must be given: --to-earliest, --to-latest or --to-offset"),
-        };
-        targets.insert(p.partition_index, offset);
+/// The new start offset of every partition of `topics`: the one given, or the partition's
+/// earliest or latest offset, or the first at or after a time (ListOffsets to its leader).
+async fn reset(cluster: &mut Cluster, coordinator: i32, group: &str, topics: &[String], a: &Args) -> anyhow::Result<String> {
+    let by_time = a.to_datetime.as_deref().map(super::datetime::parse).transpose()?;
+    let lookup = match (a.to_offset, a.to_earliest, a.to_latest, by_time) {
+        (Some(o), false, false, None) => Target::Offset(o),
+        (None, true, false, None) => Target::Lookup(-2),
+        (None, false, true, None) => Target::Lookup(-1),
+        (None, false, false, Some(ts)) => Target::Lookup(ts),
+        _ => bail!("One of the reset scenarios must be given: --to-earliest, --to-latest, --to-offset or --to-datetime"),
+    };
+    let md = cluster.metadata(Some(topics)).await?;
+    let mut targets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for t in &md.topics {
+        let topic = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+        broker_error(t.error_code, &format!("Topic '{topic}'"))?;
+        for p in &t.partitions {
+            let offset = match lookup {
+                Target::Offset(o) => o,
+                Target::Lookup(timestamp) => {
+                    let found = list_offset(cluster, p.leader_id.0, &topic, p.partition_index, timestamp).await?;
+                    // No record at or after the time: the group starts at the end, as Kafka's tool does.
+                    if found < 0 { list_offset(cluster, p.leader_id.0, &topic, p.partition_index, -1).await? } else { found }
+                }
+            };
+            targets.insert((topic.clone(), p.partition_index), offset);
+        }
     }
     if a.execute {
-        let req = AlterShareGroupOffsetsRequest::default().with_group_id(group_id(group)).with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
-            .with_topic_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(targets.iter().map(|(p, o)| AlterShareGroupOffsetsRequestPartition::default().with_partition_index(*p).with_start_offset(*o)).collect())]);
+        let mut by_topic: BTreeMap<&str, Vec<AlterShareGroupOffsetsRequestPartition>> = BTreeMap::new();
+        for ((t, p), o) in &targets {
+            by_topic.entry(t).or_default().push(AlterShareGroupOffsetsRequestPartition::default().with_partition_index(*p).with_start_offset(*o));
+        }
+        let req = AlterShareGroupOffsetsRequest::default().with_group_id(group_id(group)).with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, parts)| AlterShareGroupOffsetsRequestTopic::default().with_topic_name(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(parts))
+                .collect(),
+        );
         let r = cluster.call(coordinator, SHARE_OFFSETS_VERSION, &req).await?;
         broker_error(r.error_code, &format!("Share group '{group}'"))?;
         for t in &r.responses {
             for p in &t.partitions {
-                broker_error(p.error_code, &format!("Share group '{group}', partition {topic}-{}", p.partition_index))?;
+                broker_error(p.error_code, &format!("Share group '{group}', partition {}-{}", t.topic_name.as_str(), p.partition_index))?;
             }
         }
     }
-    let rows: Vec<Vec<String>> = targets.iter().map(|(p, o)| vec![group.to_string(), topic.to_string(), p.to_string(), o.to_string()]).collect();
+    let rows: Vec<Vec<String>> = targets.iter().map(|((t, p), o)| vec![group.to_string(), t.clone(), p.to_string(), o.to_string()]).collect();
     Ok(table(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"], &rows))
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Offset(i64),
+    /// A ListOffsets timestamp: -2 earliest, -1 latest, or a time in milliseconds.
+    Lookup(i64),
+}
+
+/// ListOffsets v1 of one partition at its leader: the offset for `timestamp`, -1 when none.
+async fn list_offset(cluster: &mut Cluster, leader: i32, topic: &str, partition: i32, timestamp: i64) -> anyhow::Result<i64> {
+    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp)])]);
+    let r = cluster.call(leader, LIST_OFFSETS_VERSION, &req).await.context("ListOffsets")?;
+    let part = r.topics.first().and_then(|t| t.partitions.first()).context("ListOffsets: empty response")?;
+    broker_error(part.error_code, &format!("ListOffsets of {topic}-{partition}"))?;
+    Ok(part.offset)
 }
