@@ -472,4 +472,22 @@ mod tests {
         let mut gate = Gate::Token { mechanism: SaslMechanism::ScramSha512, raw: false };
         assert!(a.raw_token(&mut gate, b"n,,n=bob,r=abc").is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any PLAIN token is a login or a refusal, never a panic; only the right password for
+        /// alice logs in.
+        #[test]
+        fn plain_tokens_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)) {
+            let a = auth();
+            let mut gate = Gate::Token { mechanism: SaslMechanism::Plain, raw: false };
+            let verdict = a.before_auth(&mut gate, ApiKey::SaslAuthenticate, 2, &token(&bytes));
+            let logged_in = matches!(gate, Gate::Authenticated { .. });
+            let good = bytes.splitn(3, |b| *b == 0).skip(1).collect::<Vec<_>>() == [&b"alice"[..], b"s3cret"];
+            proptest::prop_assert_eq!(logged_in, good && (bytes[0] == 0 || bytes.starts_with(b"alice\0")), "{:?} {:?}", bytes, error(&verdict));
+            let mut gate = Gate::Token { mechanism: SaslMechanism::Plain, raw: true };
+            let _ = a.raw_token(&mut gate, &bytes);
+        }
+    }
 }

@@ -226,4 +226,30 @@ mod tests {
             assert!(parse_initial_response(bad).is_err(), "{bad:?}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary client first messages and tokens are refused or accepted, never a panic.
+        #[test]
+        fn parsers_and_the_validator_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = parse_initial_response(&bytes);
+            let (v, _) = setup();
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = v.validate(&text, 1_800_000_000_000);
+            // Three dot-separated parts, the shape of a JWT, reach the header and claims decoding.
+            let parts: Vec<&[u8]> = bytes.splitn(3, |b| *b == b'.').collect();
+            let jwt = parts.iter().map(|p| b64url(p)).collect::<Vec<_>>().join(".");
+            proptest::prop_assert!(v.validate(&jwt, 1_800_000_000_000).is_err());
+        }
+
+        /// What a client builds from an authorization id and a token parses back to them.
+        #[test]
+        fn initial_responses_round_trip(authz in "[a-zA-Z0-9,=@._-]{0,20}", token in "[a-zA-Z0-9._~+/-]{1,60}") {
+            let escaped = authz.replace('=', "=3D").replace(',', "=2C");
+            let gs2 = if authz.is_empty() { "n,,".to_string() } else { format!("n,a={escaped},") };
+            let message = format!("{gs2}\u{1}auth=Bearer {token}\u{1}\u{1}");
+            proptest::prop_assert_eq!(parse_initial_response(message.as_bytes()), Ok((authz, token)));
+        }
+    }
 }
