@@ -120,6 +120,17 @@ def incremental_alter(bootstrap, group, ops):
     return error, rstr()
 
 
+def alter_configs_v0(bootstrap, group, configs):
+    """AlterConfigs v0 of one GROUP resource (its whole set): the error code."""
+    entries = b"".join(wire.kstr(k) + wire.kstr(v) for k, v in configs.items())
+    body = struct.pack(">i", 1) + struct.pack(">b", 32) + wire.kstr(group) + struct.pack(">i", len(configs)) + entries + struct.pack(">?", False)
+    resp = exchange(bootstrap, frame(33, 0, body, correlation_id=33))
+    assert resp is not None, "AlterConfigs closed the connection"
+    (corr, _throttle, n, error) = struct.unpack_from(">iiih", resp)
+    assert corr == 33 and n == 1
+    return error
+
+
 CHILD = """
 import sys
 from confluent_kafka import Consumer
@@ -272,7 +283,6 @@ def test_describe_refusals_and_restart(gbroker):
     kp = KafkaAdminClient(bootstrap_servers=gbroker.bootstrap)
     try:
         got = kp.describe_configs([KpConfigResource(ConfigResourceType.GROUP, "g1")], config_filter="all")
-        print(got)
         entries = got["group"]["g1"]
         assert entries["consumer.session.timeout.ms"]["value"] == "50000"
         assert entries["consumer.heartbeat.interval.ms"]["value"] == "5000"
@@ -283,6 +293,16 @@ def test_describe_refusals_and_restart(gbroker):
     fut = admin.describe_configs([ConfigResource(ResourceType.GROUP, "g1")])
     entries = next(iter(fut.values())).result(15)
     assert entries["share.auto.offset.reset"].value == "earliest"
+
+    # AlterConfigs (the legacy whole-set form) replaces a group's set. (kafka-python's
+    # alter_configs reads and merges the current set first, so it is sent raw here.)
+    assert alter_configs_v0(gbroker.bootstrap, "g3", {"consumer.session.timeout.ms": "50000"}) == 0
+    r = group_configs(gbroker, "g3", "--describe")
+    assert [l.split()[0] for l in r.stdout.splitlines()[1:]] == ["consumer.session.timeout.ms=50000"]
+    assert alter_configs_v0(gbroker.bootstrap, "g3", {"share.session.timeout.ms": "50000"}) == 0
+    r = group_configs(gbroker, "g3", "--describe")
+    assert [l.split()[0] for l in r.stdout.splitlines()[1:]] == ["share.session.timeout.ms=50000"]
+    assert alter_configs_v0(gbroker.bootstrap, "g3", {"share.session.timeout.ms": "2000"}) == INVALID_CONFIG
 
     # Refused as Kafka refuses them, nothing stored.
     fails = [
@@ -311,3 +331,71 @@ def test_describe_refusals_and_restart(gbroker):
     assert r.returncode == 0, r.stderr
     assert [l.split()[0] for l in r.stdout.splitlines()[1:]] == ["consumer.session.timeout.ms=50000", "share.auto.offset.reset=earliest"]
     assert group_configs(gbroker, "g2", "--describe").stdout.splitlines() == ["Dynamic configs for group g2 are:"]
+
+
+def describe_group_v0(bootstrap, group):
+    """DescribeConfigs v0 of one GROUP resource, asked of one node: (error code, {name: value})."""
+    body = struct.pack(">i", 1) + struct.pack(">b", 32) + wire.kstr(group) + struct.pack(">i", -1)
+    resp = exchange(bootstrap, frame(32, 0, body, correlation_id=32))
+    assert resp is not None, "DescribeConfigs closed the connection"
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        v = struct.unpack_from(fmt, resp, pos)
+        pos += struct.calcsize(fmt)
+        return v[0]
+
+    def string():
+        nonlocal pos
+        n = take(">h")
+        s = resp[pos:pos + max(n, 0)].decode() if n >= 0 else None
+        pos += max(n, 0)
+        return s
+
+    assert take(">i") == 32
+    take(">i")  # throttle
+    assert take(">i") == 1
+    error = take(">h")
+    string()
+    assert take(">b") == 32 and string() == group
+    out = {}
+    for _ in range(max(take(">i"), 0)):
+        name, value = string(), string()
+        take(">?"), take(">?"), take(">?")
+        out[name] = value
+    return error, out
+
+
+def test_group_configs_reach_every_node_of_a_cluster(tmp_path):
+    """Set through one node, a group's configs are in every node's metadata (DescribeConfigs of
+    each node), and the group's coordinator, wherever it is, tells its members the group's
+    heartbeat interval."""
+    from cluster import Cluster
+    c = Cluster(tmp_path, 3, overrides=OVERRIDES).start()
+    try:
+        first = c.nodes[1].bootstrap
+        admin = AdminClient({"bootstrap.servers": c.bootstrap()})
+        admin.create_topics([NewTopic("cc", 3, 3)])["cc"].result(30)
+        groups = [f"spread{i}" for i in range(6)]
+        for g in groups:
+            assert incremental_alter(first, g, [("consumer.heartbeat.interval.ms", 0, "600")])[0] == 0
+        for node in c.nodes.values():
+            deadline = time.time() + 15
+            while describe_group_v0(node.bootstrap, groups[-1]) != (0, {**describe_group_v0(node.bootstrap, "none")[1], "consumer.heartbeat.interval.ms": "600"}):
+                assert time.time() < deadline, f"{node.bootstrap} never saw the group's config"
+                time.sleep(0.2)
+        coordinators = set()
+        for g in groups:
+            deadline = time.time() + 30
+            while True:
+                err, _msg, node_id, host, port = wire.find_coordinator(first, g, wire.COORDINATOR_GROUP)
+                if err == 0 or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            assert err == 0
+            coordinators.add(node_id)
+            assert consumer_heartbeat(f"{host}:{port}", g, "cc") == (0, 600)
+        assert len(coordinators) > 1, "the groups all had one coordinator; the test proves nothing about the others"
+    finally:
+        c.kill_all()
