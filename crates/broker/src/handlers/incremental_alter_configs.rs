@@ -67,6 +67,7 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, s
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
+
 /// Kafka refuses a group config set to null (`ControllerConfigurationValidator`), naming them all.
 pub(super) fn null_group_values<'a>(configs: impl Iterator<Item = (&'a StrBytes, bool)>) -> Option<AdminError> {
     let nulls: Vec<&str> = configs.filter(|(_, null)| *null).map(|(n, _)| n.as_str()).collect();

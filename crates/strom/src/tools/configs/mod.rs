@@ -64,7 +64,7 @@ pub struct Args {
     /// The kind of entity.
     #[arg(long, value_enum, value_name = "TYPE")]
     pub entity_type: Option<EntityType>,
-    /// The topic name, broker id or user name (with --describe: all of them if absent).
+    /// The topic name, broker id, group id or user name (with --describe: all of them if absent, groups excepted).
     #[arg(long, value_name = "NAME")]
     pub entity_name: Option<String>,
     /// With --entity-type brokers: the cluster-wide default broker configs.
