@@ -399,3 +399,29 @@ def test_group_configs_reach_every_node_of_a_cluster(tmp_path):
         assert len(coordinators) > 1, "the groups all had one coordinator; the test proves nothing about the others"
     finally:
         c.kill_all()
+
+
+def test_a_replayed_member_expires_on_its_groups_session_timeout(gbroker):
+    """After a restart a member replayed from __consumer_offsets that never heartbeats again is
+    removed after its group's 15 s session timeout, not the broker's 45 s."""
+    make_topic(gbroker, "cgr", 1)
+    set_group(gbroker, "replayed", "consumer.session.timeout.ms=15000")
+    assert consumer_heartbeat(gbroker.bootstrap, "replayed", "cgr")[0] == 0
+    gbroker.restart()
+    admin = AdminClient({"bootstrap.servers": gbroker.bootstrap})
+
+    def count():
+        try:
+            return members(admin, "replayed")
+        except Exception:  # the coordinator still loading: asked again
+            return None
+
+    deadline = time.time() + 15
+    while count() is None:
+        assert time.time() < deadline, "the group never loaded"
+        time.sleep(0.3)
+    assert count() == 1, "the member was not replayed"
+    deadline = time.time() + 35
+    while count() != 0:
+        assert time.time() < deadline, "the replayed member outlived its group's session timeout"
+        time.sleep(0.5)

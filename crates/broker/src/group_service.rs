@@ -180,6 +180,7 @@ impl GroupService {
         let now = now_ms();
         let n = self.topic.partitions();
         let mut state = lock(&self.state);
+        self.install_group_configs(&mut state, |g| partition_for(g, n) == partition.index);
         let records: usize = batches.iter().map(|b| b.records.len()).sum();
         for b in &batches {
             // KIP-848 groups' records (types 3 to 8) to their coordinator; the rest as before.

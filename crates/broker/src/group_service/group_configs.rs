@@ -7,7 +7,7 @@
 use strom_coordinator::consumer_group::ConsumerGroupConfig;
 use strom_coordinator::share_group::ShareGroupConfig;
 
-use super::GroupService;
+use super::{GroupService, State};
 
 impl GroupService {
     /// Group `group_id`'s KIP-848 settings if it has group configs (`None`: the broker's).
@@ -21,5 +21,16 @@ impl GroupService {
     pub fn share_group_config(&self, group_id: &str) -> Option<ShareGroupConfig> {
         let image = self.metadata.image();
         image.group_configs.get(group_id).map(|c| self.config.share_group_config(c))
+    }
+
+    /// Hands the coordinators the settings of every group with group configs that `mine`
+    /// selects, before their offsets partition is replayed: replayed members' sessions then run
+    /// on their group's own timeout, also a member that never heartbeats again.
+    pub(super) fn install_group_configs(&self, state: &mut State, mine: impl Fn(&str) -> bool) {
+        let image = self.metadata.image();
+        for (group, configs) in image.group_configs.iter().filter(|(g, _)| mine(g)) {
+            state.consumer.set_group_config(group, Some(self.config.consumer_group_config(configs)));
+            state.share.set_group_config(group, Some(self.config.share_group_config(configs)));
+        }
     }
 }
