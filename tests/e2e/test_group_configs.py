@@ -425,3 +425,34 @@ def test_a_replayed_member_expires_on_its_groups_session_timeout(gbroker):
     while count() != 0:
         assert time.time() < deadline, "the replayed member outlived its group's session timeout"
         time.sleep(0.5)
+
+
+def share_join_interval(bootstrap, group, topic):
+    """A joining ShareGroupHeartbeat v1: (error code, heartbeat interval), retried while the
+    group's coordinator loads."""
+    body = cstr(group) + cstr("") + struct.pack(">i", 0) + cstr(None) + uvarint(2) + cstr(topic) + uvarint(0)
+    deadline = time.time() + 30
+    while wire.find_coordinator(bootstrap, group, wire.COORDINATOR_GROUP)[0] != 0 and time.time() < deadline:
+        time.sleep(0.2)
+    while True:
+        resp = exchange(bootstrap, frame(76, 1, body, correlation_id=76, flexible=True))
+        assert resp is not None, "ShareGroupHeartbeat closed the connection"
+        take, varint, rstr = _reader(resp)
+        assert take(">i") == 76
+        varint()
+        take(">i")
+        error = take(">h")
+        rstr()
+        rstr()
+        take(">i")  # member epoch
+        interval = take(">i")
+        if error not in RETRIABLE_COORDINATOR or time.time() > deadline:
+            return error, interval
+        time.sleep(0.2)
+
+
+def test_a_share_groups_own_heartbeat_interval(gbroker):
+    make_topic(gbroker, "sh")
+    set_group(gbroker, "beats", "share.heartbeat.interval.ms=800")
+    assert share_join_interval(gbroker.bootstrap, "beats", "sh") == (0, 800)
+    assert share_join_interval(gbroker.bootstrap, "plain", "sh") == (0, 5000)
