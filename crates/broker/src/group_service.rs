@@ -40,6 +40,7 @@ use crate::topics::TopicAdmin;
 
 pub use crate::coordinator_topic::OFFSETS_TOPIC;
 
+mod group_configs;
 mod share;
 
 pub struct GroupService {
@@ -54,6 +55,8 @@ pub struct GroupService {
     /// Those topics as the assignors take them, built once per metadata image (a heartbeat
     /// must not walk every topic and partition of the cluster), with the image version.
     topics_cache: Mutex<Option<(u64, Arc<Topics>)>>,
+    /// The broker's group settings, which a group's configs in the image override (`group_configs.rs`).
+    config: Arc<BrokerConfig>,
 }
 
 struct State {
@@ -95,6 +98,7 @@ impl GroupService {
             metadata,
             replicas,
             topics_cache: Mutex::new(None),
+            config,
         }
     }
 
@@ -176,6 +180,7 @@ impl GroupService {
         let now = now_ms();
         let n = self.topic.partitions();
         let mut state = lock(&self.state);
+        self.install_group_configs(&mut state, |g| partition_for(g, n) == partition.index);
         let records: usize = batches.iter().map(|b| b.records.len()).sum();
         for b in &batches {
             // KIP-848 groups' records (types 3 to 8) to their coordinator; the rest as before.
@@ -475,6 +480,7 @@ impl GroupService {
             if classic_in_use(&state.coordinator, &req.group_id) || state.share.contains(&req.group_id) {
                 return ConsumerHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a consumer group.", req.group_id));
             }
+            state.consumer.set_group_config(&req.group_id, self.consumer_group_config(&req.group_id));
             let response = state.consumer.heartbeat(req, &topics, now_ms());
             let records = state.consumer.take_records(&group_id);
             (response, self.append_records(&group_id, &records))

@@ -87,9 +87,10 @@ impl ShareLeader {
         }
     }
 
-    /// `group.share.record.lock.duration.ms`, told to share consumers in every ShareFetch answer.
-    pub fn lock_duration_ms(&self) -> i32 {
-        self.lock_duration_ms
+    /// The group's `share.record.lock.duration.ms` (else the broker's
+    /// `group.share.record.lock.duration.ms`), told to share consumers in every ShareFetch answer.
+    pub fn lock_duration_ms(&self, group_id: &str) -> i32 {
+        self.groups.share_group_config(group_id).map_or(self.lock_duration_ms, |c| c.record_lock_duration_ms)
     }
 
     /// Runs `f` on this broker's share state, without storing what it changed (the next
@@ -106,7 +107,11 @@ impl ShareLeader {
     }
 
     fn run<R>(&self, group_id: &str, f: impl FnOnce(&mut ShareGroupCoordinator, i64) -> R) -> (R, u64) {
+        // The group's own settings (group configs: where it starts, how long its locks last),
+        // read from the newest metadata for every call, so a change applies at once.
+        let own = self.groups.share_group_config(group_id);
         let mut st = lock(&self.state);
+        st.share.set_group_config(group_id, own);
         let r = f(&mut st.share, now_ms());
         st.generation += 1;
         let generation = st.generation;

@@ -310,6 +310,32 @@ impl TopicAdmin {
         self.published(&image).await;
         Ok(())
     }
+
+    /// Changes group `group`'s configs (Kafka 4's config resource GROUP): `edit` turns its
+    /// current set into the new one, which must pass Kafka's checks (`validate_group_configs`)
+    /// against this broker's bounds. The group need not exist (Kafka allows it).
+    pub async fn alter_group_configs(
+        &self,
+        group: &str,
+        edit: impl Fn(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let build = |img: &MetadataImage| -> Result<Vec<MetadataRecord>, AdminError> {
+            let mut configs = img.group_configs.get(group).cloned().unwrap_or_default();
+            edit(&mut configs)?;
+            self.config.validate_group_configs(group, &configs).map_err(|e| match e {
+                strom_config::GroupConfigError::InvalidRequest(m) => AdminError::new(ResponseError::InvalidRequest, m),
+                strom_config::GroupConfigError::InvalidConfig(m) => AdminError::new(ResponseError::InvalidConfig, m),
+            })?;
+            Ok(vec![MetadataRecord::GroupConfigsSet { group: group.to_string(), configs }])
+        };
+        if validate_only {
+            return build(&self.metadata.image()).map(|_| ());
+        }
+        let image = self.metadata.commit(build).await.map_err(metadata_failure)??;
+        self.published(&image).await;
+        Ok(())
+    }
 }
 
 /// One partition of an AlterPartitionReassignments request: its target replicas, or `None` to

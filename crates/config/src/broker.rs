@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use strom_coordinator::consumer_group::{Assignor, ConsumerGroupConfig};
-use strom_coordinator::share_group::{AutoOffsetReset, ShareGroupConfig};
+use strom_coordinator::share_group::ShareGroupConfig;
 use strom_coordinator::group::GroupConfig;
 
 use crate::cluster::{cluster_settings, ClusterSettings};
@@ -182,7 +182,7 @@ pub struct TxnSettings {
 }
 
 /// The value `props` sets for a key, under its name or its alias.
-fn lookup<'a>(props: &'a BTreeMap<String, String>, k: &Key) -> Option<&'a str> {
+pub(crate) fn lookup<'a>(props: &'a BTreeMap<String, String>, k: &Key) -> Option<&'a str> {
     props.get(k.name).or_else(|| k.alias.and_then(|a| props.get(a))).map(String::as_str)
 }
 
@@ -545,11 +545,7 @@ fn share_group_settings(r: &Resolver) -> Result<ShareGroupConfig, ConfigError> {
     }
     let lock = within(r, "group.share.record.lock.duration.ms", "group.share.min.record.lock.duration.ms", "group.share.max.record.lock.duration.ms")?;
     let reset = r.text("share.auto.offset.reset")?.unwrap_or("latest");
-    let auto_offset_reset = match reset.trim() {
-        "latest" => AutoOffsetReset::Latest,
-        "earliest" => AutoOffsetReset::Earliest,
-        other => return Err(invalid("share.auto.offset.reset", other, "must be latest or earliest".into())),
-    };
+    let auto_offset_reset = crate::group::parse_reset(reset.trim()).ok_or_else(|| invalid("share.auto.offset.reset", reset.trim(), "must be latest or earliest".into()))?;
     let max_size: i32 = r.int("group.share.max.size")?;
     Ok(ShareGroupConfig {
         session_timeout_ms: session,
@@ -656,8 +652,8 @@ mod tests {
     fn share_group_settings_are_checked_as_kafka() {
         let share = |kv: &[(&str, &str)]| BrokerConfig::from_props(&props(kv)).map(|c| c.groups.share);
         let d = share(&[]).unwrap();
-        assert_eq!((d.record_lock_duration_ms, d.delivery_count_limit, d.auto_offset_reset), (30_000, 5, AutoOffsetReset::Latest));
-        assert_eq!(share(&[("share.auto.offset.reset", "earliest")]).unwrap().auto_offset_reset, AutoOffsetReset::Earliest);
+        assert_eq!((d.record_lock_duration_ms, d.delivery_count_limit, d.auto_offset_reset), (30_000, 5, strom_coordinator::share_group::AutoOffsetReset::Latest));
+        assert_eq!(share(&[("share.auto.offset.reset", "earliest")]).unwrap().auto_offset_reset, strom_coordinator::share_group::AutoOffsetReset::Earliest);
         assert!(share(&[("share.auto.offset.reset", "none")]).is_err());
         assert!(share(&[("group.share.record.lock.duration.ms", "1000")]).is_err(), "below its min");
         let short = [("group.share.min.record.lock.duration.ms", "1000"), ("group.share.record.lock.duration.ms", "1000")];

@@ -78,6 +78,10 @@ pub struct Key {
     /// `name` and `topic` are the topic key, `key` (the broker key lookup) never finds it, and it
     /// is refused in the broker's properties.
     pub topic_only: bool,
+    /// The group-level key that overrides this broker key for one group (KIP-848 and KIP-932's
+    /// group configs, config resource GROUP: `consumer.session.timeout.ms` for
+    /// `group.consumer.session.timeout.ms`); `group.rs` checks and applies them.
+    pub group: Option<&'static str>,
     pub section: Section,
     pub doc: &'static str,
 }
@@ -252,12 +256,12 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
 /// A row with the common fields; rows that override a key at topic level, are dynamic or have an
 /// alias set those with struct-update syntax.
 const fn row(section: Section, name: &'static str, default: DefaultValue, check: Check, doc: &'static str) -> Key {
-    Key { name, alias: None, default, check, topic: None, dynamic: false, topic_only: false, section, doc }
+    Key { name, alias: None, default, check, topic: None, dynamic: false, topic_only: false, group: None, section, doc }
 }
 
 /// A topic config that no broker key stands behind (see `Key::topic_only`).
 const fn topic_row(section: Section, name: &'static str, default: DefaultValue, check: Check, doc: &'static str) -> Key {
-    Key { name, alias: None, default, check, topic: Some(name), dynamic: false, topic_only: true, section, doc }
+    Key { name, alias: None, default, check, topic: Some(name), dynamic: false, topic_only: true, group: None, section, doc }
 }
 
 use DefaultValue::{From, Unset, Value};
@@ -392,27 +396,27 @@ pub const KEYS: &[Key] = &[
     row(Section::Groups, "group.max.session.timeout.ms", Value("1800000"), POSITIVE_I32, "the longest `session.timeout.ms` a member may ask for"),
     row(Section::Groups, "group.initial.rebalance.delay.ms", Value("3000"), int(0, i64::MAX), "how long the first rebalance of an empty group waits for more members to join; `0` completes as soon as every known member has joined"),
     row(Section::Groups, "group.max.size", Value("2147483647"), POSITIVE_I32, "most members a group may have (GROUP_MAX_SIZE_REACHED beyond it)"),
-    row(Section::Groups, "group.consumer.session.timeout.ms", Value("45000"), POSITIVE_I32, "KIP-848 consumer groups (`group.protocol=consumer`): a member not heard from for this long is removed and its partitions move on; within the min and max below"),
+    Key { group: Some("consumer.session.timeout.ms"), ..row(Section::Groups, "group.consumer.session.timeout.ms", Value("45000"), POSITIVE_I32, "KIP-848 consumer groups (`group.protocol=consumer`): a member not heard from for this long is removed and its partitions move on; within the min and max below") },
     row(Section::Groups, "group.consumer.min.session.timeout.ms", Value("45000"), POSITIVE_I32, "the lowest `group.consumer.session.timeout.ms` allowed"),
     row(Section::Groups, "group.consumer.max.session.timeout.ms", Value("60000"), POSITIVE_I32, "the highest `group.consumer.session.timeout.ms` allowed"),
-    row(Section::Groups, "group.consumer.heartbeat.interval.ms", Value("5000"), POSITIVE_I32, "how often consumer-group members are told to heartbeat; below the session timeout, within the min and max below"),
+    Key { group: Some("consumer.heartbeat.interval.ms"), ..row(Section::Groups, "group.consumer.heartbeat.interval.ms", Value("5000"), POSITIVE_I32, "how often consumer-group members are told to heartbeat; below the session timeout, within the min and max below") },
     row(Section::Groups, "group.consumer.min.heartbeat.interval.ms", Value("5000"), POSITIVE_I32, "the lowest `group.consumer.heartbeat.interval.ms` allowed"),
     row(Section::Groups, "group.consumer.max.heartbeat.interval.ms", Value("15000"), POSITIVE_I32, "the highest `group.consumer.heartbeat.interval.ms` allowed"),
     row(Section::Groups, "group.consumer.max.size", Value("2147483647"), POSITIVE_I32, "most members a consumer group may have (GROUP_MAX_SIZE_REACHED beyond it)"),
     row(Section::Groups, "group.consumer.assignors", Value("uniform,range"), Check::Text, "the server-side assignors consumer groups may use, comma-separated (`uniform`, `range`, or Kafka's class names of them); the first is the default, a member may ask for another with `group.remote.assignor`"),
-    row(Section::Groups, "group.share.session.timeout.ms", Value("45000"), POSITIVE_I32, "KIP-932 share groups: a member not heard from for this long is removed and the records it holds are released; within the min and max below"),
+    Key { group: Some("share.session.timeout.ms"), ..row(Section::Groups, "group.share.session.timeout.ms", Value("45000"), POSITIVE_I32, "KIP-932 share groups: a member not heard from for this long is removed and the records it holds are released; within the min and max below") },
     row(Section::Groups, "group.share.min.session.timeout.ms", Value("45000"), POSITIVE_I32, "the lowest `group.share.session.timeout.ms` allowed"),
     row(Section::Groups, "group.share.max.session.timeout.ms", Value("60000"), POSITIVE_I32, "the highest `group.share.session.timeout.ms` allowed"),
-    row(Section::Groups, "group.share.heartbeat.interval.ms", Value("5000"), POSITIVE_I32, "how often share-group members are told to heartbeat; below the session timeout, within the min and max below"),
+    Key { group: Some("share.heartbeat.interval.ms"), ..row(Section::Groups, "group.share.heartbeat.interval.ms", Value("5000"), POSITIVE_I32, "how often share-group members are told to heartbeat; below the session timeout, within the min and max below") },
     row(Section::Groups, "group.share.min.heartbeat.interval.ms", Value("5000"), POSITIVE_I32, "the lowest `group.share.heartbeat.interval.ms` allowed"),
     row(Section::Groups, "group.share.max.heartbeat.interval.ms", Value("15000"), POSITIVE_I32, "the highest `group.share.heartbeat.interval.ms` allowed"),
-    row(Section::Groups, "group.share.record.lock.duration.ms", Value("30000"), POSITIVE_I32, "how long a share consumer holds the records of one ShareFetch (their acquisition lock); unacknowledged when it expires, they are delivered again. Within the min and max below"),
+    Key { group: Some("share.record.lock.duration.ms"), ..row(Section::Groups, "group.share.record.lock.duration.ms", Value("30000"), POSITIVE_I32, "how long a share consumer holds the records of one ShareFetch (their acquisition lock); unacknowledged when it expires, they are delivered again. Within the min and max below") },
     row(Section::Groups, "group.share.min.record.lock.duration.ms", Value("15000"), POSITIVE_I32, "the lowest `group.share.record.lock.duration.ms` allowed"),
     row(Section::Groups, "group.share.max.record.lock.duration.ms", Value("60000"), POSITIVE_I32, "the highest `group.share.record.lock.duration.ms` allowed"),
     row(Section::Groups, "group.share.delivery.count.limit", Value("5"), int(2, 10), "how many times a share group delivers a record; one released or whose lock expires at this count is archived, never delivered again"),
     row(Section::Groups, "group.share.partition.max.record.locks", Value("2000"), int(100, 10000), "most records of one share partition in flight (acquired, or waiting to be delivered again) at once; acquisition waits beyond it"),
     row(Section::Groups, "group.share.max.size", Value("200"), int(1, 1000), "most members a share group may have (GROUP_MAX_SIZE_REACHED beyond it)"),
-    row(Section::Groups, "share.auto.offset.reset", Value("latest"), Check::Text, "where a share group starts reading a partition it has never read: `latest` (the log end) or `earliest` (the log start). Kafka's group config; Strom applies it to every share group (per-group values are not yet supported)"),
+    Key { group: Some("share.auto.offset.reset"), ..row(Section::Groups, "share.auto.offset.reset", Value("latest"), Check::Text, "where a share group starts reading a partition it has never read: `latest` (the log end) or `earliest` (the log start). A group's own `share.auto.offset.reset` (a group config) wins over it") },
     row(Section::Groups, "offset.metadata.max.bytes", Value("4096"), POSITIVE_I32, "the largest metadata string of a committed offset (OFFSET_METADATA_TOO_LARGE beyond it)"),
     row(Section::Groups, "offsets.retention.minutes", Value("10080"), POSITIVE, "committed offsets of a group without members are dropped this long after it became empty (or after the commit, whichever is later)"),
     row(Section::Groups, "offsets.retention.check.interval.ms", Value("600000"), POSITIVE, "how often expired offsets are looked for"),

@@ -13,6 +13,7 @@
 
 mod broker;
 mod cluster;
+mod group;
 mod keys;
 mod markdown;
 mod principal;
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 
 pub use broker::{BrokerConfig, GroupSettings, HttpListener, HttpSettings, Listener, ReplicaSelector, ReplicationThrottle, TxnSettings};
 pub use cluster::ClusterSettings;
+pub use group::{by_group_key, group_keys, GroupConfigError, GroupValue};
 pub use keys::{by_topic_key, dynamic_key, is_sensitive, key, DynamicScope, Check, DefaultValue, Key, Section, IGNORED_KAFKA_KEYS, INERT_TOPIC_KEYS, KEYS};
 pub use markdown::{help_text, markdown_tables};
 pub use principal::PrincipalRules;

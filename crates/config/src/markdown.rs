@@ -37,12 +37,22 @@ fn block(name: &str) -> Option<String> {
             }
             return Some(out);
         }
+        "group" => {
+            let mut out = String::from("| key | broker default |\n|---|---|\n");
+            for k in KEYS {
+                if let Some(g) = k.group {
+                    out.push_str(&format!("| `{g}` | `{}` |\n", k.name));
+                }
+            }
+            return Some(out);
+        }
         _ => return None,
     };
     let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
     for k in KEYS.iter().filter(|k| k.section == section) {
         let topic = k.topic.filter(|_| !k.topic_only).map(|t| format!(" (topic: `{t}`)")).unwrap_or_default();
-        out.push_str(&format!("| `{}` | {} | {}{topic} |\n", k.name, default_text(k), k.doc));
+        let group = k.group.map(|g| format!(" (group: `{g}`)")).unwrap_or_default();
+        out.push_str(&format!("| `{}` | {} | {}{topic}{group} |\n", k.name, default_text(k), k.doc));
     }
     Some(out)
 }
@@ -79,6 +89,10 @@ pub fn help_text() -> String {
             (None, true) => " [dynamic]".to_string(),
             (None, false) => String::new(),
         };
+        let scope = match k.group {
+            Some(g) => format!("{scope} [group: {g}]"),
+            None => scope,
+        };
         out.push_str(&format!("{:<40} {:<28} {}{}\n", k.name, default, k.doc.replace('`', ""), scope));
     }
     out
@@ -98,7 +112,7 @@ mod tests {
             return;
         }
         assert!(doc == fresh, "docs/configuration.md is out of date with the key table: run `STROM_BLESS=1 cargo test -p strom-config`");
-        for block in ["broker", "groups", "cluster", "replication", "dynamic", "topic"] {
+        for block in ["broker", "groups", "cluster", "replication", "dynamic", "topic", "group"] {
             assert!(doc.contains(&format!("<!-- keys:{block} -->")), "docs/configuration.md lacks the {block} block");
         }
     }

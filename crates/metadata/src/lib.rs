@@ -142,6 +142,11 @@ pub struct MetadataImage {
     /// SASL/SCRAM credentials (`scram.rs`).
     #[serde(default)]
     pub scram: scram::ScramImage,
+    /// Group configs (Kafka 4's config resource GROUP, KIP-848/KIP-932), by group id: a group's
+    /// own session timeouts, heartbeat intervals and share settings over the broker's. A group
+    /// may have them before it exists, and keeps them when it is deleted, as in Kafka.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -199,6 +204,9 @@ pub enum MetadataRecord {
     BrokerConfigsSet { configs: BTreeMap<String, String> },
     /// One broker's own dynamic configs, replacing what it had (empty: none left).
     NodeConfigsSet { node: i32, configs: BTreeMap<String, String> },
+    /// One group's configs, replacing what it had (empty: none left); Kafka's ConfigRecord
+    /// with resource type GROUP.
+    GroupConfigsSet { group: String, configs: BTreeMap<String, String> },
     ProducerIdsAllocated { next_producer_id: i64 },
     /// CreateAcls: ACLs that already exist are left as they are.
     AclsCreated { acls: Vec<acl::AclBinding> },
@@ -362,6 +370,13 @@ impl MetadataImage {
                     self.node_configs.insert(*node, configs.clone());
                 }
             }
+            MetadataRecord::GroupConfigsSet { group, configs } => {
+                if configs.is_empty() {
+                    self.group_configs.remove(group);
+                } else {
+                    self.group_configs.insert(group.clone(), configs.clone());
+                }
+            }
             MetadataRecord::ProducerIdsAllocated { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
@@ -442,5 +457,24 @@ mod tests {
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));
         // A change naming a partition that does not exist is ignored, not a panic.
         img.apply_command(&cmd(None, vec![MetadataRecord::PartitionChanged { name: "a".into(), index: 7, leader: 1, isr: vec![] }]));
+    }
+
+    /// A group's configs are replaced whole, an empty set forgets the group, and they survive
+    /// the image's snapshot (JSON) as the controller writes it.
+    #[test]
+    fn group_configs_are_replaced_whole_and_survive_a_snapshot() {
+        let mut img = MetadataImage::default();
+        let set = |group: &str, pairs: &[(&str, &str)]| MetadataRecord::GroupConfigsSet {
+            group: group.into(),
+            configs: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        img.apply_command(&cmd(None, vec![set("g", &[("consumer.session.timeout.ms", "50000"), ("share.auto.offset.reset", "earliest")]), set("h", &[("share.auto.offset.reset", "earliest")])]));
+        img.apply_command(&cmd(None, vec![set("g", &[("consumer.session.timeout.ms", "55000")])]));
+        assert_eq!(img.group_configs["g"].len(), 1);
+        assert_eq!(img.group_configs["g"]["consumer.session.timeout.ms"], "55000");
+        img.apply_command(&cmd(None, vec![set("h", &[])]));
+        assert!(!img.group_configs.contains_key("h"));
+        let again: MetadataImage = serde_json::from_str(&serde_json::to_string(&img).unwrap()).unwrap();
+        assert_eq!(again.group_configs, img.group_configs);
     }
 }

@@ -31,6 +31,7 @@ impl GroupService {
             if state.consumer.contains(&req.group_id) || classic_in_use(&state.coordinator, &req.group_id) {
                 return ShareHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a share group.", req.group_id));
             }
+            state.share.set_group_config(&req.group_id, self.share_group_config(&req.group_id));
             let response = state.share.heartbeat(req, &topics, now_ms());
             let records = state.share.take_records();
             (response, self.append_share_records(&records))

@@ -8,7 +8,7 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::{config_access_denied, is_this_broker, alter_this_broker, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{config_access_denied, is_this_broker, alter_this_broker, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::session::Session;
 use strom_metadata::acl::Operation;
 use crate::broker::Broker;
@@ -35,6 +35,10 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest, session: &Se
             let result = match r.resource_type {
                 RESOURCE_TOPIC => broker.topics.alter_topic_configs(r.resource_name.as_str(), replace, req.validate_only).await,
                 RESOURCE_BROKER if is_this_broker(broker, r.resource_name.as_str()) => alter_this_broker(broker, r.resource_name.as_str(), replace, req.validate_only).await,
+                RESOURCE_GROUP => match super::incremental_alter_configs::null_group_values(r.configs.iter().map(|c| (&c.name, c.value.is_none()))) {
+                    Some(e) => Err(e),
+                    None => broker.topics.alter_group_configs(r.resource_name.as_str(), replace, req.validate_only).await,
+                },
                 _ => Err(AdminError::new(ResponseError::InvalidRequest, "Unsupported resource")),
             };
             let resp = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name);

@@ -1,4 +1,5 @@
-//! DescribeConfigs for topics (resource type 2) and brokers (resource type 4).
+//! DescribeConfigs for topics (resource type 2), brokers (resource type 4) and groups (resource
+//! type 32, Kafka 4's group configs).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use strom_config::{key, BrokerConfig, KEYS};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 
 // Kafka's ConfigSource values.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
@@ -24,6 +26,7 @@ const DYNAMIC_BROKER_CONFIG: i8 = 2;
 const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
+const GROUP_CONFIG: i8 = 8;
 
 pub struct ConfigEntry {
     pub name: &'static str,
@@ -106,6 +109,29 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
     out
 }
 
+/// A group's configs (every group config Kafka defines and Strom acts on): the group's own
+/// values, then the broker's for the rest, each with the broker key's levels as synonyms.
+fn group_config_entries(broker: &Broker, group: &str) -> Vec<ConfigEntry> {
+    let image = broker.metadata.image();
+    let levels = Levels::of(broker, &image);
+    let empty = BTreeMap::new();
+    let configs = image.group_configs.get(group).unwrap_or(&empty);
+    broker
+        .config
+        .group_values(configs)
+        .into_iter()
+        .map(|v| {
+            let mut synonyms = levels.synonyms(v.broker_key.name);
+            if v.set {
+                synonyms.insert(0, (v.name.to_string(), Some(v.value.clone()), GROUP_CONFIG));
+                ConfigEntry { name: v.name, value: Some(v.value), source: GROUP_CONFIG, synonyms }
+            } else {
+                ConfigEntry { name: v.name, value: Some(v.value), source: levels.source(v.broker_key.name), synonyms }
+            }
+        })
+        .collect()
+}
+
 fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
     let image = broker.metadata.image();
     let levels = Levels::of(broker, &image);
@@ -125,11 +151,12 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
 
 /// Why a config resource may not be read (`DescribeConfigs`) or changed (`AlterConfigs`,
 /// `IncrementalAlterConfigs`), as Kafka: a topic needs `operation` on the topic, a broker on the
-/// cluster.
+/// cluster, a group on the group.
 pub fn config_access_denied(authz: &Authz<'_>, resource_type: i8, name: &str, operation: Operation) -> Option<ResponseError> {
     match resource_type {
         RESOURCE_TOPIC if !authz.allows_topic(operation, name) => Some(ResponseError::TopicAuthorizationFailed),
         RESOURCE_BROKER if !authz.allows_cluster(operation) => Some(ResponseError::ClusterAuthorizationFailed),
+        RESOURCE_GROUP if !authz.allows_group(operation, name) => Some(ResponseError::GroupAuthorizationFailed),
         _ => None,
     }
 }
@@ -159,6 +186,10 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, session: &Sessi
                         .with_error_code(ResponseError::InvalidRequest.code())
                         .with_error_message(Some(StrBytes::from_string(format!("Unexpected broker id {}", r.resource_name.as_str()))))
                 }
+                RESOURCE_GROUP if r.resource_name.is_empty() => {
+                    return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(StrBytes::from_static_str("Group name must not be empty")))
+                }
+                RESOURCE_GROUP => group_config_entries(broker, r.resource_name.as_str()),
                 _ => {
                     return result
                         .with_error_code(ResponseError::InvalidRequest.code())

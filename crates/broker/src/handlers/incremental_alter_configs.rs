@@ -9,7 +9,7 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::{is_this_broker, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{is_this_broker, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::broker::Broker;
 use crate::session::Session;
 use strom_metadata::acl::Operation;
@@ -48,6 +48,13 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, s
                             let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs, default_of);
                             super::describe_configs::alter_this_broker(broker, r.resource_name.as_str(), edit, req.validate_only).await
                         }
+                        RESOURCE_GROUP => match null_group_values(r.configs.iter().filter(|c| c.config_operation == SET).map(|c| (&c.name, c.value.is_none()))) {
+                            Some(e) => Err(e),
+                            None => {
+                                let edit = |m: &mut BTreeMap<String, String>| apply(m, &r.configs, |_| None);
+                                broker.topics.alter_group_configs(r.resource_name.as_str(), edit, req.validate_only).await
+                            }
+                        },
                         _ => Err(AdminError::new(ResponseError::InvalidRequest, "Unsupported resource")),
                     }
                 }
@@ -60,6 +67,13 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, s
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
+
+/// Kafka refuses a group config set to null (`ControllerConfigurationValidator`), naming them all.
+pub(super) fn null_group_values<'a>(configs: impl Iterator<Item = (&'a StrBytes, bool)>) -> Option<AdminError> {
+    let nulls: Vec<&str> = configs.filter(|(_, null)| *null).map(|(n, _)| n.as_str()).collect();
+    (!nulls.is_empty()).then(|| AdminError::new(ResponseError::InvalidConfig, format!("Null value not supported for group configs: {}", nulls.join(","))))
+}
+
 /// Keys whose values are comma-separated lists: the only ones APPEND and SUBTRACT apply to.
 const LIST_KEYS: &[&str] = &["cleanup.policy", "log.cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas"];
 

@@ -182,7 +182,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareFetchRequest, session: &Sess
         topics.entry(topic_id).or_default().push(data);
     }
     ShareFetchResponse::default()
-        .with_acquisition_lock_timeout_ms(broker.shares.lock_duration_ms())
+        .with_acquisition_lock_timeout_ms(broker.shares.lock_duration_ms(&group_id))
         .with_error_message(None::<StrBytes>)
         .with_responses(topics.into_iter().map(|(topic_id, partitions)| ShareFetchableTopicResponse::default().with_topic_id(topic_id).with_partitions(partitions)).collect())
 }

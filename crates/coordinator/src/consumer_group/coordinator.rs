@@ -323,6 +323,8 @@ impl Group {
 pub struct ConsumerGroupCoordinator {
     config: ConsumerGroupConfig,
     pub(super) groups: BTreeMap<String, Group>,
+    /// The settings of groups that have group configs (`set_group_config`); others use `config`.
+    group_configs: BTreeMap<String, ConsumerGroupConfig>,
 }
 
 fn fenced_instance(member_id: &str, instance_id: &str, holder: &str) -> HeartbeatResponse {
@@ -335,11 +337,30 @@ fn invalid(message: &str) -> HeartbeatResponse {
 
 impl ConsumerGroupCoordinator {
     pub fn new(config: ConsumerGroupConfig) -> Self {
-        ConsumerGroupCoordinator { config, groups: BTreeMap::new() }
+        ConsumerGroupCoordinator { config, groups: BTreeMap::new(), group_configs: BTreeMap::new() }
     }
 
     pub fn config(&self) -> &ConsumerGroupConfig {
         &self.config
+    }
+
+    /// Group `group_id`'s own settings (the broker's with its group configs over them: session
+    /// timeout, heartbeat interval; `None`: the broker's), as the caller read them from its
+    /// metadata. Its later heartbeats use them.
+    pub fn set_group_config(&mut self, group_id: &str, config: Option<ConsumerGroupConfig>) {
+        match config {
+            Some(c) => {
+                self.group_configs.insert(group_id.to_string(), c);
+            }
+            None => {
+                self.group_configs.remove(group_id);
+            }
+        }
+    }
+
+    /// The settings group `group_id` runs with.
+    pub fn config_for(&self, group_id: &str) -> &ConsumerGroupConfig {
+        self.group_configs.get(group_id).unwrap_or(&self.config)
     }
 
     /// Whether `group_id` is a consumer group here.
@@ -440,7 +461,7 @@ impl ConsumerGroupCoordinator {
     }
 
     fn join_or_beat(&mut self, req: HeartbeatRequest, regex: Option<(String, Regex)>, topics: &Topics, now: i64) -> HeartbeatResponse {
-        let config = self.config.clone();
+        let config = self.config_for(&req.group_id).clone();
         let joining = req.member_epoch == 0;
         if !joining && !self.groups.contains_key(&req.group_id) {
             // Kafka answers GROUP_ID_NOT_FOUND here; its groups survive a coordinator restart in
@@ -670,7 +691,7 @@ impl ConsumerGroupCoordinator {
             self.groups.remove(&key.group_id);
             return Ok(());
         }
-        let session = self.config.session_timeout_ms;
+        let session = self.config_for(&key.group_id).session_timeout_ms;
         let group = self.groups.entry(key.group_id.clone()).or_insert_with(Group::new);
         group.load(&key, decoded, value, session, now_ms);
         Ok(())

@@ -386,3 +386,22 @@ fn a_full_group_refuses_a_returning_instance_under_a_new_member_id() {
     let a = c.heartbeat(join_static("a", "ia"), &tp, 30);
     assert_eq!((a.error, a.member_epoch, partitions(&a.assignment)), (None, epoch, a_parts));
 }
+
+/// A group's own session timeout and heartbeat interval (group configs) win over the broker's
+/// for that group only, from its next heartbeat.
+#[test]
+fn a_groups_own_timeouts_apply_to_that_group_only() {
+    let mut c = ConsumerGroupCoordinator::new(ConsumerGroupConfig::default());
+    let tp = topics(2);
+    c.set_group_config("g", Some(ConsumerGroupConfig { session_timeout_ms: 3_000, heartbeat_interval_ms: 800, ..Default::default() }));
+    let a = c.heartbeat(join("a"), &tp, 0);
+    assert_eq!(a.heartbeat_interval_ms, 800);
+    let other = c.heartbeat(HeartbeatRequest { group_id: "h".into(), ..join("x") }, &tp, 0);
+    assert_eq!(other.heartbeat_interval_ms, 5_000);
+    assert!(c.tick(&tp, 2_999).is_empty());
+    let expired = c.tick(&tp, 3_000);
+    assert_eq!(expired.iter().map(|e| (e.group_id.as_str(), e.member_id.as_str())).collect::<Vec<_>>(), vec![("g", "a")]);
+    // Changed back to the broker's: the next heartbeat is told 5 s again.
+    c.set_group_config("g", None);
+    assert_eq!(c.heartbeat(join("b"), &tp, 3_100).heartbeat_interval_ms, 5_000);
+}

@@ -129,6 +129,8 @@ pub struct ShareGroupCoordinator {
     groups_dirty: BTreeSet<String>,
     /// Members that changed (or left) since their records were last taken.
     members_dirty: BTreeSet<(String, String)>,
+    /// The settings of groups that have group configs (`set_group_config`); others use `config`.
+    group_configs: BTreeMap<String, ShareGroupConfig>,
 }
 
 impl ShareGroupCoordinator {
@@ -142,6 +144,30 @@ impl ShareGroupCoordinator {
 
     fn limits(&self) -> Limits {
         self.config.limits()
+    }
+
+    /// Group `group_id`'s own settings (the broker's with its group configs over them; `None`:
+    /// the broker's), as the caller read them from its metadata; later heartbeats, fetches and
+    /// acquisitions of the group use them.
+    pub fn set_group_config(&mut self, group_id: &str, config: Option<ShareGroupConfig>) {
+        match config {
+            Some(c) => {
+                self.group_configs.insert(group_id.to_string(), c);
+            }
+            None => {
+                self.group_configs.remove(group_id);
+            }
+        }
+    }
+
+    /// How long a share session of group `group_id` may stay unused: its session timeout.
+    fn idle_ms(&self, group_id: &str) -> i64 {
+        i64::from(self.config_for(group_id).session_timeout_ms)
+    }
+
+    /// The settings group `group_id` runs with.
+    pub fn config_for(&self, group_id: &str) -> &ShareGroupConfig {
+        self.group_configs.get(group_id).unwrap_or(&self.config)
     }
 
     /// Whether `group_id` is a share group here (it has members, or share-partition state).
@@ -189,7 +215,7 @@ impl ShareGroupCoordinator {
             // told to join again.
             return ShareHeartbeatResponse::error(ResponseError::UnknownMemberId, format!("Member {} is not a member of group {}.", req.member_id, req.group_id));
         }
-        let config = self.config.clone();
+        let config = self.config_for(&req.group_id).clone();
         let group = self.groups.entry(req.group_id.clone()).or_default();
         let member_id = if req.member_id.is_empty() { Uuid::new_v4().to_string() } else { req.member_id.clone() };
         let existing = group.members.get(&member_id).cloned();
@@ -315,11 +341,10 @@ impl ShareGroupCoordinator {
             self.remove_member(&e.group_id, &e.member_id, topics, true);
         }
         // Share sessions of members that left the group and never closed them.
-        let idle = i64::from(self.config.session_timeout_ms);
         let abandoned: Vec<(String, String)> = self
             .sessions
             .iter()
-            .filter(|((g, m), s)| s.last_used.saturating_add(idle) <= now_ms && !self.groups.get(g).is_some_and(|g| g.members.contains_key(m)))
+            .filter(|((g, m), s)| s.last_used.saturating_add(self.idle_ms(g)) <= now_ms && !self.groups.get(g).is_some_and(|g| g.members.contains_key(m)))
             .map(|(k, _)| k.clone())
             .collect();
         for (g, m) in abandoned {
@@ -336,13 +361,12 @@ impl ShareGroupCoordinator {
 
     /// The earliest time `tick` has something to do.
     pub fn next_deadline(&self) -> i64 {
-        let idle = i64::from(self.config.session_timeout_ms);
         let sessions = self
             .groups
             .values()
             .flat_map(|g| g.members.values())
             .map(|m| m.session_deadline)
-            .chain(self.sessions.values().map(|s| s.last_used.saturating_add(idle)))
+            .chain(self.sessions.iter().map(|((g, _), s)| s.last_used.saturating_add(self.idle_ms(g))))
             .min();
         let locks = self.partitions.values().filter_map(SharePartition::next_lock_expiry).min();
         sessions.into_iter().chain(locks).min().unwrap_or(i64::MAX)
@@ -427,7 +451,7 @@ impl ShareGroupCoordinator {
     /// time starts where `share.auto.offset.reset` says (`log_start`, `log_end`); one whose
     /// records the log no longer has moves up to `log_start`.
     pub fn prepare_fetch(&mut self, key: &ShareKey, log_start: i64, log_end: i64, now_ms: i64) -> i64 {
-        let reset = self.config.auto_offset_reset;
+        let reset = self.config_for(&key.0).auto_offset_reset;
         let p = self.partitions.entry(key.clone()).or_insert_with(|| {
             self.dirty.insert(key.clone());
             SharePartition::new(match reset {
@@ -443,7 +467,8 @@ impl ShareGroupCoordinator {
 
     /// Acquires records of `batches` for `member_id` (see [`SharePartition::acquire`]).
     pub fn acquire(&mut self, key: &ShareKey, member_id: &str, batches: &[LogBatch], max_records: usize, now_ms: i64) -> Vec<Acquired> {
-        let limits = self.limits();
+        // The lock lasts the group's `share.record.lock.duration.ms`.
+        let limits = self.config_for(&key.0).limits();
         let Some(p) = self.partitions.get_mut(key) else { return Vec::new() };
         let before = p.snapshot();
         let acquired = p.acquire(member_id, batches, max_records, now_ms, &limits);
@@ -562,7 +587,7 @@ impl ShareGroupCoordinator {
         let map = |e: crate::group::RecordError| RecordError::Member(e.to_string());
         let k = crate::consumer_group::record::Key::decode(key).map_err(map)?;
         let value = value.map(|v| member_record::decode(k.kind, v)).transpose().map_err(map)?;
-        let deadline = now_ms.saturating_add(i64::from(self.config.session_timeout_ms));
+        let deadline = now_ms.saturating_add(i64::from(self.config_for(&k.group_id).session_timeout_ms));
         match (k.member_id, value) {
             (None, Some(MemberValue::Group { epoch })) => {
                 let g = self.groups.entry(k.group_id).or_default();

@@ -282,3 +282,28 @@ fn membership_replays_from_its_records() {
     let expired = replayed.tick(&ts, 200 + 45_000);
     assert_eq!(expired.len(), 2);
 }
+
+/// A group's own settings (group configs) win over the broker's for that group only: where it
+/// starts, how long its locks last, its members' heartbeat interval and session timeout.
+#[test]
+fn a_groups_own_config_applies_to_that_group_only() {
+    let mut c = ShareGroupCoordinator::new(ShareGroupConfig::default());
+    let ts = topics(1);
+    let own = ShareGroupConfig { auto_offset_reset: AutoOffsetReset::Earliest, record_lock_duration_ms: 2_000, heartbeat_interval_ms: 700, session_timeout_ms: 3_000, ..Default::default() };
+    c.set_group_config("g", Some(own));
+    let a = join(&mut c, "a", &ts, 0);
+    assert_eq!(a.heartbeat_interval_ms, 700);
+    let key = ("g".to_string(), T, 0);
+    let other = ("h".to_string(), T, 0);
+    assert_eq!(c.prepare_fetch(&key, 3, 10, 0), 3, "g starts at the log start");
+    assert_eq!(c.prepare_fetch(&other, 3, 10, 0), 10, "h keeps the broker's latest");
+    let batch = [LogBatch { first_offset: 3, last_offset: 9, control: false }];
+    assert_eq!(c.acquire(&key, "a", &batch, 500, 0).len(), 1);
+    assert_eq!(c.partition(&key).and_then(|p| p.owner(3, 1_999)), Some("a"));
+    assert_eq!(c.partition(&key).and_then(|p| p.owner(3, 2_000)), None, "g's lock lasts 2 s");
+    // The session timeout is g's 3 s, not the broker's 45 s.
+    assert!(c.tick(&ts, 3_000).iter().any(|e| e.member_id == "a"));
+    // Without its config the group is back on the broker's settings.
+    c.set_group_config("g", None);
+    assert_eq!(join(&mut c, "b", &ts, 4_000).heartbeat_interval_ms, 5_000);
+}

@@ -1,7 +1,8 @@
-//! `strom configs`: Kafka's `kafka-configs.sh` for topics and brokers: `--describe` a resource's
-//! dynamic configs (or all of them with `--all`), `--alter` them incrementally; for users'
-//! SCRAM credentials (`users.rs`); and for client quotas of users, client ids and addresses
-//! (`quotas.rs`).
+//! `strom configs`: Kafka's `kafka-configs.sh` for topics, brokers and groups: `--describe` a
+//! resource's dynamic configs (or all of them with `--all`), `--alter` them incrementally; for
+//! users' SCRAM credentials (`users.rs`); and for client quotas of users, client ids and
+//! addresses (`quotas.rs`). Groups' configs (Kafka 4's GROUP resource) go through the tools'
+//! protocol client (`groups.rs`): librdkafka has no such resource type.
 //!
 //! Both go to librdkafka directly (the tools' [`admin_ffi`] module, `tools/admin_ffi.rs`): the `rdkafka`
 //! crate wraps neither IncrementalAlterConfigs nor the synonyms and per-resource errors of
@@ -20,6 +21,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 
 mod defaults;
+mod groups;
 mod quotas;
 mod users;
 
@@ -41,6 +43,8 @@ pub enum EntityType {
     Clients,
     /// Addresses' connection quotas (`connection_creation_rate`).
     Ips,
+    /// A group's configs (Kafka 4's group configs: `consumer.session.timeout.ms`, ...).
+    Groups,
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,7 +64,7 @@ pub struct Args {
     /// The kind of entity.
     #[arg(long, value_enum, value_name = "TYPE")]
     pub entity_type: Option<EntityType>,
-    /// The topic name, broker id or user name (with --describe: all of them if absent).
+    /// The topic name, broker id, group id or user name (with --describe: all of them if absent, groups excepted).
     #[arg(long, value_name = "NAME")]
     pub entity_name: Option<String>,
     /// With --entity-type brokers: the cluster-wide default broker configs.
@@ -114,6 +118,7 @@ enum Entity {
     AllTopics,
     /// Every broker, then the cluster-wide default (--describe without a name).
     AllBrokers,
+    Group(String),
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -125,6 +130,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return users::run(&a, a.entity_name.clone());
     }
     let entity = entity(&a)?;
+    if let Entity::Group(g) = &entity {
+        return if a.alter { alter_group(&a, g) } else { describe_group(&a, g) };
+    }
     let admin: AdminClient<DefaultClientContext> =
         a.connection.client_config(&[])?.create().context("cannot create the admin client")?;
     if a.alter {
@@ -159,6 +167,9 @@ fn entity(a: &Args) -> anyhow::Result<Entity> {
         if a.entity_default && kind == EntityType::Topics {
             bail!("--entity-default applies to brokers only, not to topics");
         }
+        if a.entity_default && kind == EntityType::Groups {
+            bail!("--entity-default applies to brokers only, not to groups");
+        }
         (kind, if a.entity_default { Some(String::new()) } else { a.entity_name.clone() })
     };
     Ok(match (kind, name) {
@@ -173,6 +184,9 @@ fn entity(a: &Args) -> anyhow::Result<Entity> {
         },
         (EntityType::Brokers, None) if a.alter => bail!("An entity-name or default entity must be specified with --alter of brokers"),
         (EntityType::Brokers, None) => Entity::AllBrokers,
+        (EntityType::Groups, Some(g)) if g.is_empty() => bail!("--entity-default applies to brokers only, not to groups"),
+        (EntityType::Groups, Some(g)) => Entity::Group(g),
+        (EntityType::Groups, None) => bail!("An entity name must be specified for groups"),
         (EntityType::Users | EntityType::Clients | EntityType::Ips, _) => bail!("--entity-{{type,name,default}} should not be used in conjunction with specific entity flags"),
     })
 }
@@ -188,6 +202,7 @@ fn describe(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity
             vec![Entity::Broker(*id)]
         }
         Entity::BrokerDefault => vec![Entity::BrokerDefault],
+        Entity::Group(g) => return describe_group(a, g),
         Entity::AllTopics => {
             let md = metadata(admin.inner(), bootstrap)?;
             let mut names: Vec<String> = md.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_string()).collect();
@@ -217,13 +232,42 @@ fn describe(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity
             }
             _ => ("Default configs for brokers in the cluster are:".to_string(), broker_defaults(admin, bootstrap)?),
         };
-        println!("{header}");
-        for e in sorted(entries) {
-            let synonyms: Vec<String> =
-                e.synonyms.iter().map(|s| format!("{}:{}={}", source_name(s.source), s.name, s.value.as_deref().unwrap_or("null"))).collect();
-            println!("  {}={} sensitive={} synonyms={{{}}}", e.name, e.value.as_deref().unwrap_or("null"), e.sensitive, synonyms.join(", "));
+        print_entries(&header, entries);
+    }
+    Ok(())
+}
+
+/// Kafka's describe format: the header, then one line per config, sorted by name:
+/// `  key=value sensitive=false synonyms={SOURCE:key=value, ...}`.
+fn print_entries(header: &str, entries: Vec<Entry>) {
+    println!("{header}");
+    for e in sorted(entries) {
+        let synonyms: Vec<String> = e.synonyms.iter().map(|s| format!("{}:{}={}", source_name(s.source), s.name, s.value.as_deref().unwrap_or("null"))).collect();
+        println!("  {}={} sensitive={} synonyms={{{}}}", e.name, e.value.as_deref().unwrap_or("null"), e.sensitive, synonyms.join(", "));
+    }
+}
+
+/// A group's configs: those set for the group (all of them with `--all`), as Kafka's tool.
+fn describe_group(a: &Args, group: &str) -> anyhow::Result<()> {
+    let entries = groups::describe(a, group).with_context(|| format!("cannot describe the configs of group {group}"))?;
+    let entries = if a.all { entries } else { with_source(entries, groups::DYNAMIC_GROUP_CONFIG) };
+    print_entries(&format!("{} configs for group {group} are:", if a.all { "All" } else { "Dynamic" }), entries);
+    Ok(())
+}
+
+fn alter_group(a: &Args, group: &str) -> anyhow::Result<()> {
+    let (adds, deletes) = alter_ops(a)?;
+    let what = format!("config for group {group}");
+    if !deletes.is_empty() {
+        let current = groups::describe(a, group).with_context(|| format!("cannot update {what}"))?;
+        let missing: Vec<&str> = deletes.iter().filter(|k| !current.iter().any(|e| &e.name == *k && e.source == groups::DYNAMIC_GROUP_CONFIG)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            bail!("Invalid config(s): {}", missing.join(","));
         }
     }
+    let ops: Vec<Op> = deletes.iter().map(|k| Op::Delete(k.as_str())).chain(adds.iter().map(|(k, v)| Op::Set(k.as_str(), v.as_str()))).collect();
+    groups::alter(a, group, &ops).with_context(|| format!("cannot update {what}"))?;
+    println!("Completed updating {what}.");
     Ok(())
 }
 
@@ -292,7 +336,8 @@ fn check_broker(admin: &AdminClient<DefaultClientContext>, bootstrap: &str, id: 
     bail!("The broker '{id}' doesn't exist (brokers in the cluster: {})", ids.iter().map(i32::to_string).collect::<Vec<_>>().join(","))
 }
 
-fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -> anyhow::Result<()> {
+/// --add-config, --add-config-file and --delete-config, with Kafka's checks.
+fn alter_ops(a: &Args) -> anyhow::Result<(BTreeMap<String, String>, Vec<String>)> {
     let mut adds: BTreeMap<String, String> = BTreeMap::new();
     if let Some(path) = &a.add_config_file {
         adds.extend(super::read_properties("--add-config-file", path)?);
@@ -315,6 +360,11 @@ fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -
     if let Some(k) = deletes.iter().find(|k| adds.contains_key(*k)) {
         bail!("Config `{k}` is both in --add-config and in --delete-config");
     }
+    Ok((adds, deletes))
+}
+
+fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -> anyhow::Result<()> {
+    let (adds, deletes) = alter_ops(a)?;
     let bootstrap = &a.connection.bootstrap_server;
     let (kind, name, what) = match entity {
         Entity::Topic(t) => (ResourceKind::Topic, t.clone(), format!("config for topic {t}")),
@@ -323,7 +373,7 @@ fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -
             (ResourceKind::Broker, id.to_string(), format!("config for broker {id}"))
         }
         Entity::BrokerDefault => (ResourceKind::Broker, String::new(), "default config for brokers in the cluster".to_string()),
-        Entity::AllTopics | Entity::AllBrokers => bail!("An entity name must be specified with --alter"),
+        Entity::AllTopics | Entity::AllBrokers | Entity::Group(_) => bail!("An entity name must be specified with --alter"),
     };
     if !deletes.is_empty() {
         // As Kafka's tool: deleting a key that is not set at that level is an error, not a
