@@ -102,3 +102,31 @@ def test_max_timestamp_lookup(broker):
     assert (info.offset, info.timestamp) == (1, base + 900)
     futs = a.list_offsets({TopicPartition("maxts", 0): OffsetSpec.earliest()})
     assert list(futs.values())[0].result(10).offset == 0
+
+
+def test_describe_configs_with_an_empty_key_list_returns_every_config(broker):
+    """Kafka's ConfigHelper reads an empty configuration_keys list as it reads a null one: every
+    config of the resource (kafka-protocol's default for the field is the empty list)."""
+    import struct
+    import wire
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("dc-empty", 1, 1)])["dc-empty"].result(15)
+
+    def count(keys):
+        # DescribeConfigs v1: one TOPIC (2) resource; keys None (null), [] or a list.
+        key_bytes = struct.pack(">i", -1) if keys is None else struct.pack(">i", len(keys)) + b"".join(wire.kstr(k) for k in keys)
+        body = struct.pack(">i", 1) + struct.pack(">b", 2) + wire.kstr("dc-empty") + key_bytes + struct.pack(">b", 0)
+        r = wire.exchange(broker.bootstrap, wire.frame(32, 1, body))
+        assert r is not None
+        pos = 4 + 4 + 4  # correlation id, throttle, results count
+        code, mlen = struct.unpack_from(">hh", r, pos)
+        assert code == 0
+        pos += 4 + max(mlen, 0) + 1
+        (nlen,) = struct.unpack_from(">h", r, pos)
+        (n,) = struct.unpack_from(">i", r, pos + 2 + nlen)
+        return n
+
+    every = count(None)
+    assert every > 10, every
+    assert count([]) == every
+    assert count(["cleanup.policy", "retention.ms"]) == 2

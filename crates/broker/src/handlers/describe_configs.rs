@@ -197,7 +197,8 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, session: &Sessi
                 }
             };
             let with_synonyms = req.include_synonyms;
-            let wanted = r.configuration_keys.map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+            // Kafka's ConfigHelper: no key list, or an empty one, asks for every config.
+            let wanted = r.configuration_keys.filter(|keys| !keys.is_empty()).map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
             let configs = entries
                 .into_iter()
                 .filter(|e| wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == e.name)))
