@@ -456,3 +456,25 @@ def test_a_share_groups_own_heartbeat_interval(gbroker):
     set_group(gbroker, "beats", "share.heartbeat.interval.ms=800")
     assert share_join_interval(gbroker.bootstrap, "beats", "sh") == (0, 800)
     assert share_join_interval(gbroker.bootstrap, "plain", "sh") == (0, 5000)
+
+
+def test_describe_without_a_name_shows_every_groups_configs(gbroker):
+    """`--entity-type groups --describe` without `--entity-name` describes every group of the
+    cluster, as Kafka's tool; `--alter` needs a name."""
+    from confluent_kafka import TopicPartition
+    make_topic(gbroker, "gc-every")
+    for g in ("every-a", "every-b"):
+        c = Consumer({"bootstrap.servers": gbroker.bootstrap, "group.id": g, "enable.auto.commit": False})
+        c.commit(offsets=[TopicPartition("gc-every", 0, 1)], asynchronous=False)
+        c.close()
+    set_group(gbroker, "every-b", "consumer.heartbeat.interval.ms=4000")
+    r = strom("configs", "--bootstrap-server", gbroker.bootstrap, "--entity-type", "groups", "--describe")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "Dynamic configs for group every-a are:",
+        "Dynamic configs for group every-b are:",
+        "  consumer.heartbeat.interval.ms=4000 sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:consumer.heartbeat.interval.ms=4000, "
+        "DEFAULT_CONFIG:group.consumer.heartbeat.interval.ms=5000}",
+    ], r.stdout
+    r = strom("configs", "--bootstrap-server", gbroker.bootstrap, "--entity-type", "groups", "--alter", "--add-config", "consumer.heartbeat.interval.ms=3000")
+    assert r.returncode != 0 and "An entity name must be specified" in r.stderr, r.stderr

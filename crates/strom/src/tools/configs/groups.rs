@@ -1,6 +1,6 @@
 //! `strom configs --entity-type groups --entity-name G --describe | --alter`: a group's configs
 //! (Kafka 4's config resource GROUP, type 32: `consumer.session.timeout.ms`,
-//! `share.auto.offset.reset`, ...).
+//! `share.auto.offset.reset`, ...); without `--entity-name`, `--describe` shows every group's.
 //!
 //! librdkafka 2.12's config resource types stop at BROKER (its GROUP is the ACL resource type 3,
 //! not the config resource type 32), so DescribeConfigs and IncrementalAlterConfigs are spoken
@@ -10,7 +10,7 @@
 use anyhow::{bail, Context};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
-use kafka_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRequest};
+use kafka_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListGroupsRequest};
 use kafka_protocol::protocol::StrBytes;
 
 use super::super::admin_ffi::{Entry, Op, Synonym};
@@ -26,6 +26,26 @@ const DELETE: i8 = 1;
 
 fn settings(a: &Args) -> anyhow::Result<Settings> {
     Settings::read("strom-configs", a.connection.command_config.as_deref(), super::super::TIMEOUT)
+}
+
+/// Every group of the cluster, of any type, sorted (ListGroups to every broker: each answers for
+/// the groups it coordinates).
+pub fn list(a: &Args) -> anyhow::Result<Vec<String>> {
+    let settings = settings(a)?;
+    let bootstrap = a.connection.bootstrap_server.clone();
+    super::super::block_on(async move {
+        let mut cluster = Cluster::connect(&bootstrap, &settings).await?;
+        let mut ids = std::collections::BTreeSet::new();
+        let nodes: Vec<i32> = cluster.brokers.keys().copied().collect();
+        for node in nodes {
+            let r = cluster.call(node, 4, &ListGroupsRequest::default()).await.context("ListGroups")?;
+            if r.error_code != 0 {
+                bail!("{}", super::super::error_text(i32::from(r.error_code), None));
+            }
+            ids.extend(r.groups.into_iter().map(|g| g.group_id.to_string()));
+        }
+        Ok(ids.into_iter().collect())
+    })?
 }
 
 /// Every config of group `group`, with synonyms (DescribeConfigs v1); a resource-level error is

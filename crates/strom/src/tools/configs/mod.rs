@@ -119,6 +119,8 @@ enum Entity {
     /// Every broker, then the cluster-wide default (--describe without a name).
     AllBrokers,
     Group(String),
+    /// Every group (--describe without a name).
+    AllGroups,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -130,8 +132,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return users::run(&a, a.entity_name.clone());
     }
     let entity = entity(&a)?;
-    if let Entity::Group(g) = &entity {
-        return if a.alter { alter_group(&a, g) } else { describe_group(&a, g) };
+    // Group configs go through the tools' own protocol client (see `groups.rs`).
+    match &entity {
+        Entity::Group(g) => return if a.alter { alter_group(&a, g) } else { describe_group(&a, g) },
+        Entity::AllGroups => return groups::list(&a)?.iter().try_for_each(|g| describe_group(&a, g)),
+        _ => {}
     }
     let admin: AdminClient<DefaultClientContext> =
         a.connection.client_config(&[])?.create().context("cannot create the admin client")?;
@@ -186,7 +191,8 @@ fn entity(a: &Args) -> anyhow::Result<Entity> {
         (EntityType::Brokers, None) => Entity::AllBrokers,
         (EntityType::Groups, Some(g)) if g.is_empty() => bail!("--entity-default applies to brokers only, not to groups"),
         (EntityType::Groups, Some(g)) => Entity::Group(g),
-        (EntityType::Groups, None) => bail!("An entity name must be specified for groups"),
+        (EntityType::Groups, None) if a.alter => bail!("An entity name must be specified with --alter of groups"),
+        (EntityType::Groups, None) => Entity::AllGroups,
         (EntityType::Users | EntityType::Clients | EntityType::Ips, _) => bail!("--entity-{{type,name,default}} should not be used in conjunction with specific entity flags"),
     })
 }
@@ -202,7 +208,7 @@ fn describe(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity
             vec![Entity::Broker(*id)]
         }
         Entity::BrokerDefault => vec![Entity::BrokerDefault],
-        Entity::Group(g) => return describe_group(a, g),
+        Entity::Group(_) | Entity::AllGroups => bail!("group configs are described by describe_group"),
         Entity::AllTopics => {
             let md = metadata(admin.inner(), bootstrap)?;
             let mut names: Vec<String> = md.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_string()).collect();
@@ -373,7 +379,7 @@ fn alter(admin: &AdminClient<DefaultClientContext>, a: &Args, entity: &Entity) -
             (ResourceKind::Broker, id.to_string(), format!("config for broker {id}"))
         }
         Entity::BrokerDefault => (ResourceKind::Broker, String::new(), "default config for brokers in the cluster".to_string()),
-        Entity::AllTopics | Entity::AllBrokers | Entity::Group(_) => bail!("An entity name must be specified with --alter"),
+        Entity::AllTopics | Entity::AllBrokers | Entity::Group(_) | Entity::AllGroups => bail!("An entity name must be specified with --alter"),
     };
     if !deletes.is_empty() {
         // As Kafka's tool: deleting a key that is not set at that level is an error, not a
