@@ -164,3 +164,72 @@ def test_both_groups_survive_their_coordinators_crash(cluster):
         assert groups.acknowledged, "the share group's acknowledgements were confirmed"
     finally:
         groups.close()
+
+
+def test_a_share_partition_moves_with_its_leadership(cluster, tmp_path):
+    """Leadership of a partition moves to another node while the old leader stays up (a replica
+    reorder, then a preferred election): the old leader drops its share partition, the new
+    one loads it from the group's coordinator, and the share consumer carries on from there
+    with nothing it acknowledged delivered again."""
+    import json
+    import subprocess
+    from conftest import STROM_BIN
+    c = cluster
+    admin = AdminClient({"bootstrap.servers": c.bootstrap()})
+    admin.create_topics([NewTopic("moving", 1, replica_assignment=[[1, 2, 3]])])["moving"].result(30)
+    c.wait_for_full_isr("moving", 3)
+    assert c.leader("moving", 0) == 1
+    consumer = ShareConsumer({"bootstrap.servers": c.bootstrap(), "group.id": "mover", "share.acknowledgement.mode": "explicit"})
+    consumer.subscribe(["moving"])
+    acknowledged, seen, violations = set(), [], []
+
+    def poll_until(values, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline and not set(values) <= set(seen):
+            msgs = [m for m in consumer.poll(0.2) if m.error() is None]
+            for m in msgs:
+                if m.offset() in acknowledged:
+                    violations.append(f"offset {m.offset()} delivered again after its acknowledgement")
+                seen.append(m.value().decode())
+                consumer.acknowledge(m)
+            if msgs:
+                try:
+                    results = consumer.commit_sync(15)
+                except Exception:
+                    continue
+                if all(err is None for err in results.values()):
+                    acknowledged.update(m.offset() for m in msgs)
+        return set(values) - set(seen)
+
+    def send(values):
+        p = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all", "linger.ms": 5})
+        for v in values:
+            p.produce("moving", value=v.encode(), partition=0)
+        assert p.flush(30) == 0
+
+    def strom(*args):
+        r = subprocess.run([STROM_BIN, *args, "--bootstrap-server", c.bootstrap()], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r
+        return r
+
+    try:
+        before = [f"a{i}" for i in range(100)]
+        send(before)
+        assert poll_until(before, 60) == set()
+        plan = tmp_path / "reorder.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "moving", "partition": 0, "replicas": [2, 1, 3]}]}))
+        strom("reassign-partitions", "--execute", "--reassignment-json-file", str(plan))
+        c.wait_for("the new replica order", lambda: c.partitions("moving")[0].replicas == [2, 1, 3], 30)
+        strom("leader-election", "--election-type", "preferred", "--topic", "moving", "--partition", "0")
+        c.wait_for("node 2 leads moving-0", lambda: c.leader("moving", 0) == 2, 30)
+        assert c.nodes[1].wait_for_log("dropped a share partition no longer led here", 15), c.nodes[1].log()[-3000:]
+        after = [f"b{i}" for i in range(100)]
+        send(after)
+        assert poll_until(before + after, 90) == set(), c.nodes[2].log()[-3000:]
+        end = time.time() + 3
+        while time.time() < end:
+            poll_until(["never"], 0.5)
+        assert violations == [], violations
+        assert acknowledged
+    finally:
+        consumer.close()

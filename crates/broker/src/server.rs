@@ -413,6 +413,13 @@ async fn group_loop(broker: Arc<Broker>) {
         }
         broker.groups.tick();
         broker.shares.tick();
+        let image = broker.metadata.image();
+        broker.shares.retain_led(|(_, topic_id, index), epoch| {
+            image
+                .topic_by_id(*topic_id)
+                .and_then(|t| broker.replicas.leader(&t.name, *index).ok())
+                .is_some_and(|p| p.leader_epoch() == epoch)
+        });
         if now_ms() >= next_expiry {
             broker.groups.expire_offsets();
             next_expiry = now_ms() + expiry_every;

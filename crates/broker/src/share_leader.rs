@@ -20,6 +20,10 @@
 //!
 //! Lock expiries are not written: a stored state never holds acquisitions, so an expired lock
 //! and a stored one read back the same.
+//!
+//! Leaving: a share partition whose topic partition this broker stops leading (or leads at a
+//! newer epoch) is dropped at the next tick (`retain_led`), so a former leader holds no state
+//! of partitions it no longer serves.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -158,6 +162,25 @@ impl ShareLeader {
         let base = st.generation;
         st.loaded.insert(key.clone(), Loaded { leader_epoch, state_epoch, base, changed: base, stored: base });
         Ok(())
+    }
+
+    /// Drops the share partitions this broker no longer leads at the epoch it loaded them in
+    /// (`leads` says whether it leads a key at an epoch). Their state lives on with the owner,
+    /// and a new leadership reads it from there; what was not stored is lost, as on a crash,
+    /// and the callers waiting for it fail with NOT_LEADER_OR_FOLLOWER.
+    pub fn retain_led(&self, leads: impl Fn(&ShareKey, i32) -> bool) {
+        let mut st = lock(&self.state);
+        let gone: Vec<(ShareKey, Loaded)> = st.loaded.iter().filter(|(k, l)| !leads(k, l.leader_epoch)).map(|(k, l)| (k.clone(), *l)).collect();
+        for (key, l) in gone {
+            st.loaded.remove(&key);
+            st.share.forget(&key);
+            if l.changed > l.stored {
+                st.generation += 1;
+                let g = st.generation;
+                st.lost.insert(key.0.clone(), (g, ResponseError::NotLeaderOrFollower));
+            }
+            tracing::info!(group = %key.0, topic_id = %key.1, partition = key.2, "dropped a share partition no longer led here");
+        }
     }
 
     /// Session and lock timeouts (memory only: see the module doc).
