@@ -11,7 +11,10 @@ always runs after (and pays the page-cache writeback of) another.
 With `--client raw` the client is instead `rawkafka.py`: pre-encoded Produce requests of one
 ~1 MB batch (four in flight) and Fetch requests of eight batches (three in flight), through
 Python's ssl module, which sends whole requests as full TLS records. It spends less CPU than
-the broker on produce, so there the throughput is the broker's.
+the broker on produce, so there the throughput is the broker's. On fetch its decryption (one
+Python thread, OpenSSL underneath) is what limits it; `--client sink` is the raw client whose
+fetches decrypt only the first answer and read past the rest by TLS record lengths (rawkafka.
+SinkTls; over PLAINTEXT they are read unparsed), standing in for clients on other machines.
 
 Usage: scripts/bench_tls.py [--strom target/release/strom] [--records 200000] [--rounds 2] [--client raw]
 Needs openssl (test certificates) and confluent-kafka (the test venv has it)."""
@@ -63,17 +66,23 @@ def consume(conf, topic, n):
     c.close()
 
 
-def raw_run(op, proto, addr, ca, topic, n, batch, per_batch):
-    """One produce or fetch phase with the raw client; `topic` exists with one partition."""
+def raw_run(op, proto, addr, ca, topic, n, batch, per_batch, sink):
+    """One produce or fetch phase with the raw client; `topic` exists with one partition. With
+    `sink`, fetches read past the records undecrypted (rawkafka.SinkTls)."""
     import ssl
     tls = ssl.create_default_context(cafile=str(ca)) if proto != "PLAINTEXT" else None
     scram = rawkafka.ScramClient("SCRAM-SHA-512", "bench", "bench-secret") if proto == "SASL_SSL" else None
-    sock = rawkafka.connect(addr, tls, scram)
+    if sink and op == "fetch":
+        sock = rawkafka.SinkTls(addr, tls) if tls else rawkafka.SinkPlain(addr)
+        if scram:
+            scram.login(sock)
+    else:
+        sock = rawkafka.connect(addr, tls, scram)
     try:
         if op == "produce":
             rawkafka.produce(sock, topic, batch, n // per_batch)
         else:
-            rawkafka.fetch(sock, topic, n // per_batch * per_batch, len(batch), per_batch)
+            rawkafka.fetch(sock, topic, n // per_batch * per_batch, len(batch), per_batch, skip=sink)
     finally:
         sock.close()
 
@@ -90,7 +99,7 @@ def main():
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--record-size", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--client", choices=["librdkafka", "raw"], default="librdkafka")
+    ap.add_argument("--client", choices=["librdkafka", "raw", "sink"], default="librdkafka")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         certs = Certs(Path(tmp) / "certs")
@@ -111,16 +120,16 @@ def main():
             gb = a.records * a.record_size / 1e9
             admin = AdminClient(confs["PLAINTEXT"])
             per_batch = max(1, 1_000_000 // (a.record_size + 16))  # within max.message.bytes (1 MB) with record overheads
-            batch = rawkafka.record_batch(per_batch, a.record_size) if a.client == "raw" else None
+            batch = rawkafka.record_batch(per_batch, a.record_size) if a.client != "librdkafka" else None
             order = list(confs)
             for r in range(a.rounds):
                 for proto in order[r % len(order):] + order[:r % len(order)]:
                     conf = confs[proto]
                     topic = f"bench-{proto.lower()}-{r}"
-                    if a.client == "raw":
+                    if a.client in ("raw", "sink"):
                         admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
                         port = int(conf["bootstrap.servers"].rsplit(":", 1)[1])
-                        phases = [(op, lambda op=op: raw_run(op, proto, ("127.0.0.1", port), certs.ca, topic, a.records, batch, per_batch))
+                        phases = [(op, lambda op=op: raw_run(op, proto, ("127.0.0.1", port), certs.ca, topic, a.records, batch, per_batch, a.client == "sink"))
                                   for op in ("produce", "fetch")]
                     else:
                         phases = [("produce", lambda: produce(conf, topic, a.records, a.record_size)),

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import os
 import socket
+import ssl
 import struct
 
 SCRAM_HASH = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
@@ -108,6 +109,109 @@ def connect(addr, tls=None, scram=None):
     return sock
 
 
+class SinkTls:
+    """TLS 1.3 through `ssl.MemoryBIO` on a plain socket, so that a benchmark client can stop
+    decrypting what the server sends: after the first `skip`, the server's application data is
+    read past by TLS record lengths alone (each record carries 17 bytes besides its data: the
+    inner content type and the AEAD tag). It stands in for clients on other machines, whose
+    decryption does not share this machine's cores; the requests are still encrypted."""
+
+    def __init__(self, addr, ctx):
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.sock = socket.create_connection(addr)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname=addr[0])
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+        self._flush()
+        self.raw = None  # the undecrypted bytes, once skipping started
+        self.carry = 0  # plaintext bytes of records already passed that belong to the next skip
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(1 << 18)
+        if not data:
+            raise ConnectionError("connection closed")
+        self.inc.write(data)
+
+    def sendall(self, data):
+        self.tls.write(data)
+        self._flush()
+
+    def recv_into(self, view):
+        assert self.raw is None, "no decryption after skipping started"
+        while True:
+            try:
+                return self.tls.read(len(view), view)
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+
+    def skip(self, n):
+        """Reads past the next `n` bytes of the server's plaintext without decrypting them."""
+        if self.raw is None:
+            # What OpenSSL has decrypted and not handed out yet, then the untouched records.
+            while self.tls.pending():
+                self.carry += len(self.tls.read(self.tls.pending()))
+            self.raw, self.pos = bytearray(self.inc.read()), 0
+        take = min(n, self.carry)
+        self.carry -= take
+        n -= take
+        while n > 0:
+            if len(self.raw) - self.pos < 5 or len(self.raw) - self.pos < 5 + int.from_bytes(self.raw[self.pos + 3:self.pos + 5], "big"):
+                del self.raw[:self.pos]
+                self.pos = 0
+                data = self.sock.recv(1 << 20)
+                if not data:
+                    raise ConnectionError("connection closed")
+                self.raw += data
+                continue
+            assert self.raw[self.pos] == 23, f"TLS record type {self.raw[self.pos]}, not application data"
+            plain = int.from_bytes(self.raw[self.pos + 3:self.pos + 5], "big") - 17
+            self.pos += 5 + plain + 17
+            take = min(n, plain)
+            n -= take
+            self.carry += plain - take
+
+    def close(self):
+        self.sock.close()
+
+
+class SinkPlain:
+    """The plaintext counterpart of SinkTls: `skip` reads bytes into a scratch buffer unparsed."""
+
+    def __init__(self, addr):
+        self.sock = socket.create_connection(addr)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.scratch = memoryview(bytearray(1 << 20))
+
+    def sendall(self, data):
+        self.sock.sendall(data)
+
+    def recv_into(self, view):
+        return self.sock.recv_into(view)
+
+    def skip(self, n):
+        while n > 0:
+            got = self.sock.recv_into(self.scratch[:min(n, len(self.scratch))])
+            if got == 0:
+                raise ConnectionError("connection closed")
+            n -= got
+
+    def close(self):
+        self.sock.close()
+
+
 def record_batch(records, size):
     """One v2 batch of `records` values of `size` bytes (kafka-python's builder; the broker
     rewrites the base offset, which the CRC does not cover, so the batch can be sent again)."""
@@ -154,12 +258,14 @@ def fetch_request(topic, offset, max_bytes, corr):
     return frame(FETCH, 4, body, corr)
 
 
-def fetch(sock, topic, end_offset, batch_len, per_batch, batches_per_fetch=8, window=3):
+def fetch(sock, topic, end_offset, batch_len, per_batch, batches_per_fetch=8, window=3, skip=False):
     """Reads partition 0, written as batches of `per_batch` records and `batch_len` bytes each,
     from offset 0 to `end_offset`, with Fetch v4 requests of `batches_per_fetch` whole batches,
     `window` in flight (the offsets to ask for are known from the batch size, so the client
     need not wait for one answer before the next request). Returns the record bytes received;
-    checks that each answer ends where the next request starts."""
+    checks that each answer ends where the next request starts. With `skip` (`sock` is a
+    SinkTls) only the first answer is decrypted and checked; the others, whose sizes follow
+    from it, are read past undecrypted."""
     step = batches_per_fetch * per_batch
     offsets = list(range(0, end_offset, step))
     buf = bytearray(batches_per_fetch * batch_len + (1 << 16))
@@ -168,7 +274,13 @@ def fetch(sock, topic, end_offset, batch_len, per_batch, batches_per_fetch=8, wi
         while sent < len(offsets) and sent - i < window:
             sock.sendall(fetch_request(topic, offsets[sent], batches_per_fetch * batch_len, sent))
             sent += 1
+        batches = min(batches_per_fetch, (end_offset - want + per_batch - 1) // per_batch)
+        if skip and i > 0:
+            sock.skip(first_size - (batches_per_fetch - batches) * batch_len)
+            received += batches * batch_len
+            continue
         r = read_frame(sock, buf)
+        first_size = 4 + len(r) + (batches_per_fetch - batches) * batch_len
         # correlation id, throttle, topics[1], name, partitions[1], index, error, hw, lso, aborted[], records
         (nlen,) = struct.unpack_from(">h", r, 12)
         pos = 14 + nlen + 4
