@@ -396,7 +396,8 @@ async fn cleaner_loop(broker: Arc<Broker>) {
     }
 }
 
-/// Drives the group timers: sessions, rebalance timeouts, offset expiry.
+/// Drives the group timers: sessions, rebalance timeouts, offset expiry, and the share
+/// partitions of leaderships that moved away.
 async fn group_loop(broker: Arc<Broker>) {
     // Timers are checked every 100 ms: a session timeout is at least
     // group.min.session.timeout.ms (seconds), so this is precise enough and costs nothing
@@ -405,6 +406,7 @@ async fn group_loop(broker: Arc<Broker>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let expiry_every = broker.config.groups.offsets_retention_check_interval_ms as i64;
     let mut next_expiry = now_ms() + expiry_every;
+    let mut sweeps = 0u64;
     let mut stopping = broker.stopping();
     loop {
         tokio::select! {
@@ -413,13 +415,16 @@ async fn group_loop(broker: Arc<Broker>) {
         }
         broker.groups.tick();
         broker.shares.tick();
-        let image = broker.metadata.image();
-        broker.shares.retain_led(|(_, topic_id, index), epoch| {
-            image
-                .topic_by_id(*topic_id)
-                .and_then(|t| broker.replicas.leader(&t.name, *index).ok())
-                .is_some_and(|p| p.leader_epoch() == epoch)
-        });
+        // Share partitions whose leadership moved away, once a second (a topic id's name is
+        // looked up once per sweep).
+        sweeps += 1;
+        if sweeps % 10 == 0 {
+            let image = broker.metadata.image();
+            let names: std::collections::HashMap<_, _> = image.topics.values().map(|t| (t.id, t.name.as_str())).collect();
+            broker.shares.retain_led(|(_, topic_id, index), epoch| {
+                names.get(topic_id).and_then(|name| broker.replicas.leader(name, *index).ok()).is_some_and(|p| p.leader_epoch() == epoch)
+            });
+        }
         if now_ms() >= next_expiry {
             broker.groups.expire_offsets();
             next_expiry = now_ms() + expiry_every;
