@@ -52,6 +52,8 @@ pub(crate) mod record;
 mod types;
 
 #[cfg(test)]
+mod classic_model_tests;
+#[cfg(test)]
 mod classic_tests;
 #[cfg(test)]
 mod model_tests;

@@ -570,7 +570,11 @@ impl ConsumerGroupCoordinator {
                 }
             }
         }
-        for e in &expired {
+        // Expired classic members go first: a consumer-protocol member expiring in the same tick
+        // may convert the group to a classic one, which must not take members already expired.
+        let classic = |c: &Self, e: &Expired| c.groups.get(&e.group_id).and_then(|g| g.members.get(&e.member_id)).is_some_and(|m| m.classic.is_some());
+        let (first, then): (Vec<&Expired>, Vec<&Expired>) = expired.iter().partition(|e| classic(self, e));
+        for e in first.into_iter().chain(then) {
             // A member removed by a timer may be the group's last consumer-protocol member: the
             // group may go back to the classic protocol (Kafka's consumerGroupFenceMember).
             self.fence(&e.group_id, &e.member_id, topics);
