@@ -551,9 +551,10 @@ impl GroupService {
         topics
     }
 
-    /// ConsumerGroupHeartbeat (KIP-848). A group id a classic group with members uses is not a
-    /// consumer group: GROUP_ID_NOT_FOUND, as Kafka answers when it does not upgrade online
-    /// (Strom has no online upgrade yet). The
+    /// ConsumerGroupHeartbeat (KIP-848). A classic group with members is converted to a consumer
+    /// group when the migration policy allows it and its members use the consumer embedded
+    /// protocol (the online upgrade); otherwise it is not a consumer group: GROUP_ID_NOT_FOUND,
+    /// Kafka's answer. A member leaving may convert the group back (`settle_consumer`). The
     /// group's changed records are appended and replicated before the answer, as a classic
     /// group's assignment is.
     pub async fn consumer_heartbeat(&self, req: ConsumerHeartbeat) -> ConsumerHeartbeatResponse {
@@ -578,7 +579,11 @@ impl GroupService {
                     return not_consumer();
                 };
                 if let Err(e) = state.consumer.upgrade(&req.group_id, &classic, &topics, now) {
-                    tracing::warn!(group = %req.group_id, error = %e, "cannot upgrade a classic group to a consumer group");
+                    // A client can repeat this heartbeat: rate-limited.
+                    static LIMIT: crate::log_limit::RateLimit = crate::log_limit::RateLimit::new(10_000);
+                    if let Some(skipped) = LIMIT.allow(now) {
+                        tracing::warn!(group = %req.group_id, error = %e, skipped, "cannot upgrade a classic group to a consumer group");
+                    }
                     return not_consumer();
                 }
                 tracing::info!(group = %req.group_id, members = classic.members.len(), "a consumer-protocol member joins a classic group: it becomes a consumer group");

@@ -354,7 +354,7 @@ impl ConsumerGroupCoordinator {
         self.groups.contains_key(group_id)
     }
 
-    /// Whether `group_id` is a consumer group with members (a classic JoinGroup is refused then).
+    /// Whether `group_id` is a consumer group with members (a classic JoinGroup joins it then).
     pub fn has_members(&self, group_id: &str) -> bool {
         self.groups.get(group_id).is_some_and(|g| !g.members.is_empty())
     }
