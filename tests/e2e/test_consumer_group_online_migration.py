@@ -137,6 +137,13 @@ def group_type(bootstrap):
     return a.describe_consumer_groups([GROUP])[GROUP].result(15).type
 
 
+def server_assignments(bootstrap):
+    """The coordinator's view (ConsumerGroupDescribe): each member's partitions."""
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    d = a.describe_consumer_groups([GROUP])[GROUP].result(15)
+    return {m.member_id: sorted(tp.partition for tp in m.assignment.topic_partitions) for m in d.members}
+
+
 def committed(bootstrap):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False})
     try:
@@ -170,6 +177,9 @@ def test_classic_members_are_replaced_online_by_consumer_members(broker_factory,
         snap = g.settle()
         assert snap["k1"], f"the consumer member got partitions: {snap}"
         assert group_type(b.bootstrap) == ConsumerGroupType.CONSUMER
+        # The coordinator agrees: three members (two classic), each partition assigned once.
+        server = server_assignments(b.bootstrap)
+        assert len(server) == 3 and sorted(p for ps in server.values() for p in ps) == list(range(PARTITIONS)), server
         assert b.wait_for_log("it becomes a consumer group", 5)
         # Then the rest, one at a time.
         for old, new, prefix in (("c2", "k2", "c"), ("c3", "k3", "d")):

@@ -147,6 +147,7 @@ fn the_upgrade_keeps_the_classic_members_and_their_assignments() {
     assert_eq!(assigned(&c, "a"), [0, 1, 2].into());
     assert_eq!(assigned(&c, "b"), [3, 4, 5].into());
     assert!(c.groups["g"].members.values().all(|m| m.classic.is_some() && m.epoch == 5));
+    assert!(d.members.iter().all(|m| m.classic), "described as classic members");
 }
 
 #[test]

@@ -604,6 +604,7 @@ impl ConsumerGroupCoordinator {
                 subscribed_topic_regex: m.subscribed_topic_regex.clone(),
                 assignment: m.assigned.clone(),
                 target_assignment: g.target.get(&m.id).cloned().unwrap_or_default(),
+                classic: m.classic.is_some(),
             })
             .collect();
         Some(DescribedConsumerGroup {
