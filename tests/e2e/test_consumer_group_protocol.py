@@ -404,8 +404,11 @@ def test_bad_heartbeats_get_kafkas_errors(cbroker):
         assert heartbeat(b, "", "m1", 1)[0] == INVALID_REQUEST
         assert heartbeat(b, "raw", "m2", 0, topics=[TOPIC], owned=None, rebalance_timeout=30000)[0] == INVALID_REQUEST
         assert heartbeat(b, "raw", "m2", 0, topics=[TOPIC], owned=[], rebalance_timeout=30000, assignor="sticky")[0] == UNSUPPORTED_ASSIGNOR
-        # The classic group's id is not a consumer group; the consumer group's is closed to classic joins.
-        assert heartbeat(b, "classic-g", "m1", 0, topics=[TOPIC], owned=[], rebalance_timeout=30000)[0] == GROUP_ID_NOT_FOUND
+        # A consumer-protocol member joining the classic group converts it (the online upgrade,
+        # `group.consumer.migration.policy=bidirectional` by default; test_consumer_group_migration.py
+        # has the refusal when the policy is disabled).
+        assert heartbeat(b, "classic-g", "m1", 0, topics=[TOPIC], owned=[], rebalance_timeout=30000)[0] == NONE
+        # A classic join into the consumer group whose embedded consumer protocol cannot be read.
         assert join_group_v5(b, "raw") == INCONSISTENT_GROUP_PROTOCOL
         # Offsets are fenced by the member epoch.
         assert offset_commit_v9(b, "raw", "m1", 0, 0, 5) == STALE_MEMBER_EPOCH

@@ -27,7 +27,7 @@ use strom_coordinator::consumer_group::{
 };
 use strom_coordinator::share_group::{is_share_group_key, is_share_state_key};
 use strom_coordinator::group::{
-    encode_batch, encode_txn_batch, read_batch, TxnOffsetCommitRequest, Effect, GroupCoordinator, JoinOutcome, JoinRequest, JoinResponse, LogRecord, OffsetCommitRequest, PartitionResult,
+    encode_batch, encode_txn_batch, read_batch, TxnOffsetCommitRequest, Effect, ErrorCode, GroupCoordinator, HeartbeatRequest, JoinOutcome, JoinRequest, JoinResponse, LeaveMember, LeaveResponse, LogRecord, OffsetCommitRequest, PartitionResult,
     SyncOutcome, SyncRequest, SyncResponse, Ticket,
 };
 
@@ -239,6 +239,12 @@ impl GroupService {
                 fx.extend(more);
             }
         }
+        self.deliver(&mut state, fx, &persisted);
+        (r, persisted)
+    }
+
+    /// Releases the completions among `fx`, each with the appends it must see replicated.
+    fn deliver(&self, state: &mut State, fx: Vec<Effect>, persisted: &Result<Replication, ResponseError>) {
         for e in fx {
             match e {
                 Effect::CompleteJoin { ticket, response } => {
@@ -250,7 +256,7 @@ impl GroupService {
                     // A member leaves SyncGroup with its assignment only once the group record
                     // holding it is replicated (it waits in its own request, see `sync`): a
                     // failover must not bring back a coordinator without it.
-                    let answer = match &persisted {
+                    let answer = match persisted {
                         Ok(replication) => (response, replication.clone()),
                         Err(code) => (SyncResponse::error(*code), Replication::default()),
                     };
@@ -261,7 +267,6 @@ impl GroupService {
                 _ => {}
             }
         }
-        (r, persisted)
     }
 
     /// `call`, then the wait for its records to be replicated.
@@ -276,12 +281,24 @@ impl GroupService {
 
     pub async fn join(&self, req: JoinRequest) -> JoinResponse {
         let member_id = req.member_id.clone();
+        let topics = self.topics();
+        // The records a join into a consumer group wrote, to be replicated before its answer.
+        let mut inside: Option<Result<Replication, ResponseError>> = None;
         let (waiting, _) = self.call(|s| {
-            // A consumer group's id is not open to classic members: Kafka answers so when its
-            // migration policy does not let classic members into a consumer group, and Strom has
-            // no classic members inside consumer groups yet.
-            if s.consumer.has_members(&req.group_id) || Self::share_in_use(s, &req.group_id) {
+            if Self::share_in_use(s, &req.group_id) {
                 return (Ok(JoinResponse::error(ResponseError::InconsistentGroupProtocol, &member_id)), Vec::new());
+            }
+            // A consumer group with members takes classic members, whatever the migration policy
+            // (Kafka's classicGroupJoinToConsumerGroup); the answer is immediate.
+            if s.consumer.has_members(&req.group_id) {
+                let limits = s.coordinator.config();
+                if req.session_timeout_ms < limits.group_min_session_timeout_ms || req.session_timeout_ms > limits.group_max_session_timeout_ms {
+                    return (Ok(JoinResponse::error(ResponseError::InvalidSessionTimeout, &member_id)), Vec::new());
+                }
+                let group_id = req.group_id.clone();
+                let response = s.consumer.classic_join(req, &topics, now_ms());
+                inside = Some(self.settle_consumer(s, &group_id));
+                return (Ok(response), Vec::new());
             }
             // An empty consumer group gives way to the classic group (Kafka's
             // maybeDeleteEmptyConsumerGroup, the offline downgrade): its records are tombstoned,
@@ -306,6 +323,12 @@ impl GroupService {
             };
             (out, fx)
         });
+        if let Some(persisted) = inside {
+            return match wait_for(persisted, self.commit_timeout).await {
+                Ok(()) => waiting.unwrap_or_else(|_| JoinResponse::error(ResponseError::CoordinatorNotAvailable, &member_id)),
+                Err(code) => JoinResponse::error(code, &member_id),
+            };
+        }
         match waiting {
             Ok(r) => r,
             // The coordinator completes every ticket; a dropped sender means the service went
@@ -315,7 +338,12 @@ impl GroupService {
     }
 
     pub async fn sync(&self, req: SyncRequest) -> SyncResponse {
+        let topics = self.topics();
         let (waiting, persisted) = self.call_replicated(|s| {
+            // A classic member of a consumer group gets its assignment from the consumer group.
+            if let Some(r) = s.consumer.classic_sync(&req, &topics, now_ms()) {
+                return (Ok(r), Vec::new());
+            }
             let (out, fx) = s.coordinator.sync_group(req, now_ms());
             let out = match out {
                 SyncOutcome::Ready(r) => Ok(r),
@@ -403,6 +431,71 @@ impl GroupService {
         (results, outcome)
     }
 
+    /// Heartbeat: of a classic member inside a consumer group (told to rejoin when its target
+    /// assignment moved), or of a classic group's member.
+    pub fn heartbeat(&self, req: HeartbeatRequest) -> ErrorCode {
+        let mut state = lock(&self.state);
+        let now = now_ms();
+        match state.consumer.classic_heartbeat(&req, now) {
+            Some(error) => error,
+            None => state.coordinator.heartbeat(req, now),
+        }
+    }
+
+    /// LeaveGroup: classic members leaving a consumer group (its records appended and replicated
+    /// before the answer), or a classic group's members.
+    pub async fn leave(&self, group_id: &str, members: Vec<LeaveMember>) -> (LeaveResponse, Result<(), ResponseError>) {
+        let topics = self.topics();
+        let inside = {
+            let mut state = lock(&self.state);
+            match state.consumer.classic_leave(group_id, &members, &topics) {
+                Some(r) => Some((r, self.settle_consumer(&mut state, group_id))),
+                None => None,
+            }
+        };
+        match inside {
+            Some((r, persisted)) => (r, wait_for(persisted, self.commit_timeout).await),
+            None => self.with(|c| c.leave_group(group_id, members, now_ms())).await,
+        }
+    }
+
+    /// Appends consumer group `group_id`'s changed records, and carries out the downgrades of
+    /// the call (`settle_downgrades`): what the answer must see replicated.
+    fn settle_consumer(&self, state: &mut State, group_id: &str) -> Result<Replication, ResponseError> {
+        let records = state.consumer.take_records(group_id);
+        let mut replication = self.append_records(group_id, &records)?;
+        replication.0.extend(self.settle_downgrades(state)?.0);
+        Ok(replication)
+    }
+
+    /// The consumer groups converted back to classic groups (Kafka's convertToClassicGroup):
+    /// their records tombstoned, their classic members handed to the classic coordinator, which
+    /// writes the classic group and starts its rebalance.
+    fn settle_downgrades(&self, state: &mut State) -> Result<Replication, ResponseError> {
+        let mut replication = Replication::default();
+        let mut failed = None;
+        for d in state.consumer.take_downgrades() {
+            tracing::info!(group = %d.group_id, members = d.group.members.len(), "the last consumer-protocol member left: the consumer group becomes a classic group");
+            match self.append_records(&d.group_id, &d.tombstones) {
+                Ok(r) => replication.0.extend(r.0),
+                Err(code) => failed = Some(code),
+            }
+            let fx = state.coordinator.adopt_members(&d.group_id, d.group, now_ms());
+            let persisted = self.persist(&fx);
+            if let Ok(r) = &persisted {
+                replication.0.extend(r.0.iter().cloned());
+            }
+            if let Err(code) = &persisted {
+                failed = Some(*code);
+            }
+            self.deliver(state, fx, &persisted);
+        }
+        match failed {
+            Some(code) => Err(code),
+            None => Ok(replication),
+        }
+    }
+
     /// Read-only access (OffsetFetch, ListGroups, DescribeGroups).
     pub fn read<R>(&self, f: impl FnOnce(&GroupCoordinator) -> R) -> R {
         f(&lock(&self.state).coordinator)
@@ -425,10 +518,9 @@ impl GroupService {
                     groups.insert(e.group_id);
                 }
                 for group_id in groups {
-                    let records = state.consumer.take_records(&group_id);
                     // Nobody waits for a timer's records; a failed append was logged, and the
                     // group's next change writes its state again.
-                    let _ = self.append_records(&group_id, &records);
+                    let _ = self.settle_consumer(&mut state, &group_id);
                 }
             }
         }
@@ -464,9 +556,10 @@ impl GroupService {
         topics
     }
 
-    /// ConsumerGroupHeartbeat (KIP-848). A group id a classic group with members uses is not a
-    /// consumer group: GROUP_ID_NOT_FOUND, as Kafka answers when it does not upgrade online
-    /// (Strom has no online upgrade yet). The
+    /// ConsumerGroupHeartbeat (KIP-848). A classic group with members is converted to a consumer
+    /// group when the migration policy allows it and its members use the consumer embedded
+    /// protocol (the online upgrade); otherwise it is not a consumer group: GROUP_ID_NOT_FOUND,
+    /// Kafka's answer. A member leaving may convert the group back (`settle_consumer`). The
     /// group's changed records are appended and replicated before the answer, as a classic
     /// group's assignment is.
     pub async fn consumer_heartbeat(&self, req: ConsumerHeartbeat) -> ConsumerHeartbeatResponse {
@@ -477,13 +570,45 @@ impl GroupService {
             // A classic group with members (or rebalancing) keeps its id, even if an empty
             // consumer group of the same id came back from the log; an empty classic group
             // gives way (Kafka's offline upgrade: its offsets stay, kept by the classic side).
-            if classic_in_use(&state.coordinator, &req.group_id) || state.share.contains(&req.group_id) {
-                return ConsumerHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a consumer group.", req.group_id));
+            let not_consumer = || ConsumerHeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} is not a consumer group.", req.group_id));
+            if state.share.contains(&req.group_id) {
+                return not_consumer();
+            }
+            let mut upgraded = Ok(Replication::default());
+            if classic_in_use(&state.coordinator, &req.group_id) {
+                // The online upgrade (Kafka's convertToConsumerGroup), when the policy allows it
+                // and the classic group's members use the consumer embedded protocol; otherwise
+                // GROUP_ID_NOT_FOUND, Kafka's answer.
+                let now = now_ms();
+                let Some(classic) = state.coordinator.migrating_members(&req.group_id).filter(|g| state.consumer.can_upgrade(g)) else {
+                    return not_consumer();
+                };
+                if let Err(e) = state.consumer.upgrade(&req.group_id, &classic, &topics, now) {
+                    // A client can repeat this heartbeat: rate-limited.
+                    static LIMIT: crate::log_limit::RateLimit = crate::log_limit::RateLimit::new(10_000);
+                    if let Some(skipped) = LIMIT.allow(now) {
+                        tracing::warn!(group = %req.group_id, error = %e, skipped, "cannot upgrade a classic group to a consumer group");
+                    }
+                    return not_consumer();
+                }
+                tracing::info!(group = %req.group_id, members = classic.members.len(), "a consumer-protocol member joins a classic group: it becomes a consumer group");
+                // The classic group gives its members up (its parked requests answered
+                // REBALANCE_IN_PROGRESS) and stays, Empty, with the offsets.
+                let fx = state.coordinator.release_members(&req.group_id, now);
+                upgraded = self.persist(&fx);
+                self.deliver(&mut state, fx, &upgraded);
             }
             state.consumer.set_group_config(&req.group_id, self.consumer_group_config(&req.group_id));
             let response = state.consumer.heartbeat(req, &topics, now_ms());
-            let records = state.consumer.take_records(&group_id);
-            (response, self.append_records(&group_id, &records))
+            let persisted = self.settle_consumer(&mut state, &group_id);
+            let persisted = match (upgraded, persisted) {
+                (Ok(mut a), Ok(b)) => {
+                    a.0.extend(b.0);
+                    Ok(a)
+                }
+                (Err(code), _) | (_, Err(code)) => Err(code),
+            };
+            (response, persisted)
         };
         let stored = match persisted {
             Ok(replication) => replication.wait(self.commit_timeout).await,
@@ -598,6 +723,14 @@ impl GroupService {
     /// The offsets topic's partition count: the topic's own once it exists, else the config's.
     pub fn offsets_partitions(&self) -> i32 {
         self.topic.partitions()
+    }
+}
+
+/// Waits for an append's replication, or passes its failure on.
+async fn wait_for(persisted: Result<Replication, ResponseError>, timeout: Duration) -> Result<(), ResponseError> {
+    match persisted {
+        Ok(replication) => replication.wait(timeout).await,
+        Err(code) => Err(code),
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use strom_coordinator::consumer_group::{Assignor, ConsumerGroupConfig};
+use strom_coordinator::consumer_group::{Assignor, ConsumerGroupConfig, MigrationPolicy};
 use strom_coordinator::share_group::ShareGroupConfig;
 use strom_coordinator::group::GroupConfig;
 
@@ -491,11 +491,17 @@ fn consumer_group_settings(r: &Resolver) -> Result<ConsumerGroupConfig, ConfigEr
     if assignors.is_empty() {
         return Err(invalid("group.consumer.assignors", names, "at least one assignor is needed".into()));
     }
+    let policy = r.text("group.consumer.migration.policy")?.unwrap_or_default();
+    let migration_policy = match policy.to_ascii_lowercase().as_str() {
+        "disabled" | "upgrade" | "downgrade" | "bidirectional" => MigrationPolicy::parse(&policy),
+        _ => return Err(invalid("group.consumer.migration.policy", &policy, "must be one of disabled, upgrade, downgrade, bidirectional".into())),
+    };
     Ok(ConsumerGroupConfig {
         session_timeout_ms: session,
         heartbeat_interval_ms: heartbeat,
         max_size: (max_size < i32::MAX).then_some(max_size as usize),
         assignors,
+        migration_policy,
     })
 }
 

@@ -34,16 +34,27 @@
 //! (`assignor.rs`), and the replicas' racks are part of the subscribed topics' metadata, stored
 //! in the partition-metadata record, so a change re-assigns.
 //!
-//! Not in this increment: classic-protocol members inside a consumer group and the online
-//! migration between the protocols (`group.consumer.migration.policy`). The broker moves a
-//! group id between the kinds only offline, when the group it leaves has no members.
+//! Classic-protocol members (`classic.rs`, Kafka's classicGroup*ToConsumerGroup paths): a
+//! consumer using JoinGroup/SyncGroup/Heartbeat/LeaveGroup may be a member of a consumer group.
+//! Its subscription and owned partitions come from the embedded consumer protocol
+//! (`embedded.rs`), it reconciles like any member at each JoinGroup, gets its assignment in
+//! SyncGroup, and hears REBALANCE_IN_PROGRESS on Heartbeat when it must rejoin. A classic group
+//! whose members use the consumer protocol becomes a consumer group when a ConsumerGroupHeartbeat
+//! joins it (the upgrade), and a consumer group whose last consumer-protocol member leaves becomes
+//! a classic group again (the downgrade), as `group.consumer.migration.policy` allows.
 
 mod assignor;
+mod classic;
 mod coordinator;
+pub mod embedded;
 mod member;
 pub(crate) mod record;
 mod types;
 
+#[cfg(test)]
+mod classic_model_tests;
+#[cfg(test)]
+mod classic_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
@@ -53,6 +64,7 @@ mod tests;
 
 pub use assignor::{Assignor, AssignorSpec};
 pub use coordinator::ConsumerGroupCoordinator;
+pub use classic::Downgraded;
 pub use member::MemberState;
 pub use record::is_consumer_group_key;
 pub use types::*;
@@ -68,6 +80,38 @@ pub struct ConsumerGroupConfig {
     pub max_size: Option<usize>,
     /// `group.consumer.assignors`: the first is the default, the others may be asked for.
     pub assignors: Vec<Assignor>,
+    /// `group.consumer.migration.policy`: which online conversions between the protocols happen.
+    pub migration_policy: MigrationPolicy,
+}
+
+/// Kafka's `ConsumerGroupMigrationPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigrationPolicy {
+    Disabled,
+    Upgrade,
+    Downgrade,
+    #[default]
+    Bidirectional,
+}
+
+impl MigrationPolicy {
+    /// Kafka's `parse`: case-insensitive; anything else is `Disabled`.
+    pub fn parse(name: &str) -> MigrationPolicy {
+        match name.to_ascii_lowercase().as_str() {
+            "bidirectional" => MigrationPolicy::Bidirectional,
+            "upgrade" => MigrationPolicy::Upgrade,
+            "downgrade" => MigrationPolicy::Downgrade,
+            _ => MigrationPolicy::Disabled,
+        }
+    }
+
+    pub fn upgrade_enabled(self) -> bool {
+        matches!(self, MigrationPolicy::Upgrade | MigrationPolicy::Bidirectional)
+    }
+
+    pub fn downgrade_enabled(self) -> bool {
+        matches!(self, MigrationPolicy::Downgrade | MigrationPolicy::Bidirectional)
+    }
 }
 
 impl Default for ConsumerGroupConfig {
@@ -77,6 +121,7 @@ impl Default for ConsumerGroupConfig {
             heartbeat_interval_ms: 5_000,
             max_size: None,
             assignors: vec![Assignor::Uniform, Assignor::Range],
+            migration_policy: MigrationPolicy::Bidirectional,
         }
     }
 }

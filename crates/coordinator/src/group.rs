@@ -24,6 +24,7 @@ mod coordinator;
 #[allow(clippy::module_inception)]
 mod group;
 mod member;
+mod migration;
 mod offsets;
 mod record;
 mod txn_offsets;
@@ -38,6 +39,7 @@ mod txn_tests;
 
 pub use batch::{decode_batch, encode_batch, encode_marker_batch, encode_txn_batch, read_batch};
 pub use coordinator::GroupCoordinator;
+pub use migration::{MigratingGroup, MigratingMember};
 pub use record::{GroupRecord, LogRecord, MemberRecord, OffsetRecord, RecordError, GROUP_VALUE_VERSION, OFFSET_VALUE_VERSION};
 pub use types::*;
 

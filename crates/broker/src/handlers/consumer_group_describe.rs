@@ -72,8 +72,8 @@ pub fn handle(broker: &Arc<Broker>, req: ConsumerGroupDescribeRequest, session: 
                         .with_subscribed_topic_regex(m.subscribed_topic_regex.map(StrBytes::from_string))
                         .with_assignment(assignment(m.assignment))
                         .with_target_assignment(assignment(m.target_assignment))
-                        // 1: a member speaking the consumer protocol (0 would be a classic one).
-                        .with_member_type(1)
+                        // v1's member type: 0 a classic-protocol member, 1 a consumer-protocol one.
+                        .with_member_type(if m.classic { 0 } else { 1 })
                 })
                 .collect();
             base.with_group_state(StrBytes::from_static_str(g.state.as_str()))

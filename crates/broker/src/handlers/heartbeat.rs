@@ -8,7 +8,6 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use crate::broker::Broker;
 use crate::session::Session;
 use strom_metadata::acl::Operation;
-use crate::clock::now_ms;
 use strom_coordinator::group::{error_code, HeartbeatRequest as Beat};
 
 pub async fn handle(broker: &Arc<Broker>, req: HeartbeatRequest, session: &Session) -> HeartbeatResponse {
@@ -23,7 +22,7 @@ pub async fn handle(broker: &Arc<Broker>, req: HeartbeatRequest, session: &Sessi
                 member_id: req.member_id.to_string(),
                 group_instance_id: req.group_instance_id.map(|s| s.to_string()),
             };
-            broker.groups.with(|c| (c.heartbeat(beat, now_ms()), Vec::new())).await.0
+            broker.groups.heartbeat(beat)
         }
     };
     HeartbeatResponse::default().with_error_code(error_code(error))

@@ -9,7 +9,6 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::session::Session;
 use strom_metadata::acl::Operation;
-use crate::clock::now_ms;
 use strom_coordinator::group::{error_code, LeaveMember};
 
 pub async fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16, session: &Session) -> LeaveGroupResponse {
@@ -31,7 +30,7 @@ pub async fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16, 
             .collect()
     };
     let group_id = req.group_id.to_string();
-    let (r, _) = broker.groups.with(|c| c.leave_group(&group_id, members, now_ms())).await;
+    let (r, _) = broker.groups.leave(&group_id, members).await;
     if version < 3 {
         // One member, reported at the top level.
         let error = r.error.or_else(|| r.members.first().and_then(|m| m.error));

@@ -29,10 +29,10 @@ pub(super) struct Group {
     /// The subscribed topics as they were when `target` was computed: a change re-assigns.
     pub(super) subscribed_topics: BTreeMap<String, TopicMeta>,
     /// The members' subscription regexes, compiled once.
-    regexes: BTreeMap<String, Regex>,
+    pub(super) regexes: BTreeMap<String, Regex>,
     /// The value of each of the group's keys in `__consumer_offsets` as last written (or
     /// loaded): what the next write must change.
-    persisted: BTreeMap<Key, Bytes>,
+    pub(super) persisted: BTreeMap<Key, Bytes>,
 }
 
 /// Topics a regular expression never matches: Kafka's internal topics (`Topic.isInternal`).
@@ -45,7 +45,7 @@ fn compile(pattern: &str) -> Result<Regex, regex::Error> {
 }
 
 impl Group {
-    fn new() -> Group {
+    pub(super) fn new() -> Group {
         Group {
             epoch: 0,
             assignment_epoch: 0,
@@ -66,7 +66,7 @@ impl Group {
         names
     }
 
-    fn subscribed(&self, topics: &Topics) -> BTreeMap<String, TopicMeta> {
+    pub(super) fn subscribed(&self, topics: &Topics) -> BTreeMap<String, TopicMeta> {
         self.members
             .values()
             .flat_map(|m| self.subscription_of(m, topics))
@@ -76,7 +76,7 @@ impl Group {
 
     /// The group's assignor: the one most members asked for, else the configured default
     /// (Kafka picks the most requested one too).
-    fn assignor(&self, config: &ConsumerGroupConfig) -> Assignor {
+    pub(super) fn assignor(&self, config: &ConsumerGroupConfig) -> Assignor {
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for m in self.members.values() {
             if let Some(a) = &m.server_assignor {
@@ -92,7 +92,7 @@ impl Group {
     }
 
     /// Bumps the group epoch and computes the target assignment for it.
-    fn bump(&mut self, topics: &Topics, config: &ConsumerGroupConfig) {
+    pub(super) fn bump(&mut self, topics: &Topics, config: &ConsumerGroupConfig) {
         self.epoch += 1;
         self.subscribed_topics = self.subscribed(topics);
         let assignor = self.assignor(config);
@@ -111,7 +111,7 @@ impl Group {
     }
 
     /// One reconciliation step of member `member_id`, with what it reports owning.
-    fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now: i64) {
+    pub(super) fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now: i64) {
         let empty = Assignment::new();
         let target = self.target.get(member_id).cloned().unwrap_or(empty);
         let others: Vec<&Member> = self.members.values().filter(|m| m.id != member_id).collect();
@@ -141,7 +141,7 @@ impl Group {
         }
     }
 
-    fn remove_member(&mut self, member_id: &str, topics: &Topics, config: &ConsumerGroupConfig) {
+    pub(super) fn remove_member(&mut self, member_id: &str, topics: &Topics, config: &ConsumerGroupConfig) {
         if self.members.remove(member_id).is_some() {
             self.target.remove(member_id);
             self.forget_unused_regexes();
@@ -160,7 +160,7 @@ impl Group {
 
     /// Static member `old_id` comes back as `new_id` (Kafka's replaceMember): the same
     /// subscription, assignment and target, at epoch 0; the old member id is forgotten.
-    fn replace_static(&mut self, old_id: &str, new_id: &str) {
+    pub(super) fn replace_static(&mut self, old_id: &str, new_id: &str) {
         let Some(mut m) = self.members.remove(old_id) else { return };
         m.id = new_id.to_string();
         m.epoch = 0;
@@ -171,13 +171,13 @@ impl Group {
         self.members.insert(new_id.to_string(), m);
     }
 
-    fn forget_unused_regexes(&mut self) {
+    pub(super) fn forget_unused_regexes(&mut self) {
         let used: BTreeSet<&String> = self.members.values().filter_map(|m| m.subscribed_topic_regex.as_ref()).collect();
         self.regexes.retain(|r, _| used.contains(r));
     }
 
     fn next_deadline(&self) -> Option<i64> {
-        self.members.values().flat_map(|m| std::iter::once(m.session_deadline).chain(m.revocation_deadline)).min()
+        self.members.values().flat_map(|m| std::iter::once(m.session_deadline).chain(m.revocation_deadline).chain(m.classic_deadline)).min()
     }
 }
 
@@ -217,6 +217,7 @@ impl Group {
                 subscribed_topic_regex: m.subscribed_topic_regex.clone(),
                 rebalance_timeout_ms: m.rebalance_timeout_ms,
                 server_assignor: m.server_assignor.clone(),
+                classic: m.classic.clone(),
             };
             out.insert(key(record::KEY_MEMBER_METADATA, Some(&m.id)), Value::Member(meta).encode());
             let target = self.target.get(&m.id).cloned().unwrap_or_default();
@@ -292,6 +293,10 @@ impl Group {
                 m.subscribed_topic_regex = meta.subscribed_topic_regex;
                 m.rebalance_timeout_ms = meta.rebalance_timeout_ms;
                 m.server_assignor = meta.server_assignor;
+                if let Some(c) = &meta.classic {
+                    m.session_deadline = now.saturating_add(i64::from(c.session_timeout_ms));
+                }
+                m.classic = meta.classic;
             }
             (_, Some(Value::CurrentAssignment(c))) => {
                 let m = member(self, &member_id, now, session_timeout_ms);
@@ -321,10 +326,12 @@ impl Group {
 /// Owns every consumer group this broker coordinates. The caller serialises calls.
 #[derive(Debug)]
 pub struct ConsumerGroupCoordinator {
-    config: ConsumerGroupConfig,
+    pub(super) config: ConsumerGroupConfig,
     pub(super) groups: BTreeMap<String, Group>,
     /// The settings of groups that have group configs (`set_group_config`); others use `config`.
     group_configs: BTreeMap<String, ConsumerGroupConfig>,
+    /// Groups converted back to classic groups (`classic.rs`), for the caller to take.
+    pub(super) downgrades: Vec<super::Downgraded>,
 }
 
 fn fenced_instance(member_id: &str, instance_id: &str, holder: &str) -> HeartbeatResponse {
@@ -337,7 +344,7 @@ fn invalid(message: &str) -> HeartbeatResponse {
 
 impl ConsumerGroupCoordinator {
     pub fn new(config: ConsumerGroupConfig) -> Self {
-        ConsumerGroupCoordinator { config, groups: BTreeMap::new(), group_configs: BTreeMap::new() }
+        ConsumerGroupCoordinator { config, groups: BTreeMap::new(), group_configs: BTreeMap::new(), downgrades: Vec::new() }
     }
 
     pub fn config(&self) -> &ConsumerGroupConfig {
@@ -368,7 +375,7 @@ impl ConsumerGroupCoordinator {
         self.groups.contains_key(group_id)
     }
 
-    /// Whether `group_id` is a consumer group with members (a classic JoinGroup is refused then).
+    /// Whether `group_id` is a consumer group with members (a classic JoinGroup joins it then).
     pub fn has_members(&self, group_id: &str) -> bool {
         self.groups.get(group_id).is_some_and(|g| !g.members.is_empty())
     }
@@ -429,7 +436,6 @@ impl ConsumerGroupCoordinator {
     }
 
     fn leave(&mut self, req: HeartbeatRequest, topics: &Topics) -> HeartbeatResponse {
-        let config = &self.config;
         let Some(group) = self.groups.get_mut(&req.group_id) else {
             return HeartbeatResponse::error(ResponseError::GroupIdNotFound, format!("Group {} not found.", req.group_id));
         };
@@ -456,7 +462,7 @@ impl ConsumerGroupCoordinator {
         } else if !group.members.contains_key(&req.member_id) {
             return HeartbeatResponse::error(ResponseError::UnknownMemberId, format!("Member {} is not a member of group {}.", req.member_id, req.group_id));
         }
-        group.remove_member(&req.member_id, topics, config);
+        self.fence(&req.group_id, &req.member_id, topics);
         HeartbeatResponse { member_id: Some(req.member_id), member_epoch: req.member_epoch, heartbeat_interval_ms: 0, ..Default::default() }
     }
 
@@ -573,28 +579,26 @@ impl ConsumerGroupCoordinator {
     /// rebalance timeout, re-assigning their partitions. Cheap when nothing is due.
     pub fn tick(&mut self, topics: &Topics, now_ms: i64) -> Vec<Expired> {
         let mut expired = Vec::new();
-        let config = self.config.clone();
-        for (group_id, group) in &mut self.groups {
+        for (group_id, group) in &self.groups {
             if group.next_deadline().is_none_or(|d| d > now_ms) {
                 continue;
             }
-            let due: Vec<(String, bool)> = group
-                .members
-                .values()
-                .filter_map(|m| {
-                    if m.session_deadline <= now_ms {
-                        Some((m.id.clone(), true))
-                    } else if m.revocation_deadline.is_some_and(|d| d <= now_ms) {
-                        Some((m.id.clone(), false))
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            for (member_id, session) in due {
-                group.remove_member(&member_id, topics, &config);
-                expired.push(Expired { group_id: group_id.clone(), member_id, session });
+            for m in group.members.values() {
+                if m.session_deadline <= now_ms {
+                    expired.push(Expired { group_id: group_id.clone(), member_id: m.id.clone(), session: true });
+                } else if m.revocation_deadline.is_some_and(|d| d <= now_ms) || m.classic_deadline.is_some_and(|d| d <= now_ms) {
+                    expired.push(Expired { group_id: group_id.clone(), member_id: m.id.clone(), session: false });
+                }
             }
+        }
+        // Expired classic members go first: a consumer-protocol member expiring in the same tick
+        // may convert the group to a classic one, which must not take members already expired.
+        let classic = |c: &Self, e: &Expired| c.groups.get(&e.group_id).and_then(|g| g.members.get(&e.member_id)).is_some_and(|m| m.classic.is_some());
+        let (first, then): (Vec<&Expired>, Vec<&Expired>) = expired.iter().partition(|e| classic(self, e));
+        for e in first.into_iter().chain(then) {
+            // A member removed by a timer may be the group's last consumer-protocol member: the
+            // group may go back to the classic protocol (Kafka's consumerGroupFenceMember).
+            self.fence(&e.group_id, &e.member_id, topics);
         }
         expired
     }
@@ -621,6 +625,7 @@ impl ConsumerGroupCoordinator {
                 subscribed_topic_regex: m.subscribed_topic_regex.clone(),
                 assignment: m.assigned.clone(),
                 target_assignment: g.target.get(&m.id).cloned().unwrap_or_default(),
+                classic: m.classic.is_some(),
             })
             .collect();
         Some(DescribedConsumerGroup {
@@ -652,6 +657,10 @@ impl ConsumerGroupCoordinator {
         }
         match g.members.get(member_id.unwrap_or_default()) {
             None => OffsetAccess::Refused(ResponseError::UnknownMemberId),
+            // A classic member commits with any version, against its generation (Kafka's
+            // validateMemberEpoch for classic members: ILLEGAL_GENERATION).
+            Some(m) if m.classic.is_some() && m.epoch != member_epoch => OffsetAccess::Refused(ResponseError::IllegalGeneration),
+            Some(m) if m.classic.is_some() => OffsetAccess::Allowed,
             Some(_) if commit_version.is_some_and(|v| v < 9) => OffsetAccess::Refused(ResponseError::UnsupportedVersion),
             Some(m) if m.epoch != member_epoch => OffsetAccess::Refused(ResponseError::StaleMemberEpoch),
             Some(_) => OffsetAccess::Allowed,

@@ -41,6 +41,12 @@ pub struct Member {
     pub session_deadline: i64,
     /// In UnrevokedPartitions: fenced if it has not revoked by then (its rebalance timeout).
     pub revocation_deadline: Option<i64>,
+    /// Set for a member that uses the classic protocol (JoinGroup, SyncGroup, Heartbeat): its
+    /// session timeout and the protocols it joined with (Kafka's ClassicMemberMetadata).
+    pub classic: Option<super::record::ClassicMemberMetadata>,
+    /// A classic member told to rejoin must join, and one that joined must sync, by then (its
+    /// rebalance timeout, Kafka's join and sync timeouts), else it is removed.
+    pub classic_deadline: Option<i64>,
 }
 
 impl Member {
@@ -62,6 +68,8 @@ impl Member {
             pending_revocation: Assignment::new(),
             session_deadline: now.saturating_add(i64::from(session_timeout_ms)),
             revocation_deadline: None,
+            classic: None,
+            classic_deadline: None,
         }
     }
 

@@ -49,6 +49,16 @@ pub struct MemberMetadata {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Tagged field 0: set for a member that uses the classic protocol (JoinGroup/SyncGroup).
+    pub classic: Option<ClassicMemberMetadata>,
+}
+
+/// Kafka's `ClassicMemberMetadata`: what a classic member inside a consumer group joined with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicMemberMetadata {
+    pub session_timeout_ms: i32,
+    /// (protocol name, embedded consumer-protocol metadata) in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +157,24 @@ impl Value {
                 put_cstr(&mut b, m.subscribed_topic_regex.as_deref());
                 b.put_i32(m.rebalance_timeout_ms);
                 put_cstr(&mut b, m.server_assignor.as_deref());
+                if let Some(c) = &m.classic {
+                    // One tagged field, tag 0, its size, then the struct.
+                    let mut t = BytesMut::new();
+                    t.put_i32(c.session_timeout_ms);
+                    put_len(&mut t, c.protocols.len());
+                    for (name, metadata) in &c.protocols {
+                        put_cstr(&mut t, Some(name));
+                        put_len(&mut t, metadata.len());
+                        t.put_slice(metadata);
+                        t.put_u8(0);
+                    }
+                    t.put_u8(0);
+                    put_uvarint(&mut b, 1);
+                    put_uvarint(&mut b, 0);
+                    put_uvarint(&mut b, t.len() as u64);
+                    b.put_slice(&t);
+                    return b.freeze();
+                }
             }
             Value::TargetMetadata { assignment_epoch } => b.put_i32(*assignment_epoch),
             Value::TargetMember(a) => put_assignment(&mut b, a),
@@ -220,6 +248,7 @@ impl Value {
                     subscribed_topic_regex: r.cstr()?,
                     rebalance_timeout_ms: r.i32()?,
                     server_assignor: r.cstr()?,
+                    classic: r.classic_tag()?,
                 })
             }
             KEY_TARGET_METADATA => Value::TargetMetadata { assignment_epoch: r.i32()? },
@@ -233,7 +262,9 @@ impl Value {
             }),
             other => return Err(RecordError::UnknownKeyType(other)),
         };
-        r.tags()?;
+        if kind != KEY_MEMBER_METADATA {
+            r.tags()?;
+        }
         r.end()?;
         Ok(v)
     }
@@ -356,6 +387,31 @@ impl Reader<'_> {
             self.take(size)?;
         }
         Ok(())
+    }
+
+    /// The tagged-field section of a member's metadata: tag 0 is its classic metadata, other
+    /// tags are skipped.
+    fn classic_tag(&mut self) -> Result<Option<ClassicMemberMetadata>, RecordError> {
+        let mut classic = None;
+        for _ in 0..self.uvarint()? {
+            let tag = self.uvarint()?;
+            let size = usize::try_from(self.uvarint()?).map_err(|_| RecordError::Truncated)?;
+            let mut field = Reader(self.take(size)?);
+            if tag == 0 {
+                let session_timeout_ms = field.i32()?;
+                let mut protocols = Vec::new();
+                for _ in 0..field.len()? {
+                    let name = field.cstr()?.unwrap_or_default();
+                    let n = field.len()?;
+                    let metadata = Bytes::copy_from_slice(field.take(n)?);
+                    field.tags()?;
+                    protocols.push((name, metadata));
+                }
+                field.tags()?;
+                classic = Some(ClassicMemberMetadata { session_timeout_ms, protocols });
+            }
+        }
+        Ok(classic)
     }
 
     pub(crate) fn assignment(&mut self) -> Result<Assignment, RecordError> {

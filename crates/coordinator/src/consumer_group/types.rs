@@ -116,6 +116,8 @@ pub struct DescribedMember {
     pub subscribed_topic_regex: Option<String>,
     pub assignment: Assignment,
     pub target_assignment: Assignment,
+    /// It uses the classic protocol (JoinGroup/SyncGroup) inside the consumer group.
+    pub classic: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -140,7 +140,7 @@ impl Group {
     fn is_leader(&self, id: &str) -> bool {
         self.leader_id.as_deref() == Some(id)
     }
-    fn transition(&mut self, state: GroupState, now: i64) {
+    pub(super) fn transition(&mut self, state: GroupState, now: i64) {
         self.state = state;
         self.state_timestamp_ms = now;
     }
@@ -193,7 +193,7 @@ impl Group {
         }
     }
 
-    fn persist(&self, ctx: &mut Ctx) {
+    pub(super) fn persist(&self, ctx: &mut Ctx) {
         ctx.fx.push(Effect::PersistGroup { group_id: self.id.clone(), record: self.record() });
     }
 
@@ -391,7 +391,7 @@ impl Group {
         ctx.finish_join(ticket)
     }
 
-    fn maybe_prepare_rebalance(&mut self, ctx: &mut Ctx) {
+    pub(super) fn maybe_prepare_rebalance(&mut self, ctx: &mut Ctx) {
         if matches!(self.state, GroupState::Stable | GroupState::CompletingRebalance | GroupState::Empty) {
             self.prepare_rebalance(ctx);
         }
@@ -469,7 +469,7 @@ impl Group {
     }
 
     /// Remove a member, answering its parked requests with `error`, and keep a leader.
-    fn remove_member(&mut self, id: &str, error: ResponseError, ctx: &mut Ctx) {
+    pub(super) fn remove_member(&mut self, id: &str, error: ResponseError, ctx: &mut Ctx) {
         let Some(pos) = self.members.iter().position(|m| m.id == id) else { return };
         let m = self.members.remove(pos);
         if let Some(t) = m.join_ticket {
