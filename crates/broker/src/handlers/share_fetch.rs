@@ -154,13 +154,15 @@ pub async fn handle(broker: &Arc<Broker>, req: ShareFetchRequest, session: &Sess
             }
         }
         // The acquisitions' delivery counts are stored before the records go out; if they
-        // cannot be, the records are given back and none go out (the client fetches again).
+        // cannot be, the acquisitions are undone (counts included: no client saw them, so
+        // they must not move a record towards archiving) and none go out (the client fetches
+        // again).
         let ((), stored) = broker.shares.call(&group_id, |_, _| ()).await;
         if let Err(code) = stored {
             tracing::debug!(group = %group_id, error = ?code, "share fetch: acquisitions not stored; records released");
             broker.shares.modify(&group_id, |share, _| {
                 for ((topic_id, index), a) in answers.iter_mut() {
-                    share.release(&(group_id.clone(), *topic_id, *index), &member_id, &a.acquired);
+                    share.unacquire(&(group_id.clone(), *topic_id, *index), &member_id, &a.acquired);
                     a.acquired.clear();
                     a.records.clear();
                 }

@@ -744,6 +744,16 @@ impl ShareGroupCoordinator {
         }
     }
 
+    /// As a partition's leader: undoes `member`'s acquisitions of `acquired`, which its fetch
+    /// could not deliver (see [`SharePartition::unacquire_ranges`]).
+    pub fn unacquire(&mut self, key: &ShareKey, member_id: &str, acquired: &[Acquired]) {
+        if let Some(p) = self.partitions.get_mut(key) {
+            if p.unacquire_ranges(member_id, acquired) {
+                self.dirty.insert(key.clone());
+            }
+        }
+    }
+
     /// ShareGroupDescribe: `None` if `group_id` is not a share group here.
     pub fn describe(&self, group_id: &str) -> Option<DescribedShareGroup> {
         if !self.contains(group_id) {

@@ -196,3 +196,24 @@ proptest! {
         prop_assert_eq!(p.start_offset(), log_end);
     }
 }
+
+/// A fetch that acquired records but could not answer with them (their state could not be
+/// stored) undoes the acquisitions: however often that happens, the records are delivered at
+/// their next real delivery with count 1, and are never archived for it.
+#[test]
+fn acquisitions_no_client_saw_never_count_towards_the_limit() {
+    let mut p = SharePartition::new(0);
+    let log = [LogBatch { first_offset: 0, last_offset: 2, control: false }];
+    for round in 0..(LIMITS.delivery_count_limit as i64 * 3) {
+        let got = p.acquire("a", &log, 10, round, &LIMITS);
+        assert_eq!(got.iter().map(|a| (a.first_offset, a.last_offset, a.delivery_count)).collect::<Vec<_>>(), vec![(0, 2, 1)], "round {round}");
+        assert!(p.unacquire_ranges("a", &got));
+        assert_eq!(p.owner(0, round), None);
+    }
+    // Only the member that acquired them can undo an acquisition.
+    let got = p.acquire("a", &log, 10, 100, &LIMITS);
+    assert!(!p.unacquire_ranges("b", &got));
+    assert_eq!(p.owner(1, 100), Some("a"));
+    assert_eq!(p.delivery_count(1), Some(1));
+    assert_eq!(p.snapshot().ranges, vec![(0, 2, 1)]);
+}

@@ -283,6 +283,24 @@ impl SharePartition {
         !held.is_empty()
     }
 
+    /// Takes back records of `ranges` that `member` acquired but that never reached it (the
+    /// fetch that acquired them could not answer with them): available again with the delivery
+    /// count they had before, so an acquisition no client saw never counts towards the limit.
+    pub fn unacquire_ranges(&mut self, member: &str, ranges: &[Acquired]) -> bool {
+        let mut changed = false;
+        for a in ranges.iter().filter(|a| a.first_offset <= a.last_offset) {
+            for (_, r) in self.records.range_mut(a.first_offset..=a.last_offset) {
+                if r.owner.as_deref() == Some(member) {
+                    r.owner = None;
+                    r.lock_until = 0;
+                    r.delivery_count = r.delivery_count.saturating_sub(1).max(0);
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
     /// An acquired record comes back: available again, or archived at the delivery limit.
     fn give_back(&mut self, offset: i64, limits: &Limits) {
         if let Some(r) = self.records.get_mut(&offset) {
