@@ -21,6 +21,14 @@ const SET: i8 = 0;
 const DELETE: i8 = 1;
 
 pub fn alter(a: &Args, ops: &[Op]) -> anyhow::Result<()> {
+    incremental_alter(a, RESOURCE_BROKER, "", ops)
+}
+
+/// IncrementalAlterConfigs of one resource (`resource_type`, `name`), the deletes and sets of
+/// `ops` in one request, to any broker, through the tools' own protocol client; a resource-level
+/// error is an `Err` with Kafka's error name and the broker's message. Also used for group
+/// configs (`groups.rs`), which librdkafka cannot address either.
+pub(super) fn incremental_alter(a: &Args, resource_type: i8, name: &str, ops: &[Op]) -> anyhow::Result<()> {
     let settings = Settings::read("strom-configs", a.connection.command_config.as_deref(), super::super::TIMEOUT)?;
     let configs = ops
         .iter()
@@ -30,7 +38,7 @@ pub fn alter(a: &Args, ops: &[Op]) -> anyhow::Result<()> {
         })
         .collect();
     let req = IncrementalAlterConfigsRequest::default()
-        .with_resources(vec![AlterConfigsResource::default().with_resource_type(RESOURCE_BROKER).with_resource_name(StrBytes::from_static_str("")).with_configs(configs)]);
+        .with_resources(vec![AlterConfigsResource::default().with_resource_type(resource_type).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(configs)]);
     let bootstrap = a.connection.bootstrap_server.clone();
     super::super::block_on(async move {
         let mut cluster = Cluster::connect(&bootstrap, &settings).await?;

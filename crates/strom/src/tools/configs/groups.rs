@@ -9,20 +9,16 @@
 
 use anyhow::{bail, Context};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
-use kafka_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListGroupsRequest};
+use kafka_protocol::messages::{DescribeConfigsRequest, ListGroupsRequest};
 use kafka_protocol::protocol::StrBytes;
 
 use super::super::admin_ffi::{Entry, Op, Synonym};
 use super::super::kafka_client::{Cluster, Settings};
 use super::Args;
 
-/// Kafka's ConfigResource type of a group, its ConfigSource of a group's own value, and
-/// IncrementalAlterConfigs' operations.
+/// Kafka's ConfigResource type of a group, and its ConfigSource of a group's own value.
 const RESOURCE_GROUP: i8 = 32;
 pub(super) const DYNAMIC_GROUP_CONFIG: i32 = 8;
-const SET: i8 = 0;
-const DELETE: i8 = 1;
 
 fn settings(a: &Args) -> anyhow::Result<Settings> {
     Settings::read("strom-configs", a.connection.command_config.as_deref(), super::super::TIMEOUT)
@@ -78,25 +74,5 @@ pub fn describe(a: &Args, group: &str) -> anyhow::Result<Vec<Entry>> {
 
 /// IncrementalAlterConfigs of group `group`: the deletes, then the sets, in one request.
 pub fn alter(a: &Args, group: &str, ops: &[Op]) -> anyhow::Result<()> {
-    let settings = settings(a)?;
-    let configs = ops
-        .iter()
-        .map(|op| match op {
-            Op::Set(k, v) => AlterableConfig::default().with_name(StrBytes::from_string(k.to_string())).with_config_operation(SET).with_value(Some(StrBytes::from_string(v.to_string()))),
-            Op::Delete(k) => AlterableConfig::default().with_name(StrBytes::from_string(k.to_string())).with_config_operation(DELETE),
-        })
-        .collect();
-    let req = IncrementalAlterConfigsRequest::default()
-        .with_resources(vec![AlterConfigsResource::default().with_resource_type(RESOURCE_GROUP).with_resource_name(StrBytes::from_string(group.to_string())).with_configs(configs)]);
-    let bootstrap = a.connection.bootstrap_server.clone();
-    super::super::block_on(async move {
-        let mut cluster = Cluster::connect(&bootstrap, &settings).await?;
-        let resp = cluster.call_any(1, &req).await.context("IncrementalAlterConfigs")?;
-        for r in &resp.responses {
-            if r.error_code != 0 {
-                bail!("{}", super::super::error_text(i32::from(r.error_code), r.error_message.as_deref()));
-            }
-        }
-        Ok(())
-    })?
+    super::defaults::incremental_alter(a, RESOURCE_GROUP, group, ops)
 }
