@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Produce and fetch of 1 KiB records over PLAINTEXT, SSL and SASL_SSL (SCRAM-SHA-512) on the same
 broker, alternating rounds, with the broker's and the client's CPU time per GB moved (the broker's from
-/proc/<pid>/stat, the client's from this process: librdkafka's threads run in it). Clients are
+/proc/<pid>/stat, the client's from this process: librdkafka's threads run in it). "of it user" is
+the broker's user-space share: its own code (TLS, copies, CRC), steadier than the total, whose
+kernel part (TCP, page cache) moves with writeback and reclaim. Clients are
 confluent-kafka (librdkafka with OpenSSL); the Python loop that hands records to the producer is
 the same for every listener. Client and broker share the machine's cores, so the client's own
 encryption slows the broker's throughput too: compare the CPU columns as well as the MB/s.
@@ -34,7 +36,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 from tlscerts import Certs  # noqa: E402
-from benchlib import cpu_seconds, free_port  # noqa: E402
+from benchlib import cpu_times, free_port  # noqa: E402
 import rawkafka  # noqa: E402
 
 
@@ -135,18 +137,19 @@ def main():
                         phases = [("produce", lambda: produce(conf, topic, a.records, a.record_size)),
                                   ("fetch", lambda: consume(conf, topic, a.records))]
                     for op, run in phases:
-                        cpu0, own0, t0 = cpu_seconds(broker.pid), client_cpu(), time.perf_counter()
+                        (user0, sys0), own0, t0 = cpu_times(broker.pid), client_cpu(), time.perf_counter()
                         run()
-                        secs, cpu = time.perf_counter() - t0, cpu_seconds(broker.pid) - cpu0
+                        secs, (user1, sys1) = time.perf_counter() - t0, cpu_times(broker.pid)
+                        user, cpu = user1 - user0, user1 - user0 + sys1 - sys0
                         own = client_cpu() - own0
-                        results[(proto, op)].append((a.records * a.record_size / secs / 1e6, cpu / gb, own / gb))
+                        results[(proto, op)].append((a.records * a.record_size / secs / 1e6, cpu / gb, user / gb, own / gb))
                     admin.delete_topics([topic])[topic].result(30)
             del admin
             print(f"{a.records} records of {a.record_size} B per run, {a.rounds} rounds, {a.client} client, load {os.getloadavg()[0]:.2f}")
-            print(f"{'':10} {'op':8} {'MB/s (median)':>14} {'broker CPU s/GB':>16} {'client CPU s/GB':>16}")
+            print(f"{'':10} {'op':8} {'MB/s (median)':>14} {'broker CPU s/GB':>16} {'of it user':>11} {'client CPU s/GB':>16}")
             for (proto, op), runs in results.items():
-                print(f"{proto:10} {op:8} {statistics.median(x for x, _, _ in runs):14.1f} "
-                      f"{statistics.median(c for _, c, _ in runs):16.2f} {statistics.median(o for _, _, o in runs):16.2f}")
+                med = [statistics.median(run[i] for run in runs) for i in range(4)]
+                print(f"{proto:10} {op:8} {med[0]:14.1f} {med[1]:16.2f} {med[2]:11.2f} {med[3]:16.2f}")
         finally:
             broker.terminate()
             broker.wait(30)

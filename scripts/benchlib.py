@@ -3,11 +3,17 @@ import os
 import socket
 
 
-def cpu_seconds(pid):
-    """User plus system CPU seconds of process `pid` so far (from /proc)."""
+def cpu_times(pid):
+    """(user, system) CPU seconds of process `pid` so far (from /proc)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
+
+
+def cpu_seconds(pid):
+    """User plus system CPU seconds of process `pid` so far (from /proc)."""
+    return sum(cpu_times(pid))
 
 
 def free_port():

@@ -803,11 +803,11 @@ impl GroupService {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
         let epoch = partition.leader_epoch();
-        let mut buf = encode(now).map_err(|e| {
+        let buf = encode(now).map_err(|e| {
             tracing::error!(error = %e, "cannot encode an offsets-topic batch");
             ResponseError::UnknownServerError
         })?;
-        let appended = partition.append(&mut buf, now).map_err(|e| {
+        let appended = partition.append(&buf, now).map_err(|e| {
             tracing::error!(partition = index, error = %e, "cannot append to the offsets topic");
             match e {
                 crate::partition::PartitionError::Closed | crate::partition::PartitionError::NotLeader(_) => ResponseError::NotCoordinator,

@@ -383,11 +383,11 @@ impl TxnService {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
         let now = now_ms();
-        let mut buf = encode_batch(std::slice::from_ref(append), now).map_err(|e| {
+        let buf = encode_batch(std::slice::from_ref(append), now).map_err(|e| {
             tracing::error!(error = %e, "cannot encode a transaction-log batch");
             ResponseError::UnknownServerError
         })?;
-        let info = partition.append(&mut buf, now).map_err(|e| match e {
+        let info = partition.append(&buf, now).map_err(|e| match e {
             PartitionError::Closed | PartitionError::NotLeader(_) => ResponseError::NotCoordinator,
             PartitionError::Storage(strom_storage::StorageError::MessageTooLarge { .. }) => ResponseError::UnknownServerError,
             e => {

@@ -872,11 +872,11 @@ impl Sim {
         // As `handlers/produce.rs`: acks=all is refused up front without enough replicas in sync.
         let Some(p) = self.nodes[&id].partitions.get(&key).filter(|p| p.is_leader() && p.enough_replicas()).cloned() else { return };
         self.next_value += 1;
-        let mut batch = encode_batch(self.next_value, self.now);
+        let batch = encode_batch(self.next_value, self.now);
         let crc = u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]);
         let local = self.local_now(id);
         let epoch = p.leader_epoch();
-        if let Ok(info) = p.append(&mut batch, local) {
+        if let Ok(info) = p.append(&batch, local) {
             self.outcome.produced += 1;
             self.trace(&format!("append {id} {key} {} {}", info.first_offset, self.next_value));
             self.pending.push(Pending { node: id, key, partition: p, epoch, base: info.first_offset, last: info.last_offset, crc, deadline: self.now + ACK_TIMEOUT_MS });

@@ -212,13 +212,13 @@ impl Sim {
             return;
         }
         let Some(p) = self.nodes[&id].partitions.get(&key).cloned() else { return };
-        let Ok(mut batch) = encode_batch(&records, local) else { return };
+        let Ok(batch) = encode_batch(&records, local) else { return };
         let crc = u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]);
         let epoch = p.leader_epoch();
         if !p.enough_replicas() {
             return;
         }
-        if let Ok(info) = p.append(&mut batch, local) {
+        if let Ok(info) = p.append(&batch, local) {
             self.trace(&format!("group append {id} {}", info.first_offset));
             self.pending.push(Pending { node: id, key, partition: p, epoch, base: info.first_offset, last: info.last_offset, crc, deadline: self.now + 3_000 });
         }

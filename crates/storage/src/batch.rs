@@ -1,5 +1,5 @@
-//! Kafka RecordBatch v2: header view, validation of client input, and the in-place rewrites the log
-//! performs (offsets, leader epoch, LogAppendTime). Nothing here looks inside the records on the
+//! Kafka RecordBatch v2: header view, validation of client input, and the header rewrites the log
+//! performs (offsets, leader epoch, LogAppendTime) on a copy of the header. Nothing here looks inside the records on the
 //! append path; only timestamp lookups walk records, and only for uncompressed batches.
 
 use crate::error::StorageError;
@@ -214,45 +214,55 @@ pub fn validate_batches(buf: &[u8], max_message_bytes: u32) -> Result<Vec<BatchH
     Ok(headers)
 }
 
-fn write_at(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), StorageError> {
-    buf.get_mut(at..at + bytes.len())
-        .ok_or_else(|| StorageError::corrupt("batch header outside the buffer"))?
-        .copy_from_slice(bytes);
-    Ok(())
-}
+/// A produced batch's header as the log writes it. The request's buffer is shared and read-only,
+/// so the log never rewrites it: it writes this patched copy of the first [`HEADER_LEN`] bytes,
+/// then the rest of the batch as the producer sent it. An append copies no record bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct Head([u8; HEADER_LEN]);
 
-/// Rewrites baseOffset and partitionLeaderEpoch in place. Both lie outside the CRC.
-pub(crate) fn assign_offset(
-    buf: &mut [u8],
-    header: &mut BatchHeader,
-    base_offset: i64,
-    leader_epoch: i32,
-) -> Result<(), StorageError> {
-    write_at(buf, header.position + OFF_BASE_OFFSET, &base_offset.to_be_bytes())?;
-    write_at(buf, header.position + OFF_LEADER_EPOCH, &leader_epoch.to_be_bytes())?;
-    header.base_offset = base_offset;
-    header.partition_leader_epoch = leader_epoch;
-    Ok(())
-}
+impl Head {
+    /// The header of `batch` (the whole batch's bytes, at least [`HEADER_LEN`] long once validated).
+    pub(crate) fn of(batch: &[u8]) -> Result<Head, StorageError> {
+        batch
+            .get(..HEADER_LEN)
+            .and_then(|h| <[u8; HEADER_LEN]>::try_from(h).ok())
+            .map(Head)
+            .ok_or_else(|| StorageError::corrupt("batch shorter than its header"))
+    }
 
-/// Turns the batch into a LogAppendTime batch stamped `timestamp`. These fields are covered by the
-/// CRC, so it is recomputed: the only per-batch cost beyond header rewrites, and only when the
-/// topic asks for it.
-pub(crate) fn set_log_append_time(buf: &mut [u8], header: &mut BatchHeader, timestamp: i64) -> Result<(), StorageError> {
-    let attributes = header.attributes | ATTR_LOG_APPEND_TIME;
-    write_at(buf, header.position + OFF_ATTRIBUTES, &attributes.to_be_bytes())?;
-    write_at(buf, header.position + OFF_BASE_TIMESTAMP, &timestamp.to_be_bytes())?;
-    write_at(buf, header.position + OFF_MAX_TIMESTAMP, &timestamp.to_be_bytes())?;
-    let crc = buf
-        .get(header.position..header.position + header.len)
-        .and_then(compute_crc)
-        .ok_or_else(|| StorageError::corrupt("batch outside the buffer"))?;
-    write_at(buf, header.position + OFF_CRC, &crc.to_be_bytes())?;
-    header.attributes = attributes;
-    header.base_timestamp = timestamp;
-    header.max_timestamp = timestamp;
-    header.crc = crc;
-    Ok(())
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn put(&mut self, at: usize, bytes: &[u8]) {
+        self.0[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// Sets baseOffset and partitionLeaderEpoch. Both lie outside the CRC.
+    pub(crate) fn assign_offset(&mut self, header: &mut BatchHeader, base_offset: i64, leader_epoch: i32) {
+        self.put(OFF_BASE_OFFSET, &base_offset.to_be_bytes());
+        self.put(OFF_LEADER_EPOCH, &leader_epoch.to_be_bytes());
+        header.base_offset = base_offset;
+        header.partition_leader_epoch = leader_epoch;
+    }
+
+    /// Turns the batch into a LogAppendTime batch stamped `timestamp`. These fields are covered by
+    /// the CRC, so it is recomputed over the new header and `rest`, the batch's bytes after the
+    /// header (read, not copied): the only per-batch cost beyond the header, and only when the
+    /// topic asks for it.
+    pub(crate) fn set_log_append_time(&mut self, header: &mut BatchHeader, rest: &[u8], timestamp: i64) {
+        debug_assert_eq!(HEADER_LEN + rest.len(), header.len);
+        let attributes = header.attributes | ATTR_LOG_APPEND_TIME;
+        self.put(OFF_ATTRIBUTES, &attributes.to_be_bytes());
+        self.put(OFF_BASE_TIMESTAMP, &timestamp.to_be_bytes());
+        self.put(OFF_MAX_TIMESTAMP, &timestamp.to_be_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&self.0[CRC_START..]), rest);
+        self.put(OFF_CRC, &crc.to_be_bytes());
+        header.attributes = attributes;
+        header.base_timestamp = timestamp;
+        header.max_timestamp = timestamp;
+        header.crc = crc;
+    }
 }
 
 /// A copy of the v2 batch `original` (whole batch bytes) holding `records` (the records field,
@@ -400,12 +410,19 @@ mod tests {
         assert!(validate_batches(&neg_delta, 1 << 20).is_err());
     }
 
+    /// What the log writes for `buf`'s one batch: the patched head, then the batch's own rest.
+    fn written(head: &Head, buf: &[u8]) -> Vec<u8> {
+        [head.bytes(), &buf[HEADER_LEN..]].concat()
+    }
+
     #[test]
     fn offset_rewrite_keeps_the_crc_valid() {
-        let mut buf = build_batch(&BatchSpec { timestamps: vec![1, 2], ..BatchSpec::default() });
+        let buf = build_batch(&BatchSpec { timestamps: vec![1, 2], ..BatchSpec::default() });
         let mut h = validate_batches(&buf, 1 << 20).unwrap()[0];
-        assign_offset(&mut buf, &mut h, 12345, 7).unwrap();
-        let again = validate_batches(&buf, 1 << 20).unwrap()[0];
+        let mut head = Head::of(&buf).unwrap();
+        head.assign_offset(&mut h, 12345, 7);
+        let out = written(&head, &buf);
+        let again = validate_batches(&out, 1 << 20).unwrap()[0];
         assert_eq!(again.base_offset, 12345);
         assert_eq!(again.partition_leader_epoch, 7);
         assert_eq!(again.last_offset(), 12346);
@@ -414,15 +431,18 @@ mod tests {
 
     #[test]
     fn log_append_time_rewrites_timestamps_and_crc() {
-        let mut buf = build_batch(&BatchSpec { base_timestamp: 10, timestamps: vec![0, 1], ..BatchSpec::default() });
+        let buf = build_batch(&BatchSpec { base_timestamp: 10, timestamps: vec![0, 1], ..BatchSpec::default() });
         let mut h = validate_batches(&buf, 1 << 20).unwrap()[0];
-        set_log_append_time(&mut buf, &mut h, 999).unwrap();
-        let again = validate_batches(&buf, 1 << 20).unwrap()[0];
+        let mut head = Head::of(&buf).unwrap();
+        head.set_log_append_time(&mut h, &buf[HEADER_LEN..], 999);
+        let out = written(&head, &buf);
+        let again = validate_batches(&out, 1 << 20).unwrap()[0];
         assert!(again.is_log_append_time());
         assert_eq!(again.max_timestamp, 999);
         assert_eq!(again, h);
-        let found = find_record(&again, &buf, |_, ts| ts >= 999).unwrap();
+        let found = find_record(&again, &out, |_, ts| ts >= 999).unwrap();
         assert_eq!(found, Some((0, 999)));
+        assert!(Head::of(&buf[..HEADER_LEN - 1]).is_err());
     }
 
     #[test]

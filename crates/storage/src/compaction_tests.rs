@@ -15,8 +15,8 @@ fn config() -> LogConfig {
 }
 
 fn put(log: &mut PartitionLog, ts: i64, records: &[Rec]) -> i64 {
-    let mut b = build_keyed_batch(ts, records);
-    log.append(&mut b, 0, ts, None).unwrap().first_offset
+    let b = build_keyed_batch(ts, records);
+    log.append(&b, 0, ts, None).unwrap().first_offset
 }
 
 fn read_all(log: &PartitionLog) -> (Vec<Decoded>, Vec<BatchShape>) {
@@ -204,8 +204,8 @@ fn tombstones_are_removed_only_after_delete_retention() {
 fn producer_last_batch_is_kept_empty_so_its_sequence_survives() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), config()).unwrap();
-    let mut b = keyed_batch_from_payload(100, 1, &encode_records(&[rec(Some("k1"), Some("a"))]), 0, (7, 0, 0));
-    log.append(&mut b, 0, 100, None).unwrap();
+    let b = keyed_batch_from_payload(100, 1, &encode_records(&[rec(Some("k1"), Some("a"))]), 0, (7, 0, 0));
+    log.append(&b, 0, 100, None).unwrap();
     put(&mut log, 110, &[rec(Some("k2"), Some("x"))]);
     log.force_roll();
     put(&mut log, 120, &[rec(Some("k1"), Some("b"))]);
@@ -217,10 +217,10 @@ fn producer_last_batch_is_kept_empty_so_its_sequence_survives() {
     drop(log);
     std::fs::remove_file(dir.path().join("producer-state")).unwrap();
     let mut log = PartitionLog::open(dir.path(), config()).unwrap();
-    let mut retry = keyed_batch_from_payload(100, 1, &encode_records(&[rec(Some("k1"), Some("a"))]), 0, (7, 0, 0));
-    assert!(log.append(&mut retry, 0, 200, None).unwrap().duplicate);
-    let mut next = keyed_batch_from_payload(100, 1, &encode_records(&[rec(Some("k1"), Some("c"))]), 0, (7, 0, 1));
-    assert!(!log.append(&mut next, 0, 200, None).unwrap().duplicate);
+    let retry = keyed_batch_from_payload(100, 1, &encode_records(&[rec(Some("k1"), Some("a"))]), 0, (7, 0, 0));
+    assert!(log.append(&retry, 0, 200, None).unwrap().duplicate);
+    let next = keyed_batch_from_payload(100, 1, &encode_records(&[rec(Some("k1"), Some("c"))]), 0, (7, 0, 1));
+    assert!(!log.append(&next, 0, 200, None).unwrap().duplicate);
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -251,16 +251,16 @@ fn compressed_batches_are_cleaned_and_recompressed() {
     for codec in [1i16, 2, 3] {
         let dir = tempfile::tempdir().unwrap();
         let mut log = PartitionLog::open(dir.path(), config()).unwrap();
-        let mut b = compressed(codec, 100, &[rec(Some("k1"), Some("a")), rec(Some("k2"), Some("b")), rec(Some("k1"), Some("c"))]);
-        log.append(&mut b, 0, 100, None).unwrap();
-        let mut b = compressed(codec, 200, &[rec(Some("k2"), Some("d")), rec(Some("k3"), Some("e"))]);
-        log.append(&mut b, 0, 200, None).unwrap();
+        let b = compressed(codec, 100, &[rec(Some("k1"), Some("a")), rec(Some("k2"), Some("b")), rec(Some("k1"), Some("c"))]);
+        log.append(&b, 0, 100, None).unwrap();
+        let b = compressed(codec, 200, &[rec(Some("k2"), Some("d")), rec(Some("k3"), Some("e"))]);
+        log.append(&b, 0, 200, None).unwrap();
         // zstd: no codec here, kept whole (its payload is not even real zstd).
-        let mut z = keyed_batch_from_payload(250, 1, &encode_records(&[rec(Some("k1"), Some("zz"))]), 4, (-1, -1, -1));
-        log.append(&mut z, 0, 250, None).unwrap();
+        let z = keyed_batch_from_payload(250, 1, &encode_records(&[rec(Some("k1"), Some("zz"))]), 4, (-1, -1, -1));
+        log.append(&z, 0, 250, None).unwrap();
         log.force_roll();
-        let mut b = compressed(codec, 300, &[rec(Some("k3"), Some("f"))]);
-        log.append(&mut b, 0, 300, None).unwrap();
+        let b = compressed(codec, 300, &[rec(Some("k3"), Some("f"))]);
+        log.append(&b, 0, 300, None).unwrap();
         let s = log.compact(1000, 0, i64::MAX).unwrap();
         assert_eq!((s.records_removed, s.batches_kept_whole), (3, 1), "codec {codec}");
         let data = log.read(0, usize::MAX, i64::MAX).unwrap().data;
@@ -287,8 +287,8 @@ fn decompression_bombs_are_refused_and_kept_whole() {
     assert!(bomb.len() < 200_000);
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), config()).unwrap();
-    let mut b = keyed_batch_from_payload(100, 3, &bomb, 1, (-1, -1, -1));
-    log.append(&mut b, 0, 100, None).unwrap();
+    let b = keyed_batch_from_payload(100, 3, &bomb, 1, (-1, -1, -1));
+    log.append(&b, 0, 100, None).unwrap();
     put(&mut log, 110, &[rec(Some("k1"), Some("a"))]);
     put(&mut log, 120, &[rec(Some("k1"), Some("b"))]);
     log.force_roll();
@@ -524,7 +524,7 @@ fn do_append(log: &mut PartitionLog, model: &mut Model, batches: &[BatchOp], now
         buf.extend(compressed(*codec, now, &rs));
         recs.push(rs);
     }
-    let info = log.append(&mut buf, 0, now, None).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let info = log.append(&buf, 0, now, None).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(info.first_offset, model.end);
     for rs in recs {
         let max_ts = now + rs.len() as i64 - 1;
@@ -722,8 +722,8 @@ fn a_compacted_log_refuses_keyless_records() {
     let plain = build_keyed_batch(200, &keyless);
     let zipped = keyed_batch_from_payload(200, 4, &gzip(&encode_records(&keyless)), 1, (-1, -1, -1));
     let named = |indexes: &[i32]| indexes.iter().map(|&batch_index| RecordError { batch_index, rule: RecordRule::KeyRequired }).collect::<Vec<_>>();
-    for mut batch in [plain.clone(), zipped] {
-        match log.append(&mut batch, 0, 200, None) {
+    for batch in [plain.clone(), zipped] {
+        match log.append(&batch, 0, 200, None) {
             Err(StorageError::InvalidRecords { records }) => assert_eq!(records, named(&[1, 3])),
             other => panic!("{other:?}"),
         }
@@ -731,18 +731,18 @@ fn a_compacted_log_refuses_keyless_records() {
     // Two batches in one request: indexes count on through the second.
     let mut two = plain.clone();
     two.extend_from_slice(&plain);
-    match log.append(&mut two, 0, 200, None) {
+    match log.append(&two, 0, 200, None) {
         Err(StorageError::InvalidRecords { records }) => assert_eq!(records, named(&[1, 3, 5, 7])),
         other => panic!("{other:?}"),
     }
     assert_eq!(log.log_end_offset(), 1, "a refused batch writes nothing");
-    let mut keyed = keyed_batch_from_payload(300, 1, &gzip(&encode_records(&[rec(Some("k2"), None)])), 1, (-1, -1, -1));
-    assert_eq!(log.append(&mut keyed, 0, 300, None).unwrap().first_offset, 1, "keyed records (tombstones too) go in");
+    let keyed = keyed_batch_from_payload(300, 1, &gzip(&encode_records(&[rec(Some("k2"), None)])), 1, (-1, -1, -1));
+    assert_eq!(log.append(&keyed, 0, 300, None).unwrap().first_offset, 1, "keyed records (tombstones too) go in");
 
     let dir = tempfile::tempdir().unwrap();
     let mut plain_log = PartitionLog::open(dir.path(), config()).unwrap();
-    let mut batch = build_keyed_batch(200, &keyless);
-    assert!(plain_log.append(&mut batch, 0, 200, None).is_ok());
+    let batch = build_keyed_batch(200, &keyless);
+    assert!(plain_log.append(&batch, 0, 200, None).is_ok());
 }
 
 /// The cleaner's gate (Kafka's min.cleanable.dirty.ratio): a log is due only when enough of it

@@ -82,12 +82,13 @@
 //! - `config` — [`LogConfig`] and [`CleanupPolicy`].
 //! - `segment` — one segment: its log file and its three indexes; torn-tail truncation on open.
 //!   `index` — the offset and time index files.
-//! - `batch` — RecordBatch v2 parsing, validation, CRC and the rewrites done on append.
+//! - `batch` — RecordBatch v2 parsing, validation, CRC and the header rewrites done on append.
 //! - `legacy` — message formats v0/v1: a produced message set up-converted to a v2 batch, and a
 //!   read's v2 batches down-converted for an old fetcher.
 //! - `producer_state` — producer epochs, sequences and transactions, the leader's checks, and their
 //!   snapshot.
 //! - `checkpoint` — atomic replacement of the small metadata files and their text format.
+//! - `vectored` — the positional vectored write (`pwritev`) an append goes out with.
 
 mod batch;
 pub mod browse;
@@ -108,6 +109,7 @@ mod transactions;
 mod txn_index;
 mod legacy;
 mod validate;
+mod vectored;
 
 #[cfg(test)]
 mod testutil;

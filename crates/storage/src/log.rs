@@ -8,13 +8,14 @@
 //! [`crate::compaction_install`] (compaction's plan, schedule and crash-safe install).
 
 use std::fs::File;
+use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{assign_offset, find_record, set_log_append_time, validate_batches, BatchHeader};
+use crate::batch::{find_record, validate_batches, BatchHeader, Head, HEADER_LEN};
 use crate::checkpoint::{
     fsync_dir, read_optional, write_atomic, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, PRODUCER_STATE_FILE,
 };
@@ -161,9 +162,10 @@ impl PartitionLog {
     /// Besides the batch format, the producer rules of a Kafka leader apply (see
     /// [`ProducerStateManager::check_all`]): no control batches (InvalidRecord), producer epochs
     /// (InvalidProducerEpoch), sequences (OutOfOrderSequence) and transaction state (InvalidTxnState).
+    /// `batches` is only read: the rewritten headers are written from copies beside it.
     pub fn append(
         &mut self,
-        batches: &mut [u8],
+        batches: &[u8],
         leader_epoch: i32,
         now_ms: i64,
         log_append_time: Option<i64>,
@@ -197,8 +199,11 @@ impl PartitionLog {
         }
         let first_offset = self.log_end_offset();
         let mut next = first_offset;
+        let mut heads = Vec::with_capacity(headers.len());
         for h in headers.iter_mut() {
-            assign_offset(batches, h, next, leader_epoch)?;
+            let mut head = Head::of(&batches[h.position..h.end_position()])?;
+            head.assign_offset(h, next, leader_epoch);
+            heads.push(head);
             next = next.checked_add(h.offset_count()).ok_or_else(|| StorageError::corrupt("offset overflow"))?;
         }
         let last_offset = next - 1;
@@ -212,8 +217,8 @@ impl PartitionLog {
             });
         }
         if let Some(t) = log_append_time {
-            for h in headers.iter_mut() {
-                set_log_append_time(batches, h, t)?;
+            for (h, head) in headers.iter_mut().zip(&mut heads) {
+                head.set_log_append_time(h, &batches[h.position + HEADER_LEN..h.end_position()], t);
             }
         }
         if self.should_roll(batches.len() as u64, last_offset, now_ms) {
@@ -224,8 +229,14 @@ impl PartitionLog {
         }
         self.note_leader_epoch(leader_epoch, first_offset)?;
         let interval = self.config.index_interval_bytes;
+        // Each batch is written as its patched head and then its own bytes after the header.
+        let mut pieces = Vec::with_capacity(headers.len() * 2);
+        for (h, head) in headers.iter().zip(&heads) {
+            pieces.push(IoSlice::new(head.bytes()));
+            pieces.push(IoSlice::new(&batches[h.position + HEADER_LEN..h.end_position()]));
+        }
         // Client batches are never control batches (check_all), so nothing here ends a transaction.
-        self.active_mut().append(batches, &headers, interval, now_ms, &[])?;
+        self.active_mut().append(&mut pieces, &headers, interval, now_ms, &[])?;
         for h in &headers {
             self.producers.record(h, None);
         }
@@ -298,7 +309,7 @@ impl PartitionLog {
         }
         let interval = self.config.index_interval_bytes;
         let aborted = if headers.iter().any(BatchHeader::is_control) { self.producers.preview(&controls) } else { Vec::new() };
-        self.active_mut().append(batches, &headers, interval, now_ms, &aborted)?;
+        self.active_mut().append(&mut [IoSlice::new(batches)], &headers, interval, now_ms, &aborted)?;
         let mut recorded = Vec::new();
         for (h, control) in &controls {
             recorded.extend(self.producers.record(h, control.as_ref()));

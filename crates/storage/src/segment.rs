@@ -5,6 +5,7 @@
 //! it, appends write at it, and recovery cuts the file to it.
 
 use std::fs::{File, OpenOptions};
+use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::batch::{verify_crc, BatchHeader, HEADER_LEN};
 use crate::error::{IoContext, StorageError};
 use crate::index::{IndexFile, OffsetEntry, TimeEntry};
 use crate::txn_index::{write_index, AbortedTxn, TxnIndex};
+use crate::vectored::WriteVectoredAt;
 
 pub(crate) const LOG_EXT: &str = "log";
 pub(crate) const INDEX_EXT: &str = "index";
@@ -405,20 +407,23 @@ impl Segment {
         self.log.read_exact_at(&mut out[start..], pos).at(&self.log_path)
     }
 
-    /// Writes already validated and offset-assigned batches with one positional write, and the aborted
-    /// transactions their ABORT markers close. On failure nothing changes: the file and indexes are cut
-    /// back so no partial batch can be served and no entry points at a marker that is not there.
+    /// Writes already validated and offset-assigned batches, given as the pieces they are made of
+    /// (a produce's patched headers between the request's own bytes), with one positional write,
+    /// and the aborted transactions their ABORT markers close. On failure nothing changes: the
+    /// file and indexes are cut back so no partial batch can be served and no entry points at a
+    /// marker that is not there.
     pub fn append(
         &mut self,
-        buf: &[u8],
+        pieces: &mut [IoSlice<'_>],
         headers: &[BatchHeader],
         interval: u32,
         now_ms: i64,
         aborted: &[AbortedTxn],
     ) -> Result<(), StorageError> {
+        let len = headers.last().map_or(0, |h| h.end_position());
         debug_assert!(headers.first().is_some_and(|h| h.base_offset == self.next_offset && h.position == 0));
-        debug_assert!(headers.last().is_some_and(|h| h.end_position() == buf.len()));
-        debug_assert!(self.can_hold(buf.len() as u64, headers.last().map_or(0, |h| h.last_offset())));
+        debug_assert_eq!(pieces.iter().map(|p| p.len()).sum::<usize>(), len);
+        debug_assert!(self.can_hold(len as u64, headers.last().map_or(0, |h| h.last_offset())));
         let mut state = self.state;
         let (mut offsets, mut times) = (Vec::new(), Vec::new());
         for h in headers {
@@ -428,7 +433,7 @@ impl Segment {
         let first_new_marker = aborted.first().map_or(i64::MAX, |a| a.last_offset);
         let written = self
             .log
-            .write_all_at(buf, self.size)
+            .write_all_vectored_at(pieces, self.size)
             .at(&self.log_path)
             .and_then(|()| self.offset_index.append(&offsets))
             .and_then(|()| self.time_index.append(&times))
@@ -441,7 +446,7 @@ impl Segment {
             let _ = self.txn_index.truncate_from(first_new_marker);
             return Err(e);
         }
-        self.size += buf.len() as u64;
+        self.size += len as u64;
         self.next_offset = headers.last().map_or(self.next_offset, |h| h.last_offset() + 1);
         self.state = state;
         self.roll_base_ms.get_or_insert(now_ms);

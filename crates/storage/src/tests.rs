@@ -4,7 +4,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use crate::testutil::{build_batch, BatchSpec};
+use crate::testutil::{as_stored, build_batch, BatchSpec};
 use crate::{LogConfig, PartitionLog, StorageError};
 
 fn config(segment_bytes: u64) -> LogConfig {
@@ -26,8 +26,8 @@ fn idempotent(pid: i64, epoch: i16, seq: i32, records: usize) -> Vec<u8> {
     })
 }
 
-fn append(log: &mut PartitionLog, mut bytes: Vec<u8>) -> Result<crate::AppendInfo, StorageError> {
-    log.append(&mut bytes, 0, 0, None)
+fn append(log: &mut PartitionLog, bytes: Vec<u8>) -> Result<crate::AppendInfo, StorageError> {
+    log.append(&bytes, 0, 0, None)
 }
 
 fn active_path(log: &PartitionLog, dir: &Path) -> std::path::PathBuf {
@@ -49,7 +49,7 @@ fn append_assigns_contiguous_offsets_and_reads_whole_batches() {
     let mut log = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
     let mut two = batch(3, 100);
     two.extend(batch(2, 200));
-    let info = log.append(&mut two, 5, 0, None).unwrap();
+    let info = log.append(&two, 5, 0, None).unwrap();
     assert_eq!((info.first_offset, info.last_offset, info.duplicate), (0, 4, false));
     assert_eq!((info.max_timestamp, info.offset_of_max_timestamp), (201, 4));
     assert_eq!(append(&mut log, batch(1, 300)).unwrap().first_offset, 5);
@@ -57,7 +57,7 @@ fn append_assigns_contiguous_offsets_and_reads_whole_batches() {
 
     let all = log.read(0, usize::MAX, i64::MAX).unwrap();
     assert_eq!(batch_offsets(&all.data), vec![0, 3, 5]);
-    assert_eq!(&all.data[..two.len()], &two[..], "stored bytes are the rewritten request bytes");
+    assert_eq!(&all.data[..two.len()], &as_stored(&two, 0, 5, None)[..], "stored bytes are the request's with offsets and epoch set");
     // Offset inside a batch: that batch is returned whole.
     assert_eq!(batch_offsets(&log.read(4, usize::MAX, i64::MAX).unwrap().data), vec![3, 5]);
     // min-one-message rule, then max_bytes.
@@ -247,18 +247,18 @@ fn timestamps_and_log_append_time() {
     let mut log = PartitionLog::open(dir.path(), config(300)).unwrap();
     assert_eq!(log.max_timestamp().unwrap(), None);
     // Record timestamps: offsets 0..3 -> 100,105,103 ; 3..5 -> 90,200 ; compressed 5..7 (max 150)
-    log.append(&mut build_batch(&BatchSpec { base_timestamp: 100, timestamps: vec![0, 5, 3], ..BatchSpec::default() }), 0, 0, None)
+    log.append(&build_batch(&BatchSpec { base_timestamp: 100, timestamps: vec![0, 5, 3], ..BatchSpec::default() }), 0, 0, None)
         .unwrap();
-    log.append(&mut build_batch(&BatchSpec { base_timestamp: 90, timestamps: vec![0, 110], ..BatchSpec::default() }), 0, 0, None)
+    log.append(&build_batch(&BatchSpec { base_timestamp: 90, timestamps: vec![0, 110], ..BatchSpec::default() }), 0, 0, None)
         .unwrap();
     let compressed = BatchSpec { base_timestamp: 140, timestamps: vec![0, 10], compression: 1, ..BatchSpec::default() };
-    log.append(&mut build_batch(&compressed), 0, 0, None).unwrap();
+    log.append(&build_batch(&compressed), 0, 0, None).unwrap();
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 100)));
     assert_eq!(log.offset_for_timestamp(104).unwrap(), Some((1, 105)));
     assert_eq!(log.offset_for_timestamp(106).unwrap(), Some((4, 200)));
     assert_eq!(log.offset_for_timestamp(201).unwrap(), None);
     assert_eq!(log.max_timestamp().unwrap(), Some((200, 4)));
-    let info = log.append(&mut batch(2, 5), 0, 0, Some(500)).unwrap();
+    let info = log.append(&batch(2, 5), 0, 0, Some(500)).unwrap();
     assert_eq!((info.max_timestamp, info.offset_of_max_timestamp), (500, 7));
     assert_eq!(log.max_timestamp().unwrap(), Some((500, 7)));
     assert_eq!(log.offset_for_timestamp(300).unwrap(), Some((7, 500)));
@@ -267,7 +267,7 @@ fn timestamps_and_log_append_time() {
     assert!(h.is_log_append_time());
     assert_eq!(h.max_timestamp, 500);
     // Compressed batch: its base offset and max timestamp.
-    log.append(&mut build_batch(&BatchSpec { base_timestamp: 1000, ..compressed }), 0, 0, None).unwrap();
+    log.append(&build_batch(&BatchSpec { base_timestamp: 1000, ..compressed }), 0, 0, None).unwrap();
     assert_eq!(log.offset_for_timestamp(1005).unwrap(), Some((9, 1010)));
     assert_eq!(log.max_timestamp().unwrap(), Some((1010, 10)));
     // Results survive a crash (indexes rebuilt) and respect the log start offset.
@@ -294,19 +294,19 @@ fn timestamps_out_of_bounds_are_named_record_by_record() {
     // 8999 is too old, 10501 too new; 9000 and 10500 are the bounds themselves.
     let mut two = spec(now, vec![0, -1001, 501, -1000, 500]);
     two.extend(spec(now, vec![-5000, 0]));
-    match log.append(&mut two, 0, now, None) {
+    match log.append(&two, 0, now, None) {
         Err(StorageError::InvalidRecords { records }) => assert_eq!(records, vec![out(1, 8999, 1), out(2, 10_501, 2), out(5, 5000, 0)]),
         other => panic!("{other:?}"),
     }
     assert_eq!(log.log_end_offset(), 0, "a refused request writes nothing");
     // No timestamp at all: not checked.
-    assert!(log.append(&mut spec(-1, vec![0]), 0, now, None).is_ok());
+    assert!(log.append(&spec(-1, vec![0]), 0, now, None).is_ok());
     // Under LogAppendTime the broker's clock replaces them.
-    assert!(log.append(&mut spec(0, vec![0]), 0, now, Some(now)).is_ok());
+    assert!(log.append(&spec(0, vec![0]), 0, now, Some(now)).is_ok());
     // The defaults bound nothing.
     let dir = tempfile::tempdir().unwrap();
     let mut unbounded = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
-    assert!(unbounded.append(&mut spec(0, vec![0, i64::MAX / 2]), 0, now, None).is_ok());
+    assert!(unbounded.append(&spec(0, vec![0, i64::MAX / 2]), 0, now, None).is_ok());
 }
 
 /// Kafka's LogValidator: a producer may not mark its batch LogAppendTime. Every record is
@@ -319,16 +319,16 @@ fn a_producer_set_log_append_time_is_refused_record_by_record() {
     let mut log = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
     let lat = |base_timestamp, timestamps: Vec<i64>| build_batch(&BatchSpec { base_timestamp, timestamps, compression: 0x08, ..BatchSpec::default() });
     let refused = |batch_index, offset| RecordError { batch_index, rule: RecordRule::LogAppendTimeFromProducer { offset } };
-    match log.append(&mut lat(100, vec![0, 1]), 0, 1000, Some(1000)) {
+    match log.append(&lat(100, vec![0, 1]), 0, 1000, Some(1000)) {
         Err(StorageError::InvalidRecords { records }) => assert_eq!(records, vec![refused(0, 0), refused(1, 1)]),
         other => panic!("{other:?}"),
     }
-    match log.append(&mut lat(-1, vec![0]), 0, 1000, None) {
+    match log.append(&lat(-1, vec![0]), 0, 1000, None) {
         Err(StorageError::InvalidRecords { records }) => assert_eq!(records, vec![refused(0, 0)]),
         other => panic!("{other:?}"),
     }
     assert_eq!(log.log_end_offset(), 0);
-    assert!(log.append(&mut lat(100, vec![0, 1]), 0, 1000, None).is_ok());
+    assert!(log.append(&lat(100, vec![0, 1]), 0, 1000, None).is_ok());
     assert!(RecordRule::LogAppendTimeFromProducer { offset: 0 }.is_timestamp());
 }
 
@@ -337,7 +337,7 @@ fn retention_start_offset_truncation_and_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), LogConfig { retention_ms: 1000, ..config(250) }).unwrap();
     for i in 0..10i64 {
-        log.append(&mut batch(2, i * 100), (i / 4) as i32, i * 100, None).unwrap();
+        log.append(&batch(2, i * 100), (i / 4) as i32, i * 100, None).unwrap();
     }
     assert_eq!(log.end_offset_for_epoch(0), Some((0, 8)));
     assert_eq!(log.end_offset_for_epoch(1), Some((1, 16)));
@@ -373,10 +373,10 @@ fn retention_start_offset_truncation_and_epochs() {
     log.set_config(LogConfig { retention_ms: 0, ..config(250) });
     log.enforce_retention(10_000).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset(), log.size_bytes()), (20, 20, 0));
-    log.append(&mut batch(1, 0), 3, 0, None).unwrap();
+    log.append(&batch(1, 0), 3, 0, None).unwrap();
     assert_eq!(log.end_offset_for_epoch(2), Some((2, 20)));
     // Truncation trims the epoch cache; a restart keeps it.
-    log.append(&mut batch(1, 0), 4, 0, None).unwrap();
+    log.append(&batch(1, 0), 4, 0, None).unwrap();
     log.truncate_to(21).unwrap();
     assert_eq!(log.latest_epoch(), Some(3));
     assert_eq!(log.log_end_offset(), 21);
@@ -391,10 +391,10 @@ fn segment_ms_rolls_and_delete_removes_directory() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("topic-0");
     let mut log = PartitionLog::open(&path, LogConfig { segment_ms: 100, ..config(1 << 20) }).unwrap();
-    log.append(&mut batch(1, 0), 0, 1000, None).unwrap();
-    log.append(&mut batch(1, 0), 0, 1050, None).unwrap();
+    log.append(&batch(1, 0), 0, 1000, None).unwrap();
+    log.append(&batch(1, 0), 0, 1050, None).unwrap();
     assert_eq!(log.segment_info().len(), 1);
-    log.append(&mut batch(1, 0), 0, 1101, None).unwrap();
+    log.append(&batch(1, 0), 0, 1101, None).unwrap();
     assert_eq!(log.segment_info().len(), 2);
     log.enforce_retention(1300).unwrap();
     assert_eq!(log.segment_info().len(), 3);
@@ -541,13 +541,14 @@ fn run(ops: Vec<Op>, segment_bytes: u64, index_interval_bytes: u32) -> Result<()
                     stamps.push(timestamps.iter().map(|d| base_timestamp + d).collect::<Vec<_>>());
                     buf.extend(build_batch(&BatchSpec { base_timestamp, timestamps, value_len, ..BatchSpec::default() }));
                 }
-                let info = log.append(&mut buf, 1, now, lat.then_some(now)).map_err(fail)?;
+                let info = log.append(&buf, 1, now, lat.then_some(now)).map_err(fail)?;
                 prop_assert_eq!(info.first_offset, model.end);
-                let headers = crate::validate_batches(&buf, u32::MAX).unwrap();
+                let stored = as_stored(&buf, model.end, 1, lat.then_some(now));
+                let headers = crate::validate_batches(&stored, u32::MAX).unwrap();
                 for (h, ts) in headers.iter().zip(stamps) {
                     prop_assert_eq!(h.base_offset, model.end);
                     let ts = if lat { vec![now; ts.len()] } else { ts };
-                    model.batches.push(ModelBatch { base: h.base_offset, bytes: buf[h.position..h.end_position()].to_vec(), timestamps: ts });
+                    model.batches.push(ModelBatch { base: h.base_offset, bytes: stored[h.position..h.end_position()].to_vec(), timestamps: ts });
                     model.end = h.last_offset() + 1;
                 }
                 prop_assert_eq!(info.last_offset, model.end - 1);
@@ -754,7 +755,7 @@ proptest! {
         let mut epoch = 0;
         for (records, bump) in &appends {
             epoch += bump;
-            leader.append(&mut batch(*records, 1000), epoch, 0, None).unwrap();
+            leader.append(&batch(*records, 1000), epoch, 0, None).unwrap();
             if *bump > 0 {
                 replicate(&leader, &mut follower, fetch);
             }
@@ -769,9 +770,9 @@ proptest! {
         // the old leader returns with epoch + 2 and more records. The follower asks the new
         // leader where its own last epoch ends, truncates there, and replicates.
         for _ in 0..divergent {
-            follower.append(&mut batch(2, 2000), epoch + 1, 0, None).unwrap();
+            follower.append(&batch(2, 2000), epoch + 1, 0, None).unwrap();
         }
-        leader.append(&mut batch(3, 3000), epoch + 2, 0, None).unwrap();
+        leader.append(&batch(3, 3000), epoch + 2, 0, None).unwrap();
         let (_, end) = leader.end_offset_for_epoch(follower.latest_epoch().unwrap()).unwrap();
         follower.truncate_to(end).unwrap();
         replicate(&leader, &mut follower, fetch);

@@ -264,3 +264,27 @@ pub(crate) fn decode_all(data: &[u8]) -> (Vec<Decoded>, Vec<BatchShape>) {
     }
     (out, batches)
 }
+
+/// `batches` (whole v2 batches) as the log must store them when appended at `first_offset` under
+/// `leader_epoch`: offsets and epoch set, and with `log_append_time` the LogAppendTime attribute,
+/// both timestamps and a new CRC. Written against the format, not with the code under test.
+pub(crate) fn as_stored(batches: &[u8], first_offset: i64, leader_epoch: i32, log_append_time: Option<i64>) -> Vec<u8> {
+    let mut out = batches.to_vec();
+    let (mut pos, mut offset) = (0usize, first_offset);
+    while pos < out.len() {
+        let len = 12 + i32::from_be_bytes(out[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        let b = &mut out[pos..pos + len];
+        b[0..8].copy_from_slice(&offset.to_be_bytes());
+        b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+        if let Some(t) = log_append_time {
+            b[22] |= 0x08;
+            b[27..35].copy_from_slice(&t.to_be_bytes());
+            b[35..43].copy_from_slice(&t.to_be_bytes());
+            let crc = crc32c::crc32c(&b[21..]);
+            b[17..21].copy_from_slice(&crc.to_be_bytes());
+        }
+        offset += i64::from(i32::from_be_bytes(b[23..27].try_into().unwrap())) + 1;
+        pos += len;
+    }
+    out
+}

@@ -6,6 +6,8 @@
 //! per-segment aborted-transaction index in [`crate::txn_index`]; compaction's handling of transactions
 //! is described in [`crate::compaction`].
 
+use std::io::IoSlice;
+
 use crate::batch::BatchHeader;
 use crate::control::{build_marker_batch, ControlRecord, TxnMarker};
 use crate::error::StorageError;
@@ -39,7 +41,7 @@ impl PartitionLog {
         self.note_leader_epoch(leader_epoch, offset)?;
         let aborted = self.producers.preview(&[(h, Some(control))]);
         let interval = self.config.index_interval_bytes;
-        self.active_mut().append(&batch, &[h], interval, now_ms, &aborted)?;
+        self.active_mut().append(&mut [IoSlice::new(&batch)], &[h], interval, now_ms, &aborted)?;
         let recorded = self.producers.record(&h, Some(&control));
         debug_assert_eq!(recorded.into_iter().collect::<Vec<_>>(), aborted);
         Ok(AppendInfo { first_offset: offset, last_offset: offset, max_timestamp: now_ms, offset_of_max_timestamp: offset, duplicate: false })

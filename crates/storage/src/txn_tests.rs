@@ -37,8 +37,8 @@ fn plain(records: usize) -> Vec<u8> {
     build_batch(&BatchSpec { base_timestamp: 1000, timestamps: vec![0; records], value_len: 30, ..BatchSpec::default() })
 }
 
-fn put(log: &mut PartitionLog, mut bytes: Vec<u8>) -> Result<crate::AppendInfo, StorageError> {
-    log.append(&mut bytes, 0, 0, None)
+fn put(log: &mut PartitionLog, bytes: Vec<u8>) -> Result<crate::AppendInfo, StorageError> {
+    log.append(&bytes, 0, 0, None)
 }
 
 fn marker(pid: i64, epoch: i16, commit: bool, coordinator_epoch: i32) -> TxnMarker {
@@ -167,10 +167,10 @@ fn the_leader_enforces_kafkas_transaction_rules() {
     // ... also within one append.
     let mut two = txn(5, 0, 0, 1);
     two.extend(idem(5, 0, 1, 1));
-    assert!(matches!(log.append(&mut two, 0, 0, None), Err(StorageError::InvalidTxnState { producer_id: 5, .. })));
+    assert!(matches!(log.append(&two, 0, 0, None), Err(StorageError::InvalidTxnState { producer_id: 5, .. })));
     let mut two = txn(5, 0, 0, 1);
     two.extend(txn(5, 0, 1, 1));
-    assert_eq!(log.append(&mut two, 0, 0, None).unwrap().first_offset, 2);
+    assert_eq!(log.append(&two, 0, 0, None).unwrap().first_offset, 2);
     assert_eq!(log.first_unstable_offset(), Some(0));
     // A retried transactional batch is a duplicate, as for idempotence.
     assert!(put(&mut log, txn(1, 0, 0, 2)).unwrap().duplicate);

@@ -288,22 +288,23 @@ fn append(
     }
     let leader_epoch = partition.leader_epoch();
     let magic = strom_storage::records_magic(&records);
-    let mut batches = match magic {
+    // Old message formats become one v2 batch (a new buffer); v2 batches are appended straight
+    // from the request's buffer, which the log only reads: no copy before the file.
+    let converted;
+    let batches: &[u8] = match magic {
         Some(m @ (strom_storage::MAGIC_V0 | strom_storage::MAGIC_V1)) if version < 3 => {
-            strom_storage::up_convert(&records).map_err(|e| {
+            converted = strom_storage::up_convert(&records).map_err(|e| {
                 tracing::debug!(topic, partition = index, magic = m, error = %e, "produce of an old message format rejected");
                 Rejected::of_append(topic, index, PartitionError::Storage(e))
-            })?
+            })?;
+            &converted
         }
         _ => {
             check_v2(&records, version)?;
-            // The decoded request shares the frame's buffer, so the batches are copied once
-            // into a mutable buffer for the in-place offset rewrite; that is the only copy
-            // before the file.
-            records.to_vec()
+            &records
         }
     };
-    let info = partition.append(&mut batches, now).map_err(|e| {
+    let info = partition.append(batches, now).map_err(|e| {
         tracing::debug!(topic, partition = index, error = %e, "produce rejected");
         Rejected::of_append(topic, index, e)
     })?;

@@ -345,7 +345,7 @@ impl Partition {
     }
 
     /// A produce's batches, on the leader.
-    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, PartitionError> {
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, PartitionError> {
         let append_time = self.log_append_time.load(Ordering::Relaxed).then_some(now_ms);
         self.append_as_leader(|log, epoch| log.append(batches, epoch, now_ms, append_time))
     }
@@ -553,18 +553,18 @@ mod tests {
         let mut settings = BrokerConfig::from_props(&Default::default()).unwrap().topic_defaults;
         let p = Partition::open(dir.path(), "t", Uuid::new_v4(), 0, &settings).unwrap();
         p.become_leader(1, 0, &[1], &[1], 0).unwrap();
-        p.append(&mut batch(3), 0).unwrap();
+        p.append(&batch(3), 0).unwrap();
         assert!(!p.needs_sync(), "the default never forces an fsync");
         settings.flush_messages = 5;
         p.set_settings(&settings);
-        p.append(&mut batch(2), 0).unwrap();
+        p.append(&batch(2), 0).unwrap();
         assert!(p.needs_sync(), "5 unflushed messages reach flush.messages=5");
         p.make_durable(5).await.unwrap();
         assert_eq!(p.durable_offset.load(Ordering::Acquire), 5);
         assert!(!p.needs_sync());
         // Already covered: returns without another sync.
         p.make_durable(4).await.unwrap();
-        p.append(&mut batch(1), 0).unwrap();
+        p.append(&batch(1), 0).unwrap();
         assert!(!p.needs_sync());
         p.make_durable(6).await.unwrap();
         assert_eq!(p.durable_offset.load(Ordering::Acquire), 6);
@@ -587,7 +587,7 @@ mod tests {
         let follower = Partition::open(&dir.path().join("b"), "t", id, 0, &settings).unwrap();
         leader.become_leader(1, 3, &[1, 2], &[1, 2], 0).unwrap();
         follower.become_follower(3);
-        leader.append(&mut batch(4), 0).unwrap();
+        leader.append(&batch(4), 0).unwrap();
         assert_eq!(leader.high_watermark(), 0, "the follower has nothing yet");
         assert!(leader.read(0, 1 << 20).unwrap().slices.is_empty(), "consumers see nothing above the high watermark");
         let short = std::time::Duration::from_millis(50);
@@ -602,11 +602,11 @@ mod tests {
         leader.wait_replicated(4, 3, short).await.unwrap();
         assert_eq!(read_all(&follower, 0), copied, "a follower's log is the leader's, byte for byte");
         // A waiter for a batch the follower never gets fails once leadership moves.
-        leader.append(&mut batch(1), 0).unwrap();
+        leader.append(&batch(1), 0).unwrap();
         let waiting = leader.wait_replicated(5, 3, std::time::Duration::from_secs(10));
         leader.become_follower(4);
         assert_eq!(waiting.await, Err(ResponseError::NotLeaderOrFollower));
-        assert!(matches!(leader.append(&mut batch(1), 0), Err(PartitionError::NotLeader(_))));
+        assert!(matches!(leader.append(&batch(1), 0), Err(PartitionError::NotLeader(_))));
     }
 
     #[test]
@@ -620,7 +620,7 @@ mod tests {
         p.become_follower(3);
         assert_eq!(p.append_replicated(&batch(2), 3, 0, 0).unwrap(), 2);
         p.become_leader(1, 4, &[1], &[1], 0).unwrap();
-        p.append(&mut batch(3), 0).unwrap();
+        p.append(&batch(3), 0).unwrap();
         assert_eq!(p.high_watermark(), 5, "a sole in-sync leader commits at once");
         assert!(matches!(p.truncate_to_leader(3, 3, 1), Err(PartitionError::NotFollower(3))));
         assert!(matches!(p.reset_to_leader_start(3, 10), Err(PartitionError::NotFollower(3))));
