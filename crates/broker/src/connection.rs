@@ -12,9 +12,10 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 use crate::broker::Broker;
+use crate::frames::{self, FrameReader};
 use crate::handlers::{self, Body, Reply, Request};
 use crate::old_versions::{self, Decoded};
 use crate::sasl::{Authenticator, Gate, Verdict};
@@ -24,8 +25,8 @@ use crate::zero_copy;
 
 #[derive(Debug, thiserror::Error)]
 enum FrameError {
-    #[error("frame of {0} bytes is outside 8..={1} (socket.request.max.bytes)")]
-    Size(i32, usize),
+    #[error("frame of {size} bytes is outside {min}..={max} (socket.request.max.bytes)")]
+    Size { size: i32, min: i32, max: usize },
     #[error("unknown API key {0}")]
     UnknownApi(i16),
     #[error("{0:?} v{1} is not supported")]
@@ -36,6 +37,15 @@ enum FrameError {
     Encode(ApiKey, i16, String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl From<frames::FrameError> for FrameError {
+    fn from(e: frames::FrameError) -> FrameError {
+        match e {
+            frames::FrameError::Size { size, min, max } => FrameError::Size { size, min, max },
+            frames::FrameError::Io(e) => FrameError::Io(e),
+        }
+    }
 }
 
 /// Requests decoded ahead of the one being handled. Reading the next request while the current
@@ -75,7 +85,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
     let (raw_more_tx, mut raw_more_rx) = tokio::sync::mpsc::channel::<bool>(1);
     let _counted = crate::metrics::ConnectionGauge::open(&listener);
     let reader = tokio::spawn(async move {
-        let mut reader = BufReader::with_capacity(256 * 1024, r);
+        let mut reader = FrameReader::new(r);
         let mut raw_next = false;
         loop {
             let raw = std::mem::take(&mut raw_next);
@@ -336,24 +346,8 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 }
 
 /// A bare SASL token frame (after a SaslHandshake v0): size-prefixed bytes with no header.
-async fn next_raw_token(broker: &Broker, reader: &mut BufReader<ReadHalf>) -> Result<Option<Incoming>, FrameError> {
-    let size = match reader.read_i32().await {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let max = broker.config.socket_request_max_bytes;
-    if size < 0 || size as usize > max {
-        return Err(FrameError::Size(size, max));
-    }
-    let mut token = BytesMut::with_capacity(size as usize);
-    while token.len() < size as usize {
-        let want = (size as usize - token.len()) as u64;
-        if (&mut *reader).take(want).read_buf(&mut token).await? == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-        }
-    }
-    Ok(Some(Incoming::RawToken(token.freeze())))
+async fn next_raw_token(broker: &Broker, reader: &mut FrameReader<ReadHalf>) -> Result<Option<Incoming>, FrameError> {
+    Ok(reader.next(0, broker.config.socket_request_max_bytes).await?.map(Incoming::RawToken))
 }
 
 enum Incoming {
@@ -363,29 +357,12 @@ enum Incoming {
     RawToken(Bytes),
 }
 
-async fn next_request(
-    broker: &Broker,
-    reader: &mut BufReader<ReadHalf>,
-) -> Result<Option<Incoming>, FrameError> {
-    let size = match reader.read_i32().await {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let max = broker.config.socket_request_max_bytes;
-    if size < 8 || size as usize > max {
-        return Err(FrameError::Size(size, max));
+async fn next_request(broker: &Broker, reader: &mut FrameReader<ReadHalf>) -> Result<Option<Incoming>, FrameError> {
+    // At least a request header's fixed part: key, version, correlation id.
+    match reader.next(8, broker.config.socket_request_max_bytes).await? {
+        Some(frame) => decode_frame(frame).map(Some),
+        None => Ok(None),
     }
-    // Read into uninitialised capacity: no zero-fill pass over a frame that may be megabytes.
-    let size = size as usize;
-    let mut frame = BytesMut::with_capacity(size);
-    while frame.len() < size {
-        let want = (size - frame.len()) as u64;
-        if (&mut *reader).take(want).read_buf(&mut frame).await? == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-        }
-    }
-    decode_frame(frame.freeze()).map(Some)
 }
 
 /// Decodes one request frame (without its size prefix); the caller guarantees at least 8 bytes.

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod coordinator_topic;
 pub mod disk_guard;
 pub mod elections;
+mod frames;
 pub mod group_service;
 pub mod metrics;
 mod connection;

@@ -251,7 +251,7 @@ async fn accept_loop(
                     let _slot = slot;
                     let (stream, principal) = match tls {
                         None => (Stream::Plain(stream), None),
-                        Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+                        Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(crate::transport::tls_socket(stream))).await {
                             Ok(Ok(s)) => match tls.principal(s.get_ref().1.peer_certificates()) {
                                 Ok(p) => (Stream::Tls(Box::new(s)), Some(p)),
                                 Err(why) => {
