@@ -237,11 +237,15 @@ def produce_request(topic, partition, batch, corr):
 
 def produce(sock, topic, batch, requests, window=4):
     """Sends `requests` produce requests of `batch` to partition 0, `window` in flight, and
-    checks each answer's error code."""
+    checks each answer's error code. The request is built once and only its correlation id
+    (bytes 8-11 of the frame) changes: allocating a fresh megabyte per request made the client's
+    CPU depend on what the allocator had seen before (4x more after no fetch than after one)."""
+    request = bytearray(produce_request(topic, 0, batch, 0))
     sent = done = 0
     while done < requests:
         while sent < requests and sent - done < window:
-            sock.sendall(produce_request(topic, 0, batch, sent))
+            struct.pack_into(">i", request, 8, sent)
+            sock.sendall(request)
             sent += 1
         r = bytes(read_frame(sock))
         # correlation id, topics[1], name, partitions[1], index, error code
