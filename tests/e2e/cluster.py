@@ -9,6 +9,7 @@ examples/cluster/node<i>.properties, with only its ports, data directory and the
 overridden (nodes past the third reuse node3's file with their own id).
 """
 import os
+import random
 import socket
 import time
 from collections import namedtuple
@@ -23,16 +24,40 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", 
 PartitionState = namedtuple("PartitionState", "leader replicas isr")
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(n):
+    """`n` distinct loopback ports free now, taken below the kernel's ephemeral range when there
+    is room: a port from that range (what binding port 0 gives) can become the source port of
+    any outgoing connection between the pick and the broker's bind, and did (a node's CONTROLLER
+    listener failing with "Address already in use" while its peers were connecting out)."""
+    low, _ = _ephemeral_range()
     socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    try:
+        while len(ports) < n:
+            s = socket.socket()
+            socks.append(s)
+            port = random.randrange(10000, low) if low > 11000 else 0
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
     return ports
+
+
+def free_port():
+    return free_ports(1)[0]
 
 
 def free_port_ranges(count, width):

@@ -2,7 +2,6 @@
 and kafka-consumer-perf-test.sh) against a real broker: Kafka's output lines pinned by regexes,
 record counts checked against the log itself, --throughput pacing, exact --messages."""
 import re
-import socket
 import subprocess
 import time
 
@@ -10,6 +9,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import STROM_BIN
+from cluster import free_port
 
 NUM = r"\d+(?:\.\d+)?"
 # Kafka's ProducerPerformance: printWindow() every 5 s, printTotal() at the end.
@@ -101,12 +101,6 @@ def test_payload_monotonic_and_payload_file(fast_groups, tmp_path):
     c.close()
     assert got["mono"] == [str(i).encode() for i in range(500)]
     assert len(got["file"]) == 300 and set(got["file"]) == {b"alpha", b"beta", b"gamma"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_throughput_paces_and_prints_a_line_every_5_s_and_a_dead_broker_is_one_line(broker):

@@ -19,14 +19,9 @@ from kafka.protocol.old import admin as old_admin
 
 from conftest import STROM_BIN
 from test_old_versions import call
+from cluster import free_port
 
 SECURITY_DISABLED = 54
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_fails(tmp_path, *overrides):

@@ -16,12 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from conftest import STROM_BIN
 from tlscerts import Certs
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from cluster import free_port
 
 
 @pytest.fixture(scope="module")
