@@ -17,9 +17,10 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic, ResourcePatternType,
-                                   ResourceType, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion)
+from confluent_kafka import Consumer, ElectionType, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, AlterConfigOpType, ConfigEntry,
+                                   ConfigResource, NewTopic, ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialUpsertion)
 
 from cluster import Cluster, free_port_ranges, free_ports, wait_for
 from conftest import STROM_BIN
@@ -420,5 +421,78 @@ def test_a_new_ca_rolled_out_without_restarting_the_nodes(tmp_path, certs):
         assert p.flush(30) == 0
         for i in c.nodes:
             wait_for(f"node {i}'s replica to hold the record", lambda: b"after-rotation" in c.replica_log(i, TOPIC, 0), 20)
+    finally:
+        c.kill_all()
+
+
+def test_stores_altered_as_dynamic_configs_reach_the_replication_client(tmp_path, certs):
+    """A new CA rolled out on the inter-broker listener through dynamic broker configs
+    (`listener.name.internal.ssl.*`, per node, as `kafka-configs.sh --entity-type brokers
+    --entity-name <id> --alter` does): the stores a node presents and checks when it connects to
+    its peers change with the listener's, as Kafka reconfigures its replica fetchers. After the
+    switch every INTERNAL port presents only a certificate of the new CA, so new replication
+    connections work only with the altered truststore: node 3 restarted must fetch from the two
+    others (its client built from the dynamic configs it stored), and nodes 1 and 2, never
+    restarted, must fetch from node 3 once it leads again."""
+    c = secured_cluster(tmp_path, certs)
+    try:
+        c.start()
+        admin = AdminClient(conf(c.nodes[1].bootstrap, certs, "admin"))
+        for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
+            assert f.result(timeout=15) is None
+        for f in admin.create_topics([NewTopic(TOPIC, 3, 3)]).values():
+            assert f.result(timeout=15) is None
+
+        def isr_of(via, partitions=None):
+            md = AdminClient(conf(via, certs, "admin")).list_topics(TOPIC, timeout=10).topics[TOPIC]
+            if md.error is not None or len(md.partitions) != 3:
+                return None
+            return {p.id: (p.leader, sorted(p.isrs)) for p in md.partitions.values() if partitions is None or p.id in partitions}
+        wait_for("three in-sync replicas", lambda: all(isr == [1, 2, 3] for _, isr in (isr_of(c.nodes[1].bootstrap) or {0: (0, [])}).values()), 60)
+
+        new_ca = certs.new_ca("ca2")
+        both = tmp_path / "both-cas.pem"
+        both.write_text(open(certs.ca).read() + open(new_ca).read())
+        # The same subject and names as the node certificate (a dynamic keystore must keep them).
+        keystore2 = certs.node_keystore("node-ca2", ca="ca2", cn="node")
+
+        def alter(i, **configs):
+            entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in configs.items()]
+            res = ConfigResource(ConfigResource.Type.BROKER, str(i), incremental_configs=entries)
+            return list(admin.incremental_alter_configs([res]).values())[0].result(timeout=15)
+
+        def alter_every_node(**configs):
+            for i in c.nodes:
+                alter(i, **configs)
+            time.sleep(7)  # outlasts the listeners' 5 s check
+
+        # The controller quorum's stores follow their files only: refused, never stored unused.
+        with pytest.raises(KafkaException) as refused:
+            alter(1, **{"listener.name.controller.ssl.truststore.location": str(both)})
+        assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG
+        assert "controller listener" in refused.value.args[0].str()
+        alter_every_node(**{"listener.name.internal.ssl.truststore.location": str(both)})
+        alter_every_node(**{"listener.name.internal.ssl.keystore.location": keystore2})
+        alter_every_node(**{"listener.name.internal.ssl.truststore.location": new_ca})
+
+        assert c.nodes[3].stop() == 0
+        c.start([3])
+        wait_for("node 3 back in every ISR", lambda: all(isr == [1, 2, 3] for _, isr in (isr_of(c.nodes[1].bootstrap) or {0: (0, [])}).values()), 90)
+
+        # Node 3 leads its preferred partitions again: nodes 1 and 2 now connect to it.
+        led_by_3 = [p for p, replicas in ((p.id, p.replicas) for p in admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions.values())
+                    if replicas[0] == 3]
+        assert led_by_3, "no partition prefers node 3"
+        for f in admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(TOPIC, p) for p in led_by_3]).result(timeout=30).values():
+            assert f is None or f.code() == KafkaError.ELECTION_NOT_NEEDED, f
+        p = Producer({**conf(c.bootstrap(), certs, "admin"), "acks": "all"})
+        for part in led_by_3:
+            wait_for(f"node 3 to lead partition {part} with every replica in sync",
+                     lambda: isr_of(c.nodes[1].bootstrap, [part]) == {part: (3, [1, 2, 3])}, 60)
+            p.produce(TOPIC, b"after-dynamic-rotation", partition=part)
+        assert p.flush(30) == 0
+        for i in (1, 2):
+            wait_for(f"node {i}'s replica, fetched from node 3, to hold the record",
+                     lambda: b"after-dynamic-rotation" in c.replica_log(i, TOPIC, led_by_3[0]), 30)
     finally:
         c.kill_all()

@@ -50,11 +50,12 @@ class Certs:
         _ca(self.dir, name)
         return str(self.dir / f"{name}.crt")
 
-    def node_keystore(self, name="node", names="IP:127.0.0.1,DNS:localhost", ca="ca"):
+    def node_keystore(self, name="node", names="IP:127.0.0.1,DNS:localhost", ca="ca", cn=None):
         """A cluster node's key and certificate: a server certificate for `names` (127.0.0.1)
         that it also presents as a client to the other nodes (mutual TLS), so both key usages.
-        Returns the PEM keystore's path; `<dir>/<name>.crt` and `.key` are the parts."""
-        _signed(self.dir, name, ca, f"/CN={name}",
+        Its subject is CN=`cn` (default `name`). Returns the PEM keystore's path;
+        `<dir>/<name>.crt` and `.key` are the parts."""
+        _signed(self.dir, name, ca, f"/CN={cn or name}",
                 f"subjectAltName={names}\nextendedKeyUsage=serverAuth,clientAuth\n")
         path = self.dir / f"{name}.pem"
         path.write_text((self.dir / f"{name}.key").read_text() + (self.dir / f"{name}.crt").read_text())

@@ -92,8 +92,8 @@ impl Broker {
             }
             _ => Arc::new(strom_controller::transport::Plaintext),
         };
-        let connector = Arc::new(Connector::new(&config.inter_broker)?);
         let metadata = Controller::open_with(config.clone(), quorum).await?;
+        let connector = Arc::new(inter_broker_connector(&config, &metadata.image())?);
         let replicas = Arc::new(ReplicaManager::new(config.clone(), metadata.incarnation, connector));
         // Before this process registers nothing is led here; the changes are applied as the
         // metadata follower sees them (`follow_metadata`).
@@ -185,6 +185,23 @@ impl Broker {
     pub fn shutdown(&self) {
         self.replicas.close_all();
     }
+}
+
+/// How this node connects to its peers' inter-broker listener. Stores altered at run time
+/// outlive a restart, so they are presented from the first follower fetch on; should they no
+/// longer load (a file gone since), the start goes on with server.properties' stores and says so,
+/// as the listener's own server side does.
+fn inter_broker_connector(config: &BrokerConfig, image: &MetadataImage) -> Result<Connector, crate::tls::TlsError> {
+    let dynamic = image.dynamic_configs(config.node_id);
+    if let Ok(effective) = config.with_dynamic(&dynamic) {
+        if effective.inter_broker.tls.is_some() && effective.reconfigurable_tls(&effective.inter_broker.listener) != config.reconfigurable_tls(&config.inter_broker.listener) {
+            match Connector::new(&effective.inter_broker) {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::error!(error = %e, "inter-broker client: the TLS stores altered as a dynamic config do not load: connecting with server.properties' stores"),
+            }
+        }
+    }
+    Connector::new(&config.inter_broker)
 }
 
 /// Publishes every metadata change this node applies (changes made through another node arrive

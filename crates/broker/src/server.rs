@@ -300,7 +300,18 @@ fn apply_dynamic_tls(broker: &Broker, tls: &crate::tls::TlsListener, listener: &
     let Some(settings) = effective.listeners.iter().find(|l| l.name == listener).and_then(|l| l.tls.clone()) else { return false };
     match tls.replace_settings(settings) {
         Ok(()) => tracing::info!(%listener, "TLS keystore or truststore altered as a dynamic config: new connections use it"),
-        Err(e) => tracing::error!(%listener, error = %e, "the TLS stores altered as a dynamic config do not load: still serving the previous ones"),
+        Err(e) => {
+            tracing::error!(%listener, error = %e, "the TLS stores altered as a dynamic config do not load: still serving the previous ones");
+            return true;
+        }
+    }
+    // On the inter-broker listener the same stores are the ones this node presents and checks
+    // when it connects to its peers (follower fetches, markers).
+    if effective.inter_broker.listener == listener {
+        match broker.replicas.connector().replace_tls(&effective.inter_broker) {
+            Ok(()) => tracing::info!(%listener, "inter-broker client: new connections to the peers use the altered TLS stores"),
+            Err(e) => tracing::error!(%listener, error = %e, "inter-broker client: the altered TLS stores do not load: still connecting with the previous ones"),
+        }
     }
     true
 }

@@ -67,6 +67,17 @@ impl Connector {
         Ok(Connector { tls, sasl: inter_broker.sasl.clone(), listener: inter_broker.listener.clone() })
     }
 
+    /// Presents and checks `inter_broker`'s stores on new connections from now on: the
+    /// inter-broker listener's keystore or truststore was altered as a dynamic broker config
+    /// (Kafka reconfigures its replica fetchers' TLS the same way). Only the stores change here;
+    /// a protocol that stops or starts using TLS takes a restart, as in Kafka.
+    pub fn replace_tls(&self, inter_broker: &InterBroker) -> Result<(), TlsError> {
+        match (&self.tls, &inter_broker.tls) {
+            (Some(rotating), Some(tls)) => rotating.replace(tls),
+            _ => Ok(()),
+        }
+    }
+
     /// No security at all (tests, and a cluster of one).
     pub fn plaintext(listener: &str) -> Connector {
         Connector { tls: None, sasl: None, listener: listener.to_string() }

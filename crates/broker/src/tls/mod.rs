@@ -431,6 +431,16 @@ impl TlsListener {
 /// Checks the TLS listeners of `new` (a config with dynamic configs altered) whose stores differ
 /// from `current`'s: each must be able to replace what is served (`check_replacement`).
 pub fn check_reconfiguration(current: &strom_config::BrokerConfig, new: &strom_config::BrokerConfig) -> Result<(), TlsError> {
+    // The controller quorum's listener is served by the controller's own transport, which
+    // follows its files but not dynamic configs: refused rather than stored and not acted on.
+    if let Some(c) = &new.cluster.controller_listener {
+        if current.reconfigurable_tls(&c.name) != new.reconfigurable_tls(&c.name) {
+            return Err(invalid(
+                &format!("listener.name.{}.ssl.*", c.name.to_ascii_lowercase()),
+                "the controller listener's stores cannot be altered as dynamic configs (give the keys with another listener's prefix); replace their files instead (followed within 5 s)",
+            ));
+        }
+    }
     for l in &new.listeners {
         let (Some(new_tls), Some(old_tls)) = (&l.tls, current.listeners.iter().find(|o| o.name == l.name).and_then(|o| o.tls.as_ref())) else { continue };
         if current.reconfigurable_tls(&l.name) != new.reconfigurable_tls(&l.name) {
@@ -482,9 +492,10 @@ fn log_reload(what: &str, result: Result<bool, TlsError>) {
 
 /// The client side of this node's TLS to its peers (inter-broker and controller connections),
 /// rebuilt when the keystore or truststore files change, so a rotated certificate is presented
-/// on the next connection without a restart.
+/// on the next connection without a restart; the inter-broker one also when its listener's
+/// stores are altered as dynamic broker configs (`replace`).
 pub struct ClientTlsRotating {
-    tls: ClientTls,
+    tls: RwLock<ClientTls>,
     rotating: Rotating<ClientConfig>,
     what: &'static str,
 }
@@ -492,14 +503,27 @@ pub struct ClientTlsRotating {
 impl ClientTlsRotating {
     pub fn new(tls: &ClientTls, what: &'static str) -> Result<ClientTlsRotating, TlsError> {
         let config = client_config(tls)?;
-        Ok(ClientTlsRotating { rotating: Rotating::new(&tls.settings, config), tls: tls.clone(), what })
+        Ok(ClientTlsRotating { rotating: Rotating::new(&tls.settings, config), tls: RwLock::new(tls.clone()), what })
     }
 
     /// The connector for a new connection (the files looked at first, at most every
     /// [`RELOAD_CHECK`]).
     pub fn connector(&self) -> tokio_rustls::TlsConnector {
-        log_reload(self.what, self.rotating.reload_if_changed(true, || client_config(&self.tls)));
+        // Held while the files are looked at, so that a `replace` is never undone by a reload
+        // of the stores it replaced.
+        let tls = self.tls.read().unwrap_or_else(|e| e.into_inner());
+        log_reload(self.what, self.rotating.reload_if_changed(true, || client_config(&tls)));
         tokio_rustls::TlsConnector::from(self.rotating.current())
+    }
+
+    /// Connects with new stores from now on (open connections keep theirs). On error nothing
+    /// changes.
+    pub fn replace(&self, tls: &ClientTls) -> Result<(), TlsError> {
+        let config = client_config(tls)?;
+        let mut current = self.tls.write().unwrap_or_else(|e| e.into_inner());
+        self.rotating.replace(&tls.settings, config);
+        *current = tls.clone();
+        Ok(())
     }
 }
 
