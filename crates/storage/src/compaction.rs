@@ -40,8 +40,8 @@
 //!   the last data batch of its producer id (so the producer state, sequence and epoch, survives a
 //!   replay, as Kafka's `lastRecordsOfActiveProducers` rule; unlike Kafka, expired producers keep
 //!   theirs too, since the scan below the bound decides, not the in-memory state).
-//! - **Kept whole and ignored by the key map**: batches failing their CRC, zstd batches (no codec
-//!   built in), and compressed batches that fail to decompress or would decompress past
+//! - **Kept whole and ignored by the key map**: batches failing their CRC, and compressed
+//!   batches that fail to decompress or would decompress past
 //!   `max_decompressed_bytes` (64 MiB by default): a decompression bomb costs at most that much
 //!   memory. Ignoring their keys only ever keeps more records, never fewer. Also control batches
 //!   whose record cannot be read.
@@ -89,12 +89,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::batch::{read_varlong, rebuild_batch, verify_crc, BatchHeader, HEADER_LEN};
+use crate::codec::{compress, decompress};
 use crate::compaction_txn::TxnTracker;
 use crate::control::{parse_control_record, with_delete_horizon};
 use crate::error::{IoContext, StorageError};
@@ -574,94 +574,3 @@ pub(crate) fn parse_records(data: &[u8], h: &BatchHeader) -> Result<Vec<Record>,
     }
     Ok(records)
 }
-
-pub(crate) const GZIP: i16 = 1;
-pub(crate) const SNAPPY: i16 = 2;
-pub(crate) const LZ4: i16 = 3;
-pub(crate) const ZSTD: i16 = 4;
-const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
-const XERIAL_HEADER_LEN: usize = 16;
-const XERIAL_BLOCK: usize = 32 * 1024;
-
-/// Reads at most `cap` bytes from `r`; more is an error (decompression bomb).
-fn read_capped(r: impl Read, cap: usize) -> Result<Vec<u8>, &'static str> {
-    let mut out = Vec::new();
-    r.take(cap as u64 + 1).read_to_end(&mut out).map_err(|_| "decompression failed")?;
-    if out.len() > cap {
-        return Err("decompressed size exceeds the cap");
-    }
-    Ok(out)
-}
-
-/// Decompresses a records field, never producing (or allocating for) more than `cap` bytes.
-pub(crate) fn decompress(codec: i16, data: &[u8], cap: usize) -> Result<Vec<u8>, &'static str> {
-    match codec {
-        GZIP => read_capped(flate2::read::GzDecoder::new(data), cap),
-        SNAPPY => {
-            if data.len() >= XERIAL_HEADER_LEN && data[..8] == XERIAL_MAGIC {
-                // Java clients: xerial snappy-java framing, a header then (u32 length, raw block)*.
-                let mut out = Vec::new();
-                let mut pos = XERIAL_HEADER_LEN;
-                while pos < data.len() {
-                    let len_bytes = data.get(pos..pos + 4).ok_or("truncated snappy block length")?;
-                    let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
-                    pos += 4;
-                    let block = data.get(pos..pos.saturating_add(len)).ok_or("truncated snappy block")?;
-                    pos += len;
-                    snappy_raw(block, cap - out.len(), &mut out)?;
-                }
-                Ok(out)
-            } else {
-                let mut out = Vec::new();
-                snappy_raw(data, cap, &mut out)?;
-                Ok(out)
-            }
-        }
-        LZ4 => read_capped(lz4_flex::frame::FrameDecoder::new(data), cap),
-        _ => Err("unsupported compression codec"),
-    }
-}
-
-fn snappy_raw(block: &[u8], room: usize, out: &mut Vec<u8>) -> Result<(), &'static str> {
-    let len = snap::raw::decompress_len(block).map_err(|_| "bad snappy block")?;
-    if len > room {
-        return Err("decompressed size exceeds the cap");
-    }
-    let start = out.len();
-    out.resize(start + len, 0);
-    let n = snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(|_| "bad snappy block")?;
-    out.truncate(start + n);
-    Ok(())
-}
-
-/// Compresses a records field the way Kafka's Java clients do (gzip; xerial-framed snappy; LZ4
-/// frame with independent 64 KiB blocks). None when the codec is not supported.
-pub(crate) fn compress(codec: i16, data: &[u8]) -> Option<Vec<u8>> {
-    use std::io::Write;
-    match codec {
-        GZIP => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(data).ok()?;
-            e.finish().ok()
-        }
-        SNAPPY => {
-            let mut out = XERIAL_MAGIC.to_vec();
-            out.extend_from_slice(&1i32.to_be_bytes());
-            out.extend_from_slice(&1i32.to_be_bytes());
-            let mut encoder = snap::raw::Encoder::new();
-            for chunk in data.chunks(XERIAL_BLOCK) {
-                let block = encoder.compress_vec(chunk).ok()?;
-                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
-                out.extend_from_slice(&block);
-            }
-            Some(out)
-        }
-        LZ4 => {
-            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
-            e.write_all(data).ok()?;
-            e.finish().ok()
-        }
-        _ => None,
-    }
-}
-

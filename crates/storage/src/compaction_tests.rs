@@ -241,6 +241,7 @@ fn compressed(codec: i16, ts: i64, records: &[Rec]) -> Vec<u8> {
         1 => gzip(&raw),
         2 => snap::raw::Encoder::new().compress_vec(&raw).unwrap(),
         3 => lz4(&raw),
+        4 => zstd::bulk::compress(&raw, 3).unwrap(),
         _ => raw,
     };
     keyed_batch_from_payload(ts, records.len(), &payload, codec, (-1, -1, -1))
@@ -248,14 +249,14 @@ fn compressed(codec: i16, ts: i64, records: &[Rec]) -> Vec<u8> {
 
 #[test]
 fn compressed_batches_are_cleaned_and_recompressed() {
-    for codec in [1i16, 2, 3] {
+    for codec in [1i16, 2, 3, 4] {
         let dir = tempfile::tempdir().unwrap();
         let mut log = PartitionLog::open(dir.path(), config()).unwrap();
         let b = compressed(codec, 100, &[rec(Some("k1"), Some("a")), rec(Some("k2"), Some("b")), rec(Some("k1"), Some("c"))]);
         log.append(&b, 0, 100, None).unwrap();
         let b = compressed(codec, 200, &[rec(Some("k2"), Some("d")), rec(Some("k3"), Some("e"))]);
         log.append(&b, 0, 200, None).unwrap();
-        // zstd: no codec here, kept whole (its payload is not even real zstd).
+        // A zstd batch whose payload is not zstd: it does not decompress, so it is kept whole.
         let z = keyed_batch_from_payload(250, 1, &encode_records(&[rec(Some("k1"), Some("zz"))]), 4, (-1, -1, -1));
         log.append(&z, 0, 250, None).unwrap();
         log.force_roll();
@@ -267,9 +268,9 @@ fn compressed_batches_are_cleaned_and_recompressed() {
         let headers = crate::validate_batches(&data, u32::MAX).unwrap();
         assert_eq!(headers.iter().map(|h| (h.base_offset, h.last_offset_delta, h.records_count, h.compression())).collect::<Vec<_>>(),
             vec![(0, 2, 1, codec), (3, 1, 1, codec), (5, 0, 1, 4), (6, 0, 1, codec)]);
-        // Decode everything but the opaque zstd batch.
+        // Decode everything but the batch that does not decompress.
         let mut readable = Vec::new();
-        for h in headers.iter().filter(|h| h.compression() != 4) {
+        for h in headers.iter().filter(|h| h.base_offset != 5) {
             readable.extend_from_slice(&data[h.position..h.end_position()]);
         }
         assert_eq!(
@@ -302,21 +303,21 @@ fn decompression_bombs_are_refused_and_kept_whole() {
     let after = log.read(0, usize::MAX, i64::MAX).unwrap().data;
     assert_eq!(&after[..b.len()], &before[..b.len()], "the bomb batch is kept byte for byte");
     // Codec-level caps, including a snappy block claiming 4 GiB and a garbage lz4 frame.
-    assert!(crate::compaction::decompress(1, &bomb, 1 << 20).is_err());
-    assert_eq!(crate::compaction::decompress(1, &gzip(b"hello"), 5).unwrap(), b"hello");
-    assert!(crate::compaction::decompress(1, &gzip(b"hello!"), 5).is_err());
-    assert!(crate::compaction::decompress(2, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0], 1 << 20).is_err());
+    assert!(crate::codec::decompress(1, &bomb, 1 << 20).is_err());
+    assert_eq!(crate::codec::decompress(1, &gzip(b"hello"), 5).unwrap(), b"hello");
+    assert!(crate::codec::decompress(1, &gzip(b"hello!"), 5).is_err());
+    assert!(crate::codec::decompress(2, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0], 1 << 20).is_err());
     let mut xerial = vec![0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1];
     let block = snap::raw::Encoder::new().compress_vec(&vec![0u8; 1 << 20]).unwrap();
     for _ in 0..4 {
         xerial.extend_from_slice(&(block.len() as u32).to_be_bytes());
         xerial.extend_from_slice(&block);
     }
-    assert_eq!(crate::compaction::decompress(2, &xerial, 4 << 20).unwrap().len(), 4 << 20);
-    assert!(crate::compaction::decompress(2, &xerial, (4 << 20) - 1).is_err());
-    assert!(crate::compaction::decompress(3, &lz4(&vec![7u8; 3 << 20]), 1 << 20).is_err());
-    assert!(crate::compaction::decompress(3, b"garbage", 1 << 20).is_err());
-    assert!(crate::compaction::decompress(4, b"zstd", 1 << 20).is_err());
+    assert_eq!(crate::codec::decompress(2, &xerial, 4 << 20).unwrap().len(), 4 << 20);
+    assert!(crate::codec::decompress(2, &xerial, (4 << 20) - 1).is_err());
+    assert!(crate::codec::decompress(3, &lz4(&vec![7u8; 3 << 20]), 1 << 20).is_err());
+    assert!(crate::codec::decompress(3, b"garbage", 1 << 20).is_err());
+    assert!(crate::codec::decompress(4, b"zstd", 1 << 20).is_err());
 }
 
 /// A log of 4 segments (3 cleanable, of which 2 change) plus the active one.

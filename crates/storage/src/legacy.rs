@@ -33,7 +33,8 @@ use std::os::unix::fs::FileExt;
 use crate::batch::{BatchHeader, HEADER_LEN};
 use crate::error::IoContext;
 use crate::log::FileSlice;
-use crate::compaction::{compress, decompress, parse_records, DEFAULT_MAX_DECOMPRESSED_BYTES, LZ4, ZSTD};
+use crate::codec::{compress, decompress, LZ4, ZSTD};
+use crate::compaction::{parse_records, DEFAULT_MAX_DECOMPRESSED_BYTES};
 use crate::error::StorageError;
 
 pub const MAGIC_V0: i8 = 0;

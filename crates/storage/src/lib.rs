@@ -93,6 +93,7 @@
 mod batch;
 pub mod browse;
 mod checkpoint;
+mod codec;
 pub mod compaction;
 mod compaction_install;
 mod compaction_txn;
@@ -124,6 +125,7 @@ mod txn_tests;
 
 pub use batch::{validate_batches, BatchHeader, HEADER_LEN};
 pub use checkpoint::replace_file;
+pub use codec::recompress;
 pub use compaction::{CompactionPlan, CompactionResult, CompactionStats};
 pub use config::{CleanupPolicy, LogConfig};
 pub use control::TxnMarker;

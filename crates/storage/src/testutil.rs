@@ -196,7 +196,7 @@ pub(crate) type Decoded = (i64, Rec);
 pub(crate) type BatchShape = (i64, i32, i32, i16);
 
 /// Decodes every record of the whole batches in `data` (test-side decoder, independent of the
-/// code under test; gzip / snappy (xerial or raw) / lz4 decompressed with the crates directly).
+/// code under test; gzip / snappy (xerial or raw) / lz4 / zstd decompressed with the crates directly).
 /// Also returns each batch's (baseOffset, lastOffsetDelta, recordsCount, compression).
 pub(crate) fn decode_all(data: &[u8]) -> (Vec<Decoded>, Vec<BatchShape>) {
     use std::io::Read;
@@ -239,6 +239,7 @@ pub(crate) fn decode_all(data: &[u8]) -> (Vec<Decoded>, Vec<BatchShape>) {
                 lz4_flex::frame::FrameDecoder::new(payload).read_to_end(&mut v).unwrap();
                 v
             }
+            4 => zstd::stream::decode_all(payload).unwrap(),
             c => panic!("codec {c}"),
         };
         let mut p = 0;

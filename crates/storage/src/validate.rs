@@ -13,14 +13,13 @@
 use std::borrow::Cow;
 
 use crate::batch::{BatchHeader, HEADER_LEN};
-use crate::compaction::{decompress, parse_records, DEFAULT_MAX_DECOMPRESSED_BYTES, ZSTD};
+use crate::codec::decompress;
+use crate::compaction::{parse_records, DEFAULT_MAX_DECOMPRESSED_BYTES};
 use crate::error::{RecordError, RecordRule, StorageError};
 use crate::LogConfig;
 
 /// Kafka's RecordBatch.NO_TIMESTAMP: a record without a timestamp is not checked.
 const NO_TIMESTAMP: i64 = -1;
-
-const LOG_APPEND_TIME_FROM_PRODUCER: &str = "Invalid timestamp type in a message. Producer should not set timestamp type to LogAppendTime.";
 
 /// What a log's configuration asks of each record of an append, at the moment `now_ms`.
 #[derive(Clone, Copy, Debug)]
@@ -67,10 +66,7 @@ impl RecordRules {
 
     /// Pushes to `errors` every record of `batch` (header `h`) that breaks a rule, its index
     /// counted from `first_index` (the records of the request's earlier batches for the
-    /// partition). One error per record, the key's first, as Kafka's validateRecord. zstd
-    /// batches, which this build cannot decompress, are checked by their header only: a batch
-    /// whose first or newest timestamp is out of bounds is refused whole (InvalidTimestamp),
-    /// keys go unchecked (the cleaner keeps such batches whole).
+    /// partition). One error per record, the key's first, as Kafka's validateRecord.
     pub(crate) fn check(&self, h: &BatchHeader, batch: &[u8], first_index: i32, errors: &mut Vec<RecordError>) -> Result<(), StorageError> {
         if !self.must_read(h) {
             return Ok(());
@@ -78,19 +74,6 @@ impl RecordRules {
         let payload = batch.get(HEADER_LEN..).ok_or_else(|| StorageError::corrupt("batch shorter than its header"))?;
         let data = match h.compression() {
             0 => Cow::Borrowed(payload),
-            ZSTD => {
-                if h.is_log_append_time() && !self.create_time {
-                    return Err(StorageError::InvalidTimestamp(LOG_APPEND_TIME_FROM_PRODUCER.into()));
-                }
-                let (min, max) = self.window;
-                return match [h.base_timestamp, h.max_timestamp].into_iter().find(|&ts| !self.timestamp_ok(ts)) {
-                    Some(ts) => Err(StorageError::InvalidTimestamp(format!(
-                        "Timestamp {ts} of a record in a batch at offset {} is out of range. The timestamp should be within [{min}, {max}]",
-                        h.base_offset
-                    ))),
-                    None => Ok(()),
-                };
-            }
             codec => Cow::Owned(decompress(codec, payload, DEFAULT_MAX_DECOMPRESSED_BYTES).map_err(StorageError::corrupt)?),
         };
         for (i, r) in parse_records(&data, h)?.iter().enumerate() {
