@@ -41,6 +41,8 @@ pub enum Check {
     TimestampType,
     /// `delete`, `compact`, or both, comma-separated.
     CleanupPolicy,
+    /// Kafka's BrokerCompressionType: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`.
+    CompressionType,
     /// A Kafka version as `message.format.version` takes it (Kafka's MetadataVersionValidator):
     /// `0.8.0` to `3.9`, optionally with its `-IVn`, a longer `x.y.z` cut to its release.
     KafkaVersion,
@@ -126,6 +128,11 @@ impl Key {
             Check::CleanupPolicy => {
                 if v.is_empty() || !v.split(',').map(str::trim).all(|p| p == "delete" || p == "compact") {
                     return Err(invalid("must be delete, compact or both".into()));
+                }
+            }
+            Check::CompressionType => {
+                if crate::topic::CompressionType::parse(v).is_none() {
+                    return Err(invalid("must be one of producer, uncompressed, gzip, snappy, lz4, zstd".into()));
                 }
             }
             Check::KafkaVersion => {
@@ -224,7 +231,6 @@ pub fn is_sensitive(name: &str) -> bool {
 
 /// Kafka's other topic keys: accepted, stored and read back by DescribeConfigs, not acted on yet.
 pub const INERT_TOPIC_KEYS: &[&str] = &[
-    "compression.type",
     "file.delete.delay.ms",
     "flush.ms",
     "max.compaction.lag.ms",
@@ -237,7 +243,6 @@ pub const INERT_TOPIC_KEYS: &[&str] = &[
 /// Broker keys Apache Kafka accepts that Strom deliberately does not act on (yet): accepted and
 /// logged once, so a stock `server.properties` works.
 pub const IGNORED_KAFKA_KEYS: &[&str] = &[
-    "compression.type",
     "controller.quorum.bootstrap.servers",
     "delete.topic.enable",
     "log.flush.interval.ms",
@@ -316,6 +321,17 @@ pub const KEYS: &[Key] = &[
         topic: Some("index.interval.bytes"),
         dynamic: true,
         ..row(Section::Broker, "log.index.interval.bytes", Value("4096"), POSITIVE_U32, "bytes of log between two offset-index entries")
+    },
+    Key {
+        topic: Some("compression.type"),
+        dynamic: true,
+        ..row(
+            Section::Broker,
+            "compression.type",
+            Value("producer"),
+            Check::CompressionType,
+            "the codec produced batches are stored in: `producer` keeps each batch's own; `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd` recompresses the batches in another codec on the leader before they are written (Kafka's rule). gzip at level 6, LZ4 at its fast level, zstd at level 3"
+        )
     },
     Key {
         topic: Some("message.timestamp.type"),

@@ -33,7 +33,7 @@ pub use security::{
     is_security_key, AuthorizerSettings, BootstrapScram, ClientAuth, ClientTls, InterBroker, Keystore, OAuthSettings, Pem, Pkcs12File, SaslLogin, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings, TlsVersion, Truststore,
     STANDARD_AUTHORIZER,
 };
-pub use topic::{validate_topic_config, ThrottledReplicas, TopicSettings};
+pub use topic::{validate_topic_config, CompressionType, ThrottledReplicas, TopicSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -11,6 +11,8 @@ use crate::ConfigError;
 pub struct TopicSettings {
     pub log: LogConfig,
     pub log_append_time: bool,
+    /// The codec produced batches are stored in (`compression.type`).
+    pub compression: CompressionType,
     /// fsync before acknowledging once this many messages are unflushed (Kafka's flush.messages).
     pub flush_messages: i64,
     pub min_insync_replicas: i32,
@@ -21,6 +23,31 @@ pub struct TopicSettings {
     pub leader_throttled_replicas: ThrottledReplicas,
     /// KIP-73: the replicas whose follower's fetching is throttled (`partition:follower broker`).
     pub follower_throttled_replicas: ThrottledReplicas,
+}
+
+/// `compression.type`: what codec a topic's batches are stored in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompressionType {
+    /// Each batch as the producer compressed it.
+    #[default]
+    Producer,
+    /// Every batch in this codec (the batch attribute's value: 0 uncompressed, 1 gzip, 2 snappy,
+    /// 3 lz4, 4 zstd).
+    Codec(i16),
+}
+
+impl CompressionType {
+    pub fn parse(value: &str) -> Option<CompressionType> {
+        Some(match value.trim() {
+            "producer" => CompressionType::Producer,
+            "uncompressed" => CompressionType::Codec(0),
+            "gzip" => CompressionType::Codec(1),
+            "snappy" => CompressionType::Codec(2),
+            "lz4" => CompressionType::Codec(3),
+            "zstd" => CompressionType::Codec(4),
+            _ => return None,
+        })
+    }
 }
 
 /// A throttled-replica list (`leader/follower.replication.throttled.replicas`).
@@ -110,6 +137,7 @@ impl TopicSettings {
                 message_timestamp_after_max_ms: bound(r.int("log.message.timestamp.after.max.ms")?),
             },
             log_append_time: r.text("log.message.timestamp.type")? == Some("LogAppendTime"),
+            compression: CompressionType::parse(r.text("compression.type")?.unwrap_or("producer")).unwrap_or_default(),
             flush_messages: r.int("log.flush.interval.messages")?,
             min_insync_replicas: r.int("min.insync.replicas")?,
             unclean_leader_election: r.bool("unclean.leader.election.enable")?,

@@ -304,6 +304,23 @@ fn append(
             &records
         }
     };
+    // A topic whose `compression.type` names a codec stores every batch in it: those in another
+    // are rebuilt (a new buffer); with `producer`, the default, nothing is looked at.
+    let recompressed;
+    let batches: &[u8] = match partition.compression() {
+        Some(codec) => match strom_storage::recompress(batches, codec, strom_storage::compaction::DEFAULT_MAX_DECOMPRESSED_BYTES) {
+            Ok(Some(rebuilt)) => {
+                recompressed = rebuilt;
+                &recompressed
+            }
+            Ok(None) => batches,
+            Err(e) => {
+                tracing::debug!(topic, partition = index, codec, error = %e, "produce refused: its batches cannot be recompressed");
+                return Err(Rejected::of_append(topic, index, PartitionError::Storage(e)));
+            }
+        },
+        None => batches,
+    };
     let info = partition.append(batches, now).map_err(|e| {
         tracing::debug!(topic, partition = index, error = %e, "produce rejected");
         Rejected::of_append(topic, index, e)

@@ -7,7 +7,7 @@
 //! watermark only; followers read up to the log end.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI16, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use kafka_protocol::error::ResponseError;
@@ -55,6 +55,8 @@ pub struct Partition {
     log: RwLock<Option<PartitionLog>>,
     high_watermark: AtomicI64,
     log_append_time: AtomicBool,
+    /// The codec produced batches are stored in (`compression.type`); -1: the producer's.
+    compression: AtomicI16,
     down_conversion: AtomicBool,
     flush_messages: AtomicI64,
     min_insync_replicas: AtomicI32,
@@ -171,6 +173,7 @@ impl Partition {
             log: RwLock::new(Some(log)),
             high_watermark: AtomicI64::new(hw),
             log_append_time: AtomicBool::new(settings.log_append_time),
+            compression: AtomicI16::new(codec_of(settings.compression)),
             down_conversion: AtomicBool::new(settings.down_conversion),
             flush_messages: AtomicI64::new(settings.flush_messages),
             min_insync_replicas: AtomicI32::new(settings.min_insync_replicas),
@@ -338,6 +341,12 @@ impl Partition {
         self.log_append_time.load(Ordering::Relaxed)
     }
 
+    /// The codec a produce's batches are stored in (the topic's `compression.type`), if not the
+    /// producer's own.
+    pub fn compression(&self) -> Option<i16> {
+        Some(self.compression.load(Ordering::Relaxed)).filter(|c| *c >= 0)
+    }
+
     /// Whether consumers fetching with message formats v0/v1 are served (the topic's
     /// `message.downconversion.enable`).
     pub fn down_conversion_enabled(&self) -> bool {
@@ -451,6 +460,7 @@ impl Partition {
 
     pub fn set_settings(&self, settings: &TopicSettings) {
         self.log_append_time.store(settings.log_append_time, Ordering::Relaxed);
+        self.compression.store(codec_of(settings.compression), Ordering::Relaxed);
         self.down_conversion.store(settings.down_conversion, Ordering::Relaxed);
         self.flush_messages.store(settings.flush_messages, Ordering::Relaxed);
         self.min_insync_replicas.store(settings.min_insync_replicas, Ordering::Relaxed);
@@ -498,6 +508,13 @@ impl Partition {
             }
         }
         Ok(())
+    }
+}
+
+fn codec_of(compression: strom_config::CompressionType) -> i16 {
+    match compression {
+        strom_config::CompressionType::Producer => -1,
+        strom_config::CompressionType::Codec(c) => c,
     }
 }
 
