@@ -53,6 +53,15 @@ def secured_cluster(tmp_path, certs, keystore=None):
     return c
 
 
+def replicated_topic(admin, topic):
+    """Gives the brokers' principal CLUSTER_ACTION (it is no super user in these clusters: Kafka's
+    model), so that followers may fetch, then creates `topic` (a NewTopic)."""
+    for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
+        assert f.result(timeout=15) is None
+    for f in admin.create_topics([topic]).values():
+        assert f.result(timeout=15) is None
+
+
 def conf(bootstrap, certs, user, password=None):
     return {"bootstrap.servers": bootstrap, "security.protocol": "SASL_SSL", "ssl.ca.location": certs.ca,
             "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password or f"{user}-secret"}
@@ -236,10 +245,7 @@ def test_controllers_on_sasl_ssl_log_in_to_each_other_with_plain(tmp_path, certs
     try:
         c.start()
         admin = AdminClient(conf(c.nodes[2].bootstrap, certs, "admin"))
-        for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
-            assert f.result(timeout=15) is None
-        for f in admin.create_topics([NewTopic(TOPIC, 1, 3)]).values():
-            assert f.result(timeout=15) is None
+        replicated_topic(admin, NewTopic(TOPIC, 1, 3))
         p = Producer({**conf(c.bootstrap(), certs, "admin"), "acks": "all"})
         p.produce(TOPIC, b"quorum-over-sasl")
         assert p.flush(30) == 0
@@ -282,10 +288,7 @@ def test_host_names_are_verified_as_ssl_endpoint_identification_algorithm_says(t
         # The clients do not check host names either here: the certificates name another host.
         client = {"ssl.endpoint.identification.algorithm": "none"}
         admin = AdminClient({**conf(c.nodes[1].bootstrap, certs, "admin"), **client})
-        for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
-            assert f.result(timeout=15) is None
-        for f in admin.create_topics([NewTopic(TOPIC, 1, replica_assignment=[[1, 2, 3]])]).values():
-            assert f.result(timeout=15) is None
+        replicated_topic(admin, NewTopic(TOPIC, 1, replica_assignment=[[1, 2, 3]]))
         p = Producer({**conf(c.nodes[1].bootstrap, certs, "admin"), **client, "acks": "all"})
         p.produce(TOPIC, b"any-host")
         assert p.flush(30) == 0
@@ -308,11 +311,8 @@ def test_a_broker_with_a_wrong_inter_broker_password_is_refused_and_says_so(tmp_
     try:
         c.start()
         admin = AdminClient(conf(c.nodes[1].bootstrap, certs, "admin"))
-        for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
-            assert f.result(timeout=15) is None
         # Led by node 1, followed by 2 and 3.
-        for f in admin.create_topics([NewTopic(TOPIC, 1, replica_assignment=[[1, 2, 3]])]).values():
-            assert f.result(timeout=15) is None
+        replicated_topic(admin, NewTopic(TOPIC, 1, replica_assignment=[[1, 2, 3]]))
         p = Producer({**conf(c.nodes[1].bootstrap, certs, "admin"), "acks": "all"})
         p.produce(TOPIC, b"only-two")
         assert p.flush(60) == 0
@@ -386,10 +386,7 @@ def test_a_new_ca_rolled_out_without_restarting_the_nodes(tmp_path, certs):
     try:
         c.start()
         admin = AdminClient(conf(c.nodes[1].bootstrap, certs, "admin"))
-        for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
-            assert f.result(timeout=15) is None
-        for f in admin.create_topics([NewTopic(TOPIC, 3, 3)]).values():
-            assert f.result(timeout=15) is None
+        replicated_topic(admin, NewTopic(TOPIC, 3, 3))
 
         def full_isr(via):
             md = AdminClient(conf(via, certs, "admin")).list_topics(TOPIC, timeout=10).topics[TOPIC]
@@ -438,10 +435,7 @@ def test_stores_altered_as_dynamic_configs_reach_the_replication_client(tmp_path
     try:
         c.start()
         admin = AdminClient(conf(c.nodes[1].bootstrap, certs, "admin"))
-        for f in admin.create_acls([acl(ResourceType.BROKER, "kafka-cluster", "User:broker", AclOperation.CLUSTER_ACTION)]).values():
-            assert f.result(timeout=15) is None
-        for f in admin.create_topics([NewTopic(TOPIC, 3, 3)]).values():
-            assert f.result(timeout=15) is None
+        replicated_topic(admin, NewTopic(TOPIC, 3, 3))
 
         def isr_of(via, partitions=None):
             md = AdminClient(conf(via, certs, "admin")).list_topics(TOPIC, timeout=10).topics[TOPIC]
