@@ -4,8 +4,8 @@
 //! reported as such, not skipped silently and not a panic: the bytes come from disk.
 
 use crate::batch::{read_varlong, verify_crc, BatchHeader, HEADER_LEN};
-use crate::codec::decompress;
-use crate::compaction::{parse_records, DEFAULT_MAX_DECOMPRESSED_BYTES};
+use crate::codec::{decompress, DEFAULT_MAX_DECOMPRESSED_BYTES};
+use crate::compaction::parse_records;
 use crate::StorageError;
 
 /// One record of a data batch.

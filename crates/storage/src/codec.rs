@@ -8,6 +8,10 @@ use std::io::Read;
 use crate::batch::{rebuild_batch, verify_crc, BatchHeader, HEADER_LEN};
 use crate::error::StorageError;
 
+/// Default cap on the decompressed size of one batch (compaction, record checks, message-format
+/// conversion, recompression, the message browser).
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+
 pub(crate) const GZIP: i16 = 1;
 pub(crate) const SNAPPY: i16 = 2;
 pub(crate) const LZ4: i16 = 3;

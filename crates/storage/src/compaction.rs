@@ -101,8 +101,6 @@ use crate::error::{IoContext, StorageError};
 use crate::segment::{remove_cleaned_files, CleanedWriter};
 use crate::txn_index::AbortedTxn;
 
-/// Default cap on the decompressed size of one batch.
-pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
 
 /// What a compaction did. Counts cover the segments that were installed, except `discarded`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -214,7 +212,7 @@ impl CompactionPlan {
         self.segments.len()
     }
 
-    /// Caps the decompressed size of one batch (default [`DEFAULT_MAX_DECOMPRESSED_BYTES`]);
+    /// Caps the decompressed size of one batch (default [`crate::DEFAULT_MAX_DECOMPRESSED_BYTES`]);
     /// batches beyond it are kept whole.
     pub fn set_max_decompressed_bytes(&mut self, bytes: usize) {
         self.max_decompressed_bytes = bytes;

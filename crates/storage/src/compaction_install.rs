@@ -14,7 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::checkpoint::fsync_dir;
-use crate::compaction::{CompactionPlan, CompactionResult, CompactionStats, SegmentRef, DEFAULT_MAX_DECOMPRESSED_BYTES};
+use crate::codec::DEFAULT_MAX_DECOMPRESSED_BYTES;
+use crate::compaction::{CompactionPlan, CompactionResult, CompactionStats, SegmentRef};
 use crate::error::{IoContext, StorageError};
 use crate::log::PartitionLog;
 use crate::segment::{segment_path, suffixed_path, Segment, CLEANED_SUFFIX, INDEX_EXTS, LOG_EXT, SWAP_SUFFIX};

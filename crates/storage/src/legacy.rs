@@ -33,8 +33,8 @@ use std::os::unix::fs::FileExt;
 use crate::batch::{BatchHeader, HEADER_LEN};
 use crate::error::IoContext;
 use crate::log::FileSlice;
-use crate::codec::{compress, decompress, LZ4, ZSTD};
-use crate::compaction::{parse_records, DEFAULT_MAX_DECOMPRESSED_BYTES};
+use crate::codec::{compress, decompress, DEFAULT_MAX_DECOMPRESSED_BYTES, LZ4, ZSTD};
+use crate::compaction::parse_records;
 use crate::error::StorageError;
 
 pub const MAGIC_V0: i8 = 0;

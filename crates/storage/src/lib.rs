@@ -125,7 +125,7 @@ mod txn_tests;
 
 pub use batch::{validate_batches, BatchHeader, HEADER_LEN};
 pub use checkpoint::replace_file;
-pub use codec::recompress;
+pub use codec::{recompress, DEFAULT_MAX_DECOMPRESSED_BYTES};
 pub use compaction::{CompactionPlan, CompactionResult, CompactionStats};
 pub use config::{CleanupPolicy, LogConfig};
 pub use control::TxnMarker;

@@ -13,8 +13,8 @@
 use std::borrow::Cow;
 
 use crate::batch::{BatchHeader, HEADER_LEN};
-use crate::codec::decompress;
-use crate::compaction::{parse_records, DEFAULT_MAX_DECOMPRESSED_BYTES};
+use crate::codec::{decompress, DEFAULT_MAX_DECOMPRESSED_BYTES};
+use crate::compaction::parse_records;
 use crate::error::{RecordError, RecordRule, StorageError};
 use crate::LogConfig;
 

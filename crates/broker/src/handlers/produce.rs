@@ -308,7 +308,7 @@ fn append(
     // are rebuilt (a new buffer); with `producer`, the default, nothing is looked at.
     let recompressed;
     let batches: &[u8] = match partition.compression() {
-        Some(codec) => match strom_storage::recompress(batches, codec, strom_storage::compaction::DEFAULT_MAX_DECOMPRESSED_BYTES) {
+        Some(codec) => match strom_storage::recompress(batches, codec, strom_storage::DEFAULT_MAX_DECOMPRESSED_BYTES) {
             Ok(Some(rebuilt)) => {
                 recompressed = rebuilt;
                 &recompressed
